@@ -1,0 +1,47 @@
+"""ASGI entry point (async): Django for HTTP; the monitor service starts with the first connection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor_site.settings")
+
+# Django must be set up before anything imports models or the service layer.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from usermetrics import services  # noqa: E402
+
+
+class StartServiceOnFirstScope:
+    """Start the monitor service on the server's own event loop when the first scope arrives.
+
+    Daphne has no ASGI lifespan, so the first connection is the first moment we run on the
+    loop that will serve every later request; the producer and the demo live on that loop.
+    """
+
+    def __init__(self, app: Any) -> None:
+        """Wrap ``app``."""
+        self.app = app
+        self._started: asyncio.Future[None] | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Start the service once, then hand the scope on."""
+        if scope["type"] in ("http", "websocket"):
+            started = self._started
+            # One start per event loop: a server has one; test runs make a new loop per test.
+            if started is None or started.get_loop() is not asyncio.get_running_loop():
+                started = self._started = asyncio.ensure_future(services.service_start())
+            await asyncio.shield(started)
+        await self.app(scope, receive, send)
+
+
+# Static files (the admin's CSS, our JS) are served by Django's staticfiles handler so that Daphne
+# alone serves a complete dashboard with DEBUG off; a proxy in front may serve STATIC_ROOT instead.
+application = StartServiceOnFirstScope(ProtocolTypeRouter({"http": ASGIStaticFilesHandler(django_asgi_app)}))

@@ -1,0 +1,108 @@
+"""Shared fixtures: runtime session managers, an installed service, staff clients, tokens, services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import urlparse
+
+import pytest
+from django.test import AsyncClient
+
+from usermetrics import services
+from usermetrics.runtime import SessionManager
+from usermetrics.services import MonitorService
+from usermetrics.sources import Source
+
+# .ci/run sets this: a test that needs Redis or PostgreSQL must run there, never skip.
+REQUIRE_SERVICES = os.environ.get("USERMETRICS_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Run service-marked tests only where the service is configured; in CI, fail instead of skipping."""
+    needs = {
+        "redis": ("REDIS_URL", 6379),
+        "postgres": ("DATABASE_URL", 5432),
+    }
+    for marker, (var, port) in needs.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        url = os.environ.get(var, "")
+        if marker == "postgres" and url and not url.startswith("postgres"):
+            url = ""
+        problem = None if url and _reachable(url, port) else (f"{var} is not set" if not url else f"{url} unreachable")
+        if problem:
+            if REQUIRE_SERVICES:
+                pytest.fail(f"{marker} test cannot run: {problem} (USERMETRICS_REQUIRE_SERVICES=1)")
+            pytest.skip(f"{marker} not available: {problem}")
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[SessionManager]:
+    """A runtime SessionManager, closed after the test."""
+    mgr = SessionManager()
+    yield mgr
+    await mgr.aclose()
+
+
+@pytest.fixture
+async def install_service() -> AsyncIterator[Callable[..., MonitorService]]:
+    """Install a MonitorService over the given sources as the process's service for one test."""
+    installed: list[MonitorService] = []
+    previous = services.set_service(None)
+
+    def install(sources: list[Source], **kwargs: float) -> MonitorService:
+        service = MonitorService(sources, **kwargs)
+        services.set_service(service)
+        installed.append(service)
+        return service
+
+    yield install
+    for service in installed:
+        await service.aclose()
+    services.set_service(previous)
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    """An active staff user."""
+    return django_user_model.objects.create_user(username="staff", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def plain_user(django_user_model):
+    """An active user without staff rights."""
+    return django_user_model.objects.create_user(username="plain", password="pw-plain-123")
+
+
+@pytest.fixture
+async def staff_client(staff_user) -> AsyncClient:
+    """An async client logged in as staff."""
+    client = AsyncClient()
+    await client.aforce_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def api_tokens(settings) -> Iterator[list[str]]:
+    """Two valid API tokens configured for the test."""
+    tokens = ["token-one-" + "a" * 20, "token-two-" + "b" * 20]
+    settings.USERMETRICS = {**settings.USERMETRICS, "API_TOKENS": tokens}
+    yield tokens
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,83 @@
+"""Settings: safe defaults, refusal to start insecurely, a clean deploy check, config merging."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from usermetrics.conf import DEFAULTS, get_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "k" * 20 + "-production-secret-that-is-long-enough-0123456789",
+    "ALLOWED_HOSTS": "monitor.example.com",
+    "USERMETRICS_HTTPS": "1",
+}
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
+    base["DJANGO_SETTINGS_MODULE"] = "monitor_site.settings"
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_settings_refuse_to_start_without_secret_key():
+    result = _manage("check", DEBUG="0", ALLOWED_HOSTS="example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_settings_refuse_a_weak_secret_key():
+    result = _manage("check", DEBUG="0", ALLOWED_HOSTS="example.com", SECRET_KEY="django-insecure-short")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be a real secret" in result.stderr
+
+
+@pytest.mark.parametrize("hosts", ["", "*"])
+def test_settings_refuse_to_start_without_allowed_hosts(hosts):
+    result = _manage("check", DEBUG="0", SECRET_KEY=PRODUCTION_ENV["SECRET_KEY"], ALLOWED_HOSTS=hosts)
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS must list" in result.stderr
+
+
+def test_settings_debug_runs_on_local_defaults():
+    result = _manage("check", DEBUG="1")
+    assert result.returncode == 0, result.stderr
+
+
+def test_settings_deploy_check_is_clean_for_documented_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_settings_bad_boolean_is_an_error():
+    result = _manage("check", DEBUG="maybe")
+    assert result.returncode != 0 and "DEBUG must be one of" in result.stderr
+
+
+def test_settings_daphne_first_and_asgi(settings):
+    assert settings.INSTALLED_APPS[0] == "daphne"
+    assert settings.ASGI_APPLICATION == "monitor_site.asgi.application"
+
+
+def test_conf_merges_nested_defaults(settings):
+    settings.USERMETRICS = {"REFRESH_INTERVAL": 7, "DEMO": {"USERS": 3}}
+    config = get_config()
+    assert config["REFRESH_INTERVAL"] == 7
+    assert config["DEMO"] == {**DEFAULTS["DEMO"], "USERS": 3}
+    assert config["SOURCE_TIMEOUT"] == DEFAULTS["SOURCE_TIMEOUT"]
+
+
+def test_conf_rejects_unknown_keys(settings):
+    settings.USERMETRICS = {"REFRESH_INTERVALL": 7}
+    with pytest.raises(ImproperlyConfigured, match="REFRESH_INTERVALL"):
+        get_config()

@@ -1,0 +1,45 @@
+"""URL converter that gives every user id exactly one URL path segment (sync).
+
+User ids are arbitrary strings. Servers decode ``%2F`` to ``/`` before routing, so an id with a
+slash could not be told apart from a longer path (``/api/users/<id>/history``). Inside the
+segment ``~`` is the escape: ``/`` is written ``~2F``, ``~`` is ``~7E``, and a leading ``.`` is
+``~2E`` (browsers would resolve a ``.`` or ``..`` segment away). Everything else is left to the
+usual percent-encoding done by ``reverse()``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ESCAPED = re.compile(r"~(2F|7E|2E)")
+_BAD_TILDE = re.compile(r"~(?!2F|7E|2E)")
+_DECODE = {"2F": "/", "7E": "~", "2E": "."}
+
+
+def user_id_to_segment(user_id: str) -> str:
+    """Encode a user id into one path segment (before percent-encoding)."""
+    encoded = user_id.replace("~", "~7E").replace("/", "~2F")
+    if encoded.startswith("."):
+        encoded = "~2E" + encoded[1:]
+    return encoded
+
+
+def segment_to_user_id(segment: str) -> str:
+    """Decode a path segment back into the user id; ValueError for a malformed escape."""
+    if _BAD_TILDE.search(segment):
+        raise ValueError("malformed ~ escape in user id segment")
+    return _ESCAPED.sub(lambda m: _DECODE[m.group(1)], segment)
+
+
+class UserIdConverter:
+    """``<userid:user_id>``: any non-empty string, one segment in the URL."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        """Segment -> user id (a bad escape is a 404, not a 500)."""
+        return segment_to_user_id(value)
+
+    def to_url(self, value: str) -> str:
+        """User id -> segment."""
+        return user_id_to_segment(value)
