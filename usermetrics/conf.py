@@ -23,7 +23,12 @@ DEFAULTS: dict[str, Any] = {
         "SEED": 0,
         "TIMEOUT": 120.0,  # per-user workflow timeout of the demo's session manager, seconds
         "CLEANUP_INTERVAL": 10.0,
+        # Extra user ids the demo also drives (busy from the start), e.g. to see odd ids in the UI.
+        "EXTRA_USERS": [],
     },
+    # Largest websocket frame the live feed sends, in bytes. Daphne refuses frames over its
+    # --websocket-max-message-size (1 MiB by default); a page that would not fit is shrunk.
+    "FEED_MAX_FRAME_BYTES": 512 * 1024,
 }
 
 

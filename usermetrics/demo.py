@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -119,6 +120,20 @@ def make_profiles(users: int, rng: random.Random) -> list[UserProfile]:
     return profiles
 
 
+def _extra_profile(user_id: str, rng: random.Random) -> UserProfile:
+    """A busy, well-behaved profile for an extra demo user id."""
+    return UserProfile(
+        user_id=user_id,
+        rate=2.0,
+        latency_ms=rng.choice((40.0, 120.0, 350.0)),
+        error_rate=0.02,
+        burst_ticks=rng.randint(60, 180),
+        idle_ticks=rng.randint(5, 30),
+        functions=1,
+        function_groups=0,
+    )
+
+
 class DemoWorkload:
     """Drives a SessionManager with the traffic of ``users`` simulated people."""
 
@@ -130,18 +145,28 @@ class DemoWorkload:
         seed: int = 0,
         tick_seconds: float = 1.0,
         time_scale: float = 1.0,
+        extra_users: Sequence[str] = (),
     ) -> None:
-        """Plan traffic for ``users`` from ``seed``; ``time_scale`` shrinks latencies (tests use 0.001)."""
+        """Plan traffic for ``users`` from ``seed`` plus the ``extra_users`` ids; ``time_scale`` shrinks latencies."""
         self.manager = manager
         self.tick_seconds = tick_seconds
         self.time_scale = time_scale
         self._rng = random.Random(seed)
         self.profiles = make_profiles(users, self._rng)
-        self._by_id = {p.user_id: p for p in self.profiles}
         # Ticks left in the current burst (> 0) or pause (<= 0); half the users start busy.
         self._phase = {
             p.user_id: (p.burst_ticks if i % 2 == 0 else -self._rng.randint(0, 20)) for i, p in enumerate(self.profiles)
         }
+        # Extra ids are drawn after the regular users so that a seed plans the same traffic for
+        # those with or without extras; they start busy so that they show up at once.
+        known = set(self._phase)
+        for user_id in dict.fromkeys(extra_users):
+            if not user_id or user_id in known:
+                continue
+            profile = _extra_profile(user_id, self._rng)
+            self.profiles.append(profile)
+            self._phase[user_id] = profile.burst_ticks
+        self._by_id = {p.user_id: p for p in self.profiles}
         self._tasks: set[asyncio.Task[None]] = set()
         self.ticks = 0
 
@@ -242,7 +267,12 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 
 def demo_session_manager(
-    *, users: int = 40, seed: int = 0, timeout_seconds: float = 120.0, cleanup_seconds: float = 10.0
+    *,
+    users: int = 40,
+    seed: int = 0,
+    timeout_seconds: float = 120.0,
+    cleanup_seconds: float = 10.0,
+    extra_users: Sequence[str] = (),
 ) -> tuple[SessionManager, DemoWorkload]:
     """A session manager with a short eviction timeout and the workload that drives it."""
     holder: dict[str, DemoWorkload] = {}
@@ -255,5 +285,5 @@ def demo_session_manager(
         per_user_workflow_cleanup_interval=timedelta(seconds=cleanup_seconds),
         builder_factory=factory,
     )
-    holder["workload"] = DemoWorkload(manager, users=users, seed=seed)
+    holder["workload"] = DemoWorkload(manager, users=users, seed=seed, extra_users=extra_users)
     return manager, holder["workload"]
