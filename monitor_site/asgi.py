@@ -1,4 +1,4 @@
-"""ASGI entry point (async): Django for HTTP; the monitor service starts with the first connection."""
+"""ASGI entry point (async): Django for HTTP, the live feed for websockets; the service starts with the first scope."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor_site.settings")
 # Django must be set up before anything imports models or the service layer.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from usermetrics import services  # noqa: E402
+from usermetrics import routing, services  # noqa: E402
 
 
 class StartServiceOnFirstScope:
@@ -44,4 +46,13 @@ class StartServiceOnFirstScope:
 
 # Static files (the admin's CSS, our JS) are served by Django's staticfiles handler so that Daphne
 # alone serves a complete dashboard with DEBUG off; a proxy in front may serve STATIC_ROOT instead.
-application = StartServiceOnFirstScope(ProtocolTypeRouter({"http": ASGIStaticFilesHandler(django_asgi_app)}))
+# Websockets: the session's user (staff is checked by the consumers), and only from our own
+# origins (ALLOWED_HOSTS), so another site cannot open the feed with a staff member's cookie.
+application = StartServiceOnFirstScope(
+    ProtocolTypeRouter(
+        {
+            "http": ASGIStaticFilesHandler(django_asgi_app),
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
+        }
+    )
+)

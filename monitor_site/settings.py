@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "usermetrics.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "monitor_site.urls"
@@ -180,5 +181,7 @@ USERMETRICS = {
         "ENABLED": env_bool("USERMETRICS_DEMO", True),
         "USERS": int(os.environ.get("USERMETRICS_DEMO_USERS", "40")),
         "SEED": int(os.environ.get("USERMETRICS_DEMO_SEED", "0")),
+        "EXTRA_USERS": env_list("USERMETRICS_DEMO_EXTRA_USERS"),
     },
+    "FEED_MAX_FRAME_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_FRAME_BYTES", str(512 * 1024))),
 }

@@ -346,6 +346,7 @@ def build_service_from_config() -> MonitorService:
             seed=int(demo["SEED"]),
             timeout_seconds=float(demo["TIMEOUT"]),
             cleanup_seconds=float(demo["CLEANUP_INTERVAL"]),
+            extra_users=[str(u) for u in demo["EXTRA_USERS"]],
         )
         sources.append(LocalSource("demo", manager, workload=workload))
     return MonitorService(sources, interval=float(config["REFRESH_INTERVAL"]), timeout=float(config["SOURCE_TIMEOUT"]))

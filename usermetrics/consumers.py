@@ -1,0 +1,108 @@
+"""Websocket consumers of the live feed (async): the user list and one user, push-only, staff only.
+
+A consumer only registers its channel with the process's ``FeedProducer`` and forwards the
+frames the producer sends to its group; it never collects metrics itself. The one frame it builds
+is the full snapshot right after connect or subscribe, and even that one is shared with every
+other subscriber of the same view within the same refresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from usermetrics import services
+from usermetrics.feed import FeedProducer, ViewSpec, producer_for
+from usermetrics.services import Snapshot
+
+logger = logging.getLogger(__name__)
+
+# Inbound messages larger than this are ignored unread; a subscription is a few hundred bytes.
+MAX_INBOUND = 4096
+
+
+class _FeedConsumer(AsyncWebsocketConsumer):
+    """Shared plumbing: staff check, group membership, forwarding ``metrics.update`` events."""
+
+    group: str | None = None
+    producer: FeedProducer | None = None
+
+    async def connect(self) -> None:
+        """Accept staff only; then subscribe to the initial view and send its full snapshot."""
+        user = self.scope.get("user")
+        if user is None or not (user.is_active and user.is_staff):
+            # Closing before accepting makes the server answer the handshake with 403.
+            await self.close()
+            return
+        self.producer = producer_for(services.get_service())
+        await self.accept()
+        await self.subscribe(**self.initial_subscription())
+
+    def initial_subscription(self) -> dict[str, Any]:
+        """Keyword arguments for ``FeedProducer.subscribe`` when the socket opens."""
+        raise NotImplementedError
+
+    async def subscribe(self, **view: Any) -> None:
+        """Move this channel to ``view``'s group and send that view's full snapshot."""
+        assert self.producer is not None
+        group = self.producer.subscribe(self.channel_name, **view)
+        if group != self.group:
+            if self.group is not None:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.group = group
+        snapshot = await _current_snapshot()
+        await self.send(text_data=self.producer.frame_for(group, snapshot))
+
+    async def disconnect(self, code: int) -> None:
+        """Leave the group and the producer's registry."""
+        if self.producer is not None:
+            self.producer.unsubscribe(self.channel_name)
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+
+    async def metrics_update(self, event: dict[str, Any]) -> None:
+        """Forward one pre-serialized frame as it is."""
+        await self.send(text_data=event["text"])
+
+
+async def _current_snapshot() -> Snapshot:
+    """The producer's latest snapshot; a refresh only before the very first one."""
+    service = services.get_service()
+    return service.last_snapshot or await service.snapshot()
+
+
+class MonitorConsumer(_FeedConsumer):
+    """``/ws/monitor/``: a page of the user list; the client changes it with ``subscribe`` messages."""
+
+    def initial_subscription(self) -> dict[str, Any]:
+        """The view in the socket's query string (``?page=2&sort=-error_count``), else the default."""
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        return {"spec": ViewSpec.from_params(dict(parse_qsl(query)))}
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Handle ``{"type": "subscribe", ...}``; every other inbound message is ignored."""
+        if text_data is None or len(text_data) > MAX_INBOUND:
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "subscribe":
+            await self.subscribe(spec=ViewSpec.from_params(message))
+
+
+class UserConsumer(_FeedConsumer):
+    """``/ws/monitor/users/<id>/``: one user as a one-element list (empty when the user is gone)."""
+
+    def initial_subscription(self) -> dict[str, Any]:
+        """The user id from the URL (decoded by the ``userid`` converter)."""
+        return {"user_id": self.scope["url_route"]["kwargs"]["user_id"]}
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Push-only: inbound messages are ignored."""

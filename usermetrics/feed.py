@@ -1,0 +1,409 @@
+"""Views of a snapshot and the live feed's producer (sync selection, async publishing).
+
+One place decides what "page 2 of the active users sorted by errors" means: ``ViewSpec`` parses
+and normalizes the parameters (query string or websocket subscription alike) and
+``view_select`` applies them to a ``Snapshot``. The HTML list view and the websocket producer
+both call it, so a page and its live updates always agree.
+
+Frames are ``PerUserMonitorResponse`` documents with the feed's metadata as extra top-level keys
+(``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``gone``, ``origins``).
+``FeedProducer`` listens to the service: after each refresh it builds each subscribed view's
+frame once, serializes it once and ``group_send``s the text to that view's group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+
+from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
+from usermetrics.services import MonitorService, Snapshot
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZES = (25, 50, 100, 250, 500)
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = PAGE_SIZES[-1]
+DEFAULT_SORT = "-last_activity"
+MAX_QUERY_LENGTH = 200
+EVENT_TYPE = "metrics.update"
+
+# Sort keys are the seed's field names; each reads one value off a PerUserResourceUsage.
+SORT_KEYS: dict[str, Callable[[PerUserResourceUsage], Any]] = {
+    "user_id": lambda u: u.user_id,
+    "created_at": lambda u: u.session.created_at,
+    "last_activity": lambda u: u.session.last_activity,
+    "ref_count": lambda u: u.session.ref_count,
+    "is_active": lambda u: u.session.is_active,
+    "total_requests": lambda u: u.requests.total_requests,
+    "active_requests": lambda u: u.requests.active_requests,
+    "avg_latency_ms": lambda u: u.requests.avg_latency_ms,
+    "error_count": lambda u: u.requests.error_count,
+    "per_user_functions_count": lambda u: u.memory.per_user_functions_count,
+    "per_user_function_groups_count": lambda u: u.memory.per_user_function_groups_count,
+    "exit_stack_size": lambda u: u.memory.exit_stack_size,
+}
+
+STATES: dict[str, Callable[[PerUserResourceUsage], bool]] = {
+    "active": lambda u: u.session.is_active,
+    "idle": lambda u: not u.session.is_active,
+    "errors": lambda u: u.requests.error_count > 0,
+}
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What a client looks at: a page of the users, sorted, searched and filtered."""
+
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+    sort: str = DEFAULT_SORT
+    q: str = ""
+    state: str = ""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ViewSpec:
+        """Normalize untrusted parameters; anything invalid falls back to its default, never an error."""
+        sort = str(params.get("sort") or DEFAULT_SORT)
+        if sort.lstrip("-") not in SORT_KEYS:
+            sort = DEFAULT_SORT
+        state = str(params.get("state") or "")
+        if state not in STATES:
+            state = ""
+        return cls(
+            page=max(1, _int(params.get("page"), 1)),
+            page_size=min(MAX_PAGE_SIZE, max(1, _int(params.get("page_size"), DEFAULT_PAGE_SIZE))),
+            sort=sort,
+            q=str(params.get("q") or "").strip()[:MAX_QUERY_LENGTH],
+            state=state,
+        )
+
+    def as_params(self, **changes: Any) -> dict[str, str]:
+        """Query parameters for this view with ``changes``, leaving out the defaults (for links)."""
+        values = {**asdict(self), **changes}
+        defaults = asdict(ViewSpec())
+        return {k: str(v) for k, v in values.items() if v != defaults[k]}
+
+    @property
+    def key(self) -> str:
+        """A stable identity of the view."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """One page of a view: its users and where it sits among the matching users."""
+
+    spec: ViewSpec
+    users: list[PerUserResourceUsage]
+    matched: int
+    pages: int
+    # The page size asked for, when the frame budget forced a smaller one (None: not clamped).
+    requested_page_size: int | None = None
+
+    def meta(self) -> dict[str, Any]:
+        """The ``view`` metadata of a frame."""
+        return {
+            "kind": "list",
+            **asdict(self.spec),
+            "pages": self.pages,
+            "matched": self.matched,
+            "clamped": self.requested_page_size is not None,
+            "requested_page_size": self.requested_page_size or self.spec.page_size,
+        }
+
+
+def view_select(snapshot: Snapshot, spec: ViewSpec) -> ViewResult:
+    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last."""
+    users = snapshot.users
+    if spec.state:
+        keep = STATES[spec.state]
+        users = [u for u in users if keep(u)]
+    if spec.q:
+        needle = spec.q.casefold()
+        users = [u for u in users if needle in u.user_id.casefold()]
+    descending = spec.sort.startswith("-")
+    # Two stable sorts: ties keep user-id order whichever way the main key goes.
+    users = sorted(users, key=SORT_KEYS["user_id"])
+    field_name = spec.sort.lstrip("-")
+    if field_name != "user_id" or descending:
+        users.sort(key=SORT_KEYS[field_name], reverse=descending)
+    matched = len(users)
+    pages = max(1, -(-matched // spec.page_size))
+    page = min(spec.page, pages)
+    if page != spec.page:
+        spec = replace(spec, page=page)
+    start = (page - 1) * spec.page_size
+    return ViewResult(spec=spec, users=users[start : start + spec.page_size], matched=matched, pages=pages)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The summary cards: totals over every user, and the sources' health."""
+
+    users: int
+    active: int
+    in_flight: int
+    requests: int
+    errors: int
+    avg_latency_ms: float
+    sources: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def summary_get(snapshot: Snapshot) -> Summary:
+    """Totals for the summary cards; average latency is weighted by requests, as in merging."""
+    requests = sum(u.requests.total_requests for u in snapshot.users)
+    weighted = sum(u.requests.avg_latency_ms * u.requests.total_requests for u in snapshot.users)
+    return Summary(
+        users=len(snapshot.users),
+        active=sum(1 for u in snapshot.users if u.session.is_active),
+        in_flight=sum(u.requests.active_requests for u in snapshot.users),
+        requests=requests,
+        errors=sum(u.requests.error_count for u in snapshot.users),
+        avg_latency_ms=round(weighted / requests, 2) if requests else 0.0,
+        sources=[_source_meta(h) for h in snapshot.sources],
+    )
+
+
+def _source_meta(health: Any) -> dict[str, Any]:
+    data = health.as_dict()
+    return {k: data[k] for k in ("name", "kind", "state", "users", "last_success", "last_error")}
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+
+def frame_text(snapshot: Snapshot, users: list[PerUserResourceUsage], extra: Mapping[str, Any]) -> str:
+    """A PerUserMonitorResponse of ``users`` (``total_active_users`` = every user) plus ``extra`` keys.
+
+    The model is dumped once and the metadata spliced in after its last key, so a frame costs
+    one ``model_dump_json`` and one small ``json.dumps``.
+    """
+    response = PerUserMonitorResponse.model_construct(
+        timestamp=snapshot.timestamp, total_active_users=len(snapshot.users), users=users
+    )
+    body = response.model_dump_json()
+    if not extra:
+        return body
+    return body[:-1] + "," + json.dumps(extra, separators=(",", ":"))[1:]
+
+
+def _size(text: str) -> int:
+    # Daphne's limit counts bytes of the UTF-8 payload, not characters.
+    return len(text.encode())
+
+
+def list_frame(
+    snapshot: Snapshot,
+    spec: ViewSpec,
+    *,
+    budget: int,
+    summary: Summary | None = None,
+    gone: list[str] | None = None,
+) -> tuple[str, ViewResult]:
+    """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes."""
+    summary = summary or summary_get(snapshot)
+    result = view_select(snapshot, spec)
+
+    def build(res: ViewResult, gone_ids: list[str]) -> str:
+        extra = {
+            "type": "snapshot",
+            "seq": snapshot.seq,
+            "view": res.meta(),
+            "summary": summary.as_dict(),
+            "sources": summary.sources,
+            "stale": snapshot.stale_sources,
+            "gone": gone_ids,
+        }
+        return frame_text(snapshot, res.users, extra)
+
+    gone = gone or []
+    text = build(result, gone)
+    size = _size(text)
+    while size > budget and result.spec.page_size > 1 and result.users:
+        # Shrink in proportion to the overshoot (with a margin), keeping the first user of the
+        # requested page on the new page so the client does not jump elsewhere in the list.
+        per_user = max(1, size // max(1, len(result.users)))
+        target = max(1, min(result.spec.page_size - 1, int(budget * 0.9) // per_user))
+        offset = (result.spec.page - 1) * result.spec.page_size
+        smaller = replace(result.spec, page_size=target, page=offset // target + 1)
+        requested = result.requested_page_size or spec.page_size
+        result = replace(view_select(snapshot, smaller), requested_page_size=requested)
+        text = build(result, gone)
+        size = _size(text)
+    if size > budget:
+        # Not even one user fits (a gigantic id, or a tiny budget): send the metadata alone.
+        empty = replace(result, users=[], requested_page_size=result.requested_page_size or spec.page_size)
+        text = build(empty, [])
+        result = empty
+    return text, result
+
+
+def user_frame(snapshot: Snapshot, user_id: str, *, budget: int) -> str:
+    """The frame of the per-user view: that user as a one-element list, or an empty one when gone."""
+    usage = snapshot.by_id.get(user_id)
+    users = [usage] if usage is not None else []
+    origins = list(snapshot.origins.get(user_id, ()))
+
+    def build(chosen: list[PerUserResourceUsage]) -> str:
+        extra = {
+            "type": "snapshot",
+            "seq": snapshot.seq,
+            "view": {
+                "kind": "user",
+                "user_id": user_id,
+                "found": usage is not None,
+                "clamped": len(chosen) < len(users),
+            },
+            "origins": origins,
+            "sources": [_source_meta(h) for h in snapshot.sources],
+            "stale": snapshot.stale_sources,
+        }
+        return frame_text(snapshot, chosen, extra)
+
+    text = build(users)
+    if _size(text) > budget:
+        text = build([])
+    return text
+
+
+# --- the producer -------------------------------------------------------------------------------
+
+
+@dataclass
+class _View:
+    """A view somebody subscribed to, with the channels subscribed to it."""
+
+    group: str
+    spec: ViewSpec | None  # None: the per-user view
+    user_id: str | None
+    channels: set[str] = field(default_factory=set)
+    # (seq, text) of the last frame built, so late joiners within a tick reuse it.
+    frame: tuple[int, str] | None = None
+    # User ids of the last page sent, to tell which of them vanished from every source.
+    last_ids: list[str] = field(default_factory=list)
+
+
+def group_name(kind: str, key: str) -> str:
+    """A valid Channels group name for a view (ASCII, under 100 characters)."""
+    return f"usermetrics.{kind}.{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+class FeedProducer:
+    """Per refresh: one frame per subscribed view, serialized once, sent to the view's group."""
+
+    def __init__(self, *, layer: BaseChannelLayer | None = None) -> None:
+        """Publish snapshots on ``layer`` (default: the configured channel layer)."""
+        self._layer = layer
+        self._views: dict[str, _View] = {}
+        self._channel_group: dict[str, str] = {}
+        # How many frames were serialized; tests count it to prove one per view per tick.
+        self.frames_built = 0
+
+    @property
+    def layer(self) -> BaseChannelLayer:
+        """The channel layer frames go out on."""
+        if self._layer is None:
+            self._layer = get_channel_layer()
+        return self._layer
+
+    @property
+    def budget(self) -> int:
+        """The frame size limit in bytes."""
+        from usermetrics.conf import get_config
+
+        return int(get_config()["FEED_MAX_FRAME_BYTES"])
+
+    def views(self) -> dict[str, int]:
+        """Subscribed groups and how many channels each has."""
+        return {g: len(v.channels) for g, v in self._views.items()}
+
+    def subscribe(self, channel: str, *, spec: ViewSpec | None = None, user_id: str | None = None) -> str:
+        """Register ``channel`` for a list view (``spec``) or a user; returns the view's group name.
+
+        A channel has one view at a time: subscribing again moves it.
+        """
+        if (spec is None) == (user_id is None):
+            raise ValueError("subscribe to exactly one of spec or user_id")
+        self.unsubscribe(channel)
+        group = group_name("view", spec.key) if spec is not None else group_name("user", user_id or "")
+        view = self._views.get(group)
+        if view is None:
+            view = self._views[group] = _View(group=group, spec=spec, user_id=user_id)
+        view.channels.add(channel)
+        self._channel_group[channel] = group
+        return group
+
+    def unsubscribe(self, channel: str) -> str | None:
+        """Forget ``channel``; a view nobody watches is dropped. Returns the group it left."""
+        group = self._channel_group.pop(channel, None)
+        if group is None:
+            return None
+        view = self._views.get(group)
+        if view is not None:
+            view.channels.discard(channel)
+            if not view.channels:
+                del self._views[group]
+        return group
+
+    def frame_for(self, group: str, snapshot: Snapshot) -> str:
+        """A full frame of the view for ``snapshot``: the one built this tick if any, else built now."""
+        view = self._views[group]
+        if view.frame is not None and view.frame[0] == snapshot.seq:
+            return view.frame[1]
+        return self._build(view, snapshot, gone=[])
+
+    def _build(self, view: _View, snapshot: Snapshot, *, gone: list[str], summary: Summary | None = None) -> str:
+        self.frames_built += 1
+        if view.spec is not None:
+            text, result = list_frame(snapshot, view.spec, budget=self.budget, summary=summary, gone=gone)
+            view.last_ids = [u.user_id for u in result.users]
+        else:
+            text = user_frame(snapshot, view.user_id or "", budget=self.budget)
+        view.frame = (snapshot.seq, text)
+        return text
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        """The service listener: build every subscribed view once and send it to its group."""
+        if not self._views:
+            return
+        summary = summary_get(snapshot)  # once per tick, shared by every list view
+        for view in list(self._views.values()):
+            if view.frame is not None and view.frame[0] == snapshot.seq:
+                text = view.frame[1]  # a late joiner already built this tick's frame
+            else:
+                gone = [uid for uid in view.last_ids if uid not in snapshot.by_id]
+                text = self._build(view, snapshot, gone=gone, summary=summary)
+            # The text, not a dict: the in-memory layer deep-copies each event per channel.
+            await self.layer.group_send(view.group, {"type": EVENT_TYPE, "text": text})
+
+
+_producers: weakref.WeakKeyDictionary[MonitorService, FeedProducer] = weakref.WeakKeyDictionary()
+
+
+def producer_for(service: MonitorService) -> FeedProducer:
+    """The producer of ``service`` (one per service, listening to its refreshes from the first call)."""
+    producer = _producers.get(service)
+    if producer is None:
+        # The producer holds no reference to the service, so a replaced service can be collected.
+        producer = _producers[service] = FeedProducer()
+        service.add_listener(producer.publish)
+    return producer

@@ -1,0 +1,48 @@
+"""Times and lifecycles in words, the same way the page's JavaScript says them (sync, no Django)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from usermetrics.metrics import PerUserResourceUsage
+
+# An active user whose last activity is older than this is probably stuck on a request.
+STUCK_AFTER = timedelta(minutes=1)
+
+
+def duration_words(seconds: float) -> str:
+    """A short duration: '45 s', '12 min', '3 h 5 min', '2 d 3 h'."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        hours, minutes = divmod(s // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(s // 3600, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def ago(when: datetime, now: datetime) -> str:
+    """'3 min ago' (times in the future, from clock skew, read 'just now')."""
+    seconds = (now - when).total_seconds()
+    if seconds < 1:
+        return "just now"
+    # Only the largest unit: '3 h ago', not '3 h 5 min ago'.
+    return " ".join(duration_words(seconds).split(" ")[:2]) + " ago"
+
+
+def lifecycle_words(usage: PerUserResourceUsage, now: datetime, eviction_timeout: timedelta | None = None) -> str:
+    """'active with 2 in flight', 'idle for 12 min, evicted in about 18 min', or a stuck warning."""
+    idle = now - usage.session.last_activity
+    if usage.session.is_active:
+        words = f"active with {usage.requests.active_requests} in flight"
+        if idle >= STUCK_AFTER:
+            words += f", no activity for {duration_words(idle.total_seconds())} (stuck?)"
+        return words
+    words = f"idle for {duration_words(idle.total_seconds())}"
+    if eviction_timeout is not None:
+        left = (eviction_timeout - idle).total_seconds()
+        words += f", evicted in about {duration_words(left)}" if left > 0 else ", due for eviction"
+    return words
