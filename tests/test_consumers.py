@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import pytest
@@ -14,59 +13,13 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from monitor_site.asgi import application
+from tests.factories import StaticSource, sample_users, usage
 from usermetrics import feed, services
-from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
+from usermetrics.metrics import PerUserMonitorResponse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = b"http://testserver"
-
-
-def usage(user_id: str, *, requests: int = 1, errors: int = 0, active: int = 0, minutes_ago: float = 1.0):
-    """A validated user record."""
-    last = datetime(2026, 1, 1, 12, 0, tzinfo=UTC) - timedelta(minutes=minutes_ago)
-    return PerUserResourceUsage.model_validate(
-        {
-            "user_id": user_id,
-            "session": {"created_at": last, "last_activity": last, "ref_count": active, "is_active": active > 0},
-            "requests": {
-                "total_requests": requests,
-                "active_requests": active,
-                "avg_latency_ms": 12.5,
-                "error_count": errors,
-            },
-            "memory": {"per_user_functions_count": 2, "per_user_function_groups_count": 1, "exit_stack_size": 3},
-        }
-    )
-
-
-class StaticSource:
-    """A source that answers with whatever list ``users`` holds now."""
-
-    kind = "test"
-    timezone = None
-    per_user_workflow_timeout = None
-
-    def __init__(self, name: str, users: list[PerUserResourceUsage]) -> None:
-        self.name = name
-        self.users = users
-
-    async def fetch(self) -> PerUserMonitorResponse:
-        return PerUserMonitorResponse(total_active_users=len(self.users), users=list(self.users))
-
-
-def sample_users() -> list[PerUserResourceUsage]:
-    """Twelve users: u00..u11; every third is active, every fourth has errors."""
-    return [
-        usage(
-            f"u{i:02d}",
-            requests=i * 10,
-            errors=(i if i % 4 == 0 else 0),
-            active=(1 if i % 3 == 0 else 0),
-            minutes_ago=i,
-        )
-        for i in range(12)
-    ]
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def _empty_reason(snapshot: Snapshot, result: ViewResult) -> str | None:
     if not snapshot.sources:
         return "No sources are configured, so there are no users to show."
     if not snapshot.users:
-        if all(s.state == "error" for s in snapshot.sources):
+        if all(s.state != "ok" for s in snapshot.sources):
             return "Every source is down: there is no data to show. See the sources above for their errors."
         return "No users yet: no source reports a per-user workflow."
     return "No user matches this search and filter."

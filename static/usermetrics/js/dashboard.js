@@ -301,6 +301,12 @@
       users.className = "um-source-users";
       users.textContent = s.users + " users";
       li.append(dot, name, " ", state, " ", users);
+      if (s.state !== "ok" && s.last_error) {
+        var error = document.createElement("span");
+        error.className = "um-source-error";
+        error.textContent = s.last_error;
+        li.append(error);
+      }
       items.push(li);
     });
     if (!items.length) {
@@ -414,7 +420,7 @@
       var sources = frame.sources || [];
       if (!sources.length) reason = "No sources are configured, so there are no users to show.";
       else if (!frame.total_active_users) {
-        var down = sources.every(function (s) { return s.state === "error"; });
+        var down = sources.every(function (s) { return s.state !== "ok"; });
         reason = down
           ? "Every source is down: there is no data to show. See the sources above for their errors."
           : "No users yet: no source reports a per-user workflow.";
