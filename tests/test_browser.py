@@ -1,0 +1,268 @@
+"""Browser: a real Daphne on a free loopback port, headless Chromium through Playwright, as an operator uses it.
+
+One Daphne and one browser serve the whole module. Playwright's sync API runs in plain (non-async)
+tests so that it never meets pytest-asyncio's event loop. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import free_port
+from tests.daphne import Daphne, manage, server_env
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("USERMETRICS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "browser-test-password-4821"
+XSS_ID = "<img src=x onerror=alert(1)>"
+INTERVAL = 0.5
+WAIT_MS = 15_000  # the bound on any one wait for the page; generous for a 2-core machine
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()) and os.environ.get("USERMETRICS_REQUIRE_SERVICES") != "1",
+    reason=f"Chromium not found at {CHROMIUM} (.ci/run installs Debian's chromium package)",
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
+    """Daphne with the demo workload (plus a hostile user id), a fresh database and an admin."""
+    var = tmp_path_factory.mktemp("browser-var")
+    env = server_env(
+        var,
+        USERMETRICS_DEMO="1",
+        USERMETRICS_DEMO_USERS="12",
+        USERMETRICS_DEMO_EXTRA_USERS=XSS_ID,
+        USERMETRICS_REFRESH_INTERVAL=str(INTERVAL),
+        DASHBOARD_ADMIN_PASSWORD=PASSWORD,
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "ensureadmin")
+    daphne = Daphne(free_port(), env, var / "daphne.log")
+    daphne.start()
+    try:
+        yield daphne
+    finally:
+        daphne.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the module (Debian's package, never a downloaded one)."""
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Watch:
+    """Console errors, page errors and dialogs of every page of a context."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+
+    def attach(self, page: object) -> None:
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"{page.url}: {msg.text}"))
+        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+
+        def on_dialog(dialog: object) -> None:
+            self.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+
+
+@pytest.fixture(scope="module")
+def session(server: Daphne, browser: object) -> Iterator[tuple[object, Watch]]:
+    """A browser context logged in through the admin login page, and what its pages report."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    watch = Watch()
+    context.on("page", watch.attach)
+    page = context.new_page()
+    # The dashboard sends an anonymous visitor to the admin login, which comes back with ?next=.
+    page.goto(server.base + "/")
+    assert "/admin/login/" in page.url and "next=/" in page.url
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(server.base + "/")
+    page.close()
+    try:
+        yield context, watch
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(session: tuple[object, Watch], server: Daphne) -> Iterator[object]:
+    """A fresh tab of the logged-in context."""
+    context, _ = session
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
+def open_live(page: object, url: str) -> None:
+    """Open ``url`` and wait until its feed is live."""
+    page.goto(url)
+    page.wait_for_selector("#um-conn[data-state=live]")
+
+
+def body_seq(page: object, attribute: str = "seq") -> int:
+    """The sequence number of the last frame shown (``seq``) or received (``receivedSeq``)."""
+    return int(page.evaluate(f"document.body.dataset.{attribute} || '0'"))
+
+
+def test_browser_list_shows_the_demo_users(server, page):
+    open_live(page, server.base + "/")
+    page.wait_for_function("() => document.querySelectorAll('#um-rows tr').length >= 3")
+    ids = page.eval_on_selector_all("#um-rows tr", "rows => rows.map(r => r.dataset.userId)")
+    assert any(i.endswith("@example.com") for i in ids)
+    assert page.text_content("[data-summary=users]").strip() != "0"
+    assert "demo" in page.text_content("#um-sources")
+    assert page.title() == "User metrics | usermetrics"
+
+
+def test_browser_list_changes_without_reload_within_two_refreshes(server, page):
+    open_live(page, server.base + "/")
+    page.evaluate("window.__sameDocument = true")
+    page.wait_for_function("() => document.body.dataset.seq")
+    before = page.text_content("[data-summary=requests]")
+    seq = body_seq(page)
+    page.wait_for_function(
+        "before => document.querySelector('[data-summary=requests]').textContent !== before", arg=before
+    )
+    # The demo sends requests every tick: the change came with one of the next two frames.
+    assert body_seq(page) - seq <= 2
+    assert page.evaluate("window.__sameDocument === true")  # no reload happened
+
+
+def test_browser_pause_holds_the_table_still(server, page):
+    open_live(page, server.base + "/")
+    page.wait_for_function("() => document.body.dataset.seq")
+    page.click("#um-pause")
+    assert page.text_content("#um-pause") == "Resume"
+    held = page.inner_text("#um-table")
+    shown = body_seq(page)
+    page.wait_for_function("n => Number(document.body.dataset.receivedSeq) >= n", arg=shown + 3)
+    assert page.inner_text("#um-table") == held
+    assert body_seq(page) == shown
+    assert "paused" in page.text_content("#um-conn")
+    page.click("#um-pause")
+    page.wait_for_function("n => Number(document.body.dataset.seq) > n", arg=shown)
+
+
+def test_browser_sort_search_filter_and_page_work_live_and_as_links(server, page):
+    open_live(page, server.base + "/")
+    page.evaluate("window.__sameDocument = true")
+    page.click("#um-table thead a[data-sort=user_id]")
+    page.wait_for_function("() => document.querySelector('th[data-field=user_id]').classList.contains('ascending')")
+    assert page.url.endswith("/?sort=user_id")
+    page.wait_for_function(
+        """() => { const ids = [...document.querySelectorAll('#um-rows tr:not(.um-gone)')].map(r => r.dataset.userId);
+                   return ids.length > 1 && ids.every((id, i) => i === 0 || ids[i - 1] <= id); }"""
+    )
+    page.fill("#um-q", "example.com")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#um-rows tr')].every(r => r.dataset.userId.includes('example.com'))"
+    )
+    page.select_option("#um-page-size", "25")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('page_size') === '25'")
+    page.click(".um-filters a[data-state-value=idle]")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#um-rows tr:not(.um-gone) [data-field=is_active] .um-badge')]"
+        ".every(b => b.textContent === 'idle')"
+    )
+    assert page.evaluate("window.__sameDocument === true")
+    # The same view as a plain link, loaded afresh.
+    page.goto(page.url)
+    assert page.input_value("#um-q") == "example.com"
+    assert page.input_value("#um-page-size") == "25"
+
+
+def test_browser_paging_keeps_the_view(server, page):
+    open_live(page, server.base + "/?page_size=5&sort=user_id")
+    page.wait_for_selector("#um-paginator a[data-page='2']")
+    first = page.get_attribute("#um-rows tr", "data-user-id")
+    page.click("#um-paginator a[data-page='2']")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('page') === '2'")
+    page.wait_for_function("f => document.querySelector('#um-rows tr').dataset.userId > f", arg=first)
+    assert "page 2 of" in page.text_content("#um-pages")
+
+
+def test_browser_detail_page_updates_live(server, page):
+    url = server.base + reverse("usermetrics:user-detail", args=[XSS_ID])
+    open_live(page, url)
+    cell = "td[data-field=total_requests]"
+    before = page.text_content(cell)
+    page.wait_for_function("([sel, before]) => document.querySelector(sel).textContent !== before", arg=[cell, before])
+    assert page.text_content("#um-lifecycle").startswith(("active with", "idle for"))
+    assert page.text_content("#um-origins") == "demo"
+
+
+def test_browser_hostile_user_id_is_text_everywhere(server, page, session):
+    _, watch = session
+    open_live(page, server.base + "/?q=" + quote("<img"))
+    page.wait_for_selector("#um-rows tr")
+    assert page.get_attribute("#um-rows tr", "data-user-id") == XSS_ID
+    assert page.text_content("#um-rows tr th a") == XSS_ID
+    assert page.locator("#um-table img").count() == 0
+    page.click("#um-rows tr th a")
+    page.wait_for_selector("#um-conn[data-state=live]")
+    assert page.text_content("#um-user-id") == XSS_ID
+    assert page.locator("#content img").count() == 0
+    page.wait_for_function("() => Number(document.body.dataset.seq) > 0")
+    assert watch.dialogs == []
+
+
+def test_browser_admin_index_links_to_the_dashboard(server, page):
+    page.goto(server.base + "/admin/")
+    page.click("text=Live dashboard")
+    page.wait_for_url(server.base + "/")
+
+
+def test_browser_console_has_no_errors(session):
+    # Runs after the tests above, in file order: everything their pages logged.
+    _, watch = session
+    assert watch.errors == []
+
+
+def test_browser_daphne_restart_shows_reconnecting_then_live(server, page, session):
+    _, watch = session
+    open_live(page, server.base + "/")
+    seen = len(watch.errors)
+    server.stop()
+    try:
+        page.wait_for_function("() => document.getElementById('um-conn').textContent.startsWith('reconnecting')")
+    finally:
+        server.start()
+    # Backoff is 1 s doubling to 30 s with jitter; the server is back within the first few tries.
+    page.wait_for_selector("#um-conn[data-state=live]", timeout=45_000)
+    before = body_seq(page)
+    page.wait_for_function("n => Number(document.body.dataset.seq) !== n", arg=before)
+    # While the server was down the browser logged failed connections; nothing else.
+    assert all("WebSocket connection to" in e for e in watch.errors[seen:]), watch.errors[seen:]
