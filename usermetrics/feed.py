@@ -164,8 +164,8 @@ class Summary:
     sources: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready totals (the sources travel as the frame's own ``sources`` key)."""
+        return {k: v for k, v in asdict(self).items() if k != "sources"}
 
 
 def summary_get(snapshot: Snapshot) -> Summary:
