@@ -539,6 +539,8 @@
 
   function applyDetail(frame) {
     var user = frame.users[0];
+    // An empty list means gone, unless the user was only too big for a frame (view.clamped).
+    if (!user && frame.view && frame.view.clamped) return;
     var gone = !user;
     byId("um-gone").hidden = !gone;
     document.body.classList.toggle("um-user-gone", gone);
