@@ -24,7 +24,7 @@ from typing import Any
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.services import MonitorService, Snapshot
+from usermetrics.services import MonitorService, Snapshot, SourceHealth
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def summary_get(snapshot: Snapshot) -> Summary:
     )
 
 
-def _source_meta(health: Any) -> dict[str, Any]:
+def _source_meta(health: SourceHealth) -> dict[str, Any]:
     data = health.as_dict()
     return {k: data[k] for k in ("name", "kind", "state", "users", "last_success", "last_error")}
 
