@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -127,21 +128,46 @@ class ViewResult:
         }
 
 
+# Per-snapshot results shared by every view and request of that instant (orderings, totals);
+# they go away with the snapshot. Views run in worker threads, the producer on the event loop.
+_memo: weakref.WeakKeyDictionary[Snapshot, dict[Any, Any]] = weakref.WeakKeyDictionary()
+_memo_lock = threading.Lock()
+
+
+def _memoized(snapshot: Snapshot, key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per snapshot and key (two threads may both compute it; one result wins)."""
+    with _memo_lock:
+        entry = _memo.setdefault(snapshot, {})
+        if key in entry:
+            return entry[key]
+    value = compute()
+    with _memo_lock:
+        return entry.setdefault(key, value)
+
+
+def _ordered(users: list[PerUserResourceUsage], sort: str) -> list[PerUserResourceUsage]:
+    descending = sort.startswith("-")
+    field_name = sort.lstrip("-")
+    # Two stable sorts: ties keep user-id order whichever way the main key goes.
+    ordered = sorted(users, key=SORT_KEYS["user_id"])
+    if field_name != "user_id" or descending:
+        ordered.sort(key=SORT_KEYS[field_name], reverse=descending)
+    return ordered
+
+
 def view_select(snapshot: Snapshot, spec: ViewSpec) -> ViewResult:
-    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last."""
-    users = snapshot.users
+    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last.
+
+    Each ordering is computed once per snapshot, so views that differ only in page, search or
+    filter cost one pass over the users each.
+    """
+    users = _memoized(snapshot, ("sorted", spec.sort), lambda: _ordered(snapshot.users, spec.sort))
     if spec.state:
         keep = STATES[spec.state]
         users = [u for u in users if keep(u)]
     if spec.q:
         needle = spec.q.casefold()
         users = [u for u in users if needle in u.user_id.casefold()]
-    descending = spec.sort.startswith("-")
-    # Two stable sorts: ties keep user-id order whichever way the main key goes.
-    users = sorted(users, key=SORT_KEYS["user_id"])
-    field_name = spec.sort.lstrip("-")
-    if field_name != "user_id" or descending:
-        users.sort(key=SORT_KEYS[field_name], reverse=descending)
     matched = len(users)
     pages = max(1, -(-matched // spec.page_size))
     page = min(spec.page, pages)
@@ -169,7 +195,11 @@ class Summary:
 
 
 def summary_get(snapshot: Snapshot) -> Summary:
-    """Totals for the summary cards; average latency is weighted by requests, as in merging."""
+    """Totals for the summary cards (once per snapshot); average latency is weighted by requests, as in merging."""
+    return _memoized(snapshot, "summary", lambda: _summary(snapshot))
+
+
+def _summary(snapshot: Snapshot) -> Summary:
     requests = sum(u.requests.total_requests for u in snapshot.users)
     weighted = sum(u.requests.avg_latency_ms * u.requests.total_requests for u in snapshot.users)
     return Summary(
