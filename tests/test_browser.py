@@ -145,6 +145,9 @@ def test_browser_list_shows_the_demo_users(server, page):
     assert page.text_content("[data-summary=users]").strip() != "0"
     assert "demo" in page.text_content("#um-sources")
     assert page.title() == "User metrics | usermetrics"
+    # Our stylesheet and the admin's came from Daphne itself, with DEBUG off.
+    assert page.evaluate("() => getComputedStyle(document.querySelector('.um-cards')).display") == "grid"
+    assert page.evaluate("() => getComputedStyle(document.getElementById('header')).display") == "flex"
 
 
 def test_browser_list_changes_without_reload_within_two_refreshes(server, page):

@@ -199,6 +199,7 @@
   function frameMatches(meta) {
     if (meta.sort !== view.sort || meta.q !== view.q || meta.state !== view.state) return false;
     if ((meta.requested_page_size || meta.page_size) !== view.page_size) return false;
+    if (meta.clamped) return true; // a smaller page around the first user of the one we asked for
     return meta.page === view.page || (view.page > meta.pages && meta.page === meta.pages);
   }
 
