@@ -217,12 +217,19 @@ class MonitorService:
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="usermetrics-producer")
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
             try:
                 await self.refresh()
             except Exception:
                 logger.exception("Refresh failed")
-            await asyncio.sleep(self.interval)
+            # Fixed rate: a slow refresh does not stretch the interval; a very slow one skips ticks.
+            next_at += self.interval
+            now = loop.time()
+            if next_at < now:
+                next_at = now
+            await asyncio.sleep(next_at - now)
 
     async def aclose(self) -> None:
         """Stop refreshing and close the sources."""
