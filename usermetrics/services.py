@@ -45,8 +45,8 @@ class SourceHealth:
     name: str
     kind: str
     # ok: the last refresh succeeded and its users are live.
-    # stale: the last refresh failed, but the source answered less than ``down_after`` seconds
-    #   before it started failing (a blip): its last good users are shown, marked stale.
+    # stale: the last refresh failed, but it has answered before and its failures began less
+    #   than ``down_after`` seconds ago (a blip): its last good users are shown, marked stale.
     # down: it has never answered, has been failing for ``down_after`` seconds or more, or said
     #   it cannot answer at all (NAT without per-user monitoring); its last good users, if any,
     #   are still shown, marked stale.
