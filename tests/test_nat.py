@@ -10,7 +10,10 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +23,9 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.nat_server import NatServer, ensure_nat_venv
+from tests.conftest import free_port
+from tests.nat_server import ROOT, NatServer, ensure_nat_venv
+from tests.test_server import _get, _wait_until
 from usermetrics import identities
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
@@ -99,13 +104,13 @@ async def call(server: NatServer, message: str, label: str) -> int:
     return response.status_code
 
 
-async def until(service: MonitorService, check: object, what: str) -> Snapshot:
+async def until(service: MonitorService, check: Callable[[Snapshot], bool], what: str) -> Snapshot:
     """Refresh until ``check(snapshot)`` holds, at most WAIT seconds."""
     loop = asyncio.get_running_loop()
     end = loop.time() + WAIT
     while True:
         snapshot = await service.refresh()
-        if check(snapshot):  # type: ignore[operator]
+        if check(snapshot):
             return snapshot
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what}; sources: {[h.as_dict() for h in snapshot.sources]}")
@@ -268,6 +273,81 @@ async def test_nat_evicted_user_disappears_cleanly(nat, install_service, staff_c
     assert response.status_code == 404
     doc = PerUserMonitorResponse.model_validate_json((await staff_client.get("/monitor/users")).content)
     assert carol not in {u.user_id for u in doc.users}
+
+
+def test_nat_whole_stack_two_servers_by_env(nat, tmp_path):
+    """Daphne configured only by NAT_SOURCES: merged users, health, one server away and back."""
+    a, b = nat["a"], nat["b"]
+    alice = uid("Alice (cookie)")
+    for server in (a, b):
+        assert asyncio.run(call(server, "quick", "Alice (cookie)")) == 200
+    token = "nat-whole-stack-" + "t" * 24
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "USERMETRICS_DEMO"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="monitor_site.settings",
+        DEBUG="0",
+        SECRET_KEY="nat-whole-stack-secret-" + "s" * 40,
+        ALLOWED_HOSTS="127.0.0.1",
+        USERMETRICS_VAR_DIR=str(tmp_path),
+        USERMETRICS_API_TOKENS=token,
+        USERMETRICS_REFRESH_INTERVAL="0.3",
+        USERMETRICS_SOURCE_DOWN_AFTER="0",
+        NAT_SOURCES=f"nat-a={a.url},nat-b={b.url}",
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "daphne.log").open("w")
+    daphne = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "monitor_site.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def status() -> dict[str, str]:
+        code, body = _get(base + "/api/status", token)
+        return {s["name"]: s["state"] for s in json.loads(body)["sources"]} if code == 200 else {}
+
+    def nat_total(server: NatServer) -> int:
+        users = httpx.get(f"{server.url}/monitor/users", params={"user_id": alice}, timeout=5).json()["users"]
+        return sum(u["requests"]["total_requests"] for u in users)
+
+    def dashboard_alice() -> dict | None:
+        code, body = _get(base + "/monitor/users", token)
+        users = {u["user_id"]: u for u in json.loads(body)["users"]} if code == 200 else {}
+        return users.get(alice)
+
+    try:
+        _wait_until(lambda: status() == {"nat-a": "ok", "nat-b": "ok"}, what="both sources ok", proc=daphne)
+        expected = nat_total(a) + nat_total(b)
+        _wait_until(
+            lambda: (dashboard_alice() or {}).get("requests", {}).get("total_requests") == expected,
+            what="alice merged over both servers",
+            proc=daphne,
+        )
+        _, body = _get(base + "/monitor/users", token)
+        assert not any(u["user_id"].endswith("@example.com") for u in json.loads(body)["users"])  # no demo
+
+        a.stop()
+        _wait_until(lambda: status() == {"nat-a": "down", "nat-b": "ok"}, what="nat-a down", proc=daphne)
+        assert dashboard_alice() is not None  # kept, as stale
+        a.start()
+        a.wait_ready()
+        _wait_until(lambda: status() == {"nat-a": "ok", "nat-b": "ok"}, what="nat-a back", proc=daphne)
+        # nat-a restarted empty: alice's numbers are nat-b's alone now, not the old sum.
+        _wait_until(
+            lambda: (dashboard_alice() or {}).get("requests", {}).get("total_requests") == nat_total(b),
+            what="alice from nat-b only",
+            proc=daphne,
+        )
+    finally:
+        daphne.terminate()
+        try:
+            daphne.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daphne.kill()
+        log.close()
 
 
 async def test_nat_checksources_command(nat, settings):
