@@ -17,7 +17,7 @@ import csv
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from asgiref.sync import sync_to_async
@@ -75,18 +75,18 @@ class ImportResult:
 
     created: int = 0
     updated: int = 0
-    errors: list[str] | None = None
+    errors: list[str] = field(default_factory=list)
 
 
 def identities_import(*, rows: TextIO) -> ImportResult:
     """Register every ``label,kind,value`` line of a CSV (a header line is skipped); all or nothing."""
-    result = ImportResult(errors=[])
+    result = ImportResult()
     parsed: list[tuple[int, str, str, str]] = []
     for number, row in _csv_rows(rows):
         if len(row) != 3:
             result.errors.append(f"line {number}: expected 3 fields label,kind,value, got {len(row)}")
             continue
-        label, kind, value = (field.strip() if i < 2 else field for i, field in enumerate(row))
+        label, kind, value = (cell.strip() if i < 2 else cell for i, cell in enumerate(row))
         try:
             user_id_derive(kind=kind, value=value)
             if not label:
@@ -111,7 +111,7 @@ def _csv_rows(rows: TextIO) -> Iterator[tuple[int, list[str]]]:
     for number, row in enumerate(csv.reader(rows), start=1):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        if number == 1 and [field.strip().lower() for field in row] == ["label", "kind", "value"]:
+        if number == 1 and [cell.strip().lower() for cell in row] == ["label", "kind", "value"]:
             continue
         yield number, row
 
