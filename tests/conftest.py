@@ -117,20 +117,6 @@ def api_tokens(settings) -> Iterator[list[str]]:
     yield tokens
 
 
-@pytest.fixture
-async def thread_db_closed() -> AsyncIterator[None]:
-    """Close the connections that ORM calls through sync_to_async opened in its worker thread.
-
-    Outside a request nothing closes them, and PostgreSQL refuses to drop the test database
-    while one is open.
-    """
-    yield
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
-    await sync_to_async(connections.close_all)()
-
-
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as sock:

@@ -71,7 +71,6 @@ def test_identities_store_no_secret_and_cache_follows_saves_and_deletes():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("thread_db_closed")
 async def test_identities_async_lookup():
     from asgiref.sync import sync_to_async
 

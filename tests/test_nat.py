@@ -32,7 +32,7 @@ from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.services import MonitorService, Snapshot
 from usermetrics.sources import NatHttpSource
 
-pytestmark = [pytest.mark.nat, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("thread_db_closed")]
+pytestmark = [pytest.mark.nat, pytest.mark.django_db(transaction=True)]
 
 WAIT = 20.0  # seconds: the bound on every wait for a server to reach a state
 
