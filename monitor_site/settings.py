@@ -8,6 +8,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from usermetrics.sources import parse_nat_sources
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -173,12 +175,19 @@ LOGGING = {
 # usermetrics (read only through usermetrics.conf.get_config())
 # ==============================================================================
 
+# NAT servers to poll, "name=http://host:port,name2=http://host2:port"; for per-source timeouts,
+# headers, time zones and eviction timeouts write USERMETRICS["SOURCES"] entries instead.
+NAT_SOURCES = parse_nat_sources(os.environ.get("NAT_SOURCES", ""))
+
 USERMETRICS = {
     "REFRESH_INTERVAL": float(os.environ.get("USERMETRICS_REFRESH_INTERVAL", "2")),
     "SOURCE_TIMEOUT": float(os.environ.get("USERMETRICS_SOURCE_TIMEOUT", "5")),
+    "SOURCE_DOWN_AFTER": float(os.environ.get("USERMETRICS_SOURCE_DOWN_AFTER", "30")),
+    "SOURCES": NAT_SOURCES,
     "API_TOKENS": env_list("USERMETRICS_API_TOKENS"),
     "DEMO": {
-        "ENABLED": env_bool("USERMETRICS_DEMO", True),
+        # The demo is off when NAT servers are configured, unless asked for.
+        "ENABLED": env_bool("USERMETRICS_DEMO", not NAT_SOURCES),
         "USERS": int(os.environ.get("USERMETRICS_DEMO_USERS", "40")),
         "SEED": int(os.environ.get("USERMETRICS_DEMO_SEED", "0")),
         "EXTRA_USERS": env_list("USERMETRICS_DEMO_EXTRA_USERS"),

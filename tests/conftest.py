@@ -47,6 +47,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(f"{marker} not available: {problem}")
 
 
+@pytest.fixture(autouse=True)
+def _close_executor_connections(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the DB connections that async tests opened in asgiref's sync thread.
+
+    Async views and the async test client run ORM code in asgiref's single thread-sensitive
+    executor, and the test client keeps Django from closing connections after a request. Left
+    open, they stop PostgreSQL from dropping the test database at the end of the run.
+    """
+    yield
+    if request.node.get_closest_marker("django_db") is not None:
+        from asgiref.sync import SyncToAsync
+        from django.db import connections
+
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
 @pytest.fixture
 async def manager() -> AsyncIterator[SessionManager]:
     """A runtime SessionManager, closed after the test."""

@@ -99,12 +99,12 @@ async def test_services_hanging_source_keeps_last_good_data_as_stale(install_ser
     assert [s["state"] for s in status["sources"]] == ["stale", "ok"]
 
 
-async def test_services_failing_source_without_data_is_error(install_service):
+async def test_services_failing_source_without_data_is_down(install_service):
     broken = ScriptedSource("broken", ConnectionError("refused"))
     service = install_service([broken])
     snapshot = await service.refresh()
     (health,) = snapshot.sources
-    assert health.state == "error"
+    assert health.state == "down"
     assert health.last_error == "ConnectionError: refused"
     assert health.last_success is None
     assert snapshot.users == []
@@ -240,3 +240,60 @@ def test_services_unique_source_names():
 
     with pytest.raises(ValueError):
         services.MonitorService([ScriptedSource("a", []), ScriptedSource("a", [])])
+
+
+async def test_services_source_failing_past_down_after_is_down_with_users_kept(install_service):
+    source = ScriptedSource("s", [usage("kept")], RuntimeError("refused"))
+    service = install_service([source], down_after=0.05)
+    await service.refresh()
+    blip = await service.refresh()
+    assert blip.sources[0].state == "stale" and blip.sources[0].failing_since is not None
+    assert blip.user_is_stale("kept")
+    await asyncio.sleep(0.06)
+    down = await service.refresh()
+    (health,) = down.sources
+    assert health.state == "down" and health.users_stale
+    assert health.failing_since == blip.sources[0].failing_since  # the run of failures started once
+    assert [u.user_id for u in down.users] == ["kept"]  # never blanked
+    assert down.user_is_stale("kept")
+    status = await services.source_status()
+    (entry,) = status["sources"]
+    assert entry["state"] == "down" and entry["users"] == 1 and entry["users_stale"] is True
+    assert entry["last_error"] == "RuntimeError: refused" and entry["last_success"] is not None
+
+
+async def test_services_source_that_cannot_answer_is_down_at_once(install_service):
+    class Disabled(Exception):
+        down_at_once = True
+
+    source = ScriptedSource("s", [usage("kept")], Disabled("monitoring off"))
+    service = install_service([source], down_after=3600)
+    await service.refresh()
+    assert (await service.refresh()).sources[0].state == "down"
+
+
+async def test_services_per_source_timeout_overrides_the_default(install_service):
+    source = ScriptedSource("slow", "hang")
+    source.timeout = 0.02
+    snapshot = await install_service([source], timeout=60).refresh()
+    assert snapshot.sources[0].last_error == "timed out after 0.02 s"
+
+
+async def test_services_user_parts_staleness_and_eviction_estimate(install_service):
+    idle_at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    one = ScriptedSource("one", [usage("u"), usage("solo")])
+    one.per_user_workflow_timeout = timedelta(minutes=30)
+    two = ScriptedSource("two", [usage("u", session={"last_activity": idle_at + timedelta(minutes=5)})])
+    two.per_user_workflow_timeout = timedelta(minutes=10)
+    unknown = ScriptedSource("unknown", [usage("mystery"), usage("busy", session={"ref_count": 1, "is_active": True})])
+    snapshot = await install_service([one, two, unknown]).refresh()
+    assert [name for name, _ in snapshot.user_parts("u")] == ["one", "two"]
+    assert [name for name, _ in snapshot.user_parts("solo")] == ["one"]
+    assert snapshot.user_parts("nobody") == []
+    assert snapshot.health_by_name["one"].per_user_workflow_timeout == 1800.0
+    # Gone from both sources only when the later of the two evictions is due.
+    assert snapshot.evicted_at("u") == idle_at + timedelta(minutes=30)
+    assert snapshot.evicted_at("solo") == idle_at + timedelta(minutes=30)
+    assert snapshot.evicted_at("mystery") is None  # the source's timeout is not known
+    assert snapshot.evicted_at("busy") is None  # in flight: not idle
+    assert not snapshot.user_is_stale("u")

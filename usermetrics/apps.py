@@ -8,3 +8,7 @@ class UsermetricsConfig(AppConfig):
 
     name = "usermetrics"
     verbose_name = "User metrics"
+
+    def ready(self) -> None:
+        """Connect the signals that keep the label cache in step with the database."""
+        from usermetrics import identities  # noqa: F401 - imported for its signal receivers

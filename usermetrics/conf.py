@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+if TYPE_CHECKING:
+    from usermetrics.sources import NatHttpSource
 
 DEFAULTS: dict[str, Any] = {
     # Seconds between two refreshes of every source by the producer.
     "REFRESH_INTERVAL": 2.0,
     # Seconds one source may take to answer before its last good data is marked stale.
     "SOURCE_TIMEOUT": 5.0,
+    # Seconds a source may keep failing as "stale" (a blip) before it is called "down".
+    "SOURCE_DOWN_AFTER": 30.0,
+    # NAT servers to poll: [{"NAME": "nat-a", "URL": "http://host:8000", "TIMEOUT": 5, "HEADERS": {...},
+    #   "TIMEZONE": "Europe/Berlin", "PER_USER_WORKFLOW_TIMEOUT": 1800, "MAX_RESPONSE_BYTES": 67108864}]
+    # (only NAME and URL are required; env NAT_SOURCES="name=url,..." fills it in settings).
+    "SOURCES": [],
     # Bearer tokens accepted by the JSON API (from the env var USERMETRICS_API_TOKENS).
     "API_TOKENS": [],
     # The built-in demo workload (the embedded default's data source).
     "DEMO": {
-        "ENABLED": True,
+        "ENABLED": None,  # None: on unless SOURCES lists a NAT server
         "USERS": 40,
         "SEED": 0,
         "TIMEOUT": 120.0,  # per-user workflow timeout of the demo's session manager, seconds
@@ -47,6 +56,22 @@ def get_config() -> dict[str, Any]:
         if isinstance(default, dict):
             config[key] = {**default, **(user.get(key) or {})}
     return config
+
+
+def nat_sources_from_config() -> list[NatHttpSource]:
+    """One NatHttpSource per ``SOURCES`` entry; a wrong entry is an ImproperlyConfigured error."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from usermetrics.sources import NatHttpSource
+
+    config = get_config()
+    sources: list[NatHttpSource] = []
+    for entry in config["SOURCES"]:
+        try:
+            sources.append(NatHttpSource.from_config(entry, default_timeout=float(config["SOURCE_TIMEOUT"])))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"USERMETRICS['SOURCES']: {exc}") from None
+    return sources
 
 
 @receiver(setting_changed)

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 
-HealthState = Literal["ok", "stale", "error"]
+HealthState = Literal["ok", "stale", "down"]
 
 
 def utcnow() -> datetime:
@@ -44,14 +44,29 @@ class SourceHealth:
 
     name: str
     kind: str
-    # ok: the last refresh succeeded; stale: it failed and the last good users are shown;
-    # error: it failed and there is nothing good to show.
-    state: HealthState = "error"
+    # ok: the last refresh succeeded and its users are live.
+    # stale: the last refresh failed, but it has answered before and its failures began less
+    #   than ``down_after`` seconds ago (a blip): its last good users are shown, marked stale.
+    # down: it has never answered, has been failing for ``down_after`` seconds or more, or said
+    #   it cannot answer at all (NAT without per-user monitoring); its last good users, if any,
+    #   are still shown, marked stale.
+    state: HealthState = "down"
     last_success: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+    # Start of the current run of failures (None while the source answers).
+    failing_since: datetime | None = None
     last_duration_ms: float | None = None
+    # Users of this source in the snapshot: live when ok, the kept last good ones otherwise.
     users: int = 0
+    url: str | None = None
+    # The source's per_user_workflow_timeout in seconds when known (for "evicted in N min").
+    per_user_workflow_timeout: float | None = None
+
+    @property
+    def users_stale(self) -> bool:
+        """Whether this source's users are kept from an earlier refresh rather than live."""
+        return self.state != "ok"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -62,8 +77,12 @@ class SourceHealth:
             "last_success": _iso(self.last_success),
             "last_error": self.last_error,
             "last_error_at": _iso(self.last_error_at),
+            "failing_since": _iso(self.failing_since),
             "last_duration_ms": self.last_duration_ms,
             "users": self.users,
+            "users_stale": self.users_stale,
+            "url": self.url,
+            "per_user_workflow_timeout": self.per_user_workflow_timeout,
         }
 
 
@@ -97,6 +116,39 @@ class Snapshot:
         """Names of sources whose users are the last good ones, not fresh."""
         return [s.name for s in self.sources if s.state != "ok"]
 
+    @cached_property
+    def health_by_name(self) -> dict[str, SourceHealth]:
+        """Each source's health at this instant, by source name."""
+        return {s.name: s for s in self.sources}
+
+    def user_is_stale(self, user_id: str) -> bool:
+        """Whether any of the user's numbers come from a source that did not answer this time."""
+        health = self.health_by_name
+        return any(health[name].state != "ok" for name in self.origins.get(user_id, ()))
+
+    def user_parts(self, user_id: str) -> list[tuple[str, PerUserResourceUsage]]:
+        """The user's records per source (one entry when one source reported it once); [] when unknown."""
+        if user_id in self.parts:
+            return self.parts[user_id]
+        usage = self.by_id.get(user_id)
+        return [] if usage is None else [(self.origins[user_id][0], usage)]
+
+    def evicted_at(self, user_id: str) -> datetime | None:
+        """When the user's workflows are due to be evicted for idleness (at the latest), if known.
+
+        An idle record disappears from its source ``per_user_workflow_timeout`` after its last
+        activity (NAT checks every ``per_user_workflow_cleanup_interval``, so it may linger up to
+        that much longer). None while any record is in flight or a source's timeout is unknown.
+        """
+        health = self.health_by_name
+        due: list[datetime] = []
+        for name, usage in self.user_parts(user_id):
+            timeout = health[name].per_user_workflow_timeout
+            if usage.session.ref_count > 0 or timeout is None:
+                return None
+            due.append(usage.session.last_activity + timedelta(seconds=timeout))
+        return max(due) if due else None
+
     def response(self, users: list[PerUserResourceUsage] | None = None) -> PerUserMonitorResponse:
         """A NAT-shaped response of ``users`` (default: all), stamped with the snapshot time."""
         chosen = self.users if users is None else users
@@ -117,14 +169,18 @@ Listener = Callable[[Snapshot], Awaitable[None]]
 class MonitorService:
     """Refreshes the sources, keeps their last good data and health, and merges users."""
 
-    def __init__(self, sources: Sequence[Source], *, interval: float = 2.0, timeout: float = 5.0) -> None:
-        """Serve ``sources``; refresh every ``interval`` s; give each source ``timeout`` s."""
+    def __init__(
+        self, sources: Sequence[Source], *, interval: float = 2.0, timeout: float = 5.0, down_after: float = 30.0
+    ) -> None:
+        """Serve ``sources``; refresh every ``interval`` s; give each source ``timeout`` s (or its own
+        ``timeout`` attribute); call a failing source down after ``down_after`` s of failures."""
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
             raise ValueError(f"Source names must be unique, got {names}")
         self.interval = interval
         self.timeout = timeout
-        self._states = [_SourceState(s, SourceHealth(name=s.name, kind=getattr(s, "kind", "?"))) for s in sources]
+        self.down_after = down_after
+        self._states = [_SourceState(s, _initial_health(s)) for s in sources]
         self._seq = 0
         self._snapshot: Snapshot | None = None
         self._inflight: asyncio.Task[Snapshot] | None = None
@@ -186,22 +242,30 @@ class MonitorService:
     async def _fetch(self, state: _SourceState) -> None:
         health = state.health
         started = time.perf_counter()
+        timeout = getattr(state.source, "timeout", None) or self.timeout
         try:
-            response = await asyncio.wait_for(state.source.fetch(), timeout=self.timeout)
+            response = await asyncio.wait_for(state.source.fetch(), timeout=timeout)
             users = _to_utc(response.users, getattr(state.source, "timezone", None))
         except Exception as exc:  # one failing source never blocks or blanks the others
             if isinstance(exc, TimeoutError):
-                message = f"timed out after {self.timeout:g} s"
+                message = f"timed out after {timeout:g} s"
             else:
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             logger.warning("Source %s failed: %s", health.name, message)
+            now = utcnow()
             health.last_error = message
-            health.last_error_at = utcnow()
-            health.state = "stale" if health.last_success is not None else "error"
+            health.last_error_at = now
+            if health.failing_since is None:
+                health.failing_since = now
+            # A source that says it cannot answer at all (``down_at_once``) is down, not a blip.
+            blip = (now - health.failing_since).total_seconds() < self.down_after
+            recent = health.last_success is not None and blip and not getattr(exc, "down_at_once", False)
+            health.state = "stale" if recent else "down"
         else:
             state.last_good = users
             health.state = "ok"
             health.last_success = utcnow()
+            health.failing_since = None
             health.users = len(users)
         health.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
 
@@ -217,12 +281,19 @@ class MonitorService:
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="usermetrics-producer")
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
             try:
                 await self.refresh()
             except Exception:
                 logger.exception("Refresh failed")
-            await asyncio.sleep(self.interval)
+            # Fixed rate: a slow refresh does not stretch the interval; a very slow one skips ticks.
+            next_at += self.interval
+            now = loop.time()
+            if next_at < now:
+                next_at = now
+            await asyncio.sleep(next_at - now)
 
     async def aclose(self) -> None:
         """Stop refreshing and close the sources."""
@@ -235,6 +306,16 @@ class MonitorService:
             if callable(aclose):
                 await aclose()
         self._started = False
+
+
+def _initial_health(source: Source) -> SourceHealth:
+    timeout = getattr(source, "per_user_workflow_timeout", None)
+    return SourceHealth(
+        name=source.name,
+        kind=getattr(source, "kind", "?"),
+        url=getattr(source, "url", None),
+        per_user_workflow_timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else None,
+    )
 
 
 def _to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
@@ -332,15 +413,16 @@ _service: MonitorService | None = None
 
 
 def build_service_from_config() -> MonitorService:
-    """Build the service that the settings describe (today: the demo workload on a LocalSource)."""
-    from usermetrics.conf import get_config
+    """Build the service that the settings describe: the NAT sources, and the demo when enabled."""
+    from usermetrics.conf import get_config, nat_sources_from_config
     from usermetrics.demo import demo_session_manager
     from usermetrics.sources import LocalSource
 
     config = get_config()
-    sources: list[Source] = []
+    sources: list[Source] = list(nat_sources_from_config())
     demo = config["DEMO"]
-    if demo["ENABLED"]:
+    # ENABLED None means "auto": the demo runs only when no NAT server is configured.
+    if demo["ENABLED"] or (demo["ENABLED"] is None and not sources):
         manager, workload = demo_session_manager(
             users=int(demo["USERS"]),
             seed=int(demo["SEED"]),
@@ -349,7 +431,12 @@ def build_service_from_config() -> MonitorService:
             extra_users=[str(u) for u in demo["EXTRA_USERS"]],
         )
         sources.append(LocalSource("demo", manager, workload=workload))
-    return MonitorService(sources, interval=float(config["REFRESH_INTERVAL"]), timeout=float(config["SOURCE_TIMEOUT"]))
+    return MonitorService(
+        sources,
+        interval=float(config["REFRESH_INTERVAL"]),
+        timeout=float(config["SOURCE_TIMEOUT"]),
+        down_after=float(config["SOURCE_DOWN_AFTER"]),
+    )
 
 
 def get_service() -> MonitorService:
@@ -400,6 +487,7 @@ async def source_status() -> dict[str, Any]:
         "version": VERSION,
         "refresh_interval": service.interval,
         "source_timeout": service.timeout,
+        "source_down_after": service.down_after,
         "last_refresh": _iso(snapshot.timestamp),
         "seq": snapshot.seq,
         "total_users": len(snapshot.users),
