@@ -244,7 +244,7 @@ def test_browser_hostile_user_id_is_text_everywhere(server, page, session):
 
 def test_browser_admin_pages_link_to_the_dashboard_and_run_under_the_csp(server, page):
     # The admin's own pages get the same policy; their console errors are checked below too.
-    for path in ("/admin/auth/user/", "/admin/auth/user/1/change/", "/admin/auth/user/add/"):
+    for path in ("/admin/auth/user/", "/admin/auth/user/1/change/", "/admin/usermetrics/identity/add/"):
         page.goto(server.base + path)
         page.wait_for_selector("#content")
     page.goto(server.base + "/admin/")

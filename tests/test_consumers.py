@@ -7,6 +7,7 @@ import json
 from urllib.parse import unquote
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
@@ -15,6 +16,7 @@ from django.urls import reverse
 from monitor_site.asgi import application
 from tests.factories import StaticSource, sample_users, usage
 from usermetrics import feed, services
+from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -267,3 +269,26 @@ async def test_consumers_serialize_once_per_view_per_tick(source, staff_cookie):
         for comm in comms:
             await comm.disconnect()
     assert producer.views() == {}  # every view is dropped once nobody watches it
+
+
+async def test_consumers_frames_carry_registered_names(install_service, staff_cookie):
+    await get_channel_layer().flush()
+    uid = user_id_derive(kind="api_key", value="secret-key-of-grace")
+    await sync_to_async(identity_register)(label="Grace Hopper", kind="api_key", value="secret-key-of-grace")
+    install_service([StaticSource("static", [*sample_users(), usage(uid)])], interval=3600)
+    comm = communicator("/ws/monitor/", staff_cookie)
+    assert (await comm.connect(timeout=5))[0]
+    try:
+        _, doc = await receive_frame(comm)
+        assert doc["labels"] == {uid: "Grace Hopper"}
+        parsed, doc = await subscribe(comm, q="hopper")  # the search matches names too
+        assert [u.user_id for u in parsed.users] == [uid] and doc["labels"] == {uid: "Grace Hopper"}
+    finally:
+        await comm.disconnect()
+    comm = communicator(f"/ws/monitor/users/{uid}/", staff_cookie)
+    assert (await comm.connect(timeout=5))[0]
+    try:
+        _, doc = await receive_frame(comm)
+        assert doc["label"] == "Grace Hopper" and doc["evicted_at"] is None
+    finally:
+        await comm.disconnect()

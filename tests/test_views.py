@@ -8,11 +8,13 @@ from html import escape, unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
 
 from tests.factories import BASE_TIME, StaticSource, sample_users, usage
 from usermetrics import humanize
+from usermetrics.identities import identity_register, user_id_derive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,6 +149,17 @@ async def test_views_detail_says_how_long_an_idle_user_has_left(install_service,
     assert re.search(r'<span id="um-lifecycle">idle for [^<]+, evicted in about [^<]+</span>', html)
 
 
+async def test_views_show_and_search_registered_names(install_service, staff_client):
+    uid = user_id_derive(kind="api_key", value="secret-key-of-ada")
+    await sync_to_async(identity_register)(label="Ada Lovelace", kind="api_key", value="secret-key-of-ada")
+    install_service([StaticSource("static", [*sample_users(), usage(uid)])], interval=3600)
+    html = (await staff_client.get("/?q=LOVELACE")).content.decode()
+    assert row_ids(html) == [uid]
+    assert f">Ada Lovelace ({uid})</a>" in html
+    html = (await staff_client.get(f"/users/{uid}/")).content.decode()
+    assert '<span class="um-label">Ada Lovelace</span>' in html and f"<title>Ada Lovelace ({uid})" in html
+
+
 async def test_views_detail_of_an_unknown_user_is_a_404_page(source, staff_client):
     response = await staff_client.get("/users/nobody~2Fhere/")
     assert response.status_code == 404
@@ -186,8 +199,9 @@ def test_views_humanize_words():
     assert humanize.ago(now + timedelta(seconds=5), now) == "just now"
     idle = usage("a", minutes_ago=12)
     assert humanize.lifecycle_words(idle, now) == "idle for 12 min"
-    assert humanize.lifecycle_words(idle, now, timedelta(minutes=30)) == "idle for 12 min, evicted in about 18 min"
-    assert humanize.lifecycle_words(idle, now, timedelta(minutes=5)) == "idle for 12 min, due for eviction"
+    due = idle.session.last_activity + timedelta(minutes=30)
+    assert humanize.lifecycle_words(idle, now, due) == "idle for 12 min, evicted in about 18 min"
+    assert humanize.lifecycle_words(idle, now, now - timedelta(seconds=1)) == "idle for 12 min, due for eviction"
     busy = usage("b", active=2, minutes_ago=0)
     assert humanize.lifecycle_words(busy, now) == "active with 2 in flight"
     stuck = usage("c", active=1, minutes_ago=5)

@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from usermetrics import services
 from usermetrics.feed import FeedProducer, ViewSpec, producer_for
+from usermetrics.identities import identity_labels_aget
 from usermetrics.services import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.group = group
         snapshot = await _current_snapshot()
-        await self.send(text_data=self.producer.frame_for(group, snapshot))
+        labels = await identity_labels_aget()
+        await self.send(text_data=self.producer.frame_for(group, snapshot, labels=labels))
 
     async def disconnect(self, code: int) -> None:
         """Leave the group and the producer's registry."""

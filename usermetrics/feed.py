@@ -6,7 +6,8 @@ and normalizes the parameters (query string or websocket subscription alike) and
 both call it, so a page and its live updates always agree.
 
 Frames are ``PerUserMonitorResponse`` documents with the feed's metadata as extra top-level keys
-(``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``gone``, ``origins``).
+(``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``gone``, ``labels``; for one
+user ``origins``, ``label`` and ``evicted_at``).
 ``FeedProducer`` listens to the service: after each refresh it builds each subscribed view's
 frame once, serializes it once and ``group_send``s the text to that view's group.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from usermetrics.identities import identity_labels_aget
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.services import MonitorService, Snapshot, SourceHealth
 
@@ -155,11 +157,12 @@ def _ordered(users: list[PerUserResourceUsage], sort: str) -> list[PerUserResour
     return ordered
 
 
-def view_select(snapshot: Snapshot, spec: ViewSpec) -> ViewResult:
+def view_select(snapshot: Snapshot, spec: ViewSpec, *, labels: Mapping[str, str] | None = None) -> ViewResult:
     """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last.
 
-    Each ordering is computed once per snapshot, so views that differ only in page, search or
-    filter cost one pass over the users each.
+    The search matches the user id or its registered label (``labels``: user id -> label). Each
+    ordering is computed once per snapshot, so views that differ only in page, search or filter
+    cost one pass over the users each.
     """
     users = _memoized(snapshot, ("sorted", spec.sort), lambda: _ordered(snapshot.users, spec.sort))
     if spec.state:
@@ -167,7 +170,8 @@ def view_select(snapshot: Snapshot, spec: ViewSpec) -> ViewResult:
         users = [u for u in users if keep(u)]
     if spec.q:
         needle = spec.q.casefold()
-        users = [u for u in users if needle in u.user_id.casefold()]
+        names = labels or {}
+        users = [u for u in users if needle in u.user_id.casefold() or needle in names.get(u.user_id, "").casefold()]
     matched = len(users)
     pages = max(1, -(-matched // spec.page_size))
     page = min(spec.page, pages)
@@ -248,10 +252,12 @@ def list_frame(
     budget: int,
     summary: Summary | None = None,
     gone: list[str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> tuple[str, ViewResult]:
     """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes."""
     summary = summary or summary_get(snapshot)
-    result = view_select(snapshot, spec)
+    names = labels or {}
+    result = view_select(snapshot, spec, labels=names)
 
     def build(res: ViewResult, gone_ids: list[str]) -> str:
         extra = {
@@ -262,6 +268,8 @@ def list_frame(
             "sources": summary.sources,
             "stale": snapshot.stale_sources,
             "gone": gone_ids,
+            # Registered names of this page's users (usermetrics.identities), by user id.
+            "labels": {u.user_id: names[u.user_id] for u in res.users if u.user_id in names},
         }
         return frame_text(snapshot, res.users, extra)
 
@@ -276,7 +284,7 @@ def list_frame(
         offset = (result.spec.page - 1) * result.spec.page_size
         smaller = replace(result.spec, page_size=target, page=offset // target + 1)
         requested = result.requested_page_size or spec.page_size
-        result = replace(view_select(snapshot, smaller), requested_page_size=requested)
+        result = replace(view_select(snapshot, smaller, labels=names), requested_page_size=requested)
         text = build(result, gone)
         size = _size(text)
     if size > budget:
@@ -287,9 +295,10 @@ def list_frame(
     return text, result
 
 
-def user_frame(snapshot: Snapshot, user_id: str, *, budget: int) -> str:
+def user_frame(snapshot: Snapshot, user_id: str, *, budget: int, label: str | None = None) -> str:
     """The frame of the per-user view: that user as a one-element list, or an empty one when gone."""
     usage = snapshot.by_id.get(user_id)
+    evicted_at = snapshot.evicted_at(user_id) if usage is not None else None
     users = [usage] if usage is not None else []
     origins = list(snapshot.origins.get(user_id, ()))
 
@@ -304,6 +313,8 @@ def user_frame(snapshot: Snapshot, user_id: str, *, budget: int) -> str:
                 "clamped": len(chosen) < len(users),
             },
             "origins": origins,
+            "label": label,
+            "evicted_at": evicted_at.isoformat() if evicted_at is not None else None,
             "sources": [_source_meta(h) for h in snapshot.sources],
             "stale": snapshot.stale_sources,
         }
@@ -394,20 +405,31 @@ class FeedProducer:
                 del self._views[group]
         return group
 
-    def frame_for(self, group: str, snapshot: Snapshot) -> str:
+    def frame_for(self, group: str, snapshot: Snapshot, *, labels: Mapping[str, str]) -> str:
         """A full frame of the view for ``snapshot``: the one built this tick if any, else built now."""
         view = self._views[group]
         if view.frame is not None and view.frame[0] == snapshot.seq:
             return view.frame[1]
-        return self._build(view, snapshot, gone=[])
+        return self._build(view, snapshot, gone=[], labels=labels)
 
-    def _build(self, view: _View, snapshot: Snapshot, *, gone: list[str], summary: Summary | None = None) -> str:
+    def _build(
+        self,
+        view: _View,
+        snapshot: Snapshot,
+        *,
+        gone: list[str],
+        labels: Mapping[str, str],
+        summary: Summary | None = None,
+    ) -> str:
         self.frames_built += 1
         if view.spec is not None:
-            text, result = list_frame(snapshot, view.spec, budget=self.budget, summary=summary, gone=gone)
+            text, result = list_frame(
+                snapshot, view.spec, budget=self.budget, summary=summary, gone=gone, labels=labels
+            )
             view.last_ids = [u.user_id for u in result.users]
         else:
-            text = user_frame(snapshot, view.user_id or "", budget=self.budget)
+            user_id = view.user_id or ""
+            text = user_frame(snapshot, user_id, budget=self.budget, label=labels.get(user_id))
         view.frame = (snapshot.seq, text)
         return text
 
@@ -416,12 +438,13 @@ class FeedProducer:
         if not self._views:
             return
         summary = summary_get(snapshot)  # once per tick, shared by every list view
+        labels = await identity_labels_aget()  # cached; the database is read at most every 30 s
         for view in list(self._views.values()):
             if view.frame is not None and view.frame[0] == snapshot.seq:
                 text = view.frame[1]  # a late joiner already built this tick's frame
             else:
                 gone = [uid for uid in view.last_ids if uid not in snapshot.by_id]
-                text = self._build(view, snapshot, gone=gone, summary=summary)
+                text = self._build(view, snapshot, gone=gone, labels=labels, summary=summary)
             # The text, not a dict: the in-memory layer deep-copies each event per channel.
             await self.layer.group_send(view.group, {"type": EVENT_TYPE, "text": text})
 

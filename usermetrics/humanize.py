@@ -33,8 +33,11 @@ def ago(when: datetime, now: datetime) -> str:
     return " ".join(duration_words(seconds).split(" ")[:2]) + " ago"
 
 
-def lifecycle_words(usage: PerUserResourceUsage, now: datetime, eviction_timeout: timedelta | None = None) -> str:
-    """'active with 2 in flight', 'idle for 12 min, evicted in about 18 min', or a stuck warning."""
+def lifecycle_words(usage: PerUserResourceUsage, now: datetime, evicted_at: datetime | None = None) -> str:
+    """'active with 2 in flight', 'idle for 12 min, evicted in about 18 min', or a stuck warning.
+
+    ``evicted_at`` is when the sources will evict the idle user (``Snapshot.evicted_at``), if known.
+    """
     idle = now - usage.session.last_activity
     if usage.session.is_active:
         words = f"active with {usage.requests.active_requests} in flight"
@@ -42,7 +45,7 @@ def lifecycle_words(usage: PerUserResourceUsage, now: datetime, eviction_timeout
             words += f", no activity for {duration_words(idle.total_seconds())} (stuck?)"
         return words
     words = f"idle for {duration_words(idle.total_seconds())}"
-    if eviction_timeout is not None:
-        left = (eviction_timeout - idle).total_seconds()
+    if evicted_at is not None:
+        left = (evicted_at - now).total_seconds()
         words += f", evicted in about {duration_words(left)}" if left > 0 else ", due for eviction"
     return words

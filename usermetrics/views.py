@@ -8,7 +8,6 @@ subscribes to that view and keeps it current.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +21,7 @@ from django.views.decorators.cache import never_cache
 
 from usermetrics import humanize, services
 from usermetrics.feed import PAGE_SIZES, STATES, ViewResult, ViewSpec, summary_get, view_select
+from usermetrics.identities import identity_labels, user_display
 from usermetrics.services import Snapshot
 
 
@@ -109,11 +109,6 @@ def _empty_reason(snapshot: Snapshot, result: ViewResult) -> str | None:
     return "No user matches this search and filter."
 
 
-def _sources_timeouts() -> dict[str, timedelta | None]:
-    """Each source's per-user workflow timeout, when it is known."""
-    return {s.name: getattr(s, "per_user_workflow_timeout", None) for s in services.get_service().sources}
-
-
 def ws_user_path(user_id: str) -> str:
     """The websocket path of one user's feed (the detail page's URL under ``/ws/monitor``)."""
     return "/ws/monitor" + reverse("usermetrics:user-detail", args=[user_id])
@@ -136,8 +131,9 @@ def _page_config(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
 def user_list(request: HttpRequest) -> HttpResponse:
     """Every user of every source: summary cards, then a sortable, searchable, filtered, paged table."""
     snapshot = async_to_sync(services.snapshot_get)()
+    labels = identity_labels()
     spec = ViewSpec.from_params(request.GET)
-    result = view_select(snapshot, spec)
+    result = view_select(snapshot, spec, labels=labels)
     spec = result.spec  # a page past the end is shown as the last page
     context = {
         **admin.site.each_context(request),
@@ -146,6 +142,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "title": "User metrics",
         "snapshot": snapshot,
         "now": snapshot.timestamp,
+        "labels": labels,
         "summary": summary_get(snapshot),
         "spec": spec,
         "result": result,
@@ -174,10 +171,11 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     """One user's metrics grouped as session / requests / memory, its lifecycle and its sources."""
     snapshot = async_to_sync(services.snapshot_get)()
     usage = snapshot.by_id.get(user_id)
+    labels = identity_labels()
     context: dict[str, Any] = {
         **admin.site.each_context(request),
         "is_nav_sidebar_enabled": False,
-        "title": user_id,
+        "title": user_display(user_id, labels),
         "user_id": user_id,
         "snapshot": snapshot,
         "now": snapshot.timestamp,
@@ -185,22 +183,20 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     if usage is None:
         # Not found is a 404, but still a page in the admin's chrome that says why.
         return TemplateResponse(request, "usermetrics/user_missing.html", context, status=404)
-    origins = snapshot.origins.get(user_id, ())
-    timeouts = _sources_timeouts()
-    known = [timeouts.get(name) for name in origins]
-    # With several sources the user is evicted by each separately; only one timeout is a promise.
-    eviction = known[0] if len(known) == 1 else None
+    evicted_at = snapshot.evicted_at(user_id)
     context.update(
         usage=usage,
-        origins=origins,
+        label=labels.get(user_id),
+        origins=snapshot.origins.get(user_id, ()),
         parts=snapshot.parts.get(user_id, []),
-        lifecycle=humanize.lifecycle_words(usage, snapshot.timestamp, eviction),
+        stale=snapshot.user_is_stale(user_id),
+        lifecycle=humanize.lifecycle_words(usage, snapshot.timestamp, evicted_at),
         page_config=_page_config(
             snapshot,
             page="detail",
             ws=ws_user_path(user_id),
             user_id=user_id,
-            eviction_timeout=eviction.total_seconds() if eviction is not None else None,
+            evicted_at=evicted_at.isoformat() if evicted_at is not None else None,
         ),
     )
     return TemplateResponse(request, "usermetrics/user_detail.html", context)

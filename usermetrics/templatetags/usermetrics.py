@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from django import template
 
 from usermetrics import humanize
+from usermetrics.identities import user_display
 
 register = template.Library()
 
@@ -27,3 +28,9 @@ def utc(value: datetime) -> str:
 def iso(value: datetime) -> str:
     """ISO 8601 in UTC, for the page's JavaScript to keep relative times current."""
     return value.astimezone(UTC).isoformat()
+
+
+@register.filter
+def display(user_id: str, labels: dict[str, str]) -> str:
+    """``{{ user_id|display:labels }}`` -> 'Ada Lovelace (3f2a...)' for a named user, else the id."""
+    return user_display(user_id, labels or {})

@@ -64,7 +64,7 @@
     return (Number.isInteger(value) ? value.toFixed(1) : String(value)) + " ms";
   }
 
-  function lifecycleWords(user, nowMs, evictionSeconds) {
+  function lifecycleWords(user, nowMs, evictedAt) {
     var idle = (nowMs - parseTime(user.session.last_activity)) / 1000;
     if (user.session.is_active) {
       var words = "active with " + user.requests.active_requests + " in flight";
@@ -72,8 +72,8 @@
       return words;
     }
     var text = "idle for " + durationWords(idle);
-    if (evictionSeconds !== null && evictionSeconds !== undefined) {
-      var left = evictionSeconds - idle;
+    if (evictedAt) {
+      var left = (parseTime(evictedAt) - nowMs) / 1000;
       text += left > 0 ? ", evicted in about " + durationWords(left) : ", due for eviction";
     }
     return text;
@@ -249,13 +249,15 @@
     td.title = utcExact(ms);
   }
 
-  function fillRow(tr, user, nowMs, animate) {
+  function fillRow(tr, user, label, nowMs, animate) {
     var cells = {};
     Array.prototype.forEach.call(tr.children, function (cell) {
       cells[cell.dataset.field] = cell;
     });
     var link = cells.user_id.querySelector("a");
-    if (link.textContent !== user.user_id) link.textContent = user.user_id;
+    // As usermetrics.identities.user_display: "label (user id)" for a registered user.
+    var shown = label ? label + " (" + user.user_id + ")" : user.user_id;
+    if (link.textContent !== shown) link.textContent = shown;
     link.href = detailUrl(user.user_id);
     fillTime(cells.created_at, user.session.created_at, nowMs, animate);
     fillTime(cells.last_activity, user.session.last_activity, nowMs, animate);
@@ -453,6 +455,7 @@
       existing.set(tr.dataset.userId, tr);
     });
     var gone = new Set(frame.gone || []);
+    var labels = frame.labels || {};
     var ordered = [];
     frame.users.forEach(function (user) {
       var tr = existing.get(user.user_id);
@@ -460,10 +463,10 @@
         existing.delete(user.user_id);
         tr.classList.remove("um-gone");
         delete tr.dataset.goneFrames;
-        fillRow(tr, user, nowMs, sameView);
+        fillRow(tr, user, labels[user.user_id], nowMs, sameView);
       } else {
         tr = buildRow(user);
-        fillRow(tr, user, nowMs, false);
+        fillRow(tr, user, labels[user.user_id], nowMs, false);
         if (sameView) {
           tr.classList.add("um-new");
           flash(tr);
@@ -537,6 +540,7 @@
   // ---- the detail page --------------------------------------------------------------------------
 
   var detailUser = null;
+  var evictedAt = config.evicted_at || null;
 
   function applyDetail(frame) {
     var user = frame.users[0];
@@ -551,6 +555,9 @@
       return;
     }
     detailUser = user;
+    evictedAt = frame.evicted_at || null;
+    var stale = frame.stale || [];
+    byId("um-stale").hidden = !(frame.origins || []).some(function (name) { return stale.indexOf(name) >= 0; });
     var nowMs = serverNow();
     Array.prototype.forEach.call(document.querySelectorAll(".um-fields td[data-field]"), function (td) {
       var field = td.dataset.field;
@@ -574,7 +581,7 @@
     var state = user.session.is_active ? "active" : "idle";
     byId("um-state").dataset.state = state;
     byId("um-state").textContent = state;
-    byId("um-lifecycle").textContent = lifecycleWords(user, nowMs, config.eviction_timeout);
+    byId("um-lifecycle").textContent = lifecycleWords(user, nowMs, evictedAt);
     var origins = (frame.origins || []).map(function (name) {
       var li = document.createElement("li");
       li.textContent = name;
@@ -704,7 +711,7 @@
         var text = ago(parseTime(node.dataset.time), nowMs);
         if (target.textContent !== text) target.textContent = text;
       });
-      if (detailUser) byId("um-lifecycle").textContent = lifecycleWords(detailUser, nowMs, config.eviction_timeout);
+      if (detailUser) byId("um-lifecycle").textContent = lifecycleWords(detailUser, nowMs, evictedAt);
     }
     showUpdated();
     showConn();
