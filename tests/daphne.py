@@ -47,15 +47,16 @@ def wait_until(predicate: Callable[[], bool], *, what: str, deadline: float = 30
         time.sleep(0.1)
 
 
-def http_status(url: str) -> int:
-    """The status of GET ``url`` (0 when nothing answers)."""
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    """GET ``url`` (with a bearer ``token``): status and body; status 0 when nothing answers."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, error.read()
     except OSError:
-        return 0
+        return 0, b""
 
 
 class Daphne:
@@ -80,7 +81,7 @@ class Daphne:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_until(lambda: http_status(self.base + "/api/status") == 401, what="Daphne to answer", proc=self.proc)
+        wait_until(lambda: http_get(self.base + "/api/status")[0] == 401, what="Daphne to answer", proc=self.proc)
 
     def stop(self) -> None:
         """Stop it and wait for the process to end."""

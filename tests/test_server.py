@@ -3,81 +3,40 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from tests.conftest import free_port
+from tests.daphne import Daphne, http_get, server_env, wait_until
 from usermetrics.metrics import PerUserMonitorResponse
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "whole-stack-token-" + "z" * 24
+
+
+# Kept under these names: other whole-stack tests import them from here.
+_get = http_get
+_wait_until = wait_until
 
 
 @pytest.fixture(scope="module")
 def daphne(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Daphne on a free loopback port with the demo workload; yields its base URL."""
-    port = free_port()
     var = tmp_path_factory.mktemp("var")
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="monitor_site.settings",
-        DEBUG="0",
+    env = server_env(
+        var,
         SECRET_KEY="whole-stack-secret-" + "s" * 40,
-        ALLOWED_HOSTS="127.0.0.1",
-        USERMETRICS_VAR_DIR=str(var),
         USERMETRICS_API_TOKENS=f"other-token,{TOKEN}",
         USERMETRICS_DEMO="1",
         USERMETRICS_REFRESH_INTERVAL="0.5",
     )
-    log = (var / "daphne.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "monitor_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = Daphne(free_port(), env, var / "daphne.log")
+    server.start()
     try:
-        _wait_until(lambda: _get(base + "/api/status")[0] == 401, what="Daphne to answer", proc=proc)
-        yield base
+        yield server.base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
-def _wait_until(predicate, *, what: str, proc: subprocess.Popen | None = None, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode} while waiting for {what}")
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        server.stop()
 
 
 def test_server_monitor_users_with_token_returns_demo_users(daphne):
