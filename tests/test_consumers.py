@@ -292,3 +292,23 @@ async def test_consumers_frames_carry_registered_names(install_service, staff_co
         assert doc["label"] == "Grace Hopper" and doc["evicted_at"] is None
     finally:
         await comm.disconnect()
+
+
+async def test_consumers_per_user_frame_lists_each_source_record(install_service, staff_cookie):
+    await get_channel_layer().flush()
+    install_service(
+        [StaticSource("nat-a", [usage("shared", requests=3)]), StaticSource("nat-b", [usage("shared", requests=4)])],
+        interval=3600,
+    )
+    comm = communicator("/ws/monitor/users/shared/", staff_cookie)
+    assert (await comm.connect(timeout=5))[0]
+    try:
+        parsed, doc = await receive_frame(comm)
+        assert parsed.users[0].requests.total_requests == 7
+        assert doc["origins"] == ["nat-a", "nat-b"]
+        assert [(p["source"], p["record"]["requests"]["total_requests"]) for p in doc["parts"]] == [
+            ("nat-a", 3),
+            ("nat-b", 4),
+        ]
+    finally:
+        await comm.disconnect()

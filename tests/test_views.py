@@ -141,6 +141,18 @@ async def test_views_detail_shows_the_user_grouped(install_service, staff_client
     assert f'<span class="um-user-id" id="um-user-id">{escape(user_id)}</span>' in html
 
 
+async def test_views_detail_shows_each_source_record_of_a_merged_user(install_service, staff_client):
+    install_service(
+        [StaticSource("nat-a", [usage("shared", requests=3)]), StaticSource("nat-b", [usage("shared", requests=4)])],
+        interval=3600,
+    )
+    html = (await staff_client.get("/users/shared/")).content.decode()
+    assert '<td class="um-num" data-field="total_requests">7</td>' in html  # the merge
+    assert "<li>nat-a</li>" in html and "<li>nat-b</li>" in html
+    rows = re.findall(r'<tr><th scope="row">(nat-[ab])</th><td>idle</td><td class="um-num">(\d+)</td>', html)
+    assert rows == [("nat-a", "3"), ("nat-b", "4")]
+
+
 async def test_views_detail_says_how_long_an_idle_user_has_left(install_service, staff_client):
     src = StaticSource("static", sample_users())
     src.per_user_workflow_timeout = timedelta(days=3650)

@@ -301,6 +301,7 @@ def user_frame(snapshot: Snapshot, user_id: str, *, budget: int, label: str | No
     evicted_at = snapshot.evicted_at(user_id) if usage is not None else None
     users = [usage] if usage is not None else []
     origins = list(snapshot.origins.get(user_id, ()))
+    parts = snapshot.parts.get(user_id, [])
 
     def build(chosen: list[PerUserResourceUsage]) -> str:
         extra = {
@@ -313,6 +314,8 @@ def user_frame(snapshot: Snapshot, user_id: str, *, budget: int, label: str | No
                 "clamped": len(chosen) < len(users),
             },
             "origins": origins,
+            # Each source's own record, when several were merged into the one in ``users``.
+            "parts": [{"source": name, "record": part.model_dump(mode="json")} for name, part in parts],
             "label": label,
             "evicted_at": evicted_at.isoformat() if evicted_at is not None else None,
             "sources": [_source_meta(h) for h in snapshot.sources],

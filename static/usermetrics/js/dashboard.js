@@ -589,6 +589,37 @@
     });
     var list = byId("um-origins");
     list.replaceChildren.apply(list, origins);
+    applyParts(frame.parts || []);
+  }
+
+  function applyParts(parts) {
+    byId("um-parts-module").hidden = !parts.length;
+    var rows = parts.map(function (part) {
+      var r = part.record;
+      var tr = document.createElement("tr");
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = part.source;
+      tr.appendChild(th);
+      var last = parseTime(r.session.last_activity);
+      [
+        [r.session.is_active ? "active" : "idle", false],
+        [String(r.requests.total_requests), true],
+        [String(r.requests.active_requests), true],
+        [latency(r.requests.avg_latency_ms), true],
+        [String(r.requests.error_count), true],
+        [String(r.memory.exit_stack_size), true],
+        [utcExact(last), false],
+      ].forEach(function (cell) {
+        var td = document.createElement("td");
+        td.textContent = cell[0];
+        if (cell[1]) td.className = "um-num";
+        tr.appendChild(td);
+      });
+      return tr;
+    });
+    var body = byId("um-parts");
+    body.replaceChildren.apply(body, rows);
   }
 
   // ---- the socket: connect, frames, reconnect with backoff and jitter ------------------------------
