@@ -16,8 +16,7 @@ from urllib.parse import parse_qsl
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from usermetrics import services
-from usermetrics.feed import FeedProducer, ViewSpec, producer_for
-from usermetrics.identities import identity_labels_aget
+from usermetrics.feed import FeedProducer, ViewSpec, labels_get, producer_for
 from usermetrics.services import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.group = group
         snapshot = await _current_snapshot()
-        labels = await identity_labels_aget()
+        labels = await labels_get()
         await self.send(text_data=self.producer.frame_for(group, snapshot, labels=labels))
 
     async def disconnect(self, code: int) -> None:

@@ -441,7 +441,7 @@ class FeedProducer:
         if not self._views:
             return
         summary = summary_get(snapshot)  # once per tick, shared by every list view
-        labels = await identity_labels_aget()  # cached; the database is read at most every 30 s
+        labels = await labels_get()
         for view in list(self._views.values()):
             if view.frame is not None and view.frame[0] == snapshot.seq:
                 text = view.frame[1]  # a late joiner already built this tick's frame
@@ -450,6 +450,18 @@ class FeedProducer:
                 text = self._build(view, snapshot, gone=gone, labels=labels, summary=summary)
             # The text, not a dict: the in-memory layer deep-copies each event per channel.
             await self.layer.group_send(view.group, {"type": EVENT_TYPE, "text": text})
+
+
+async def labels_get() -> Mapping[str, str]:
+    """Registered names (cached, the database is read at most every 30 s); none while it is unreachable.
+
+    The feed must keep flowing when the database is down: names are a nicety, numbers are not.
+    """
+    try:
+        return await identity_labels_aget()
+    except Exception:
+        logger.warning("Identity labels unavailable; sending frames without names", exc_info=True)
+        return {}
 
 
 _producers: weakref.WeakKeyDictionary[MonitorService, FeedProducer] = weakref.WeakKeyDictionary()
