@@ -467,10 +467,7 @@
       } else {
         tr = buildRow(user);
         fillRow(tr, user, labels[user.user_id], nowMs, false);
-        if (sameView) {
-          tr.classList.add("um-new");
-          flash(tr);
-        }
+        if (sameView) flash(tr); // a user new to this page since the last frame
       }
       ordered.push(tr);
     });
