@@ -136,6 +136,8 @@
     var text;
     if (connState === "reconnecting") {
       text = "reconnecting in " + Math.max(1, Math.ceil((retryAt - Date.now()) / 1000)) + " s";
+    } else if (connState === "connecting") {
+      text = attempt ? "reconnecting…" : "connecting…";
     } else {
       text = connState;
     }
@@ -664,8 +666,7 @@
       setConn("offline");
       return;
     }
-    setConn(attempt ? "reconnecting" : "connecting");
-    if (attempt) conn.textContent = "reconnecting…";
+    setConn("connecting");
     var ws = new WebSocket(socketUrl());
     socket = ws;
     ws.addEventListener("open", function () {
