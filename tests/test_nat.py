@@ -10,9 +10,6 @@ import asyncio
 import base64
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,8 +21,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from tests.conftest import free_port
-from tests.nat_server import ROOT, NatServer, ensure_nat_venv
-from tests.test_server import _get, _wait_until
+from tests.daphne import Daphne, http_get, server_env, wait_until
+from tests.nat_server import NatServer, ensure_nat_venv
 from usermetrics import identities
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
@@ -282,31 +279,20 @@ def test_nat_whole_stack_two_servers_by_env(nat, tmp_path):
     for server in (a, b):
         assert asyncio.run(call(server, "quick", "Alice (cookie)")) == 200
     token = "nat-whole-stack-" + "t" * 24
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "USERMETRICS_DEMO"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="monitor_site.settings",
-        DEBUG="0",
-        SECRET_KEY="nat-whole-stack-secret-" + "s" * 40,
-        ALLOWED_HOSTS="127.0.0.1",
-        USERMETRICS_VAR_DIR=str(tmp_path),
+    env = server_env(
+        tmp_path,
+        USERMETRICS_DEMO="",  # unset: NAT_SOURCES alone decides, and it turns the demo off
         USERMETRICS_API_TOKENS=token,
         USERMETRICS_REFRESH_INTERVAL="0.3",
         USERMETRICS_SOURCE_DOWN_AFTER="0",
         NAT_SOURCES=f"nat-a={a.url},nat-b={b.url}",
     )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "daphne.log").open("w")
-    daphne = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "monitor_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    daphne = Daphne(free_port(), env, tmp_path / "daphne.log")
+    base = daphne.base
+    daphne.start()
 
     def status() -> dict[str, str]:
-        code, body = _get(base + "/api/status", token)
+        code, body = http_get(base + "/api/status", token)
         return {s["name"]: s["state"] for s in json.loads(body)["sources"]} if code == 200 else {}
 
     def nat_total(server: NatServer) -> int:
@@ -314,40 +300,35 @@ def test_nat_whole_stack_two_servers_by_env(nat, tmp_path):
         return sum(u["requests"]["total_requests"] for u in users)
 
     def dashboard_alice() -> dict | None:
-        code, body = _get(base + "/monitor/users", token)
+        code, body = http_get(base + "/monitor/users", token)
         users = {u["user_id"]: u for u in json.loads(body)["users"]} if code == 200 else {}
         return users.get(alice)
 
     try:
-        _wait_until(lambda: status() == {"nat-a": "ok", "nat-b": "ok"}, what="both sources ok", proc=daphne)
+        wait_until(lambda: status() == {"nat-a": "ok", "nat-b": "ok"}, what="both sources ok", proc=daphne.proc)
         expected = nat_total(a) + nat_total(b)
-        _wait_until(
+        wait_until(
             lambda: (dashboard_alice() or {}).get("requests", {}).get("total_requests") == expected,
             what="alice merged over both servers",
-            proc=daphne,
+            proc=daphne.proc,
         )
-        _, body = _get(base + "/monitor/users", token)
+        _, body = http_get(base + "/monitor/users", token)
         assert not any(u["user_id"].endswith("@example.com") for u in json.loads(body)["users"])  # no demo
 
         a.stop()
-        _wait_until(lambda: status() == {"nat-a": "down", "nat-b": "ok"}, what="nat-a down", proc=daphne)
+        wait_until(lambda: status() == {"nat-a": "down", "nat-b": "ok"}, what="nat-a down", proc=daphne.proc)
         assert dashboard_alice() is not None  # kept, as stale
         a.start()
         a.wait_ready()
-        _wait_until(lambda: status() == {"nat-a": "ok", "nat-b": "ok"}, what="nat-a back", proc=daphne)
+        wait_until(lambda: status() == {"nat-a": "ok", "nat-b": "ok"}, what="nat-a back", proc=daphne.proc)
         # nat-a restarted empty: alice's numbers are nat-b's alone now, not the old sum.
-        _wait_until(
+        wait_until(
             lambda: (dashboard_alice() or {}).get("requests", {}).get("total_requests") == nat_total(b),
             what="alice from nat-b only",
-            proc=daphne,
+            proc=daphne.proc,
         )
     finally:
-        daphne.terminate()
-        try:
-            daphne.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
-        log.close()
+        daphne.stop()
 
 
 async def test_nat_checksources_command(nat, settings):

@@ -15,11 +15,6 @@ from usermetrics.metrics import PerUserMonitorResponse
 TOKEN = "whole-stack-token-" + "z" * 24
 
 
-# Kept under these names: other whole-stack tests import them from here.
-_get = http_get
-_wait_until = wait_until
-
-
 @pytest.fixture(scope="module")
 def daphne(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Daphne on a free loopback port with the demo workload; yields its base URL."""
@@ -41,31 +36,31 @@ def daphne(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_server_monitor_users_with_token_returns_demo_users(daphne):
     def has_users() -> bool:
-        status, body = _get(daphne + "/monitor/users", TOKEN)
+        status, body = http_get(daphne + "/monitor/users", TOKEN)
         return status == 200 and PerUserMonitorResponse.model_validate_json(body).total_active_users > 0
 
-    _wait_until(has_users, what="demo users")
-    status, body = _get(daphne + "/monitor/users", TOKEN)
+    wait_until(has_users, what="demo users")
+    status, body = http_get(daphne + "/monitor/users", TOKEN)
     doc = json.loads(body)
     assert list(doc) == ["timestamp", "total_active_users", "users"]
     assert all(u["user_id"].endswith("@example.com") for u in doc["users"])
     assert doc["total_active_users"] == len(doc["users"])
     first = doc["users"][0]["user_id"]
-    status, body = _get(daphne + reverse("usermetrics:api-user", args=[first]), TOKEN)
+    status, body = http_get(daphne + reverse("usermetrics:api-user", args=[first]), TOKEN)
     assert status == 200 and json.loads(body)["user_id"] == first
 
 
 def test_server_without_token_is_401(daphne):
-    status, body = _get(daphne + "/monitor/users")
+    status, body = http_get(daphne + "/monitor/users")
     assert status == 401
     assert json.loads(body) == {
         "detail": "Authentication required: a staff session or 'Authorization: Bearer <token>'."
     }
-    assert _get(daphne + "/monitor/users", "wrong")[0] == 401
+    assert http_get(daphne + "/monitor/users", "wrong")[0] == 401
 
 
 @pytest.mark.parametrize("user_id", ["a/b c", "naïve-ユーザー", "100%", "<x>\"'", ".."])
 def test_server_odd_ids_survive_daphne_decoding(daphne, user_id):
-    status, body = _get(daphne + reverse("usermetrics:api-user", args=[user_id]), TOKEN)
+    status, body = http_get(daphne + reverse("usermetrics:api-user", args=[user_id]), TOKEN)
     assert status == 404
     assert json.loads(body)["user_id"] == user_id
