@@ -289,7 +289,6 @@ def test_nat_whole_stack_two_servers_by_env(nat, tmp_path):
     )
     daphne = Daphne(free_port(), env, tmp_path / "daphne.log")
     base = daphne.base
-    daphne.start()
 
     def status() -> dict[str, str]:
         code, body = http_get(base + "/api/status", token)
@@ -305,6 +304,7 @@ def test_nat_whole_stack_two_servers_by_env(nat, tmp_path):
         return users.get(alice)
 
     try:
+        daphne.start()
         wait_until(lambda: status() == {"nat-a": "ok", "nat-b": "ok"}, what="both sources ok", proc=daphne.proc)
         expected = nat_total(a) + nat_total(b)
         wait_until(
