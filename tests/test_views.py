@@ -127,6 +127,35 @@ async def test_views_list_empty_states_say_why(install_service, staff_client):
     assert "No user matches this search and filter." in html and "Clear the search and filter" in html
 
 
+async def test_views_banner_names_each_unhealthy_source(install_service, staff_client):
+    healthy, flaky = StaticSource("healthy", sample_users()[:2]), StaticSource("flaky", sample_users()[2:5])
+    never = StaticSource("never", [])
+    never.error = TimeoutError()
+    service = install_service([healthy, flaky, never], interval=3600)
+    await service.refresh()
+    html = (await staff_client.get("/")).content.decode()
+    banner = re.search(r'<div class="um-banner" id="um-banner" role="alert"( hidden)?>(.*?)</div>', html, re.S)
+    assert banner is not None and banner.group(1) is None
+    assert "<strong>never</strong> is" in banner.group(2) and "has not answered since" in banner.group(2)
+    assert "flaky" not in banner.group(2) and "healthy" not in banner.group(2)
+
+    flaky.error = ConnectionError("refused")
+    await service.refresh()
+    for url in ("/", reverse("usermetrics:user-detail", args=["u02"])):
+        html = (await staff_client.get(url)).content.decode()
+        banner = re.search(r'<div class="um-banner" id="um-banner" role="alert">(.*?)</div>', html, re.S)
+        assert banner is not None, url
+        text = " ".join(unescape(re.sub(r"<[^>]+>", "", banner.group(1))).split())
+        assert "flaky is stale: ConnectionError: refused." in text
+        assert "its 3 users show their last known values" in text
+        assert "healthy" not in text
+
+    flaky.error = never.error = None
+    await service.refresh()
+    html = (await staff_client.get("/")).content.decode()
+    assert '<div class="um-banner" id="um-banner" role="alert" hidden>' in html
+
+
 @pytest.mark.parametrize("user_id", ["a/b c", "<img src=x onerror=alert(1)>", "..", "100% sure"])
 async def test_views_detail_shows_the_user_grouped(install_service, staff_client, user_id):
     install_service([StaticSource("static", [*sample_users(), usage(user_id, active=2)])], interval=3600)

@@ -285,7 +285,35 @@
     });
   }
 
+  // The banner above the page: one line per source that is not ok (same words as base.html).
+  function applyBanner(sources) {
+    var banner = byId("um-banner");
+    var list = byId("um-banner-list");
+    if (!banner || !list) return;
+    var nowMs = serverNow();
+    var items = [];
+    sources.forEach(function (s) {
+      if (s.state === "ok") return;
+      var li = document.createElement("li");
+      li.dataset.state = s.state;
+      var name = document.createElement("strong");
+      name.textContent = s.name;
+      var text = " is " + s.state + (s.last_error ? ": " + s.last_error : "") + ". ";
+      if (s.last_success) {
+        text += "Last answered " + ago(parseTime(s.last_success), nowMs);
+        text += s.users ? "; its " + s.users + " users show their last known values." : ".";
+      } else {
+        text += "It has not answered since the dashboard started.";
+      }
+      li.append(name, text);
+      items.push(li);
+    });
+    list.replaceChildren.apply(list, items);
+    banner.hidden = items.length === 0;
+  }
+
   function applySources(sources) {
+    applyBanner(sources);
     var list = byId("um-sources");
     if (!list) return;
     var items = [];
