@@ -348,7 +348,14 @@ def build_service_from_config() -> MonitorService:
             cleanup_seconds=float(demo["CLEANUP_INTERVAL"]),
         )
         sources.append(LocalSource("demo", manager, workload=workload))
-    return MonitorService(sources, interval=float(config["REFRESH_INTERVAL"]), timeout=float(config["SOURCE_TIMEOUT"]))
+    service = MonitorService(
+        sources, interval=float(config["REFRESH_INTERVAL"]), timeout=float(config["SOURCE_TIMEOUT"])
+    )
+    if config["HISTORY"]["ENABLED"]:
+        from usermetrics.history import recorder_install
+
+        recorder_install(service)  # records every refresh into the history store
+    return service
 
 
 def get_service() -> MonitorService:
