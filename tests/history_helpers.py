@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from usermetrics.history import Recorder
-from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.services import Snapshot, SourceHealth
 
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
@@ -70,3 +70,20 @@ def snapshot(ts: datetime, users: list[PerUserResourceUsage], *, seq: int = 1, s
 def recorder(**overrides: float) -> Recorder:
     """A recorder with test settings: every change written, no automatic maintenance."""
     return Recorder(config={**CONFIG, **overrides})
+
+
+class FixedSource:
+    """A source that reports the users it is given (change ``users`` between refreshes)."""
+
+    kind = "fixed"
+    timezone = None
+
+    def __init__(self, name: str, users: list[PerUserResourceUsage], *, timeout: timedelta | None = None) -> None:
+        """Report ``users``; ``timeout`` is the per-user workflow timeout it claims."""
+        self.name = name
+        self.users = users
+        self.per_user_workflow_timeout = timeout
+
+    async def fetch(self) -> PerUserMonitorResponse:
+        """The users as they are now."""
+        return PerUserMonitorResponse(total_active_users=len(self.users), users=self.users)
