@@ -144,6 +144,15 @@ def test_history_user_series_buckets_rates_and_carries_gauges():
     assert sum(overview["requests_per_min"]) == 6.0 and max(v or 0 for v in overview["users"]) == 1
 
 
+def test_history_sparklines_one_query_for_a_page_of_users():
+    rec = recorder()
+    rec.record(snapshot(T0, [usage("a", total=0), usage("b", total=0)]))
+    rec.record(snapshot(T0 + MIN, [usage("a", total=6), usage("b", total=0)]))
+    lines = history.sparklines(user_ids=["a", "b", "nobody"], window=timedelta(minutes=30), now=T0 + MIN, points=30)
+    assert set(lines) == {"a", "b", "nobody"} and len(lines["a"]) == 30
+    assert sum(lines["a"]) == 6.0 and sum(lines["b"]) == 0.0 and sum(lines["nobody"]) == 0.0
+
+
 def test_history_retention_prunes_old_and_keeps_recent():
     now = T0
     rec = recorder()

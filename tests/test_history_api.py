@@ -76,6 +76,13 @@ async def test_history_api_overview(recorded, staff_client):
     assert max(v or 0 for v in doc["users"]) == 2
 
 
+async def test_history_api_sparklines(recorded, staff_client):
+    response = await staff_client.get(reverse("usermetrics:api-sparklines"), {"user_id": ["a/b", "x"], "window": "1h"})
+    doc = json.loads(response.content)
+    assert response.status_code == 200 and doc["window"] == "1h"
+    assert sum(doc["users"]["a/b"]) > 0 and sum(doc["users"]["x"]) == 0
+
+
 async def test_history_api_errors(recorded, staff_client):
     response = await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]), {"window": "2y"})
     assert response.status_code == 400 and "window must be one of" in json.loads(response.content)["detail"]
@@ -88,6 +95,7 @@ async def test_history_api_errors(recorded, staff_client):
     [
         ("api-user-history", ["a/b"]),
         ("api-overview-history", []),
+        ("api-sparklines", []),
         ("api-user-history-csv", ["a/b"]),
         ("api-user-history-json", ["a/b"]),
         ("api-export-users-csv", []),

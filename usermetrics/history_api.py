@@ -147,6 +147,27 @@ async def overview_history(request: HttpRequest) -> HttpResponse:
     return JsonResponse(doc)
 
 
+@never_cache
+@require_GET
+@api_access_required
+async def sparklines(request: HttpRequest) -> HttpResponse:
+    """Requests/min series for the list's sparklines: ``?window=1h&user_id=a&user_id=b`` (at most 500 ids)."""
+    if not history.history_enabled():
+        return _disabled()
+    try:
+        name, window = _window(request, "1h")
+    except ValueError as exc:
+        return _bad(str(exc))
+    ids = request.GET.getlist("user_id")
+    if len(ids) > SPARKLINE_MAX_USERS:
+        return _bad(f"At most {SPARKLINE_MAX_USERS} user_id values per request.")
+    users = await sync_to_async(history.sparklines)(user_ids=ids, window=window)
+    return JsonResponse({"window": name, "users": users})
+
+
+SPARKLINE_MAX_USERS = 500
+
+
 # --- exports ---------------------------------------------------------------------------------------
 
 
