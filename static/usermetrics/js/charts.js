@@ -111,6 +111,7 @@
       plots: [],
       data: [],
       previous: null, // the last live usage, to turn counters into rates
+      bucket: null, // the live bucket being filled
       stopTheme: null,
     };
     while (element.firstChild) element.removeChild(element.firstChild);
@@ -149,6 +150,7 @@
       state.doc = doc;
       state.data = CHARTS.map(function (spec) { return [doc.t.slice(), (doc[spec[0]] || []).slice()]; });
       state.previous = null;
+      state.bucket = null;
       Object.keys(buttons).forEach(function (name) {
         buttons[name].setAttribute("aria-pressed", String(name === state.window));
       });
@@ -182,7 +184,6 @@
         var prev = state.previous;
         state.previous = { t: t, usage: usage };
         if (!prev || t <= prev.t) return;
-        var minutes = (t - prev.t) / 60;
         var r = usage.requests, p = prev.usage.requests;
         var dCount = r.total_requests - p.total_requests;
         var dErrors = r.error_count - p.error_count;
@@ -193,19 +194,45 @@
           dErrors = r.error_count;
           dLatency = r.avg_latency_ms * r.total_requests;
         }
+        // Live traffic goes into buckets of the history's step, so a live point and a
+        // recorded one mean the same thing (per minute over one step), not a 2-second spike.
+        var step = state.doc.step;
+        var end = Math.ceil(t / step) * step;
+        var bucket = state.bucket;
+        if (!bucket || bucket.end !== end) {
+          // When the history's last bucket is this one, it holds traffic recorded before the
+          // page loaded: live traffic adds to it (the frames come after the fetch).
+          var d0 = state.data[0][0];
+          var recorded = d0.length && d0[d0.length - 1] === end;
+          bucket = state.bucket = {
+            end: end, count: 0, errors: 0, latency: 0, append: !recorded,
+            base: recorded ? state.data.map(function (d) { return d[1][d[1].length - 1]; }) : null,
+          };
+        }
+        bucket.count += dCount;
+        bucket.errors += dErrors;
+        bucket.latency += dLatency;
+        var perMin = 60 / step;
+        var base = bucket.base || [0, 0, null];
         var values = [
-          dCount / minutes,
-          dErrors / minutes,
-          dCount > 0 ? Math.round((dLatency / dCount) * 100) / 100 : null,
+          (base[0] || 0) + bucket.count * perMin,
+          (base[1] || 0) + bucket.errors * perMin,
+          bucket.count > 0 ? Math.round((bucket.latency / bucket.count) * 100) / 100 : base[2],
           usage.session.ref_count,
           usage.memory.exit_stack_size,
         ];
-        var start = t - (state.doc.t.length * state.doc.step);
+        var append = bucket.append;
+        bucket.append = false;
+        var start = end - state.doc.t.length * step;
         state.plots.forEach(function (plot, i) {
           var d = state.data[i];
-          d[0].push(t);
-          d[1].push(values[i]);
-          while (d[0].length && d[0][0] < start) { d[0].shift(); d[1].shift(); }
+          if (append) {
+            d[0].push(end);
+            d[1].push(values[i]);
+          } else {
+            d[1][d[1].length - 1] = values[i];
+          }
+          while (d[0].length && d[0][0] <= start) { d[0].shift(); d[1].shift(); }
           plot.setData(d);
         });
       },
