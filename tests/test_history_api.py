@@ -11,7 +11,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from tests.history_helpers import FixedSource, recorder, snapshot, usage
-from usermetrics import history
+from usermetrics import history, services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,6 +66,18 @@ async def test_history_api_ended_user_keeps_last_values(recorded, staff_client):
     doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["gone"]))).content)
     assert doc["ended"]["label"].startswith("ended 0 min ago")
     assert doc["ended"]["last"]["requests"]["total_requests"] == 4
+
+
+async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded, staff_client):
+    now = history.utcnow()
+    recorded.users = [usage("a/b", total=30, errors=3, avg=120.0, last=now - timedelta(minutes=10, seconds=5))]
+    await services.get_service().refresh()
+    doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]))).content)
+    flags = {f["name"]: f for f in doc["flags"]}
+    assert set(flags) == {"idle", "erroring"}  # 2 of its 10 requests in the last hour failed
+    flag = flags["idle"]
+    assert flag["label"] == "idle 10 min, evicted in 19 min"
+    assert "evicts workflows idle for 30 min" in flag["detail"]
 
 
 async def test_history_api_overview(recorded, staff_client):

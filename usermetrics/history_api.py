@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from usermetrics import history, services
 from usermetrics.auth import api_access_required
+from usermetrics.conf import get_config
 from usermetrics.export import csv_stream, json_stream
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import UserSample
@@ -109,7 +110,13 @@ async def user_history(request: HttpRequest, user_id: str) -> HttpResponse:
     if usage is not None:
         timeouts = history.source_timeouts(services.get_service())
         timeout = history.user_timeout(snapshot.origins.get(user_id, ()), timeouts)
-        doc["flags"] = _flag_dicts(history.user_flags(usage, stats=stats, timeout=timeout))
+        # Flags look at their own window (FLAGS["WINDOW"]), whatever window the charts show.
+        flag_window = history.window_parse(get_config()["FLAGS"]["WINDOW"])
+        flag_stats = stats
+        if flag_window != window:
+            by_user = await sync_to_async(history.window_stats)(window=flag_window, user_ids=[user_id])
+            flag_stats = by_user.get(user_id, history.WindowStats(seconds=flag_window.total_seconds()))
+        doc["flags"] = _flag_dicts(history.user_flags(usage, stats=flag_stats, timeout=timeout))
         doc["ended"] = None
     else:
         ended = await sync_to_async(_ended_of)(user_id)
