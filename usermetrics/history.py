@@ -378,19 +378,15 @@ class Recorder:
         if not open_lives:
             return open_lives
         by_pk = {life.pk: life for life in open_lives.values()}
-        newest = (
-            UserSample.objects.filter(life_id__in=list(by_pk))
-            .values("life_id")
-            .annotate(ts=Max("ts"))
-            .values_list("life_id", "ts")
-        )
-        wanted = dict(newest)
-        for pk_chunk in _chunks(list(wanted), 500):
-            for s in UserSample.objects.filter(life_id__in=pk_chunk).only(*_SAMPLE_COUNTERS, "life_id", "ts"):
-                if s.ts == wanted[s.life_id]:
-                    life = by_pk[s.life_id]
-                    life.counters = life.written = _life_counters(s)
-                    life.written_ts = s.ts
+        # Only the newest sample of each life (a correlated lookup on the (life, ts) index), not
+        # a week of samples per user.
+        newest_ts = UserSample.objects.filter(life_id=OuterRef("life_id")).order_by("-ts").values("ts")[:1]
+        for pk_chunk in _chunks(list(by_pk), 500):
+            newest = UserSample.objects.filter(life_id__in=pk_chunk, ts=Subquery(newest_ts))
+            for s in newest.only(*_SAMPLE_COUNTERS, "life_id", "ts"):
+                life = by_pk[s.life_id]
+                life.counters = life.written = _life_counters(s)
+                life.written_ts = s.ts
         return open_lives
 
     def _latest_lives(self, user_ids: list[str]) -> dict[str, UserLife]:
