@@ -52,6 +52,8 @@ class UserLife(models.Model):
 class UserSample(models.Model):
     """One user's counters at ``ts``, written only when they changed since the previous sample."""
 
+    # (life, ts) is the key: no surrogate id column and no second index to store per row.
+    pk = models.CompositePrimaryKey("life", "ts")
     life = models.ForeignKey(UserLife, on_delete=models.CASCADE, related_name="samples", db_index=False)
     ts = models.DateTimeField()
     ref_count = models.PositiveIntegerField()
@@ -70,12 +72,9 @@ class UserSample(models.Model):
     d_functions = models.IntegerField(help_text="Change of functions + groups.")
 
     class Meta:
-        indexes = [
-            # One user's series, and the latest sample of a life.
-            models.Index(fields=["life", "ts"], name="usermetrics_sample_life_ts"),
-            # Window aggregates over everyone, and pruning.
-            models.Index(fields=["ts"], name="usermetrics_sample_ts"),
-        ]
+        # The primary key serves one user's series and the newest sample of a life; this one
+        # serves window aggregates over everyone, and pruning.
+        indexes = [models.Index(fields=["ts"], name="usermetrics_sample_ts")]
 
     def __str__(self) -> str:
         return f"life {self.life_id} at {self.ts:%Y-%m-%d %H:%M:%S}"
