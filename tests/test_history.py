@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError
 
 from tests.history_helpers import CREATED, T0, recorder, snapshot, usage
 from usermetrics import history
@@ -126,6 +127,16 @@ def test_history_restart_continues_open_lives_without_double_counting():
     assert UserLife.objects.get(user_id="gone").ended_at == T0 + MIN
     stats = history.window_stats(window=timedelta(minutes=10), now=T0 + 5 * MIN)["a"]
     assert stats.requests == 5  # 10 -> 12 -> 15
+
+
+def test_history_failed_write_leaves_no_phantom_lives():
+    rec = recorder()
+    rec.record(snapshot(T0, [usage("a", total=1)]))
+    with pytest.raises(IntegrityError):  # a second totals row at the same instant
+        rec.record(snapshot(T0, [usage("a", total=2), usage("b", total=1)]))
+    rec.record(snapshot(T0 + MIN, [usage("a", total=3), usage("b", total=1)]))
+    assert list(UserLife.objects.order_by("user_id").values_list("user_id", "life")) == [("a", 1), ("b", 1)]
+    assert history.window_stats(window=timedelta(minutes=5), now=T0 + MIN)["a"].requests == 2
 
 
 def test_history_user_series_buckets_rates_and_carries_gauges():

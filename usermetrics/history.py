@@ -153,6 +153,7 @@ class Recorder:
         self._executor: ThreadPoolExecutor | None = None
         self._pending: Snapshot | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
 
     # -- async side ----------------------------------------------------------------------------
 
@@ -175,8 +176,14 @@ class Recorder:
             snapshot, self._pending = self._pending, None
             try:
                 await loop.run_in_executor(self._executor, self._record_in_thread, snapshot)
-            except Exception:
-                logger.exception("Recording history failed")
+            except Exception as exc:
+                # Log each new kind of failure once (a missing migration would fail every refresh).
+                message = f"{type(exc).__name__}: {exc}"
+                if message != self._last_error:
+                    logger.exception("Recording history failed (logged again only when the error changes)")
+                self._last_error = message
+            else:
+                self._last_error = None
 
     def _record_in_thread(self, snapshot: Snapshot) -> None:
         close_old_connections()  # a connection broken since the last record is replaced
@@ -200,9 +207,16 @@ class Recorder:
 
     # -- sync side -----------------------------------------------------------------------------
 
-    def record(self, snapshot: Snapshot, *, timeouts: Mapping[str, float] | None = None) -> RecordResult:
+    def record(self, snapshot: Snapshot) -> RecordResult:
         """Write one snapshot: totals, changed users, new lives, ended users; maintain now and then."""
-        del timeouts  # reserved: lives do not depend on the source timeout
+        try:
+            return self._record(snapshot)
+        except Exception:
+            # The memory of open lives may no longer match the rolled-back database: read it again.
+            self._open = None
+            raise
+
+    def _record(self, snapshot: Snapshot) -> RecordResult:
         ts = snapshot.timestamp
         cold = self._open is None
         if self._open is None:
