@@ -35,7 +35,7 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from usermetrics.history import Recorder  # noqa: E402
+from usermetrics.history import Recorder, rollup  # noqa: E402
 from usermetrics.metrics import (  # noqa: E402
     PerUserMemoryMetrics,
     PerUserRequestMetrics,
@@ -88,21 +88,23 @@ def snapshot(ts: datetime, users: list[PerUserResourceUsage], seq: int) -> Snaps
     )
 
 
-def store_bytes() -> int:
-    """Bytes used by the history tables and their indexes."""
+def store_bytes(tables: tuple[str, ...] = (*TABLES, "usermetrics_userhourly", "usermetrics_totalshourly")) -> int:
+    """Bytes used by ``tables`` (default: every history table) and their indexes."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("VACUUM ANALYZE") if connection.connection.autocommit else None
             total = 0
-            for table in (*TABLES, "usermetrics_userhourly", "usermetrics_totalshourly"):
+            for table in tables:
                 cursor.execute("SELECT pg_total_relation_size(%s)", [table])
                 total += cursor.fetchone()[0]
             return total
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         try:
+            marks = ", ".join(["%s"] * len(tables))
             cursor.execute(
-                "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'usermetrics_%' OR name IN "
-                "(SELECT name FROM sqlite_master WHERE tbl_name LIKE 'usermetrics_%')"
+                "SELECT SUM(pgsize) FROM dbstat WHERE name IN "
+                f"(SELECT name FROM sqlite_master WHERE tbl_name IN ({marks}))",
+                list(tables),
             )
             return int(cursor.fetchone()[0] or 0)
         except Exception:  # SQLite built without dbstat: the whole file
@@ -160,12 +162,20 @@ def run(users: int, minutes: int) -> None:
     from usermetrics.models import UserSample
 
     samples = UserSample.objects.count()
+    # The hourly roll-up of the same data (kept 90 days after the raw rows are pruned).
+    hourly_tables = ("usermetrics_userhourly", "usermetrics_totalshourly")
+    hourly_base = store_bytes(hourly_tables)
+    rollup(now=start + timedelta(minutes=minutes, hours=1))
+    from usermetrics.models import UserHourly
+
+    user_hours = UserHourly.objects.count()
+    hourly = store_bytes(hourly_tables) - hourly_base
     steady = sorted(record_ms[1:]) or record_ms
     print(
         f"{connection.vendor:10} {users:>7,} active users: {per_hour / 1e6:8.1f} MB/hour "
         f"({per_hour * 24 * 7 / 1e9:6.2f} GB for 7 days raw), {samples * 60 / minutes:>10,.0f} samples/hour, "
         f"{used / max(samples, 1):5.0f} B/sample; record() median {steady[len(steady) // 2]:7.1f} ms, "
-        f"max {max(steady):7.1f} ms per refresh",
+        f"max {max(steady):7.1f} ms per refresh; hourly roll-up {hourly / max(user_hours, 1):4.0f} B per user-hour",
         flush=True,
     )
 
