@@ -266,3 +266,8 @@ def test_history_store_on_postgresql():
     assert stats["user-7"].requests == 3 and stats["user-7"].errors == 1
     assert history.overview_stats(window=timedelta(minutes=5), now=T0 + MIN).requests == 6000
     assert history.rollup(now=T0 + timedelta(hours=2)) == 1
+
+
+def test_history_sample_columns_match_the_model():
+    # _insert_samples writes raw rows in this order: a new column must be added there too.
+    assert history.SAMPLE_COLUMNS == tuple(f.column for f in UserSample._meta.concrete_fields)
