@@ -439,7 +439,8 @@ def _insert_samples(rows: list[tuple[Any, ...]], *, ts: datetime, batch_size: in
             copy_sql = "COPY {} ({}) FROM STDIN".format(
                 quote(UserSample._meta.db_table), ", ".join(quote(c) for c in SAMPLE_COLUMNS)
             )
-            with cursor.cursor.copy(copy_sql) as copy:
+            # The driver's cursor, so its errors are wrapped into Django's (IntegrityError ...) here.
+            with connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
                 for row in rows:
                     copy.write_row((row[0], db_ts, *row[2:]))
             return
