@@ -6,7 +6,7 @@ every refresh, the worst case for the store (an idle user writes nothing). Per-u
 written at most once per ``SAMPLE_INTERVAL`` (15 s by default), totals once per refresh (2 s).
 
 SQLite by default (a scratch file); with ``DATABASE_URL=postgres://...`` a scratch PostgreSQL
-database ``test_<name>`` is created and dropped.
+database ``bench_usermetrics_<pid>`` is created and dropped.
 
     .venv/bin/python bench/history_size.py [--users 1000 10000] [--minutes 60]
 """
@@ -188,6 +188,9 @@ def main() -> None:
     args = parser.parse_args()
     if connection.vendor == "sqlite":
         connection.settings_dict["TEST"]["NAME"] = str(SCRATCH / "bench.sqlite3")
+    else:
+        # Its own name: test_<name> may be another checkout's test suite, running right now.
+        connection.settings_dict["TEST"]["NAME"] = f"bench_usermetrics_{os.getpid()}"
     name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     print(f"scratch database: {name}; sample interval {Recorder().sample_interval.total_seconds():g} s", flush=True)
     try:
