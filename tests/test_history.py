@@ -271,3 +271,38 @@ def test_history_store_on_postgresql():
 def test_history_sample_columns_match_the_model():
     # _insert_samples writes raw rows in this order: a new column must be added there too.
     assert history.SAMPLE_COLUMNS == tuple(f.column for f in UserSample._meta.concrete_fields)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_history_user_evicted_by_a_real_session_manager_is_ended_then_reborn(install_service):
+    from asgiref.sync import sync_to_async
+
+    from usermetrics.runtime import SessionManager
+    from usermetrics.sources import LocalSource
+
+    clock = [T0]
+    manager = SessionManager(per_user_workflow_timeout=timedelta(minutes=30), clock=lambda: clock[0])
+    try:
+        service = install_service([LocalSource("local", manager)])
+        rec = recorder()
+        for _ in range(3):
+            async with manager.session("ada") as builder:
+                builder.add_function("tool", object())
+        await sync_to_async(rec.record)(await service.refresh())
+        clock[0] = T0 + timedelta(minutes=31)
+        assert await manager.cleanup_idle() == 1  # NAT-style eviction: the counters are gone
+        await sync_to_async(rec.record)(await service.refresh())
+        [ended] = await sync_to_async(history.ended_users)(since=T0 - timedelta(days=1))
+        assert ended.user_id == "ada" and ended.usage.requests.total_requests == 3
+        assert ended.usage.memory.per_user_functions_count == 1
+        # The user comes back: a fresh workflow, a new life counted from zero.
+        async with manager.session("ada"):
+            pass
+        await sync_to_async(rec.record)(await service.refresh())
+        lives = await sync_to_async(
+            lambda: list(UserLife.objects.filter(user_id="ada").values_list("life", "ended_at"))
+        )()
+        assert [life for life, _ in lives] == [1, 2] and lives[1][1] is None
+        assert await sync_to_async(history.ended_users)(since=T0 - timedelta(days=1)) == []
+    finally:
+        await manager.aclose()
