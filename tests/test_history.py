@@ -187,6 +187,22 @@ def test_history_retention_prunes_old_and_keeps_recent():
     assert history.overview_stats(window=timedelta(days=9), now=now).requests == 7
 
 
+def test_history_seven_day_series_read_rollups_and_recent_raw():
+    rec = recorder()
+    hour = timedelta(hours=1)
+    rec.record(snapshot(T0 - 5 * hour, [usage("a", total=0, stack=1)]))
+    rec.record(snapshot(T0 - 4 * hour, [usage("a", total=10, stack=2)]))
+    rec.record(snapshot(T0 - 2 * hour, [usage("a", total=30, stack=5)]))
+    rec.record(snapshot(T0 + timedelta(minutes=10), [usage("a", total=36, stack=5)]))  # not rolled up yet
+    assert history.rollup(now=T0 + timedelta(minutes=20)) >= 2
+    series = history.user_series(user_id="a", window=timedelta(days=7), now=T0 + timedelta(minutes=20))
+    assert series["step"] == 3600.0 and len(series["t"]) == 168
+    assert sum(series["requests_per_min"]) * 60 == pytest.approx(36)  # 10 + 20 from roll-ups, 6 raw
+    assert series["exit_stack"][-1] == 5
+    overview = history.overview_series(window=timedelta(days=7), now=T0 + timedelta(minutes=20))
+    assert sum(overview["requests_per_min"]) * 60 == pytest.approx(36)
+
+
 def test_history_rollup_is_idempotent():
     rec = recorder()
     rec.record(snapshot(T0 - 3 * timedelta(hours=1), [usage("a", total=1)]))
