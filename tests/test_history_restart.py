@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,70 +11,30 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import free_port
-from tests.test_server import _get, _wait_until
+from tests.daphne import Daphne, http_get, manage, server_env, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "history-restart-token-" + "h" * 24
 
 
-class Dashboard:
-    """Starts and stops Daphne over one var dir (file SQLite), like an operator would."""
+class Dashboard(Daphne):
+    """Daphne over one var dir (file SQLite) that can be stopped and started, like an operator would."""
 
     def __init__(self, var: Path) -> None:
         """Serve from ``var``; migrate it once."""
-        self.var = var
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-        self.env.update(
-            DJANGO_SETTINGS_MODULE="monitor_site.settings",
-            DEBUG="0",
-            SECRET_KEY="history-restart-secret-" + "s" * 40,
-            ALLOWED_HOSTS="127.0.0.1",
-            USERMETRICS_VAR_DIR=str(var),
+        env = server_env(
+            var,
             USERMETRICS_API_TOKENS=TOKEN,
             USERMETRICS_DEMO="1",
             USERMETRICS_DEMO_USERS="12",
             USERMETRICS_REFRESH_INTERVAL="0.3",
             USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",
         )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env, check=True
-        )
-
-    @property
-    def base(self) -> str:
-        """The server's base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start Daphne and wait until it answers."""
-        log = (self.var / "daphne.log").open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "monitor_site.asgi:application"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        _wait_until(lambda: _get(self.base + "/api/status")[0] == 401, what="Daphne to answer", proc=self.proc)
-
-    def stop(self) -> None:
-        """Stop Daphne (SIGTERM, then SIGKILL)."""
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        super().__init__(free_port(), env, var / "daphne.log")
+        manage(env, "migrate", "--noinput", "-v", "0")
 
     def json(self, path: str) -> Any:
         """GET ``path`` with the token; the JSON body (asserting 200)."""
-        status, body = _get(self.base + path, TOKEN)
+        status, body = http_get(self.base + path, TOKEN)
         assert status == 200, (status, body[:300])
         return json.loads(body)
 
@@ -99,11 +56,11 @@ def _requests(doc: dict[str, Any]) -> float:
 def test_history_survives_a_dashboard_restart(dashboard):
     overview = reverse("usermetrics:api-overview-history") + "?window=15m"
     dashboard.start()
-    _wait_until(lambda: _requests(dashboard.json(overview)) > 0, what="recorded traffic")
+    wait_until(lambda: _requests(dashboard.json(overview)) > 0, what="recorded traffic")
     users = dashboard.json("/monitor/users")["users"]
     busy = max(users, key=lambda u: u["requests"]["total_requests"])["user_id"]
     user_url = reverse("usermetrics:api-user-history", args=[busy]) + "?window=15m"
-    _wait_until(lambda: _requests(dashboard.json(user_url)) > 0, what="the user's recorded traffic")
+    wait_until(lambda: _requests(dashboard.json(user_url)) > 0, what="the user's recorded traffic")
     before = dashboard.json(user_url)
     dashboard.stop()
 
@@ -118,7 +75,7 @@ def test_history_survives_a_dashboard_restart(dashboard):
     assert after["lives"][0]["first_seen"] == before["lives"][0]["first_seen"]
     # The demo's workflows live in the dashboard's process: the restart cleared them, and the
     # recorder tells the new workflows apart as new lives instead of adding their counters up.
-    _wait_until(
+    wait_until(
         lambda: len(dashboard.json(user_url)["lives"]) >= 2 or busy not in _ids(dashboard),
         what="the restarted user's new life",
     )
