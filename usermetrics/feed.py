@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -59,6 +59,14 @@ STATES: dict[str, Callable[[PerUserResourceUsage], bool]] = {
     "idle": lambda u: not u.session.is_active,
     "errors": lambda u: u.requests.error_count > 0,
 }
+# States that are lifecycle flags (usermetrics.history.user_flags): the caller passes the flags.
+FLAG_STATES = ("stuck", "rising", "erroring")
+# Users that left: not in any snapshot, read from the history store by the caller.
+ENDED = "ended"
+ALL_STATES = (*STATES, *FLAG_STATES, ENDED)
+# Windows of the list's rates (usermetrics.history.RATE_WINDOWS); part of the view so links keep it.
+RATE_WINDOWS = ("5m", "1h", "24h")
+DEFAULT_WINDOW = "1h"
 
 
 def _int(value: Any, default: int) -> int:
@@ -77,6 +85,7 @@ class ViewSpec:
     sort: str = DEFAULT_SORT
     q: str = ""
     state: str = ""
+    window: str = DEFAULT_WINDOW
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ViewSpec:
@@ -85,14 +94,18 @@ class ViewSpec:
         if sort.lstrip("-") not in SORT_KEYS:
             sort = DEFAULT_SORT
         state = str(params.get("state") or "")
-        if state not in STATES:
+        if state not in ALL_STATES:
             state = ""
+        window = str(params.get("window") or DEFAULT_WINDOW)
+        if window not in RATE_WINDOWS:
+            window = DEFAULT_WINDOW
         return cls(
             page=max(1, _int(params.get("page"), 1)),
             page_size=min(MAX_PAGE_SIZE, max(1, _int(params.get("page_size"), DEFAULT_PAGE_SIZE))),
             sort=sort,
             q=str(params.get("q") or "").strip()[:MAX_QUERY_LENGTH],
             state=state,
+            window=window,
         )
 
     def as_params(self, **changes: Any) -> dict[str, str]:
@@ -157,21 +170,53 @@ def _ordered(users: list[PerUserResourceUsage], sort: str) -> list[PerUserResour
     return ordered
 
 
-def view_select(snapshot: Snapshot, spec: ViewSpec, *, labels: Mapping[str, str] | None = None) -> ViewResult:
-    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last.
+def view_filter(
+    snapshot: Snapshot,
+    spec: ViewSpec,
+    *,
+    labels: Mapping[str, str] | None = None,
+    flags: Mapping[str, Iterable[str]] | None = None,
+) -> list[PerUserResourceUsage]:
+    """Every user of the snapshot that ``spec`` matches, in its order (no paging: exports stream them all).
 
-    The search matches the user id or its registered label (``labels``: user id -> label). Each
-    ordering is computed once per snapshot, so views that differ only in page, search or filter
-    cost one pass over the users each.
+    The search matches the user id or its registered label (``labels``: user id -> label). A flag
+    state keeps the users whose ``flags`` (user id -> flag names) include it; ``ended`` users are
+    not in a snapshot, so that state matches nobody here (callers read them from the history).
     """
     users = _memoized(snapshot, ("sorted", spec.sort), lambda: _ordered(snapshot.users, spec.sort))
-    if spec.state:
+    if spec.state in STATES:
         keep = STATES[spec.state]
         users = [u for u in users if keep(u)]
+    elif spec.state in FLAG_STATES:
+        named = flags or {}
+        users = [u for u in users if spec.state in named.get(u.user_id, ())]
+    elif spec.state == ENDED:
+        users = []
     if spec.q:
         needle = spec.q.casefold()
         names = labels or {}
         users = [u for u in users if needle in u.user_id.casefold() or needle in names.get(u.user_id, "").casefold()]
+    return users
+
+
+def view_select(
+    snapshot: Snapshot,
+    spec: ViewSpec,
+    *,
+    labels: Mapping[str, str] | None = None,
+    flags: Mapping[str, Iterable[str]] | None = None,
+) -> ViewResult:
+    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last.
+
+    Each ordering is computed once per snapshot, so views that differ only in page, search or
+    filter cost one pass over the users each. See ``view_filter`` for ``labels`` and ``flags``.
+    """
+    users = view_filter(snapshot, spec, labels=labels, flags=flags)
+    return page_of(users, spec)
+
+
+def page_of(users: list[Any], spec: ViewSpec) -> ViewResult:
+    """The page of ``users`` (already filtered and ordered) that ``spec`` asks for, clamped to the last."""
     matched = len(users)
     pages = max(1, -(-matched // spec.page_size))
     page = min(spec.page, pages)

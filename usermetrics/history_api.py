@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from usermetrics import history, services
+from usermetrics import feed, history, services
 from usermetrics.auth import api_access_required
 from usermetrics.conf import get_config
 from usermetrics.export import csv_stream, json_stream
@@ -56,17 +56,20 @@ HISTORY_COLUMNS = (
     "errors",
     "window_latency_ms",
 )
-# The list's sort keys as database orderings, for ended users (they are read from the store).
-_ENDED_ORDER = {
+# The list's sort keys (feed.SORT_KEYS) as database orderings, for ended users (read from the store).
+ENDED_ORDER = {
     "user_id": "user_id",
     "created_at": "created_at",
     "last_activity": "last_activity",
-    "in_flight": "ref_count",
-    "requests": "total_requests",
-    "errors": "error_count",
-    "latency": "avg_latency_ms",
-    "functions": "functions",
-    "exit_stack": "exit_stack",
+    "ref_count": "ref_count",
+    "is_active": "ref_count",
+    "total_requests": "total_requests",
+    "active_requests": "ref_count",
+    "avg_latency_ms": "avg_latency_ms",
+    "error_count": "error_count",
+    "per_user_functions_count": "functions",
+    "per_user_function_groups_count": "groups",
+    "exit_stack_size": "exit_stack",
 }
 CHUNK = 1000
 
@@ -224,26 +227,26 @@ def _user_row(
 @require_GET
 @api_access_required
 async def export_users(request: HttpRequest, fmt: str) -> HttpResponse:
-    """The current list as CSV or JSON, streamed: ``?q=&state=&sort=&window=``."""
-    q, state, sort = request.GET.get("q", ""), request.GET.get("state", ""), request.GET.get("sort", "")
+    """The list page's current view as CSV or JSON, streamed: its ``q``, ``state``, ``sort``, ``window``, every page.
+
+    The parameters are read by ``feed.ViewSpec`` and the users chosen by ``feed.view_filter``, the
+    same code as the HTML list, so the export holds the page's users in the page's order.
+    """
+    spec = feed.ViewSpec.from_params(request.GET)
     enabled = history.history_enabled()
-    try:
-        window_name, window = _window(request, "1h")
-        services.users_filter([], state=state, sort=sort)  # validates state and sort
-    except ValueError as exc:
-        return _bad(str(exc))
-    if state == "ended":
+    window = history.window_parse(spec.window)
+    labels = await feed.labels_get()
+    if spec.state == feed.ENDED:
         if not enabled:
             return _disabled()
-        return _stream(fmt, USER_COLUMNS, _ended_rows(q=q, sort=sort), "users-ended")
+        return _stream(fmt, USER_COLUMNS, _ended_rows(ended_users_query(spec, labels=labels)), "users-ended")
     snapshot = await services.snapshot_get()
     timeouts = history.source_timeouts(services.get_service())
     all_flags: dict[str, list[history.Flag]] | None = None
-    if state in {"stuck", "rising", "erroring"}:
-        stats = await sync_to_async(history.window_stats)(window=window) if enabled else {}
-        all_flags = history.users_flags(snapshot, timeouts=timeouts, stats=stats)
+    if spec.state in feed.FLAG_STATES:
+        all_flags = await sync_to_async(flags_all)(snapshot, timeouts=timeouts)
     names = {uid: [f.name for f in fl] for uid, fl in (all_flags or {}).items()}
-    users = services.users_filter(snapshot.users, q=q, state=state, sort=sort, flags=names)
+    users = feed.view_filter(snapshot, spec, labels=labels, flags=names)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
         for start in range(0, len(users), CHUNK):
@@ -261,12 +264,11 @@ async def export_users(request: HttpRequest, fmt: str) -> HttpResponse:
                 else:
                     timeout = history.user_timeout(snapshot.origins.get(uid, ()), timeouts)
                     flags = history.user_flags(usage, stats=user_stats, timeout=timeout)
-                state_name = "active" if usage.session.ref_count > 0 else "idle"
                 yield _user_row(
                     usage,
-                    state=state_name,
+                    state="active" if usage.session.is_active else "idle",
                     sources=snapshot.origins.get(uid, ()),
-                    window=window_name,
+                    window=spec.window,
                     stats=user_stats,
                     flags=flags,
                 )
@@ -274,13 +276,28 @@ async def export_users(request: HttpRequest, fmt: str) -> HttpResponse:
     return _stream(fmt, USER_COLUMNS, rows(), "users")
 
 
-async def _ended_rows(*, q: str, sort: str) -> AsyncIterator[tuple[Any, ...]]:
-    qs = history.ended_users_qs()
-    if q.strip():
-        qs = qs.filter(user_id__icontains=q.strip())
-    if sort:
-        field = _ENDED_ORDER[sort.removeprefix("-")]
-        qs = qs.order_by(("-" if sort.startswith("-") else "") + field, "user_id")
+def flags_all(snapshot: services.Snapshot, *, timeouts: dict[str, timedelta]) -> dict[str, list[history.Flag]]:
+    """Every user's lifecycle flags, over the flags' own window (one aggregate query; sync)."""
+    stats = history.window_stats(window=history.window_parse(get_config()["FLAGS"]["WINDOW"]))
+    return history.users_flags(snapshot, timeouts=timeouts, stats=stats)
+
+
+def ended_users_query(spec: feed.ViewSpec, *, labels: Mapping[str, str] | None = None) -> Any:
+    """The ended users that ``spec``'s search matches (id or label, as ``feed.view_filter``), in its order.
+
+    A lazy queryset of UserLife rows, kept as long as the store keeps lives (the roll-up retention).
+    """
+    since = history.utcnow() - timedelta(days=float(get_config()["HISTORY"]["ROLLUP_RETENTION_DAYS"]))
+    qs = history.ended_users_qs(since=since)
+    if spec.q:
+        needle = spec.q.casefold()
+        named = [uid for uid, label in (labels or {}).items() if needle in label.casefold()]
+        qs = qs.filter(Q(user_id__icontains=spec.q) | Q(user_id__in=named))
+    field = ENDED_ORDER[spec.sort.removeprefix("-")]
+    return qs.order_by(("-" if spec.sort.startswith("-") else "") + field, "user_id")
+
+
+async def _ended_rows(qs: Any) -> AsyncIterator[tuple[Any, ...]]:
     async for row in qs.aiterator(chunk_size=CHUNK):
         ended = history.ended_user(row)
         yield _user_row(

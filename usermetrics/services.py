@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
@@ -498,59 +498,3 @@ async def source_status() -> dict[str, Any]:
         "total_users": len(snapshot.users),
         "sources": [h.as_dict() for h in snapshot.sources],
     }
-
-
-# --- the list: one filter for the HTML list, the exports and the API --------------------------------
-
-USER_STATES = ("active", "idle", "errors", "stuck", "rising", "erroring", "ended")
-# Sort keys of the list; "-key" sorts descending.
-USER_SORT_KEYS: dict[str, Callable[[PerUserResourceUsage], Any]] = {
-    "user_id": lambda u: u.user_id,
-    "created_at": lambda u: u.session.created_at,
-    "last_activity": lambda u: u.session.last_activity,
-    "in_flight": lambda u: u.session.ref_count,
-    "requests": lambda u: u.requests.total_requests,
-    "errors": lambda u: u.requests.error_count,
-    "latency": lambda u: u.requests.avg_latency_ms,
-    "functions": lambda u: u.memory.per_user_functions_count + u.memory.per_user_function_groups_count,
-    "exit_stack": lambda u: u.memory.exit_stack_size,
-}
-
-
-def users_filter(
-    users: Iterable[PerUserResourceUsage],
-    *,
-    q: str = "",
-    state: str = "",
-    sort: str = "",
-    flags: Mapping[str, Iterable[str]] | None = None,
-) -> list[PerUserResourceUsage]:
-    """The users that match ``q`` (a substring of the id, any case) and ``state``, sorted by ``sort``.
-
-    States: ``active`` (requests in flight), ``idle`` (none), ``errors`` (any error in its life),
-    and the lifecycle flags ``stuck``, ``rising``, ``erroring``, which need ``flags`` (user id ->
-    flag names, from ``history.users_flags``). ``ended`` users are not in a snapshot: pass the ended
-    users (``history.ended_users``) as ``users`` and any state passes them. ``sort`` is a key of
-    ``USER_SORT_KEYS``, ``-`` in front for descending; ties keep the id order. Unknown state or sort
-    key: ValueError.
-    """
-    if state and state not in USER_STATES:
-        raise ValueError(f"state must be one of {', '.join(USER_STATES)}; got {state!r}")
-    key_name = sort.removeprefix("-")
-    if key_name and key_name not in USER_SORT_KEYS:
-        raise ValueError(f"sort must be one of {', '.join(USER_SORT_KEYS)} (with - for descending); got {sort!r}")
-    needle = q.strip().casefold()
-    chosen = [u for u in users if not needle or needle in u.user_id.casefold()]
-    if state == "active":
-        chosen = [u for u in chosen if u.session.ref_count > 0]
-    elif state == "idle":
-        chosen = [u for u in chosen if u.session.ref_count == 0]
-    elif state == "errors":
-        chosen = [u for u in chosen if u.requests.error_count > 0]
-    elif state in {"stuck", "rising", "erroring"}:
-        named = flags or {}
-        chosen = [u for u in chosen if state in named.get(u.user_id, ())]
-    chosen.sort(key=lambda u: u.user_id)
-    if key_name:
-        chosen.sort(key=USER_SORT_KEYS[key_name], reverse=sort.startswith("-"))
-    return chosen
