@@ -18,11 +18,13 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from usermetrics.identities import identity_labels_aget
@@ -37,6 +39,8 @@ MAX_PAGE_SIZE = PAGE_SIZES[-1]
 DEFAULT_SORT = "-last_activity"
 MAX_QUERY_LENGTH = 200
 EVENT_TYPE = "metrics.update"
+# Seconds between two reads of every user's lifecycle flags by the producer (flag-filtered views).
+FLAGS_REFRESH = 30.0
 
 # Sort keys are the seed's field names; each reads one value off a PerUserResourceUsage.
 SORT_KEYS: dict[str, Callable[[PerUserResourceUsage], Any]] = {
@@ -298,11 +302,15 @@ def list_frame(
     summary: Summary | None = None,
     gone: list[str] | None = None,
     labels: Mapping[str, str] | None = None,
+    flags: Mapping[str, Iterable[str]] | None = None,
 ) -> tuple[str, ViewResult]:
-    """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes."""
+    """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes.
+
+    ``flags`` (user id -> flag names) serve the flag states (see ``view_filter``).
+    """
     summary = summary or summary_get(snapshot)
     names = labels or {}
-    result = view_select(snapshot, spec, labels=names)
+    result = view_select(snapshot, spec, labels=names, flags=flags)
 
     def build(res: ViewResult, gone_ids: list[str]) -> str:
         extra = {
@@ -329,7 +337,7 @@ def list_frame(
         offset = (result.spec.page - 1) * result.spec.page_size
         smaller = replace(result.spec, page_size=target, page=offset // target + 1)
         requested = result.requested_page_size or spec.page_size
-        result = replace(view_select(snapshot, smaller, labels=names), requested_page_size=requested)
+        result = replace(view_select(snapshot, smaller, labels=names, flags=flags), requested_page_size=requested)
         text = build(result, gone)
         size = _size(text)
     if size > budget:
@@ -406,6 +414,9 @@ class FeedProducer:
         self._channel_group: dict[str, str] = {}
         # How many frames were serialized; tests count it to prove one per view per tick.
         self.frames_built = 0
+        # (monotonic time, user id -> flag names): the lifecycle flags of every user, read from the
+        # history at most every FLAGS_REFRESH seconds and only while a view filters by a flag.
+        self._flags: tuple[float, dict[str, list[str]]] | None = None
 
     @property
     def layer(self) -> BaseChannelLayer:
@@ -453,6 +464,23 @@ class FeedProducer:
                 del self._views[group]
         return group
 
+    async def flags_refresh(self, snapshot: Snapshot) -> None:
+        """Read every user's flags again when a view filters by one and the last read is old.
+
+        One aggregate query per FLAGS_REFRESH seconds for the whole process, whatever the number
+        of clients; flag membership may lag that long behind the numbers on the rows.
+        """
+        if not any(v.spec is not None and v.spec.state in FLAG_STATES for v in self._views.values()):
+            return
+        if self._flags is not None and time.monotonic() - self._flags[0] < FLAGS_REFRESH:
+            return
+        try:
+            names = await sync_to_async(_flag_names)(snapshot)
+        except Exception:
+            logger.warning("Lifecycle flags unavailable; flag views show their last known flags", exc_info=True)
+            names = self._flags[1] if self._flags is not None else {}
+        self._flags = (time.monotonic(), names)
+
     def frame_for(self, group: str, snapshot: Snapshot, *, labels: Mapping[str, str]) -> str:
         """A full frame of the view for ``snapshot``: the one built this tick if any, else built now."""
         view = self._views[group]
@@ -471,8 +499,9 @@ class FeedProducer:
     ) -> str:
         self.frames_built += 1
         if view.spec is not None:
+            flags = self._flags[1] if self._flags is not None else None
             text, result = list_frame(
-                snapshot, view.spec, budget=self.budget, summary=summary, gone=gone, labels=labels
+                snapshot, view.spec, budget=self.budget, summary=summary, gone=gone, labels=labels, flags=flags
             )
             view.last_ids = [u.user_id for u in result.users]
         else:
@@ -487,6 +516,7 @@ class FeedProducer:
             return
         summary = summary_get(snapshot)  # once per tick, shared by every list view
         labels = await labels_get()
+        await self.flags_refresh(snapshot)
         for view in list(self._views.values()):
             if view.frame is not None and view.frame[0] == snapshot.seq:
                 text = view.frame[1]  # a late joiner already built this tick's frame
@@ -495,6 +525,18 @@ class FeedProducer:
                 text = self._build(view, snapshot, gone=gone, labels=labels, summary=summary)
             # The text, not a dict: the in-memory layer deep-copies each event per channel.
             await self.layer.group_send(view.group, {"type": EVENT_TYPE, "text": text})
+
+
+def _flag_names(snapshot: Snapshot) -> dict[str, list[str]]:
+    """Every user's flag names (sync: reads the history's window stats unless the store is off)."""
+    from usermetrics import history, services
+
+    timeouts = history.source_timeouts(services.get_service())
+    stats = None if history.history_enabled() else {}
+    return {
+        uid: [f.name for f in flags]
+        for uid, flags in history.users_flags(snapshot, timeouts=timeouts, stats=stats).items()
+    }
 
 
 async def labels_get() -> Mapping[str, str]:

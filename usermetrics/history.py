@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import close_old_connections, connections, transaction
-from django.db.models import Count, Max, Min, OuterRef, Subquery, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncHour
 
 from usermetrics.conf import get_config
@@ -944,6 +944,39 @@ def ended_users_qs(*, since: datetime | None = None, exclude: Iterable[str] = ()
     return qs.exclude(user_id__in=excluded) if excluded else qs
 
 
+# The list's sort keys (feed.SORT_KEYS) as database orderings, for ended users (read from the store).
+ENDED_ORDER = {
+    "user_id": "user_id",
+    "created_at": "created_at",
+    "last_activity": "last_activity",
+    "ref_count": "ref_count",
+    "is_active": "ref_count",
+    "total_requests": "total_requests",
+    "active_requests": "ref_count",
+    "avg_latency_ms": "avg_latency_ms",
+    "error_count": "error_count",
+    "per_user_functions_count": "functions",
+    "per_user_function_groups_count": "groups",
+    "exit_stack_size": "exit_stack",
+}
+
+
+def ended_users_view(*, q: str, sort: str, labels: Mapping[str, str] | None = None) -> Any:
+    """The ended users whose id or label holds ``q`` (as the list's search), sorted by a list sort key.
+
+    A lazy queryset of UserLife rows, kept as long as the store keeps lives (the roll-up
+    retention); ``sort`` is a key of ``ENDED_ORDER``, ``-`` in front for descending.
+    """
+    since = utcnow() - timedelta(days=float(get_config()["HISTORY"]["ROLLUP_RETENTION_DAYS"]))
+    qs = ended_users_qs(since=since)
+    if q:
+        needle = q.casefold()
+        named = [uid for uid, label in (labels or {}).items() if needle in label.casefold()]
+        qs = qs.filter(Q(user_id__icontains=q) | Q(user_id__in=named))
+    field_name = ENDED_ORDER[sort.removeprefix("-")]
+    return qs.order_by(("-" if sort.startswith("-") else "") + field_name, "user_id")
+
+
 def ended_user(row: UserLife) -> EndedUser:
     """An ``EndedUser`` from its life row."""
     assert row.ended_at is not None
@@ -1085,6 +1118,86 @@ def users_flags(
         )
         for u in snapshot.users
     }
+
+
+def user_window(
+    *,
+    user_id: str,
+    usage: PerUserResourceUsage | None,
+    window: timedelta,
+    timeout: timedelta | None = None,
+    now: datetime | None = None,
+) -> tuple[WindowStats, list[Flag]]:
+    """One user's stats over ``window`` and its lifecycle flags now (sync; the detail page and its JSON).
+
+    Flags look at their own window (``FLAGS["WINDOW"]``), whatever window the charts show; a user
+    no source reports (``usage`` None) has no flags.
+    """
+    now = now or utcnow()
+    empty = WindowStats(seconds=window.total_seconds())
+    stats = window_stats(window=window, user_ids=[user_id], now=now).get(user_id, empty)
+    if usage is None:
+        return stats, []
+    flag_window = window_parse(get_config()["FLAGS"]["WINDOW"])
+    flag_stats = stats
+    if flag_window != window:
+        flag_empty = WindowStats(seconds=flag_window.total_seconds())
+        flag_stats = window_stats(window=flag_window, user_ids=[user_id], now=now).get(user_id, flag_empty)
+    return stats, user_flags(usage, stats=flag_stats, timeout=timeout, now=now)
+
+
+@dataclass
+class RowWindow:
+    """What the list shows of one user's window: its rates, its flags and its activity sparkline."""
+
+    stats: WindowStats
+    flags: list[Flag]
+    sparkline: list[float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"stats": self.stats.as_dict(), "flags": [asdict(f) for f in self.flags], "sparkline": self.sparkline}
+
+
+def rows_window(
+    snapshot: Snapshot,
+    *,
+    user_ids: Sequence[str],
+    window: timedelta,
+    timeouts: Mapping[str, timedelta],
+    now: datetime | None = None,
+) -> dict[str, RowWindow]:
+    """Rates, flags and sparklines of a page of users (sync; three queries whatever the page size).
+
+    Only ``user_ids`` are read, never every user: the list computes this for the rows it shows.
+    Flags look at their own window (``FLAGS["WINDOW"]``); users ``snapshot`` does not hold (ended
+    users) get rates and a sparkline but no flags.
+    """
+    now = now or utcnow()
+    ids = list(dict.fromkeys(user_ids))
+    stats = window_stats(window=window, user_ids=ids, now=now)
+    flag_window = window_parse(get_config()["FLAGS"]["WINDOW"])
+    flag_stats = stats if flag_window == window else window_stats(window=flag_window, user_ids=ids, now=now)
+    lines = sparklines(user_ids=ids, window=window, now=now)
+    out: dict[str, RowWindow] = {}
+    for uid in ids:
+        usage = snapshot.by_id.get(uid)
+        flags: list[Flag] = []
+        if usage is not None:
+            timeout = user_timeout(snapshot.origins.get(uid, ()), timeouts)
+            own = flag_stats.get(uid, WindowStats(seconds=flag_window.total_seconds()))
+            flags = user_flags(usage, stats=own, timeout=timeout, now=now)
+        out[uid] = RowWindow(
+            stats=stats.get(uid, WindowStats(seconds=window.total_seconds())), flags=flags, sparkline=lines[uid]
+        )
+    return out
+
+
+def ended_user_get(*, user_id: str) -> EndedUser | None:
+    """The user's last ended life while it has no open one and the store keeps it (None: never seen or live)."""
+    since = utcnow() - timedelta(days=float(get_config()["HISTORY"]["ROLLUP_RETENTION_DAYS"]))
+    row = ended_users_qs(since=since).filter(user_id=user_id).first()
+    return ended_user(row) if row is not None else None
 
 
 def history_enabled() -> bool:

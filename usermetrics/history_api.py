@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models import F, Q
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from usermetrics import feed, history, services
 from usermetrics.auth import api_access_required
-from usermetrics.conf import get_config
 from usermetrics.export import csv_stream, json_stream
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import UserSample
@@ -56,21 +55,6 @@ HISTORY_COLUMNS = (
     "errors",
     "window_latency_ms",
 )
-# The list's sort keys (feed.SORT_KEYS) as database orderings, for ended users (read from the store).
-ENDED_ORDER = {
-    "user_id": "user_id",
-    "created_at": "created_at",
-    "last_activity": "last_activity",
-    "ref_count": "ref_count",
-    "is_active": "ref_count",
-    "total_requests": "total_requests",
-    "active_requests": "ref_count",
-    "avg_latency_ms": "avg_latency_ms",
-    "error_count": "error_count",
-    "per_user_functions_count": "functions",
-    "per_user_function_groups_count": "groups",
-    "exit_stack_size": "exit_stack",
-}
 CHUNK = 1000
 
 
@@ -107,38 +91,22 @@ async def user_history(request: HttpRequest, user_id: str) -> HttpResponse:
     usage = snapshot.by_id.get(user_id)
     if usage is None and not doc["lives"]:
         return JsonResponse({"detail": "No such user in any source or in the history.", "user_id": user_id}, status=404)
-    stats_by_user = await sync_to_async(history.window_stats)(window=window, user_ids=[user_id])
-    stats = stats_by_user.get(user_id, history.WindowStats(seconds=window.total_seconds()))
+    timeout = history.user_timeout(snapshot.origins.get(user_id, ()), history.source_timeouts(services.get_service()))
+    stats, flags = await sync_to_async(history.user_window)(
+        user_id=user_id, usage=usage, window=window, timeout=timeout
+    )
     doc["stats"] = stats.as_dict()
-    if usage is not None:
-        timeouts = history.source_timeouts(services.get_service())
-        timeout = history.user_timeout(snapshot.origins.get(user_id, ()), timeouts)
-        # Flags look at their own window (FLAGS["WINDOW"]), whatever window the charts show.
-        flag_window = history.window_parse(get_config()["FLAGS"]["WINDOW"])
-        flag_stats = stats
-        if flag_window != window:
-            by_user = await sync_to_async(history.window_stats)(window=flag_window, user_ids=[user_id])
-            flag_stats = by_user.get(user_id, history.WindowStats(seconds=flag_window.total_seconds()))
-        doc["flags"] = _flag_dicts(history.user_flags(usage, stats=flag_stats, timeout=timeout))
-        doc["ended"] = None
-    else:
-        ended = await sync_to_async(_ended_of)(user_id)
-        doc["flags"] = []
-        doc["ended"] = (
-            None
-            if ended is None
-            else {
+    doc["flags"] = _flag_dicts(flags)
+    doc["ended"] = None
+    if usage is None:
+        ended = await sync_to_async(history.ended_user_get)(user_id=user_id)
+        if ended is not None:
+            doc["ended"] = {
                 "ended_at": ended.ended_at.isoformat(),
                 "label": ended.ended_ago(),
                 "last": ended.usage.model_dump(mode="json"),
             }
-        )
     return JsonResponse(doc)
-
-
-def _ended_of(user_id: str) -> history.EndedUser | None:
-    row = history.ended_users_qs(since=history.utcnow() - timedelta(days=3650)).filter(user_id=user_id).first()
-    return history.ended_user(row) if row is not None else None
 
 
 @never_cache
@@ -176,6 +144,29 @@ async def sparklines(request: HttpRequest) -> HttpResponse:
 
 
 SPARKLINE_MAX_USERS = 500
+
+
+@never_cache
+@require_GET
+@api_access_required
+async def users_window(request: HttpRequest) -> HttpResponse:
+    """Rates, lifecycle flags and sparklines of the list's visible rows: ``?window=1h&user_id=a&user_id=b``.
+
+    The list page asks for this every 30 s (and when rows change) instead of the feed carrying it,
+    so the websocket ticks stay free of database reads. At most 500 ids, as for sparklines.
+    """
+    if not history.history_enabled():
+        return _disabled()
+    spec = feed.ViewSpec.from_params(request.GET)  # the list's own window names and default
+    ids = request.GET.getlist("user_id")
+    if len(ids) > SPARKLINE_MAX_USERS:
+        return _bad(f"At most {SPARKLINE_MAX_USERS} user_id values per request.")
+    snapshot = await services.snapshot_get()
+    timeouts = history.source_timeouts(services.get_service())
+    rows = await sync_to_async(history.rows_window)(
+        snapshot, user_ids=ids, window=history.window_parse(spec.window), timeouts=timeouts
+    )
+    return JsonResponse({"window": spec.window, "users": {uid: row.as_dict() for uid, row in rows.items()}})
 
 
 # --- exports ---------------------------------------------------------------------------------------
@@ -239,12 +230,17 @@ async def export_users(request: HttpRequest, fmt: str) -> HttpResponse:
     if spec.state == feed.ENDED:
         if not enabled:
             return _disabled()
-        return _stream(fmt, USER_COLUMNS, _ended_rows(ended_users_query(spec, labels=labels)), "users-ended")
+        return _stream(
+            fmt,
+            USER_COLUMNS,
+            _ended_rows(history.ended_users_view(q=spec.q, sort=spec.sort, labels=labels)),
+            "users-ended",
+        )
     snapshot = await services.snapshot_get()
     timeouts = history.source_timeouts(services.get_service())
     all_flags: dict[str, list[history.Flag]] | None = None
     if spec.state in feed.FLAG_STATES:
-        all_flags = await sync_to_async(flags_all)(snapshot, timeouts=timeouts)
+        all_flags = await sync_to_async(history.users_flags)(snapshot, timeouts=timeouts)
     names = {uid: [f.name for f in fl] for uid, fl in (all_flags or {}).items()}
     users = feed.view_filter(snapshot, spec, labels=labels, flags=names)
 
@@ -274,27 +270,6 @@ async def export_users(request: HttpRequest, fmt: str) -> HttpResponse:
                 )
 
     return _stream(fmt, USER_COLUMNS, rows(), "users")
-
-
-def flags_all(snapshot: services.Snapshot, *, timeouts: dict[str, timedelta]) -> dict[str, list[history.Flag]]:
-    """Every user's lifecycle flags, over the flags' own window (one aggregate query; sync)."""
-    stats = history.window_stats(window=history.window_parse(get_config()["FLAGS"]["WINDOW"]))
-    return history.users_flags(snapshot, timeouts=timeouts, stats=stats)
-
-
-def ended_users_query(spec: feed.ViewSpec, *, labels: Mapping[str, str] | None = None) -> Any:
-    """The ended users that ``spec``'s search matches (id or label, as ``feed.view_filter``), in its order.
-
-    A lazy queryset of UserLife rows, kept as long as the store keeps lives (the roll-up retention).
-    """
-    since = history.utcnow() - timedelta(days=float(get_config()["HISTORY"]["ROLLUP_RETENTION_DAYS"]))
-    qs = history.ended_users_qs(since=since)
-    if spec.q:
-        needle = spec.q.casefold()
-        named = [uid for uid, label in (labels or {}).items() if needle in label.casefold()]
-        qs = qs.filter(Q(user_id__icontains=spec.q) | Q(user_id__in=named))
-    field = ENDED_ORDER[spec.sort.removeprefix("-")]
-    return qs.order_by(("-" if spec.sort.startswith("-") else "") + field, "user_id")
 
 
 async def _ended_rows(qs: Any) -> AsyncIterator[tuple[Any, ...]]:

@@ -35,6 +35,7 @@ urlpatterns = [
     ),
     path("api/overview/history", history_api.overview_history, name="api-overview-history"),
     path("api/sparklines", history_api.sparklines, name="api-sparklines"),
+    path("api/list/window", history_api.users_window, name="api-users-window"),
     path("api/export/users.csv", history_api.export_users, {"fmt": "csv"}, name="api-export-users-csv"),
     path("api/export/users.json", history_api.export_users, {"fmt": "json"}, name="api-export-users-json"),
     path("metrics", prometheus.metrics, name="metrics"),

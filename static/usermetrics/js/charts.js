@@ -11,6 +11,7 @@
  *   const charts = usermetricsCharts.mount(element, {
  *     historyUrl: "/api/users/<segment>/history",   // reverse("usermetrics:api-user-history", args=[id])
  *     window: "1h",                                // 15m | 1h | 24h | 7d
+ *     onLoad: function (doc, windowName) {},       // optional: after each history fetch
  *   });
  *   charts.appendLive(usage, timestamp);  // a PerUserResourceUsage from the feed, the frame's timestamp
  *   charts.setWindow("24h");              // also what the built-in window buttons call
@@ -102,7 +103,7 @@
 
   /**
    * Render the five history charts of one user into `element` and keep them appending live.
-   * options: {historyUrl, window}. Returns {setWindow, appendLive, reload, destroy}.
+   * options: {historyUrl, window, onLoad}. Returns {setWindow, appendLive, reload, destroy}.
    */
   function mount(element, options) {
     var state = {
@@ -161,6 +162,7 @@
         (stats.error_rate === null || stats.error_rate === undefined ? "–" : Math.round(stats.error_rate * 1000) / 10 + "%") +
         ", latency " + (stats.latency_ms === null || stats.latency_ms === undefined ? "–" : stats.latency_ms + " ms");
       draw();
+      if (options.onLoad) options.onLoad(doc, state.window);
     }
 
     function reload() {
