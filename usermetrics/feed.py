@@ -475,7 +475,7 @@ class FeedProducer:
         if self._flags is not None and time.monotonic() - self._flags[0] < FLAGS_REFRESH:
             return
         try:
-            names = await sync_to_async(_flag_names)(snapshot)
+            names = await sync_to_async(flag_names_get)(snapshot)
         except Exception:
             logger.warning("Lifecycle flags unavailable; flag views show their last known flags", exc_info=True)
             names = self._flags[1] if self._flags is not None else {}
@@ -527,7 +527,7 @@ class FeedProducer:
             await self.layer.group_send(view.group, {"type": EVENT_TYPE, "text": text})
 
 
-def _flag_names(snapshot: Snapshot) -> dict[str, list[str]]:
+def flag_names_get(snapshot: Snapshot) -> dict[str, list[str]]:
     """Every user's flag names (sync: reads the history's window stats unless the store is off)."""
     from usermetrics import history, services
 

@@ -31,6 +31,7 @@ from usermetrics.feed import (
     STATES,
     ViewResult,
     ViewSpec,
+    flag_names_get,
     page_of,
     summary_get,
     view_select,
@@ -205,12 +206,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     if spec.state == ENDED and enabled:
         result, ended = _ended_page(spec, labels)
     else:
-        flags = None
-        if spec.state in FLAG_STATES:
-            by_user = history.users_flags(
-                snapshot, timeouts=history.source_timeouts(services.get_service()), stats=None if enabled else {}
-            )
-            flags = {uid: [f.name for f in fl] for uid, fl in by_user.items()}
+        flags = flag_names_get(snapshot) if spec.state in FLAG_STATES else None
         result = view_select(snapshot, spec, labels=labels, flags=flags)
     spec = result.spec  # a page past the end is shown as the last page
     rows = _rows(snapshot, result, ended, spec.window, enabled)
