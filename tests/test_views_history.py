@@ -208,3 +208,8 @@ async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user,
         assert len(reads) == 1  # within FLAGS_REFRESH the producer reuses what it read
     finally:
         await comm.disconnect()
+
+
+async def test_list_ended_count_says_ended_users(recorded, staff_client):
+    html = (await staff_client.get("/", {"state": "ended"})).content.decode()
+    assert "Ended users 1\u20131 of 1, from the history" in text(html)

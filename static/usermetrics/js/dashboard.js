@@ -255,17 +255,7 @@
     flags.dataset.rowFlags = "";
     th.appendChild(flags);
     tr.appendChild(th);
-    COLUMNS.forEach(function (field) {
-      var td = document.createElement("td");
-      td.dataset.field = field;
-      if (NUMERIC[field] || field === "avg_latency_ms") td.className = "um-num";
-      if (field === "is_active") {
-        var badge = document.createElement("span");
-        badge.className = "um-badge";
-        td.appendChild(badge);
-      }
-      tr.appendChild(td);
-    });
+    // The window's rates and activity come right after the user, as on the server-rendered page.
     if (config.window_url) {
       WINDOW_FIELDS.forEach(function (field) {
         var td = document.createElement("td");
@@ -282,6 +272,17 @@
       spark.appendChild(holder);
       tr.appendChild(spark);
     }
+    COLUMNS.forEach(function (field) {
+      var td = document.createElement("td");
+      td.dataset.field = field;
+      if (NUMERIC[field] || field === "avg_latency_ms") td.className = "um-num";
+      if (field === "is_active") {
+        var badge = document.createElement("span");
+        badge.className = "um-badge";
+        td.appendChild(badge);
+      }
+      tr.appendChild(td);
+    });
     return tr;
   }
 
