@@ -110,6 +110,15 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=0
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The history recorder writes from its own thread while requests read and log in: WAL lets
+    # readers run during a write, IMMEDIATE takes the write lock up front instead of failing on
+    # upgrade, and the timeout waits for it rather than raising "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -193,4 +202,12 @@ USERMETRICS = {
         "EXTRA_USERS": env_list("USERMETRICS_DEMO_EXTRA_USERS"),
     },
     "FEED_MAX_FRAME_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_FRAME_BYTES", str(512 * 1024))),
+    "HISTORY": {
+        "ENABLED": env_bool("USERMETRICS_HISTORY", True),
+        "SAMPLE_INTERVAL": float(os.environ.get("USERMETRICS_HISTORY_SAMPLE_INTERVAL", "15")),
+        "RAW_RETENTION_DAYS": float(os.environ.get("USERMETRICS_HISTORY_RAW_DAYS", "7")),
+        "ROLLUP_RETENTION_DAYS": float(os.environ.get("USERMETRICS_HISTORY_ROLLUP_DAYS", "90")),
+    },
+    "METRICS_TOKENS": env_list("USERMETRICS_METRICS_TOKENS"),
+    "METRICS_ALLOW": env_list("USERMETRICS_METRICS_ALLOW", "127.0.0.1,::1"),
 }

@@ -8,3 +8,8 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("USERMETRICS_DEMO", "0")
 
 from monitor_site.settings import *  # noqa: F403
+
+# Several checkouts run their suites against the machine's one PostgreSQL: one test database per
+# run, so that two suites at once do not create and flush the same tables under each other.
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {**DATABASES["default"].get("TEST", {}), "NAME": f"test_usermetrics_{os.getpid()}"}  # noqa: F405

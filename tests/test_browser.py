@@ -7,6 +7,7 @@ tests so that it never meets pytest-asyncio's event loop. Every wait is bounded.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,16 @@ CHROMIUM_ARGS = [
 PASSWORD = "browser-test-password-4821"
 XSS_ID = "<img src=x onerror=alert(1)>"
 INTERVAL = 0.5
-WAIT_MS = 15_000  # the bound on any one wait for the page; generous for a 2-core machine
+WAIT_MS = 15_000
+ENDED_ID = "left.early@example.com"
+ENDED_LIFE = f"""
+from datetime import timedelta
+from usermetrics.history import utcnow
+from usermetrics.models import UserLife
+now = utcnow()
+UserLife.objects.create(user_id={ENDED_ID!r}, created_at=now - timedelta(hours=1), first_seen=now - timedelta(hours=1),
+    ended_at=now - timedelta(minutes=5), last_activity=now - timedelta(minutes=6), sources="demo", total_requests=42)
+"""  # the bound on any one wait for the page; generous for a 2-core machine
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()) and os.environ.get("USERMETRICS_REQUIRE_SERVICES") != "1",
@@ -56,6 +66,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
     )
     manage(env, "migrate", "--noinput", "-v", "0")
     manage(env, "ensureadmin")
+    # A user that left before this server started: the history keeps it as ended.
+    manage(env, "shell", "-c", ENDED_LIFE)
     daphne = Daphne(free_port(), env, var / "daphne.log")
     daphne.start()
     try:
@@ -250,6 +262,48 @@ def test_browser_admin_pages_link_to_the_dashboard_and_run_under_the_csp(server,
     page.goto(server.base + "/admin/")
     page.click("text=Live dashboard")
     page.wait_for_url(server.base + "/")
+
+
+def test_browser_detail_page_draws_history_charts(server, page):
+    user_id = page_first_demo_user(server, page)
+    open_live(page, server.base + reverse("usermetrics:user-detail", args=[user_id]))
+    # uPlot draws each of the five charts on a canvas; the window buttons come from charts.js.
+    page.wait_for_function("() => document.querySelectorAll('#um-charts canvas').length >= 5")
+    page.wait_for_selector(".usermetrics-chart-windows button[aria-pressed=true]")
+    assert page.text_content("[data-rate=requests_per_min]").strip() != ""
+    assert page.locator("#um-flags li").count() >= 1
+    page.click(".usermetrics-chart-windows button:text-is('24h')")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('window') === '24h'")
+    page.wait_for_function("() => document.getElementById('um-export-csv').href.endsWith('window=24h')")
+    assert page.text_content("#um-rate-window") == "24h"
+
+
+def page_first_demo_user(server: Daphne, page: object) -> str:
+    """The id of a demo user in the list."""
+    open_live(page, server.base + "/?q=example.com")
+    page.wait_for_selector("#um-rows tr")
+    return page.get_attribute("#um-rows tr", "data-user-id")
+
+
+def test_browser_list_draws_sparklines(server, page):
+    open_live(page, server.base + "/")
+    page.wait_for_selector("#um-rows tr [data-sparkline-user] canvas")
+    assert page.locator("#um-rows tr [data-field=w_requests_per_min]").count() >= 1
+
+
+def test_browser_ended_filter_shows_an_ended_user(server, page):
+    open_live(page, server.base + "/")
+    page.click(".um-filters a[data-state-value=ended]")
+    page.wait_for_url("**/?state=ended")
+    page.wait_for_selector(f'#um-rows tr[data-user-id="{ENDED_ID}"]')
+    row = f'#um-rows tr[data-user-id="{ENDED_ID}"]'
+    assert re.search(r"ended \d+ min ago", page.text_content(row + " th"))
+    assert page.text_content(row + " [data-field=total_requests]") == "42"
+    page.wait_for_function("() => Number(document.body.dataset.seq) > 0")  # live frames leave the rows be
+    assert page.locator(row).count() == 1
+    page.click(row + " th a")
+    page.wait_for_selector("#um-state[data-state=ended]")
+    assert page.locator("#um-gone").is_visible()
 
 
 def test_browser_console_has_no_errors(session):

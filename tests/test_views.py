@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from html import escape, unescape
@@ -247,3 +248,14 @@ def test_views_humanize_words():
     assert humanize.lifecycle_words(busy, now) == "active with 2 in flight"
     stuck = usage("c", active=1, minutes_ago=5)
     assert humanize.lifecycle_words(stuck, now) == "active with 1 in flight, no activity for 5 min (stuck?)"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"sort": "-total_requests"}, {"state": "errors", "sort": "user_id"}, {"q": "u0", "state": "active"}],
+)
+async def test_views_export_lists_the_pages_users_in_its_order(source, staff_client, params):
+    page = (await staff_client.get("/", {**params, "page_size": 500})).content.decode()
+    response = await staff_client.get(reverse("usermetrics:api-export-users-json"), params)
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert [r["user_id"] for r in json.loads(body)] == row_ids(page)

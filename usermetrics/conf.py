@@ -38,6 +38,29 @@ DEFAULTS: dict[str, Any] = {
     # Largest websocket frame the live feed sends, in bytes. Daphne refuses frames over its
     # --websocket-max-message-size (1 MiB by default); a page that would not fit is shrunk.
     "FEED_MAX_FRAME_BYTES": 512 * 1024,
+    # The history store (usermetrics.history): what is recorded, and for how long.
+    "HISTORY": {
+        "ENABLED": True,
+        # A user's counters are written at most once per this many seconds (bounds the store's size);
+        # a new life or an ended user is written at once.
+        "SAMPLE_INTERVAL": 15.0,
+        "RAW_RETENTION_DAYS": 7.0,  # raw samples, then only the hourly roll-ups
+        "ROLLUP_RETENTION_DAYS": 90.0,  # hourly roll-ups and ended users
+        "MAINTENANCE_INTERVAL": 300.0,  # seconds between two roll-up + prune passes
+        "BATCH_SIZE": 1000,  # rows per INSERT
+    },
+    # Lifecycle flags (usermetrics.history.user_flags).
+    "FLAGS": {
+        "IDLE_AFTER": 60.0,  # seconds without activity and nothing in flight: idle
+        "STUCK_AFTER": 300.0,  # seconds with requests in flight but no activity: stuck
+        "RISING_MIN": 3,  # growth of the exit stack or of functions+groups over the window: rising
+        "ERROR_RATE": 0.2,  # share of the window's requests that failed: erroring
+        "ERROR_MIN_REQUESTS": 5,  # ... counted only with at least this many requests in the window
+        "WINDOW": "1h",  # the window that rising and erroring look at
+    },
+    # GET /metrics (Prometheus): bearer tokens (API_TOKENS also work) or client addresses/networks.
+    "METRICS_TOKENS": [],
+    "METRICS_ALLOW": ["127.0.0.1", "::1"],
 }
 
 

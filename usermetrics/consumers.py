@@ -57,6 +57,7 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             self.group = group
         snapshot = await _current_snapshot()
         labels = await labels_get()
+        await self.producer.flags_refresh(snapshot)
         await self.send(text_data=self.producer.frame_for(group, snapshot, labels=labels))
 
     async def disconnect(self, code: int) -> None:

@@ -18,11 +18,13 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from usermetrics.identities import identity_labels_aget
@@ -37,6 +39,8 @@ MAX_PAGE_SIZE = PAGE_SIZES[-1]
 DEFAULT_SORT = "-last_activity"
 MAX_QUERY_LENGTH = 200
 EVENT_TYPE = "metrics.update"
+# Seconds between two reads of every user's lifecycle flags by the producer (flag-filtered views).
+FLAGS_REFRESH = 30.0
 
 # Sort keys are the seed's field names; each reads one value off a PerUserResourceUsage.
 SORT_KEYS: dict[str, Callable[[PerUserResourceUsage], Any]] = {
@@ -59,6 +63,14 @@ STATES: dict[str, Callable[[PerUserResourceUsage], bool]] = {
     "idle": lambda u: not u.session.is_active,
     "errors": lambda u: u.requests.error_count > 0,
 }
+# States that are lifecycle flags (usermetrics.history.user_flags): the caller passes the flags.
+FLAG_STATES = ("stuck", "rising", "erroring")
+# Users that left: not in any snapshot, read from the history store by the caller.
+ENDED = "ended"
+ALL_STATES = (*STATES, *FLAG_STATES, ENDED)
+# Windows of the list's rates (usermetrics.history.RATE_WINDOWS); part of the view so links keep it.
+RATE_WINDOWS = ("5m", "1h", "24h")
+DEFAULT_WINDOW = "1h"
 
 
 def _int(value: Any, default: int) -> int:
@@ -77,6 +89,7 @@ class ViewSpec:
     sort: str = DEFAULT_SORT
     q: str = ""
     state: str = ""
+    window: str = DEFAULT_WINDOW
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ViewSpec:
@@ -85,14 +98,18 @@ class ViewSpec:
         if sort.lstrip("-") not in SORT_KEYS:
             sort = DEFAULT_SORT
         state = str(params.get("state") or "")
-        if state not in STATES:
+        if state not in ALL_STATES:
             state = ""
+        window = str(params.get("window") or DEFAULT_WINDOW)
+        if window not in RATE_WINDOWS:
+            window = DEFAULT_WINDOW
         return cls(
             page=max(1, _int(params.get("page"), 1)),
             page_size=min(MAX_PAGE_SIZE, max(1, _int(params.get("page_size"), DEFAULT_PAGE_SIZE))),
             sort=sort,
             q=str(params.get("q") or "").strip()[:MAX_QUERY_LENGTH],
             state=state,
+            window=window,
         )
 
     def as_params(self, **changes: Any) -> dict[str, str]:
@@ -157,21 +174,53 @@ def _ordered(users: list[PerUserResourceUsage], sort: str) -> list[PerUserResour
     return ordered
 
 
-def view_select(snapshot: Snapshot, spec: ViewSpec, *, labels: Mapping[str, str] | None = None) -> ViewResult:
-    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last.
+def view_filter(
+    snapshot: Snapshot,
+    spec: ViewSpec,
+    *,
+    labels: Mapping[str, str] | None = None,
+    flags: Mapping[str, Iterable[str]] | None = None,
+) -> list[PerUserResourceUsage]:
+    """Every user of the snapshot that ``spec`` matches, in its order (no paging: exports stream them all).
 
-    The search matches the user id or its registered label (``labels``: user id -> label). Each
-    ordering is computed once per snapshot, so views that differ only in page, search or filter
-    cost one pass over the users each.
+    The search matches the user id or its registered label (``labels``: user id -> label). A flag
+    state keeps the users whose ``flags`` (user id -> flag names) include it; ``ended`` users are
+    not in a snapshot, so that state matches nobody here (callers read them from the history).
     """
     users = _memoized(snapshot, ("sorted", spec.sort), lambda: _ordered(snapshot.users, spec.sort))
-    if spec.state:
+    if spec.state in STATES:
         keep = STATES[spec.state]
         users = [u for u in users if keep(u)]
+    elif spec.state in FLAG_STATES:
+        named = flags or {}
+        users = [u for u in users if spec.state in named.get(u.user_id, ())]
+    elif spec.state == ENDED:
+        users = []
     if spec.q:
         needle = spec.q.casefold()
         names = labels or {}
         users = [u for u in users if needle in u.user_id.casefold() or needle in names.get(u.user_id, "").casefold()]
+    return users
+
+
+def view_select(
+    snapshot: Snapshot,
+    spec: ViewSpec,
+    *,
+    labels: Mapping[str, str] | None = None,
+    flags: Mapping[str, Iterable[str]] | None = None,
+) -> ViewResult:
+    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last.
+
+    Each ordering is computed once per snapshot, so views that differ only in page, search or
+    filter cost one pass over the users each. See ``view_filter`` for ``labels`` and ``flags``.
+    """
+    users = view_filter(snapshot, spec, labels=labels, flags=flags)
+    return page_of(users, spec)
+
+
+def page_of(users: list[Any], spec: ViewSpec) -> ViewResult:
+    """The page of ``users`` (already filtered and ordered) that ``spec`` asks for, clamped to the last."""
     matched = len(users)
     pages = max(1, -(-matched // spec.page_size))
     page = min(spec.page, pages)
@@ -253,11 +302,15 @@ def list_frame(
     summary: Summary | None = None,
     gone: list[str] | None = None,
     labels: Mapping[str, str] | None = None,
+    flags: Mapping[str, Iterable[str]] | None = None,
 ) -> tuple[str, ViewResult]:
-    """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes."""
+    """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes.
+
+    ``flags`` (user id -> flag names) serve the flag states (see ``view_filter``).
+    """
     summary = summary or summary_get(snapshot)
     names = labels or {}
-    result = view_select(snapshot, spec, labels=names)
+    result = view_select(snapshot, spec, labels=names, flags=flags)
 
     def build(res: ViewResult, gone_ids: list[str]) -> str:
         extra = {
@@ -284,7 +337,7 @@ def list_frame(
         offset = (result.spec.page - 1) * result.spec.page_size
         smaller = replace(result.spec, page_size=target, page=offset // target + 1)
         requested = result.requested_page_size or spec.page_size
-        result = replace(view_select(snapshot, smaller, labels=names), requested_page_size=requested)
+        result = replace(view_select(snapshot, smaller, labels=names, flags=flags), requested_page_size=requested)
         text = build(result, gone)
         size = _size(text)
     if size > budget:
@@ -361,6 +414,9 @@ class FeedProducer:
         self._channel_group: dict[str, str] = {}
         # How many frames were serialized; tests count it to prove one per view per tick.
         self.frames_built = 0
+        # (monotonic time, user id -> flag names): the lifecycle flags of every user, read from the
+        # history at most every FLAGS_REFRESH seconds and only while a view filters by a flag.
+        self._flags: tuple[float, dict[str, list[str]]] | None = None
 
     @property
     def layer(self) -> BaseChannelLayer:
@@ -408,6 +464,23 @@ class FeedProducer:
                 del self._views[group]
         return group
 
+    async def flags_refresh(self, snapshot: Snapshot) -> None:
+        """Read every user's flags again when a view filters by one and the last read is old.
+
+        One aggregate query per FLAGS_REFRESH seconds for the whole process, whatever the number
+        of clients; flag membership may lag that long behind the numbers on the rows.
+        """
+        if not any(v.spec is not None and v.spec.state in FLAG_STATES for v in self._views.values()):
+            return
+        if self._flags is not None and time.monotonic() - self._flags[0] < FLAGS_REFRESH:
+            return
+        try:
+            names = await sync_to_async(flag_names_get)(snapshot)
+        except Exception:
+            logger.warning("Lifecycle flags unavailable; flag views show their last known flags", exc_info=True)
+            names = self._flags[1] if self._flags is not None else {}
+        self._flags = (time.monotonic(), names)
+
     def frame_for(self, group: str, snapshot: Snapshot, *, labels: Mapping[str, str]) -> str:
         """A full frame of the view for ``snapshot``: the one built this tick if any, else built now."""
         view = self._views[group]
@@ -426,8 +499,9 @@ class FeedProducer:
     ) -> str:
         self.frames_built += 1
         if view.spec is not None:
+            flags = self._flags[1] if self._flags is not None else None
             text, result = list_frame(
-                snapshot, view.spec, budget=self.budget, summary=summary, gone=gone, labels=labels
+                snapshot, view.spec, budget=self.budget, summary=summary, gone=gone, labels=labels, flags=flags
             )
             view.last_ids = [u.user_id for u in result.users]
         else:
@@ -442,6 +516,7 @@ class FeedProducer:
             return
         summary = summary_get(snapshot)  # once per tick, shared by every list view
         labels = await labels_get()
+        await self.flags_refresh(snapshot)
         for view in list(self._views.values()):
             if view.frame is not None and view.frame[0] == snapshot.seq:
                 text = view.frame[1]  # a late joiner already built this tick's frame
@@ -450,6 +525,18 @@ class FeedProducer:
                 text = self._build(view, snapshot, gone=gone, labels=labels, summary=summary)
             # The text, not a dict: the in-memory layer deep-copies each event per channel.
             await self.layer.group_send(view.group, {"type": EVENT_TYPE, "text": text})
+
+
+def flag_names_get(snapshot: Snapshot) -> dict[str, list[str]]:
+    """Every user's flag names (sync: reads the history's window stats unless the store is off)."""
+    from usermetrics import history, services
+
+    timeouts = history.source_timeouts(services.get_service())
+    stats = None if history.history_enabled() else {}
+    return {
+        uid: [f.name for f in flags]
+        for uid, flags in history.users_flags(snapshot, timeouts=timeouts, stats=stats).items()
+    }
 
 
 async def labels_get() -> Mapping[str, str]:

@@ -49,3 +49,21 @@ def lifecycle_words(usage: PerUserResourceUsage, now: datetime, evicted_at: date
         left = (evicted_at - now).total_seconds()
         words += f", evicted in about {duration_words(left)}" if left > 0 else ", due for eviction"
     return words
+
+
+def number(value: float) -> str:
+    """At most two decimals, no trailing zeros: '12.5', '3', '0.07' (as the page's script writes numbers)."""
+    return f"{round(value, 2):.2f}".rstrip("0").rstrip(".")
+
+
+# What a rate without requests reads (an en dash, as the admin shows an empty value).
+NO_VALUE = "\u2013"
+
+
+def rates_words(requests_per_min: float, error_rate: float | None, latency_ms: float | None) -> dict[str, str]:
+    """A window's rates as the pages write them: '12.5', '3.2 %', '140 ms'; ``NO_VALUE`` without requests."""
+    return {
+        "requests_per_min": number(requests_per_min),
+        "error_rate": NO_VALUE if error_rate is None else f"{number(error_rate * 100)} %",
+        "latency_ms": NO_VALUE if latency_ms is None else f"{number(latency_ms)} ms",
+    }

@@ -412,8 +412,12 @@ def _merge(states: Sequence[_SourceState], *, seq: int, timestamp: datetime) -> 
 _service: MonitorService | None = None
 
 
-def build_service_from_config() -> MonitorService:
-    """Build the service that the settings describe: the NAT sources, and the demo when enabled."""
+def build_service_from_config(*, record: bool = True) -> MonitorService:
+    """Build the service that the settings describe: the NAT sources, and the demo when enabled.
+
+    ``record``: install the process's history recorder on it when the history is on (a one-off
+    check passes False, so that it neither writes history nor replaces the process's recorder).
+    """
     from usermetrics.conf import get_config, nat_sources_from_config
     from usermetrics.demo import demo_session_manager
     from usermetrics.sources import LocalSource
@@ -431,12 +435,17 @@ def build_service_from_config() -> MonitorService:
             extra_users=[str(u) for u in demo["EXTRA_USERS"]],
         )
         sources.append(LocalSource("demo", manager, workload=workload))
-    return MonitorService(
+    service = MonitorService(
         sources,
         interval=float(config["REFRESH_INTERVAL"]),
         timeout=float(config["SOURCE_TIMEOUT"]),
         down_after=float(config["SOURCE_DOWN_AFTER"]),
     )
+    if record and config["HISTORY"]["ENABLED"]:
+        from usermetrics.history import recorder_install
+
+        recorder_install(service)  # records every refresh into the history store
+    return service
 
 
 def get_service() -> MonitorService:

@@ -14,7 +14,11 @@
   var config = JSON.parse(configNode.textContent);
   var isList = config.page === "list";
 
-  var DEFAULT_VIEW = { page: 1, page_size: 100, sort: "-last_activity", q: "", state: "" };
+  var DEFAULT_VIEW = { page: 1, page_size: 100, sort: "-last_activity", q: "", state: "", window: "1h" };
+  // States the feed cannot serve: ended users live in the history, so that list is a page load.
+  var PAGE_LOAD_STATES = ["ended"];
+  // The rows' rates, flags and sparklines are fetched again this often (not carried by the feed).
+  var WINDOW_REFRESH_MS = 30000;
   var BACKOFF_MIN_MS = 1000;
   var BACKOFF_MAX_MS = 30000;
   var STUCK_AFTER_S = 60;
@@ -57,6 +61,20 @@
     return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1, 2) + "-" + pad(d.getUTCDate(), 2) + " " +
       pad(d.getUTCHours(), 2) + ":" + pad(d.getUTCMinutes(), 2) + ":" + pad(d.getUTCSeconds(), 2) + "." +
       pad(d.getUTCMilliseconds(), 3) + " UTC";
+  }
+
+  function number(value) {
+    // As usermetrics.humanize.number: at most two decimals, no trailing zeros.
+    return String(Math.round(value * 100) / 100);
+  }
+
+  function rateWords(stats) {
+    var none = function (v) { return v === null || v === undefined; };
+    return {
+      requests_per_min: number(stats.requests_per_min || 0),
+      error_rate: none(stats.error_rate) ? "–" : number(stats.error_rate * 100) + " %",
+      latency_ms: none(stats.latency_ms) ? "–" : number(stats.latency_ms) + " ms",
+    };
   }
 
   function latency(value) {
@@ -169,11 +187,12 @@
       sort: meta.sort,
       q: meta.q,
       state: meta.state,
+      window: meta.window || DEFAULT_VIEW.window,
     };
   }
 
   function viewKey(v) {
-    return [v.page, v.page_size, v.sort, v.q, v.state].join("\u0000");
+    return [v.page, v.page_size, v.sort, v.q, v.state, v.window].join("\u0000");
   }
 
   function viewFromQuery(search) {
@@ -184,13 +203,14 @@
       sort: params.get("sort") || DEFAULT_VIEW.sort,
       q: params.get("q") || "",
       state: params.get("state") || "",
+      window: params.get("window") || DEFAULT_VIEW.window,
     };
   }
 
   function queryOf(v) {
     // Like ViewSpec.as_params: defaults are left out, the order is fixed.
     var params = new URLSearchParams();
-    ["page", "page_size", "sort", "q", "state"].forEach(function (key) {
+    ["page", "page_size", "sort", "q", "state", "window"].forEach(function (key) {
       if (String(v[key]) !== String(DEFAULT_VIEW[key])) params.set(key, String(v[key]));
     });
     var s = params.toString();
@@ -200,6 +220,7 @@
   // Does a frame show the view we asked for (the server may clamp the page or the page size)?
   function frameMatches(meta) {
     if (meta.sort !== view.sort || meta.q !== view.q || meta.state !== view.state) return false;
+    if ((meta.window || DEFAULT_VIEW.window) !== view.window) return false;
     if ((meta.requested_page_size || meta.page_size) !== view.page_size) return false;
     if (meta.clamped) return true; // a smaller page around the first user of the one we asked for
     return meta.page === view.page || (view.page > meta.pages && meta.page === meta.pages);
@@ -229,7 +250,28 @@
     th.dataset.field = "user_id";
     var a = document.createElement("a");
     th.appendChild(a);
+    var flags = document.createElement("span");
+    flags.className = "um-row-flags";
+    flags.dataset.rowFlags = "";
+    th.appendChild(flags);
     tr.appendChild(th);
+    // The window's rates and activity come right after the user, as on the server-rendered page.
+    if (config.window_url) {
+      WINDOW_FIELDS.forEach(function (field) {
+        var td = document.createElement("td");
+        td.dataset.field = "w_" + field;
+        td.className = "um-num um-rate";
+        td.textContent = "…";
+        tr.appendChild(td);
+      });
+      var spark = document.createElement("td");
+      spark.className = "um-col-spark";
+      spark.dataset.field = "w_activity";
+      var holder = document.createElement("span");
+      holder.dataset.sparklineUser = user.user_id;
+      spark.appendChild(holder);
+      tr.appendChild(spark);
+    }
     COLUMNS.forEach(function (field) {
       var td = document.createElement("td");
       td.dataset.field = field;
@@ -242,6 +284,92 @@
       tr.appendChild(td);
     });
     return tr;
+  }
+
+  // ---- the rows' window: rates, flags, sparklines (fetched, not pushed) -------------------------
+
+  var WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms"];
+  var windowTimer = null;
+  var windowIds = "";
+
+  function drawSparkline(holder, values) {
+    if (!window.usermetricsCharts || !values) return;
+    window.usermetricsCharts.sparkline(holder, values);
+    holder.title = "Requests per minute, last " + view.window;
+  }
+
+  function applyFlags(cell, flags) {
+    var badges = flags.map(function (flag) {
+      var badge = document.createElement("span");
+      badge.className = "um-flag";
+      badge.dataset.flag = flag.name;
+      badge.title = flag.detail;
+      badge.textContent = flag.label;
+      return badge;
+    });
+    cell.replaceChildren.apply(cell, badges);
+  }
+
+  function applyWindow(doc) {
+    Array.prototype.forEach.call(byId("um-rows").rows, function (tr) {
+      var entry = doc.users[tr.dataset.userId];
+      if (!entry) return;
+      var words = rateWords(entry.stats);
+      WINDOW_FIELDS.forEach(function (field) {
+        var td = tr.querySelector('[data-field="w_' + field + '"]');
+        if (td && td.textContent !== words[field]) td.textContent = words[field];
+      });
+      var flags = tr.querySelector("[data-row-flags]");
+      if (flags && view.state !== "ended") applyFlags(flags, entry.flags);
+      var holder = tr.querySelector("[data-sparkline-user]");
+      if (holder) drawSparkline(holder, entry.sparkline);
+    });
+  }
+
+  function refreshWindow() {
+    window.clearTimeout(windowTimer);
+    windowTimer = window.setTimeout(refreshWindow, WINDOW_REFRESH_MS);
+    // Without a live feed the server is likely away: wait for the next refresh, log no failure.
+    if (!config.window_url || paused || document.hidden || connState !== "live") return;
+    var ids = Array.prototype.map.call(byId("um-rows").rows, function (tr) { return tr.dataset.userId; });
+    windowIds = ids.join("\u0000");
+    if (!ids.length) return;
+    var params = new URLSearchParams();
+    params.set("window", view.window);
+    ids.forEach(function (id) { params.append("user_id", id); });
+    fetch(config.window_url + "?" + params.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (doc) { if (doc) applyWindow(doc); })
+      .catch(function () { /* the next refresh tries again */ });
+  }
+
+  // New rows on the page (sort, paging, new users): fetch their window soon, once.
+  function windowRowsChanged() {
+    if (!config.window_url) return;
+    var ids = Array.prototype.map.call(byId("um-rows").rows, function (tr) { return tr.dataset.userId; });
+    if (ids.join("\u0000") === windowIds) return;
+    window.clearTimeout(windowTimer);
+    windowTimer = window.setTimeout(refreshWindow, 1000);
+  }
+
+  function setupWindow() {
+    if (!config.window_url) return;
+    var node = byId("um-sparklines");
+    var initial = node ? JSON.parse(node.textContent) : {};
+    Array.prototype.forEach.call(document.querySelectorAll("[data-sparkline-user]"), function (holder) {
+      drawSparkline(holder, initial[holder.dataset.sparklineUser]);
+    });
+    windowIds = Array.prototype.map.call(byId("um-rows").rows, function (tr) { return tr.dataset.userId; }).join("\u0000");
+    windowTimer = window.setTimeout(refreshWindow, WINDOW_REFRESH_MS);
+  }
+
+  function applyExports() {
+    // The exports take the whole filtered list: the view without its paging.
+    var query = queryOf(Object.assign({}, view, { page: 1, page_size: DEFAULT_VIEW.page_size }));
+    ["um-export-csv", "um-export-json"].forEach(function (id) {
+      var link = byId(id);
+      if (link) link.href = link.pathname + (query === "?" ? "" : query);
+    });
   }
 
   function fillTime(td, iso, nowMs, animate) {
@@ -473,6 +601,8 @@
     var nowMs = serverNow();
     applySummary(frame.summary, true);
     applySources(frame.sources);
+    // The ended users are not in the feed: their rows stay as the server rendered them.
+    if (PAGE_LOAD_STATES.indexOf(meta.state) >= 0) return;
     applyHeaders(meta);
     applyControls(meta);
     applyPaginator(meta);
@@ -521,10 +651,16 @@
       if (tr === cursor) cursor = cursor.nextElementSibling;
       else tbody.insertBefore(tr, cursor); // moves only rows out of place, so flashes keep running
     });
+    windowRowsChanged();
   }
 
   function subscribe(next) {
+    if (PAGE_LOAD_STATES.indexOf(next.state) >= 0 || PAGE_LOAD_STATES.indexOf(view.state) >= 0) {
+      window.location.assign(window.location.pathname + queryOf(next)); // served by the page, not the feed
+      return;
+    }
     view = next;
+    applyExports();
     var query = queryOf(view);
     window.history.replaceState(null, "", query === "?" ? window.location.pathname : query);
     if (paused) setPaused(false);
@@ -549,6 +685,7 @@
         sort: view.sort,
         q: byId("um-q").value.trim(),
         state: byId("um-state").value,
+        window: view.window,
       };
     }
     form.addEventListener("submit", function (event) {
@@ -568,6 +705,63 @@
 
   var detailUser = null;
   var evictedAt = config.evicted_at || null;
+  var charts = null;
+  // The charts' history (and with it the rates and flags) is fetched again this often.
+  var HISTORY_RELOAD_MS = 60000;
+
+  // After each history fetch: the window's rates, the flags, the export links and the URL.
+  function applyHistory(doc, windowName) {
+    var words = rateWords(doc.stats || {});
+    Array.prototype.forEach.call(document.querySelectorAll("[data-rate]"), function (node) {
+      node.textContent = words[node.dataset.rate];
+    });
+    byId("um-rate-window").textContent = windowName;
+    byId("um-rate-requests").textContent = String((doc.stats || {}).requests || 0);
+    ["um-export-csv", "um-export-json"].forEach(function (id) {
+      var link = byId(id);
+      var url = new URL(link.href);
+      url.searchParams.set("window", windowName);
+      link.href = url.pathname + url.search;
+    });
+    var items = (doc.flags || []).map(function (flag) {
+      var li = document.createElement("li");
+      var badge = document.createElement("span");
+      badge.className = "um-flag";
+      badge.dataset.flag = flag.name;
+      badge.textContent = flag.label;
+      var detail = document.createElement("span");
+      detail.className = "um-flag-detail";
+      detail.textContent = flag.detail;
+      li.append(badge, " ", detail);
+      return li;
+    });
+    if (!items.length) {
+      var none = document.createElement("li");
+      none.className = "um-flag-none";
+      none.textContent = doc.ended ? "An ended user has no flags." : "No flag is raised.";
+      items.push(none);
+    }
+    var list = byId("um-flags");
+    list.replaceChildren.apply(list, items);
+    var here = new URL(window.location.href);
+    if (here.searchParams.get("window") !== windowName) {
+      here.searchParams.set("window", windowName);
+      window.history.replaceState(null, "", here.pathname + here.search);
+    }
+  }
+
+  function setupDetail() {
+    var box = byId("um-charts");
+    if (!box || !config.history_url || !window.usermetricsCharts) return;
+    charts = window.usermetricsCharts.mount(box, {
+      historyUrl: config.history_url,
+      window: config.window,
+      onLoad: applyHistory,
+    });
+    window.setInterval(function () {
+      if (!paused && !document.hidden) charts.reload();
+    }, HISTORY_RELOAD_MS);
+  }
 
   function applyDetail(frame) {
     var user = frame.users[0];
@@ -577,12 +771,14 @@
     byId("um-gone").hidden = !gone;
     document.body.classList.toggle("um-user-gone", gone);
     if (gone) {
+      if (config.ended) return; // the page already shows it as ended, with its last values
       byId("um-state").dataset.state = "gone";
       byId("um-state").textContent = "gone";
       return;
     }
     detailUser = user;
     evictedAt = frame.evicted_at || null;
+    if (charts) charts.appendLive(user, frame.timestamp);
     var stale = frame.stale || [];
     byId("um-stale").hidden = !(frame.origins || []).some(function (name) { return stale.indexOf(name) >= 0; });
     var nowMs = serverNow();
@@ -774,7 +970,10 @@
     showConn();
   }
 
-  if (isList) setupList();
+  if (isList) {
+    setupList();
+    setupWindow();
+  } else setupDetail();
   connect();
   window.setInterval(tick, 1000);
 })();

@@ -24,7 +24,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, no_fail: bool, **options: Any) -> None:
         """Refresh once with a fresh service and report."""
-        service = build_service_from_config()
+        # A check only reads: its refresh must not be written (from a thread that outlives the
+        # command) into the history, nor take over the process's recorder.
+        service = build_service_from_config(record=False)
         if not service.sources:
             raise CommandError("No sources configured: set NAT_SOURCES or USERMETRICS['SOURCES'].")
         snapshot = async_to_sync(_refresh_once)(service)

@@ -1,0 +1,204 @@
+"""Bytes per hour of the history store (sync script): 1,000 and 10,000 active users for one simulated hour.
+
+Runs the real recorder (``usermetrics.history.Recorder.record``) over synthetic snapshots in a
+scratch database, then prints the store's size. Every user is *active*: its counters change at
+every refresh, the worst case for the store (an idle user writes nothing). Per-user samples are
+written at most once per ``SAMPLE_INTERVAL`` (15 s by default), totals once per refresh (2 s).
+
+SQLite by default (a scratch file); with ``DATABASE_URL=postgres://...`` a scratch PostgreSQL
+database ``bench_usermetrics_<pid>`` is created and dropped.
+
+    .venv/bin/python bench/history_size.py [--users 1000 10000] [--minutes 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor_site.settings")
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("USERMETRICS_DEMO", "0")
+SCRATCH = Path(tempfile.mkdtemp(prefix="usermetrics-bench-"))
+os.environ.setdefault("USERMETRICS_VAR_DIR", str(SCRATCH))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+
+from usermetrics.history import Recorder, rollup  # noqa: E402
+from usermetrics.metrics import (  # noqa: E402
+    PerUserMemoryMetrics,
+    PerUserRequestMetrics,
+    PerUserResourceUsage,
+    PerUserSessionMetrics,
+)
+from usermetrics.models import TotalsSample  # noqa: E402
+from usermetrics.services import Snapshot, SourceHealth  # noqa: E402
+
+TABLES = ("usermetrics_userlife", "usermetrics_usersample", "usermetrics_totalssample")
+REFRESH = 2.0  # seconds, the default refresh interval
+
+
+def make_users(n: int, step: int, created: datetime, now: datetime) -> list[PerUserResourceUsage]:
+    """``n`` users, each with one more request (and an error every 10th) than at ``step - 1``."""
+    users = []
+    for i in range(n):
+        total = step * 3 + i % 7
+        users.append(
+            PerUserResourceUsage.model_construct(
+                user_id=f"{i:08x}-5f2c-5d8e-9a3b-user{i:06d}",  # NAT-like uuid5-sized ids
+                session=PerUserSessionMetrics.model_construct(
+                    created_at=created, last_activity=now, ref_count=step % 3, is_active=step % 3 > 0
+                ),
+                requests=PerUserRequestMetrics.model_construct(
+                    total_requests=total,
+                    active_requests=step % 3,
+                    avg_latency_ms=round(800 + (i * 37 + step * 11) % 900 / 3, 2),
+                    error_count=total // 10,
+                ),
+                memory=PerUserMemoryMetrics.model_construct(
+                    per_user_functions_count=3, per_user_function_groups_count=1, exit_stack_size=4 + step % 2
+                ),
+            )
+        )
+    return users
+
+
+def snapshot(ts: datetime, users: list[PerUserResourceUsage], seq: int) -> Snapshot:
+    """A one-source snapshot of ``users``."""
+    health = SourceHealth(name="nat", kind="nat", state="ok", last_success=ts, users=len(users))
+    return Snapshot(
+        timestamp=ts,
+        seq=seq,
+        users=users,
+        by_id={u.user_id: u for u in users},
+        origins={u.user_id: ("nat",) for u in users},
+        parts={},
+        sources=[health],
+    )
+
+
+def store_bytes(tables: tuple[str, ...] = (*TABLES, "usermetrics_userhourly", "usermetrics_totalshourly")) -> int:
+    """Bytes used by ``tables`` (default: every history table) and their indexes."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("VACUUM ANALYZE") if connection.connection.autocommit else None
+            total = 0
+            for table in tables:
+                cursor.execute("SELECT pg_total_relation_size(%s)", [table])
+                total += cursor.fetchone()[0]
+            return total
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            marks = ", ".join(["%s"] * len(tables))
+            cursor.execute(
+                "SELECT SUM(pgsize) FROM dbstat WHERE name IN "
+                f"(SELECT name FROM sqlite_master WHERE tbl_name IN ({marks}))",
+                list(tables),
+            )
+            return int(cursor.fetchone()[0] or 0)
+        except Exception:  # SQLite built without dbstat: the whole file
+            cursor.execute("PRAGMA page_count")
+            pages = cursor.fetchone()[0]
+            cursor.execute("PRAGMA page_size")
+            return pages * cursor.fetchone()[0]
+
+
+def run(users: int, minutes: int) -> None:
+    """Fill the store for ``users`` active users over ``minutes`` simulated minutes and print its size."""
+    for model in ("UserSample", "TotalsSample", "UserLife", "UserHourly", "TotalsHourly"):
+        from django.apps import apps
+
+        apps.get_model("usermetrics", model).objects.all().delete()
+    base = store_bytes()
+    recorder = Recorder()
+    sample_every = recorder.sample_interval.total_seconds() or REFRESH
+    start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    created = start - timedelta(hours=1)
+    steps = int(minutes * 60 / sample_every)
+    record_ms: list[float] = []
+    # One snapshot per sample interval: every user has changed, so every user writes a sample,
+    # exactly as with a snapshot every 2 s where the recorder skips the ones in between.
+    for step in range(steps):
+        ts = start + timedelta(seconds=step * sample_every)
+        snap = snapshot(ts, make_users(users, step, created, ts), step + 1)
+        began = time.perf_counter()
+        recorder.record(snap)
+        record_ms.append((time.perf_counter() - began) * 1000)
+    # The refreshes in between still write their totals row: add them.
+    extra = []
+    for i in range(int(minutes * 60 / REFRESH)):
+        ts = start + timedelta(seconds=i * REFRESH + 0.5)
+        extra.append(
+            TotalsSample(
+                ts=ts,
+                users=users,
+                active=users,
+                in_flight=users,
+                requests=0,
+                errors=0,
+                avg_latency_ms=0.0,
+                exit_stack=0,
+                d_requests=0,
+                d_errors=0,
+                d_latency_ms=0.0,
+                sources_up=1,
+                sources_total=1,
+            )
+        )
+    TotalsSample.objects.bulk_create(extra[: max(0, len(extra) - steps)], batch_size=1000)
+    used = store_bytes() - base
+    per_hour = used * 60 / minutes
+    from usermetrics.models import UserSample
+
+    samples = UserSample.objects.count()
+    # The hourly roll-up of the same data (kept 90 days after the raw rows are pruned).
+    hourly_tables = ("usermetrics_userhourly", "usermetrics_totalshourly")
+    hourly_base = store_bytes(hourly_tables)
+    rollup(now=start + timedelta(minutes=minutes, hours=1))
+    from usermetrics.models import UserHourly
+
+    user_hours = UserHourly.objects.count()
+    hourly = store_bytes(hourly_tables) - hourly_base
+    steady = sorted(record_ms[1:]) or record_ms
+    print(
+        f"{connection.vendor:10} {users:>7,} active users: {per_hour / 1e6:8.1f} MB/hour "
+        f"({per_hour * 24 * 7 / 1e9:6.2f} GB for 7 days raw), {samples * 60 / minutes:>10,.0f} samples/hour, "
+        f"{used / max(samples, 1):5.0f} B/sample; record() median {steady[len(steady) // 2]:7.1f} ms, "
+        f"max {max(steady):7.1f} ms per refresh; hourly roll-up {hourly / max(user_hours, 1):4.0f} B per user-hour",
+        flush=True,
+    )
+
+
+def main() -> None:
+    """Parse arguments, create a scratch database, run each size, drop the database."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--minutes", type=int, default=60, help="simulated minutes (bytes are scaled to an hour)")
+    args = parser.parse_args()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["TEST"]["NAME"] = str(SCRATCH / "bench.sqlite3")
+    else:
+        # Its own name: test_<name> may be another checkout's test suite, running right now.
+        connection.settings_dict["TEST"]["NAME"] = f"bench_usermetrics_{os.getpid()}"
+    name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    print(f"scratch database: {name}; sample interval {Recorder().sample_interval.total_seconds():g} s", flush=True)
+    try:
+        for users in args.users:
+            run(users, args.minutes)
+    finally:
+        connection.creation.destroy_test_db(name, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

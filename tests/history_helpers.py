@@ -1,0 +1,89 @@
+"""Helpers for history tests (sync): hand-made users and snapshots with explicit timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from usermetrics.history import Recorder
+from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
+from usermetrics.services import Snapshot, SourceHealth
+
+T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+CREATED = T0 - timedelta(hours=1)
+
+CONFIG = {
+    "ENABLED": True,
+    "SAMPLE_INTERVAL": 0.0,
+    "RAW_RETENTION_DAYS": 7.0,
+    "ROLLUP_RETENTION_DAYS": 90.0,
+    "MAINTENANCE_INTERVAL": 10**9,
+    "BATCH_SIZE": 500,
+}
+
+
+def usage(
+    user_id: str,
+    *,
+    total: int = 0,
+    errors: int = 0,
+    avg: float = 0.0,
+    ref: int = 0,
+    stack: int = 0,
+    functions: int = 1,
+    created: datetime = CREATED,
+    last: datetime | None = None,
+) -> PerUserResourceUsage:
+    """One user's record with the given counters."""
+    return PerUserResourceUsage.model_validate(
+        {
+            "user_id": user_id,
+            "session": {
+                "created_at": created,
+                "last_activity": last or created,
+                "ref_count": ref,
+                "is_active": ref > 0,
+            },
+            "requests": {"total_requests": total, "active_requests": ref, "avg_latency_ms": avg, "error_count": errors},
+            "memory": {
+                "per_user_functions_count": functions,
+                "per_user_function_groups_count": 0,
+                "exit_stack_size": stack,
+            },
+        }
+    )
+
+
+def snapshot(ts: datetime, users: list[PerUserResourceUsage], *, seq: int = 1, source: str = "demo") -> Snapshot:
+    """A snapshot of ``users`` at ``ts`` from one healthy source."""
+    health = SourceHealth(name=source, kind="local", state="ok", last_success=ts, users=len(users))
+    return Snapshot(
+        timestamp=ts,
+        seq=seq,
+        users=users,
+        by_id={u.user_id: u for u in users},
+        origins={u.user_id: (source,) for u in users},
+        parts={},
+        sources=[health],
+    )
+
+
+def recorder(**overrides: float) -> Recorder:
+    """A recorder with test settings: every change written, no automatic maintenance."""
+    return Recorder(config={**CONFIG, **overrides})
+
+
+class FixedSource:
+    """A source that reports the users it is given (change ``users`` between refreshes)."""
+
+    kind = "fixed"
+    timezone = None
+
+    def __init__(self, name: str, users: list[PerUserResourceUsage], *, timeout: timedelta | None = None) -> None:
+        """Report ``users``; ``timeout`` is the per-user workflow timeout it claims."""
+        self.name = name
+        self.users = users
+        self.per_user_workflow_timeout = timeout
+
+    async def fetch(self) -> PerUserMonitorResponse:
+        """The users as they are now."""
+        return PerUserMonitorResponse(total_active_users=len(self.users), users=self.users)

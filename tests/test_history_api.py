@@ -1,0 +1,129 @@
+"""History API: series and stats for one user and everyone, ended users, windows, access."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+from django.urls import reverse
+
+from tests.history_helpers import FixedSource, recorder, snapshot, usage
+from usermetrics import history, services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def recorded(install_service):
+    """A service over a fixed source, and two minutes of recorded history ending now."""
+    now = history.utcnow()
+    created = now - timedelta(hours=1)
+    source = FixedSource(
+        "fixed", [usage("a/b", total=30, errors=3, avg=120.0, created=created, last=now)], timeout=timedelta(minutes=30)
+    )
+    install_service([source])
+    rec = recorder()
+    await sync_to_async(rec.record)(
+        snapshot(now - timedelta(minutes=2), [usage("a/b", total=10, errors=1, avg=100.0, created=created)])
+    )
+    await sync_to_async(rec.record)(
+        snapshot(now - timedelta(minutes=1), [usage("a/b", total=20, errors=3, avg=110.0, created=created)])
+    )
+    await sync_to_async(rec.record)(
+        snapshot(
+            now - timedelta(seconds=30),
+            [
+                usage("a/b", total=20, errors=3, avg=110.0, created=created),
+                usage("gone", total=4, avg=10.0, created=created),  # born while watched: counted from zero
+            ],
+        )
+    )
+    return source
+
+
+async def test_history_api_user_series_and_window_stats(recorded, staff_client):
+    url = reverse("usermetrics:api-user-history", args=["a/b"])
+    assert "a~2Fb/history" in url
+    response = await staff_client.get(url, {"window": "15m"})
+    assert response.status_code == 200
+    doc = json.loads(response.content)
+    assert doc["user_id"] == "a/b" and doc["window"] == "15m"
+    assert len(doc["t"]) == len(doc["requests_per_min"]) == len(doc["exit_stack"]) == 90
+    assert doc["stats"]["requests"] == 10 and doc["stats"]["latency_ms"] == 120.0
+    assert doc["ended"] is None and isinstance(doc["flags"], list)
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+async def test_history_api_ended_user_keeps_last_values(recorded, staff_client):
+    response = await staff_client.get(reverse("usermetrics:api-user-history", args=["gone"]))
+    doc = json.loads(response.content)
+    assert doc["ended"] is None  # still open: it is in the last recorded snapshot
+    rec = recorder()
+    await sync_to_async(rec.record)(snapshot(history.utcnow(), []))
+    doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["gone"]))).content)
+    assert doc["ended"]["label"].startswith("ended 0 min ago")
+    assert doc["ended"]["last"]["requests"]["total_requests"] == 4
+
+
+async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded, staff_client):
+    now = history.utcnow()
+    recorded.users = [usage("a/b", total=30, errors=3, avg=120.0, last=now - timedelta(minutes=10, seconds=5))]
+    await services.get_service().refresh()
+    doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]))).content)
+    flags = {f["name"]: f for f in doc["flags"]}
+    assert set(flags) == {"idle", "erroring"}  # 2 of its 10 requests in the last hour failed
+    flag = flags["idle"]
+    assert flag["label"] == "idle 10 min, evicted in 19 min"
+    assert "evicts workflows idle for 30 min" in flag["detail"]
+
+
+async def test_history_api_overview(recorded, staff_client):
+    response = await staff_client.get(reverse("usermetrics:api-overview-history"), {"window": "1h"})
+    doc = json.loads(response.content)
+    assert response.status_code == 200 and doc["window"] == "1h"
+    assert doc["stats"]["requests"] == 14  # 10 of "a/b", 4 of "gone"
+    assert max(v or 0 for v in doc["users"]) == 2
+
+
+async def test_history_api_sparklines(recorded, staff_client):
+    response = await staff_client.get(reverse("usermetrics:api-sparklines"), {"user_id": ["a/b", "x"], "window": "1h"})
+    doc = json.loads(response.content)
+    assert response.status_code == 200 and doc["window"] == "1h"
+    assert sum(doc["users"]["a/b"]) > 0 and sum(doc["users"]["x"]) == 0
+
+
+async def test_history_api_errors(recorded, staff_client):
+    response = await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]), {"window": "2y"})
+    assert response.status_code == 400 and "window must be one of" in json.loads(response.content)["detail"]
+    response = await staff_client.get(reverse("usermetrics:api-user-history", args=["nobody"]))
+    assert response.status_code == 404 and json.loads(response.content)["user_id"] == "nobody"
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("api-user-history", ["a/b"]),
+        ("api-overview-history", []),
+        ("api-sparklines", []),
+        ("api-user-history-csv", ["a/b"]),
+        ("api-user-history-json", ["a/b"]),
+        ("api-export-users-csv", []),
+        ("api-export-users-json", []),
+    ],
+)
+async def test_history_api_needs_staff_or_token(recorded, api_tokens, name, args):
+    url = reverse(f"usermetrics:{name}", args=args)
+    response = await AsyncClient().get(url)
+    assert response.status_code == 401 and b"a/b" not in response.content
+    assert (await AsyncClient().get(url, headers={"Authorization": "Bearer nope"})).status_code == 401
+    ok = await AsyncClient().get(url, headers={"Authorization": f"Bearer {api_tokens[0]}"})
+    assert ok.status_code == 200
+
+
+async def test_history_api_disabled(recorded, staff_client, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "HISTORY": {"ENABLED": False}}
+    response = await staff_client.get(reverse("usermetrics:api-overview-history"))
+    assert response.status_code == 404 and "disabled" in json.loads(response.content)["detail"]

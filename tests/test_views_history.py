@@ -1,0 +1,215 @@
+"""The pages' history parts: window rates, lifecycle flags, ended users, charts and export links."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from html import unescape
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+
+from tests.history_helpers import FixedSource, recorder, snapshot, usage
+from usermetrics import history
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def recorded(install_service):
+    """alice busy, bob failing half his requests, dave stuck, carol ended a minute ago; all recorded."""
+    now = history.utcnow()
+    before = [
+        usage("alice", last=now - timedelta(minutes=3)),
+        usage("bob", last=now - timedelta(minutes=3)),
+        usage("carol", total=3, errors=1, avg=20.0, last=now - timedelta(minutes=3)),
+        usage("dave", ref=1, total=1, last=now - timedelta(minutes=10)),
+    ]
+    after = [
+        usage("alice", total=60, avg=100.0, last=now),
+        usage("bob", total=10, errors=5, avg=50.0, last=now),
+        usage("dave", ref=1, total=1, last=now - timedelta(minutes=10)),
+    ]
+    install_service([FixedSource("demo", after)], interval=3600)
+    rec = recorder()
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=3), before))
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), after))  # carol ended
+    return after
+
+
+def text(html: str) -> str:
+    """The page's text with tags and runs of whitespace collapsed."""
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+async def test_detail_shows_window_rates_charts_and_export_links(recorded, staff_client):
+    response = await staff_client.get("/users/alice/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-rate="requests_per_min">1</dd>' in html  # 60 requests over 1 h
+    assert 'data-rate="error_rate">0 %</dd>' in html
+    assert 'data-rate="latency_ms">100 ms</dd>' in html
+    assert 'id="um-charts"' in html and "usermetrics/js/charts.js" in html and "uPlot.iife.min.js" in html
+    assert '"history_url": "/api/users/alice/history"' in html
+    assert 'href="/api/users/alice/history.csv?window=1h"' in html
+    assert 'href="/api/users/alice/history.json?window=1h"' in html
+    assert "No flag is raised." in html
+
+
+async def test_detail_window_parameter_drives_rates_and_exports(recorded, staff_client):
+    html = (await staff_client.get("/users/alice/", {"window": "24h"})).content.decode()
+    assert 'href="/api/users/alice/history.csv?window=24h"' in html
+    assert 'data-rate="requests_per_min">0.04</dd>' in html  # 60 requests over 24 h
+    assert '"window": "24h"' in html
+    # An unknown window falls back to the default.
+    html = (await staff_client.get("/users/alice/", {"window": "3y"})).content.decode()
+    assert 'href="/api/users/alice/history.csv?window=1h"' in html
+
+
+@pytest.mark.parametrize(
+    "user_id, flag, sentence",
+    [
+        ("bob", "erroring", "5 of 10 requests failed over the last 1h"),
+        ("dave", "stuck", "1 request(s) in flight but no activity for 10 min"),
+    ],
+)
+async def test_detail_explains_each_active_flag(recorded, staff_client, user_id, flag, sentence):
+    html = (await staff_client.get(f"/users/{user_id}/")).content.decode()
+    assert f'<span class="um-flag" data-flag="{flag}">' in html
+    assert sentence in text(html)
+    assert "Thresholds: idle after 1 min" in text(html)
+
+
+async def test_detail_of_an_ended_user_shows_its_last_values(recorded, staff_client):
+    response = await staff_client.get("/users/carol/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<span class="um-badge" id="um-state" data-state="ended">ended</span>' in html
+    assert "ended 1 min ago" in text(html)
+    assert '<td class="um-num" data-field="total_requests">3</td>' in html
+    assert '"ended": true' in html
+    assert "An ended user has no flags." in html
+
+
+async def test_detail_of_a_never_seen_id_is_404(recorded, staff_client):
+    assert (await staff_client.get("/users/nobody/")).status_code == 404
+
+
+def row_ids(html: str) -> list[str]:
+    """The user ids of the table rows, in order."""
+    return [unescape(m) for m in re.findall(r'<tr data-user-id="([^"]*)"', html)]
+
+
+def cell(html: str, user_id: str, field: str) -> str:
+    """The text of one cell of one row."""
+    row = re.search(rf'<tr data-user-id="{re.escape(user_id)}".*?</tr>', html, re.S)
+    assert row is not None, user_id
+    found = re.search(rf'data-field="{field}"[^>]*>(.*?)</t[dh]>', row.group(0), re.S)
+    assert found is not None, field
+    return text(found.group(1)).strip()
+
+
+async def test_list_rows_show_window_rates_flags_and_sparklines(recorded, staff_client):
+    html = (await staff_client.get("/")).content.decode()
+    assert cell(html, "alice", "w_requests_per_min") == "1"
+    assert cell(html, "alice", "w_latency_ms") == "100 ms"
+    assert cell(html, "bob", "w_error_rate") == "50 %"
+    assert cell(html, "dave", "w_error_rate") == "\u2013"  # no request in the window
+    assert 'data-flag="erroring"' in cell_html(html, "bob") and 'data-flag="stuck"' in cell_html(html, "dave")
+    assert '<script id="um-sparklines" type="application/json">' in html
+    assert '"alice": [' in html and 'data-sparkline-user="alice"' in html
+    assert "Last 1h" in html
+
+
+def cell_html(html: str, user_id: str) -> str:
+    """The raw HTML of one row."""
+    row = re.search(rf'<tr data-user-id="{re.escape(user_id)}".*?</tr>', html, re.S)
+    assert row is not None, user_id
+    return row.group(0)
+
+
+async def test_list_window_parameter_changes_the_rates(recorded, staff_client):
+    html = (await staff_client.get("/", {"window": "24h"})).content.decode()
+    assert cell(html, "alice", "w_requests_per_min") == "0.04"
+    assert "Last 24h" in html
+    assert '<a href="?window=5m" class="button">5m</a>' in html
+
+
+@pytest.mark.parametrize(
+    "state, expected",
+    [("stuck", ["dave"]), ("erroring", ["bob"]), ("rising", []), ("ended", ["carol"])],
+)
+async def test_list_filters_by_flag_and_ended(recorded, staff_client, state, expected):
+    html = (await staff_client.get("/", {"state": state})).content.decode()
+    assert row_ids(html) == expected
+
+
+async def test_list_ended_rows_show_when_and_last_values(recorded, staff_client):
+    html = (await staff_client.get("/", {"state": "ended"})).content.decode()
+    assert "ended 1 min ago" in cell(html, "carol", "user_id")
+    assert cell(html, "carol", "total_requests") == "3"
+    assert cell(html, "carol", "is_active") == "ended"
+    # Searched like the live list: by id.
+    assert row_ids((await staff_client.get("/", {"state": "ended", "q": "CAR"})).content.decode()) == ["carol"]
+    assert row_ids((await staff_client.get("/", {"state": "ended", "q": "zed"})).content.decode()) == []
+
+
+async def test_list_export_links_carry_the_view_without_paging(recorded, staff_client):
+    params = {"q": "o", "state": "erroring", "sort": "user_id", "window": "5m", "page_size": "25", "page": "1"}
+    html = (await staff_client.get("/", params)).content.decode()
+    [csv_href] = re.findall(r'<a href="([^"]*)" id="um-export-csv"', html)
+    [json_href] = re.findall(r'<a href="([^"]*)" id="um-export-json"', html)
+    assert unescape(csv_href) == "/api/export/users.csv?sort=user_id&q=o&state=erroring&window=5m"
+    assert unescape(json_href) == "/api/export/users.json?sort=user_id&q=o&state=erroring&window=5m"
+
+
+@pytest.mark.parametrize("state", ["stuck", "erroring", "ended", ""])
+async def test_list_export_has_the_pages_users_for_history_states(recorded, staff_client, state):
+    page = (await staff_client.get("/", {"state": state})).content.decode()
+    response = await staff_client.get("/api/export/users.json", {"state": state})
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert [r["user_id"] for r in json.loads(body)] == row_ids(page)
+
+
+async def test_list_window_api_gives_rates_flags_and_sparklines_of_the_asked_rows(recorded, staff_client):
+    response = await staff_client.get("/api/list/window", {"window": "1h", "user_id": ["bob", "carol"]})
+    doc = response.json()
+    assert doc["window"] == "1h" and sorted(doc["users"]) == ["bob", "carol"]
+    assert doc["users"]["bob"]["stats"]["error_rate"] == 0.5
+    assert [f["name"] for f in doc["users"]["bob"]["flags"]] == ["erroring"]
+    assert doc["users"]["carol"]["flags"] == []  # ended: no flags
+    assert len(doc["users"]["bob"]["sparkline"]) == 30
+    too_many = [f"u{i}" for i in range(501)]
+    assert (await staff_client.get("/api/list/window", {"user_id": too_many})).status_code == 400
+
+
+async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user, monkeypatch):
+    from channels.layers import get_channel_layer
+
+    from tests.test_consumers import communicator
+    from usermetrics import feed
+
+    await get_channel_layer().flush()
+    reads = []
+    real = feed.flag_names_get
+    monkeypatch.setattr(feed, "flag_names_get", lambda snapshot: reads.append(1) or real(snapshot))
+    client = AsyncClient()
+    await client.aforce_login(staff_user)
+    comm = communicator("/ws/monitor/?state=stuck", f"sessionid={client.cookies['sessionid'].value}".encode())
+    assert (await comm.connect(timeout=5))[0]
+    try:
+        doc = json.loads(await comm.receive_from(timeout=5))
+        assert [u["user_id"] for u in doc["users"]] == ["dave"] and doc["view"]["state"] == "stuck"
+        await comm.send_to(text_data=json.dumps({"type": "subscribe", "state": "erroring"}))
+        doc = json.loads(await comm.receive_from(timeout=5))
+        assert [u["user_id"] for u in doc["users"]] == ["bob"]
+        assert len(reads) == 1  # within FLAGS_REFRESH the producer reuses what it read
+    finally:
+        await comm.disconnect()
+
+
+async def test_list_ended_count_says_ended_users(recorded, staff_client):
+    html = (await staff_client.get("/", {"state": "ended"})).content.decode()
+    assert "Ended users 1\u20131 of 1, from the history" in text(html)

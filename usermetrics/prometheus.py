@@ -1,0 +1,212 @@
+"""Prometheus ``GET /metrics`` (async view, sync collector): aggregates only, never a per-user label.
+
+A user id as a label value would give every user its own time series: unbounded cardinality that
+breaks Prometheus at our user counts. Sources are few and configured, so ``source`` is a label.
+Access: a bearer token (``METRICS_TOKENS`` or the API tokens) or a client address in
+``METRICS_ALLOW`` (addresses or networks; default loopback only).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from usermetrics import history, services
+from usermetrics.auth import bearer_token_valid
+from usermetrics.conf import get_config
+from usermetrics.services import Snapshot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScrapeState:
+    """Everything one scrape reports, gathered before the collector runs."""
+
+    snapshot: Snapshot
+    now: datetime
+    refreshes: int
+    interval: float
+    ended: int | None  # ended users in the history (None: history off or unreadable)
+    recorder: history.Recorder | None
+
+
+class SnapshotCollector(Collector):
+    """Turns one snapshot (and the recorder's process totals) into metric families."""
+
+    def __init__(self, state: ScrapeState) -> None:
+        """Report ``state``."""
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The metric families of this scrape."""
+        st = self.state
+        users = st.snapshot.users
+        active = sum(1 for u in users if u.session.ref_count > 0)
+        by_state = GaugeMetricFamily("usermetrics_users", "Users by lifecycle state.", labels=["state"])
+        by_state.add_metric(["active"], active)
+        by_state.add_metric(["idle"], len(users) - active)
+        if st.ended is not None:
+            by_state.add_metric(["ended"], st.ended)
+        yield by_state
+        requests = sum(u.requests.total_requests for u in users)
+        weighted = sum(u.requests.avg_latency_ms * u.requests.total_requests for u in users)
+        yield GaugeMetricFamily(
+            "usermetrics_requests",
+            "Lifetime requests of the users the sources report now (drops when users are evicted).",
+            value=requests,
+        )
+        yield GaugeMetricFamily(
+            "usermetrics_errors",
+            "Lifetime failed requests of the users the sources report now.",
+            value=sum(u.requests.error_count for u in users),
+        )
+        yield GaugeMetricFamily(
+            "usermetrics_in_flight_requests",
+            "Requests in flight over all users.",
+            value=sum(u.session.ref_count for u in users),
+        )
+        yield GaugeMetricFamily(
+            "usermetrics_latency_mean_seconds",
+            "Request-weighted mean of the users' lifetime average latency.",
+            value=(weighted / requests / 1000) if requests else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "usermetrics_exit_stack_resources",
+            "Resources held on the users' exit stacks.",
+            value=sum(u.memory.exit_stack_size for u in users),
+        )
+        rec = st.recorder
+        if rec is not None:
+            # Monotonic per process (Prometheus handles the reset at a restart): use rate() on these.
+            yield CounterMetricFamily(
+                "usermetrics_observed_requests", "Requests seen by the history recorder.", value=rec.observed_requests
+            )
+            yield CounterMetricFamily(
+                "usermetrics_observed_errors",
+                "Failed requests seen by the history recorder.",
+                value=rec.observed_errors,
+            )
+            yield CounterMetricFamily(
+                "usermetrics_observed_latency_seconds",
+                "Sum of the latency of the requests seen by the recorder: rate(this) / rate(requests) = mean.",
+                value=rec.observed_latency_ms / 1000,
+            )
+        up = GaugeMetricFamily(
+            "usermetrics_source_up", "1 when the source's last refresh succeeded.", labels=["source"]
+        )
+        stale = GaugeMetricFamily(
+            "usermetrics_source_staleness_seconds",
+            "Seconds since the source last answered (absent before it ever did).",
+            labels=["source"],
+        )
+        source_users = GaugeMetricFamily("usermetrics_source_users", "Users the source reported.", labels=["source"])
+        duration = GaugeMetricFamily(
+            "usermetrics_source_fetch_duration_seconds", "How long the source's last fetch took.", labels=["source"]
+        )
+        slowest = 0.0
+        for health in st.snapshot.sources:
+            up.add_metric([health.name], 1 if health.state == "ok" else 0)
+            if health.last_success is not None:
+                stale.add_metric([health.name], max(0.0, (st.now - health.last_success).total_seconds()))
+            source_users.add_metric([health.name], health.users)
+            if health.last_duration_ms is not None:
+                duration.add_metric([health.name], health.last_duration_ms / 1000)
+                slowest = max(slowest, health.last_duration_ms / 1000)
+        yield from (up, stale, source_users, duration)
+        # Sources are fetched at once, so a refresh takes as long as its slowest source.
+        yield GaugeMetricFamily(
+            "usermetrics_refresh_duration_seconds", "Duration of the last refresh (its slowest source).", value=slowest
+        )
+        yield GaugeMetricFamily(
+            "usermetrics_last_refresh_age_seconds",
+            "Seconds since the last refresh.",
+            value=max(0.0, (st.now - st.snapshot.timestamp).total_seconds()),
+        )
+        yield GaugeMetricFamily(
+            "usermetrics_refresh_interval_seconds", "Configured refresh interval.", value=st.interval
+        )
+        yield CounterMetricFamily("usermetrics_refreshes", "Refreshes done by this process.", value=st.refreshes)
+
+
+def render(state: ScrapeState) -> bytes:
+    """The text exposition of one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(state))
+    return generate_latest(registry)
+
+
+# --- access ----------------------------------------------------------------------------------------
+
+
+def metrics_token_valid(token: str) -> bool:
+    """True for a token of METRICS_TOKENS or of API_TOKENS (constant-time comparisons)."""
+    supplied = token.encode()
+    matched = False
+    for candidate in get_config()["METRICS_TOKENS"]:
+        matched |= hmac.compare_digest(supplied, str(candidate).encode())
+    return bearer_token_valid(token) | matched
+
+
+def address_allowed(address: str) -> bool:
+    """True when ``address`` is in one of the METRICS_ALLOW addresses or networks."""
+    try:
+        ip = ipaddress.ip_address(address.strip().removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    for entry in get_config()["METRICS_ALLOW"]:
+        try:
+            if ip in ipaddress.ip_network(str(entry), strict=False):
+                return True
+        except ValueError:
+            logger.warning("Ignoring METRICS_ALLOW entry %r: not an address or network", entry)
+    return False
+
+
+def _denied(detail: str, status: int) -> JsonResponse:
+    response = JsonResponse({"detail": detail}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="usermetrics-metrics"'
+    return response
+
+
+@never_cache
+@require_GET
+async def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition of the current aggregates."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not metrics_token_valid(token.strip()):
+            return _denied("Invalid bearer token.", 401)
+    elif not address_allowed(request.META.get("REMOTE_ADDR", "")):
+        return _denied("This address may not scrape /metrics; send 'Authorization: Bearer <token>'.", 403)
+    service = services.get_service()
+    snapshot = await services.snapshot_get()
+    ended: int | None = None
+    if history.history_enabled():
+        try:
+            ended = await sync_to_async(lambda: history.ended_users_qs().count())()
+        except Exception:  # a scrape still reports the live aggregates when the store is unreadable
+            logger.exception("Counting ended users for /metrics failed")
+    state = ScrapeState(
+        snapshot=snapshot,
+        now=history.utcnow(),
+        refreshes=service.refresh_count,
+        interval=service.interval,
+        ended=ended,
+        recorder=history.recorder_get(),
+    )
+    return HttpResponse(render(state), content_type=CONTENT_TYPE_LATEST)
