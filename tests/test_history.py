@@ -199,6 +199,13 @@ def test_history_seven_day_series_read_rollups_and_recent_raw():
     assert series["step"] == 3600.0 and len(series["t"]) == 168
     assert sum(series["requests_per_min"]) * 60 == pytest.approx(36)  # 10 + 20 from roll-ups, 6 raw
     assert series["exit_stack"][-1] == 5
+    # Each hour in the bucket that ends when the hour ends: 08:00-09:00 is labelled 09:00.
+    per_bucket = {t: round(v * 60) for t, v in zip(series["t"], series["requests_per_min"], strict=True) if v}
+    assert per_bucket == {
+        (T0 - 3 * hour).timestamp(): 10,
+        (T0 - hour).timestamp(): 20,
+        (T0 + hour).timestamp(): 6,
+    }
     overview = history.overview_series(window=timedelta(days=7), now=T0 + timedelta(minutes=20))
     assert sum(overview["requests_per_min"]) * 60 == pytest.approx(36)
 

@@ -784,10 +784,10 @@ def user_series(
             rows = UserSample.objects.filter(life=life, ts__gt=start, ts__lte=now).order_by("ts")
             marks = [(s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack) for s in rows]
         else:
-            rows_h = UserHourly.objects.filter(life=life, hour__gte=start - HOUR).order_by("hour")
+            # An hourly row covers [hour, hour + 1 h): it is placed by its start, like a bucket.
+            rows_h = UserHourly.objects.filter(life=life, hour__gte=start).order_by("hour")
             marks = [
-                (h.hour + HOUR, h.d_requests, h.d_errors, h.d_latency_ms, h.max_ref_count, h.max_exit_stack)
-                for h in rows_h
+                (h.hour, h.d_requests, h.d_errors, h.d_latency_ms, h.max_ref_count, h.max_exit_stack) for h in rows_h
             ]
             rolled = max((h.hour + HOUR for h in rows_h), default=start)
             rows = UserSample.objects.filter(life=life, ts__gte=max(start, rolled), ts__lte=now).order_by("ts")
@@ -795,7 +795,7 @@ def user_series(
         index_of = {m[0]: min(points - 1, max(0, int((m[0] - start).total_seconds() // step))) for m in marks}
         filled: dict[int, dict[str, float]] = {}
         for ts, dr, de, dl, ref, stack in marks:
-            if ts <= start:
+            if ts < start:
                 continue
             b = buckets[index_of[ts]]
             b.requests += dr
@@ -838,15 +838,16 @@ def overview_series(*, window: timedelta, now: datetime | None = None, points: i
     marks: list[tuple[datetime, int, int, float, dict[str, float]]] = []
     rolled_to = start
     if window > timedelta(days=1):
-        for h in TotalsHourly.objects.filter(hour__gte=start - HOUR, hour__lt=now).order_by("hour"):
+        # An hourly row covers [hour, hour + 1 h): it is placed by its start, like a bucket.
+        for h in TotalsHourly.objects.filter(hour__gte=start, hour__lt=now).order_by("hour"):
             gauges = {"users": h.max_users, "active": h.max_active, "in_flight": h.max_in_flight}
-            marks.append((h.hour + HOUR, h.d_requests, h.d_errors, h.d_latency_ms, gauges))
+            marks.append((h.hour, h.d_requests, h.d_errors, h.d_latency_ms, gauges))
             rolled_to = h.hour + HOUR
     rows = TotalsSample.objects.filter(ts__gte=max(start, rolled_to), ts__lte=now).order_by("ts")
     for t in rows.values_list("ts", "d_requests", "d_errors", "d_latency_ms", "users", "active", "in_flight"):
         marks.append((t[0], t[1], t[2], t[3], {"users": t[4], "active": t[5], "in_flight": t[6]}))
     for ts, dr, de, dl, gauges in marks:
-        if ts <= start:
+        if ts < start:
             continue
         i = min(points - 1, int((ts - start).total_seconds() // step))
         b = buckets[i]
