@@ -122,17 +122,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _close_sync_thread_connections(django_db_setup) -> Iterator[None]:
-    """After the session, close the connections that async tests opened in asgiref's sync thread.
-
-    Async views and tests run ORM code through ``sync_to_async`` in one long-lived thread; its
-    connections outlive the tests, and PostgreSQL then refuses to drop the test database.
-    """
-    yield
-    from asgiref.sync import SyncToAsync
-    from django.db import connections
-
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
