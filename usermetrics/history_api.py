@@ -66,9 +66,18 @@ def _disabled() -> JsonResponse:
     return _bad("The history store is disabled (USERMETRICS['HISTORY']['ENABLED']).", 404)
 
 
-def _window(request: HttpRequest, default: str) -> tuple[str, timedelta]:
+def _history_window(request: HttpRequest, default: str) -> tuple[str, timedelta] | JsonResponse:
+    """The ``?window=`` (name, length) of a history view, or the error to answer with instead.
+
+    History switched off is a 404; an unknown window name is a 400.
+    """
+    if not history.history_enabled():
+        return _disabled()
     name = request.GET.get("window") or default
-    return name, history.window_parse(name)
+    try:
+        return name, history.window_parse(name)
+    except ValueError as exc:
+        return _bad(str(exc))
 
 
 def _flag_dicts(flags: Sequence[history.Flag]) -> list[dict[str, str]]:
@@ -80,12 +89,10 @@ def _flag_dicts(flags: Sequence[history.Flag]) -> list[dict[str, str]]:
 @api_access_required
 async def user_history(request: HttpRequest, user_id: str) -> HttpResponse:
     """One user's chart series, window stats, lifecycle flags and lives: ``?window=15m|1h|24h|7d``."""
-    if not history.history_enabled():
-        return _disabled()
-    try:
-        _, window = _window(request, "1h")
-    except ValueError as exc:
-        return _bad(str(exc))
+    parsed = _history_window(request, "1h")
+    if isinstance(parsed, HttpResponse):
+        return parsed
+    _, window = parsed
     doc = await sync_to_async(history.user_series)(user_id=user_id, window=window)
     snapshot = await services.snapshot_get()
     usage = snapshot.by_id.get(user_id)
@@ -114,12 +121,10 @@ async def user_history(request: HttpRequest, user_id: str) -> HttpResponse:
 @api_access_required
 async def overview_history(request: HttpRequest) -> HttpResponse:
     """Everyone's chart series and window stats: ``?window=15m|1h|24h|7d``."""
-    if not history.history_enabled():
-        return _disabled()
-    try:
-        _, window = _window(request, "1h")
-    except ValueError as exc:
-        return _bad(str(exc))
+    parsed = _history_window(request, "1h")
+    if isinstance(parsed, HttpResponse):
+        return parsed
+    _, window = parsed
     doc = await sync_to_async(history.overview_series)(window=window)
     doc["stats"] = (await sync_to_async(history.overview_stats)(window=window)).as_dict()
     return JsonResponse(doc)
@@ -130,12 +135,10 @@ async def overview_history(request: HttpRequest) -> HttpResponse:
 @api_access_required
 async def sparklines(request: HttpRequest) -> HttpResponse:
     """Requests/min series for the list's sparklines: ``?window=1h&user_id=a&user_id=b`` (at most 500 ids)."""
-    if not history.history_enabled():
-        return _disabled()
-    try:
-        name, window = _window(request, "1h")
-    except ValueError as exc:
-        return _bad(str(exc))
+    parsed = _history_window(request, "1h")
+    if isinstance(parsed, HttpResponse):
+        return parsed
+    name, window = parsed
     ids = request.GET.getlist("user_id")
     if len(ids) > SPARKLINE_MAX_USERS:
         return _bad(f"At most {SPARKLINE_MAX_USERS} user_id values per request.")
@@ -288,12 +291,10 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 @api_access_required
 async def export_user_history(request: HttpRequest, user_id: str, fmt: str) -> HttpResponse:
     """One user's raw samples over ``?window=`` (default 24h) as CSV or JSON, streamed, oldest first."""
-    if not history.history_enabled():
-        return _disabled()
-    try:
-        _, window = _window(request, "24h")
-    except ValueError as exc:
-        return _bad(str(exc))
+    parsed = _history_window(request, "24h")
+    if isinstance(parsed, HttpResponse):
+        return parsed
+    _, window = parsed
     start = history.utcnow() - window
     # Model instances, not values_list(): Django's aiterator() runs a values_list() query on the
     # event loop thread (SynchronousOnlyOperation); the model iterable is fetched in a thread.
