@@ -240,14 +240,21 @@ def test_views_humanize_words():
     assert humanize.ago(now - timedelta(hours=3, minutes=5), now) == "3 h ago"
     assert humanize.ago(now + timedelta(seconds=5), now) == "just now"
     idle = usage("a", minutes_ago=12)
-    assert humanize.lifecycle_words(idle, now) == "idle for 12 min"
+    five = timedelta(minutes=5)
+    assert humanize.lifecycle_words(idle, now, stuck_after=five) == "idle for 12 min"
     due = idle.session.last_activity + timedelta(minutes=30)
-    assert humanize.lifecycle_words(idle, now, due) == "idle for 12 min, evicted in about 18 min"
-    assert humanize.lifecycle_words(idle, now, now - timedelta(seconds=1)) == "idle for 12 min, due for eviction"
+    assert humanize.lifecycle_words(idle, now, due, stuck_after=five) == "idle for 12 min, evicted in about 18 min"
+    due_now = now - timedelta(seconds=1)
+    assert humanize.lifecycle_words(idle, now, due_now, stuck_after=five) == "idle for 12 min, due for eviction"
     busy = usage("b", active=2, minutes_ago=0)
-    assert humanize.lifecycle_words(busy, now) == "active with 2 in flight"
+    assert humanize.lifecycle_words(busy, now, stuck_after=five) == "active with 2 in flight"
     stuck = usage("c", active=1, minutes_ago=5)
-    assert humanize.lifecycle_words(stuck, now) == "active with 1 in flight, no activity for 5 min (stuck?)"
+    assert (
+        humanize.lifecycle_words(stuck, now, stuck_after=five)
+        == "active with 1 in flight, no activity for 5 min (stuck?)"
+    )
+    # Below the stuck flag's threshold the words do not call it stuck either.
+    assert humanize.lifecycle_words(stuck, now, stuck_after=timedelta(minutes=6)) == "active with 1 in flight"
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,6 @@ from datetime import datetime, timedelta
 
 from usermetrics.metrics import PerUserResourceUsage
 
-# An active user whose last activity is older than this is probably stuck on a request.
-STUCK_AFTER = timedelta(minutes=1)
-
 
 def duration_words(seconds: float) -> str:
     """A short duration: '45 s', '12 min', '3 h 5 min', '2 d 3 h'."""
@@ -33,15 +30,19 @@ def ago(when: datetime, now: datetime) -> str:
     return " ".join(duration_words(seconds).split(" ")[:2]) + " ago"
 
 
-def lifecycle_words(usage: PerUserResourceUsage, now: datetime, evicted_at: datetime | None = None) -> str:
+def lifecycle_words(
+    usage: PerUserResourceUsage, now: datetime, evicted_at: datetime | None = None, *, stuck_after: timedelta
+) -> str:
     """'active with 2 in flight', 'idle for 12 min, evicted in about 18 min', or a stuck warning.
 
-    ``evicted_at`` is when the sources will evict the idle user (``Snapshot.evicted_at``), if known.
+    ``evicted_at`` is when the sources will evict the idle user (``Snapshot.evicted_at``), if known;
+    ``stuck_after`` is the stuck flag's threshold (``USERMETRICS["FLAGS"]["STUCK_AFTER"]``), so the
+    words and the flag agree.
     """
     idle = now - usage.session.last_activity
     if usage.session.is_active:
         words = f"active with {usage.requests.active_requests} in flight"
-        if idle >= STUCK_AFTER:
+        if idle >= stuck_after:
             words += f", no activity for {duration_words(idle.total_seconds())} (stuck?)"
         return words
     words = f"idle for {duration_words(idle.total_seconds())}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -140,6 +141,11 @@ def ws_user_path(user_id: str) -> str:
     return "/ws/monitor" + reverse("usermetrics:user-detail", args=[user_id])
 
 
+def _stuck_after() -> timedelta:
+    """The stuck flag's threshold: the lifecycle words use it too, so they never disagree with the flag."""
+    return timedelta(seconds=float(get_config()["FLAGS"]["STUCK_AFTER"]))
+
+
 def _page_config(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
     """What the page's script needs, handed over with ``json_script``."""
     detail = reverse("usermetrics:user-detail", args=["ID"])
@@ -148,6 +154,7 @@ def _page_config(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
         "timestamp": snapshot.timestamp.isoformat(),
         "interval": services.get_service().interval,
         "detail_prefix": detail[: -len("ID/")],
+        "stuck_after": _stuck_after().total_seconds(),
         **extra,
     }
 
@@ -317,7 +324,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         stale=snapshot.user_is_stale(user_id),
         lifecycle=ended.ended_ago(snapshot.timestamp)
         if ended
-        else humanize.lifecycle_words(shown, snapshot.timestamp, evicted_at),
+        else humanize.lifecycle_words(shown, snapshot.timestamp, evicted_at, stuck_after=_stuck_after()),
         history_enabled=enabled,
     )
     history_url = reverse("usermetrics:api-user-history", args=[user_id])

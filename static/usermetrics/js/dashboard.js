@@ -21,7 +21,7 @@
   var WINDOW_REFRESH_MS = 30000;
   var BACKOFF_MIN_MS = 1000;
   var BACKOFF_MAX_MS = 30000;
-  var STUCK_AFTER_S = 60;
+  var STUCK_AFTER_S = config.stuck_after; // the stuck flag's threshold, as the server words it
 
   // ---- words: the same as usermetrics/humanize.py ------------------------------------------
 
