@@ -8,13 +8,11 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from usermetrics.sources import parse_nat_sources
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_bool(name: str, default: bool) -> bool:
-    """An on/off environment variable: 1/true/yes/on or 0/false/no/off."""
+def env_bool(name: str, default: bool | None) -> bool | None:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off; ``default`` when unset."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -184,19 +182,17 @@ LOGGING = {
 # usermetrics (read only through usermetrics.conf.get_config())
 # ==============================================================================
 
-# NAT servers to poll, "name=http://host:port,name2=http://host2:port"; for per-source timeouts,
-# headers, time zones and eviction timeouts write USERMETRICS["SOURCES"] entries instead.
-NAT_SOURCES = parse_nat_sources(os.environ.get("NAT_SOURCES", ""))
-
 USERMETRICS = {
     "REFRESH_INTERVAL": float(os.environ.get("USERMETRICS_REFRESH_INTERVAL", "2")),
     "SOURCE_TIMEOUT": float(os.environ.get("USERMETRICS_SOURCE_TIMEOUT", "5")),
     "SOURCE_DOWN_AFTER": float(os.environ.get("USERMETRICS_SOURCE_DOWN_AFTER", "30")),
-    "SOURCES": NAT_SOURCES,
+    # NAT servers to poll, "name=http://host:port,name2=http://host2:port"; for per-source timeouts,
+    # headers, time zones and eviction timeouts write a list of USERMETRICS["SOURCES"] dicts instead.
+    "SOURCES": os.environ.get("NAT_SOURCES", ""),
     "API_TOKENS": env_list("USERMETRICS_API_TOKENS"),
     "DEMO": {
-        # The demo is off when NAT servers are configured, unless asked for.
-        "ENABLED": env_bool("USERMETRICS_DEMO", not NAT_SOURCES),
+        # Unset (None): on unless NAT servers are configured (usermetrics.conf decides).
+        "ENABLED": env_bool("USERMETRICS_DEMO", None),
         "USERS": int(os.environ.get("USERMETRICS_DEMO_USERS", "40")),
         "SEED": int(os.environ.get("USERMETRICS_DEMO_SEED", "0")),
         "EXTRA_USERS": env_list("USERMETRICS_DEMO_EXTRA_USERS"),

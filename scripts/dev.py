@@ -75,10 +75,11 @@ def run() -> None:
 
 
 def test(args: list[str]) -> None:
-    """Install the dev requirements, check style, and run the whole test suite."""
+    """Install the dev requirements, check style and the layering contracts, and run the whole test suite."""
     ensure_venv("requirements-dev.txt")
     sh(PY, "-m", "ruff", "check", ".")
     sh(PY, "-m", "ruff", "format", "--check", ".")
+    sh(VENV / "bin" / "lint-imports")
     result = subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT)
     if result.returncode == 5:
         sys.exit("pytest collected no tests: that is a failure here")

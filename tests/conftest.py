@@ -11,8 +11,8 @@ import pytest
 from django.test import AsyncClient
 
 from usermetrics import services
+from usermetrics.monitor import MonitorService
 from usermetrics.runtime import SessionManager
-from usermetrics.services import MonitorService
 from usermetrics.sources import Source
 
 # .ci/run sets this: a test that needs Redis or PostgreSQL must run there, never skip.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
@@ -58,3 +59,54 @@ def sample_users() -> list[PerUserResourceUsage]:
         )
         for i in range(12)
     ]
+
+
+def record(user_id: str, **sections: dict[str, object]) -> PerUserResourceUsage:
+    """A user record with sensible values at ``BASE_TIME``, overridable per section (``session={...}``)."""
+    doc: dict[str, dict[str, object] | str] = {
+        "user_id": user_id,
+        "session": {"created_at": BASE_TIME, "last_activity": BASE_TIME, "ref_count": 0, "is_active": False},
+        "requests": {"total_requests": 1, "active_requests": 0, "avg_latency_ms": 10.0, "error_count": 0},
+        "memory": {"per_user_functions_count": 1, "per_user_function_groups_count": 0, "exit_stack_size": 1},
+    }
+    for section, values in sections.items():
+        doc[section] = {**doc[section], **values}  # type: ignore[dict-item]
+    return PerUserResourceUsage.model_validate(doc)
+
+
+class ScriptedSource:
+    """A source whose answers the test scripts, one per fetch (the last repeats): a list, an exception, or 'hang'."""
+
+    kind = "test"
+    timezone = None
+    per_user_workflow_timeout = None
+
+    def __init__(self, name: str, *answers: object) -> None:
+        self.name = name
+        self.answers = list(answers)
+        self.calls = 0
+        self.gate: asyncio.Event | None = None
+
+    async def fetch(self) -> PerUserMonitorResponse:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if answer == "hang":
+            await asyncio.sleep(3600)
+        if isinstance(answer, Exception):
+            raise answer
+        return PerUserMonitorResponse(total_active_users=len(answer), users=answer)
+
+
+class ManualClock:
+    """A clock for the monitor that moves only when the test says so."""
+
+    def __init__(self, start: datetime = BASE_TIME) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

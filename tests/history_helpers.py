@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from usermetrics.history import Recorder
+from usermetrics.conf import HistoryConfig
+from usermetrics.history.recorder import Recorder
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.services import Snapshot, SourceHealth
+from usermetrics.snapshot import Snapshot, SourceHealth
 
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 CREATED = T0 - timedelta(hours=1)
+MIN = timedelta(minutes=1)
 
-CONFIG = {
-    "ENABLED": True,
-    "SAMPLE_INTERVAL": 0.0,
-    "RAW_RETENTION_DAYS": 7.0,
-    "ROLLUP_RETENTION_DAYS": 90.0,
-    "MAINTENANCE_INTERVAL": 10**9,
-    "BATCH_SIZE": 500,
-}
+CONFIG = HistoryConfig(
+    enabled=True,
+    sample_interval=0.0,
+    raw_retention_days=7.0,
+    rollup_retention_days=90.0,
+    maintenance_interval=10.0**9,
+    batch_size=500,
+)
 
 
 def usage(
@@ -68,8 +70,9 @@ def snapshot(ts: datetime, users: list[PerUserResourceUsage], *, seq: int = 1, s
 
 
 def recorder(**overrides: float) -> Recorder:
-    """A recorder with test settings: every change written, no automatic maintenance."""
-    return Recorder(config={**CONFIG, **overrides})
+    """A recorder with test settings (``sample_interval=60.0`` ...): every change written, no automatic maintenance."""
+    values = {**vars(CONFIG), **overrides}
+    return Recorder(HistoryConfig(**values))
 
 
 class FixedSource:

@@ -39,7 +39,7 @@ WAIT_MS = 15_000
 ENDED_ID = "left.early@example.com"
 ENDED_LIFE = f"""
 from datetime import timedelta
-from usermetrics.history import utcnow
+from usermetrics.clock import utcnow
 from usermetrics.models import UserLife
 now = utcnow()
 UserLife.objects.create(user_id={ENDED_ID!r}, created_at=now - timedelta(hours=1), first_seen=now - timedelta(hours=1),
@@ -257,11 +257,15 @@ def test_browser_hostile_user_id_is_text_everywhere(server, page, session):
 def test_browser_admin_pages_link_to_the_dashboard_and_run_under_the_csp(server, page):
     # The admin's own pages get the same policy; their console errors are checked below too.
     for path in ("/admin/auth/user/", "/admin/auth/user/1/change/", "/admin/usermetrics/identity/add/"):
-        page.goto(server.base + path)
-        page.wait_for_selector("#content")
+        response = page.goto(server.base + path)
+        assert response is not None and response.status == 200, path
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert page.locator("#content h1").count() == 1
     page.goto(server.base + "/admin/")
     page.click("text=Live dashboard")
     page.wait_for_url(server.base + "/")
+    page.wait_for_selector("#um-table")
 
 
 def test_browser_detail_page_draws_history_charts(server, page):

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.history_helpers import T0, recorder, snapshot, usage
-from usermetrics import history
+from usermetrics.history.query import window_stats
+from usermetrics.history.series import sparklines, user_series
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static" / "usermetrics"
@@ -71,10 +72,10 @@ def test_charts_js_draws_detail_charts_and_sparklines(page_dir):
     rec = recorder()
     rec.record(snapshot(T0, [usage("a/b", total=0)]))
     rec.record(snapshot(T0 + timedelta(minutes=1), [usage("a/b", total=12, errors=1, avg=40.0, ref=1, stack=3)]))
-    doc = history.user_series(user_id="a/b", window=timedelta(minutes=15), now=T0 + timedelta(minutes=2))
-    doc["stats"] = history.window_stats(window=timedelta(minutes=15), now=T0 + timedelta(minutes=2))["a/b"].as_dict()
+    doc = user_series(user_id="a/b", window=timedelta(minutes=15), now=T0 + timedelta(minutes=2))
+    doc["stats"] = window_stats(window=timedelta(minutes=15), now=T0 + timedelta(minutes=2))["a/b"].as_dict()
     (page_dir / "history.json").write_text(json.dumps(doc))
-    lines = history.sparklines(user_ids=["a/b"], window=timedelta(hours=1), now=T0 + timedelta(minutes=2))
+    lines = sparklines(user_ids=["a/b"], window=timedelta(hours=1), now=T0 + timedelta(minutes=2))
     (page_dir / "sparklines.json").write_text(json.dumps({"window": "1h", "users": lines}))
 
     handler = functools.partial(_QuietHandler, directory=str(page_dir))

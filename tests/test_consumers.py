@@ -15,9 +15,10 @@ from django.urls import reverse
 
 from monitor_site.asgi import application
 from tests.factories import StaticSource, sample_users, usage
-from usermetrics import feed, services
+from usermetrics import services
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
+from usermetrics.services import live
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -257,7 +258,7 @@ async def test_consumers_serialize_once_per_view_per_tick(source, staff_cookie):
         comms.append(user_comm)
         await receive_frame(user_comm)
 
-        producer = feed.producer_for(services.get_service())
+        producer = live.feed_producer()
         assert sorted(producer.views().values()) == [1, 4, 8]  # two list views and one user view
         for _ in range(3):
             before = producer.frames_built

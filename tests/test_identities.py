@@ -1,23 +1,16 @@
-"""Identities: NAT's user id derivation, the admin form, the CSV import, the label cache, checksources."""
+"""Identities: NAT's user id derivation, the admin form, the label cache."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.urls import reverse
 
-from tests.conftest import free_port
 from usermetrics import identities
 from usermetrics.identities import (
     identity_labels,
     identity_labels_aget,
     identity_register,
-    user_display,
     user_id_derive,
-    user_ids_matching,
     user_label_get,
 )
 from usermetrics.models import Identity
@@ -80,46 +73,6 @@ async def test_identities_async_lookup():
     assert await identity_labels_aget() is await identity_labels_aget()  # cached, not re-read
 
 
-def test_identities_search_by_label_or_id_and_display():
-    labels = {"id-1": "Ada Lovelace", "id-2": "Alan Turing"}
-    ids = ["id-1", "id-2", "id-3", "ada-id"]
-    assert user_ids_matching(query="ada", user_ids=ids, labels=labels) == ["id-1", "ada-id"]
-    assert user_ids_matching(query="TURING", user_ids=ids, labels=labels) == ["id-2"]
-    assert user_ids_matching(query=" ", user_ids=ids, labels=labels) == ids
-    assert user_display("id-1", labels) == "Ada Lovelace (id-1)" and user_display("id-3", labels) == "id-3"
-
-
-@pytest.mark.django_db
-def test_importidentities_command(tmp_path):
-    path = tmp_path / "people.csv"
-    path.write_text("label,kind,value\nAlice,cookie,cookie-alice\n\nBob,api_key,key-bob\nDave,basic,dave:pw\n")
-    out = io.StringIO()
-    call_command("importidentities", str(path), stdout=out)
-    assert "3 new, 0 updated" in out.getvalue()
-    assert identity_labels() == {
-        user_id: label
-        for (_, _, user_id), label in zip(
-            [NAT_REPORTED[0], NAT_REPORTED[1], NAT_REPORTED[3]], ["Alice", "Bob", "Dave"], strict=True
-        )
-    }
-    assert set(Identity.objects.values_list("kind", flat=True)) == {"cookie", "api_key", "basic"}
-
-
-@pytest.mark.django_db
-def test_importidentities_rejects_bad_lines_without_echoing_secrets(tmp_path):
-    path = tmp_path / "bad.csv"
-    path.write_text("Alice,cookie,cookie-alice\nMallory,basic,secret-without-colon\nEve,jwt_sub\n")
-    with pytest.raises(CommandError) as raised:
-        call_command("importidentities", str(path))
-    message = str(raised.value)
-    assert "line 2: Basic credentials must be written user:password" in message
-    assert "line 3: expected 3 fields" in message
-    assert "secret-without-colon" not in message
-    assert Identity.objects.count() == 0  # all or nothing
-    with pytest.raises(CommandError, match="No such file"):
-        call_command("importidentities", str(tmp_path / "missing.csv"))
-
-
 @pytest.mark.django_db
 def test_identity_admin_add_derives_the_id_and_stores_no_secret(admin_client):
     url = reverse("admin:usermetrics_identity_add")
@@ -152,21 +105,3 @@ def test_identity_admin_requires_credential_and_refuses_duplicates(admin_client)
     bad = admin_client.post(url, {"label": "D", "kind": "basic", "value": "nocolon"})
     assert bad.status_code == 200 and b"user:password" in bad.content
     assert b"nocolon" not in bad.content  # the password field is not rendered back
-
-
-def test_checksources_reports_a_down_source(settings):
-    settings.USERMETRICS = {"SOURCES": [{"NAME": "gone", "URL": f"http://127.0.0.1:{free_port()}", "TIMEOUT": 2}]}
-    out = io.StringIO()
-    with pytest.raises(CommandError, match="1 of 1 sources not ok"):
-        call_command("checksources", stdout=out)
-    assert "gone (nat http://127.0.0.1:" in out.getvalue() and "down, 0 users" in out.getvalue()
-    assert "last error: ConnectError" in out.getvalue()
-    out = io.StringIO()
-    call_command("checksources", "--no-fail", stdout=out)
-    assert "down" in out.getvalue()
-
-
-def test_checksources_without_sources_says_so(settings):
-    settings.USERMETRICS = {"DEMO": {"ENABLED": False}}
-    with pytest.raises(CommandError, match="No sources configured"):
-        call_command("checksources")

@@ -26,7 +26,8 @@ from tests.nat_server import NatServer, ensure_nat_venv
 from usermetrics import identities
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
-from usermetrics.services import MonitorService, Snapshot
+from usermetrics.monitor import MonitorService
+from usermetrics.snapshot import Snapshot
 from usermetrics.sources import NatHttpSource
 
 pytestmark = [pytest.mark.nat, pytest.mark.django_db(transaction=True)]

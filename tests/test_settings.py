@@ -8,9 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
-
-from usermetrics.conf import DEFAULTS, get_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -67,17 +64,3 @@ def test_settings_bad_boolean_is_an_error():
 def test_settings_daphne_first_and_asgi(settings):
     assert settings.INSTALLED_APPS[0] == "daphne"
     assert settings.ASGI_APPLICATION == "monitor_site.asgi.application"
-
-
-def test_conf_merges_nested_defaults(settings):
-    settings.USERMETRICS = {"REFRESH_INTERVAL": 7, "DEMO": {"USERS": 3}}
-    config = get_config()
-    assert config["REFRESH_INTERVAL"] == 7
-    assert config["DEMO"] == {**DEFAULTS["DEMO"], "USERS": 3}
-    assert config["SOURCE_TIMEOUT"] == DEFAULTS["SOURCE_TIMEOUT"]
-
-
-def test_conf_rejects_unknown_keys(settings):
-    settings.USERMETRICS = {"REFRESH_INTERVALL": 7}
-    with pytest.raises(ImproperlyConfigured, match="REFRESH_INTERVALL"):
-        get_config()

@@ -9,16 +9,14 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 
-from usermetrics import services
-from usermetrics.conf import nat_sources_from_config
 from usermetrics.sources import (
     MonitoringDisabled,
     NatHttpSource,
     ResponseTooLarge,
     SourceError,
     parse_nat_sources,
+    source_entry_parse,
 )
 
 USER = {
@@ -125,8 +123,6 @@ async def test_nat_source_in_service_converts_naive_times_and_reports_404_health
     assert health["nat"].state == "ok" and health["nat"].url == "http://nat.test:8000"
     assert health["off"].state == "down"
     assert "per-user monitoring is switched off on that server" in health["off"].last_error
-    status = await services.source_status()
-    assert [s["state"] for s in status["sources"]] == ["ok", "down"]
 
 
 def test_nat_sources_env_format():
@@ -138,23 +134,8 @@ def test_nat_sources_env_format():
     assert parse_nat_sources("") == []
 
 
-def test_nat_sources_from_settings(settings):
-    settings.USERMETRICS = {
-        "SOURCE_TIMEOUT": 4,
-        "SOURCES": [
-            {"NAME": "a", "URL": "http://h1:8000"},
-            {
-                "NAME": "b",
-                "URL": "http://h2:8000",
-                "TIMEOUT": 1.5,
-                "HEADERS": {"Authorization": "Bearer t"},
-                "TIMEZONE": "Europe/Berlin",
-                "PER_USER_WORKFLOW_TIMEOUT": 600,
-                "MAX_RESPONSE_BYTES": 1000,
-            },
-        ],
-    }
-    a, b = nat_sources_from_config()
+def test_nat_source_from_a_parsed_entry():
+    a = NatHttpSource.from_entry(source_entry_parse({"NAME": "a", "URL": "http://h1:8000"}), default_timeout=4)
     assert (a.name, a.endpoint, a.timeout, a.timezone, a.per_user_workflow_timeout) == (
         "a",
         "http://h1:8000/monitor/users",
@@ -162,11 +143,22 @@ def test_nat_sources_from_settings(settings):
         None,
         None,
     )
+    entry = source_entry_parse(
+        {
+            "NAME": "b",
+            "URL": "http://h2:8000",
+            "TIMEOUT": 1.5,
+            "HEADERS": {"Authorization": "Bearer t"},
+            "TIMEZONE": "Europe/Berlin",
+            "PER_USER_WORKFLOW_TIMEOUT": 600,
+            "MAX_RESPONSE_BYTES": 1000,
+        }
+    )
+    assert "Bearer" not in repr(entry)
+    b = NatHttpSource.from_entry(entry, default_timeout=4)
     assert b.timeout == 1.5 and b.headers == {"Authorization": "Bearer t"}
     assert b.timezone == ZoneInfo("Europe/Berlin") and b.per_user_workflow_timeout == timedelta(minutes=10)
     assert b.max_response_bytes == 1000
-    service = services.build_service_from_config()
-    assert [s.name for s in service.sources] == ["a", "b"]  # the demo is off when NAT servers are set
 
 
 @pytest.mark.parametrize(
@@ -176,16 +168,9 @@ def test_nat_sources_from_settings(settings):
         ({"NAME": "a", "URL": "h1:8000"}, "must start with http"),
         ({"NAME": "a", "URL": "http://h", "TIMEZONE": "Mars/Base"}, "unknown TIMEZONE"),
         ({"NAME": "a", "URL": "http://h", "HEADER": {}}, "unknown keys"),
+        ({"NAME": "a", "URL": "http://h", "TIMEOUT": "soon"}, "could not convert"),
     ],
 )
-def test_nat_sources_bad_entries_are_configuration_errors(settings, entry, message):
-    settings.USERMETRICS = {"SOURCES": [entry]}
-    with pytest.raises(ImproperlyConfigured, match=message):
-        nat_sources_from_config()
-
-
-def test_demo_auto_runs_only_without_nat_sources(settings):
-    settings.USERMETRICS = {"DEMO": {"ENABLED": None}}
-    assert [s.name for s in services.build_service_from_config().sources] == ["demo"]
-    settings.USERMETRICS = {"DEMO": {"ENABLED": True}, "SOURCES": [{"NAME": "a", "URL": "http://h"}]}
-    assert [s.name for s in services.build_service_from_config().sources] == ["a", "demo"]
+def test_nat_source_bad_entries_say_what_is_wrong(entry, message):
+    with pytest.raises(ValueError, match=message):
+        source_entry_parse(entry)

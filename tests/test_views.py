@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from html import escape, unescape
@@ -14,7 +13,6 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from tests.factories import BASE_TIME, StaticSource, sample_users, usage
-from usermetrics import humanize
 from usermetrics.identities import identity_register, user_id_derive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -228,41 +226,3 @@ async def test_views_pages_run_under_a_strict_csp(source, staff_client):
 async def test_views_admin_index_links_to_the_dashboard(source, staff_client):
     html = (await staff_client.get("/admin/")).content.decode()
     assert 'href="/">Live dashboard</a>' in html
-
-
-def test_views_humanize_words():
-    now = BASE_TIME
-    assert humanize.duration_words(45) == "45 s"
-    assert humanize.duration_words(12 * 60 + 5) == "12 min"
-    assert humanize.duration_words(3 * 3600 + 5 * 60) == "3 h 5 min"
-    assert humanize.duration_words(2 * 86400 + 3 * 3600) == "2 d 3 h"
-    assert humanize.ago(now - timedelta(minutes=3, seconds=10), now) == "3 min ago"
-    assert humanize.ago(now - timedelta(hours=3, minutes=5), now) == "3 h ago"
-    assert humanize.ago(now + timedelta(seconds=5), now) == "just now"
-    idle = usage("a", minutes_ago=12)
-    five = timedelta(minutes=5)
-    assert humanize.lifecycle_words(idle, now, stuck_after=five) == "idle for 12 min"
-    due = idle.session.last_activity + timedelta(minutes=30)
-    assert humanize.lifecycle_words(idle, now, due, stuck_after=five) == "idle for 12 min, evicted in about 18 min"
-    due_now = now - timedelta(seconds=1)
-    assert humanize.lifecycle_words(idle, now, due_now, stuck_after=five) == "idle for 12 min, due for eviction"
-    busy = usage("b", active=2, minutes_ago=0)
-    assert humanize.lifecycle_words(busy, now, stuck_after=five) == "active with 2 in flight"
-    stuck = usage("c", active=1, minutes_ago=5)
-    assert (
-        humanize.lifecycle_words(stuck, now, stuck_after=five)
-        == "active with 1 in flight, no activity for 5 min (stuck?)"
-    )
-    # Below the stuck flag's threshold the words do not call it stuck either.
-    assert humanize.lifecycle_words(stuck, now, stuck_after=timedelta(minutes=6)) == "active with 1 in flight"
-
-
-@pytest.mark.parametrize(
-    "params",
-    [{}, {"sort": "-total_requests"}, {"state": "errors", "sort": "user_id"}, {"q": "u0", "state": "active"}],
-)
-async def test_views_export_lists_the_pages_users_in_its_order(source, staff_client, params):
-    page = (await staff_client.get("/", {**params, "page_size": 500})).content.decode()
-    response = await staff_client.get(reverse("usermetrics:api-export-users-json"), params)
-    body = b"".join([chunk async for chunk in response.streaming_content])
-    assert [r["user_id"] for r in json.loads(body)] == row_ids(page)

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from tests.history_helpers import FixedSource, recorder, snapshot, usage
-from usermetrics import history
+from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 async def recorded(install_service):
     """alice busy, bob failing half his requests, dave stuck, carol ended a minute ago; all recorded."""
-    now = history.utcnow()
+    now = utcnow()
     before = [
         usage("alice", last=now - timedelta(minutes=3)),
         usage("bob", last=now - timedelta(minutes=3)),
@@ -165,10 +165,22 @@ async def test_list_export_links_carry_the_view_without_paging(recorded, staff_c
     assert unescape(json_href) == "/api/export/users.json?sort=user_id&q=o&state=erroring&window=5m"
 
 
-@pytest.mark.parametrize("state", ["stuck", "erroring", "ended", ""])
-async def test_list_export_has_the_pages_users_for_history_states(recorded, staff_client, state):
-    page = (await staff_client.get("/", {"state": state})).content.decode()
-    response = await staff_client.get("/api/export/users.json", {"state": state})
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"sort": "-total_requests"},
+        {"state": "errors", "sort": "user_id"},
+        {"q": "O", "state": "idle"},
+        {"state": "stuck"},
+        {"state": "erroring"},
+        {"state": "ended"},
+    ],
+)
+async def test_list_export_has_the_pages_users_in_its_order(recorded, staff_client, params):
+    # The one test of "export = page": live states, flag states and ended users alike.
+    page = (await staff_client.get("/", {**params, "page_size": 500})).content.decode()
+    response = await staff_client.get("/api/export/users.json", params)
     body = b"".join([chunk async for chunk in response.streaming_content])
     assert [r["user_id"] for r in json.loads(body)] == row_ids(page)
 
@@ -189,12 +201,12 @@ async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user,
     from channels.layers import get_channel_layer
 
     from tests.test_consumers import communicator
-    from usermetrics import feed
+    from usermetrics.services import live
 
     await get_channel_layer().flush()
     reads = []
-    real = feed.flag_names_get
-    monkeypatch.setattr(feed, "flag_names_get", lambda snapshot: reads.append(1) or real(snapshot))
+    real = live.users_flags
+    monkeypatch.setattr(live, "users_flags", lambda snapshot: reads.append(1) or real(snapshot))
     client = AsyncClient()
     await client.aforce_login(staff_user)
     comm = communicator("/ws/monitor/?state=stuck", f"sessionid={client.cookies['sessionid'].value}".encode())

@@ -1,16 +1,25 @@
-"""Configuration: the USERMETRICS settings dict merged over defaults, read through get_config() (sync)."""
+"""Configuration (sync): the USERMETRICS settings dict over the defaults, cast once into ``get_config()``.
+
+Every value is checked and cast here, so code reads ``get_config().history.sample_interval`` as a
+float and never casts again. This module builds nothing (no sources, no services): it only says
+what the settings mean.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-if TYPE_CHECKING:
-    from usermetrics.sources import NatHttpSource
+from usermetrics.selection import WINDOWS, window_length
+from usermetrics.sources import SourceEntry, parse_nat_sources, source_entry_parse
 
 DEFAULTS: dict[str, Any] = {
     # Seconds between two refreshes of every source by the producer.
@@ -21,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "SOURCE_DOWN_AFTER": 30.0,
     # NAT servers to poll: [{"NAME": "nat-a", "URL": "http://host:8000", "TIMEOUT": 5, "HEADERS": {...},
     #   "TIMEZONE": "Europe/Berlin", "PER_USER_WORKFLOW_TIMEOUT": 1800, "MAX_RESPONSE_BYTES": 67108864}]
-    # (only NAME and URL are required; env NAT_SOURCES="name=url,..." fills it in settings).
+    # (only NAME and URL are required), or NAT_SOURCES's string form "name=url,name2=url2".
     "SOURCES": [],
     # Bearer tokens accepted by the JSON API (from the env var USERMETRICS_API_TOKENS).
     "API_TOKENS": [],
@@ -49,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
         "MAINTENANCE_INTERVAL": 300.0,  # seconds between two roll-up + prune passes
         "BATCH_SIZE": 1000,  # rows per INSERT
     },
-    # Lifecycle flags (usermetrics.history.user_flags).
+    # Lifecycle flags (usermetrics.history.flags).
     "FLAGS": {
         "IDLE_AFTER": 60.0,  # seconds without activity and nothing in flight: idle
         "STUCK_AFTER": 300.0,  # seconds with requests in flight but no activity: stuck
@@ -64,37 +73,161 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@cache
-def get_config() -> dict[str, Any]:
-    """The effective USERMETRICS configuration: defaults, then the settings dict over them."""
+@dataclass(frozen=True)
+class DemoConfig:
+    """The built-in demo workload."""
+
+    enabled: bool
+    users: int
+    seed: int
+    timeout: float
+    cleanup_interval: float
+    extra_users: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """The history store: what is recorded, and for how long."""
+
+    enabled: bool
+    sample_interval: float
+    raw_retention_days: float
+    rollup_retention_days: float
+    maintenance_interval: float
+    batch_size: int
+
+    @property
+    def raw_retention(self) -> timedelta:
+        """How long raw samples and totals are kept."""
+        return timedelta(days=self.raw_retention_days)
+
+    @property
+    def rollup_retention(self) -> timedelta:
+        """How long hourly roll-ups and ended lives (hence ended users) are kept."""
+        return timedelta(days=self.rollup_retention_days)
+
+
+@dataclass(frozen=True)
+class FlagsConfig:
+    """Thresholds of the lifecycle flags."""
+
+    idle_after: float
+    stuck_after: float
+    rising_min: int
+    error_rate: float
+    error_min_requests: int
+    window: str
+
+    @property
+    def window_length(self) -> timedelta:
+        """The window that ``rising`` and ``erroring`` look at."""
+        return window_length(self.window)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective USERMETRICS configuration, every value cast."""
+
+    refresh_interval: float
+    source_timeout: float
+    source_down_after: float
+    sources: tuple[SourceEntry, ...]
+    api_tokens: tuple[str, ...]
+    demo: DemoConfig
+    feed_max_frame_bytes: int
+    history: HistoryConfig
+    flags: FlagsConfig
+    metrics_tokens: tuple[str, ...]
+    metrics_allow: tuple[str, ...]
+
+
+def _merged() -> dict[str, Any]:
     user = getattr(settings, "USERMETRICS", {}) or {}
     unknown = set(user) - set(DEFAULTS)
     if unknown:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(f"Unknown USERMETRICS keys: {', '.join(sorted(unknown))}")
-    config = {**DEFAULTS, **user}
+    merged = {**DEFAULTS, **user}
     # Nested dicts merge key by key so that one override keeps the other defaults.
     for key, default in DEFAULTS.items():
         if isinstance(default, dict):
-            config[key] = {**default, **(user.get(key) or {})}
-    return config
+            extra = user.get(key) or {}
+            wrong = set(extra) - set(default)
+            if wrong:
+                raise ImproperlyConfigured(f"Unknown USERMETRICS['{key}'] keys: {', '.join(sorted(wrong))}")
+            merged[key] = {**default, **extra}
+    return merged
 
 
-def nat_sources_from_config() -> list[NatHttpSource]:
-    """One NatHttpSource per ``SOURCES`` entry; a wrong entry is an ImproperlyConfigured error."""
-    from django.core.exceptions import ImproperlyConfigured
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(item) for item in (value or ()))
 
-    from usermetrics.sources import NatHttpSource
 
-    config = get_config()
-    sources: list[NatHttpSource] = []
-    for entry in config["SOURCES"]:
+def _sources(value: Any) -> tuple[SourceEntry, ...]:
+    entries = parse_nat_sources(value) if isinstance(value, str) else list(value or ())
+    parsed: list[SourceEntry] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise ImproperlyConfigured(f"USERMETRICS['SOURCES']: each source is a dict, got {entry!r}")
         try:
-            sources.append(NatHttpSource.from_config(entry, default_timeout=float(config["SOURCE_TIMEOUT"])))
+            parsed.append(source_entry_parse(entry))
         except ValueError as exc:
             raise ImproperlyConfigured(f"USERMETRICS['SOURCES']: {exc}") from None
-    return sources
+    names = [e.name for e in parsed]
+    if len(set(names)) != len(names):
+        raise ImproperlyConfigured(f"USERMETRICS['SOURCES']: source names must be unique, got {names}")
+    return tuple(parsed)
+
+
+def _build(raw: dict[str, Any]) -> Config:
+    sources = _sources(raw["SOURCES"])
+    demo, history, flags = raw["DEMO"], raw["HISTORY"], raw["FLAGS"]
+    if str(flags["WINDOW"]) not in WINDOWS:
+        raise ImproperlyConfigured(f"USERMETRICS['FLAGS']['WINDOW'] must be one of {', '.join(WINDOWS)}")
+    return Config(
+        refresh_interval=float(raw["REFRESH_INTERVAL"]),
+        source_timeout=float(raw["SOURCE_TIMEOUT"]),
+        source_down_after=float(raw["SOURCE_DOWN_AFTER"]),
+        sources=sources,
+        api_tokens=_strings(raw["API_TOKENS"]),
+        demo=DemoConfig(
+            # The one home of "the demo runs unless NAT servers are configured".
+            enabled=bool(demo["ENABLED"]) if demo["ENABLED"] is not None else not sources,
+            users=int(demo["USERS"]),
+            seed=int(demo["SEED"]),
+            timeout=float(demo["TIMEOUT"]),
+            cleanup_interval=float(demo["CLEANUP_INTERVAL"]),
+            extra_users=_strings(demo["EXTRA_USERS"]),
+        ),
+        feed_max_frame_bytes=int(raw["FEED_MAX_FRAME_BYTES"]),
+        history=HistoryConfig(
+            enabled=bool(history["ENABLED"]),
+            sample_interval=float(history["SAMPLE_INTERVAL"]),
+            raw_retention_days=float(history["RAW_RETENTION_DAYS"]),
+            rollup_retention_days=float(history["ROLLUP_RETENTION_DAYS"]),
+            maintenance_interval=float(history["MAINTENANCE_INTERVAL"]),
+            batch_size=int(history["BATCH_SIZE"]),
+        ),
+        flags=FlagsConfig(
+            idle_after=float(flags["IDLE_AFTER"]),
+            stuck_after=float(flags["STUCK_AFTER"]),
+            rising_min=int(flags["RISING_MIN"]),
+            error_rate=float(flags["ERROR_RATE"]),
+            error_min_requests=int(flags["ERROR_MIN_REQUESTS"]),
+            window=str(flags["WINDOW"]),
+        ),
+        metrics_tokens=_strings(raw["METRICS_TOKENS"]),
+        metrics_allow=_strings(raw["METRICS_ALLOW"]),
+    )
+
+
+@cache
+def get_config() -> Config:
+    """The effective configuration: defaults, then the settings dict over them, checked and cast."""
+    raw = _merged()
+    try:
+        return _build(raw)
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"USERMETRICS: {exc}") from None
 
 
 @receiver(setting_changed)

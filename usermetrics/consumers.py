@@ -1,9 +1,9 @@
 """Websocket consumers of the live feed (async): the user list and one user, push-only, staff only.
 
-A consumer only registers its channel with the process's ``FeedProducer`` and forwards the
-frames the producer sends to its group; it never collects metrics itself. The one frame it builds
-is the full snapshot right after connect or subscribe, and even that one is shared with every
-other subscriber of the same view within the same refresh.
+A consumer only registers its channel for a view through the service layer and forwards the
+frames the feed's producer sends to the view's group; it never collects metrics itself. The one
+frame it asks for is the full snapshot right after connect or subscribe, and even that one is
+shared with every other subscriber of the same view within the same refresh.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from urllib.parse import parse_qsl
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from usermetrics import services
-from usermetrics.feed import FeedProducer, ViewSpec, labels_get, producer_for
-from usermetrics.services import Snapshot
+from usermetrics.selection import ViewSpec
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     """Shared plumbing: staff check, group membership, forwarding ``metrics.update`` events."""
 
     group: str | None = None
-    producer: FeedProducer | None = None
 
     async def connect(self) -> None:
         """Accept staff only; then subscribe to the initial view and send its full snapshot."""
@@ -38,32 +36,26 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             # Closing before accepting makes the server answer the handshake with 403.
             await self.close()
             return
-        self.producer = producer_for(services.get_service())
         await self.accept()
         await self.subscribe(**self.initial_subscription())
 
     def initial_subscription(self) -> dict[str, Any]:
-        """Keyword arguments for ``FeedProducer.subscribe`` when the socket opens."""
+        """Keyword arguments for ``services.feed_subscribe`` when the socket opens."""
         raise NotImplementedError
 
     async def subscribe(self, **view: Any) -> None:
         """Move this channel to ``view``'s group and send that view's full snapshot."""
-        assert self.producer is not None
-        group = self.producer.subscribe(self.channel_name, **view)
+        group = services.feed_subscribe(self.channel_name, **view)
         if group != self.group:
             if self.group is not None:
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.channel_layer.group_add(group, self.channel_name)
             self.group = group
-        snapshot = await _current_snapshot()
-        labels = await labels_get()
-        await self.producer.flags_refresh(snapshot)
-        await self.send(text_data=self.producer.frame_for(group, snapshot, labels=labels))
+        await self.send(text_data=await services.feed_frame(group))
 
     async def disconnect(self, code: int) -> None:
-        """Leave the group and the producer's registry."""
-        if self.producer is not None:
-            self.producer.unsubscribe(self.channel_name)
+        """Leave the group and the feed."""
+        services.feed_unsubscribe(self.channel_name)
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
@@ -71,12 +63,6 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     async def metrics_update(self, event: dict[str, Any]) -> None:
         """Forward one pre-serialized frame as it is."""
         await self.send(text_data=event["text"])
-
-
-async def _current_snapshot() -> Snapshot:
-    """The producer's latest snapshot; a refresh only before the very first one."""
-    service = services.get_service()
-    return service.last_snapshot or await service.snapshot()
 
 
 class MonitorConsumer(_FeedConsumer):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 
+from django.urls import register_converter
+from django.urls.converters import get_converters
+
 _ESCAPED = re.compile(r"~(2F|7E|2E)")
 _BAD_TILDE = re.compile(r"~(?!2F|7E|2E)")
 _DECODE = {"2F": "/", "7E": "~", "2E": "."}
@@ -43,3 +46,9 @@ class UserIdConverter:
     def to_url(self, value: str) -> str:
         """User id -> segment."""
         return user_id_to_segment(value)
+
+
+def converter_register() -> None:
+    """Register ``<userid:...>`` for path(); both URL tables (HTTP and websocket) call this, once is enough."""
+    if "userid" not in get_converters():
+        register_converter(UserIdConverter, "userid")

@@ -1,10 +1,12 @@
-"""Times and lifecycles in words, the same way the page's JavaScript says them (sync, no Django)."""
+"""Times, numbers and lifecycles in words (sync, no Django); static/usermetrics/js/format.js says them the same way."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 
 from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.snapshot import in_flight, is_active
 
 
 def duration_words(seconds: float) -> str:
@@ -31,25 +33,36 @@ def ago(when: datetime, now: datetime) -> str:
 
 
 def lifecycle_words(
-    usage: PerUserResourceUsage, now: datetime, evicted_at: datetime | None = None, *, stuck_after: timedelta
+    usage: PerUserResourceUsage, now: datetime, evicted_at: datetime | None = None, *, stuck_after: float
 ) -> str:
     """'active with 2 in flight', 'idle for 12 min, evicted in about 18 min', or a stuck warning.
 
     ``evicted_at`` is when the sources will evict the idle user (``Snapshot.evicted_at``), if known;
-    ``stuck_after`` is the stuck flag's threshold (``USERMETRICS["FLAGS"]["STUCK_AFTER"]``), so the
+    ``stuck_after`` is the stuck flag's threshold in seconds (``FLAGS["STUCK_AFTER"]``), so the
     words and the flag agree.
     """
-    idle = now - usage.session.last_activity
-    if usage.session.is_active:
-        words = f"active with {usage.requests.active_requests} in flight"
+    idle = (now - usage.session.last_activity).total_seconds()
+    if is_active(usage):
+        words = f"active with {in_flight(usage)} in flight"
         if idle >= stuck_after:
-            words += f", no activity for {duration_words(idle.total_seconds())} (stuck?)"
+            words += f", no activity for {duration_words(idle)} (stuck?)"
         return words
-    words = f"idle for {duration_words(idle.total_seconds())}"
+    words = f"idle for {duration_words(idle)}"
     if evicted_at is not None:
-        left = (evicted_at - now).total_seconds()
-        words += f", evicted in about {duration_words(left)}" if left > 0 else ", due for eviction"
+        words += ", " + eviction_words((evicted_at - now).total_seconds())
     return words
+
+
+def eviction_words(left: float) -> str:
+    """When an idle user goes, ``left`` seconds from now: 'evicted in about 18 min', 'evicted in under a minute'.
+
+    The one wording of eviction: the lifecycle words and the idle flag both use it.
+    """
+    if left <= 0:
+        return "due for eviction"
+    if left < 60:
+        return "evicted in under a minute"
+    return f"evicted in about {duration_words(left)}"
 
 
 def number(value: float) -> str:
@@ -68,3 +81,9 @@ def rates_words(requests_per_min: float, error_rate: float | None, latency_ms: f
         "error_rate": NO_VALUE if error_rate is None else f"{number(error_rate * 100)} %",
         "latency_ms": NO_VALUE if latency_ms is None else f"{number(latency_ms)} ms",
     }
+
+
+def user_display(user_id: str, labels: Mapping[str, str]) -> str:
+    """How to show a user: ``label (user id)`` when a name is registered, else the user id."""
+    label = labels.get(user_id)
+    return f"{label} ({user_id})" if label else user_id

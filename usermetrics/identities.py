@@ -16,7 +16,7 @@ import base64
 import csv
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -137,31 +137,6 @@ async def identity_labels_aget() -> dict[str, str]:
 async def user_label_get(*, user_id: str) -> str | None:
     """The label registered for ``user_id``, or None."""
     return (await identity_labels_aget()).get(user_id)
-
-
-def user_display(user_id: str, labels: dict[str, str]) -> str:
-    """How to show a user: ``label (user id)`` when known, else the user id."""
-    label = labels.get(user_id)
-    return f"{label} ({user_id})" if label else user_id
-
-
-def user_ids_matching(*, query: str, user_ids: Iterable[str], labels: dict[str, str]) -> list[str]:
-    """The ``user_ids`` whose id or label contains ``query`` (case-insensitive), in their order."""
-    needle = query.strip().casefold()
-    if not needle:
-        return list(user_ids)
-    return [
-        user_id for user_id in user_ids if needle in user_id.casefold() or needle in labels.get(user_id, "").casefold()
-    ]
-
-
-async def users_search(*, query: str) -> list[str]:
-    """Ids of the current snapshot's users whose id or label contains ``query``."""
-    from usermetrics import services
-
-    snapshot = await services.snapshot_get()
-    labels = await identity_labels_aget()
-    return user_ids_matching(query=query, user_ids=snapshot.by_id, labels=labels)
 
 
 def identity_labels_forget() -> None:

@@ -2,8 +2,10 @@
 
 from django.urls import path
 
-import usermetrics.urls  # noqa: F401 - registers the <userid:> converter once, for both URL tables
 from usermetrics import consumers
+from usermetrics.converters import converter_register
+
+converter_register()
 
 websocket_urlpatterns = [
     path("ws/monitor/", consumers.MonitorConsumer.as_asgi(), name="ws-monitor"),

@@ -15,15 +15,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from usermetrics.clock import utcnow
+
 logger = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now in UTC; the runtime never stores naive times."""
-    return datetime.now(UTC)
 
 
 class PerUserBuilder:

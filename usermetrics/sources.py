@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta, tzinfo
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -208,31 +209,18 @@ class NatHttpSource:
         self._client_loop = None
 
     @classmethod
-    def from_config(cls, entry: Mapping[str, Any], *, default_timeout: float) -> NatHttpSource:
-        """Build a source from one ``USERMETRICS["SOURCES"]`` entry; raise ValueError when it is wrong."""
-        unknown = set(entry) - SOURCE_KEYS
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)} in source {entry.get('NAME')!r}")
-        name, url = entry.get("NAME"), entry.get("URL")
-        if not name or not url:
-            raise ValueError(f"every source needs NAME and URL, got {sorted(entry)}")
-        zone_name = entry.get("TIMEZONE")
-        try:
-            zone = ZoneInfo(zone_name) if zone_name else None
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"source {name!r}: unknown TIMEZONE {zone_name!r}") from None
-        evict = entry.get("PER_USER_WORKFLOW_TIMEOUT")
-        headers = entry.get("HEADERS") or {}
-        if not isinstance(headers, Mapping):
-            raise ValueError(f"source {name!r}: HEADERS must be a dict of header name to value")
+    def from_entry(cls, entry: SourceEntry, *, default_timeout: float) -> NatHttpSource:
+        """The source one validated configuration entry describes."""
+        zone = ZoneInfo(entry.timezone) if entry.timezone else None
+        evict = entry.per_user_workflow_timeout
         return cls(
-            str(name),
-            str(url),
-            timeout=float(entry.get("TIMEOUT") or default_timeout),
-            headers={str(k): str(v) for k, v in headers.items()},
+            entry.name,
+            entry.url,
+            timeout=entry.timeout or default_timeout,
+            headers=entry.headers,
             timezone=zone,
-            per_user_workflow_timeout=timedelta(seconds=float(evict)) if evict is not None else None,
-            max_response_bytes=int(entry.get("MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES),
+            per_user_workflow_timeout=timedelta(seconds=evict) if evict is not None else None,
+            max_response_bytes=entry.max_response_bytes,
         )
 
 
@@ -241,8 +229,68 @@ SOURCE_KEYS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class SourceEntry:
+    """One NAT server of the configuration, validated and cast (``USERMETRICS["SOURCES"]`` or ``NAT_SOURCES``)."""
+
+    name: str
+    url: str
+    timeout: float | None = None  # None: the configured SOURCE_TIMEOUT
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timezone: str | None = None  # IANA zone of the server's naive timestamps; None: this host's
+    per_user_workflow_timeout: float | None = None  # seconds, when known
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def __repr__(self) -> str:
+        """Name and URL; never the headers, which may hold a token."""
+        return f"SourceEntry({self.name!r}, {self.url!r})"
+
+
+def source_entry_parse(entry: Mapping[str, Any]) -> SourceEntry:
+    """Validate and cast one ``SOURCES`` entry; ValueError says what is wrong with it."""
+    unknown = set(entry) - SOURCE_KEYS
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)} in source {entry.get('NAME')!r}")
+    name, url = entry.get("NAME"), entry.get("URL")
+    if not name or not url:
+        raise ValueError(f"every source needs NAME and URL, got {sorted(entry)}")
+    name, url = str(name), str(url)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"source {name!r}: URL must start with http:// or https://, got {url!r}")
+    zone_name = entry.get("TIMEZONE") or None
+    if zone_name is not None:
+        try:
+            ZoneInfo(str(zone_name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"source {name!r}: unknown TIMEZONE {zone_name!r}") from None
+    headers = entry.get("HEADERS") or {}
+    if not isinstance(headers, Mapping):
+        raise ValueError(f"source {name!r}: HEADERS must be a dict of header name to value")
+    evict = entry.get("PER_USER_WORKFLOW_TIMEOUT")
+    try:
+        return SourceEntry(
+            name=name,
+            url=url,
+            timeout=float(entry["TIMEOUT"]) if entry.get("TIMEOUT") else None,
+            headers={str(k): str(v) for k, v in headers.items()},
+            timezone=str(zone_name) if zone_name is not None else None,
+            per_user_workflow_timeout=float(evict) if evict is not None else None,
+            max_response_bytes=int(entry.get("MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"source {name!r}: {exc}") from None
+
+
+def nat_sources_build(entries: Iterable[SourceEntry], *, default_timeout: float) -> list[NatHttpSource]:
+    """One ``NatHttpSource`` per configured entry, in order."""
+    return [NatHttpSource.from_entry(entry, default_timeout=default_timeout) for entry in entries]
+
+
 def parse_nat_sources(value: str) -> list[dict[str, str]]:
-    """``"name=http://host:port,name2=http://host2:port"`` as source entries (a bare URL is named by its host:port)."""
+    """``NAT_SOURCES``: ``"name=http://host:port,name2=http://host2:port"`` as ``SOURCES`` entries.
+
+    A bare URL is named by its host:port.
+    """
     entries: list[dict[str, str]] = []
     for item in (part.strip() for part in value.split(",")):
         if not item:

@@ -1,15 +1,46 @@
-"""Template filters of the dashboard pages (sync): relative times and exact UTC times."""
+"""Template tags of the dashboard pages (sync): times, names, and the list's headers and pages, as admin_list does."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
 from django import template
 
 from usermetrics import humanize
-from usermetrics.identities import user_display
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.selection import ViewResult, ViewSpec
+from usermetrics.snapshot import is_active
 
 register = template.Library()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the user table: the seed field it shows and sorts by."""
+
+    field: str
+    label: str
+    group: str
+    numeric: bool = True
+
+
+COLUMNS = (
+    Column("created_at", "Created", "session", numeric=False),
+    Column("last_activity", "Last activity", "session", numeric=False),
+    Column("ref_count", "Refs", "session"),
+    Column("is_active", "State", "session", numeric=False),
+    Column("total_requests", "Requests", "requests"),
+    Column("active_requests", "In flight", "requests"),
+    Column("avg_latency_ms", "Avg latency", "requests"),
+    Column("error_count", "Errors", "requests"),
+    Column("per_user_functions_count", "Functions", "memory"),
+    Column("per_user_function_groups_count", "Groups", "memory"),
+    Column("exit_stack_size", "Exit stack", "memory"),
+)
+GROUPS = (("session", "Session", 4), ("requests", "Requests", 4), ("memory", "Memory", 3))
 
 
 @register.filter
@@ -33,4 +64,59 @@ def iso(value: datetime) -> str:
 @register.filter
 def display(user_id: str, labels: dict[str, str]) -> str:
     """``{{ user_id|display:labels }}`` -> 'Ada Lovelace (3f2a...)' for a named user, else the id."""
-    return user_display(user_id, labels or {})
+    return humanize.user_display(user_id, labels or {})
+
+
+@register.filter
+def active(usage: PerUserResourceUsage) -> bool:
+    """``{% if usage|active %}``: the one rule of "active" (``snapshot.is_active``)."""
+    return is_active(usage)
+
+
+@register.simple_tag
+def view_link(spec: ViewSpec, **changes: Any) -> str:
+    """``?query`` of ``spec`` with ``changes``; the default view is the bare ``?``."""
+    return "?" + urlencode(spec.as_params(**changes))
+
+
+@register.simple_tag
+def sort_headers(spec: ViewSpec) -> list[dict[str, Any]]:
+    """The sortable headers: user id first, then every seed field, each with the link that sorts by it."""
+    current = spec.sort.lstrip("-")
+    descending = spec.sort.startswith("-")
+    headers = []
+    for field, label, numeric in [("user_id", "User", False), *((c.field, c.label, c.numeric) for c in COLUMNS)]:
+        if field == current:
+            next_sort = field if descending else f"-{field}"
+            order = "descending" if descending else "ascending"
+        else:
+            # Numbers and times read best largest/newest first; names alphabetically.
+            next_sort = field if field == "user_id" else f"-{field}"
+            order = ""
+        headers.append(
+            {
+                "field": field,
+                "label": label,
+                "numeric": numeric,
+                "order": order,
+                "url": view_link(spec, sort=next_sort, page=1),
+            }
+        )
+    return headers
+
+
+@register.simple_tag
+def page_links(result: ViewResult) -> list[dict[str, Any]]:
+    """Page numbers around the current page and at both ends, with gaps as ``None`` urls ([] for one page)."""
+    spec, pages = result.spec, result.pages
+    if pages <= 1:
+        return []
+    wanted = {1, 2, pages - 1, pages, *range(spec.page - 2, spec.page + 3)}
+    links: list[dict[str, Any]] = []
+    previous = 0
+    for number in sorted(n for n in wanted if 1 <= n <= pages):
+        if number - previous > 1:
+            links.append({"number": None, "url": None, "current": False})
+        links.append({"number": number, "url": view_link(spec, page=number), "current": number == spec.page})
+        previous = number
+    return links

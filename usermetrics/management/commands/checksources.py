@@ -7,7 +7,9 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from usermetrics.services import MonitorService, Snapshot, build_service_from_config
+from usermetrics import services
+from usermetrics.monitor import MonitorService
+from usermetrics.snapshot import Snapshot
 
 
 class Command(BaseCommand):
@@ -26,7 +28,7 @@ class Command(BaseCommand):
         """Refresh once with a fresh service and report."""
         # A check only reads: its refresh must not be written (from a thread that outlives the
         # command) into the history, nor take over the process's recorder.
-        service = build_service_from_config(record=False)
+        service, _ = services.service_build(record=False)
         if not service.sources:
             raise CommandError("No sources configured: set NAT_SOURCES or USERMETRICS['SOURCES'].")
         snapshot = async_to_sync(_refresh_once)(service)

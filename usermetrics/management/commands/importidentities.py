@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from usermetrics.identities import identities_import
+from usermetrics.services import identities_import
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Streamed CSV and JSON exports (async generators): rows go out in chunks, never all in memory.
+"""Streamed CSV and JSON exports (async views and async generators): rows go out in chunks.
 
 Under ASGI, Django drains a *sync* iterator of a ``StreamingHttpResponse`` into memory first, so
 every export here is an async iterator. CSV cells that a spreadsheet would run as a formula are
@@ -13,6 +13,16 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from usermetrics import services
+from usermetrics.selection import ViewSpec
+
+from .auth import api_access_required
+from .history import history_required
 
 # A spreadsheet reads a cell that starts with one of these as a formula (tab and CR too, per OWASP).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -78,3 +88,30 @@ async def json_stream(
             parts = []
     parts.append("]\n")
     yield "".join(parts).encode()
+
+
+def _stream(fmt: str, export: services.Export) -> HttpResponse:
+    if fmt == "csv":
+        body, content_type = csv_stream(export.columns, export.rows), "text/csv; charset=utf-8"
+    else:
+        body, content_type = json_stream(export.columns, export.rows), "application/json"
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}.{fmt}"'
+    return response
+
+
+@never_cache
+@require_GET
+@api_access_required
+async def export_users(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The list page's current view as CSV or JSON, streamed: its ``q``, ``state``, ``sort``, ``window``, every page."""
+    return _stream(fmt, await services.users_export(spec=ViewSpec.from_params(request.GET)))
+
+
+@never_cache
+@require_GET
+@api_access_required
+@history_required
+async def export_user_history(request: HttpRequest, user_id: str, fmt: str) -> HttpResponse:
+    """One user's raw samples over ``?window=`` (default 24h) as CSV or JSON, streamed, oldest first."""
+    return _stream(fmt, services.user_history_export(user_id=user_id, window=request.GET.get("window")))

@@ -8,101 +8,82 @@ Access: a bearer token (``METRICS_TOKENS`` or the API tokens) or a client addres
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 
-from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from usermetrics import history, services
-from usermetrics.auth import bearer_token_valid
+from usermetrics import services
 from usermetrics.conf import get_config
-from usermetrics.services import Snapshot
+
+from .auth import bearer_check, json_error
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ScrapeState:
-    """Everything one scrape reports, gathered before the collector runs."""
-
-    snapshot: Snapshot
-    now: datetime
-    refreshes: int
-    interval: float
-    ended: int | None  # ended users in the history (None: history off or unreadable)
-    recorder: history.Recorder | None
 
 
 class SnapshotCollector(Collector):
     """Turns one snapshot (and the recorder's process totals) into metric families."""
 
-    def __init__(self, state: ScrapeState) -> None:
+    def __init__(self, state: services.ScrapeState) -> None:
         """Report ``state``."""
         self.state = state
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """The metric families of this scrape."""
         st = self.state
-        users = st.snapshot.users
-        active = sum(1 for u in users if u.session.ref_count > 0)
+        t = st.snapshot.totals
         by_state = GaugeMetricFamily("usermetrics_users", "Users by lifecycle state.", labels=["state"])
-        by_state.add_metric(["active"], active)
-        by_state.add_metric(["idle"], len(users) - active)
+        by_state.add_metric(["active"], t.active)
+        by_state.add_metric(["idle"], t.users - t.active)
         if st.ended is not None:
             by_state.add_metric(["ended"], st.ended)
         yield by_state
-        requests = sum(u.requests.total_requests for u in users)
-        weighted = sum(u.requests.avg_latency_ms * u.requests.total_requests for u in users)
         yield GaugeMetricFamily(
             "usermetrics_requests",
             "Lifetime requests of the users the sources report now (drops when users are evicted).",
-            value=requests,
+            value=t.requests,
         )
         yield GaugeMetricFamily(
             "usermetrics_errors",
             "Lifetime failed requests of the users the sources report now.",
-            value=sum(u.requests.error_count for u in users),
+            value=t.errors,
         )
         yield GaugeMetricFamily(
             "usermetrics_in_flight_requests",
             "Requests in flight over all users.",
-            value=sum(u.session.ref_count for u in users),
+            value=t.in_flight,
         )
         yield GaugeMetricFamily(
             "usermetrics_latency_mean_seconds",
             "Request-weighted mean of the users' lifetime average latency.",
-            value=(weighted / requests / 1000) if requests else 0.0,
+            value=t.avg_latency_ms / 1000,
         )
         yield GaugeMetricFamily(
             "usermetrics_exit_stack_resources",
             "Resources held on the users' exit stacks.",
-            value=sum(u.memory.exit_stack_size for u in users),
+            value=t.exit_stack,
         )
-        rec = st.recorder
+        rec = st.observed
         if rec is not None:
             # Monotonic per process (Prometheus handles the reset at a restart): use rate() on these.
             yield CounterMetricFamily(
-                "usermetrics_observed_requests", "Requests seen by the history recorder.", value=rec.observed_requests
+                "usermetrics_observed_requests", "Requests seen by the history recorder.", value=rec.requests
             )
             yield CounterMetricFamily(
                 "usermetrics_observed_errors",
                 "Failed requests seen by the history recorder.",
-                value=rec.observed_errors,
+                value=rec.errors,
             )
             yield CounterMetricFamily(
                 "usermetrics_observed_latency_seconds",
                 "Sum of the latency of the requests seen by the recorder: rate(this) / rate(requests) = mean.",
-                value=rec.observed_latency_ms / 1000,
+                value=rec.latency_ms / 1000,
             )
         up = GaugeMetricFamily(
             "usermetrics_source_up", "1 when the source's last refresh succeeded.", labels=["source"]
@@ -141,23 +122,11 @@ class SnapshotCollector(Collector):
         yield CounterMetricFamily("usermetrics_refreshes", "Refreshes done by this process.", value=st.refreshes)
 
 
-def render(state: ScrapeState) -> bytes:
+def render(state: services.ScrapeState) -> bytes:
     """The text exposition of one scrape."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(state))
     return generate_latest(registry)
-
-
-# --- access ----------------------------------------------------------------------------------------
-
-
-def metrics_token_valid(token: str) -> bool:
-    """True for a token of METRICS_TOKENS or of API_TOKENS (constant-time comparisons)."""
-    supplied = token.encode()
-    matched = False
-    for candidate in get_config()["METRICS_TOKENS"]:
-        matched |= hmac.compare_digest(supplied, str(candidate).encode())
-    return bearer_token_valid(token) | matched
 
 
 def address_allowed(address: str) -> bool:
@@ -166,47 +135,24 @@ def address_allowed(address: str) -> bool:
         ip = ipaddress.ip_address(address.strip().removeprefix("[").removesuffix("]"))
     except ValueError:
         return False
-    for entry in get_config()["METRICS_ALLOW"]:
+    for entry in get_config().metrics_allow:
         try:
-            if ip in ipaddress.ip_network(str(entry), strict=False):
+            if ip in ipaddress.ip_network(entry, strict=False):
                 return True
         except ValueError:
             logger.warning("Ignoring METRICS_ALLOW entry %r: not an address or network", entry)
     return False
 
 
-def _denied(detail: str, status: int) -> JsonResponse:
-    response = JsonResponse({"detail": detail}, status=status)
-    if status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="usermetrics-metrics"'
-    return response
-
-
 @never_cache
 @require_GET
 async def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of the current aggregates."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not metrics_token_valid(token.strip()):
-            return _denied("Invalid bearer token.", 401)
+    if request.headers.get("Authorization"):
+        config = get_config()
+        refused = bearer_check(request, (*config.metrics_tokens, *config.api_tokens))
+        if refused:
+            return json_error(refused, 401)
     elif not address_allowed(request.META.get("REMOTE_ADDR", "")):
-        return _denied("This address may not scrape /metrics; send 'Authorization: Bearer <token>'.", 403)
-    service = services.get_service()
-    snapshot = await services.snapshot_get()
-    ended: int | None = None
-    if history.history_enabled():
-        try:
-            ended = await sync_to_async(lambda: history.ended_users_qs().count())()
-        except Exception:  # a scrape still reports the live aggregates when the store is unreadable
-            logger.exception("Counting ended users for /metrics failed")
-    state = ScrapeState(
-        snapshot=snapshot,
-        now=history.utcnow(),
-        refreshes=service.refresh_count,
-        interval=service.interval,
-        ended=ended,
-        recorder=history.recorder_get(),
-    )
-    return HttpResponse(render(state), content_type=CONTENT_TYPE_LATEST)
+        return json_error("This address may not scrape /metrics; send 'Authorization: Bearer <token>'.", 403)
+    return HttpResponse(render(await services.scrape_get()), content_type=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.history_helpers import FixedSource, recorder, snapshot, usage
-from usermetrics import history
+from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +20,7 @@ SECRET_IDS = ["secret-user-7f3a", "another.person@example.com"]
 @pytest.fixture
 async def scraped(install_service):
     """A service over two users (one busy) and one ended user in the history."""
-    now = history.utcnow()
+    now = utcnow()
     users = [
         usage(SECRET_IDS[0], total=10, errors=2, avg=200.0, ref=2, stack=3, last=now),
         usage(SECRET_IDS[1], total=30, errors=0, avg=100.0, last=now),
@@ -77,7 +77,7 @@ async def _scrape_from(address: str):
     """Call the view with a request from ``address`` (the test client always says 127.0.0.1)."""
     from django.test import AsyncRequestFactory
 
-    from usermetrics.prometheus import metrics
+    from usermetrics.api.prometheus import metrics
 
     request = AsyncRequestFactory().get("/metrics")
     request.META["REMOTE_ADDR"] = address
@@ -97,7 +97,7 @@ async def test_prometheus_access_by_token(scraped, settings, api_tokens):
 
 
 def test_prometheus_address_allowed_handles_ipv6_and_bad_entries(settings):
-    from usermetrics.prometheus import address_allowed
+    from usermetrics.api.prometheus import address_allowed
 
     settings.USERMETRICS = {**settings.USERMETRICS, "METRICS_ALLOW": ["::1", "not-an-ip", "192.168.0.0/16"]}
     assert address_allowed("::1")

@@ -1,13 +1,15 @@
-"""JSON API (async views): NAT's /monitor/users, one user, and the service status."""
+"""Live JSON API (async views): NAT's ``/monitor/users``, one user, and the service status."""
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from usermetrics import services
-from usermetrics.auth import api_access_required
+
+from .auth import api_access_required, json_error
 
 JSON = "application/json"
 
@@ -29,11 +31,17 @@ async def monitor_users(request: HttpRequest) -> HttpResponse:
 @require_GET
 @api_access_required
 async def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
-    """One user's PerUserResourceUsage, or a JSON 404."""
-    usage = await services.user_metrics_get(user_id=user_id)
-    if usage is None:
-        return JsonResponse({"detail": "No such user in any source.", "user_id": user_id}, status=404)
-    return HttpResponse(usage.model_dump_json(), content_type=JSON)
+    """One user's PerUserResourceUsage (an ended user's last known values, marked so), or a JSON 404."""
+    snapshot = await services.snapshot_get()
+    found = await sync_to_async(services.user_lookup)(snapshot, user_id)
+    if found is None:
+        return json_error("No such user in any source or in the history.", 404, user_id=user_id)
+    response = HttpResponse(found.usage.model_dump_json(), content_type=JSON)
+    # The body stays exactly NAT's model; whether the user is live or ended travels in headers.
+    response["Usermetrics-User-State"] = "ended" if found.ended is not None else "live"
+    if found.ended is not None:
+        response["Usermetrics-Ended-At"] = found.ended.ended_at.isoformat()
+    return response
 
 
 @never_cache

@@ -14,8 +14,8 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from tests.history_helpers import FixedSource, recorder, snapshot, usage
-from usermetrics import history
-from usermetrics.export import csv_safe, csv_stream, json_stream
+from usermetrics.api.export import csv_safe, csv_stream, json_stream
+from usermetrics.clock import utcnow
 
 ROWS = 100_000
 
@@ -83,7 +83,7 @@ async def test_export_json_streams_100k_rows_in_chunks():
 @pytest.fixture
 async def listed(install_service):
     """A service over users whose ids a spreadsheet would run as formulas, and one ended user."""
-    now = history.utcnow()
+    now = utcnow()
     users = [
         usage('=HYPERLINK("http://evil")', total=5, errors=1, ref=1, last=now),
         usage("alice", total=50, errors=0, last=now - timedelta(minutes=5)),

@@ -1,0 +1,124 @@
+"""Selection: parameters normalized, windows chosen, the search rule, sorting with ties, paging, summary."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.factories import BASE_TIME, record, sample_users
+from usermetrics.selection import (
+    CHART_WINDOWS,
+    DEFAULT_SORT,
+    RATE_WINDOWS,
+    ViewSpec,
+    matches,
+    search_needle,
+    summary_get,
+    view_filter,
+    view_select,
+    window_choose,
+    window_length,
+    window_name,
+)
+from usermetrics.snapshot import SourceHealth, merge
+
+
+def snap(users):
+    return merge([("s", users)], seq=1, timestamp=BASE_TIME, sources=[SourceHealth(name="s", kind="t", state="ok")])
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ViewSpec()),
+        (
+            {"page": "0", "page_size": "9999", "sort": "-nope", "state": "bogus", "window": "2y"},
+            ViewSpec(page_size=500),
+        ),
+        ({"page": "x", "page_size": "-3"}, ViewSpec(page_size=1)),
+        (
+            {"q": "  ada  ", "state": "ended", "sort": "user_id", "window": "24h"},
+            ViewSpec(q="ada", state="ended", sort="user_id", window="24h"),
+        ),
+        ({"q": "x" * 500}, ViewSpec(q="x" * 200)),
+    ],
+)
+def test_selection_viewspec_normalizes_untrusted_parameters(params, expected):
+    assert ViewSpec.from_params(params) == expected
+
+
+def test_selection_viewspec_links_leave_out_the_defaults():
+    spec = ViewSpec(page=2, sort="user_id")
+    assert spec.as_params() == {"page": "2", "sort": "user_id"}
+    assert spec.as_params(page=1, sort=DEFAULT_SORT) == {}
+    assert ViewSpec().key != spec.key
+
+
+def test_selection_one_rule_for_a_window():
+    # An unknown window falls back to the default everywhere (pages, feed, API) and is said back.
+    assert window_choose("24h", RATE_WINDOWS) == "24h"
+    assert window_choose("7d", RATE_WINDOWS) == "1h"  # not a rate window
+    assert window_choose("bogus", CHART_WINDOWS, default="24h") == "24h"
+    assert window_choose(None) == "1h"
+    assert window_length("15m") == timedelta(minutes=15) and window_name(timedelta(days=7)) == "7d"
+    assert window_name(timedelta(seconds=90)) == "90s"
+
+
+def test_selection_search_rule():
+    needle = search_needle("  ÄDA ")
+    assert matches(needle, "äda@example.com", None)
+    assert matches(search_needle("turing"), "id-2", "Alan Turing")
+    assert not matches(search_needle("turing"), "id-3", None)
+    assert matches(search_needle(" "), "anyone", None)  # an empty search matches everyone
+
+
+def test_selection_sort_filter_search_and_page():
+    users = sample_users()  # u00..u11: every third active, every fourth with errors
+    snapshot = snap(users)
+    by_requests = view_select(snapshot, ViewSpec(sort="-total_requests", page_size=5))
+    assert [u.user_id for u in by_requests.users] == ["u11", "u10", "u09", "u08", "u07"]
+    assert (by_requests.matched, by_requests.pages) == (12, 3)
+    active = view_filter(snapshot, ViewSpec(state="active", sort="user_id"))
+    assert [u.user_id for u in active] == ["u00", "u03", "u06", "u09"]
+    errors = view_filter(snapshot, ViewSpec(state="errors", sort="user_id"))
+    assert [u.user_id for u in errors] == ["u04", "u08"]  # u00 has 0 errors
+    named = view_filter(snapshot, ViewSpec(q="ADA"), labels={"u05": "Ada"})
+    assert [u.user_id for u in named] == ["u05"]
+    past_the_end = view_select(snapshot, ViewSpec(page=9, page_size=5))
+    assert past_the_end.spec.page == 3 and len(past_the_end.users) == 2
+    flagged = view_filter(snapshot, ViewSpec(state="stuck"), flags={"u01": ["stuck"], "u02": ["idle"]})
+    assert [u.user_id for u in flagged] == ["u01"]
+    assert view_filter(snapshot, ViewSpec(state="ended")) == []  # ended users come from the history
+
+
+def test_selection_ties_keep_user_id_order_both_ways():
+    users = [record(uid, requests={"total_requests": 5}) for uid in ("c", "a", "b")]
+    snapshot = snap(users)
+    assert [u.user_id for u in view_filter(snapshot, ViewSpec(sort="total_requests"))] == ["a", "b", "c"]
+    assert [u.user_id for u in view_filter(snapshot, ViewSpec(sort="-total_requests"))] == ["a", "b", "c"]
+    assert [u.user_id for u in view_filter(snapshot, ViewSpec(sort="-user_id"))] == ["c", "b", "a"]
+
+
+def test_selection_active_state_uses_the_ref_count_rule():
+    liar = record("liar", session={"ref_count": 0, "is_active": True})
+    snapshot = snap([liar])
+    assert view_filter(snapshot, ViewSpec(state="active")) == []
+    assert [u.user_id for u in view_filter(snapshot, ViewSpec(state="idle"))] == ["liar"]
+
+
+def test_selection_summary_is_the_snapshot_totals():
+    snapshot = snap(sample_users())
+    summary = summary_get(snapshot)
+    assert summary is summary_get(snapshot)  # once per snapshot
+    assert summary.as_dict() == {
+        "users": 12,
+        "active": 4,
+        "in_flight": 4,
+        "requests": sum(range(0, 120, 10)),
+        "errors": 12,
+        "avg_latency_ms": 12.5,
+    }
+    assert summary.sources == [
+        {"name": "s", "kind": "t", "state": "ok", "users": 0, "last_success": None, "last_error": None}
+    ]

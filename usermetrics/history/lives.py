@@ -1,0 +1,265 @@
+"""Lives (sync ORM): tell a user's workflows apart and write what changed, one snapshot at a time.
+
+A user that disappears is *ended* with its last values kept; a user whose ``created_at`` changed
+or whose counters went backwards starts a *new life* (never negative traffic); a user that comes
+back with the same ``created_at`` and counters that did not go backwards continues its life.
+Every sample carries its change since the previous one, so windowed rates are sums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max, OuterRef, Subquery
+
+from usermetrics.conf import HistoryConfig
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.models import TotalsSample, UserLife, UserSample
+from usermetrics.snapshot import Snapshot
+
+from .samples import (
+    COUNTER_FIELDS,
+    ZERO,
+    Counters,
+    chunks,
+    counters_of,
+    counters_stored,
+    insert_samples,
+    totals_row,
+)
+
+
+@dataclass
+class OpenLife:
+    """What the recorder remembers of one open life between refreshes."""
+
+    pk: int
+    life: int
+    created_at: datetime
+    sources: str
+    counters: Counters  # as of the latest snapshot
+    last_activity: datetime | None
+    written: Counters  # as of the latest sample written
+    written_ts: datetime | None
+
+
+@dataclass
+class RecordResult:
+    """What one ``record`` call did (for tests, logs and the process totals)."""
+
+    samples: int = 0
+    new_lives: int = 0
+    ended: int = 0
+    reopened: int = 0
+    d_requests: int = 0
+    d_errors: int = 0
+    d_latency_ms: float = 0.0
+
+
+def is_new_life(old_created: datetime, old: Counters, created: datetime, new: Counters) -> bool:
+    """A different workflow under the same user id: created again, or a counter went backwards."""
+    return created != old_created or new[1] < old[1] or new[2] < old[2]
+
+
+def delta(new: Counters, old: Counters | None) -> tuple[int, int, float, int, int]:
+    """(requests, errors, latency x count, exit stack, functions + groups) from ``old`` to ``new``."""
+    if old is None:  # first sample of a life counted from zero; resources start as a baseline
+        return new[1], new[2], new[3] * new[1], 0, 0
+    return (
+        new[1] - old[1],
+        new[2] - old[2],
+        new[3] * new[1] - old[3] * old[1],
+        new[6] - old[6],
+        (new[4] + new[5]) - (old[4] + old[5]),
+    )
+
+
+class LifeBook:
+    """The open lives and the writing of one snapshot into the store (sync; one thread at a time)."""
+
+    def __init__(self, config: HistoryConfig) -> None:
+        """Write a user at most every ``config.sample_interval`` seconds, ``config.batch_size`` rows per INSERT."""
+        self.sample_interval = timedelta(seconds=config.sample_interval)
+        self.batch_size = config.batch_size
+        self._open: dict[str, OpenLife] | None = None  # None until loaded from the database
+
+    def forget(self) -> None:
+        """Read the open lives from the database again before the next record (after a failure)."""
+        self._open = None
+
+    def record(self, snapshot: Snapshot) -> RecordResult:
+        """Write one snapshot: totals, changed users, new lives, ended users."""
+        try:
+            return self._record(snapshot)
+        except Exception:
+            # The memory of open lives may no longer match the rolled-back database: read it again.
+            self._open = None
+            raise
+
+    def _record(self, snapshot: Snapshot) -> RecordResult:
+        ts = snapshot.timestamp
+        cold = self._open is None
+        if self._open is None:
+            self._open = self._load_open()
+        open_lives = self._open
+        result = RecordResult()
+        present = snapshot.by_id
+        new_lives: list[tuple[UserLife, PerUserResourceUsage]] = []
+        samples: list[tuple[Any, ...]] = []
+        ended: list[OpenLife] = []
+        reopened: list[int] = []
+        unknown = [uid for uid in present if uid not in open_lives]
+        latest = self._latest_lives(unknown) if unknown else {}
+        for uid, usage in present.items():
+            counters = counters_of(usage)
+            created = usage.session.created_at
+            sources = ",".join(snapshot.origins.get(uid, ()))
+            life = open_lives.get(uid)
+            if life is None:
+                row = latest.get(uid)
+                if row is not None and not is_new_life(row.created_at, counters_stored(row), created, counters):
+                    # The same workflow back after a gap (a source that failed, then answered again).
+                    stored = counters_stored(row)
+                    life = OpenLife(
+                        row.pk,
+                        row.life,
+                        row.created_at,
+                        sources,
+                        counters,
+                        usage.session.last_activity,
+                        stored,
+                        row.ended_at,
+                    )
+                    open_lives[uid] = life
+                    reopened.append(row.pk)
+                else:
+                    number = row.life + 1 if row is not None else 1
+                    new_lives.append((_new_life(uid, number, usage, ts, sources, from_zero=not cold), usage))
+                    continue
+            elif is_new_life(life.created_at, life.counters, created, counters):
+                ended.append(life)
+                del open_lives[uid]
+                new_lives.append((_new_life(uid, life.life + 1, usage, ts, sources, from_zero=True), usage))
+                continue
+            life.counters, life.last_activity, life.sources = counters, usage.session.last_activity, sources
+            if counters != life.written and (life.written_ts is None or ts - life.written_ts >= self.sample_interval):
+                samples.append(_sample(life, ts, result))
+        for uid in [uid for uid in open_lives if uid not in present]:
+            ended.append(open_lives.pop(uid))
+        # A user that left with changes not yet written gets its last sample now.
+        for life in ended:
+            if life.counters != life.written:
+                samples.append(_sample(life, ts, result))
+        with transaction.atomic():
+            if reopened:
+                UserLife.objects.filter(pk__in=reopened).update(ended_at=None)
+            if new_lives:
+                rows = UserLife.objects.bulk_create([row for row, _ in new_lives], batch_size=self.batch_size)
+                for row, (_, usage) in zip(rows, new_lives, strict=True):
+                    life = OpenLife(
+                        row.pk,
+                        row.life,
+                        row.created_at,
+                        row.sources,
+                        counters_of(usage),
+                        usage.session.last_activity,
+                        ZERO,
+                        None,
+                    )
+                    open_lives[row.user_id] = life
+                    samples.append(_sample(life, ts, result, first=True, from_zero=row.from_zero))
+            insert_samples(samples, ts=ts, batch_size=self.batch_size)
+            if ended:
+                _end(ended, ended_at=_cold_end_time(ts) if cold else ts)
+            totals_row(
+                snapshot, d_requests=result.d_requests, d_errors=result.d_errors, d_latency_ms=result.d_latency_ms
+            ).save(force_insert=True)
+        result.samples, result.new_lives, result.ended, result.reopened = (
+            len(samples),
+            len(new_lives),
+            len(ended),
+            len(reopened),
+        )
+        return result
+
+    def _load_open(self) -> dict[str, OpenLife]:
+        """Open lives with their newest sample: the state a restarted producer continues from."""
+        open_lives: dict[str, OpenLife] = {}
+        for row in UserLife.objects.filter(ended_at__isnull=True).iterator(chunk_size=2000):
+            stored = counters_stored(row)
+            open_lives[row.user_id] = OpenLife(
+                row.pk, row.life, row.created_at, row.sources, stored, row.last_activity, stored, None
+            )
+        if not open_lives:
+            return open_lives
+        by_pk = {life.pk: life for life in open_lives.values()}
+        # Only the newest sample of each life (a correlated lookup on the (life, ts) index), not
+        # a week of samples per user.
+        newest_ts = UserSample.objects.filter(life_id=OuterRef("life_id")).order_by("-ts").values("ts")[:1]
+        for pk_chunk in chunks(list(by_pk), 500):
+            newest = UserSample.objects.filter(life_id__in=pk_chunk, ts=Subquery(newest_ts))
+            for s in newest.only(*COUNTER_FIELDS, "life_id", "ts"):
+                life = by_pk[s.life_id]
+                life.counters = life.written = counters_stored(s)
+                life.written_ts = s.ts
+        return open_lives
+
+    def _latest_lives(self, user_ids: list[str]) -> dict[str, UserLife]:
+        """The newest life of each of ``user_ids`` that has one (ended, since open ones are in memory)."""
+        latest: dict[str, UserLife] = {}
+        for chunk in chunks(user_ids, 500):
+            for row in UserLife.objects.filter(user_id__in=chunk).order_by("user_id", "life"):
+                latest[row.user_id] = row  # ordered by life: the last one wins
+        return latest
+
+
+def _sample(
+    life: OpenLife, ts: datetime, result: RecordResult, *, first: bool = False, from_zero: bool = True
+) -> tuple[Any, ...]:
+    c = life.counters
+    if first:
+        d = delta(c, None) if from_zero else (0, 0, 0.0, 0, 0)
+    else:
+        d = delta(c, life.written)
+    life.written, life.written_ts = c, ts
+    result.d_requests += d[0]
+    result.d_errors += d[1]
+    result.d_latency_ms += d[2]
+    # A plain row in SAMPLE_COLUMNS order (see samples.insert_samples): no model instance per sample.
+    return (life.pk, ts, *c, d[0], d[1], round(d[2], 3), d[3], d[4])
+
+
+def _new_life(
+    uid: str, number: int, usage: PerUserResourceUsage, ts: datetime, sources: str, *, from_zero: bool
+) -> UserLife:
+    return UserLife(
+        user_id=uid,
+        life=number,
+        created_at=usage.session.created_at,
+        first_seen=ts,
+        sources=sources,
+        from_zero=from_zero,
+    )
+
+
+def _end(lives: list[OpenLife], *, ended_at: datetime) -> None:
+    rows = [
+        UserLife(
+            pk=life.pk,
+            ended_at=ended_at,
+            last_activity=life.last_activity,
+            sources=life.sources,
+            **dict(zip(COUNTER_FIELDS, life.counters, strict=True)),
+        )
+        for life in lives
+    ]
+    UserLife.objects.bulk_update(rows, ["ended_at", "last_activity", "sources", *COUNTER_FIELDS], batch_size=200)
+
+
+def _cold_end_time(ts: datetime) -> datetime:
+    """When users that vanished while no producer ran were last seen: the last recorded refresh."""
+    last = TotalsSample.objects.filter(ts__lt=ts).aggregate(m=Max("ts"))["m"]
+    return last or ts

@@ -1,0 +1,134 @@
+"""Window stats (sync ORM): a user's or everyone's traffic over the last N minutes, from recorded deltas.
+
+Sums of the deltas, so evictions and counter resets are handled (a new life counts from zero).
+Complete hours come from the hourly roll-ups when they exist; the rest from raw samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Max, Sum
+
+from usermetrics.clock import utcnow
+from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserSample
+
+from .rollup import HOUR, floor_hour
+
+
+@dataclass
+class WindowStats:
+    """One user's (or everyone's) traffic over a window, from the recorded deltas."""
+
+    requests: int = 0
+    errors: int = 0
+    latency_sum_ms: float = 0.0
+    exit_stack_growth: int = 0
+    functions_growth: int = 0
+    seconds: float = 0.0
+
+    @property
+    def requests_per_min(self) -> float:
+        """Requests per minute over the window."""
+        return round(self.requests * 60 / self.seconds, 3) if self.seconds else 0.0
+
+    @property
+    def error_rate(self) -> float | None:
+        """Failed share of the window's requests (None without requests)."""
+        return round(self.errors / self.requests, 4) if self.requests > 0 else None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Mean latency of the window's requests: change of (avg x count) over change of count."""
+        return round(self.latency_sum_ms / self.requests, 2) if self.requests > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "requests_per_min": self.requests_per_min,
+            "error_rate": self.error_rate,
+            "latency_ms": self.latency_ms,
+            "exit_stack_growth": self.exit_stack_growth,
+            "functions_growth": self.functions_growth,
+        }
+
+
+def _split(start: datetime, now: datetime) -> tuple[datetime, datetime] | None:
+    """The part [a, b) of the window that the hourly roll-ups cover, or None."""
+    rolled = TotalsHourly.objects.aggregate(m=Max("hour"))["m"]
+    if rolled is None:
+        return None
+    a = floor_hour(start) + (HOUR if floor_hour(start) != start else timedelta(0))
+    b = min(floor_hour(now), rolled + HOUR)
+    return (a, b) if b - a >= HOUR else None
+
+
+def window_stats(
+    *, window: timedelta, now: datetime | None = None, user_ids: Iterable[str] | None = None
+) -> dict[str, WindowStats]:
+    """Per user id: requests, errors, latency and resource growth over the last ``window``.
+
+    Sums the recorded deltas, so evictions and counter resets are handled (a new life counts
+    from zero). Complete hours come from the roll-ups when they exist; the rest from raw samples.
+    """
+    now = now or utcnow()
+    start = now - window
+    split = _split(start, now)
+    out: dict[str, WindowStats] = {}
+    ranges: list[tuple[Any, dict[str, Any]]] = []
+    if split is None:
+        ranges.append((UserSample, {"ts__gt": start, "ts__lte": now}))
+    else:
+        a, b = split
+        ranges.append((UserSample, {"ts__gt": start, "ts__lt": a}))
+        ranges.append((UserHourly, {"hour__gte": a, "hour__lt": b}))
+        ranges.append((UserSample, {"ts__gte": b, "ts__lte": now}))
+    wanted = list(user_ids) if user_ids is not None else None
+    for model, lookup in ranges:
+        qs = model.objects.filter(**lookup)
+        if wanted is not None:
+            qs = qs.filter(life__user_id__in=wanted)
+        rows = qs.values("life__user_id").annotate(
+            r=Sum("d_requests"),
+            e=Sum("d_errors"),
+            lat=Sum("d_latency_ms"),
+            x=Sum("d_exit_stack"),
+            f=Sum("d_functions"),
+        )
+        for row in rows:
+            stats = out.setdefault(row["life__user_id"], WindowStats(seconds=window.total_seconds()))
+            stats.requests += row["r"] or 0
+            stats.errors += row["e"] or 0
+            stats.latency_sum_ms += row["lat"] or 0.0
+            stats.exit_stack_growth += row["x"] or 0
+            stats.functions_growth += row["f"] or 0
+    return out
+
+
+def overview_stats(*, window: timedelta, now: datetime | None = None) -> WindowStats:
+    """Everyone's requests, errors and latency over the last ``window``."""
+    now = now or utcnow()
+    start = now - window
+    split = _split(start, now)
+    stats = WindowStats(seconds=window.total_seconds())
+    ranges: list[tuple[Any, dict[str, Any]]] = []
+    if split is None:
+        ranges.append((TotalsSample, {"ts__gt": start, "ts__lte": now}))
+    else:
+        a, b = split
+        ranges += [
+            (TotalsSample, {"ts__gt": start, "ts__lt": a}),
+            (TotalsHourly, {"hour__gte": a, "hour__lt": b}),
+            (TotalsSample, {"ts__gte": b, "ts__lte": now}),
+        ]
+    for model, lookup in ranges:
+        row = model.objects.filter(**lookup).aggregate(r=Sum("d_requests"), e=Sum("d_errors"), lat=Sum("d_latency_ms"))
+        stats.requests += row["r"] or 0
+        stats.errors += row["e"] or 0
+        stats.latency_sum_ms += row["lat"] or 0.0
+    return stats

@@ -1,0 +1,100 @@
+"""Sample rows (sync ORM): a user's counters as a tuple, and writing samples and totals in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.models import TotalsSample, UserLife, UserSample
+from usermetrics.snapshot import Snapshot
+
+# (ref_count, total_requests, error_count, avg_latency_ms, functions, groups, exit_stack)
+Counters = tuple[int, int, int, float, int, int, int]
+ZERO: Counters = (0, 0, 0, 0.0, 0, 0, 0)
+
+# The model fields that hold a Counters tuple, in its order (UserLife and UserSample alike).
+COUNTER_FIELDS = ("ref_count", "total_requests", "error_count", "avg_latency_ms", "functions", "groups", "exit_stack")
+
+# UserSample's columns in the order a sample row is built (see lives.LifeBook._sample).
+SAMPLE_COLUMNS = (
+    "life_id", "ts", *COUNTER_FIELDS, "d_requests", "d_errors", "d_latency_ms", "d_exit_stack", "d_functions",
+)  # fmt: skip
+
+
+def counters_of(usage: PerUserResourceUsage) -> Counters:
+    """The counters of a live record."""
+    r, m = usage.requests, usage.memory
+    return (
+        usage.session.ref_count,
+        r.total_requests,
+        r.error_count,
+        r.avg_latency_ms,
+        m.per_user_functions_count,
+        m.per_user_function_groups_count,
+        m.exit_stack_size,
+    )
+
+
+def counters_stored(row: UserLife | UserSample) -> Counters:
+    """The counters kept in a life or sample row."""
+    return tuple(getattr(row, name) for name in COUNTER_FIELDS)  # type: ignore[return-value]
+
+
+def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    """``items`` in lists of at most ``size`` (bounds the parameters of one query)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def insert_samples(rows: list[tuple[Any, ...]], *, ts: datetime, batch_size: int) -> None:
+    """Write sample rows, all stamped ``ts``: COPY on PostgreSQL, ``executemany`` elsewhere.
+
+    ``bulk_create`` compiles every value of every row through the ORM and, on SQLite, splits the
+    rows into statements of 999 parameters: about ten times slower at 10,000 users
+    (bench/history_size.py). The values are plain ints and floats; only the shared timestamp needs
+    the backend's form.
+    """
+    if not rows:
+        return
+    connection = connections[UserSample.objects.db]
+    db_ts = UserSample._meta.get_field("ts").get_db_prep_save(ts, connection)
+    quote = connection.ops.quote_name
+    table = quote(UserSample._meta.db_table)
+    columns = ", ".join(quote(c) for c in SAMPLE_COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY streams the rows in one command; executemany and long VALUES lists spend
+            # their time in the driver's client-side parameter binding instead.
+            # The driver's cursor, so its errors are wrapped into Django's (IntegrityError ...) here.
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((row[0], db_ts, *row[2:]))
+            return
+        # SQLite runs executemany in C over one prepared statement: the fast way there.
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(SAMPLE_COLUMNS))})"
+        for chunk in chunks(rows, batch_size):
+            cursor.executemany(sql, [(row[0], db_ts, *row[2:]) for row in chunk])
+
+
+def totals_row(snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_ms: float) -> TotalsSample:
+    """The totals row of one refresh: the snapshot's totals and the sums of the deltas written."""
+    t = snapshot.totals
+    return TotalsSample(
+        ts=snapshot.timestamp,
+        users=t.users,
+        active=t.active,
+        in_flight=t.in_flight,
+        requests=t.requests,
+        errors=t.errors,
+        avg_latency_ms=t.avg_latency_ms,
+        exit_stack=t.exit_stack,
+        d_requests=d_requests,
+        d_errors=d_errors,
+        d_latency_ms=round(d_latency_ms, 3),
+        sources_up=sum(1 for s in snapshot.sources if s.state == "ok"),
+        sources_total=len(snapshot.sources),
+    )

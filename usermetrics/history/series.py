@@ -1,0 +1,172 @@
+"""Chart series (sync ORM): per-user and overall buckets over a window, and the list's sparklines."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from usermetrics.clock import utcnow
+from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
+from usermetrics.selection import chart_points, window_name
+
+from .rollup import HOUR
+from .samples import chunks
+
+
+def _epoch(value: datetime) -> float:
+    return round(value.timestamp(), 3)
+
+
+@dataclass
+class _Bucket:
+    requests: int = 0
+    errors: int = 0
+    latency_sum: float = 0.0
+    gauges: dict[str, float] = field(default_factory=dict)
+
+
+def _buckets(window: timedelta, points: int, now: datetime) -> tuple[datetime, float]:
+    step = window.total_seconds() / points
+    # Align to the step so that two calls a second apart give the same buckets.
+    end_epoch = math.ceil(now.timestamp() / step) * step
+    return datetime.fromtimestamp(end_epoch - step * points, UTC), step
+
+
+def _series_doc(start: datetime, step: float, buckets: list[_Bucket], gauges: tuple[str, ...]) -> dict[str, Any]:
+    per_min = 60 / step
+    doc: dict[str, Any] = {
+        "step": step,
+        "t": [_epoch(start) + step * (i + 1) for i in range(len(buckets))],
+        "requests_per_min": [round(b.requests * per_min, 3) for b in buckets],
+        "errors_per_min": [round(b.errors * per_min, 3) for b in buckets],
+        "latency_ms": [round(b.latency_sum / b.requests, 2) if b.requests > 0 else None for b in buckets],
+    }
+    for name in gauges:
+        doc[name] = [b.gauges.get(name) for b in buckets]
+    return doc
+
+
+def user_series(
+    *, user_id: str, window: timedelta, now: datetime | None = None, points: int | None = None
+) -> dict[str, Any]:
+    """One user's chart series over ``window``: requests/min, errors/min, window latency, in-flight, exit stack.
+
+    Arrays share the time axis ``t`` (epoch seconds, the end of each bucket). Gauges (in-flight,
+    exit stack) carry the last known value forward while the life is open, and are null when the
+    user had no open life.
+    """
+    now = now or utcnow()
+    points = points or chart_points(window)
+    start, step = _buckets(window, points, now)
+    buckets = [_Bucket() for _ in range(points)]
+    lives = list(UserLife.objects.filter(user_id=user_id).order_by("life"))
+    use_hourly = window > timedelta(days=1)
+    for life in lives:
+        if life.ended_at is not None and life.ended_at < start:
+            continue
+        last_gauges: dict[str, float] | None = None
+        if not use_hourly:
+            before = UserSample.objects.filter(life=life, ts__lte=start).order_by("-ts").first()
+            if before is not None:
+                last_gauges = {"in_flight": before.ref_count, "exit_stack": before.exit_stack}
+            rows = UserSample.objects.filter(life=life, ts__gt=start, ts__lte=now).order_by("ts")
+            marks = [(s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack) for s in rows]
+        else:
+            # An hourly row covers [hour, hour + 1 h): it is placed by its start, like a bucket.
+            rows_h = UserHourly.objects.filter(life=life, hour__gte=start).order_by("hour")
+            marks = [
+                (h.hour, h.d_requests, h.d_errors, h.d_latency_ms, h.max_ref_count, h.max_exit_stack) for h in rows_h
+            ]
+            rolled = max((h.hour + HOUR for h in rows_h), default=start)
+            rows = UserSample.objects.filter(life=life, ts__gte=max(start, rolled), ts__lte=now).order_by("ts")
+            marks += [(s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack) for s in rows]
+        index_of = {m[0]: min(points - 1, max(0, int((m[0] - start).total_seconds() // step))) for m in marks}
+        filled: dict[int, dict[str, float]] = {}
+        for ts, dr, de, dl, ref, stack in marks:
+            if ts < start:
+                continue
+            b = buckets[index_of[ts]]
+            b.requests += dr
+            b.errors += de
+            b.latency_sum += dl
+            g = filled.setdefault(index_of[ts], {"in_flight": 0, "exit_stack": 0})
+            g["in_flight"] = max(g["in_flight"], ref)
+            g["exit_stack"] = stack
+        begin = 0 if life.first_seen <= start else int((life.first_seen - start).total_seconds() // step)
+        end = points - 1 if life.ended_at is None else int((life.ended_at - start).total_seconds() // step)
+        for i in range(max(0, begin), min(points - 1, end) + 1):
+            if i in filled:
+                last_gauges = filled[i]
+            if last_gauges is not None:
+                for name, value in last_gauges.items():
+                    buckets[i].gauges[name] = buckets[i].gauges.get(name, 0) + value
+    doc = _series_doc(start, step, buckets, ("in_flight", "exit_stack"))
+    doc.update(
+        user_id=user_id,
+        window=window_name(window),
+        lives=[
+            {
+                "life": life.life,
+                "created_at": life.created_at.isoformat(),
+                "first_seen": life.first_seen.isoformat(),
+                "ended_at": life.ended_at.isoformat() if life.ended_at else None,
+            }
+            for life in lives
+        ],
+    )
+    return doc
+
+
+def overview_series(*, window: timedelta, now: datetime | None = None, points: int | None = None) -> dict[str, Any]:
+    """Everyone's chart series over ``window``: users, active, in-flight, requests/min, errors/min, latency."""
+    now = now or utcnow()
+    points = points or chart_points(window)
+    start, step = _buckets(window, points, now)
+    buckets = [_Bucket() for _ in range(points)]
+    marks: list[tuple[datetime, int, int, float, dict[str, float]]] = []
+    rolled_to = start
+    if window > timedelta(days=1):
+        # An hourly row covers [hour, hour + 1 h): it is placed by its start, like a bucket.
+        for h in TotalsHourly.objects.filter(hour__gte=start, hour__lt=now).order_by("hour"):
+            gauges = {"users": h.max_users, "active": h.max_active, "in_flight": h.max_in_flight}
+            marks.append((h.hour, h.d_requests, h.d_errors, h.d_latency_ms, gauges))
+            rolled_to = h.hour + HOUR
+    rows = TotalsSample.objects.filter(ts__gte=max(start, rolled_to), ts__lte=now).order_by("ts")
+    for t in rows.values_list("ts", "d_requests", "d_errors", "d_latency_ms", "users", "active", "in_flight"):
+        marks.append((t[0], t[1], t[2], t[3], {"users": t[4], "active": t[5], "in_flight": t[6]}))
+    for ts, dr, de, dl, gauges in marks:
+        if ts < start:
+            continue
+        i = min(points - 1, int((ts - start).total_seconds() // step))
+        b = buckets[i]
+        b.requests += dr
+        b.errors += de
+        b.latency_sum += dl
+        for name, value in gauges.items():
+            b.gauges[name] = max(b.gauges.get(name, 0), value)
+    doc = _series_doc(start, step, buckets, ("users", "active", "in_flight"))
+    doc["window"] = window_name(window)
+    return doc
+
+
+def sparklines(
+    *, user_ids: Iterable[str], window: timedelta, now: datetime | None = None, points: int = 30
+) -> dict[str, list[float]]:
+    """Requests per minute of each of ``user_ids`` in ``points`` buckets over ``window`` (one query).
+
+    For the list's small activity charts: a page of users at once, zeros for a user without traffic.
+    """
+    now = now or utcnow()
+    ids = list(dict.fromkeys(user_ids))
+    start, step = _buckets(window, points, now)
+    out = {uid: [0.0] * points for uid in ids}
+    per_min = 60 / step
+    for chunk in chunks(ids, 500):
+        rows = UserSample.objects.filter(life__user_id__in=chunk, ts__gt=start, ts__lte=now, d_requests__gt=0)
+        for uid, ts, requests in rows.values_list("life__user_id", "ts", "d_requests").iterator(chunk_size=2000):
+            i = min(points - 1, int((ts - start).total_seconds() // step))
+            out[uid][i] += requests * per_min
+    return {uid: [round(v, 3) for v in values] for uid, values in out.items()}

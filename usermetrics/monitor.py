@@ -1,0 +1,223 @@
+"""The monitor (async, no Django): refresh every source at once, keep their health, merge into snapshots.
+
+One ``MonitorService`` refreshes every source with a timeout each; callers that arrive while a
+refresh runs share it. The last good answer of each source is kept with its health, all
+timestamps become timezone-aware UTC, and users are merged by ``user_id`` into one ``Snapshot``.
+Listeners (the history recorder, the feed) run after every refresh. The clock is injected, so
+tests move time instead of sleeping to reach a threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from usermetrics.clock import Clock, utcnow
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.snapshot import Snapshot, SourceHealth, merge
+from usermetrics.sources import Source
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[Snapshot], Awaitable[None]]
+
+
+@dataclass
+class _SourceState:
+    source: Source
+    health: SourceHealth
+    last_good: list[PerUserResourceUsage] = field(default_factory=list)
+
+
+class MonitorService:
+    """Refreshes the sources, keeps their last good data and health, and merges users."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        interval: float = 2.0,
+        timeout: float = 5.0,
+        down_after: float = 30.0,
+        clock: Clock = utcnow,
+    ) -> None:
+        """Serve ``sources``; refresh every ``interval`` s; give each source ``timeout`` s (or its own
+        ``timeout`` attribute); call a failing source down after ``down_after`` s of failures;
+        read the time from ``clock``."""
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Source names must be unique, got {names}")
+        self.interval = interval
+        self.timeout = timeout
+        self.down_after = down_after
+        self.clock = clock
+        self._states = [_SourceState(s, _initial_health(s)) for s in sources]
+        self._seq = 0
+        self._snapshot: Snapshot | None = None
+        self._inflight: asyncio.Task[Snapshot] | None = None
+        self._listeners: list[Listener] = []
+        self._loop_task: asyncio.Task[None] | None = None
+        self._started = False
+        self.refresh_count = 0
+
+    @property
+    def sources(self) -> list[Source]:
+        """The configured sources, in order."""
+        return [st.source for st in self._states]
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(snapshot)`` after every refresh (the recorder and the feed use this)."""
+        self._listeners.append(listener)
+
+    async def refresh(self) -> Snapshot:
+        """Refresh every source now; callers that arrive meanwhile share this one refresh."""
+        loop = asyncio.get_running_loop()
+        task = self._inflight
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = loop.create_task(self._refresh_once(), name="usermetrics-refresh")
+            self._inflight = task
+        # Shielded: a caller that gives up must not cancel the refresh the others wait for.
+        return await asyncio.shield(task)
+
+    async def snapshot(self, *, max_age: float | None = None) -> Snapshot:
+        """The latest snapshot if it is younger than ``max_age`` (default: the interval), else a fresh one."""
+        current = self._snapshot
+        limit = self.interval if max_age is None else max_age
+        if current is not None and (self.clock() - current.timestamp).total_seconds() < limit:
+            return current
+        return await self.refresh()
+
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        """The latest snapshot without refreshing (None before the first refresh)."""
+        return self._snapshot
+
+    def source_health(self) -> list[SourceHealth]:
+        """Each source's health as of the last refresh."""
+        return [st.health for st in self._states]
+
+    async def _refresh_once(self) -> Snapshot:
+        await asyncio.gather(*(self._fetch(st) for st in self._states))  # each stores its own outcome
+        self._seq += 1
+        snapshot = merge(
+            [(st.health.name, st.last_good) for st in self._states],
+            seq=self._seq,
+            timestamp=self.clock(),
+            sources=[replace(st.health) for st in self._states],  # copies frozen at this instant
+        )
+        self._snapshot = snapshot
+        self.refresh_count += 1
+        for listener in list(self._listeners):
+            try:
+                await listener(snapshot)
+            except Exception:
+                logger.exception("Snapshot listener %r failed", listener)
+        return snapshot
+
+    async def _fetch(self, state: _SourceState) -> None:
+        health = state.health
+        started = time.perf_counter()
+        timeout = getattr(state.source, "timeout", None) or self.timeout
+        try:
+            response = await asyncio.wait_for(state.source.fetch(), timeout=timeout)
+            users = to_utc(response.users, getattr(state.source, "timezone", None))
+        except Exception as exc:  # one failing source never blocks or blanks the others
+            if isinstance(exc, TimeoutError):
+                message = f"timed out after {timeout:g} s"
+            else:
+                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            logger.warning("Source %s failed: %s", health.name, message)
+            now = self.clock()
+            health.last_error = message
+            health.last_error_at = now
+            if health.failing_since is None:
+                health.failing_since = now
+            # A source that says it cannot answer at all (``down_at_once``) is down, not a blip.
+            blip = (now - health.failing_since).total_seconds() < self.down_after
+            recent = health.last_success is not None and blip and not getattr(exc, "down_at_once", False)
+            health.state = "stale" if recent else "down"
+        else:
+            state.last_good = users
+            health.state = "ok"
+            health.last_success = self.clock()
+            health.failing_since = None
+            health.users = len(users)
+        health.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
+
+    async def start(self) -> None:
+        """Start the sources' own work and the periodic refresh on the running loop (idempotent)."""
+        if self._started:
+            return
+        self._started = True
+        for source in self.sources:
+            start = getattr(source, "start", None)
+            if callable(start):
+                await start()
+        self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="usermetrics-producer")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                logger.exception("Refresh failed")
+            # Fixed rate: a slow refresh does not stretch the interval; a very slow one skips ticks.
+            next_at += self.interval
+            now = loop.time()
+            if next_at < now:
+                next_at = now
+            await asyncio.sleep(next_at - now)
+
+    async def aclose(self) -> None:
+        """Stop refreshing and close the sources."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        for source in self.sources:
+            aclose = getattr(source, "aclose", None)
+            if callable(aclose):
+                await aclose()
+        self._started = False
+
+
+def _initial_health(source: Source) -> SourceHealth:
+    timeout = getattr(source, "per_user_workflow_timeout", None)
+    return SourceHealth(
+        name=source.name,
+        kind=getattr(source, "kind", "?"),
+        url=getattr(source, "url", None),
+        per_user_workflow_timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else None,
+    )
+
+
+_ZERO = timedelta(0)
+
+
+def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
+    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone)."""
+    out: list[PerUserResourceUsage] = []
+    for usage in users:
+        session = usage.session
+        created, last = session.created_at, session.last_activity
+        if created.utcoffset() == _ZERO and last.utcoffset() == _ZERO:
+            out.append(usage)  # the common case costs no copy
+            continue
+        fixed = session.model_copy(
+            update={"created_at": _aware_utc(created, zone), "last_activity": _aware_utc(last, zone)}
+        )
+        out.append(usage.model_copy(update={"session": fixed}))
+    return out
+
+
+def _aware_utc(value: datetime, zone: tzinfo | None) -> datetime:
+    if value.tzinfo is None:
+        # astimezone() on a naive datetime reads it as this host's local time.
+        value = value.replace(tzinfo=zone) if zone is not None else value.astimezone()
+    return value.astimezone(UTC)

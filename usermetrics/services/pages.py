@@ -1,0 +1,199 @@
+"""What the pages show (sync): the user list, one user, and the one rule for "no such user".
+
+Each function reads the current snapshot and, with the history on, the store (window rates,
+flags, sparklines, ended users) for the rows it returns only. Views render the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError
+
+from usermetrics.clock import utcnow
+from usermetrics.conf import get_config
+from usermetrics.history.ended import EndedUser, ended_page, ended_select, ended_user_get
+from usermetrics.history.flags import Flag, flag_stats, users_flags
+from usermetrics.history.query import WindowStats, window_stats
+from usermetrics.history.series import sparklines
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.selection import (
+    ENDED,
+    FLAG_STATES,
+    Summary,
+    ViewResult,
+    ViewSpec,
+    page_of,
+    summary_get,
+    view_select,
+    window_length,
+)
+from usermetrics.snapshot import Snapshot
+
+from .live import labels_get
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RowWindow:
+    """What the list shows of one user's window: its rates, its flags and its activity sparkline."""
+
+    stats: WindowStats
+    flags: list[Flag]
+    sparkline: list[float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"stats": self.stats.as_dict(), "flags": [asdict(f) for f in self.flags], "sparkline": self.sparkline}
+
+
+def rows_window(
+    snapshot: Snapshot, *, user_ids: Sequence[str], window: str, now: datetime | None = None
+) -> dict[str, RowWindow]:
+    """Rates, flags and sparklines of a page of users (three queries whatever the page size).
+
+    Only ``user_ids`` are read, never every user. Flags look at their own window
+    (``FLAGS["WINDOW"]``); users the snapshot does not hold (ended users) get rates and a
+    sparkline but no flags.
+    """
+    now = now or utcnow()
+    ids = list(dict.fromkeys(user_ids))
+    length = window_length(window)
+    stats = window_stats(window=length, user_ids=ids, now=now)
+    own = stats if get_config().flags.window == window else None
+    flags = users_flags(snapshot, ids, now=now, stats=own)
+    lines = sparklines(user_ids=ids, window=length, now=now)
+    empty = WindowStats(seconds=length.total_seconds())
+    return {uid: RowWindow(stats=stats.get(uid, empty), flags=flags.get(uid, []), sparkline=lines[uid]) for uid in ids}
+
+
+@dataclass
+class Row:
+    """One row of the user table."""
+
+    usage: PerUserResourceUsage
+    ended: EndedUser | None = None
+    window: RowWindow | None = None
+
+
+@dataclass
+class ListPage:
+    """The user list: the view, its page of rows, and what the cards and the empty table say."""
+
+    snapshot: Snapshot
+    spec: ViewSpec
+    result: ViewResult
+    rows: list[Row]
+    summary: Summary
+    labels: Mapping[str, str]
+    history_enabled: bool
+    empty_reason: str | None
+
+
+def _empty_reason(snapshot: Snapshot, result: ViewResult) -> str | None:
+    """Why the table is empty, in words (None when it is not)."""
+    if result.users:
+        return None
+    if result.spec.state == ENDED:
+        return "No user ended within the retention period, or none matches this search."
+    if not snapshot.sources:
+        return "No sources are configured, so there are no users to show."
+    if not snapshot.users:
+        if all(s.state != "ok" for s in snapshot.sources):
+            return "Every source is down: there is no data to show. See the sources above for their errors."
+        return "No users yet: no source reports a per-user workflow."
+    return "No user matches this search and filter."
+
+
+def ended_view(spec: ViewSpec, labels: Mapping[str, str]) -> tuple[ViewResult, dict[str, EndedUser]]:
+    """A page of the ended users (from the history store); only the page's rows are read."""
+    pks = ended_select(q=spec.q, sort=spec.sort, labels=labels)
+    result = page_of(pks, spec)
+    ended = ended_page(result.users)
+    return replace(result, users=[e.usage for e in ended]), {e.user_id: e for e in ended}
+
+
+def flag_names_all(snapshot: Snapshot) -> dict[str, list[str]]:
+    """Every user's flag names (a flag filter reads them once, with one aggregate query)."""
+    return {uid: [f.name for f in flags] for uid, flags in users_flags(snapshot).items()}
+
+
+def list_page_get(snapshot: Snapshot, *, spec: ViewSpec) -> ListPage:
+    """Every user of ``snapshot`` as the list page shows it: ``spec``'s page, with its rows' window."""
+    labels = labels_get()
+    enabled = get_config().history.enabled
+    ended: dict[str, EndedUser] = {}
+    if spec.state == ENDED and enabled:
+        result, ended = ended_view(spec, labels)
+    else:
+        flags = flag_names_all(snapshot) if spec.state in FLAG_STATES else None
+        result = view_select(snapshot, spec, labels=labels, flags=flags)
+    windows: dict[str, RowWindow] = {}
+    if enabled and result.users:
+        windows = rows_window(snapshot, user_ids=[u.user_id for u in result.users], window=result.spec.window)
+    rows = [Row(u, ended=ended.get(u.user_id), window=windows.get(u.user_id)) for u in result.users]
+    return ListPage(
+        snapshot=snapshot,
+        spec=result.spec,  # a page past the end is shown as the last page
+        result=result,
+        rows=rows,
+        summary=summary_get(snapshot),
+        labels=labels,
+        history_enabled=enabled,
+        empty_reason=_empty_reason(snapshot, result),
+    )
+
+
+@dataclass
+class UserLookup:
+    """A user someone asked for: live in a source now, or ended and still kept by the history."""
+
+    user_id: str
+    snapshot: Snapshot
+    usage: PerUserResourceUsage  # live, or the last known values of an ended user
+    ended: EndedUser | None
+    origins: tuple[str, ...] = field(default=())
+
+
+def user_lookup(snapshot: Snapshot, user_id: str) -> UserLookup | None:
+    """The one "not found" rule: a user is found while a source reports it or the history keeps it."""
+    usage = snapshot.by_id.get(user_id)
+    if usage is not None:
+        return UserLookup(user_id, snapshot, usage, None, snapshot.origins.get(user_id, ()))
+    ended = None
+    if get_config().history.enabled:
+        try:
+            ended = ended_user_get(user_id=user_id)
+        except DatabaseError:
+            # The live data does not depend on the store: a user it cannot read is simply not ended.
+            logger.warning("Looking up ended user %r in the history failed", user_id, exc_info=True)
+    if ended is None:
+        return None
+    return UserLookup(user_id, snapshot, ended.usage, ended, ended.sources)
+
+
+@dataclass
+class UserWindow:
+    """One user's window on the detail page: its stats, and its flags now."""
+
+    stats: WindowStats
+    flags: list[Flag]
+
+
+def user_window(found: UserLookup, *, window: str, now: datetime | None = None) -> UserWindow:
+    """The user's stats over ``window`` and its flags (over the flag window) now; an ended user has no flags."""
+    now = now or utcnow()
+    length = window_length(window)
+    stats = window_stats(window=length, user_ids=[found.user_id], now=now).get(
+        found.user_id, WindowStats(seconds=length.total_seconds())
+    )
+    if found.ended is not None:
+        return UserWindow(stats, [])
+    own = {found.user_id: stats} if get_config().flags.window == window else flag_stats([found.user_id], now=now)
+    flags = users_flags(found.snapshot, [found.user_id], now=now, stats=own)
+    return UserWindow(stats, flags.get(found.user_id, []))

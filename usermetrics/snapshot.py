@@ -1,0 +1,274 @@
+"""Snapshots (sync, no Django): every user of every source at one instant, merged by user id.
+
+One home for each rule the rest of the code reads off a snapshot: what "active" and "in flight"
+mean, how several records of one user merge, the totals over all users (with the request-weighted
+average latency), and when an idle user is due to be evicted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any, Literal
+
+from usermetrics.metrics import (
+    PerUserMemoryMetrics,
+    PerUserMonitorResponse,
+    PerUserRequestMetrics,
+    PerUserResourceUsage,
+    PerUserSessionMetrics,
+)
+
+HealthState = Literal["ok", "stale", "down"]
+
+
+def is_active(usage: PerUserResourceUsage) -> bool:
+    """Whether the user has a request in flight: NAT's own rule (``is_active = ref_count > 0``).
+
+    Read from ``ref_count`` rather than the reported ``is_active`` so that a source whose two
+    fields disagree is judged by the counter, the same way everywhere.
+    """
+    return usage.session.ref_count > 0
+
+
+def in_flight(usage: PerUserResourceUsage) -> int:
+    """How many of the user's requests are in flight (NAT reports ``active_requests = ref_count``)."""
+    return usage.session.ref_count
+
+
+def weighted_latency(records: Iterable[PerUserResourceUsage]) -> float:
+    """The request-weighted mean of the records' average latencies, rounded like NAT (2 places)."""
+    requests = 0
+    weighted = 0.0
+    for r in records:
+        requests += r.requests.total_requests
+        weighted += r.requests.avg_latency_ms * r.requests.total_requests
+    return round(weighted / requests, 2) if requests else 0.0
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 of an aware time, or None."""
+    return value.isoformat() if value is not None else None
+
+
+@dataclass
+class SourceHealth:
+    """What the monitor knows about one source."""
+
+    name: str
+    kind: str
+    # ok: the last refresh succeeded and its users are live.
+    # stale: the last refresh failed, but it has answered before and its failures began less
+    #   than ``down_after`` seconds ago (a blip): its last good users are shown, marked stale.
+    # down: it has never answered, has been failing for ``down_after`` seconds or more, or said
+    #   it cannot answer at all (NAT without per-user monitoring); its last good users, if any,
+    #   are still shown, marked stale.
+    state: HealthState = "down"
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    # Start of the current run of failures (None while the source answers).
+    failing_since: datetime | None = None
+    last_duration_ms: float | None = None
+    # Users of this source in the snapshot: live when ok, the kept last good ones otherwise.
+    users: int = 0
+    url: str | None = None
+    # The source's per_user_workflow_timeout in seconds when known (for "evicted in N min").
+    per_user_workflow_timeout: float | None = None
+
+    @property
+    def users_stale(self) -> bool:
+        """Whether this source's users are kept from an earlier refresh rather than live."""
+        return self.state != "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "last_success": iso(self.last_success),
+            "last_error": self.last_error,
+            "last_error_at": iso(self.last_error_at),
+            "failing_since": iso(self.failing_since),
+            "last_duration_ms": self.last_duration_ms,
+            "users": self.users,
+            "users_stale": self.users_stale,
+            "url": self.url,
+            "per_user_workflow_timeout": self.per_user_workflow_timeout,
+        }
+
+    def brief(self) -> dict[str, Any]:
+        """The few fields that pages and frames show of a source."""
+        data = self.as_dict()
+        return {k: data[k] for k in ("name", "kind", "state", "users", "last_success", "last_error")}
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Totals over a set of users: the summary cards, the history's totals row, Prometheus."""
+
+    users: int
+    active: int
+    in_flight: int
+    requests: int
+    errors: int
+    avg_latency_ms: float  # weighted by requests, as in merging
+    exit_stack: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def totals(users: Sequence[PerUserResourceUsage]) -> Totals:
+    """The totals of ``users`` (one pass each; ``active`` and ``in_flight`` by the rules above)."""
+    return Totals(
+        users=len(users),
+        active=sum(1 for u in users if is_active(u)),
+        in_flight=sum(in_flight(u) for u in users),
+        requests=sum(u.requests.total_requests for u in users),
+        errors=sum(u.requests.error_count for u in users),
+        avg_latency_ms=weighted_latency(users),
+        exit_stack=sum(u.memory.exit_stack_size for u in users),
+    )
+
+
+def merge_usages(user_id: str, records: Sequence[PerUserResourceUsage]) -> PerUserResourceUsage:
+    """One user's records from several processes or endpoints, merged into one.
+
+    Counts are summed, average latency is weighted by requests, ``created_at`` is the earliest,
+    ``last_activity`` the latest, and ``is_active`` follows the summed references.
+    """
+    if len(records) == 1:
+        return records[0]
+    ref_count = sum(r.session.ref_count for r in records)
+    return PerUserResourceUsage.model_construct(
+        user_id=user_id,
+        session=PerUserSessionMetrics.model_construct(
+            created_at=min(r.session.created_at for r in records),
+            last_activity=max(r.session.last_activity for r in records),
+            ref_count=ref_count,
+            is_active=ref_count > 0,
+        ),
+        requests=PerUserRequestMetrics.model_construct(
+            total_requests=sum(r.requests.total_requests for r in records),
+            active_requests=sum(r.requests.active_requests for r in records),
+            avg_latency_ms=weighted_latency(records),
+            error_count=sum(r.requests.error_count for r in records),
+        ),
+        memory=PerUserMemoryMetrics.model_construct(
+            per_user_functions_count=sum(r.memory.per_user_functions_count for r in records),
+            per_user_function_groups_count=sum(r.memory.per_user_function_groups_count for r in records),
+            exit_stack_size=sum(r.memory.exit_stack_size for r in records),
+        ),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Every user of every source at one instant, merged by ``user_id``."""
+
+    timestamp: datetime
+    seq: int
+    users: list[PerUserResourceUsage]
+    by_id: dict[str, PerUserResourceUsage]
+    # user_id -> names of the sources that reported it, in source order.
+    origins: dict[str, tuple[str, ...]]
+    # user_id -> (source name, that source's own record) when more than one record was merged.
+    parts: dict[str, list[tuple[str, PerUserResourceUsage]]]
+    sources: list[SourceHealth]
+
+    @property
+    def stale_sources(self) -> list[str]:
+        """Names of sources whose users are the last good ones, not fresh."""
+        return [s.name for s in self.sources if s.state != "ok"]
+
+    @cached_property
+    def health_by_name(self) -> dict[str, SourceHealth]:
+        """Each source's health at this instant, by source name."""
+        return {s.name: s for s in self.sources}
+
+    @cached_property
+    def totals(self) -> Totals:
+        """Totals over every user (computed once per snapshot)."""
+        return totals(self.users)
+
+    def user_is_stale(self, user_id: str) -> bool:
+        """Whether any of the user's numbers come from a source that did not answer this time."""
+        health = self.health_by_name
+        return any(health[name].state != "ok" for name in self.origins.get(user_id, ()))
+
+    def user_parts(self, user_id: str) -> list[tuple[str, PerUserResourceUsage]]:
+        """The user's records per source (one entry when one source reported it once); [] when unknown."""
+        if user_id in self.parts:
+            return self.parts[user_id]
+        usage = self.by_id.get(user_id)
+        return [] if usage is None else [(self.origins[user_id][0], usage)]
+
+    def evicted_at(self, user_id: str) -> datetime | None:
+        """When the user's idle workflows are all due to be evicted, if known: the one eviction rule.
+
+        An idle record disappears from its source ``per_user_workflow_timeout`` after its last
+        activity (NAT checks every ``per_user_workflow_cleanup_interval``, so it may linger up to
+        that much longer); the user leaves the dashboard when its last record goes, so this is the
+        latest due time. None while any record is in flight or a source's timeout is unknown.
+        """
+        health = self.health_by_name
+        due: list[datetime] = []
+        for name, usage in self.user_parts(user_id):
+            timeout = health[name].per_user_workflow_timeout
+            if usage.session.ref_count > 0 or timeout is None:
+                return None
+            due.append(usage.session.last_activity + timedelta(seconds=timeout))
+        return max(due) if due else None
+
+    def response(self, users: list[PerUserResourceUsage] | None = None) -> PerUserMonitorResponse:
+        """A NAT-shaped response of ``users`` (default: all), stamped with the snapshot time."""
+        chosen = self.users if users is None else users
+        # The users were validated when they entered the monitor; skip validating them again.
+        return PerUserMonitorResponse.model_construct(
+            timestamp=self.timestamp, total_active_users=len(chosen), users=chosen
+        )
+
+    @cached_property
+    def json_all(self) -> bytes:
+        """The whole response as JSON, serialized once per snapshot."""
+        return self.response().model_dump_json().encode()
+
+
+def merge(
+    reports: Sequence[tuple[str, Sequence[PerUserResourceUsage]]],
+    *,
+    seq: int,
+    timestamp: datetime,
+    sources: list[SourceHealth],
+) -> Snapshot:
+    """Merge each source's users (``(source name, users)``, in source order) into one snapshot."""
+    grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
+    for name, users in reports:
+        for usage in users:
+            entry = grouped.get(usage.user_id)
+            if entry is None:
+                grouped[usage.user_id] = [(name, usage)]
+            else:
+                entry.append((name, usage))
+    merged_users: list[PerUserResourceUsage] = []
+    by_id: dict[str, PerUserResourceUsage] = {}
+    origins: dict[str, tuple[str, ...]] = {}
+    parts: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
+    for user_id, entries in grouped.items():
+        if len(entries) == 1:
+            name, merged = entries[0]
+            origins[user_id] = (name,)
+        else:
+            merged = merge_usages(user_id, [usage for _, usage in entries])
+            origins[user_id] = tuple(dict.fromkeys(name for name, _ in entries))
+            parts[user_id] = entries
+        merged_users.append(merged)
+        by_id[user_id] = merged
+    return Snapshot(
+        timestamp=timestamp, seq=seq, users=merged_users, by_id=by_id, origins=origins, parts=parts, sources=sources
+    )
