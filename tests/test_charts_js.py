@@ -1,6 +1,7 @@
 """The page modules in headless Chromium, served over HTTP (ES modules need it, with a JS MIME type).
 
-charts.js draws the five detail charts and a sparkline from real history JSON.
+charts.js draws the five detail charts and a sparkline from real history JSON; format.js, which
+words every number and time of the pages and the charts, says them as usermetrics/humanize.py does.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from django.urls import reverse
 
 from tests.history_helpers import T0, recorder, snapshot, usage
-from usermetrics import history
+from usermetrics import history, humanize
+from usermetrics.identities import user_display
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.templatetags.usermetrics import iso, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static" / "usermetrics"
@@ -53,6 +59,26 @@ sparklines(document.getElementById("list"), "sparklines.json", "1h").then(functi
 });
 """
 
+# format.js on the cases in cases.json; the answers go to the title as JSON.
+FORMAT_PAGE = """<!doctype html><html><head><title>loading</title>
+<script type="module" src="format_page.js"></script></head><body></body></html>"""
+FORMAT_JS = """
+import * as f from "./format.js";
+fetch("cases.json").then(function (r) { return r.json(); }).then(function (c) {
+  var now = f.parseTime(c.now);
+  document.title = JSON.stringify({
+    duration: c.duration.map(function (s) { return f.durationWords(s); }),
+    ago: c.ago.map(function (when) { return f.ago(f.parseTime(when), now); }),
+    number: c.number.map(function (v) { return f.number(v); }),
+    rates: c.rates.map(function (s) { return f.rateWords(s); }),
+    lifecycle: c.lifecycle.map(function (x) { return f.lifecycleWords(x.user, now, x.evicted_at, x.stuck_after); }),
+    utc: c.utc.map(function (when) { return f.utcExact(f.parseTime(when)); }),
+    display: c.display.map(function (x) { return f.userDisplay(x[0], x[1]); }),
+    url: c.url.map(function (id) { return f.detailUrl(c.prefix, id); }),
+  });
+});
+"""
+
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
@@ -70,6 +96,8 @@ def page_dir(tmp_path: Path) -> Iterator[Path]:
         shutil.copy(path, tmp_path / path.name)
     (tmp_path / "index.html").write_text(PAGE)
     (tmp_path / "page.js").write_text(PAGE_JS)
+    (tmp_path / "format.html").write_text(FORMAT_PAGE)
+    (tmp_path / "format_page.js").write_text(FORMAT_JS)
     yield tmp_path
 
 
@@ -114,3 +142,64 @@ def test_charts_js_draws_detail_charts_and_sparklines(page_dir):
     assert ";spark=Requests per minute, last 1h;" in title
     assert "Last 15m: 12 requests" in title
     assert "latency 40 ms" in title
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium")
+def test_format_js_words_as_humanize_does(page_dir):
+    now = T0
+    seconds = [0, 0.5, 59, 60, 61, 3599, 3600, 3660, 7200, 86399, 86400, 90000, 172800, 200000, -5]
+    agos = [0, 0.5, 1, 59, 125, 3660, 90000, -10]
+    # No halves such as 0.125 or 2.675: there the script rounds up where Python rounds to even.
+    numbers = [0, 3, 12.5, 0.07, 1 / 3, 100, 12.345678, 99.999, 1234.5678]
+    rates = [(12.5, 0.0325, 140.0), (0.0, None, None), (3.333, 0.1, 40.25)]
+    lives = [  # (in flight, idle seconds, evicted in seconds or None, stuck after seconds)
+        (2, 30, None, 600),
+        (1, 900, None, 600),
+        (0, 125, 1000, 600),
+        (0, 4000, -5, 600),
+        (0, 70, None, 600),
+    ]
+    times = [now, now + timedelta(microseconds=123456), now + timedelta(microseconds=999999)]
+    displays = [("a@example.com", "Ada"), ("a@example.com", None), ("<b>", "")]
+    ids = ["a@example.com", "x/y~z", ".hidden", "a b+c&d=e", "<img src=x onerror=alert(1)>", "ü"]
+    prefix = reverse("usermetrics:user-detail", args=["ID"])[: -len("ID/")]
+
+    def life(case: tuple[int, int, int | None, int]) -> tuple[PerUserResourceUsage, datetime | None]:
+        """The case's user and when it is due for eviction."""
+        ref, idle, evicted, _ = case
+        user = usage("u", ref=ref, last=now - timedelta(seconds=idle))
+        return user, None if evicted is None else now + timedelta(seconds=evicted)
+
+    lifecycles = [(*life(c), c[3]) for c in lives]
+    cases = {
+        "now": iso(now),
+        "duration": seconds,
+        "ago": [iso(now - timedelta(seconds=s)) for s in agos],
+        "number": numbers,
+        "rates": [{"requests_per_min": r, "error_rate": e, "latency_ms": m} for r, e, m in rates],
+        "lifecycle": [
+            {"user": u.model_dump(mode="json"), "evicted_at": e and iso(e), "stuck_after": stuck}
+            for u, e, stuck in lifecycles
+        ],
+        "utc": [iso(t) for t in times],
+        "display": displays,
+        "prefix": prefix,
+        "url": ids,
+    }
+    (page_dir / "cases.json").write_text(json.dumps(cases))
+
+    title, stderr = _title(page_dir, "format.html")
+    assert title.startswith("{"), (title, stderr)
+    got = json.loads(title)
+    assert got["duration"] == [humanize.duration_words(s) for s in seconds]
+    assert got["ago"] == [humanize.ago(now - timedelta(seconds=s), now) for s in agos]
+    assert got["number"] == [humanize.number(v) for v in numbers]
+    assert got["rates"] == [humanize.rates_words(*r) for r in rates]
+    assert got["lifecycle"] == [
+        humanize.lifecycle_words(u, now, e, stuck_after=timedelta(seconds=stuck)) for u, e, stuck in lifecycles
+    ]
+    assert got["utc"] == [utc(t) for t in times]
+    assert got["display"] == [user_display(i, {i: label} if label else {}) for i, label in displays]
+    # Percent-encoded differently from reverse() (encodeURIComponent escapes "@", "+", "&", "="),
+    # but the same path once decoded, so the link opens the same user.
+    assert [unquote(u) for u in got["url"]] == [unquote(reverse("usermetrics:user-detail", args=[i])) for i in ids]
