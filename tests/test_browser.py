@@ -22,6 +22,7 @@ from tests.daphne import Daphne, manage, server_env
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("USERMETRICS_CHROMIUM", "/usr/bin/chromium")
+JS_DIR = Path(__file__).resolve().parent.parent / "static" / "usermetrics" / "js"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -293,6 +294,32 @@ def test_browser_list_draws_sparklines(server, page):
     open_live(page, server.base + "/")
     page.wait_for_selector("#um-rows tr [data-sparkline-user] canvas")
     assert page.locator("#um-rows tr [data-field=w_requests_per_min]").count() >= 1
+
+
+def test_browser_pages_load_every_module(server, page, session):
+    # The pages' code is ES modules under the CSP: main.js, and through its imports every module
+    # in static/usermetrics/js, each served as JavaScript. A module that fails to load or to parse
+    # stops the whole graph: then the feed never goes live here, and the console check below fails.
+    context, _ = session
+    modules = sorted(p.name for p in JS_DIR.glob("*.js"))
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})  # every module is a response
+    loaded: dict[str, tuple[int, str]] = {}
+
+    def on_response(response: object) -> None:
+        path = response.url.split("?", 1)[0]
+        if "/static/usermetrics/js/" in path:
+            loaded[path.rsplit("/", 1)[1]] = (response.status, response.headers.get("content-type", ""))
+
+    page.on("response", on_response)
+    for url in (server.base + "/", server.base + reverse("usermetrics:user-detail", args=[XSS_ID])):
+        loaded.clear()
+        open_live(page, url)
+        scripts = page.eval_on_selector_all("script[src*='/usermetrics/js/']", "s => s.map(e => [e.type, e.src])")
+        assert scripts == [["module", server.base + "/static/usermetrics/js/main.js"]]
+        assert sorted(loaded) == modules, url
+        assert all(status == 200 and "javascript" in kind for status, kind in loaded.values()), loaded
 
 
 def test_browser_ended_filter_shows_an_ended_user(server, page):

@@ -1,8 +1,13 @@
-"""charts.js in headless Chromium: the five detail charts and a sparkline draw from real history JSON."""
+"""The page modules in headless Chromium, served over HTTP (ES modules need it, with a JS MIME type).
+
+charts.js draws the five detail charts and a sparkline from real history JSON; format.js, which
+words every number and time of the pages and the charts, says them as usermetrics/humanize.py does.
+"""
 
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import json
 import shutil
@@ -11,27 +16,34 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from django.urls import reverse
 
 from tests.history_helpers import T0, recorder, snapshot, usage
+from usermetrics import humanize
 from usermetrics.history.query import window_stats
 from usermetrics.history.series import sparklines, user_series
+from usermetrics.snapshot import is_active
+from usermetrics.templatetags.usermetrics import iso, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static" / "usermetrics"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
+# uPlot stays a classic script (it defines the global `uPlot`); the page's own code is a module.
 PAGE = """<!doctype html><html data-theme="dark"><head><title>loading</title>
 <link rel="stylesheet" href="uPlot.min.css"><link rel="stylesheet" href="charts.css">
-<script src="uPlot.iife.min.js"></script><script src="charts.js"></script></head>
-<body><div id="detail"></div><table id="list"><tr><td data-sparkline-user="a/b"></td></tr></table>
-<script src="page.js"></script></body></html>"""
+<script src="uPlot.iife.min.js" defer></script><script type="module" src="page.js"></script></head>
+<body><div id="detail"></div><table id="list"><tr><td data-sparkline-user="a/b"></td></tr></table></body></html>"""
 
-# The page's own script: mount, append two live frames, fill the sparklines, then report in the title.
+# Mount, append two live frames, fill the sparklines, then report in the title. If any module of
+# the graph fails to load or to parse, none of it runs and the title stays "loading".
 PAGE_JS = """
-var charts = usermetricsCharts.mount(document.getElementById("detail"), {historyUrl: "history.json", window: "15m"});
-usermetricsCharts.sparklines(document.getElementById("list"), "sparklines.json", "1h").then(function () {
+import { available, mount, sparklines } from "./charts.js";
+var charts = mount(document.getElementById("detail"), {historyUrl: "history.json", window: "15m"});
+sparklines(document.getElementById("list"), "sparklines.json", "1h").then(function () {
   setTimeout(function () {
     var t = Date.now() / 1000;
     function frame(total) {
@@ -39,10 +51,32 @@ usermetricsCharts.sparklines(document.getElementById("list"), "sparklines.json",
               memory: {exit_stack_size: 2}};
     }
     charts.appendLive(frame(10), t - 2);
-    charts.appendLive(frame(16), t);
+    charts.appendLive(frame(16), new Date(t * 1000).toISOString());
     var status = document.querySelector(".usermetrics-chart-status").textContent;
-    document.title = "canvases=" + document.querySelectorAll("canvas").length + ";status=" + status;
+    var spark = document.querySelector("[data-sparkline-user]").title;
+    document.title = "canvases=" + document.querySelectorAll("canvas").length + ";available=" + available() +
+      ";global=" + typeof window.usermetricsCharts + ";spark=" + spark + ";status=" + status;
   }, 300);
+});
+"""
+
+# format.js on the cases in cases.json; the answers go to the title as JSON.
+FORMAT_PAGE = """<!doctype html><html><head><title>loading</title>
+<script type="module" src="format_page.js"></script></head><body></body></html>"""
+FORMAT_JS = """
+import * as f from "./format.js";
+fetch("cases.json").then(function (r) { return r.json(); }).then(function (c) {
+  var now = f.parseTime(c.now);
+  document.title = JSON.stringify({
+    duration: c.duration.map(function (s) { return f.durationWords(s); }),
+    ago: c.ago.map(function (when) { return f.ago(f.parseTime(when), now); }),
+    number: c.number.map(function (v) { return f.number(v); }),
+    rates: c.rates.map(function (s) { return f.rateWords(s); }),
+    active: c.active.map(function (u) { return f.isActive(u); }),
+    utc: c.utc.map(function (when) { return f.utcExact(f.parseTime(when)); }),
+    display: c.display.map(function (x) { return f.userDisplay(x[0], x[1]); }),
+    url: c.url.map(function (id) { return f.detailUrl(c.prefix, id); }),
+  });
 });
 """
 
@@ -54,16 +88,39 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def page_dir(tmp_path: Path) -> Iterator[Path]:
-    """The vendored files, charts.js, the page, and history JSON made by the real query functions."""
+    """The vendored files, every page module (charts.js imports format.js), and the test pages."""
     for path in [
         *(STATIC / "vendor" / "uplot").glob("uPlot.*"),
-        STATIC / "js" / "charts.js",
+        *(STATIC / "js").glob("*.js"),
         STATIC / "css" / "charts.css",
     ]:
         shutil.copy(path, tmp_path / path.name)
     (tmp_path / "index.html").write_text(PAGE)
     (tmp_path / "page.js").write_text(PAGE_JS)
+    (tmp_path / "format.html").write_text(FORMAT_PAGE)
+    (tmp_path / "format_page.js").write_text(FORMAT_JS)
     yield tmp_path
+
+
+def _title(page_dir: Path, page: str) -> tuple[str, str]:
+    """Serve ``page_dir`` over HTTP, let Chromium run ``page``: its final title and Chromium's stderr."""
+    handler = functools.partial(_QuietHandler, directory=str(page_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{page}"
+        result = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    title = result.stdout.split("<title>", 1)[1].split("</title>", 1)[0]
+    return html.unescape(title), result.stderr[-2000:]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium")
@@ -78,23 +135,61 @@ def test_charts_js_draws_detail_charts_and_sparklines(page_dir):
     lines = sparklines(user_ids=["a/b"], window=timedelta(hours=1), now=T0 + timedelta(minutes=2))
     (page_dir / "sparklines.json").write_text(json.dumps({"window": "1h", "users": lines}))
 
-    handler = functools.partial(_QuietHandler, directory=str(page_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
-        result = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-    title = result.stdout.split("<title>", 1)[1].split("</title>", 1)[0]
+    title, stderr = _title(page_dir, "index.html")
     # Five detail charts and one sparkline, each a uPlot canvas; the window stats as text.
-    assert title.startswith("canvases=6;"), (title, result.stderr[-2000:])
+    assert title.startswith("canvases=6;"), (title, stderr)
+    # A module now: it sees uPlot, and it leaves no global of its own behind.
+    assert ";available=true;global=undefined;" in title
+    assert ";spark=Requests per minute, last 1h;" in title
     assert "Last 15m: 12 requests" in title
     assert "latency 40 ms" in title
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium")
+def test_format_js_words_as_humanize_does(page_dir):
+    now = T0
+    seconds = [0, 0.5, 59, 60, 61, 3599, 3600, 3660, 7200, 86399, 86400, 90000, 172800, 200000, -5]
+    agos = [0, 0.5, 1, 59, 125, 3660, 90000, -10]
+    # No halves such as 0.125 or 2.675: there the script rounds up where Python rounds to even.
+    numbers = [0, 3, 12.5, 0.07, 1 / 3, 100, 12.345678, 99.999, 1234.5678]
+    rates = [(12.5, 0.0325, 140.0), (0.0, None, None), (3.333, 0.1, 40.25)]
+    # Records whose is_active says one thing and ref_count another: both sides read the counter.
+    records = [
+        usage("idle", ref=0),
+        usage("busy", ref=2),
+        usage("liar", ref=0).model_copy(
+            update={"session": usage("liar", ref=0).session.model_copy(update={"is_active": True})}
+        ),
+    ]
+    times = [now, now + timedelta(microseconds=123456), now + timedelta(microseconds=999999)]
+    displays = [("a@example.com", "Ada"), ("a@example.com", None), ("<b>", "")]
+    ids = ["a@example.com", "x/y~z", ".hidden", "a b+c&d=e", "<img src=x onerror=alert(1)>", "ü"]
+    prefix = reverse("usermetrics:user-detail", args=["ID"])[: -len("ID/")]
+
+    cases = {
+        "now": iso(now),
+        "duration": seconds,
+        "ago": [iso(now - timedelta(seconds=s)) for s in agos],
+        "number": numbers,
+        "rates": [{"requests_per_min": r, "error_rate": e, "latency_ms": m} for r, e, m in rates],
+        "active": [u.model_dump(mode="json") for u in records],
+        "utc": [iso(t) for t in times],
+        "display": displays,
+        "prefix": prefix,
+        "url": ids,
+    }
+    (page_dir / "cases.json").write_text(json.dumps(cases))
+
+    title, stderr = _title(page_dir, "format.html")
+    assert title.startswith("{"), (title, stderr)
+    got = json.loads(title)
+    assert got["duration"] == [humanize.duration_words(s) for s in seconds]
+    assert got["ago"] == [humanize.ago(now - timedelta(seconds=s), now) for s in agos]
+    assert got["number"] == [humanize.number(v) for v in numbers]
+    assert got["rates"] == [humanize.rates_words(*r) for r in rates]
+    assert got["active"] == [is_active(u) for u in records] == [False, True, False]
+    assert got["utc"] == [utc(t) for t in times]
+    assert got["display"] == [humanize.user_display(i, {i: label} if label else {}) for i, label in displays]
+    # Percent-encoded differently from reverse() (encodeURIComponent escapes "@", "+", "&", "="),
+    # but the same path once decoded, so the link opens the same user.
+    assert [unquote(u) for u in got["url"]] == [unquote(reverse("usermetrics:user-detail", args=[i])) for i in ids]

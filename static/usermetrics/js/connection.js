@@ -1,0 +1,195 @@
+/* connection.js — the live feed: the websocket, reconnects with exponential backoff and jitter,
+ * pause/resume, the connection indicator, "updated N s ago" and the server's clock.
+ */
+import { byId } from "./dom.js";
+import { parseTime, utcExact } from "./format.js";
+
+var BACKOFF_MIN_MS = 1000;
+var BACKOFF_MAX_MS = 30000;
+
+/**
+ * The feed of one page (`config` is the page's um-config). Returns
+ * {serverNow(), paused(), live(), setPaused(value), send(message), start(page)}; `start` connects
+ * and ticks every second, with `page` = {query(), apply(frame), tick(nowMs)}: the socket URL's
+ * query ("?" for none), what a frame changes, and what moves between frames.
+ */
+export function createFeed(config) {
+  var page = null;
+
+  // ---- the server's clock, as of the last frame ----------------------------------------------
+
+  var lastTimestamp = parseTime(config.timestamp);
+  var receivedAt = Date.now();
+  function serverNow() {
+    return lastTimestamp + (Date.now() - receivedAt);
+  }
+
+  // ---- connection state and the "updated N s ago" line -------------------------------------------
+
+  var conn = byId("um-conn");
+  var updated = byId("um-updated");
+  var pauseButton = byId("um-pause");
+  var paused = false;
+  var pending = null;
+  var connState = "connecting";
+  var retryAt = 0;
+
+  var socket = null;
+  var attempt = 0;
+  var retryTimer = null;
+
+  function showConn() {
+    var text;
+    if (connState === "reconnecting") {
+      text = "reconnecting in " + Math.max(1, Math.ceil((retryAt - Date.now()) / 1000)) + " s";
+    } else if (connState === "connecting") {
+      text = attempt ? "reconnecting…" : "connecting…";
+    } else {
+      text = connState;
+    }
+    if (paused) text += " (paused)";
+    conn.dataset.state = connState;
+    if (conn.textContent !== text) conn.textContent = text;
+  }
+
+  function showUpdated() {
+    var age = Math.max(0, Math.floor((Date.now() - receivedAt) / 1000));
+    updated.textContent = "updated " + age + " s ago";
+    updated.title = utcExact(lastTimestamp);
+  }
+
+  function setConn(state) {
+    connState = state;
+    showConn();
+  }
+
+  // ---- the socket: connect, frames, reconnect with backoff and jitter ------------------------------
+
+  function socketUrl() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var query = page.query();
+    return scheme + window.location.host + config.ws + (query === "?" ? "" : query);
+  }
+
+  function apply(frame) {
+    lastTimestamp = parseTime(frame.timestamp);
+    receivedAt = Date.now();
+    document.body.dataset.seq = String(frame.seq);
+    page.apply(frame);
+    showUpdated();
+  }
+
+  function onFrame(event) {
+    var frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch (error) {
+      return;
+    }
+    if (frame.type !== "snapshot") return;
+    document.body.dataset.receivedSeq = String(frame.seq);
+    if (connState !== "live") setConn("live");
+    if (paused) {
+      pending = frame; // hold the page still; the newest frame is shown on resume
+      return;
+    }
+    apply(frame);
+  }
+
+  function connect() {
+    window.clearTimeout(retryTimer);
+    retryTimer = null;
+    if (!navigator.onLine) {
+      setConn("offline");
+      return;
+    }
+    setConn("connecting");
+    var ws = new WebSocket(socketUrl());
+    socket = ws;
+    ws.addEventListener("open", function () {
+      attempt = 0;
+      setConn("live");
+    });
+    ws.addEventListener("message", onFrame);
+    ws.addEventListener("close", function () {
+      if (socket !== ws) return;
+      socket = null;
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect() {
+    if (!navigator.onLine) {
+      setConn("offline");
+      return;
+    }
+    // Exponential backoff from 1 s to 30 s, with jitter so that a restart does not bring every
+    // browser back in the same second.
+    var ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
+    var delay = Math.max(BACKOFF_MIN_MS, ceiling / 2 + Math.random() * (ceiling / 2));
+    attempt += 1;
+    retryAt = Date.now() + delay;
+    setConn("reconnecting");
+    retryTimer = window.setTimeout(connect, delay);
+  }
+
+  window.addEventListener("online", function () {
+    if (!socket) connect();
+  });
+  window.addEventListener("offline", function () {
+    if (!socket) {
+      window.clearTimeout(retryTimer);
+      setConn("offline");
+    }
+  });
+  window.addEventListener("pagehide", function () {
+    if (socket) {
+      var ws = socket;
+      socket = null;
+      ws.close();
+    }
+  });
+
+  // ---- pause / resume ---------------------------------------------------------------------------
+
+  function setPaused(value) {
+    paused = value;
+    pauseButton.textContent = paused ? "Resume" : "Pause";
+    pauseButton.setAttribute("aria-pressed", paused ? "true" : "false");
+    document.body.classList.toggle("um-paused", paused);
+    if (!paused && pending) {
+      var frame = pending;
+      pending = null;
+      apply(frame);
+    }
+    showConn();
+  }
+
+  pauseButton.hidden = false;
+  pauseButton.addEventListener("click", function () {
+    setPaused(!paused);
+  });
+
+  // The countdown and "updated N s ago" move every second; the page moves its own times (unpaused).
+  function tick() {
+    var nowMs = serverNow();
+    if (!paused) page.tick(nowMs);
+    showUpdated();
+    showConn();
+  }
+
+  return {
+    serverNow: serverNow,
+    paused: function () { return paused; },
+    live: function () { return connState === "live"; },
+    setPaused: setPaused,
+    send: function (message) {
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    },
+    start: function (handlers) {
+      page = handlers;
+      connect();
+      window.setInterval(tick, 1000);
+    },
+  };
+}

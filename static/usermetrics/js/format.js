@@ -1,0 +1,149 @@
+/* format.js — every word and number the pages and the charts write, as text (no DOM).
+ *
+ * Most rules mirror the server's (usermetrics/humanize.py, identities.py, converters.py and the
+ * templates), so that a value rendered by the server and the same value rendered here read alike.
+ */
+
+export function durationWords(seconds) {
+  var s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min";
+  if (s < 86400) {
+    var h = Math.floor(s / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    return m ? h + " h " + m + " min" : h + " h";
+  }
+  var d = Math.floor(s / 86400);
+  var hours = Math.floor((s % 86400) / 3600);
+  return hours ? d + " d " + hours + " h" : d + " d";
+}
+
+export function parseTime(iso) {
+  // Browsers differ on more than three fractional digits: keep milliseconds only.
+  return Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1"));
+}
+
+export function ago(ms, nowMs) {
+  var seconds = (nowMs - ms) / 1000;
+  if (seconds < 1) return "just now";
+  return durationWords(seconds).split(" ").slice(0, 2).join(" ") + " ago";
+}
+
+function pad(n, width) {
+  var s = String(n);
+  while (s.length < width) s = "0" + s;
+  return s;
+}
+
+export function utcExact(ms) {
+  var d = new Date(ms);
+  return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1, 2) + "-" + pad(d.getUTCDate(), 2) + " " +
+    pad(d.getUTCHours(), 2) + ":" + pad(d.getUTCMinutes(), 2) + ":" + pad(d.getUTCSeconds(), 2) + "." +
+    pad(d.getUTCMilliseconds(), 3) + " UTC";
+}
+
+export function number(value) {
+  // As usermetrics.humanize.number: at most two decimals, no trailing zeros.
+  return String(Math.round(value * 100) / 100);
+}
+
+function none(v) {
+  return v === null || v === undefined;
+}
+
+export function rateWords(stats) {
+  return {
+    requests_per_min: number(stats.requests_per_min || 0),
+    error_rate: none(stats.error_rate) ? "–" : number(stats.error_rate * 100) + " %",
+    latency_ms: none(stats.latency_ms) ? "–" : number(stats.latency_ms) + " ms",
+  };
+}
+
+export function latency(value) {
+  // Python prints floats with at least one decimal; match it so values do not flicker.
+  return (Number.isInteger(value) ? value.toFixed(1) : String(value)) + " ms";
+}
+
+// Whether a user has a request in flight: usermetrics.snapshot.is_active, NAT's own rule
+// (ref_count > 0), so a source whose is_active disagrees reads the same here as on the server.
+// The lifecycle in words comes with each frame ("lifecycle", from usermetrics.humanize).
+export function isActive(user) {
+  return user.session.ref_count > 0;
+}
+
+export function segment(userId) {
+  // usermetrics.converters.user_id_to_segment, then percent-encoding, as reverse() does.
+  var s = userId.replace(/~/g, "~7E").replace(/\//g, "~2F");
+  if (s.charAt(0) === ".") s = "~2E" + s.slice(1);
+  return encodeURIComponent(s);
+}
+
+// `prefix` is the page config's detail_prefix (the detail URL without its user id segment).
+export function detailUrl(prefix, userId) {
+  return prefix + segment(userId) + "/";
+}
+
+export function userDisplay(userId, label) {
+  // As usermetrics.identities.user_display: "label (user id)" for a registered user.
+  return label ? label + " (" + userId + ")" : userId;
+}
+
+// ---- sentences of the list page (the same words as the templates and views.py) ----------------
+
+// One banner line for a source that is not ok, after its bold name (base.html).
+export function bannerWords(source, nowMs) {
+  var text = " is " + source.state + (source.last_error ? ": " + source.last_error : "") + ". ";
+  if (source.last_success) {
+    text += "Last answered " + ago(parseTime(source.last_success), nowMs);
+    text += source.users ? "; its " + source.users + " users show their last known values." : ".";
+  } else {
+    text += "It has not answered since the dashboard started.";
+  }
+  return text;
+}
+
+// The line above the table (user_list.html): which users of how many the page shows.
+export function countWords(meta, shown, total) {
+  if (!meta.matched) return "0 users";
+  var first = (meta.page - 1) * meta.page_size + 1;
+  var text = "Users " + first + "–" + (first + shown - 1) + " of " + meta.matched;
+  if (meta.matched !== total) text += " matching (of " + total + ")";
+  return text;
+}
+
+// Why a live frame has no rows (views._empty_reason), or null when it has some.
+export function emptyReason(frame) {
+  if (frame.users.length) return null;
+  var sources = frame.sources || [];
+  if (!sources.length) return "No sources are configured, so there are no users to show.";
+  if (!frame.total_active_users) {
+    var down = sources.every(function (s) { return s.state !== "ok"; });
+    return down
+      ? "Every source is down: there is no data to show. See the sources above for their errors."
+      : "No users yet: no source reports a per-user workflow.";
+  }
+  return "No user matches this search and filter.";
+}
+
+export function pagesWords(page, pages) {
+  return "page " + page + " of " + pages;
+}
+
+export function clampedWords(pageSize) {
+  return "showing " + pageSize + " a page to keep live frames small";
+}
+
+// ---- the charts -----------------------------------------------------------------------------
+
+export function sparklineTitle(windowName) {
+  return "Requests per minute, last " + windowName;
+}
+
+// The line above the detail charts. Its own rounding (one decimal, "%" without a space, the raw
+// rate and latency), not rateWords': kept as the charts have always written it.
+export function chartStatusWords(windowName, stats) {
+  return "Last " + windowName + ": " + (stats.requests || 0) + " requests, " +
+    (stats.requests_per_min || 0) + "/min, error rate " +
+    (none(stats.error_rate) ? "–" : Math.round(stats.error_rate * 1000) / 10 + "%") +
+    ", latency " + (none(stats.latency_ms) ? "–" : stats.latency_ms + " ms");
+}

@@ -1,0 +1,94 @@
+/* list.js — the list page: applies the feed's frames to the table and its panels, and turns its
+ * links and search form into re-subscriptions of the feed instead of page loads.
+ */
+import { byId } from "./dom.js";
+import { applyControls, applyCount, applyEmpty, applyHeaders, applyPaginator, applySources, applySummary } from "./panels.js";
+import { createRates } from "./rates.js";
+import { applyRows } from "./rows.js";
+import { DEFAULT_VIEW, frameMatches, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewFromQuery, viewKey } from "./view.js";
+
+/** Start the list page of `config` (its um-config) on `feed`; returns the page for feed.start(). */
+export function startList(config, feed) {
+  var view = viewFromMeta(config.view);
+  var renderedViewKey = viewKey(view);
+  var rates = createRates(config, feed, function () { return view; });
+
+  function applyExports() {
+    // The exports take the whole filtered list: the view without its paging.
+    var query = queryOf(Object.assign({}, view, { page: 1, page_size: DEFAULT_VIEW.page_size }));
+    ["um-export-csv", "um-export-json"].forEach(function (id) {
+      var link = byId(id);
+      if (link) link.href = link.pathname + (query === "?" ? "" : query);
+    });
+  }
+
+  function applyList(frame) {
+    var meta = frame.view;
+    if (!frameMatches(meta, view)) return; // a frame of the view we just left
+    var key = viewKey(view);
+    var sameView = key === renderedViewKey;
+    renderedViewKey = key;
+    var nowMs = feed.serverNow();
+    applySummary(frame.summary, true);
+    applySources(frame.sources, feed.serverNow());
+    // The ended users are not in the feed: their rows stay as the server rendered them.
+    if (PAGE_LOAD_STATES.indexOf(meta.state) >= 0) return;
+    applyHeaders(meta, view);
+    applyControls(meta, view);
+    applyPaginator(meta, view);
+    applyCount(meta, frame);
+    applyEmpty(meta, frame);
+    applyRows(byId("um-rows"), frame, nowMs, sameView, config);
+    rates.rowsChanged();
+  }
+
+  function subscribe(next) {
+    if (PAGE_LOAD_STATES.indexOf(next.state) >= 0 || PAGE_LOAD_STATES.indexOf(view.state) >= 0) {
+      window.location.assign(window.location.pathname + queryOf(next)); // served by the page, not the feed
+      return;
+    }
+    view = next;
+    applyExports();
+    var query = queryOf(view);
+    window.history.replaceState(null, "", query === "?" ? window.location.pathname : query);
+    if (feed.paused()) feed.setPaused(false);
+    feed.send(Object.assign({ type: "subscribe" }, view));
+  }
+
+  // Links keep working without JavaScript; with it they re-subscribe instead of reloading.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("#um-table thead a, #um-paginator a, .um-filters a");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    subscribe(viewFromQuery(new URL(link.href).search));
+  });
+  var form = byId("um-search");
+  function fromForm() {
+    return {
+      page: 1,
+      page_size: parseInt(byId("um-page-size").value, 10),
+      sort: view.sort,
+      q: byId("um-q").value.trim(),
+      state: byId("um-state").value,
+      window: view.window,
+    };
+  }
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    subscribe(fromForm());
+  });
+  var typing = null;
+  byId("um-q").addEventListener("input", function () {
+    window.clearTimeout(typing);
+    typing = window.setTimeout(function () { subscribe(fromForm()); }, 300);
+  });
+  byId("um-state").addEventListener("change", function () { subscribe(fromForm()); });
+  byId("um-page-size").addEventListener("change", function () { subscribe(fromForm()); });
+  rates.setup();
+
+  return {
+    query: function () { return queryOf(view); },
+    apply: applyList,
+    tick: function () {},
+  };
+}

@@ -1,0 +1,35 @@
+/* main.js — the entry point of the live pages: reads the page's um-config (a json_script block)
+ * and starts the list or the detail page on the websocket feed.
+ *
+ * ES modules, no build step, no inline code (the pages run under a strict Content-Security-Policy).
+ * Data from the server only ever reaches the DOM as text (textContent, attribute values,
+ * URL-encoded hrefs), never as HTML.
+ */
+import { createFeed } from "./connection.js";
+import { startDetail } from "./detail.js";
+import { ago, parseTime } from "./format.js";
+import { startList } from "./list.js";
+
+// Relative times move every second between frames (while the page is not paused).
+function refreshTimes(nowMs) {
+  Array.prototype.forEach.call(document.querySelectorAll("[data-time]"), function (node) {
+    var target = node.querySelector(".um-rel") || node;
+    var text = ago(parseTime(node.dataset.time), nowMs);
+    if (target.textContent !== text) target.textContent = text;
+  });
+}
+
+var configNode = document.getElementById("um-config");
+if (configNode) {
+  var config = JSON.parse(configNode.textContent);
+  var feed = createFeed(config);
+  var page = config.page === "list" ? startList(config, feed) : startDetail(config, feed);
+  feed.start({
+    query: page.query,
+    apply: page.apply,
+    tick: function (nowMs) {
+      refreshTimes(nowMs);
+      page.tick(nowMs);
+    },
+  });
+}

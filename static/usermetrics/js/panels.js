@@ -1,0 +1,166 @@
+/* panels.js — the list page around its rows: summary cards, the sources and their banner, sort
+ * headers and filter links, search controls, the paginator, the count line and the empty state.
+ */
+import { byId, setValue } from "./dom.js";
+import { bannerWords, clampedWords, countWords, emptyReason, latency, pagesWords } from "./format.js";
+import { queryOf } from "./view.js";
+
+export function applySummary(summary, animate) {
+  Array.prototype.forEach.call(document.querySelectorAll("[data-summary]"), function (node) {
+    var key = node.dataset.summary;
+    var value = summary[key];
+    setValue(node, value, key === "avg_latency_ms" ? latency(value) : String(value), animate);
+  });
+}
+
+// The banner above the page: one line per source that is not ok (same words as base.html).
+function applyBanner(sources, nowMs) {
+  var banner = byId("um-banner");
+  var list = byId("um-banner-list");
+  if (!banner || !list) return;
+  var items = [];
+  sources.forEach(function (s) {
+    if (s.state === "ok") return;
+    var li = document.createElement("li");
+    li.dataset.state = s.state;
+    var name = document.createElement("strong");
+    name.textContent = s.name;
+    li.append(name, bannerWords(s, nowMs));
+    items.push(li);
+  });
+  list.replaceChildren.apply(list, items);
+  banner.hidden = items.length === 0;
+}
+
+// The sources card and the banner; `nowMs` is the server's clock.
+export function applySources(sources, nowMs) {
+  applyBanner(sources, nowMs);
+  var list = byId("um-sources");
+  if (!list) return;
+  var items = [];
+  sources.forEach(function (s) {
+    var li = document.createElement("li");
+    li.className = "um-source";
+    li.dataset.state = s.state;
+    li.title = s.last_error || s.kind + " source";
+    var dot = document.createElement("span");
+    dot.className = "um-dot";
+    var name = document.createElement("span");
+    name.className = "um-source-name";
+    name.textContent = s.name;
+    var state = document.createElement("span");
+    state.className = "um-source-state";
+    state.textContent = s.state;
+    var users = document.createElement("span");
+    users.className = "um-source-users";
+    users.textContent = s.users + " users";
+    li.append(dot, name, " ", state, " ", users);
+    if (s.state !== "ok" && s.last_error) {
+      var error = document.createElement("span");
+      error.className = "um-source-error";
+      error.textContent = s.last_error;
+      li.append(error);
+    }
+    items.push(li);
+  });
+  if (!items.length) {
+    var none = document.createElement("li");
+    none.className = "um-source";
+    none.dataset.state = "error";
+    none.textContent = "none configured";
+    items.push(none);
+  }
+  list.replaceChildren.apply(list, items);
+}
+
+// Sort headers and state filters of the frame's view; their links keep the rest of `view`.
+export function applyHeaders(meta, view) {
+  var current = meta.sort.replace(/^-/, "");
+  var descending = meta.sort.charAt(0) === "-";
+  Array.prototype.forEach.call(document.querySelectorAll("#um-table thead th[data-field]"), function (th) {
+    var field = th.dataset.field;
+    var next;
+    th.classList.remove("sorted", "ascending", "descending");
+    if (field === current) {
+      th.classList.add("sorted", descending ? "descending" : "ascending");
+      next = descending ? field : "-" + field;
+    } else {
+      next = field === "user_id" ? field : "-" + field;
+    }
+    var link = th.querySelector("a");
+    link.href = queryOf(Object.assign({}, view, { sort: next, page: 1 }));
+  });
+  Array.prototype.forEach.call(document.querySelectorAll(".um-filters a"), function (a) {
+    var value = a.dataset.stateValue;
+    a.href = queryOf(Object.assign({}, view, { state: value, page: 1 }));
+    var selected = value === meta.state;
+    a.classList.toggle("selected", selected);
+    if (selected) a.setAttribute("aria-current", "true");
+    else a.removeAttribute("aria-current");
+  });
+}
+
+export function applyControls(meta, view) {
+  var q = byId("um-q");
+  if (document.activeElement !== q && q.value !== meta.q) q.value = meta.q;
+  byId("um-state").value = meta.state;
+  byId("um-page-size").value = String(view.page_size);
+}
+
+export function applyPaginator(meta, view) {
+  var nav = byId("um-paginator");
+  var pages = meta.pages;
+  var wanted = [1, 2, pages - 1, pages];
+  for (var n = meta.page - 2; n <= meta.page + 2; n++) wanted.push(n);
+  var numbers = wanted
+    .filter(function (x, i) { return x >= 1 && x <= pages && wanted.indexOf(x) === i; })
+    .sort(function (x, y) { return x - y; });
+  var nodes = [];
+  var previous = 0;
+  if (pages > 1) {
+    numbers.forEach(function (number) {
+      if (number - previous > 1) {
+        var gap = document.createElement("span");
+        gap.className = "um-gap";
+        gap.textContent = "…";
+        nodes.push(gap);
+      }
+      var node;
+      if (number === meta.page) {
+        node = document.createElement("span");
+        node.className = "this-page";
+        node.setAttribute("aria-current", "page");
+      } else {
+        node = document.createElement("a");
+        node.href = queryOf(Object.assign({}, view, { page: number }));
+        node.dataset.page = String(number);
+      }
+      node.textContent = String(number);
+      nodes.push(node);
+      previous = number;
+    });
+  }
+  var label = document.createElement("span");
+  label.className = "um-pages";
+  label.id = "um-pages";
+  label.textContent = pagesWords(meta.page, pages);
+  nodes.push(label);
+  if (meta.clamped) {
+    var note = document.createElement("span");
+    note.className = "um-clamped";
+    note.textContent = clampedWords(meta.page_size);
+    nodes.push(note);
+  }
+  nav.replaceChildren.apply(nav, nodes);
+}
+
+export function applyCount(meta, frame) {
+  byId("um-count").textContent = countWords(meta, frame.users.length, frame.total_active_users);
+}
+
+export function applyEmpty(meta, frame) {
+  var reason = emptyReason(frame);
+  byId("um-empty").hidden = reason === null;
+  byId("um-empty-reason").textContent = reason || "";
+  byId("um-empty-clear").hidden = !(meta.q || meta.state);
+}

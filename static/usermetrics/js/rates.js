@@ -1,0 +1,90 @@
+/* rates.js — the list rows' window: rates, flags and sparklines, fetched (not carried by the feed)
+ * every 30 s while the feed is live, and soon after new rows arrive.
+ */
+import { sparkline, available as chartsAvailable } from "./charts.js";
+import { byId } from "./dom.js";
+import { rateWords, sparklineTitle } from "./format.js";
+import { rowIds, WINDOW_FIELDS } from "./rows.js";
+
+var WINDOW_REFRESH_MS = 30000;
+
+/**
+ * The window of the rows of one list page: `config` is its um-config, `feed` its connection,
+ * `currentView()` the view it shows. Returns {setup(), rowsChanged()}.
+ */
+export function createRates(config, feed, currentView) {
+  var windowTimer = null;
+  var windowIds = "";
+
+  function drawSparkline(holder, values) {
+    if (!chartsAvailable() || !values) return;
+    sparkline(holder, values);
+    holder.title = sparklineTitle(currentView().window);
+  }
+
+  function applyFlags(cell, flags) {
+    var badges = flags.map(function (flag) {
+      var badge = document.createElement("span");
+      badge.className = "um-flag";
+      badge.dataset.flag = flag.name;
+      badge.title = flag.detail;
+      badge.textContent = flag.label;
+      return badge;
+    });
+    cell.replaceChildren.apply(cell, badges);
+  }
+
+  function applyWindow(doc) {
+    Array.prototype.forEach.call(byId("um-rows").rows, function (tr) {
+      var entry = doc.users[tr.dataset.userId];
+      if (!entry) return;
+      var words = rateWords(entry.stats);
+      WINDOW_FIELDS.forEach(function (field) {
+        var td = tr.querySelector('[data-field="w_' + field + '"]');
+        if (td && td.textContent !== words[field]) td.textContent = words[field];
+      });
+      var flags = tr.querySelector("[data-row-flags]");
+      if (flags && currentView().state !== "ended") applyFlags(flags, entry.flags);
+      var holder = tr.querySelector("[data-sparkline-user]");
+      if (holder) drawSparkline(holder, entry.sparkline);
+    });
+  }
+
+  function refreshWindow() {
+    window.clearTimeout(windowTimer);
+    windowTimer = window.setTimeout(refreshWindow, WINDOW_REFRESH_MS);
+    // Without a live feed the server is likely away: wait for the next refresh, log no failure.
+    if (!config.window_url || feed.paused() || document.hidden || !feed.live()) return;
+    var ids = rowIds();
+    windowIds = ids.join("\u0000");
+    if (!ids.length) return;
+    var params = new URLSearchParams();
+    params.set("window", currentView().window);
+    ids.forEach(function (id) { params.append("user_id", id); });
+    fetch(config.window_url + "?" + params.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (doc) { if (doc) applyWindow(doc); })
+      .catch(function () { /* the next refresh tries again */ });
+  }
+
+  return {
+    // The sparklines the server sent with the page, then a refresh every WINDOW_REFRESH_MS.
+    setup: function () {
+      if (!config.window_url) return;
+      var node = byId("um-sparklines");
+      var initial = node ? JSON.parse(node.textContent) : {};
+      Array.prototype.forEach.call(document.querySelectorAll("[data-sparkline-user]"), function (holder) {
+        drawSparkline(holder, initial[holder.dataset.sparklineUser]);
+      });
+      windowIds = rowIds().join("\u0000");
+      windowTimer = window.setTimeout(refreshWindow, WINDOW_REFRESH_MS);
+    },
+    // New rows on the page (sort, paging, new users): fetch their window soon, once.
+    rowsChanged: function () {
+      if (!config.window_url) return;
+      if (rowIds().join("\u0000") === windowIds) return;
+      window.clearTimeout(windowTimer);
+      windowTimer = window.setTimeout(refreshWindow, 1000);
+    },
+  };
+}

@@ -1,0 +1,156 @@
+/* rows.js — the list table's rows: built and filled from a frame's users, kept in the frame's
+ * order, flashed when they change, marked gone for a few frames when every source lost them.
+ */
+import { byId, flash, setValue } from "./dom.js";
+import { ago, detailUrl, isActive, latency, parseTime, userDisplay, utcExact } from "./format.js";
+
+export var COLUMNS = [
+  "created_at", "last_activity", "ref_count", "is_active", "total_requests", "active_requests",
+  "avg_latency_ms", "error_count", "per_user_functions_count", "per_user_function_groups_count",
+  "exit_stack_size",
+];
+// Where each counter sits in a PerUserResourceUsage: [section, field].
+export var NUMERIC = {
+  ref_count: ["session", "ref_count"],
+  total_requests: ["requests", "total_requests"],
+  active_requests: ["requests", "active_requests"],
+  error_count: ["requests", "error_count"],
+  per_user_functions_count: ["memory", "per_user_functions_count"],
+  per_user_function_groups_count: ["memory", "per_user_function_groups_count"],
+  exit_stack_size: ["memory", "exit_stack_size"],
+};
+// The window's columns (fetched, not pushed: see rates.js).
+export var WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms"];
+
+// `withWindow`: the page shows the window's rates and activity (the history is on).
+function buildRow(user, withWindow) {
+  var tr = document.createElement("tr");
+  tr.dataset.userId = user.user_id;
+  var th = document.createElement("th");
+  th.scope = "row";
+  th.className = "um-col-user";
+  th.dataset.field = "user_id";
+  var a = document.createElement("a");
+  th.appendChild(a);
+  var flags = document.createElement("span");
+  flags.className = "um-row-flags";
+  flags.dataset.rowFlags = "";
+  th.appendChild(flags);
+  tr.appendChild(th);
+  // The window's rates and activity come right after the user, as on the server-rendered page.
+  if (withWindow) {
+    WINDOW_FIELDS.forEach(function (field) {
+      var td = document.createElement("td");
+      td.dataset.field = "w_" + field;
+      td.className = "um-num um-rate";
+      td.textContent = "…";
+      tr.appendChild(td);
+    });
+    var spark = document.createElement("td");
+    spark.className = "um-col-spark";
+    spark.dataset.field = "w_activity";
+    var holder = document.createElement("span");
+    holder.dataset.sparklineUser = user.user_id;
+    spark.appendChild(holder);
+    tr.appendChild(spark);
+  }
+  COLUMNS.forEach(function (field) {
+    var td = document.createElement("td");
+    td.dataset.field = field;
+    if (NUMERIC[field] || field === "avg_latency_ms") td.className = "um-num";
+    if (field === "is_active") {
+      var badge = document.createElement("span");
+      badge.className = "um-badge";
+      td.appendChild(badge);
+    }
+    tr.appendChild(td);
+  });
+  return tr;
+}
+
+function fillTime(td, iso, nowMs, animate) {
+  var ms = parseTime(iso);
+  setValue(td, iso, ago(ms, nowMs), animate);
+  td.dataset.time = iso;
+  td.title = utcExact(ms);
+}
+
+function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
+  var cells = {};
+  Array.prototype.forEach.call(tr.children, function (cell) {
+    cells[cell.dataset.field] = cell;
+  });
+  var link = cells.user_id.querySelector("a");
+  var shown = userDisplay(user.user_id, label);
+  if (link.textContent !== shown) link.textContent = shown;
+  link.href = detailUrl(detailPrefix, user.user_id);
+  fillTime(cells.created_at, user.session.created_at, nowMs, animate);
+  fillTime(cells.last_activity, user.session.last_activity, nowMs, animate);
+  Object.keys(NUMERIC).forEach(function (field) {
+    var path = NUMERIC[field];
+    var value = user[path[0]][path[1]];
+    setValue(cells[field], value, String(value), animate);
+  });
+  setValue(cells.avg_latency_ms, user.requests.avg_latency_ms, latency(user.requests.avg_latency_ms), animate);
+  cells.error_count.classList.toggle("um-has-errors", user.requests.error_count > 0);
+  var state = isActive(user) ? "active" : "idle";
+  var badge = cells.is_active.querySelector(".um-badge");
+  badge.dataset.state = state;
+  setValue(badge, state, state, animate);
+  tr.classList.toggle("um-active", state === "active");
+}
+
+/**
+ * Make `tbody` show the frame's users in its order. `sameView`: the frame is of the view already
+ * shown (changes flash, lost users linger); `config` is the page's um-config.
+ */
+export function applyRows(tbody, frame, nowMs, sameView, config) {
+  var existing = new Map();
+  Array.prototype.forEach.call(tbody.rows, function (tr) {
+    existing.set(tr.dataset.userId, tr);
+  });
+  var gone = new Set(frame.gone || []);
+  var labels = frame.labels || {};
+  var ordered = [];
+  frame.users.forEach(function (user) {
+    var tr = existing.get(user.user_id);
+    if (tr) {
+      existing.delete(user.user_id);
+      tr.classList.remove("um-gone");
+      delete tr.dataset.goneFrames;
+      fillRow(tr, user, labels[user.user_id], nowMs, sameView, config.detail_prefix);
+    } else {
+      tr = buildRow(user, !!config.window_url);
+      fillRow(tr, user, labels[user.user_id], nowMs, false, config.detail_prefix);
+      if (sameView) flash(tr); // a user new to this page since the last frame
+    }
+    ordered.push(tr);
+  });
+  // Rows not in the frame: users that vanished from every source stay a few frames, marked
+  // gone; users that only moved off this page (sort, filter) leave at once.
+  existing.forEach(function (tr, userId) {
+    var frames = parseInt(tr.dataset.goneFrames || "0", 10);
+    if (sameView && (gone.has(userId) || frames > 0) && frames < 5) {
+      tr.dataset.goneFrames = String(frames + 1);
+      if (!tr.classList.contains("um-gone")) {
+        tr.classList.add("um-gone");
+        tr.title = "No source reports this user any more";
+      }
+      ordered.push(tr);
+    } else {
+      tr.remove();
+    }
+  });
+  var cursor = tbody.firstElementChild;
+  ordered.forEach(function (tr) {
+    if (tr === cursor) cursor = cursor.nextElementSibling;
+    else tbody.insertBefore(tr, cursor); // moves only rows out of place, so flashes keep running
+  });
+}
+
+// The ids of the rows on the page, in order.
+export function rowIds() {
+  return Array.prototype.map.call(byId("um-rows").rows, function (tr) {
+    return tr.dataset.userId;
+  });
+}
