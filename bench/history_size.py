@@ -1,6 +1,6 @@
 """Bytes per hour of the history store (sync script): 1,000 and 10,000 active users for one simulated hour.
 
-Runs the real recorder (``usermetrics.history.Recorder.record``) over synthetic snapshots in a
+Runs the real recorder (``usermetrics.history.recorder.Recorder.record``) over synthetic snapshots in a
 scratch database, then prints the store's size. Every user is *active*: its counters change at
 every refresh, the worst case for the store (an idle user writes nothing). Per-user samples are
 written at most once per ``SAMPLE_INTERVAL`` (15 s by default), totals once per refresh (2 s).
@@ -35,7 +35,10 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from usermetrics.history import Recorder, rollup  # noqa: E402
+from usermetrics.conf import get_config  # noqa: E402
+from usermetrics.history.recorder import Recorder  # noqa: E402
+from usermetrics.history.rollup import rollup  # noqa: E402
+from usermetrics.history.samples import totals_row  # noqa: E402
 from usermetrics.metrics import (  # noqa: E402
     PerUserMemoryMetrics,
     PerUserRequestMetrics,
@@ -43,7 +46,7 @@ from usermetrics.metrics import (  # noqa: E402
     PerUserSessionMetrics,
 )
 from usermetrics.models import TotalsSample  # noqa: E402
-from usermetrics.services import Snapshot, SourceHealth  # noqa: E402
+from usermetrics.snapshot import Snapshot, SourceHealth  # noqa: E402
 
 TABLES = ("usermetrics_userlife", "usermetrics_usersample", "usermetrics_totalssample")
 REFRESH = 2.0  # seconds, the default refresh interval
@@ -121,8 +124,8 @@ def run(users: int, minutes: int) -> None:
 
         apps.get_model("usermetrics", model).objects.all().delete()
     base = store_bytes()
-    recorder = Recorder()
-    sample_every = recorder.sample_interval.total_seconds() or REFRESH
+    recorder = Recorder(get_config().history)
+    sample_every = recorder.config.sample_interval or REFRESH
     start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
     created = start - timedelta(hours=1)
     steps = int(minutes * 60 / sample_every)
@@ -139,23 +142,7 @@ def run(users: int, minutes: int) -> None:
     extra = []
     for i in range(int(minutes * 60 / REFRESH)):
         ts = start + timedelta(seconds=i * REFRESH + 0.5)
-        extra.append(
-            TotalsSample(
-                ts=ts,
-                users=users,
-                active=users,
-                in_flight=users,
-                requests=0,
-                errors=0,
-                avg_latency_ms=0.0,
-                exit_stack=0,
-                d_requests=0,
-                d_errors=0,
-                d_latency_ms=0.0,
-                sources_up=1,
-                sources_total=1,
-            )
-        )
+        extra.append(totals_row(snapshot(ts, [], 0), d_requests=0, d_errors=0, d_latency_ms=0.0))
     TotalsSample.objects.bulk_create(extra[: max(0, len(extra) - steps)], batch_size=1000)
     used = store_bytes() - base
     per_hour = used * 60 / minutes
@@ -192,7 +179,7 @@ def main() -> None:
         # Its own name: test_<name> may be another checkout's test suite, running right now.
         connection.settings_dict["TEST"]["NAME"] = f"bench_usermetrics_{os.getpid()}"
     name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    print(f"scratch database: {name}; sample interval {Recorder().sample_interval.total_seconds():g} s", flush=True)
+    print(f"scratch database: {name}; sample interval {get_config().history.sample_interval:g} s", flush=True)
     try:
         for users in args.users:
             run(users, args.minutes)

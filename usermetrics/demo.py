@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from usermetrics.runtime import PerUserBuilder, SessionManager
-from usermetrics.sources import LocalSource
 
 logger = logging.getLogger(__name__)
 
@@ -288,22 +287,3 @@ def demo_session_manager(
     )
     holder["workload"] = DemoWorkload(manager, users=users, seed=seed, extra_users=extra_users)
     return manager, holder["workload"]
-
-
-def demo_source(
-    *,
-    users: int = 40,
-    seed: int = 0,
-    timeout_seconds: float = 120.0,
-    cleanup_seconds: float = 10.0,
-    extra_users: Sequence[str] = (),
-) -> LocalSource:
-    """The demo workload as a source named ``demo`` (its ``start()`` runs the workload)."""
-    manager, workload = demo_session_manager(
-        users=users,
-        seed=seed,
-        timeout_seconds=timeout_seconds,
-        cleanup_seconds=cleanup_seconds,
-        extra_users=extra_users,
-    )
-    return LocalSource("demo", manager, workload=workload)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from usermetrics.conf import Config, get_config
-from usermetrics.demo import demo_source
+from usermetrics.demo import demo_session_manager
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
-from usermetrics.sources import Source, nat_sources_build
+from usermetrics.sources import LocalSource, Source, nat_sources_build
 
 
 def service_build(*, config: Config | None = None, record: bool = True) -> tuple[MonitorService, Recorder | None]:
@@ -19,15 +19,14 @@ def service_build(*, config: Config | None = None, record: bool = True) -> tuple
     sources: list[Source] = list(nat_sources_build(cfg.sources, default_timeout=cfg.source_timeout))
     if cfg.demo.enabled:
         demo = cfg.demo
-        sources.append(
-            demo_source(
-                users=demo.users,
-                seed=demo.seed,
-                timeout_seconds=demo.timeout,
-                cleanup_seconds=demo.cleanup_interval,
-                extra_users=demo.extra_users,
-            )
+        manager, workload = demo_session_manager(
+            users=demo.users,
+            seed=demo.seed,
+            timeout_seconds=demo.timeout,
+            cleanup_seconds=demo.cleanup_interval,
+            extra_users=demo.extra_users,
         )
+        sources.append(LocalSource("demo", manager, workload=workload))
     service = MonitorService(
         sources, interval=cfg.refresh_interval, timeout=cfg.source_timeout, down_after=cfg.source_down_after
     )
