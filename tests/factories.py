@@ -110,3 +110,16 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float | None = None, flags=None):
+    """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout)."""
+    from usermetrics.board import FragmentCache, board_build
+    from usermetrics.selection import FLAG_STATES
+    from usermetrics.snapshot import SourceHealth, merge
+
+    health = SourceHealth(name="s", kind="t", state="ok", per_user_workflow_timeout=timeout)
+    snapshot = merge([("s", users)], seq=seq, timestamp=BASE_TIME, sources=[health])
+    return board_build(
+        snapshot, producer="p", published_at=BASE_TIME, cache=FragmentCache(), flags=flags, flag_names=FLAG_STATES
+    )

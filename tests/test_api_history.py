@@ -11,8 +11,8 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
 
+from tests.conftest import current_producer
 from tests.history_helpers import FixedSource, recorder, snapshot, usage
-from usermetrics import services
 from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +26,7 @@ async def recorded(install_service):
     source = FixedSource(
         "fixed", [usage("a/b", total=30, errors=3, avg=120.0, created=created, last=now)], timeout=timedelta(minutes=30)
     )
-    install_service([source])
+    await install_service([source])
     rec = recorder()
     await sync_to_async(rec.record)(
         snapshot(now - timedelta(minutes=2), [usage("a/b", total=10, errors=1, avg=100.0, created=created)])
@@ -74,7 +74,7 @@ async def test_history_api_ended_user_keeps_last_values(recorded, staff_client):
 async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded, staff_client):
     now = utcnow()
     recorded.users = [usage("a/b", total=30, errors=3, avg=120.0, last=now - timedelta(minutes=10, seconds=5))]
-    await services.get_service().refresh()
+    await current_producer().refresh()
     doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]))).content)
     flags = {f["name"]: f for f in doc["flags"]}
     assert set(flags) == {"idle", "erroring"}  # 2 of its 10 requests in the last hour failed

@@ -45,7 +45,7 @@ async def local(install_service, manager):
     for user_id in ODD_IDS:
         async with manager.session(user_id) as builder:
             builder.add_function("tool", object())
-    install_service([LocalSource("local", manager)])
+    await install_service([LocalSource("local", manager)])
     return manager
 
 

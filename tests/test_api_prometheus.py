@@ -25,7 +25,7 @@ async def scraped(install_service):
         usage(SECRET_IDS[0], total=10, errors=2, avg=200.0, ref=2, stack=3, last=now),
         usage(SECRET_IDS[1], total=30, errors=0, avg=100.0, last=now),
     ]
-    install_service([FixedSource("nat-a", users), FixedSource("nat-b", [])])
+    await install_service([FixedSource("nat-a", users), FixedSource("nat-b", [])])
     rec = recorder()
     await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), [*users, usage("ended-user-x", total=1)]))
     await sync_to_async(rec.record)(snapshot(now, users))

@@ -115,7 +115,7 @@ async def test_nat_source_in_service_converts_naive_times_and_reports_404_health
     berlin = ZoneInfo("Europe/Berlin")
     good = source_for(lambda request: httpx.Response(200, content=nat_body(USER)), timezone=berlin)
     off = NatHttpSource("off", "http://off.test", transport=httpx.MockTransport(lambda r: httpx.Response(404)))
-    snapshot = await install_service([good, off]).refresh()
+    snapshot = (await install_service([good, off])).monitor.last_snapshot
     usage = snapshot.by_id[USER["user_id"]]
     # 15:00 in Berlin in November (UTC+1) is 14:00 UTC.
     assert usage.session.created_at == datetime(2026, 11, 25, 14, 0, 48, 133278, tzinfo=UTC)

@@ -3,8 +3,8 @@
 One ``MonitorService`` refreshes every source with a timeout each; callers that arrive while a
 refresh runs share it. The last good answer of each source is kept with its health, all
 timestamps become timezone-aware UTC, and users are merged by ``user_id`` into one ``Snapshot``.
-Listeners (the history recorder, the feed) run after every refresh. The clock is injected, so
-tests move time instead of sleeping to reach a threshold.
+The producer (``usermetrics.publish.producer``) calls ``refresh`` at its own pace. The clock is
+injected, so tests move time instead of sleeping to reach a threshold.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -22,8 +22,6 @@ from usermetrics.snapshot import Snapshot, SourceHealth, merge
 from usermetrics.sources import Source
 
 logger = logging.getLogger(__name__)
-
-Listener = Callable[[Snapshot], Awaitable[None]]
 
 
 @dataclass
@@ -59,8 +57,6 @@ class MonitorService:
         self._seq = 0
         self._snapshot: Snapshot | None = None
         self._inflight: asyncio.Task[Snapshot] | None = None
-        self._listeners: list[Listener] = []
-        self._loop_task: asyncio.Task[None] | None = None
         self._started = False
         self.refresh_count = 0
 
@@ -69,9 +65,9 @@ class MonitorService:
         """The configured sources, in order."""
         return [st.source for st in self._states]
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(snapshot)`` after every refresh (the recorder and the feed use this)."""
-        self._listeners.append(listener)
+    def seq_from(self, seq: int) -> None:
+        """Number the next refresh after ``seq`` (a producer taking over continues its predecessor's)."""
+        self._seq = max(self._seq, seq)
 
     async def refresh(self) -> Snapshot:
         """Refresh every source now; callers that arrive meanwhile share this one refresh."""
@@ -82,14 +78,6 @@ class MonitorService:
             self._inflight = task
         # Shielded: a caller that gives up must not cancel the refresh the others wait for.
         return await asyncio.shield(task)
-
-    async def snapshot(self, *, max_age: float | None = None) -> Snapshot:
-        """The latest snapshot if it is younger than ``max_age`` (default: the interval), else a fresh one."""
-        current = self._snapshot
-        limit = self.interval if max_age is None else max_age
-        if current is not None and (self.clock() - current.timestamp).total_seconds() < limit:
-            return current
-        return await self.refresh()
 
     @property
     def last_snapshot(self) -> Snapshot | None:
@@ -111,11 +99,6 @@ class MonitorService:
         )
         self._snapshot = snapshot
         self.refresh_count += 1
-        for listener in list(self._listeners):
-            try:
-                await listener(snapshot)
-            except Exception:
-                logger.exception("Snapshot listener %r failed", listener)
         return snapshot
 
     async def _fetch(self, state: _SourceState) -> None:
@@ -149,7 +132,7 @@ class MonitorService:
         health.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
 
     async def start(self) -> None:
-        """Start the sources' own work and the periodic refresh on the running loop (idempotent)."""
+        """Start the sources' own work on the running loop, such as the demo's workload (idempotent)."""
         if self._started:
             return
         self._started = True
@@ -157,29 +140,9 @@ class MonitorService:
             start = getattr(source, "start", None)
             if callable(start):
                 await start()
-        self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="usermetrics-producer")
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                logger.exception("Refresh failed")
-            # Fixed rate: a slow refresh does not stretch the interval; a very slow one skips ticks.
-            next_at += self.interval
-            now = loop.time()
-            if next_at < now:
-                next_at = now
-            await asyncio.sleep(next_at - now)
 
     async def aclose(self) -> None:
-        """Stop refreshing and close the sources."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
+        """Close the sources."""
         for source in self.sources:
             aclose = getattr(source, "aclose", None)
             if callable(aclose):

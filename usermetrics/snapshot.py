@@ -100,6 +100,15 @@ class SourceHealth:
             "per_user_workflow_timeout": self.per_user_workflow_timeout,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceHealth:
+        """The health ``as_dict`` wrote (as a board carries it to other processes)."""
+        times = ("last_success", "last_error_at", "failing_since")
+        fields = {k: v for k, v in data.items() if k != "users_stale"}
+        for name in times:
+            fields[name] = datetime.fromisoformat(fields[name]) if fields[name] else None
+        return cls(**fields)
+
     def brief(self) -> dict[str, Any]:
         """The few fields that pages and frames show of a source."""
         data = self.as_dict()
@@ -195,6 +204,15 @@ class Snapshot:
     def totals(self) -> Totals:
         """Totals over every user (computed once per snapshot)."""
         return totals(self.users)
+
+    @property
+    def ids(self) -> list[str]:
+        """Every user id, in merge order."""
+        return list(self.by_id)
+
+    def user(self, user_id: str) -> PerUserResourceUsage | None:
+        """One user's merged record, or None when no source reports it."""
+        return self.by_id.get(user_id)
 
     def user_is_stale(self, user_id: str) -> bool:
         """Whether any of the user's numbers come from a source that did not answer this time."""

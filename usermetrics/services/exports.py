@@ -23,10 +23,10 @@ from usermetrics.history.flags import Flag, users_flags
 from usermetrics.history.query import WindowStats, window_stats
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import UserSample
-from usermetrics.selection import CHART_WINDOWS, ENDED, FLAG_STATES, ViewSpec, view_filter, window_choose, window_length
+from usermetrics.selection import CHART_WINDOWS, ENDED, ViewSpec, view_filter, window_choose, window_length
 from usermetrics.snapshot import is_active
 
-from .live import labels_aget, snapshot_get
+from .live import board_get, labels_aget
 
 # Columns of the list export, in order (the HTML list shows the same facts).
 USER_COLUMNS = (
@@ -77,28 +77,24 @@ async def users_export(*, spec: ViewSpec) -> Export:
     if spec.state == ENDED:
         pks = await sync_to_async(ended_select)(q=spec.q, sort=spec.sort, labels=labels) if enabled else []
         return Export(USER_COLUMNS, _ended_rows(pks), "users-ended")
-    snapshot = await snapshot_get()
+    board = board_get()
     length = window_length(spec.window)
-    all_flags: dict[str, list[Flag]] | None = None
-    if spec.state in FLAG_STATES:
-        all_flags = await sync_to_async(users_flags)(snapshot)
-    names = {uid: [f.name for f in fl] for uid, fl in (all_flags or {}).items()}
-    users = view_filter(snapshot, spec, labels=labels, flags=names)
+    positions = view_filter(board, spec, labels=labels)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
-        for start in range(0, len(users), CHUNK):
-            chunk = users[start : start + CHUNK]
+        for start in range(0, len(positions), CHUNK):
+            chunk = [board.usage_at(i) for i in positions[start : start + CHUNK]]
             ids = [u.user_id for u in chunk]
             now = utcnow()
             stats = await sync_to_async(window_stats)(window=length, user_ids=ids, now=now) if enabled else {}
-            flags = all_flags if all_flags is not None else await sync_to_async(users_flags)(snapshot, ids, now=now)
+            flags = await sync_to_async(users_flags)(board, ids, now=now)
             empty = WindowStats(seconds=length.total_seconds())
             for usage in chunk:
                 uid = usage.user_id
                 yield _user_row(
                     usage,
                     state="active" if is_active(usage) else "idle",
-                    sources=snapshot.origins.get(uid, ()),
+                    sources=board.origins(uid),
                     window=spec.window,
                     stats=stats.get(uid, empty) if enabled else None,
                     flags=flags.get(uid, []),

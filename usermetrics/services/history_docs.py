@@ -16,7 +16,7 @@ from usermetrics.history.query import overview_stats
 from usermetrics.history.series import overview_series, sparklines, user_series
 from usermetrics.selection import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length
 
-from .live import snapshot_get
+from .live import board_get
 from .pages import rows_window, user_lookup, user_window
 
 # The most user ids one sparklines or list-window request may ask for (a page of the list).
@@ -29,8 +29,7 @@ async def user_history_doc(*, user_id: str, window: str | None) -> dict[str, Any
     None when the user is not found (the not-found rule of ``pages.user_lookup``).
     """
     name = window_choose(window, CHART_WINDOWS)
-    snapshot = await snapshot_get()
-    found = await sync_to_async(user_lookup)(snapshot, user_id)
+    found = await sync_to_async(user_lookup)(board_get(), user_id)
     if found is None:
         return None
     doc = await sync_to_async(user_series)(user_id=user_id, window=window_length(name))
@@ -65,6 +64,5 @@ async def sparklines_doc(*, user_ids: Sequence[str], window: str | None) -> dict
 async def rows_window_doc(*, user_ids: Sequence[str], window: str | None) -> dict[str, Any]:
     """Rates, flags and sparklines of the list's visible rows (at most ``MAX_USERS``)."""
     name = window_choose(window, RATE_WINDOWS)
-    snapshot = await snapshot_get()
-    rows = await sync_to_async(rows_window)(snapshot, user_ids=list(user_ids)[:MAX_USERS], window=name)
+    rows = await sync_to_async(rows_window)(board_get(), user_ids=list(user_ids)[:MAX_USERS], window=name)
     return {"window": name, "users": {uid: row.as_dict() for uid, row in rows.items()}}
