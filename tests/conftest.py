@@ -65,6 +65,17 @@ def _close_executor_connections(request: pytest.FixtureRequest) -> Iterator[None
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
 
 
+@pytest.fixture(autouse=True)
+def _local_face() -> Iterator[None]:
+    """Every in-process test gets a face of its own on a local bus: no producer thread, no Redis keys.
+
+    Whole-stack tests start real Daphne and runmonitor processes for those.
+    """
+    previous = services.face_install(services.face_local())
+    yield
+    services.face_install(previous)
+
+
 @pytest.fixture
 async def manager() -> AsyncIterator[SessionManager]:
     """A runtime SessionManager, closed after the test."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from urllib.parse import urlencode
 
@@ -11,6 +12,8 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from monitor_site.asgi import application
+from tests.conftest import current_producer
+from usermetrics import services
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.sources import LocalSource
 
@@ -114,6 +117,41 @@ async def test_api_user_id_filter(local, staff_client):
     assert unknown.status_code == 200
     doc = json.loads(unknown.content)
     assert doc["users"] == [] and doc["total_active_users"] == 0
+
+
+async def test_api_monitor_users_gzip_decodes_to_the_same_document(local, staff_client):
+    plain = await staff_client.get("/monitor/users")
+    packed = await staff_client.get("/monitor/users", headers={"Accept-Encoding": "br, gzip;q=0.8"})
+    assert packed["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed["Vary"]
+    assert gzip.decompress(packed.content) == plain.content
+    assert len(packed.content) < len(plain.content) / 3
+    refused = await staff_client.get("/monitor/users", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused and refused.content == plain.content
+
+
+async def test_api_monitor_users_etag_per_board(local, staff_client):
+    first = await staff_client.get("/monitor/users")
+    etag = first["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")  # strong
+    same = await staff_client.get("/monitor/users", headers={"If-None-Match": etag})
+    assert same.status_code == 304 and same.content == b"" and same["ETag"] == etag
+    await current_producer().refresh()  # a new board: the old tag no longer matches
+    fresh = await staff_client.get("/monitor/users", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh["ETag"] != etag
+    assert json.loads(fresh.content)["total_active_users"] == len(ODD_IDS)
+
+
+async def test_api_live_endpoints_are_503_while_no_producer_publishes(local, staff_client, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "PRODUCER_TIMEOUT": 0.0}
+    services.face_get().follower.stale_after = 0.0  # the last board is already too old
+    for url in ("/monitor/users", "/api/users/alice", "/api/status"):
+        response = await staff_client.get(url)
+        assert response.status_code == 503, url
+        body = json.loads(response.content)
+        producer = body["producer"]
+        assert producer["state"] == "absent" and producer["last_publish"] is not None, url
+        assert producer["words"].startswith("No producer is publishing: the last board was published at")
+    assert "Retry-After" in (await staff_client.get("/monitor/users"))
 
 
 async def _asgi_get(url: str, token: str) -> tuple[int, bytes]:

@@ -27,9 +27,9 @@ from usermetrics import identities, services
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.monitor import MonitorService
+from usermetrics.nat import NatHttpSource
 from usermetrics.selection import ViewSpec, view_filter
 from usermetrics.snapshot import Snapshot
-from usermetrics.sources import NatHttpSource
 
 pytestmark = [pytest.mark.nat, pytest.mark.django_db(transaction=True)]
 

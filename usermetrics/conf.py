@@ -18,8 +18,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from usermetrics.nat import SourceEntry, parse_nat_sources, source_entry_parse
 from usermetrics.selection import WINDOWS, window_length
-from usermetrics.sources import SourceEntry, parse_nat_sources, source_entry_parse
 
 DEFAULTS: dict[str, Any] = {
     # Seconds between two refreshes of every source by the producer.

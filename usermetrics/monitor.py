@@ -14,11 +14,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import timedelta
 
 from usermetrics.clock import Clock, utcnow
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, merge
+from usermetrics.snapshot import Snapshot, SourceHealth, merge, to_utc
 from usermetrics.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -158,29 +158,3 @@ def _initial_health(source: Source) -> SourceHealth:
         url=getattr(source, "url", None),
         per_user_workflow_timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else None,
     )
-
-
-_ZERO = timedelta(0)
-
-
-def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
-    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone)."""
-    out: list[PerUserResourceUsage] = []
-    for usage in users:
-        session = usage.session
-        created, last = session.created_at, session.last_activity
-        if created.utcoffset() == _ZERO and last.utcoffset() == _ZERO:
-            out.append(usage)  # the common case costs no copy
-            continue
-        fixed = session.model_copy(
-            update={"created_at": _aware_utc(created, zone), "last_activity": _aware_utc(last, zone)}
-        )
-        out.append(usage.model_copy(update={"session": fixed}))
-    return out
-
-
-def _aware_utc(value: datetime, zone: tzinfo | None) -> datetime:
-    if value.tzinfo is None:
-        # astimezone() on a naive datetime reads it as this host's local time.
-        value = value.replace(tzinfo=zone) if zone is not None else value.astimezone()
-    return value.astimezone(UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
 from typing import Any, Literal
 
@@ -290,3 +290,29 @@ def merge(
     return Snapshot(
         timestamp=timestamp, seq=seq, users=merged_users, by_id=by_id, origins=origins, parts=parts, sources=sources
     )
+
+
+_ZERO = timedelta(0)
+
+
+def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
+    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone)."""
+    out: list[PerUserResourceUsage] = []
+    for usage in users:
+        session = usage.session
+        created, last = session.created_at, session.last_activity
+        if created.utcoffset() == _ZERO and last.utcoffset() == _ZERO:
+            out.append(usage)  # the common case costs no copy
+            continue
+        fixed = session.model_copy(
+            update={"created_at": _aware_utc(created, zone), "last_activity": _aware_utc(last, zone)}
+        )
+        out.append(usage.model_copy(update={"session": fixed}))
+    return out
+
+
+def _aware_utc(value: datetime, zone: tzinfo | None) -> datetime:
+    if value.tzinfo is None:
+        # astimezone() on a naive datetime reads it as this host's local time.
+        value = value.replace(tzinfo=zone) if zone is not None else value.astimezone()
+    return value.astimezone(UTC)

@@ -15,11 +15,12 @@ from usermetrics.demo import demo_session_manager
 from usermetrics.feed.views import View, ViewDirectory, ViewRegistry
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
+from usermetrics.nat import nat_sources_build
 from usermetrics.publish.bus import LocalBus, RedisBus
 from usermetrics.publish.lease import LocalLease, RedisLease
 from usermetrics.publish.producer import FlagTracker, Producer, Sender
 from usermetrics.snapshot import Snapshot
-from usermetrics.sources import LocalSource, Source, nat_sources_build
+from usermetrics.sources import LocalSource, Source
 
 
 def monitor_build(*, config: Config | None = None) -> MonitorService:
