@@ -19,6 +19,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from usermetrics import routing, services  # noqa: E402
+from usermetrics.api.fast import MonitorUsersFastPath  # noqa: E402
 
 
 class StartFaceOnFirstScope:
@@ -52,7 +53,8 @@ class StartFaceOnFirstScope:
 application = StartFaceOnFirstScope(
     ProtocolTypeRouter(
         {
-            "http": ASGIStaticFilesHandler(django_asgi_app),
+            # Tools polling /monitor/users with a token get the board's bytes without Django's round trip.
+            "http": MonitorUsersFastPath(ASGIStaticFilesHandler(django_asgi_app)),
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
         }
     )

@@ -154,6 +154,42 @@ async def test_api_live_endpoints_are_503_while_no_producer_publishes(local, sta
     assert "Retry-After" in (await staff_client.get("/monitor/users"))
 
 
+async def _asgi(url: str, headers: dict[str, str]) -> dict:
+    communicator = HttpCommunicator(
+        application,
+        "GET",
+        url,
+        headers=[(b"host", b"testserver"), *((k.encode(), v.encode()) for k, v in headers.items())],
+    )
+    return await communicator.get_response(timeout=10)
+
+
+async def test_api_fast_path_answers_as_django_does(local, api_tokens):
+    fast = application.app.application_mapping["http"]
+    auth = {"authorization": f"Bearer {api_tokens[0]}"}
+    by_django = await _asgi("/monitor/users", auth)  # the first of its host: Django answers, its headers kept
+    served = fast.served
+    by_fast = await _asgi("/monitor/users", auth)
+    assert fast.served == served + 1
+    assert by_fast["status"] == by_django["status"] == 200 and by_fast["body"] == by_django["body"]
+
+    def same(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        # Names are case-insensitive; the length is the body's (compared above), Date and Server Daphne's.
+        return sorted((n.lower(), v) for n, v in headers if n.lower() not in {b"date", b"server", b"content-length"})
+
+    assert same(by_fast["headers"]) == same(by_django["headers"])
+    names = {name.lower() for name, _ in by_fast["headers"]}
+    assert {b"content-security-policy", b"x-content-type-options", b"cache-control", b"etag"} <= names
+    packed = await _asgi("/monitor/users", {**auth, "accept-encoding": "gzip"})
+    assert gzip.decompress(packed["body"]) == by_django["body"]
+    etag = {n.lower(): v for n, v in by_fast["headers"]}[b"etag"].decode()
+    assert (await _asgi("/monitor/users", {**auth, "if-none-match": etag}))["status"] == 304
+    # Whatever does not qualify goes to Django, which says why.
+    assert (await _asgi("/monitor/users", {"authorization": "Bearer wrong"}))["status"] == 401
+    assert (await _asgi("/monitor/users", {}))["status"] == 401
+    assert fast.served == served + 3
+
+
 async def _asgi_get(url: str, token: str) -> tuple[int, bytes]:
     """GET through the real ASGI application; the path is percent-decoded as UTF-8, as Daphne does.
 

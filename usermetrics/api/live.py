@@ -8,6 +8,8 @@ publishes, the live endpoints answer 503 with a JSON body instead of stale data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import patch_vary_headers
@@ -15,25 +17,50 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from usermetrics import services
+from usermetrics.board import Board, close
 
 from .auth import api_access_required, json_error, producer_required
 
 JSON = "application/json"
 
 
-def _accepts_gzip(request: HttpRequest) -> bool:
-    """Whether the client takes a gzip body (``Accept-Encoding: gzip``, not refused with q=0)."""
-    for item in request.headers.get("Accept-Encoding", "").split(","):
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value takes a gzip body (``gzip`` or ``*``, not refused with q=0)."""
+    for item in accept_encoding.split(","):
         name, _, params = item.strip().partition(";")
         if name.strip().lower() in ("gzip", "*"):
             return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
     return False
 
 
-def _matches(request: HttpRequest, etag: str) -> bool:
-    """Whether ``If-None-Match`` names ``etag`` (or ``*``)."""
-    wanted = request.headers.get("If-None-Match", "")
-    return any(tag.strip() in (etag, "*") for tag in wanted.split(",")) if wanted else False
+@dataclass(frozen=True)
+class Answer:
+    """What ``/monitor/users`` answers: a status, a body and the headers that depend on the request."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+def monitor_users_answer(
+    board: Board, *, user_id: str | None, if_none_match: str = "", accept_encoding: str = ""
+) -> Answer:
+    """The one rule of the answer (the Django view and the ASGI fast path both send it).
+
+    ``?user_id=``: that user cut out of the board (an empty list when unknown). Otherwise the
+    published body, gzip-compressed when the client takes it, with a strong ETag per board and
+    304 when ``If-None-Match`` names it.
+    """
+    if user_id is not None:
+        position = board.index.get(user_id)
+        return Answer(200, close(board.document([position] if position is not None else [])), ())
+    tags = (board.etag, "*")
+    cached = (("ETag", board.etag), ("Vary", "Accept-Encoding"))
+    if if_none_match and any(tag.strip() in tags for tag in if_none_match.split(",")):
+        return Answer(304, b"", cached)
+    if accepts_gzip(accept_encoding):
+        return Answer(200, board.body_gzip, (*cached, ("Content-Encoding", "gzip")))
+    return Answer(200, board.body, cached)
 
 
 @never_cache
@@ -42,22 +69,18 @@ def _matches(request: HttpRequest, etag: str) -> bool:
 @producer_required
 async def monitor_users(request: HttpRequest) -> HttpResponse:
     """NAT's ``GET /monitor/users[?user_id=ID]``: a PerUserMonitorResponse, unknown id -> empty list."""
-    board = services.board_get()
-    user_id = request.GET.get("user_id")
-    if user_id is not None:
-        position = board.index.get(user_id)
-        body = board.document([position] if position is not None else [])
-        body += b"]}"
-        return HttpResponse(bytes(body), content_type=JSON)
-    if _matches(request, board.etag):
-        response = HttpResponse(status=304)
-    elif _accepts_gzip(request):
-        response = HttpResponse(board.body_gzip, content_type=JSON)
-        response["Content-Encoding"] = "gzip"
-    else:
-        response = HttpResponse(board.body, content_type=JSON)
-    response["ETag"] = board.etag
-    patch_vary_headers(response, ["Accept-Encoding"])
+    answer = monitor_users_answer(
+        services.board_get(),
+        user_id=request.GET.get("user_id"),
+        if_none_match=request.headers.get("If-None-Match", ""),
+        accept_encoding=request.headers.get("Accept-Encoding", ""),
+    )
+    response = HttpResponse(answer.body, status=answer.status, content_type=JSON)
+    for name, value in answer.headers:
+        if name == "Vary":
+            patch_vary_headers(response, [value])
+        else:
+            response[name] = value
     return response
 
 
