@@ -7,6 +7,27 @@ from datetime import UTC, datetime, timedelta
 
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 
+# User ids that test every way an id can be awkward in a URL, a page or a frame.
+ODD_IDS = [
+    "alice",
+    "a/b/c",
+    "/leading-and-trailing/",
+    "with space",
+    "100% sure",
+    "%2F-literal",
+    "naïve-ユーザー-пользователь",
+    "quote'\"double",
+    "<img src=x onerror=alert(1)>",
+    "tilde~7E~2F~",
+    "..",
+    ".hidden",
+    "question?hash#amp&eq=",
+    "back\\slash",
+    "plus+sign",
+    "line\nbreak",
+    "x" * 1000,
+]
+
 # A fixed "now" for records, so that tests do not depend on the wall clock.
 BASE_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -69,6 +69,12 @@ async def test_history_api_ended_user_keeps_last_values(recorded, staff_client):
     # A new recorder is a restart: the user ended when the last recorded refresh saw it, 30 s ago.
     assert re.fullmatch(r"ended 3\d s ago", doc["ended"]["label"])
     assert doc["ended"]["last"]["requests"]["total_requests"] == 4
+    # The user API follows the same rule: an ended user's last values, marked as such.
+    response = await staff_client.get(reverse("usermetrics:api-user", args=["gone"]))
+    assert response.status_code == 200 and response["Usermetrics-User-State"] == "ended"
+    assert "Usermetrics-Ended-At" in response and json.loads(response.content)["requests"]["total_requests"] == 4
+    live = await staff_client.get(reverse("usermetrics:api-user", args=["a/b"]))
+    assert live["Usermetrics-User-State"] == "live" and "Usermetrics-Ended-At" not in live
 
 
 async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded, staff_client):
@@ -131,3 +137,22 @@ async def test_history_api_disabled(recorded, staff_client, settings):
     settings.USERMETRICS = {**settings.USERMETRICS, "HISTORY": {"ENABLED": False}}
     response = await staff_client.get(reverse("usermetrics:api-overview-history"))
     assert response.status_code == 404 and "disabled" in json.loads(response.content)["detail"]
+    ended = await staff_client.get(reverse("usermetrics:api-export-users-json"), {"state": "ended"})
+    assert ended.status_code == 404 and "disabled" in json.loads(ended.content)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "asked", "used"),
+    [
+        ("api-user-history", ["a/b"], "5m", "5m"),
+        ("api-user-history", ["a/b"], "7d", "7d"),
+        ("api-overview-history", [], "15m", "15m"),
+        ("api-sparklines", [], "15m", "15m"),
+        ("api-sparklines", [], "7d", "7d"),
+        ("api-users-window", [], "15m", "1h"),  # the list's rates take the list's windows only
+        ("api-users-window", [], "24h", "24h"),
+    ],
+)
+async def test_history_api_windows_each_endpoint_takes(recorded, staff_client, name, args, asked, used):
+    doc = json.loads((await staff_client.get(reverse(f"usermetrics:{name}", args=args), {"window": asked})).content)
+    assert doc["window"] == used

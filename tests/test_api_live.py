@@ -13,31 +13,13 @@ from django.urls import reverse
 
 from monitor_site.asgi import application
 from tests.conftest import current_producer
+from tests.factories import ODD_IDS
 from usermetrics import services
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.sources import LocalSource
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ODD_IDS = [
-    "alice",
-    "a/b/c",
-    "/leading-and-trailing/",
-    "with space",
-    "100% sure",
-    "%2F-literal",
-    "naïve-ユーザー-пользователь",
-    "quote'\"double",
-    "<img src=x onerror=alert(1)>",
-    "tilde~7E~2F~",
-    "..",
-    ".hidden",
-    "question?hash#amp&eq=",
-    "back\\slash",
-    "plus+sign",
-    "line\nbreak",
-    "x" * 1000,
-]
 
 ENDPOINTS = ["/monitor/users", "/api/users/alice", "/api/status"]
 

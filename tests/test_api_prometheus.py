@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -89,7 +90,9 @@ async def test_prometheus_access_by_token(scraped, settings, api_tokens):
     client = AsyncClient()
     denied = await client.get("/metrics")
     assert denied.status_code == 403 and b"usermetrics_" not in denied.content
-    assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401 and wrong["WWW-Authenticate"] == 'Bearer realm="usermetrics-metrics"'
+    assert json.loads(wrong.content) == {"detail": "Invalid bearer token."}
     assert (await client.get("/metrics", headers={"Authorization": "Basic abc"})).status_code == 401
     ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-" + "m" * 30})
     assert ok.status_code == 200

@@ -22,7 +22,7 @@ from typing import Any
 import msgpack
 
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, Totals, in_flight, is_active
+from usermetrics.snapshot import Snapshot, SourceHealth, Totals, is_active
 
 FORMAT = 1  # bumped when the encoding changes; a face refuses a board it cannot read
 GZIP_LEVEL = 1  # fast: the body is mostly repeated keys, level 1 already takes it to about a tenth
@@ -35,7 +35,7 @@ COLUMNS: dict[str, tuple[str, Callable[[PerUserResourceUsage], float]]] = {
     "ref_count": ("q", lambda u: u.session.ref_count),
     "is_active": ("b", lambda u: int(is_active(u))),
     "total_requests": ("q", lambda u: u.requests.total_requests),
-    "active_requests": ("q", in_flight),
+    "active_requests": ("q", lambda u: u.requests.active_requests),
     "avg_latency_ms": ("d", lambda u: u.requests.avg_latency_ms),
     "error_count": ("q", lambda u: u.requests.error_count),
     "per_user_functions_count": ("q", lambda u: u.memory.per_user_functions_count),
@@ -67,16 +67,19 @@ class FragmentCache:
         previous, current = self._rows, {}
         out: list[Row] = []
         extractors = [extract for _, extract in COLUMNS.values()]
+        get, hits = previous.get, 0
         for usage in users:
-            hit = previous.get(usage.user_id)
+            hit = get(usage.user_id)
             if hit is not None and hit[0] is usage:
-                self.hits += 1
+                hits += 1
                 row = hit[1]
             else:
-                self.misses += 1
-                row = (usage.model_dump_json().encode(), tuple(extract(usage) for extract in extractors))
-            current[usage.user_id] = (usage, row)
+                row = (usage.model_dump_json().encode(), tuple([extract(usage) for extract in extractors]))
+                hit = (usage, row)
+            current[usage.user_id] = hit
             out.append(row)
+        self.hits += hits
+        self.misses += len(out) - hits
         self._rows = current
         return out
 
@@ -86,10 +89,6 @@ def _prefix(timestamp: datetime, total: int) -> bytes:
     empty = PerUserMonitorResponse.model_construct(timestamp=timestamp, total_active_users=total, users=[])
     text = empty.model_dump_json().encode()
     return text[: -len(b"]}")]
-
-
-def _pack(typecode: str, values: Iterable[float]) -> array:
-    return array(typecode, values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -299,19 +298,29 @@ def board_build(
         position += len(doc)
         offsets.append(position)
     body = prefix + b",".join(doc for doc, _ in rows) + b"]}"
+    # One transposition of the rows' values (in C), then one array per column.
+    values_by_column = list(zip(*(values for _, values in rows), strict=True)) if rows else [()] * len(COLUMNS)
     columns: dict[str, array] = {
-        name: _pack(code, (values[k] for _, values in rows)) for k, (name, (code, _)) in enumerate(COLUMNS.items())
+        name: array(code, values) for (name, (code, _)), values in zip(COLUMNS.items(), values_by_column, strict=True)
     }
+    # The origins tuples are shared per source (snapshot.merge): one mask per distinct tuple.
     bit_of_source = {s.name: 1 << n for n, s in enumerate(snapshot.sources)}
-    columns["origins"] = _pack(
-        "Q", (sum(bit_of_source[name] for name in snapshot.origins[u.user_id]) for u in snapshot.users)
-    )
-    columns["evicted_at"] = _pack("d", _evictions(snapshot))
+    masks: dict[tuple[str, ...], int] = {}
+    origins = snapshot.origins
+    for names in origins.values():
+        if names not in masks:
+            masks[names] = sum(bit_of_source[name] for name in names)
+    ids = [u.user_id for u in snapshot.users]
+    columns["origins"] = array("Q", [masks[origins[uid]] for uid in ids])
+    columns["evicted_at"] = array("d", _evictions(snapshot))
     bit_of_flag = {name: 1 << n for n, name in enumerate(flag_names)}
-    raised = flags or {}
-    columns["flags"] = _pack(
-        "B", (sum(bit_of_flag[f] for f in raised.get(u.user_id, ()) if f in bit_of_flag) for u in snapshot.users)
-    )
+    bits = array("B", bytes(len(rows)))
+    if flags:
+        index = {uid: i for i, uid in enumerate(ids)}
+        for uid, names in flags.items():
+            if uid in index:
+                bits[index[uid]] = sum(bit_of_flag[f] for f in names if f in bit_of_flag)
+    columns["flags"] = bits
     return Board(
         seq=snapshot.seq,
         timestamp=snapshot.timestamp,
@@ -319,7 +328,7 @@ def board_build(
         producer=producer,
         sources=snapshot.sources,
         totals=snapshot.totals,
-        ids=[u.user_id for u in snapshot.users],
+        ids=ids,
         body=body,
         offsets=offsets,
         columns=columns,

@@ -70,6 +70,11 @@ def number(value: float) -> str:
     return f"{round(value, 2):.2f}".rstrip("0").rstrip(".")
 
 
+def latency_words(value: float) -> str:
+    """A record's average latency as the pages write it: Python's float text and ' ms' ('12.5 ms', '3.0 ms')."""
+    return f"{value} ms"
+
+
 # What a rate without requests reads (an en dash, as the admin shows an empty value).
 NO_VALUE = "\u2013"
 

@@ -84,10 +84,6 @@ class MonitorService:
         """The latest snapshot without refreshing (None before the first refresh)."""
         return self._snapshot
 
-    def source_health(self) -> list[SourceHealth]:
-        """Each source's health as of the last refresh."""
-        return [st.health for st in self._states]
-
     async def _refresh_once(self) -> Snapshot:
         await asyncio.gather(*(self._fetch(st) for st in self._states))  # each stores its own outcome
         self._seq += 1

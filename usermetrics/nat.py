@@ -55,8 +55,8 @@ class NatBody:
     def __init__(self, zone: tzinfo | None) -> None:
         """Read naive timestamps in ``zone`` (None: this host's)."""
         self.zone = zone
-        # (user id, its n-th record in the body) -> (what was read, the record made of it)
-        self._previous: dict[tuple[str, int], tuple[tuple[Any, ...], PerUserResourceUsage]] = {}
+        # user id (or (user id, n) for its n-th extra record) -> (what was read, the record made of it)
+        self._previous: dict[str | tuple[str, int], tuple[tuple[Any, ...], PerUserResourceUsage]] = {}
         self.reused = 0
         self.validated = 0
 
@@ -68,17 +68,23 @@ class NatBody:
             raise SourceError(f"not a PerUserMonitorResponse: the body is not JSON ({exc})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("users", []), list):
             raise SourceError("not a PerUserMonitorResponse: 1 error(s), first at body: Input should be an object")
-        raw_users = doc.get("users", [])
+        raw_users = doc.pop("users", [])
         head = _validated(PerUserMonitorResponse, {**doc, "users": []}, where="")
+        del doc
         previous, current = self._previous, {}
-        seen: dict[str, int] = {}
         users: list[PerUserResourceUsage] = []
-        for index, raw in enumerate(raw_users):
+        for index in range(len(raw_users)):
+            # Each raw user is dropped as soon as it is read: a 100,000-user body is not held twice.
+            raw, raw_users[index] = raw_users[index], None
             key_id = raw.get("user_id") if isinstance(raw, dict) else None
             mark = _marks(raw)
+            key: str | tuple[str, int] = ""
             if isinstance(key_id, str) and mark is not None:
-                key = (key_id, seen.get(key_id, 0))
-                seen[key_id] = key[1] + 1
+                key = key_id
+                duplicate = 0
+                while key in current:  # a second record of the same user (NAT with an extra endpoint)
+                    duplicate += 1
+                    key = (key_id, duplicate)
                 hit = previous.get(key)
                 if hit is not None and hit[0] == mark:
                     self.reused += 1
@@ -97,24 +103,32 @@ class NatBody:
         )
 
 
-_SECTIONS = {
-    "session": ("created_at", "last_activity", "ref_count", "is_active"),
-    "requests": ("total_requests", "active_requests", "avg_latency_ms", "error_count"),
-    "memory": ("per_user_functions_count", "per_user_function_groups_count", "exit_stack_size"),
-}
-
-
 def _marks(raw: Any) -> tuple[Any, ...] | None:
-    """Every value the model reads from a raw user, as a comparable tuple (None: not shaped like one)."""
-    if not isinstance(raw, dict):
+    """Every value the model reads from a raw user, as a comparable tuple (None: not shaped like one).
+
+    Written out field by field: it runs for every user of every body. A missing field reads as
+    None, which no valid user has, so "missing" and "present" never compare equal.
+    """
+    if type(raw) is not dict:
         return None
-    values: list[Any] = [raw.get("user_id")]
-    for section, names in _SECTIONS.items():
-        part = raw.get(section, {})
-        if not isinstance(part, dict):
-            return None
-        values.extend((name in part, part.get(name)) for name in names)
-    return tuple(values)
+    s, r, m = raw.get("session"), raw.get("requests", {}), raw.get("memory", {})
+    if type(s) is not dict or type(r) is not dict or type(m) is not dict:
+        return None
+    g, h, k = s.get, r.get, m.get
+    return (
+        raw.get("user_id"),
+        g("created_at"),
+        g("last_activity"),
+        g("ref_count"),
+        g("is_active"),
+        h("total_requests"),
+        h("active_requests"),
+        h("avg_latency_ms"),
+        h("error_count"),
+        k("per_user_functions_count"),
+        k("per_user_function_groups_count"),
+        k("exit_stack_size"),
+    )
 
 
 def _validated(model: type[Any], data: Any, *, where: str) -> Any:

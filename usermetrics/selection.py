@@ -69,8 +69,8 @@ MAX_QUERY_LENGTH = 200
 
 
 def search_needle(query: str) -> str:
-    """The normalized form of a search (trimmed, case-folded); empty matches everyone."""
-    return query.strip()[:MAX_QUERY_LENGTH].casefold()
+    """A search as it is compared (case-folded; ``ViewSpec`` trimmed and bounded it); empty matches everyone."""
+    return query.strip().casefold()
 
 
 def matches(needle: str, user_id: str, label: str | None) -> bool:

@@ -133,15 +133,28 @@ class Totals:
 
 
 def totals(users: Sequence[PerUserResourceUsage]) -> Totals:
-    """The totals of ``users`` (one pass each; ``active`` and ``in_flight`` by the rules above)."""
+    """The totals of ``users`` (``active`` and ``in_flight`` by the rules above; latency as ``weighted_latency``).
+
+    One pass with the fields read once each: it runs over every user of every refresh.
+    """
+    active = flight = requests = errors = stack = 0
+    weighted = 0.0
+    for u in users:
+        active += is_active(u)
+        flight += in_flight(u)
+        r = u.requests
+        requests += r.total_requests
+        weighted += r.avg_latency_ms * r.total_requests
+        errors += r.error_count
+        stack += u.memory.exit_stack_size
     return Totals(
         users=len(users),
-        active=sum(1 for u in users if is_active(u)),
-        in_flight=sum(in_flight(u) for u in users),
-        requests=sum(u.requests.total_requests for u in users),
-        errors=sum(u.requests.error_count for u in users),
-        avg_latency_ms=weighted_latency(users),
-        exit_stack=sum(u.memory.exit_stack_size for u in users),
+        active=active,
+        in_flight=flight,
+        requests=requests,
+        errors=errors,
+        avg_latency_ms=round(weighted / requests, 2) if requests else 0.0,
+        exit_stack=stack,
     )
 
 
@@ -264,31 +277,39 @@ def merge(
     timestamp: datetime,
     sources: list[SourceHealth],
 ) -> Snapshot:
-    """Merge each source's users (``(source name, users)``, in source order) into one snapshot."""
-    grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
-    for name, users in reports:
-        for usage in users:
-            entry = grouped.get(usage.user_id)
-            if entry is None:
-                grouped[usage.user_id] = [(name, usage)]
-            else:
-                entry.append((name, usage))
-    merged_users: list[PerUserResourceUsage] = []
+    """Merge each source's users (``(source name, users)``, in source order) into one snapshot.
+
+    Users that only one source reports once (nearly all of them) are taken as they are, with one
+    shared origins tuple per source; only the others are grouped and merged.
+    """
     by_id: dict[str, PerUserResourceUsage] = {}
     origins: dict[str, tuple[str, ...]] = {}
+    grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
+    for name, users in reports:
+        origin = (name,)
+        for usage in users:
+            user_id = usage.user_id
+            first = by_id.get(user_id)
+            if first is None:
+                by_id[user_id] = usage
+                origins[user_id] = origin
+            elif user_id in grouped:
+                grouped[user_id].append((name, usage))
+            else:
+                grouped[user_id] = [(origins[user_id][0], first), (name, usage)]
     parts: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
     for user_id, entries in grouped.items():
-        if len(entries) == 1:
-            name, merged = entries[0]
-            origins[user_id] = (name,)
-        else:
-            merged = merge_usages(user_id, [usage for _, usage in entries])
-            origins[user_id] = tuple(dict.fromkeys(name for name, _ in entries))
-            parts[user_id] = entries
-        merged_users.append(merged)
-        by_id[user_id] = merged
+        by_id[user_id] = merge_usages(user_id, [usage for _, usage in entries])
+        origins[user_id] = tuple(dict.fromkeys(name for name, _ in entries))
+        parts[user_id] = entries
     return Snapshot(
-        timestamp=timestamp, seq=seq, users=merged_users, by_id=by_id, origins=origins, parts=parts, sources=sources
+        timestamp=timestamp,
+        seq=seq,
+        users=list(by_id.values()),
+        by_id=by_id,
+        origins=origins,
+        parts=parts,
+        sources=sources,
     )
 
 
@@ -304,10 +325,18 @@ def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUs
         if created.utcoffset() == _ZERO and last.utcoffset() == _ZERO:
             out.append(usage)  # the common case costs no copy
             continue
-        fixed = session.model_copy(
-            update={"created_at": _aware_utc(created, zone), "last_activity": _aware_utc(last, zone)}
+        # New records built from validated parts (model_copy costs several times more).
+        fixed = PerUserSessionMetrics.model_construct(
+            created_at=_aware_utc(created, zone),
+            last_activity=_aware_utc(last, zone),
+            ref_count=session.ref_count,
+            is_active=session.is_active,
         )
-        out.append(usage.model_copy(update={"session": fixed}))
+        out.append(
+            PerUserResourceUsage.model_construct(
+                user_id=usage.user_id, session=fixed, requests=usage.requests, memory=usage.memory
+            )
+        )
     return out
 
 

@@ -17,6 +17,7 @@ from usermetrics.clock import utcnow
 from usermetrics.conf import FlagsConfig, get_config
 from usermetrics.humanize import duration_words, eviction_words
 from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.selection import FLAG_STATES
 from usermetrics.snapshot import Snapshot, in_flight
 
 from .query import WindowStats, window_stats
@@ -157,11 +158,23 @@ def user_flags(
     return [flag for rule in RULES if (flag := rule.check(user, cfg)) is not None]
 
 
-def flag_stats(user_ids: Sequence[str] | None, *, now: datetime) -> dict[str, WindowStats] | None:
-    """Window stats over the flag window for ``user_ids`` (None: everyone); None when the history is off."""
-    if not get_config().history.enabled:
+def flag_stats(
+    user_ids: Sequence[str] | None,
+    *,
+    now: datetime,
+    have: tuple[str, Mapping[str, WindowStats]] | None = None,
+) -> Mapping[str, WindowStats] | None:
+    """Window stats over the flag window for ``user_ids`` (None: everyone); None when the history is off.
+
+    ``have``: a window name and stats already read for it; used as they are when that is the flag
+    window (the list's and the detail page's default), so they are not read twice.
+    """
+    cfg = get_config()
+    if not cfg.history.enabled:
         return None
-    return window_stats(window=get_config().flags.window_length, user_ids=user_ids, now=now)
+    if have is not None and have[0] == cfg.flags.window:
+        return have[1]
+    return window_stats(window=cfg.flags.window_length, user_ids=user_ids, now=now)
 
 
 class UsersView(Protocol):
@@ -209,7 +222,7 @@ def users_flags(
 
 
 def flagged(snapshot: Snapshot, stats: Mapping[str, WindowStats] | None, *, now: datetime) -> dict[str, list[str]]:
-    """The names of every flag but ``idle`` each user raises now, for the users that raise one (the producer's).
+    """The flags the list filters by (``selection.FLAG_STATES``) each user raises now, for those that raise one.
 
     Only users that could raise one are checked, through the same rules: a request in flight
     (stuck), or traffic with errors or growth in the window (rising, erroring; with no history,
@@ -226,7 +239,7 @@ def flagged(snapshot: Snapshot, stats: Mapping[str, WindowStats] | None, *, now:
     for usage in candidates:
         own = stats.get(usage.user_id, empty) if stats is not None else None
         raised = user_flags(usage, stats=own, evicted_at=snapshot.evicted_at(usage.user_id), now=now, config=cfg)
-        names = [f.name for f in raised if f.name != "idle"]
+        names = [f.name for f in raised if f.name in FLAG_STATES]
         if names:
             out[usage.user_id] = names
     return out

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db.models import F
+
 from usermetrics.clock import utcnow
 from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
 from usermetrics.selection import chart_points, window_name
@@ -170,3 +172,17 @@ def sparklines(
             i = min(points - 1, int((ts - start).total_seconds() // step))
             out[uid][i] += requests * per_min
     return {uid: [round(v, 3) for v in values] for uid, values in out.items()}
+
+
+def user_samples(*, user_id: str, since: datetime) -> Any:
+    """One user's raw samples after ``since``, oldest first, each with its life's number (a lazy queryset).
+
+    Model instances, not ``values_list()``: Django's ``aiterator()`` runs a ``values_list()`` query on
+    the event loop thread (SynchronousOnlyOperation); the model iterable is fetched in a thread.
+    """
+    return (
+        UserSample.objects.filter(life__user_id=user_id, ts__gt=since)
+        .annotate(life_number=F("life__life"))
+        .defer("life_id", "d_exit_stack", "d_functions")
+        .order_by("ts", "life_number")
+    )

@@ -11,6 +11,7 @@ snapshot to the history recorder, send one frame per watched view.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 # Seconds between two reads of every user's window stats (the rising and erroring flags).
 FLAGS_REFRESH = 30.0
+# The producer collects garbage itself: the young generations after every refresh, everything
+# every this many refreshes. Left to itself, the collector scans every object of a 100,000-user
+# refresh (a million and more) whenever enough of them survive, at random points of a refresh.
+FULL_COLLECTION_EVERY = 30
 
 Sender = Callable[[str, dict[str, object]], Awaitable[None]]
 ViewsSource = Callable[[], Awaitable[Mapping[str, View]]]
@@ -226,6 +231,9 @@ class Producer:
         await self.monitor.start()
         loop = asyncio.get_running_loop()
         next_at = loop.time()
+        collecting = gc.isenabled()
+        gc.disable()
+        ticks = 0
         try:
             while not stop.is_set():
                 board = None
@@ -233,6 +241,8 @@ class Producer:
                     board = await self.tick()
                 except Exception:
                     logger.exception("Refresh failed")
+                ticks += 1
+                gc.collect(2 if ticks % FULL_COLLECTION_EVERY == 0 else 1)
                 # Fixed rate: a slow refresh does not stretch the interval; a very slow one skips ticks.
                 step = self.interval if board is not None else self.interval / 2
                 next_at = max(next_at + step, loop.time())
@@ -241,6 +251,8 @@ class Producer:
                 except TimeoutError:
                     pass
         finally:
+            if collecting:
+                gc.enable()
             await self.close()
 
     async def close(self) -> None:

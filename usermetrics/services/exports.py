@@ -14,16 +14,15 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models import F
 
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.history.ended import ended_iter, ended_select
 from usermetrics.history.flags import Flag, users_flags
 from usermetrics.history.query import WindowStats, window_stats
+from usermetrics.history.series import user_samples
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.models import UserSample
-from usermetrics.selection import CHART_WINDOWS, ENDED, ViewSpec, view_filter, window_choose, window_length
+from usermetrics.selection import ENDED, ViewSpec, view_filter, window_choose, window_length
 from usermetrics.snapshot import is_active
 
 from .live import board_get, labels_aget
@@ -117,16 +116,9 @@ async def _ended_rows(pks: list[int]) -> AsyncIterator[tuple[Any, ...]]:
 
 def user_history_export(*, user_id: str, window: str | None) -> Export:
     """One user's raw samples over ``window`` (default 24h), oldest first."""
-    name = window_choose(window, CHART_WINDOWS, default="24h")
+    name = window_choose(window, default="24h")
     start = utcnow() - window_length(name)
-    # Model instances, not values_list(): Django's aiterator() runs a values_list() query on the
-    # event loop thread (SynchronousOnlyOperation); the model iterable is fetched in a thread.
-    qs = (
-        UserSample.objects.filter(life__user_id=user_id, ts__gt=start)
-        .annotate(life_number=F("life__life"))
-        .defer("life_id", "d_exit_stack", "d_functions")
-        .order_by("ts", "life_number")
-    )
+    qs = user_samples(user_id=user_id, since=start)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
         async for s in qs.aiterator(chunk_size=CHUNK):

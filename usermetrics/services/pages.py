@@ -64,8 +64,7 @@ def rows_window(
     ids = list(dict.fromkeys(user_ids))
     length = window_length(window)
     stats = window_stats(window=length, user_ids=ids, now=now)
-    own = stats if get_config().flags.window == window else None
-    flags = users_flags(board, ids, now=now, stats=own)
+    flags = users_flags(board, ids, now=now, stats=flag_stats(ids, now=now, have=(window, stats)))
     lines = sparklines(user_ids=ids, window=length, now=now)
     empty = WindowStats(seconds=length.total_seconds())
     return {uid: RowWindow(stats=stats.get(uid, empty), flags=flags.get(uid, []), sparkline=lines[uid]) for uid in ids}
@@ -193,6 +192,6 @@ def user_window(found: UserLookup, *, window: str, now: datetime | None = None) 
     )
     if found.ended is not None:
         return UserWindow(stats, [])
-    own = {found.user_id: stats} if get_config().flags.window == window else flag_stats([found.user_id], now=now)
+    own = flag_stats([found.user_id], now=now, have=(window, {found.user_id: stats}))
     flags = users_flags(found.board, [found.user_id], now=now, stats=own)
     return UserWindow(stats, flags.get(found.user_id, []))
