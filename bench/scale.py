@@ -160,9 +160,17 @@ def run(kind: str, users: int, seconds: int, interval: float, work: Path) -> dic
             boards.start()
         probe = Probe(face.base + "/monitor/users")
         probe.start()
+        spies = []
+        if os.environ.get("BENCH_PYSPY"):  # where a profile of each process goes (py-spy, collapsed stacks)
+            for name, proc in (("face", face.proc), *(("producer", p.proc) for p in processes[:-1])):
+                out = Path(os.environ["BENCH_PYSPY"]) / f"{kind}-{name}.txt"
+                spy = ["py-spy", "record", "-f", "raw", "-o", str(out), "-d", str(seconds), "-p", str(proc.pid)]
+                spies.append(subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         p50, p99, rate = wrk_latency(face.base + "/", seconds=seconds, cookie=cookie)
         probe.stop.set()
         probe.join()
+        for spy in spies:
+            spy.wait(timeout=60)
         result = {
             "list_p50": p50,
             "list_p99": p99,
@@ -213,18 +221,18 @@ def main() -> None:
             results[kind] = run(kind, args.users, args.seconds, args.interval, Path(tmp))
             print(f"  {results[kind]}", flush=True)
     print()
-    print(
-        "| topology | list p50 | list p99 | list req/s | /monitor/users p50 | p99 | boards (due) | longest gap | producer RSS | face RSS |"
-    )
+    columns = ["topology", "list p50", "list p99", "list req/s", "/monitor/users p50"]
+    columns += ["p99", "boards (due)", "longest gap", "producer RSS", "face RSS"]
+    print("| " + " | ".join(columns) + " |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for kind, r in results.items():
         due = int(args.seconds / args.interval)
-        boards = f"{r['boards']} ({due})" if "boards" in r else "–"
-        gap = f"{r['longest_gap']:.1f} s" if "longest_gap" in r else "–"
+        boards = f"{r['boards']} ({due})" if "boards" in r else "n/a"
+        gap = f"{r['longest_gap']:.1f} s" if "longest_gap" in r else "n/a"
         producer = f"{r['producer_mb']:.0f} MB" if "producer_mb" in r else "(in the face)"
         print(
-            f"| {kind} | {r['list_p50']:.0f} ms | {r['list_p99']:.0f} ms | {r['list_rate']:.1f} | {r['api_p50']:.0f} ms | "
-            f"{r['api_p99']:.0f} ms | {boards} | {gap} | {producer} | {r['face_mb']:.0f} MB |"
+            f"| {kind} | {r['list_p50']:.0f} ms | {r['list_p99']:.0f} ms | {r['list_rate']:.1f} | "
+            f"{r['api_p50']:.0f} ms | {r['api_p99']:.0f} ms | {boards} | {gap} | {producer} | {r['face_mb']:.0f} MB |"
         )
     print("\nGoals (scaled): list p50 <= 150 ms and p99 <= 500 ms; /monitor/users p99 <= 1 s; every refresh on time;")
     print("producer <= 1 GB, each face <= 400 MB.")

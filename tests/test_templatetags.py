@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
+from usermetrics.history.flags import Flag
 from usermetrics.selection import ViewResult, ViewSpec
-from usermetrics.templatetags.usermetrics import page_links, sort_headers, utc, view_link
+from usermetrics.templatetags.usermetrics import page_links, sort_headers, table_row, utc, view_link
 
 
 def test_templatetags_sort_headers_flip_the_current_sort_and_keep_the_view():
@@ -29,3 +30,20 @@ def test_templatetags_page_links_show_the_ends_and_around_the_current_page():
 
 def test_templatetags_exact_times_are_utc():
     assert utc(datetime(2026, 11, 25, 15, 0, 0, 123456, tzinfo=UTC)) == "2026-11-25 15:00:00.123 UTC"
+
+
+def test_templatetags_table_row_escapes_every_value():
+    hostile = '<img src=x onerror=alert(1)>"'
+    cell = {"iso": hostile, "exact": hostile, "ago": hostile}
+    row = {
+        "user_id": hostile, "href": "/users/x/", "display": hostile, "class": "", "state": "idle", "ended": None,
+        "flags": [Flag("stuck", hostile, hostile)],
+        "rates": {"requests_per_min": hostile, "error_rate": "", "latency_ms": ""},
+        "created_at": cell, "last_activity": cell, "has_errors": False,
+        **{key: hostile for key in ("ref_count", "total_requests", "active_requests", "avg_latency_ms", "error_count",
+                                    "per_user_functions_count", "per_user_function_groups_count", "exit_stack_size")},
+    }  # fmt: skip
+    html = table_row(row, True)
+    assert "<img" not in html and '"<' not in html
+    # id, display, two flag texts, one rate, the sparkline's id, two times x three, eight numbers
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;&quot;") == 20
