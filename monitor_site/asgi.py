@@ -1,4 +1,4 @@
-"""ASGI entry point (async): Django for HTTP, the live feed for websockets; the service starts with the first scope."""
+"""ASGI entry point (async): Django for HTTP, the live feed for websockets; the face starts with the first scope."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from usermetrics import routing, services  # noqa: E402
+from usermetrics.api.fast import MonitorUsersFastPath  # noqa: E402
 
 
-class StartServiceOnFirstScope:
-    """Start the monitor service on the server's own event loop when the first scope arrives.
+class StartFaceOnFirstScope:
+    """Start this process's face (and its embedded producer) when the first scope arrives.
 
-    Daphne has no ASGI lifespan, so the first connection is the first moment we run on the
-    loop that will serve every later request; the producer and the demo live on that loop.
+    Daphne has no ASGI lifespan, so the first connection is the first moment we run on the loop
+    that will serve every later request: the face's follower runs on it, and an embedded producer
+    hands its frames to it (the producer's own work runs in its thread, off this loop).
     """
 
     def __init__(self, app: Any) -> None:
@@ -34,12 +36,12 @@ class StartServiceOnFirstScope:
         self._started: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Start the service once, then hand the scope on."""
+        """Start the face once, then hand the scope on."""
         if scope["type"] in ("http", "websocket"):
             started = self._started
             # One start per event loop: a server has one; test runs make a new loop per test.
             if started is None or started.get_loop() is not asyncio.get_running_loop():
-                started = self._started = asyncio.ensure_future(services.service_start())
+                started = self._started = asyncio.ensure_future(services.faces_start())
             await asyncio.shield(started)
         await self.app(scope, receive, send)
 
@@ -48,10 +50,11 @@ class StartServiceOnFirstScope:
 # alone serves a complete dashboard with DEBUG off; a proxy in front may serve STATIC_ROOT instead.
 # Websockets: the session's user (staff is checked by the consumers), and only from our own
 # origins (ALLOWED_HOSTS), so another site cannot open the feed with a staff member's cookie.
-application = StartServiceOnFirstScope(
+application = StartFaceOnFirstScope(
     ProtocolTypeRouter(
         {
-            "http": ASGIStaticFilesHandler(django_asgi_app),
+            # Tools polling /monitor/users with a token get the board's bytes without Django's round trip.
+            "http": MonitorUsersFastPath(ASGIStaticFilesHandler(django_asgi_app)),
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
         }
     )

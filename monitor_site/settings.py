@@ -120,10 +120,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_PREFIX = os.environ.get("USERMETRICS_REDIS_PREFIX", "usermetrics")
+REFRESH_INTERVAL = float(os.environ.get("USERMETRICS_REFRESH_INTERVAL", "2"))
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    # Frames are whole snapshots of a view: a socket never needs more than a few queued, and one
+    # older than a few refreshes is worth nothing. A consumer that falls behind loses the oldest
+    # (channels_redis drops over capacity) instead of growing Redis or its worker.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": f"{REDIS_PREFIX}:asgi",
+                "capacity": 10,
+                "expiry": max(5, round(3 * REFRESH_INTERVAL)),
+                "group_expiry": 86400,
+            },
+        }
+    }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10}}}
 
 # ==============================================================================
 # Auth, i18n, static
@@ -175,6 +191,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "usermetrics": {"handlers": ["console"], "level": os.environ.get("USERMETRICS_LOG_LEVEL", "INFO")},
+        # "N of M channels over capacity in group ..." at INFO on every frame to a socket that
+        # fell behind: such a socket loses frames (and the page says "updated N s ago"); say less.
+        "channels_redis": {"level": "WARNING"},
     },
 }
 
@@ -183,7 +202,14 @@ LOGGING = {
 # ==============================================================================
 
 USERMETRICS = {
-    "REFRESH_INTERVAL": float(os.environ.get("USERMETRICS_REFRESH_INTERVAL", "2")),
+    "REFRESH_INTERVAL": REFRESH_INTERVAL,
+    # embedded: this process runs the producer (a thread); external: only serve what runmonitor publishes.
+    "PRODUCER": os.environ.get("USERMETRICS_PRODUCER", "embedded"),
+    "REDIS_URL": REDIS_URL,
+    "REDIS_PREFIX": REDIS_PREFIX,
+    "PRODUCER_TIMEOUT": float(os.environ["USERMETRICS_PRODUCER_TIMEOUT"])
+    if os.environ.get("USERMETRICS_PRODUCER_TIMEOUT")
+    else None,
     "SOURCE_TIMEOUT": float(os.environ.get("USERMETRICS_SOURCE_TIMEOUT", "5")),
     "SOURCE_DOWN_AFTER": float(os.environ.get("USERMETRICS_SOURCE_DOWN_AFTER", "30")),
     # NAT servers to poll, "name=http://host:port,name2=http://host2:port"; for per-source timeouts,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -12,6 +13,7 @@ from django.test import AsyncClient
 
 from usermetrics import services
 from usermetrics.monitor import MonitorService
+from usermetrics.publish.producer import Producer
 from usermetrics.runtime import SessionManager
 from usermetrics.sources import Source
 
@@ -63,6 +65,17 @@ def _close_executor_connections(request: pytest.FixtureRequest) -> Iterator[None
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
 
 
+@pytest.fixture(autouse=True)
+def _local_face() -> Iterator[None]:
+    """Every in-process test gets a face of its own on a local bus: no producer thread, no Redis keys.
+
+    Whole-stack tests start real Daphne and runmonitor processes for those.
+    """
+    previous = services.face_install(services.face_local())
+    yield
+    services.face_install(previous)
+
+
 @pytest.fixture
 async def manager() -> AsyncIterator[SessionManager]:
     """A runtime SessionManager, closed after the test."""
@@ -71,22 +84,55 @@ async def manager() -> AsyncIterator[SessionManager]:
     await mgr.aclose()
 
 
-@pytest.fixture
-async def install_service() -> AsyncIterator[Callable[..., MonitorService]]:
-    """Install a MonitorService over the given sources as the process's service for one test."""
-    installed: list[MonitorService] = []
-    previous = services.set_service(None)
+_producers: list[Producer] = []
 
-    def install(sources: list[Source], **kwargs: float) -> MonitorService:
-        service = MonitorService(sources, **kwargs)
-        services.set_service(service)
-        installed.append(service)
-        return service
+
+def current_producer() -> Producer:
+    """The producer the running test installed last (``install_service``)."""
+    return _producers[-1]
+
+
+@pytest.fixture
+async def install_service() -> AsyncIterator[Callable[..., Awaitable[Producer]]]:
+    """A producer over the given sources, publishing to this process's face, for one test.
+
+    ``await install_service(sources, interval=...)`` runs one refresh (a board is on the bus);
+    ``await producer.refresh()`` runs another. Flags (stuck, rising, erroring) are worked out with
+    ``flags=True`` (they read the history, so the test needs the database).
+    """
+    installed: list[Producer] = []
+    previous = services.face_install(None)
+
+    async def install(sources: list[Source], *, flags: bool = False, **kwargs: Any) -> Producer:
+        face = services.face_local()
+        producer = services.producer_local(face, monitor=MonitorService(sources, **kwargs))
+        if not flags:
+            producer.flag_tracker = None
+        services.face_install(face)
+        installed.append(producer)
+        _producers.append(producer)
+        await producer.tick()
+        return producer
 
     yield install
-    for service in installed:
+    for producer in installed:
+        await producer.close()
+    _producers.clear()
+    services.face_install(previous)
+
+
+@pytest.fixture
+async def monitor() -> AsyncIterator[Callable[..., MonitorService]]:
+    """A MonitorService over the given sources, closed after the test."""
+    made: list[MonitorService] = []
+
+    def make(sources: list[Source], **kwargs: Any) -> MonitorService:
+        made.append(MonitorService(sources, **kwargs))
+        return made[-1]
+
+    yield make
+    for service in made:
         await service.aclose()
-    services.set_service(previous)
 
 
 @pytest.fixture

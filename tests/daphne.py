@@ -1,4 +1,4 @@
-"""A real Daphne serving the project in a subprocess, for whole-stack and browser tests (sync)."""
+"""Real processes for whole-stack and browser tests (sync): Daphne serving the project, and runmonitor."""
 
 from __future__ import annotations
 
@@ -47,9 +47,12 @@ def wait_until(predicate: Callable[[], bool], *, what: str, deadline: float = 30
         time.sleep(0.1)
 
 
-def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    """GET ``url`` (with a bearer ``token``): status and body; status 0 when nothing answers."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def http_get(url: str, token: str | None = None, *, session: str | None = None) -> tuple[int, bytes]:
+    """GET ``url`` (with a bearer ``token``, or a ``session`` cookie): status and body; 0 when nothing answers."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if session:
+        headers["Cookie"] = f"sessionid={session}"
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
@@ -59,32 +62,24 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return 0, b""
 
 
-class Daphne:
-    """``python -m daphne`` on ``port``, restartable on the same port."""
+class Process:
+    """A project process (a command line run from the repository root), stopped for sure."""
 
-    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
-        """Serve with ``env`` on 127.0.0.1:``port``, logging to ``log_path``."""
-        self.port = port
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        """Run ``args`` with ``env``, logging to ``log_path``."""
+        self.args = args
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self.base = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
-        """Start and wait until it answers HTTP."""
+        """Start it (without waiting for anything)."""
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "monitor_site.asgi:application"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_until(lambda: http_get(self.base + "/api/status")[0] == 401, what="Daphne to answer", proc=self.proc)
 
     def stop(self) -> None:
-        """Stop it and wait for the process to end."""
+        """Stop it (SIGTERM, then SIGKILL after 10 s) and wait for the process to end."""
         if self.proc is None:
             return
         self.proc.terminate()
@@ -94,3 +89,65 @@ class Daphne:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as a crash or the OOM killer would."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def log(self) -> str:
+        """What it wrote so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Daphne(Process):
+    """``python -m daphne`` on ``port``, restartable on the same port."""
+
+    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
+        """Serve with ``env`` on 127.0.0.1:``port``, logging to ``log_path``."""
+        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "monitor_site.asgi:application"]
+        super().__init__(daphne, env, log_path)
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        """Start and wait until it answers HTTP."""
+        super().start()
+        wait_until(lambda: http_get(self.base + "/api/status")[0] == 401, what="Daphne to answer", proc=self.proc)
+
+
+class Runmonitor(Process):
+    """``manage.py runmonitor``: a producer publishing through Redis."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        """Produce with ``env``, logging to ``log_path``."""
+        super().__init__([sys.executable, "manage.py", "runmonitor"], env, log_path)
+
+
+STAFF_SESSION = """
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+user, _ = get_user_model().objects.get_or_create(username="ws-staff", defaults={"is_staff": True})
+store = SessionStore()
+store["_auth_user_id"] = str(user.pk)
+store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+store["_auth_user_hash"] = user.get_session_auth_hash()
+store.create()
+print(store.session_key)
+"""
+
+
+def staff_session(env: dict[str, str]) -> str:
+    """A logged-in staff session key for the server's database (a ``sessionid`` cookie value)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", STAFF_SESSION],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]

@@ -7,6 +7,27 @@ from datetime import UTC, datetime, timedelta
 
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 
+# User ids that test every way an id can be awkward in a URL, a page or a frame.
+ODD_IDS = [
+    "alice",
+    "a/b/c",
+    "/leading-and-trailing/",
+    "with space",
+    "100% sure",
+    "%2F-literal",
+    "naïve-ユーザー-пользователь",
+    "quote'\"double",
+    "<img src=x onerror=alert(1)>",
+    "tilde~7E~2F~",
+    "..",
+    ".hidden",
+    "question?hash#amp&eq=",
+    "back\\slash",
+    "plus+sign",
+    "line\nbreak",
+    "x" * 1000,
+]
+
 # A fixed "now" for records, so that tests do not depend on the wall clock.
 BASE_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -110,3 +131,17 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float | None = None, flags=None):
+    """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout)."""
+    from usermetrics.board import FragmentCache, board_build
+    from usermetrics.clock import utcnow
+    from usermetrics.selection import FLAG_STATES
+    from usermetrics.snapshot import SourceHealth, merge
+
+    health = SourceHealth(name="s", kind="t", state="ok", per_user_workflow_timeout=timeout)
+    snapshot = merge([("s", users)], seq=seq, timestamp=BASE_TIME, sources=[health])
+    return board_build(
+        snapshot, producer="p", published_at=utcnow(), cache=FragmentCache(), flags=flags, flag_names=FLAG_STATES
+    )

@@ -6,6 +6,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijk
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 # Tests install their own sources; the demo workload would add users of its own.
 os.environ.setdefault("USERMETRICS_DEMO", "0")
+# Several checkouts share the machine's one Redis: keys, channels and the lease of this run only.
+os.environ.setdefault("USERMETRICS_REDIS_PREFIX", f"umtest-{os.getpid()}")
 
 from monitor_site.settings import *  # noqa: F403
 

@@ -89,7 +89,7 @@ async def listed(install_service):
         usage("alice", total=50, errors=0, last=now - timedelta(minutes=5)),
         usage("bob", total=7, errors=2, last=now),
     ]
-    install_service([FixedSource("fixed", users)])
+    await install_service([FixedSource("fixed", users)])
     rec = recorder()
     await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=2), [*users, usage("carol", total=3)]))
     await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), users))  # carol ended

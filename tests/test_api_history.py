@@ -11,8 +11,8 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
 
+from tests.conftest import current_producer
 from tests.history_helpers import FixedSource, recorder, snapshot, usage
-from usermetrics import services
 from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +26,7 @@ async def recorded(install_service):
     source = FixedSource(
         "fixed", [usage("a/b", total=30, errors=3, avg=120.0, created=created, last=now)], timeout=timedelta(minutes=30)
     )
-    install_service([source])
+    await install_service([source])
     rec = recorder()
     await sync_to_async(rec.record)(
         snapshot(now - timedelta(minutes=2), [usage("a/b", total=10, errors=1, avg=100.0, created=created)])
@@ -69,12 +69,18 @@ async def test_history_api_ended_user_keeps_last_values(recorded, staff_client):
     # A new recorder is a restart: the user ended when the last recorded refresh saw it, 30 s ago.
     assert re.fullmatch(r"ended 3\d s ago", doc["ended"]["label"])
     assert doc["ended"]["last"]["requests"]["total_requests"] == 4
+    # The user API follows the same rule: an ended user's last values, marked as such.
+    response = await staff_client.get(reverse("usermetrics:api-user", args=["gone"]))
+    assert response.status_code == 200 and response["Usermetrics-User-State"] == "ended"
+    assert "Usermetrics-Ended-At" in response and json.loads(response.content)["requests"]["total_requests"] == 4
+    live = await staff_client.get(reverse("usermetrics:api-user", args=["a/b"]))
+    assert live["Usermetrics-User-State"] == "live" and "Usermetrics-Ended-At" not in live
 
 
 async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded, staff_client):
     now = utcnow()
     recorded.users = [usage("a/b", total=30, errors=3, avg=120.0, last=now - timedelta(minutes=10, seconds=5))]
-    await services.get_service().refresh()
+    await current_producer().refresh()
     doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]))).content)
     flags = {f["name"]: f for f in doc["flags"]}
     assert set(flags) == {"idle", "erroring"}  # 2 of its 10 requests in the last hour failed
@@ -131,3 +137,22 @@ async def test_history_api_disabled(recorded, staff_client, settings):
     settings.USERMETRICS = {**settings.USERMETRICS, "HISTORY": {"ENABLED": False}}
     response = await staff_client.get(reverse("usermetrics:api-overview-history"))
     assert response.status_code == 404 and "disabled" in json.loads(response.content)["detail"]
+    ended = await staff_client.get(reverse("usermetrics:api-export-users-json"), {"state": "ended"})
+    assert ended.status_code == 404 and "disabled" in json.loads(ended.content)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "asked", "used"),
+    [
+        ("api-user-history", ["a/b"], "5m", "5m"),
+        ("api-user-history", ["a/b"], "7d", "7d"),
+        ("api-overview-history", [], "15m", "15m"),
+        ("api-sparklines", [], "15m", "15m"),
+        ("api-sparklines", [], "7d", "7d"),
+        ("api-users-window", [], "15m", "1h"),  # the list's rates take the list's windows only
+        ("api-users-window", [], "24h", "24h"),
+    ],
+)
+async def test_history_api_windows_each_endpoint_takes(recorded, staff_client, name, args, asked, used):
+    doc = json.loads((await staff_client.get(reverse(f"usermetrics:{name}", args=args), {"window": asked})).content)
+    assert doc["window"] == used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from urllib.parse import urlencode
 
@@ -11,30 +12,14 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from monitor_site.asgi import application
+from tests.conftest import current_producer
+from tests.factories import ODD_IDS
+from usermetrics import services
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.sources import LocalSource
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ODD_IDS = [
-    "alice",
-    "a/b/c",
-    "/leading-and-trailing/",
-    "with space",
-    "100% sure",
-    "%2F-literal",
-    "naïve-ユーザー-пользователь",
-    "quote'\"double",
-    "<img src=x onerror=alert(1)>",
-    "tilde~7E~2F~",
-    "..",
-    ".hidden",
-    "question?hash#amp&eq=",
-    "back\\slash",
-    "plus+sign",
-    "line\nbreak",
-    "x" * 1000,
-]
 
 ENDPOINTS = ["/monitor/users", "/api/users/alice", "/api/status"]
 
@@ -45,7 +30,7 @@ async def local(install_service, manager):
     for user_id in ODD_IDS:
         async with manager.session(user_id) as builder:
             builder.add_function("tool", object())
-    install_service([LocalSource("local", manager)])
+    await install_service([LocalSource("local", manager)])
     return manager
 
 
@@ -114,6 +99,77 @@ async def test_api_user_id_filter(local, staff_client):
     assert unknown.status_code == 200
     doc = json.loads(unknown.content)
     assert doc["users"] == [] and doc["total_active_users"] == 0
+
+
+async def test_api_monitor_users_gzip_decodes_to_the_same_document(local, staff_client):
+    plain = await staff_client.get("/monitor/users")
+    packed = await staff_client.get("/monitor/users", headers={"Accept-Encoding": "br, gzip;q=0.8"})
+    assert packed["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed["Vary"]
+    assert gzip.decompress(packed.content) == plain.content
+    assert len(packed.content) < len(plain.content) / 3
+    refused = await staff_client.get("/monitor/users", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused and refused.content == plain.content
+
+
+async def test_api_monitor_users_etag_per_board(local, staff_client):
+    first = await staff_client.get("/monitor/users")
+    etag = first["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")  # strong
+    same = await staff_client.get("/monitor/users", headers={"If-None-Match": etag})
+    assert same.status_code == 304 and same.content == b"" and same["ETag"] == etag
+    await current_producer().refresh()  # a new board: the old tag no longer matches
+    fresh = await staff_client.get("/monitor/users", headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh["ETag"] != etag
+    assert json.loads(fresh.content)["total_active_users"] == len(ODD_IDS)
+
+
+async def test_api_live_endpoints_are_503_while_no_producer_publishes(local, staff_client, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "PRODUCER_TIMEOUT": 0.0}
+    services.face_get().follower.stale_after = 0.0  # the last board is already too old
+    for url in ("/monitor/users", "/api/users/alice", "/api/status"):
+        response = await staff_client.get(url)
+        assert response.status_code == 503, url
+        body = json.loads(response.content)
+        producer = body["producer"]
+        assert producer["state"] == "absent" and producer["last_publish"] is not None, url
+        assert producer["words"].startswith("No producer is publishing: the last board was published at")
+    assert "Retry-After" in (await staff_client.get("/monitor/users"))
+
+
+async def _asgi(url: str, headers: dict[str, str]) -> dict:
+    communicator = HttpCommunicator(
+        application,
+        "GET",
+        url,
+        headers=[(b"host", b"testserver"), *((k.encode(), v.encode()) for k, v in headers.items())],
+    )
+    return await communicator.get_response(timeout=10)
+
+
+async def test_api_fast_path_answers_as_django_does(local, api_tokens):
+    fast = application.app.application_mapping["http"]
+    auth = {"authorization": f"Bearer {api_tokens[0]}"}
+    by_django = await _asgi("/monitor/users", auth)  # the first of its host: Django answers, its headers kept
+    served = fast.served
+    by_fast = await _asgi("/monitor/users", auth)
+    assert fast.served == served + 1
+    assert by_fast["status"] == by_django["status"] == 200 and by_fast["body"] == by_django["body"]
+
+    def same(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        # Names are case-insensitive; the length is the body's (compared above), Date and Server Daphne's.
+        return sorted((n.lower(), v) for n, v in headers if n.lower() not in {b"date", b"server", b"content-length"})
+
+    assert same(by_fast["headers"]) == same(by_django["headers"])
+    names = {name.lower() for name, _ in by_fast["headers"]}
+    assert {b"content-security-policy", b"x-content-type-options", b"cache-control", b"etag"} <= names
+    packed = await _asgi("/monitor/users", {**auth, "accept-encoding": "gzip"})
+    assert gzip.decompress(packed["body"]) == by_django["body"]
+    etag = {n.lower(): v for n, v in by_fast["headers"]}[b"etag"].decode()
+    assert (await _asgi("/monitor/users", {**auth, "if-none-match": etag}))["status"] == 304
+    # Whatever does not qualify goes to Django, which says why.
+    assert (await _asgi("/monitor/users", {"authorization": "Bearer wrong"}))["status"] == 401
+    assert (await _asgi("/monitor/users", {}))["status"] == 401
+    assert fast.served == served + 3
 
 
 async def _asgi_get(url: str, token: str) -> tuple[int, bytes]:

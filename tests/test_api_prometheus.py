@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -25,7 +26,7 @@ async def scraped(install_service):
         usage(SECRET_IDS[0], total=10, errors=2, avg=200.0, ref=2, stack=3, last=now),
         usage(SECRET_IDS[1], total=30, errors=0, avg=100.0, last=now),
     ]
-    install_service([FixedSource("nat-a", users), FixedSource("nat-b", [])])
+    await install_service([FixedSource("nat-a", users), FixedSource("nat-b", [])])
     rec = recorder()
     await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), [*users, usage("ended-user-x", total=1)]))
     await sync_to_async(rec.record)(snapshot(now, users))
@@ -89,7 +90,9 @@ async def test_prometheus_access_by_token(scraped, settings, api_tokens):
     client = AsyncClient()
     denied = await client.get("/metrics")
     assert denied.status_code == 403 and b"usermetrics_" not in denied.content
-    assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401 and wrong["WWW-Authenticate"] == 'Bearer realm="usermetrics-metrics"'
+    assert json.loads(wrong.content) == {"detail": "Invalid bearer token."}
     assert (await client.get("/metrics", headers={"Authorization": "Basic abc"})).status_code == 401
     ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-" + "m" * 30})
     assert ok.status_code == 200

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from usermetrics.conf import DEFAULTS, get_config
-from usermetrics.services import service_build
+from usermetrics.services import monitor_build
 
 
 def test_conf_merges_nested_defaults_and_casts(settings):
@@ -48,6 +48,6 @@ def test_conf_demo_runs_only_without_nat_sources_unless_asked(settings):
     settings.USERMETRICS = {"DEMO": {"ENABLED": None}, "SOURCES": "a=http://h"}
     assert not get_config().demo.enabled
     settings.USERMETRICS = {"DEMO": {"ENABLED": True}, "SOURCES": [{"NAME": "a", "URL": "http://h"}]}
-    service, _ = service_build(record=False)
+    service = monitor_build()
     assert [s.name for s in service.sources] == ["a", "demo"]
     assert service.timeout == DEFAULTS["SOURCE_TIMEOUT"]

@@ -14,11 +14,11 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from monitor_site.asgi import application
+from tests.conftest import current_producer
 from tests.factories import StaticSource, sample_users, usage
 from usermetrics import services
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
-from usermetrics.services import live
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,8 +30,7 @@ async def source(install_service):
     """A service (no periodic refresh during the test) over twelve sample users."""
     await get_channel_layer().flush()
     src = StaticSource("static", sample_users())
-    service = install_service([src], interval=3600)
-    await service.refresh()
+    await install_service([src], interval=3600)
     return src
 
 
@@ -169,7 +168,7 @@ async def test_consumers_one_frame_per_refresh(source, staff_cookie):
     try:
         _, first = await receive_frame(comm)
         source.users = [*sample_users()[1:], usage("newcomer", minutes_ago=-5)]
-        await services.get_service().refresh()
+        await current_producer().refresh()
         parsed, doc = await receive_frame(comm)
         assert doc["seq"] == first["seq"] + 1
         assert parsed.users[0].user_id == "newcomer"
@@ -184,7 +183,7 @@ async def test_consumers_one_frame_per_refresh(source, staff_cookie):
 async def test_consumers_per_user_socket(install_service, staff_cookie, user_id):
     await get_channel_layer().flush()
     src = StaticSource("static", [*sample_users(), usage(user_id, requests=7)])
-    install_service([src], interval=3600)
+    await install_service([src], interval=3600)
     path = reverse("usermetrics:user-detail", args=[user_id]).replace("/users/", "/ws/monitor/users/", 1)
     comm = communicator(_daphne_path(path), staff_cookie)
     assert (await comm.connect(timeout=5))[0]
@@ -198,7 +197,7 @@ async def test_consumers_per_user_socket(install_service, staff_cookie, user_id)
         assert await comm.receive_nothing(timeout=0.2)
 
         src.users = [u for u in src.users if u.user_id != user_id]
-        await services.get_service().refresh()
+        await current_producer().refresh()
         parsed, doc = await receive_frame(comm)
         assert parsed.users == [] and doc["view"]["found"] is False
     finally:
@@ -213,7 +212,7 @@ def _daphne_path(url: str) -> str:
 async def test_consumers_frames_fit_the_budget_with_10k_users(install_service, staff_cookie, settings):
     await get_channel_layer().flush()
     many = [usage(f"user-{i:05d}@example.com" + "x" * (i % 50), requests=i, active=i % 2) for i in range(10_000)]
-    install_service([StaticSource("big", many)], interval=3600)
+    await install_service([StaticSource("big", many)], interval=3600)
     budget = 512 * 1024  # the default
     comm = communicator("/ws/monitor/", staff_cookie)
     assert (await comm.connect(timeout=10))[0]
@@ -236,7 +235,7 @@ async def test_consumers_frames_fit_the_budget_with_10k_users(install_service, s
         assert doc["view"]["clamped"] is True and doc["view"]["requested_page_size"] == 500
         assert 0 < doc["view"]["page_size"] < 500 and len(doc["users"]) == doc["view"]["page_size"]
         assert doc["users"][0]["user_id"] <= "user-01000" <= doc["users"][-1]["user_id"] + "~"
-        await services.get_service().refresh()
+        await current_producer().refresh()
         text = await comm.receive_from(timeout=10)
         assert len(text.encode()) <= small
     finally:
@@ -258,25 +257,26 @@ async def test_consumers_serialize_once_per_view_per_tick(source, staff_cookie):
         comms.append(user_comm)
         await receive_frame(user_comm)
 
-        producer = live.feed_producer()
-        assert sorted(producer.views().values()) == [1, 4, 8]  # two list views and one user view
+        registry = services.face_get().registry
+        producer = current_producer()
+        assert sorted(registry.counts().values()) == [1, 4, 8]  # two list views and one user view
         for _ in range(3):
-            before = producer.frames_built
-            await services.get_service().refresh()
+            before = producer.frames.frames_built
+            await producer.refresh()
             frames = await asyncio.gather(*(c.receive_from(timeout=5) for c in comms))
-            assert producer.frames_built - before == 3  # one per distinct view, not per client
+            assert producer.frames.frames_built - before == 3  # one per distinct view, not per client
             assert len(set(frames)) == 3
     finally:
         for comm in comms:
             await comm.disconnect()
-    assert producer.views() == {}  # every view is dropped once nobody watches it
+    assert registry.views() == {}  # every view is dropped once nobody watches it
 
 
 async def test_consumers_frames_carry_registered_names(install_service, staff_cookie):
     await get_channel_layer().flush()
     uid = user_id_derive(kind="api_key", value="secret-key-of-grace")
     await sync_to_async(identity_register)(label="Grace Hopper", kind="api_key", value="secret-key-of-grace")
-    install_service([StaticSource("static", [*sample_users(), usage(uid)])], interval=3600)
+    await install_service([StaticSource("static", [*sample_users(), usage(uid)])], interval=3600)
     comm = communicator("/ws/monitor/", staff_cookie)
     assert (await comm.connect(timeout=5))[0]
     try:
@@ -297,7 +297,7 @@ async def test_consumers_frames_carry_registered_names(install_service, staff_co
 
 async def test_consumers_per_user_frame_lists_each_source_record(install_service, staff_cookie):
     await get_channel_layer().flush()
-    install_service(
+    await install_service(
         [StaticSource("nat-a", [usage("shared", requests=3)]), StaticSource("nat-b", [usage("shared", requests=4)])],
         interval=3600,
     )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 from django.urls import resolve, reverse
 
-from tests.test_api_live import ODD_IDS
+from tests.factories import ODD_IDS
 from usermetrics.converters import UserIdConverter, segment_to_user_id, user_id_to_segment
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("user_id", ODD_IDS)
@@ -29,3 +35,15 @@ def test_converters_bad_escape_is_a_value_error():
     with pytest.raises(ValueError):
         UserIdConverter().to_python("bad~escape")
     assert UserIdConverter().to_url("a/b") == "a~2Fb"
+
+
+def test_converters_the_websocket_routes_register_it_without_the_url_table():
+    # routing.py must not lean on urls.py having been imported first.
+    code = (
+        "import django, sys; django.setup(); import usermetrics.routing; "
+        "from django.urls.converters import get_converters; "
+        "assert 'userid' in get_converters(); assert 'usermetrics.urls' not in sys.modules"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 
-from tests.factories import BASE_TIME, record, sample_users
+from tests.factories import board_of, record, sample_users
 from usermetrics.feed.frames import list_frame, size, user_frame
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.selection import ViewSpec
-from usermetrics.snapshot import SourceHealth, merge
 
 
 def snap(users, *, timeout: float | None = None):
-    health = SourceHealth(name="s", kind="t", state="ok", per_user_workflow_timeout=timeout)
-    return merge([("s", users)], seq=7, timestamp=BASE_TIME, sources=[health])
+    return board_of(users, seq=7, timeout=timeout)
 
 
 def test_feed_frames_list_frame_is_a_monitor_response_with_the_view():
@@ -24,7 +22,7 @@ def test_feed_frames_list_frame_is_a_monitor_response_with_the_view():
     assert [u["user_id"] for u in doc["users"]] == ["u00", "u01", "u02", "u03", "u04"]
     assert (doc["type"], doc["seq"], doc["view"]["pages"], doc["view"]["clamped"]) == ("snapshot", 7, 3, False)
     assert doc["labels"] == {"u01": "One"} and doc["summary"]["users"] == 12 and doc["stale"] == []
-    assert result.users == snapshot.users[:5]
+    assert result.users == [0, 1, 2, 3, 4]  # board positions
 
 
 def test_feed_frames_shrink_to_the_budget_keeping_the_first_user():

@@ -51,3 +51,24 @@ def test_history_flags_from_recorded_window():
     flags = users_flags(snapshot(T0 + MIN, current), now=T0 + MIN)
     assert [f.name for f in flags["a"]] == ["rising", "erroring"]
     assert users_flags(snapshot(T0 + MIN, current), ["nobody"], now=T0 + MIN) == {}
+
+
+def test_history_flags_idle_and_the_lifecycle_words_say_the_same_eviction():
+    from usermetrics.humanize import lifecycle_words
+    from usermetrics.snapshot import SourceHealth, merge
+
+    # One user on two sources that evict idle users after 30 and after 10 minutes.
+    now = T0
+    early = usage("ada", last=now - 10 * MIN)
+    later = usage("ada", last=now - 5 * MIN)
+    sources = [
+        SourceHealth(name="a", kind="t", state="ok", per_user_workflow_timeout=1800),
+        SourceHealth(name="b", kind="t", state="ok", per_user_workflow_timeout=600),
+    ]
+    snapshot = merge([("a", [early]), ("b", [later])], seq=1, timestamp=now, sources=sources)
+    evicted_at = snapshot.evicted_at("ada")
+    assert evicted_at == now + 20 * MIN  # the later of the two: a keeps it until 12:20
+    [flag] = users_flags(snapshot, ["ada"], now=now, stats={})["ada"]
+    words = lifecycle_words(snapshot.by_id["ada"], now, evicted_at, stuck_after=300)
+    assert flag.label == "idle 5 min, evicted in about 20 min"
+    assert words == "idle for 5 min, evicted in about 20 min"

@@ -135,7 +135,7 @@ async def test_history_lives_user_evicted_by_a_real_session_manager_is_ended_the
     clock = [T0]
     manager = SessionManager(per_user_workflow_timeout=timedelta(minutes=30), clock=lambda: clock[0])
     try:
-        service = install_service([LocalSource("local", manager)])
+        service = await install_service([LocalSource("local", manager)])
         rec = recorder()
         for _ in range(3):
             async with manager.session("ada") as builder:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -11,11 +14,30 @@ from usermetrics.models import TotalsHourly, UserSample
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_history_recorder_writes_off_the_loop():
+async def test_history_recorder_hands_the_write_to_its_thread_and_coalesces():
     rec = recorder()
+    release = threading.Event()
+    real = rec.book.record
+    threads: list[str] = []
+
+    def slow(snap):
+        threads.append(threading.current_thread().name)
+        release.wait(timeout=30)
+        return real(snap)
+
+    rec.book.record = slow
     await rec(snapshot(T0, [usage("a", total=1)]))
+    for _ in range(500):  # until the writer's thread has the first snapshot
+        if threads:
+            break
+        await asyncio.sleep(0.01)
     await rec(snapshot(T0 + MIN, [usage("a", total=2)]))
+    await rec(snapshot(T0 + 2 * MIN, [usage("a", total=3)]))
+    assert rec.records == 0  # the loop went on while the first write waits in the writer's thread
+    release.set()
     await rec.aclose()
+    assert threads and all(name.startswith("usermetrics-history") for name in threads)
+    assert rec.records == 2  # the first snapshot, then only the newest of the ones that waited
 
     def count_and_close() -> int:
         try:

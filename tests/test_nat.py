@@ -23,13 +23,13 @@ from django.urls import reverse
 from tests.conftest import free_port
 from tests.daphne import Daphne, http_get, server_env, wait_until
 from tests.nat_server import NatServer, ensure_nat_venv
-from usermetrics import identities
+from usermetrics import identities, services
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.monitor import MonitorService
+from usermetrics.nat import NatHttpSource
 from usermetrics.selection import ViewSpec, view_filter
 from usermetrics.snapshot import Snapshot
-from usermetrics.sources import NatHttpSource
 
 pytestmark = [pytest.mark.nat, pytest.mark.django_db(transaction=True)]
 
@@ -127,7 +127,7 @@ async def test_nat_identities_counts_errors_latencies_and_labels(nat, install_se
     assert await call(a, "sleep:0.1", "Carol (JWT)") == 200
     assert await call(a, "quick", "Dave (Basic)") == 200
 
-    service = install_service([source(a)])
+    service = await install_service([source(a)])
     snapshot = await until(
         service,
         lambda s: {uid(label) for label in IDENTITIES} <= set(s.by_id),
@@ -147,8 +147,8 @@ async def test_nat_identities_counts_errors_latencies_and_labels(nat, install_se
     identities.identity_labels_forget()
     labels = await identities.identity_labels_aget()
     assert {labels[user.user_id] for user in (alice, bob, carol, dave)} == set(IDENTITIES)
-    found = view_filter(snapshot, ViewSpec(q="carol"), labels=labels)
-    assert [u.user_id for u in found] == [carol.user_id]
+    board = services.board_get()
+    assert [board.ids[i] for i in view_filter(board, ViewSpec(q="carol"), labels=labels)] == [carol.user_id]
 
     # The JSON API serves the same users.
     response = await staff_client.get("/monitor/users")
@@ -165,7 +165,7 @@ async def test_nat_identities_counts_errors_latencies_and_labels(nat, install_se
 async def test_nat_request_in_flight_shows_ref_count_one(nat, install_service, staff_client, tmp_path):
     a = nat["a"]
     release = tmp_path / "release"
-    service = install_service([source(a)])
+    service = await install_service([source(a)])
     held = asyncio.create_task(call(a, f"hold:{release}", "Dave (Basic)"))
     try:
         snapshot = await until(
@@ -190,7 +190,7 @@ async def test_nat_request_in_flight_shows_ref_count_one(nat, install_service, s
 async def test_nat_two_servers_merge_an_overlapping_user(nat, install_service):
     a, b = nat["a"], nat["b"]
     alice = uid("Alice (cookie)")
-    service = install_service([source(a), source(b)])
+    service = await install_service([source(a), source(b)])
     before = (await service.refresh()).user_parts(alice)
     before_a = sum(u.requests.total_requests for name, u in before if name == a.name)
     assert await call(b, "sleep:0.2", "Alice (cookie)") == 200
@@ -217,7 +217,7 @@ async def test_nat_two_servers_merge_an_overlapping_user(nat, install_service):
 
 
 async def test_nat_monitoring_switched_off_is_down_and_says_so(nat, install_service, staff_client):
-    install_service([source(nat["off"]), source(nat["a"])])
+    await install_service([source(nat["off"]), source(nat["a"])])
     status = json.loads((await staff_client.get("/api/status")).content)
     off, a = status["sources"]
     assert off["state"] == "down" and "per-user monitoring is switched off on that server" in off["last_error"]
@@ -228,7 +228,7 @@ async def test_nat_server_stopped_is_down_with_users_kept_then_recovers(nat, ins
     b = nat["b"]
     bob = uid("Bob (API key)")
     assert await call(b, "quick", "Bob (API key)") == 200
-    service = install_service([source(b), source(nat["a"])], down_after=0)
+    service = await install_service([source(b), source(nat["a"])], down_after=0)
     first = await until(service, lambda s: bob in s.by_id, "bob on nat-b")
     kept = first.user_parts(bob)
     await asyncio.to_thread(b.stop)
@@ -260,7 +260,7 @@ async def test_nat_server_stopped_is_down_with_users_kept_then_recovers(nat, ins
 async def test_nat_evicted_user_disappears_cleanly(nat, install_service, staff_client):
     server = nat["evict"]
     carol = uid("Carol (JWT)")
-    service = install_service([source(server, per_user_workflow_timeout=timedelta(seconds=1))])
+    service = await install_service([source(server, per_user_workflow_timeout=timedelta(seconds=1))])
     assert await call(server, "quick", "Carol (JWT)") == 200
     seen = await service.refresh()
     if carol in seen.by_id:  # NAT may evict it before this first look, on a slow machine

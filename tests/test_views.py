@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def source(install_service):
     """Twelve sample users in one source; no periodic refresh during the test."""
     src = StaticSource("static", sample_users())
-    install_service([src], interval=3600)
+    await install_service([src], interval=3600)
     return src
 
 
@@ -109,7 +109,7 @@ async def test_views_list_sort_search_filter_and_paging_keep_the_other_parameter
 
 async def test_views_list_empty_states_say_why(install_service, staff_client):
     src = StaticSource("static", [])
-    service = install_service([src], interval=3600)
+    service = await install_service([src], interval=3600)
     html = (await staff_client.get("/")).content.decode()
     assert "No users yet" in html and row_ids(html) == []
 
@@ -130,7 +130,7 @@ async def test_views_banner_names_each_unhealthy_source(install_service, staff_c
     healthy, flaky = StaticSource("healthy", sample_users()[:2]), StaticSource("flaky", sample_users()[2:5])
     never = StaticSource("never", [])
     never.error = TimeoutError()
-    service = install_service([healthy, flaky, never], interval=3600)
+    service = await install_service([healthy, flaky, never], interval=3600)
     await service.refresh()
     html = (await staff_client.get("/")).content.decode()
     banner = re.search(r'<div class="um-banner" id="um-banner" role="alert"( hidden)?>(.*?)</div>', html, re.S)
@@ -157,7 +157,7 @@ async def test_views_banner_names_each_unhealthy_source(install_service, staff_c
 
 @pytest.mark.parametrize("user_id", ["a/b c", "<img src=x onerror=alert(1)>", "..", "100% sure"])
 async def test_views_detail_shows_the_user_grouped(install_service, staff_client, user_id):
-    install_service([StaticSource("static", [*sample_users(), usage(user_id, active=2)])], interval=3600)
+    await install_service([StaticSource("static", [*sample_users(), usage(user_id, active=2)])], interval=3600)
     response = await staff_client.get(reverse("usermetrics:user-detail", args=[user_id]))
     assert response.status_code == 200
     html = response.content.decode()
@@ -170,7 +170,7 @@ async def test_views_detail_shows_the_user_grouped(install_service, staff_client
 
 
 async def test_views_detail_shows_each_source_record_of_a_merged_user(install_service, staff_client):
-    install_service(
+    await install_service(
         [StaticSource("nat-a", [usage("shared", requests=3)]), StaticSource("nat-b", [usage("shared", requests=4)])],
         interval=3600,
     )
@@ -184,7 +184,7 @@ async def test_views_detail_shows_each_source_record_of_a_merged_user(install_se
 async def test_views_detail_says_how_long_an_idle_user_has_left(install_service, staff_client):
     src = StaticSource("static", sample_users())
     src.per_user_workflow_timeout = timedelta(days=3650)
-    install_service([src], interval=3600)
+    await install_service([src], interval=3600)
     html = (await staff_client.get("/users/u05/")).content.decode()
     assert re.search(r'<span id="um-lifecycle">idle for [^<]+, evicted in about [^<]+</span>', html)
 
@@ -192,7 +192,7 @@ async def test_views_detail_says_how_long_an_idle_user_has_left(install_service,
 async def test_views_show_and_search_registered_names(install_service, staff_client):
     uid = user_id_derive(kind="api_key", value="secret-key-of-ada")
     await sync_to_async(identity_register)(label="Ada Lovelace", kind="api_key", value="secret-key-of-ada")
-    install_service([StaticSource("static", [*sample_users(), usage(uid)])], interval=3600)
+    await install_service([StaticSource("static", [*sample_users(), usage(uid)])], interval=3600)
     html = (await staff_client.get("/?q=LOVELACE")).content.decode()
     assert row_ids(html) == [uid]
     assert f">Ada Lovelace ({uid})</a>" in html

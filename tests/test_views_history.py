@@ -32,10 +32,10 @@ async def recorded(install_service):
         usage("bob", total=10, errors=5, avg=50.0, last=now),
         usage("dave", ref=1, total=1, last=now - timedelta(minutes=10)),
     ]
-    install_service([FixedSource("demo", after)], interval=3600)
     rec = recorder()
     await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=3), before))
     await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), after))  # carol ended
+    await install_service([FixedSource("demo", after)], interval=3600, flags=True)
     return after
 
 
@@ -200,13 +200,14 @@ async def test_list_window_api_gives_rates_flags_and_sparklines_of_the_asked_row
 async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user, monkeypatch):
     from channels.layers import get_channel_layer
 
+    from tests.conftest import current_producer
     from tests.test_consumers import communicator
-    from usermetrics.services import live
+    from usermetrics.publish import producer
 
     await get_channel_layer().flush()
     reads = []
-    real = live.users_flags
-    monkeypatch.setattr(live, "users_flags", lambda snapshot: reads.append(1) or real(snapshot))
+    real = producer.flag_stats
+    monkeypatch.setattr(producer, "flag_stats", lambda *a, **kw: reads.append(1) or real(*a, **kw))
     client = AsyncClient()
     await client.aforce_login(staff_user)
     comm = communicator("/ws/monitor/?state=stuck", f"sessionid={client.cookies['sessionid'].value}".encode())
@@ -217,7 +218,11 @@ async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user,
         await comm.send_to(text_data=json.dumps({"type": "subscribe", "state": "erroring"}))
         doc = json.loads(await comm.receive_from(timeout=5))
         assert [u["user_id"] for u in doc["users"]] == ["bob"]
-        assert len(reads) == 1  # within FLAGS_REFRESH the producer reuses what it read
+        for _ in range(2):
+            await current_producer().refresh()
+            assert [u["user_id"] for u in json.loads(await comm.receive_from(timeout=5))["users"]] == ["bob"]
+        # The window stats were read when the producer started; within FLAGS_REFRESH it reuses them.
+        assert reads == []
     finally:
         await comm.disconnect()
 

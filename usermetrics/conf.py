@@ -18,8 +18,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from usermetrics.nat import SourceEntry, parse_nat_sources, source_entry_parse
 from usermetrics.selection import WINDOWS, window_length
-from usermetrics.sources import SourceEntry, parse_nat_sources, source_entry_parse
 
 DEFAULTS: dict[str, Any] = {
     # Seconds between two refreshes of every source by the producer.
@@ -67,6 +67,15 @@ DEFAULTS: dict[str, Any] = {
         "ERROR_MIN_REQUESTS": 5,  # ... counted only with at least this many requests in the window
         "WINDOW": "1h",  # the window that rising and erroring look at
     },
+    # Producer and faces (usermetrics.publish): "embedded" runs a producer in this process (a thread of
+    # the one Daphne of the default); "external" serves only what a `manage.py runmonitor` publishes.
+    "PRODUCER": "embedded",
+    # Redis (env REDIS_URL): the bus, the lease and the views directory of several processes; unset,
+    # everything stays in this process.
+    "REDIS_URL": "",
+    "REDIS_PREFIX": "usermetrics",  # keys, pub/sub channel and lease under this prefix
+    # Seconds without a new board before a face says no producer is publishing (None: 3 intervals).
+    "PRODUCER_TIMEOUT": None,
     # GET /metrics (Prometheus): bearer tokens (API_TOKENS also work) or client addresses/networks.
     "METRICS_TOKENS": [],
     "METRICS_ALLOW": ["127.0.0.1", "::1"],
@@ -139,6 +148,10 @@ class Config:
     flags: FlagsConfig
     metrics_tokens: tuple[str, ...]
     metrics_allow: tuple[str, ...]
+    producer: str
+    redis_url: str
+    redis_prefix: str
+    producer_timeout: float
 
 
 def _merged() -> dict[str, Any]:
@@ -183,8 +196,21 @@ def _build(raw: dict[str, Any]) -> Config:
     demo, history, flags = raw["DEMO"], raw["HISTORY"], raw["FLAGS"]
     if str(flags["WINDOW"]) not in WINDOWS:
         raise ImproperlyConfigured(f"USERMETRICS['FLAGS']['WINDOW'] must be one of {', '.join(WINDOWS)}")
+    # The producer checks only users that could raise a flag; that needs both thresholds above zero.
+    if int(flags["RISING_MIN"]) < 1 or float(flags["ERROR_RATE"]) <= 0:
+        raise ImproperlyConfigured("USERMETRICS['FLAGS']: RISING_MIN must be at least 1 and ERROR_RATE above 0")
+    producer = str(raw["PRODUCER"])
+    if producer not in ("embedded", "external"):
+        raise ImproperlyConfigured(f"USERMETRICS['PRODUCER'] must be embedded or external, got {producer!r}")
+    redis_url = str(raw["REDIS_URL"] or "")
+    if producer == "external" and not redis_url:
+        raise ImproperlyConfigured(
+            "USERMETRICS_PRODUCER=external needs REDIS_URL: faces read what runmonitor publishes there"
+        )
+    interval = float(raw["REFRESH_INTERVAL"])
+    timeout = raw["PRODUCER_TIMEOUT"]
     return Config(
-        refresh_interval=float(raw["REFRESH_INTERVAL"]),
+        refresh_interval=interval,
         source_timeout=float(raw["SOURCE_TIMEOUT"]),
         source_down_after=float(raw["SOURCE_DOWN_AFTER"]),
         sources=sources,
@@ -217,6 +243,10 @@ def _build(raw: dict[str, Any]) -> Config:
         ),
         metrics_tokens=_strings(raw["METRICS_TOKENS"]),
         metrics_allow=_strings(raw["METRICS_ALLOW"]),
+        producer=producer,
+        redis_url=redis_url,
+        redis_prefix=str(raw["REDIS_PREFIX"]),
+        producer_timeout=float(timeout) if timeout is not None else 3 * interval,
     )
 
 

@@ -1,9 +1,11 @@
 """Websocket consumers of the live feed (async): the user list and one user, push-only, staff only.
 
-A consumer only registers its channel for a view through the service layer and forwards the
-frames the feed's producer sends to the view's group; it never collects metrics itself. The one
-frame it asks for is the full snapshot right after connect or subscribe, and even that one is
-shared with every other subscriber of the same view within the same refresh.
+A consumer registers its channel for a view through the service layer and forwards the frames
+the producer sends to the view's group; it never collects metrics itself. The one frame it asks
+for is the full snapshot right after connect or subscribe, built from this face's latest board
+and shared with every other subscriber of that view and board. A frame it already sent (the
+same refresh, through the group) is not sent twice. While no producer publishes, the socket
+stays open and says so with a ``status`` message.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     """Shared plumbing: staff check, group membership, forwarding ``metrics.update`` events."""
 
     group: str | None = None
+    status_group: str | None = None
+    last_seq = 0  # the newest refresh this socket has been sent ...
+    last_producer = ""  # ... by this producer (a producer that takes over without Redis's word restarts)
 
     async def connect(self) -> None:
         """Accept staff only; then subscribe to the initial view and send its full snapshot."""
@@ -37,6 +42,8 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         await self.accept()
+        self.status_group = services.feed_status_group()
+        await self.channel_layer.group_add(self.status_group, self.channel_name)
         await self.subscribe(**self.initial_subscription())
 
     def initial_subscription(self) -> dict[str, Any]:
@@ -51,17 +58,36 @@ class _FeedConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.channel_layer.group_add(group, self.channel_name)
             self.group = group
-        await self.send(text_data=await services.feed_frame(group))
+        first = await services.feed_first_frame(group)
+        if first is None:
+            await self.send(text_data=services.feed_status())  # no board yet: say why nothing comes
+            return
+        text, seq, producer = first
+        self.last_seq, self.last_producer = seq, producer
+        await self.send(text_data=text)
+        if not services.producer_state().publishing:
+            await self.send(text_data=services.feed_status())
 
     async def disconnect(self, code: int) -> None:
-        """Leave the group and the feed."""
+        """Leave the groups and the feed."""
+        if self.status_group is None:
+            return  # refused before it was accepted: it never joined anything
         services.feed_unsubscribe(self.channel_name)
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = None
+        for group in (self.group, self.status_group):
+            if group is not None:
+                await self.channel_layer.group_discard(group, self.channel_name)
+        self.group = self.status_group = None
 
     async def metrics_update(self, event: dict[str, Any]) -> None:
-        """Forward one pre-serialized frame as it is."""
+        """Forward one pre-serialized frame as it is, unless this socket already has that refresh."""
+        seq, producer = int(event.get("seq", 0)), str(event.get("producer", ""))
+        if producer == self.last_producer and seq <= self.last_seq:
+            return
+        self.last_seq, self.last_producer = seq, producer
+        await self.send(text_data=event["text"])
+
+    async def metrics_status(self, event: dict[str, Any]) -> None:
+        """Forward the face's word on the producer (gone, or back)."""
         await self.send(text_data=event["text"])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.snapshot import in_flight, is_active
@@ -70,6 +70,11 @@ def number(value: float) -> str:
     return f"{round(value, 2):.2f}".rstrip("0").rstrip(".")
 
 
+def latency_words(value: float) -> str:
+    """A record's average latency as the pages write it: Python's float text and ' ms' ('12.5 ms', '3.0 ms')."""
+    return f"{value} ms"
+
+
 # What a rate without requests reads (an en dash, as the admin shows an empty value).
 NO_VALUE = "\u2013"
 
@@ -87,3 +92,11 @@ def user_display(user_id: str, labels: Mapping[str, str]) -> str:
     """How to show a user: ``label (user id)`` when a name is registered, else the user id."""
     label = labels.get(user_id)
     return f"{label} ({user_id})" if label else user_id
+
+
+def producer_words(last_publish: datetime | None) -> str:
+    """What a page says while no producer publishes (the sockets' status messages say the same)."""
+    if last_publish is None:
+        return "No producer is publishing: none has published a board yet."
+    stamp = last_publish.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"No producer is publishing: the last board was published at {stamp}."

@@ -3,8 +3,8 @@
 One ``MonitorService`` refreshes every source with a timeout each; callers that arrive while a
 refresh runs share it. The last good answer of each source is kept with its health, all
 timestamps become timezone-aware UTC, and users are merged by ``user_id`` into one ``Snapshot``.
-Listeners (the history recorder, the feed) run after every refresh. The clock is injected, so
-tests move time instead of sleeping to reach a threshold.
+The producer (``usermetrics.publish.producer``) calls ``refresh`` at its own pace. The clock is
+injected, so tests move time instead of sleeping to reach a threshold.
 """
 
 from __future__ import annotations
@@ -12,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import timedelta
 
 from usermetrics.clock import Clock, utcnow
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, merge
+from usermetrics.snapshot import Snapshot, SourceHealth, merge, to_utc
 from usermetrics.sources import Source
 
 logger = logging.getLogger(__name__)
-
-Listener = Callable[[Snapshot], Awaitable[None]]
 
 
 @dataclass
@@ -59,8 +57,6 @@ class MonitorService:
         self._seq = 0
         self._snapshot: Snapshot | None = None
         self._inflight: asyncio.Task[Snapshot] | None = None
-        self._listeners: list[Listener] = []
-        self._loop_task: asyncio.Task[None] | None = None
         self._started = False
         self.refresh_count = 0
 
@@ -69,9 +65,9 @@ class MonitorService:
         """The configured sources, in order."""
         return [st.source for st in self._states]
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(snapshot)`` after every refresh (the recorder and the feed use this)."""
-        self._listeners.append(listener)
+    def seq_from(self, seq: int) -> None:
+        """Number the next refresh after ``seq`` (a producer taking over continues its predecessor's)."""
+        self._seq = max(self._seq, seq)
 
     async def refresh(self) -> Snapshot:
         """Refresh every source now; callers that arrive meanwhile share this one refresh."""
@@ -83,22 +79,10 @@ class MonitorService:
         # Shielded: a caller that gives up must not cancel the refresh the others wait for.
         return await asyncio.shield(task)
 
-    async def snapshot(self, *, max_age: float | None = None) -> Snapshot:
-        """The latest snapshot if it is younger than ``max_age`` (default: the interval), else a fresh one."""
-        current = self._snapshot
-        limit = self.interval if max_age is None else max_age
-        if current is not None and (self.clock() - current.timestamp).total_seconds() < limit:
-            return current
-        return await self.refresh()
-
     @property
     def last_snapshot(self) -> Snapshot | None:
         """The latest snapshot without refreshing (None before the first refresh)."""
         return self._snapshot
-
-    def source_health(self) -> list[SourceHealth]:
-        """Each source's health as of the last refresh."""
-        return [st.health for st in self._states]
 
     async def _refresh_once(self) -> Snapshot:
         await asyncio.gather(*(self._fetch(st) for st in self._states))  # each stores its own outcome
@@ -111,11 +95,6 @@ class MonitorService:
         )
         self._snapshot = snapshot
         self.refresh_count += 1
-        for listener in list(self._listeners):
-            try:
-                await listener(snapshot)
-            except Exception:
-                logger.exception("Snapshot listener %r failed", listener)
         return snapshot
 
     async def _fetch(self, state: _SourceState) -> None:
@@ -149,7 +128,7 @@ class MonitorService:
         health.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
 
     async def start(self) -> None:
-        """Start the sources' own work and the periodic refresh on the running loop (idempotent)."""
+        """Start the sources' own work on the running loop, such as the demo's workload (idempotent)."""
         if self._started:
             return
         self._started = True
@@ -157,29 +136,9 @@ class MonitorService:
             start = getattr(source, "start", None)
             if callable(start):
                 await start()
-        self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="usermetrics-producer")
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                logger.exception("Refresh failed")
-            # Fixed rate: a slow refresh does not stretch the interval; a very slow one skips ticks.
-            next_at += self.interval
-            now = loop.time()
-            if next_at < now:
-                next_at = now
-            await asyncio.sleep(next_at - now)
 
     async def aclose(self) -> None:
-        """Stop refreshing and close the sources."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
+        """Close the sources."""
         for source in self.sources:
             aclose = getattr(source, "aclose", None)
             if callable(aclose):
@@ -195,29 +154,3 @@ def _initial_health(source: Source) -> SourceHealth:
         url=getattr(source, "url", None),
         per_user_workflow_timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else None,
     )
-
-
-_ZERO = timedelta(0)
-
-
-def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
-    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone)."""
-    out: list[PerUserResourceUsage] = []
-    for usage in users:
-        session = usage.session
-        created, last = session.created_at, session.last_activity
-        if created.utcoffset() == _ZERO and last.utcoffset() == _ZERO:
-            out.append(usage)  # the common case costs no copy
-            continue
-        fixed = session.model_copy(
-            update={"created_at": _aware_utc(created, zone), "last_activity": _aware_utc(last, zone)}
-        )
-        out.append(usage.model_copy(update={"session": fixed}))
-    return out
-
-
-def _aware_utc(value: datetime, zone: tzinfo | None) -> datetime:
-    if value.tzinfo is None:
-        # astimezone() on a naive datetime reads it as this host's local time.
-        value = value.replace(tzinfo=zone) if zone is not None else value.astimezone()
-    return value.astimezone(UTC)

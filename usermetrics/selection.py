@@ -3,22 +3,22 @@
 One place decides what "page 2 of the active users sorted by errors, over the last 24 h" means:
 ``ViewSpec`` parses and normalizes the parameters (a query string or a websocket subscription
 alike; anything invalid falls back to its default, never an error) and ``view_select`` applies
-them to a ``Snapshot``. The list page, the feed and the exports all call it, so a page, its live
-updates and its export always agree. The search rule (``matches``) serves ended users too.
+them to a published ``Board``. The list page, the feed and the exports all call it, so a page,
+its live updates and its export always agree. The search rule (``matches``) serves ended users too.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from usermetrics.board import COLUMNS, Board
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, Totals, in_flight, is_active
+from usermetrics.snapshot import SourceHealth, Totals
 
 # --- windows ---------------------------------------------------------------------------------------
 
@@ -69,42 +69,42 @@ MAX_QUERY_LENGTH = 200
 
 
 def search_needle(query: str) -> str:
-    """The normalized form of a search (trimmed, case-folded); empty matches everyone."""
-    return query.strip()[:MAX_QUERY_LENGTH].casefold()
+    """A search as it is compared (case-folded; ``ViewSpec`` trimmed and bounded it); empty matches everyone."""
+    return query.strip().casefold()
 
 
 def matches(needle: str, user_id: str, label: str | None) -> bool:
     """Whether a user's id or registered label contains ``needle`` (from ``search_needle``)."""
-    return not needle or needle in user_id.casefold() or (label is not None and needle in label.casefold())
+    return matches_folded(needle, user_id.casefold(), label.casefold() if label else None)
+
+
+def matches_folded(needle: str, folded_id: str, folded_label: str | None) -> bool:
+    """``matches`` on an id and label already case-folded (a board folds its ids once)."""
+    return not needle or needle in folded_id or (folded_label is not None and needle in folded_label)
 
 
 # --- sort keys and states --------------------------------------------------------------------------
 
-# Sort keys are the seed's field names; each reads one value off a PerUserResourceUsage.
-SORT_KEYS: dict[str, Callable[[PerUserResourceUsage], Any]] = {
-    "user_id": lambda u: u.user_id,
-    "created_at": lambda u: u.session.created_at,
-    "last_activity": lambda u: u.session.last_activity,
-    "ref_count": lambda u: u.session.ref_count,
-    "is_active": is_active,
-    "total_requests": lambda u: u.requests.total_requests,
-    "active_requests": in_flight,
-    "avg_latency_ms": lambda u: u.requests.avg_latency_ms,
-    "error_count": lambda u: u.requests.error_count,
-    "per_user_functions_count": lambda u: u.memory.per_user_functions_count,
-    "per_user_function_groups_count": lambda u: u.memory.per_user_function_groups_count,
-    "exit_stack_size": lambda u: u.memory.exit_stack_size,
-}
+# Sort keys are the seed's field names: the user id, or a board column (board.COLUMNS), whose
+# extractor also sorts records that are not on a board (ended users).
+SORT_KEYS: tuple[str, ...] = ("user_id", *COLUMNS)
 DEFAULT_SORT = "-last_activity"
 
-STATES: dict[str, Callable[[PerUserResourceUsage], bool]] = {
-    "active": is_active,
-    "idle": lambda u: not is_active(u),
-    "errors": lambda u: u.requests.error_count > 0,
+
+def usage_key(name: str) -> Callable[[PerUserResourceUsage], Any]:
+    """The sort key ``name`` of a user's record (the same value its board column holds)."""
+    return (lambda u: u.user_id) if name == "user_id" else COLUMNS[name][1]
+
+
+# States read off the board's columns (built with snapshot.is_active and the record's counts).
+STATES: dict[str, Callable[[Board], Callable[[int], bool]]] = {
+    "active": lambda b: b.columns["is_active"].__getitem__,
+    "idle": lambda b: lambda i: not b.columns["is_active"][i],
+    "errors": lambda b: lambda i: b.columns["error_count"][i] > 0,
 }
-# States that are lifecycle flags (usermetrics.history.flags): the caller passes the flags.
+# States that are lifecycle flags (usermetrics.history.flags), as the producer published them.
 FLAG_STATES = ("stuck", "rising", "erroring")
-# Users that left: not in any snapshot, read from the history store by the caller.
+# Users that left: not on any board, read from the history store by the caller.
 ENDED = "ended"
 ALL_STATES = (*STATES, *FLAG_STATES, ENDED)
 
@@ -184,28 +184,28 @@ class ViewResult:
         }
 
 
-# Per-snapshot results shared by every view and request of that instant (orderings, summary);
-# they go away with the snapshot. Views run in worker threads, the feed on the event loop.
-_memo: weakref.WeakKeyDictionary[Snapshot, dict[Any, Any]] = weakref.WeakKeyDictionary()
 _memo_lock = threading.Lock()
 
 
-def _memoized(snapshot: Snapshot, key: Any, compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per snapshot and key (two threads may both compute it; one result wins)."""
+def memoized(board: Board, key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per board and key (two threads may both compute it; one result wins).
+
+    Orderings and the search text are shared by every view and request of one refresh, and go
+    away with the board. Views run in worker threads, the feed on an event loop.
+    """
     with _memo_lock:
-        entry = _memo.setdefault(snapshot, {})
-        if key in entry:
-            return entry[key]
+        if key in board.memo:
+            return board.memo[key]
     value = compute()
     with _memo_lock:
-        return entry.setdefault(key, value)
+        return board.memo.setdefault(key, value)
 
 
 def order_by(items: Iterable[Any], sort: str, key_of: Callable[[str], Callable[[Any], Any]]) -> list[Any]:
     """``items`` in the order of ``sort`` (a field name, ``-`` first for descending); ties by user id.
 
-    ``key_of(field)`` gives the key function of a field for these items (live or ended users).
-    Two stable sorts: ties keep user-id order whichever way the main key goes.
+    ``key_of(field)`` gives the key function of a field for these items (board positions or
+    records). Two stable sorts: ties keep user-id order whichever way the main key goes.
     """
     descending = sort.startswith("-")
     field_name = sort.lstrip("-")
@@ -215,48 +215,51 @@ def order_by(items: Iterable[Any], sort: str, key_of: Callable[[str], Callable[[
     return ordered
 
 
-def view_filter(
-    snapshot: Snapshot,
-    spec: ViewSpec,
-    *,
-    labels: Mapping[str, str] | None = None,
-    flags: Mapping[str, Iterable[str]] | None = None,
-) -> list[PerUserResourceUsage]:
-    """Every user of the snapshot that ``spec`` matches, in its order (no paging: exports stream them all).
+def board_order(board: Board, sort: str) -> list[int]:
+    """The board's user positions in the order of ``sort`` (once per board and sort key)."""
 
-    The search matches the user id or its registered label (``labels``: user id -> label). A flag
-    state keeps the users whose ``flags`` (user id -> flag names) include it; ``ended`` users are
-    not in a snapshot, so that state matches nobody here (callers read them from the history).
+    def key_of(name: str) -> Callable[[int], Any]:
+        return board.ids.__getitem__ if name == "user_id" else board.columns[name].__getitem__
+
+    return memoized(board, ("order", sort), lambda: order_by(range(len(board)), sort, key_of))
+
+
+def _folded(board: Board) -> list[str]:
+    return memoized(board, "folded", lambda: [uid.casefold() for uid in board.ids])
+
+
+def view_filter(board: Board, spec: ViewSpec, *, labels: Mapping[str, str] | None = None) -> list[int]:
+    """The positions of every board user that ``spec`` matches, in its order (no paging: exports take all).
+
+    The search matches the user id or its registered label (``labels``: user id -> label); a flag
+    state keeps the users the producer published with that flag; ``ended`` users are not on a
+    board, so that state matches nobody here (callers read them from the history).
     """
-    users = _memoized(snapshot, ("sorted", spec.sort), lambda: order_by(snapshot.users, spec.sort, SORT_KEYS.get))
+    positions = board_order(board, spec.sort)
     if spec.state in STATES:
-        keep = STATES[spec.state]
-        users = [u for u in users if keep(u)]
+        keep = STATES[spec.state](board)
+        positions = [i for i in positions if keep(i)]
     elif spec.state in FLAG_STATES:
-        named = flags or {}
-        users = [u for u in users if spec.state in named.get(u.user_id, ())]
+        bit = 1 << board.flag_names.index(spec.state) if spec.state in board.flag_names else 0
+        flags = board.columns["flags"]
+        positions = [i for i in positions if flags[i] & bit]
     elif spec.state == ENDED:
-        users = []
+        positions = []
     needle = search_needle(spec.q)
     if needle:
-        names = labels or {}
-        users = [u for u in users if matches(needle, u.user_id, names.get(u.user_id))]
-    return users
+        folded, ids = _folded(board), board.ids
+        labels_folded = {uid: label.casefold() for uid, label in (labels or {}).items()}
+        positions = [i for i in positions if matches_folded(needle, folded[i], labels_folded.get(ids[i]))]
+    return positions
 
 
-def view_select(
-    snapshot: Snapshot,
-    spec: ViewSpec,
-    *,
-    labels: Mapping[str, str] | None = None,
-    flags: Mapping[str, Iterable[str]] | None = None,
-) -> ViewResult:
-    """Filter, search, sort and page the snapshot's users as ``spec`` says; the page is clamped to the last.
+def view_select(board: Board, spec: ViewSpec, *, labels: Mapping[str, str] | None = None) -> ViewResult:
+    """Filter, search, sort and page the board's users as ``spec`` says; the page is clamped to the last.
 
-    Each ordering is computed once per snapshot, so views that differ only in page, search or
-    filter cost one pass over the users each. See ``view_filter`` for ``labels`` and ``flags``.
+    ``ViewResult.users`` holds board positions; each ordering is computed once per board, so views
+    that differ only in page, search or filter cost one pass over the users each.
     """
-    return page_of(view_filter(snapshot, spec, labels=labels, flags=flags), spec)
+    return page_of(view_filter(board, spec, labels=labels), spec)
 
 
 def page_of(users: Sequence[Any], spec: ViewSpec) -> ViewResult:
@@ -293,9 +296,9 @@ class Summary:
         }
 
 
-def summary_get(snapshot: Snapshot) -> Summary:
-    """The summary cards of ``snapshot`` (once per snapshot)."""
-    return _memoized(snapshot, "summary", lambda: Summary(snapshot.totals, sources_brief(snapshot.sources)))
+def summary_get(board: Board) -> Summary:
+    """The summary cards of ``board``."""
+    return Summary(board.totals, sources_brief(board.sources))
 
 
 def sources_brief(sources: Iterable[SourceHealth]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
 from typing import Any, Literal
 
@@ -100,6 +100,15 @@ class SourceHealth:
             "per_user_workflow_timeout": self.per_user_workflow_timeout,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceHealth:
+        """The health ``as_dict`` wrote (as a board carries it to other processes)."""
+        times = ("last_success", "last_error_at", "failing_since")
+        fields = {k: v for k, v in data.items() if k != "users_stale"}
+        for name in times:
+            fields[name] = datetime.fromisoformat(fields[name]) if fields[name] else None
+        return cls(**fields)
+
     def brief(self) -> dict[str, Any]:
         """The few fields that pages and frames show of a source."""
         data = self.as_dict()
@@ -124,15 +133,28 @@ class Totals:
 
 
 def totals(users: Sequence[PerUserResourceUsage]) -> Totals:
-    """The totals of ``users`` (one pass each; ``active`` and ``in_flight`` by the rules above)."""
+    """The totals of ``users`` (``active`` and ``in_flight`` by the rules above; latency as ``weighted_latency``).
+
+    One pass with the fields read once each: it runs over every user of every refresh.
+    """
+    active = flight = requests = errors = stack = 0
+    weighted = 0.0
+    for u in users:
+        active += is_active(u)
+        flight += in_flight(u)
+        r = u.requests
+        requests += r.total_requests
+        weighted += r.avg_latency_ms * r.total_requests
+        errors += r.error_count
+        stack += u.memory.exit_stack_size
     return Totals(
         users=len(users),
-        active=sum(1 for u in users if is_active(u)),
-        in_flight=sum(in_flight(u) for u in users),
-        requests=sum(u.requests.total_requests for u in users),
-        errors=sum(u.requests.error_count for u in users),
-        avg_latency_ms=weighted_latency(users),
-        exit_stack=sum(u.memory.exit_stack_size for u in users),
+        active=active,
+        in_flight=flight,
+        requests=requests,
+        errors=errors,
+        avg_latency_ms=round(weighted / requests, 2) if requests else 0.0,
+        exit_stack=stack,
     )
 
 
@@ -196,6 +218,15 @@ class Snapshot:
         """Totals over every user (computed once per snapshot)."""
         return totals(self.users)
 
+    @property
+    def ids(self) -> list[str]:
+        """Every user id, in merge order."""
+        return list(self.by_id)
+
+    def user(self, user_id: str) -> PerUserResourceUsage | None:
+        """One user's merged record, or None when no source reports it."""
+        return self.by_id.get(user_id)
+
     def user_is_stale(self, user_id: str) -> bool:
         """Whether any of the user's numbers come from a source that did not answer this time."""
         health = self.health_by_name
@@ -246,29 +277,71 @@ def merge(
     timestamp: datetime,
     sources: list[SourceHealth],
 ) -> Snapshot:
-    """Merge each source's users (``(source name, users)``, in source order) into one snapshot."""
-    grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
-    for name, users in reports:
-        for usage in users:
-            entry = grouped.get(usage.user_id)
-            if entry is None:
-                grouped[usage.user_id] = [(name, usage)]
-            else:
-                entry.append((name, usage))
-    merged_users: list[PerUserResourceUsage] = []
+    """Merge each source's users (``(source name, users)``, in source order) into one snapshot.
+
+    Users that only one source reports once (nearly all of them) are taken as they are, with one
+    shared origins tuple per source; only the others are grouped and merged.
+    """
     by_id: dict[str, PerUserResourceUsage] = {}
     origins: dict[str, tuple[str, ...]] = {}
+    grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
+    for name, users in reports:
+        origin = (name,)
+        for usage in users:
+            user_id = usage.user_id
+            first = by_id.get(user_id)
+            if first is None:
+                by_id[user_id] = usage
+                origins[user_id] = origin
+            elif user_id in grouped:
+                grouped[user_id].append((name, usage))
+            else:
+                grouped[user_id] = [(origins[user_id][0], first), (name, usage)]
     parts: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
     for user_id, entries in grouped.items():
-        if len(entries) == 1:
-            name, merged = entries[0]
-            origins[user_id] = (name,)
-        else:
-            merged = merge_usages(user_id, [usage for _, usage in entries])
-            origins[user_id] = tuple(dict.fromkeys(name for name, _ in entries))
-            parts[user_id] = entries
-        merged_users.append(merged)
-        by_id[user_id] = merged
+        by_id[user_id] = merge_usages(user_id, [usage for _, usage in entries])
+        origins[user_id] = tuple(dict.fromkeys(name for name, _ in entries))
+        parts[user_id] = entries
     return Snapshot(
-        timestamp=timestamp, seq=seq, users=merged_users, by_id=by_id, origins=origins, parts=parts, sources=sources
+        timestamp=timestamp,
+        seq=seq,
+        users=list(by_id.values()),
+        by_id=by_id,
+        origins=origins,
+        parts=parts,
+        sources=sources,
     )
+
+
+_ZERO = timedelta(0)
+
+
+def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
+    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone)."""
+    out: list[PerUserResourceUsage] = []
+    for usage in users:
+        session = usage.session
+        created, last = session.created_at, session.last_activity
+        if created.utcoffset() == _ZERO and last.utcoffset() == _ZERO:
+            out.append(usage)  # the common case costs no copy
+            continue
+        # New records built from validated parts (model_copy costs several times more).
+        fixed = PerUserSessionMetrics.model_construct(
+            created_at=_aware_utc(created, zone),
+            last_activity=_aware_utc(last, zone),
+            ref_count=session.ref_count,
+            is_active=session.is_active,
+        )
+        out.append(
+            PerUserResourceUsage.model_construct(
+                user_id=usage.user_id, session=fixed, requests=usage.requests, memory=usage.memory
+            )
+        )
+    return out
+
+
+def _aware_utc(value: datetime, zone: tzinfo | None) -> datetime:
+    if value.tzinfo is None:
+        # astimezone() on a naive datetime reads it as this host's local time.
+        value = value.replace(tzinfo=zone) if zone is not None else value.astimezone()
+    return value.astimezone(UTC)

@@ -7,10 +7,11 @@ subscribes to that view and keeps it current. What the pages show comes from ``s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from asgiref.sync import async_to_sync
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from usermetrics import humanize, services
+from usermetrics.board import Board
 from usermetrics.conf import get_config
 from usermetrics.selection import (
     CHART_WINDOWS,
@@ -31,8 +33,8 @@ from usermetrics.selection import (
     ViewSpec,
     window_choose,
 )
-from usermetrics.snapshot import Snapshot
-from usermetrics.templatetags.usermetrics import COLUMNS, GROUPS, view_link
+from usermetrics.snapshot import is_active
+from usermetrics.templatetags.usermetrics import COLUMNS, GROUPS, iso, utc, view_link
 
 STATE_LABELS = {
     "": "All",
@@ -46,16 +48,66 @@ STATE_LABELS = {
 }
 
 
-def _page_config(snapshot: Snapshot, **extra: Any) -> dict[str, Any]:
+def _page_config(board: Board, **extra: Any) -> dict[str, Any]:
     """What the page's script needs, handed over with ``json_script``."""
     detail = reverse("usermetrics:user-detail", args=["ID"])
     return {
-        "seq": snapshot.seq,
-        "timestamp": snapshot.timestamp.isoformat(),
-        "interval": services.get_service().interval,
+        "seq": board.seq,
+        "timestamp": board.timestamp.isoformat(),
+        "interval": get_config().refresh_interval,
         "detail_prefix": detail[: -len("ID/")],
-        "stuck_after": get_config().flags.stuck_after,
+        "producer": services.producer_state().as_dict(),
         **extra,
+    }
+
+
+def _board_context(request: HttpRequest, board: Board, **extra: Any) -> dict[str, Any]:
+    """What every dashboard page's frame shows: the admin's chrome, the sources' banner, the producer."""
+    return {
+        **admin.site.each_context(request),
+        # The tables are wide: leave the admin's app sidebar to the admin pages.
+        "is_nav_sidebar_enabled": False,
+        "board": board,
+        "now": board.timestamp,
+        "producer": services.producer_state(),
+        **extra,
+    }
+
+
+def _time_cell(when: datetime, now: datetime) -> dict[str, str]:
+    return {"iso": iso(when), "exact": utc(when), "ago": humanize.ago(when, now)}
+
+
+def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """One row of the user table with every text already made.
+
+    A hundred rows of fifteen cells are most of a page's work; text made here skips the template
+    engine's lookups and number localization for each cell.
+    """
+    u, s, r, m = row.usage, row.usage.session, row.usage.requests, row.usage.memory
+    active = is_active(u)
+    state = "ended" if row.ended else "active" if active else "idle"
+    return {
+        "user_id": u.user_id,
+        "href": reverse("usermetrics:user-detail", args=[u.user_id]),
+        "display": humanize.user_display(u.user_id, labels),
+        "class": "um-ended" if row.ended else "um-active" if active else "",
+        "state": state,
+        "ended": {"exact": utc(row.ended.ended_at), "ago": row.ended.ended_ago(now)} if row.ended else None,
+        "flags": row.window.flags if row.window else [],
+        "rates": _rates(row.window.stats) if row.window else None,
+        "sparkline": row.window.sparkline if row.window else None,
+        "created_at": _time_cell(s.created_at, now),
+        "last_activity": _time_cell(s.last_activity, now),
+        "ref_count": str(s.ref_count),
+        "total_requests": str(r.total_requests),
+        "active_requests": str(r.active_requests),
+        "avg_latency_ms": humanize.latency_words(r.avg_latency_ms),
+        "error_count": str(r.error_count),
+        "has_errors": r.error_count > 0,
+        "per_user_functions_count": str(m.per_user_functions_count),
+        "per_user_function_groups_count": str(m.per_user_function_groups_count),
+        "exit_stack_size": str(m.exit_stack_size),
     }
 
 
@@ -72,28 +124,17 @@ def user_list(request: HttpRequest) -> HttpResponse:
     the history for the page's users only. ``state=ended`` lists the users that left, from the
     history; a flag state filters every user by its flags (one aggregate query).
     """
-    snapshot = async_to_sync(services.snapshot_get)()
-    page = services.list_page_get(snapshot, spec=ViewSpec.from_params(request.GET))
+    board = services.board_get()
+    page = services.list_page_get(
+        board, spec=ViewSpec.from_params(request.GET), publishing=services.producer_state().publishing
+    )
     spec, result, enabled = page.spec, page.result, page.history_enabled
-    rows = [
-        {
-            "usage": row.usage,
-            "ended": row.ended,
-            "rates": _rates(row.window.stats) if row.window else None,
-            "flags": row.window.flags if row.window else [],
-            "sparkline": row.window.sparkline if row.window else None,
-        }
-        for row in page.rows
-    ]
+    rows = [_table_row(row, page.labels, board.timestamp) for row in page.rows]
     # Exports take the whole filtered list: every parameter but the paging.
     export_query = "?" + urlencode(spec.as_params(page=1, page_size=DEFAULT_PAGE_SIZE))
     context = {
-        **admin.site.each_context(request),
-        # The table is wide: leave the admin's app sidebar to the admin pages.
-        "is_nav_sidebar_enabled": False,
+        **_board_context(request, board),
         "title": "User metrics",
-        "snapshot": page.snapshot,
-        "now": page.snapshot.timestamp,
         "labels": page.labels,
         "summary": page.summary,
         "spec": spec,
@@ -120,13 +161,13 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "export_csv": reverse("usermetrics:api-export-users-csv") + export_query,
         "export_json": reverse("usermetrics:api-export-users-json") + export_query,
         # The rows' activity sparklines, drawn by charts.js (json_script: no inline script).
-        "sparklines": {r["usage"].user_id: r["sparkline"] for r in rows if r["sparkline"] is not None},
+        "sparklines": {r["user_id"]: r["sparkline"] for r in rows if r["sparkline"] is not None},
         "clear_url": view_link(spec, q="", state="", page=1),
         "empty_reason": page.empty_reason,
         "first_index": (spec.page - 1) * spec.page_size + 1,
         "last_index": (spec.page - 1) * spec.page_size + len(result.users),
         "page_config": _page_config(
-            page.snapshot,
+            board,
             page="list",
             ws="/ws/monitor/",
             view=result.meta(),
@@ -161,35 +202,32 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     A user no source reports any more but the history still holds is shown as ended, with its last
     known values; only a user nobody reports or keeps is a 404 (``services.user_lookup``).
     """
-    snapshot = async_to_sync(services.snapshot_get)()
-    found = services.user_lookup(snapshot, user_id)
+    board = services.board_get()
+    found = services.user_lookup(board, user_id)
     labels = services.labels_get()
     context: dict[str, Any] = {
-        **admin.site.each_context(request),
-        "is_nav_sidebar_enabled": False,
+        **_board_context(request, board),
         "title": humanize.user_display(user_id, labels),
         "user_id": user_id,
-        "snapshot": snapshot,
-        "now": snapshot.timestamp,
     }
     if found is None:
         # Not found is a 404, but still a page in the admin's chrome that says why.
         return TemplateResponse(request, "usermetrics/user_missing.html", context, status=404)
     ended = found.ended
     window = window_choose(request.GET.get("window"), CHART_WINDOWS)
-    evicted_at = snapshot.evicted_at(user_id) if ended is None else None
+    evicted_at = board.evicted_at(user_id) if ended is None else None
     enabled = get_config().history.enabled
     context.update(
         usage=found.usage,
         ended=ended,
         label=labels.get(user_id),
         origins=found.origins,
-        parts=snapshot.parts.get(user_id, []),
-        stale=snapshot.user_is_stale(user_id),
-        lifecycle=ended.ended_ago(snapshot.timestamp)
+        parts=board.user_parts(user_id),
+        stale=board.user_is_stale(user_id),
+        lifecycle=ended.ended_ago(board.timestamp)
         if ended
         else humanize.lifecycle_words(
-            found.usage, snapshot.timestamp, evicted_at, stuck_after=get_config().flags.stuck_after
+            found.usage, board.timestamp, evicted_at, stuck_after=get_config().flags.stuck_after
         ),
         history_enabled=enabled,
     )
@@ -210,11 +248,10 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
             export_json=reverse("usermetrics:api-user-history-json", args=[user_id]) + window_query,
         )
     context["page_config"] = _page_config(
-        snapshot,
+        board,
         page="detail",
         ws=ws_user_path(user_id),
         user_id=user_id,
-        evicted_at=evicted_at.isoformat() if evicted_at is not None else None,
         ended=ended is not None,
         history_url=reverse("usermetrics:api-user-history", args=[user_id]) if enabled else None,
         window=window,

@@ -1,4 +1,4 @@
-"""Access to the JSON faces (async): a staff session or a bearer token; the one bearer-token check."""
+"""Guards of the JSON faces (async): staff or a bearer token (the one token check), a producer, the history."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from usermetrics import services
 from usermetrics.conf import get_config
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
@@ -37,11 +38,13 @@ def bearer_check(request: HttpRequest, tokens: Iterable[str]) -> str | None:
     return None
 
 
-def json_error(detail: str, status: int, **extra: Any) -> JsonResponse:
+def json_error(detail: str, status: int, *, realm: str = "usermetrics", **extra: Any) -> JsonResponse:
     """The JSON faces' error body: ``{"detail": ..., ...}`` (401s also say how to authenticate)."""
     response = JsonResponse({"detail": detail, **extra}, status=status)
     if status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="usermetrics"'
+        response["WWW-Authenticate"] = f'Bearer realm="{realm}"'
+    if status == 503:
+        response["Retry-After"] = str(max(1, round(get_config().refresh_interval)))
     return response
 
 
@@ -61,3 +64,33 @@ def api_access_required(view: AsyncView) -> AsyncView:
         return await view(request, *args, **kwargs)
 
     return wrapper
+
+
+def producer_required(view: AsyncView) -> AsyncView:
+    """Answer a JSON 503 instead of ``view`` while no producer publishes (never stale data as if live)."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        state = services.producer_state()
+        if not state.publishing:
+            return json_error(state.words, 503, producer=state.as_dict())
+        return await view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def history_required(view: AsyncView) -> AsyncView:
+    """Answer a JSON 404 instead of ``view`` while the history store is off."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not get_config().history.enabled:
+            return history_disabled()
+        return await view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def history_disabled() -> JsonResponse:
+    """The answer to a question only the history can answer, while it is off."""
+    return json_error("The history store is disabled (USERMETRICS['HISTORY']['ENABLED']).", 404)

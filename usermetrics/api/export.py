@@ -19,10 +19,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from usermetrics import services
-from usermetrics.selection import ViewSpec
+from usermetrics.conf import get_config
+from usermetrics.selection import ENDED, ViewSpec
 
-from .auth import api_access_required
-from .history import history_required
+from .auth import api_access_required, history_disabled, history_required
 
 # A spreadsheet reads a cell that starts with one of these as a formula (tab and CR too, per OWASP).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -105,7 +105,10 @@ def _stream(fmt: str, export: services.Export) -> HttpResponse:
 @api_access_required
 async def export_users(request: HttpRequest, fmt: str) -> HttpResponse:
     """The list page's current view as CSV or JSON, streamed: its ``q``, ``state``, ``sort``, ``window``, every page."""
-    return _stream(fmt, await services.users_export(spec=ViewSpec.from_params(request.GET)))
+    spec = ViewSpec.from_params(request.GET)
+    if spec.state == ENDED and not get_config().history.enabled:
+        return history_disabled()
+    return _stream(fmt, await services.users_export(spec=spec))
 
 
 @never_cache

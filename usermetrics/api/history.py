@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from usermetrics import services
-from usermetrics.conf import get_config
 
-from .auth import AsyncView, api_access_required, json_error
-
-
-def history_required(view: AsyncView) -> AsyncView:
-    """Answer a JSON 404 instead of ``view`` while the history store is off."""
-
-    @functools.wraps(view)
-    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not get_config().history.enabled:
-            return json_error("The history store is disabled (USERMETRICS['HISTORY']['ENABLED']).", 404)
-        return await view(request, *args, **kwargs)
-
-    return wrapper
+from .auth import api_access_required, history_required, json_error
 
 
 def _user_ids(request: HttpRequest) -> list[str] | JsonResponse:

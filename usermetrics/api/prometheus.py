@@ -37,7 +37,7 @@ class SnapshotCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """The metric families of this scrape."""
         st = self.state
-        t = st.snapshot.totals
+        t = st.board.totals
         by_state = GaugeMetricFamily("usermetrics_users", "Users by lifecycle state.", labels=["state"])
         by_state.add_metric(["active"], t.active)
         by_state.add_metric(["idle"], t.users - t.active)
@@ -98,7 +98,7 @@ class SnapshotCollector(Collector):
             "usermetrics_source_fetch_duration_seconds", "How long the source's last fetch took.", labels=["source"]
         )
         slowest = 0.0
-        for health in st.snapshot.sources:
+        for health in st.board.sources:
             up.add_metric([health.name], 1 if health.state == "ok" else 0)
             if health.last_success is not None:
                 stale.add_metric([health.name], max(0.0, (st.now - health.last_success).total_seconds()))
@@ -114,12 +114,19 @@ class SnapshotCollector(Collector):
         yield GaugeMetricFamily(
             "usermetrics_last_refresh_age_seconds",
             "Seconds since the last refresh.",
-            value=max(0.0, (st.now - st.snapshot.timestamp).total_seconds()),
+            value=max(0.0, (st.now - st.board.timestamp).total_seconds()),
+        )
+        yield GaugeMetricFamily(
+            "usermetrics_producer_up",
+            "1 while a producer publishes boards this face can read.",
+            value=int(st.producer.publishing),
         )
         yield GaugeMetricFamily(
             "usermetrics_refresh_interval_seconds", "Configured refresh interval.", value=st.interval
         )
-        yield CounterMetricFamily("usermetrics_refreshes", "Refreshes done by this process.", value=st.refreshes)
+        yield CounterMetricFamily(
+            "usermetrics_refreshes", "Refreshes done by the producer that published the board.", value=st.refreshes
+        )
 
 
 def render(state: services.ScrapeState) -> bytes:
@@ -152,7 +159,7 @@ async def metrics(request: HttpRequest) -> HttpResponse:
         config = get_config()
         refused = bearer_check(request, (*config.metrics_tokens, *config.api_tokens))
         if refused:
-            return json_error(refused, 401)
+            return json_error(refused, 401, realm="usermetrics-metrics")
     elif not address_allowed(request.META.get("REMOTE_ADDR", "")):
         return json_error("This address may not scrape /metrics; send 'Authorization: Bearer <token>'.", 403)
     return HttpResponse(render(await services.scrape_get()), content_type=CONTENT_TYPE_LATEST)

@@ -1,37 +1,31 @@
-"""Websocket frames (sync, no Django): a view of a snapshot as one JSON text within a byte budget.
+"""Websocket frames (sync, no Django): a view of a board as one JSON text within a byte budget.
 
 Frames are ``PerUserMonitorResponse`` documents with the feed's metadata as extra top-level keys
 (``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``gone``, ``labels``; for one
-user ``origins``, ``parts``, ``label``, ``evicted_at`` and ``lifecycle``). No frame is larger
-than the budget: a page that would not fit is shrunk.
+user ``origins``, ``parts``, ``label``, ``evicted_at`` and ``lifecycle``). Each is spliced from
+the users' JSON already on the board: no user is serialized again. No frame is larger than the
+budget: a page that would not fit is shrunk.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from usermetrics.board import Board
 from usermetrics.humanize import lifecycle_words
-from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.selection import Summary, ViewResult, ViewSpec, sources_brief, summary_get, view_select
-from usermetrics.snapshot import Snapshot, iso
+from usermetrics.snapshot import iso
 
 
-def frame_text(snapshot: Snapshot, users: list[PerUserResourceUsage], extra: Mapping[str, Any]) -> str:
-    """A PerUserMonitorResponse of ``users`` (``total_active_users`` = every user) plus ``extra`` keys.
-
-    The model is dumped once and the metadata spliced in after its last key, so a frame costs
-    one ``model_dump_json`` and one small ``json.dumps``.
-    """
-    response = PerUserMonitorResponse.model_construct(
-        timestamp=snapshot.timestamp, total_active_users=len(snapshot.users), users=users
-    )
-    body = response.model_dump_json()
-    if not extra:
-        return body
-    return body[:-1] + "," + json.dumps(extra, separators=(",", ":"))[1:]
+def frame_text(board: Board, positions: list[int], extra: Mapping[str, Any]) -> str:
+    """A PerUserMonitorResponse of the users at ``positions`` (``total_active_users`` = every user) plus ``extra``."""
+    doc = board.document(positions, total=len(board))
+    doc += b"],"
+    doc += json.dumps(extra, separators=(",", ":"))[1:].encode()
+    return doc.decode()
 
 
 def size(text: str) -> int:
@@ -40,36 +34,33 @@ def size(text: str) -> int:
 
 
 def list_frame(
-    snapshot: Snapshot,
+    board: Board,
     spec: ViewSpec,
     *,
     budget: int,
     summary: Summary | None = None,
     gone: list[str] | None = None,
     labels: Mapping[str, str] | None = None,
-    flags: Mapping[str, Iterable[str]] | None = None,
 ) -> tuple[str, ViewResult]:
-    """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes.
-
-    ``flags`` (user id -> flag names) serve the flag states (see ``selection.view_filter``).
-    """
-    summary = summary or summary_get(snapshot)
+    """The frame of a list view, with the page shrunk until the frame fits in ``budget`` bytes."""
+    summary = summary or summary_get(board)
     names = labels or {}
-    result = view_select(snapshot, spec, labels=names, flags=flags)
+    result = view_select(board, spec, labels=names)
 
     def build(res: ViewResult, gone_ids: list[str]) -> str:
+        page_ids = [board.ids[i] for i in res.users]
         extra = {
             "type": "snapshot",
-            "seq": snapshot.seq,
+            "seq": board.seq,
             "view": res.meta(),
             "summary": summary.as_dict(),
             "sources": summary.sources,
-            "stale": snapshot.stale_sources,
+            "stale": board.stale_sources,
             "gone": gone_ids,
             # Registered names of this page's users (usermetrics.identities), by user id.
-            "labels": {u.user_id: names[u.user_id] for u in res.users if u.user_id in names},
+            "labels": {uid: names[uid] for uid in page_ids if uid in names},
         }
-        return frame_text(snapshot, res.users, extra)
+        return frame_text(board, res.users, extra)
 
     gone = gone or []
     text = build(result, gone)
@@ -82,7 +73,7 @@ def list_frame(
         offset = (result.spec.page - 1) * result.spec.page_size
         smaller = replace(result.spec, page_size=target, page=offset // target + 1)
         requested = result.requested_page_size or spec.page_size
-        result = replace(view_select(snapshot, smaller, labels=names, flags=flags), requested_page_size=requested)
+        result = replace(view_select(board, smaller, labels=names), requested_page_size=requested)
         text = build(result, gone)
         length = size(text)
     if length > budget:
@@ -92,38 +83,40 @@ def list_frame(
     return text, result
 
 
-def user_frame(snapshot: Snapshot, user_id: str, *, budget: int, stuck_after: float, label: str | None = None) -> str:
+def user_frame(board: Board, user_id: str, *, budget: int, stuck_after: float, label: str | None = None) -> str:
     """The frame of the per-user view: that user as a one-element list, or an empty one when gone."""
-    usage = snapshot.by_id.get(user_id)
-    evicted_at = snapshot.evicted_at(user_id) if usage is not None else None
-    users = [usage] if usage is not None else []
-    parts = snapshot.parts.get(user_id, [])
+    position = board.index.get(user_id)
+    usage = board.usage_at(position) if position is not None else None
+    evicted_at = board.evicted_at(user_id) if usage is not None else None
+    positions = [position] if position is not None else []
 
-    def build(chosen: list[PerUserResourceUsage]) -> str:
+    def build(chosen: list[int]) -> str:
         extra = {
             "type": "snapshot",
-            "seq": snapshot.seq,
+            "seq": board.seq,
             "view": {
                 "kind": "user",
                 "user_id": user_id,
                 "found": usage is not None,
-                "clamped": len(chosen) < len(users),
+                "clamped": len(chosen) < len(positions),
             },
-            "origins": list(snapshot.origins.get(user_id, ())),
+            "origins": list(board.origins(user_id)),
             # Each source's own record, when several were merged into the one in ``users``.
-            "parts": [{"source": name, "record": part.model_dump(mode="json")} for name, part in parts],
+            "parts": [
+                {"source": name, "record": part.model_dump(mode="json")} for name, part in board.user_parts(user_id)
+            ],
             "label": label,
             "evicted_at": iso(evicted_at),
             # The lifecycle in words (usermetrics.humanize), so the page never words it itself.
-            "lifecycle": lifecycle_words(usage, snapshot.timestamp, evicted_at, stuck_after=stuck_after)
+            "lifecycle": lifecycle_words(usage, board.timestamp, evicted_at, stuck_after=stuck_after)
             if usage is not None
             else None,
-            "sources": sources_brief(snapshot.sources),
-            "stale": snapshot.stale_sources,
+            "sources": sources_brief(board.sources),
+            "stale": board.stale_sources,
         }
-        return frame_text(snapshot, chosen, extra)
+        return frame_text(board, chosen, extra)
 
-    text = build(users)
+    text = build(positions)
     if size(text) > budget:
         text = build([])
     return text

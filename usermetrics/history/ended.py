@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db import connections
+from django.db.models import Case, F, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce, Collate
 
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
@@ -25,7 +27,7 @@ from usermetrics.metrics import (
     PerUserSessionMetrics,
 )
 from usermetrics.models import UserLife
-from usermetrics.selection import SORT_KEYS, matches, order_by, search_needle
+from usermetrics.selection import matches, search_needle
 
 from .samples import chunks
 
@@ -106,11 +108,36 @@ def ended_user_get(*, user_id: str, now: datetime | None = None) -> EndedUser | 
     return ended_user(row) if row is not None else None
 
 
-# What a life row needs to be shown and sorted like a live user (``life_usage``).
-_LIFE_FIELDS = (
-    "pk", "user_id", "created_at", "first_seen", "ended_at", "last_activity", "ref_count", "total_requests",
-    "error_count", "avg_latency_ms", "functions", "groups", "exit_stack",
-)  # fmt: skip
+def _order_fields(qs: Any) -> tuple[Any, dict[str, Any]]:
+    """``qs`` annotated so that each list sort key (``selection.SORT_KEYS``) orders it as the live list does.
+
+    The same values ``life_usage`` shows (and ``board.COLUMNS`` would hold): "active" is
+    ``ref_count > 0``, the last activity falls back to the end and then the first sight; user ids
+    compare by code point (the "C" collation on PostgreSQL; SQLite's default is already binary).
+    """
+    user_id: Any = F("user_id")
+    if connections[qs.db].vendor == "postgresql":
+        user_id = Collate("user_id", "C")
+    qs = qs.annotate(
+        o_user_id=user_id,
+        o_is_active=Case(When(ref_count__gt=0, then=Value(1)), default=Value(0)),
+        o_last_activity=Coalesce("last_activity", "ended_at", "first_seen"),
+    )
+    fields = {
+        "user_id": "o_user_id",
+        "created_at": "created_at",
+        "last_activity": "o_last_activity",
+        "ref_count": "ref_count",
+        "is_active": "o_is_active",
+        "total_requests": "total_requests",
+        "active_requests": "ref_count",
+        "avg_latency_ms": "avg_latency_ms",
+        "error_count": "error_count",
+        "per_user_functions_count": "functions",
+        "per_user_function_groups_count": "groups",
+        "exit_stack_size": "exit_stack",
+    }
+    return qs, fields
 
 
 def ended_select(
@@ -118,25 +145,25 @@ def ended_select(
 ) -> list[int]:
     """The life keys of the ended users whose id or label holds ``q``, in the order of ``sort``.
 
-    Search and order are the live list's own (``selection.matches``, ``SORT_KEYS``), applied to
-    each ended user's last known values; only the page's full rows are read later (``ended_page``).
+    The database sorts (ties by user id, as ``selection.order_by`` does); the search is the live
+    list's own rule (``selection.matches``) over the ids alone. Only the page's full rows are read
+    later (``ended_page``).
     """
+    qs, fields = _order_fields(ended_lives(now=now))
+    name = fields[sort.removeprefix("-")]
+    ordering = [("-" if sort.startswith("-") else "") + name]
+    if name != "o_user_id":
+        ordering.append("o_user_id")
+    qs = qs.order_by(*ordering)
     needle = search_needle(q)
+    if not needle:
+        return list(qs.values_list("pk", flat=True))
     names = labels or {}
-    found: list[tuple[int, PerUserResourceUsage]] = []
-    for values in ended_lives(now=now).values_list(*_LIFE_FIELDS).iterator(chunk_size=5000):
-        if matches(needle, values[1], names.get(values[1])):
-            found.append((values[0], life_usage(_row(values))))
-    return [pk for pk, _ in order_by(found, sort, lambda name: _by_usage(SORT_KEYS[name]))]
-
-
-def _row(values: tuple[Any, ...]) -> UserLife:
-    # An unsaved instance only to hand to life_usage; "id" is the primary key's field name.
-    return UserLife(**dict(zip(("id", *_LIFE_FIELDS[1:]), values, strict=True)))
-
-
-def _by_usage(key: Any) -> Any:
-    return lambda item: key(item[1])
+    return [
+        pk
+        for pk, uid in qs.values_list("pk", "user_id").iterator(chunk_size=5000)
+        if matches(needle, uid, names.get(uid))
+    ]
 
 
 def ended_page(pks: list[int]) -> list[EndedUser]:

@@ -17,6 +17,7 @@ from usermetrics.clock import utcnow
 from usermetrics.conf import FlagsConfig, get_config
 from usermetrics.humanize import duration_words, eviction_words
 from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.selection import FLAG_STATES
 from usermetrics.snapshot import Snapshot, in_flight
 
 from .query import WindowStats, window_stats
@@ -157,35 +158,88 @@ def user_flags(
     return [flag for rule in RULES if (flag := rule.check(user, cfg)) is not None]
 
 
-def flag_stats(user_ids: Sequence[str] | None, *, now: datetime) -> dict[str, WindowStats] | None:
-    """Window stats over the flag window for ``user_ids`` (None: everyone); None when the history is off."""
-    if not get_config().history.enabled:
+def flag_stats(
+    user_ids: Sequence[str] | None,
+    *,
+    now: datetime,
+    have: tuple[str, Mapping[str, WindowStats]] | None = None,
+) -> Mapping[str, WindowStats] | None:
+    """Window stats over the flag window for ``user_ids`` (None: everyone); None when the history is off.
+
+    ``have``: a window name and stats already read for it; used as they are when that is the flag
+    window (the list's and the detail page's default), so they are not read twice.
+    """
+    cfg = get_config()
+    if not cfg.history.enabled:
         return None
-    return window_stats(window=get_config().flags.window_length, user_ids=user_ids, now=now)
+    if have is not None and have[0] == cfg.flags.window:
+        return have[1]
+    return window_stats(window=cfg.flags.window_length, user_ids=user_ids, now=now)
+
+
+class UsersView(Protocol):
+    """What the flags read of a snapshot or a board."""
+
+    @property
+    def ids(self) -> list[str]:
+        """Every user id."""
+        ...
+
+    def user(self, user_id: str) -> PerUserResourceUsage | None:
+        """One user's record."""
+        ...
+
+    def evicted_at(self, user_id: str) -> datetime | None:
+        """When its sources evict the user, if known."""
+        ...
 
 
 def users_flags(
-    snapshot: Snapshot,
+    view: UsersView,
     user_ids: Sequence[str] | None = None,
     *,
     now: datetime | None = None,
     stats: Mapping[str, WindowStats] | None = None,
 ) -> dict[str, list[Flag]]:
-    """Flags of ``user_ids`` of ``snapshot`` (default: everyone), with window stats read unless given.
+    """Flags of ``user_ids`` (default: everyone) of a snapshot or board, with window stats read unless given.
 
-    Users the snapshot does not hold (ended users) have no flags.
+    Users it does not hold (ended users) have no flags.
     """
     now = now or utcnow()
-    ids = list(snapshot.by_id) if user_ids is None else [u for u in user_ids if u in snapshot.by_id]
+    records = {uid: usage for uid in (view.ids if user_ids is None else user_ids) if (usage := view.user(uid))}
     if stats is None:
-        stats = flag_stats(None if user_ids is None else ids, now=now)
+        stats = flag_stats(None if user_ids is None else list(records), now=now)
     empty = WindowStats(seconds=get_config().flags.window_length.total_seconds())
     return {
         uid: user_flags(
-            snapshot.by_id[uid],
+            usage,
             stats=stats.get(uid, empty) if stats is not None else None,
-            evicted_at=snapshot.evicted_at(uid),
+            evicted_at=view.evicted_at(uid),
             now=now,
         )
-        for uid in ids
+        for uid, usage in records.items()
     }
+
+
+def flagged(snapshot: Snapshot, stats: Mapping[str, WindowStats] | None, *, now: datetime) -> dict[str, list[str]]:
+    """The flags the list filters by (``selection.FLAG_STATES``) each user raises now, for those that raise one.
+
+    Only users that could raise one are checked, through the same rules: a request in flight
+    (stuck), or traffic with errors or growth in the window (rising, erroring; with no history,
+    lifetime errors). At 100,000 users that is the few busy or failing ones, not everyone.
+    """
+    cfg = get_config().flags
+    if stats is None:
+        candidates = [u for u in snapshot.users if in_flight(u) or u.requests.error_count]
+    else:
+        moving = {uid for uid, s in stats.items() if s.errors or s.exit_stack_growth or s.functions_growth}
+        candidates = [u for u in snapshot.users if in_flight(u) or u.user_id in moving]
+    empty = WindowStats(seconds=cfg.window_length.total_seconds())
+    out: dict[str, list[str]] = {}
+    for usage in candidates:
+        own = stats.get(usage.user_id, empty) if stats is not None else None
+        raised = user_flags(usage, stats=own, evicted_at=snapshot.evicted_at(usage.user_id), now=now, config=cfg)
+        names = [f.name for f in raised if f.name in FLAG_STATES]
+        if names:
+            out[usage.user_id] = names
+    return out

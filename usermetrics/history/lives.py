@@ -44,6 +44,8 @@ class OpenLife:
     last_activity: datetime | None
     written: Counters  # as of the latest sample written
     written_ts: datetime | None
+    record: PerUserResourceUsage | None = None  # the record object seen last (the sources hand back
+    # the very same object for a user that did not change, so identity says "nothing moved")
 
 
 @dataclass
@@ -86,10 +88,6 @@ class LifeBook:
         self.batch_size = config.batch_size
         self._open: dict[str, OpenLife] | None = None  # None until loaded from the database
 
-    def forget(self) -> None:
-        """Read the open lives from the database again before the next record (after a failure)."""
-        self._open = None
-
     def record(self, snapshot: Snapshot) -> RecordResult:
         """Write one snapshot: totals, changed users, new lives, ended users."""
         try:
@@ -113,11 +111,22 @@ class LifeBook:
         reopened: list[int] = []
         unknown = [uid for uid in present if uid not in open_lives]
         latest = self._latest_lives(unknown) if unknown else {}
+        joined: dict[tuple[str, ...], str] = {}
         for uid, usage in present.items():
+            origins = snapshot.origins.get(uid, ())
+            sources = joined.get(origins)
+            if sources is None:
+                sources = joined[origins] = ",".join(origins)
+            life = open_lives.get(uid)
+            if life is not None and life.record is usage and life.sources == sources:
+                # Unchanged since the last refresh; only a change held back by the interval may be due.
+                if life.counters != life.written and (
+                    life.written_ts is None or ts - life.written_ts >= self.sample_interval
+                ):
+                    samples.append(_sample(life, ts, result))
+                continue
             counters = counters_of(usage)
             created = usage.session.created_at
-            sources = ",".join(snapshot.origins.get(uid, ()))
-            life = open_lives.get(uid)
             if life is None:
                 row = latest.get(uid)
                 if row is not None and not is_new_life(row.created_at, counters_stored(row), created, counters):
@@ -145,6 +154,7 @@ class LifeBook:
                 new_lives.append((_new_life(uid, life.life + 1, usage, ts, sources, from_zero=True), usage))
                 continue
             life.counters, life.last_activity, life.sources = counters, usage.session.last_activity, sources
+            life.record = usage
             if counters != life.written and (life.written_ts is None or ts - life.written_ts >= self.sample_interval):
                 samples.append(_sample(life, ts, result))
         for uid in [uid for uid in open_lives if uid not in present]:

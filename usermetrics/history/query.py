@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Max, Sum
+from django.db.models import F, Max, Sum
 
 from usermetrics.clock import utcnow
 from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserSample
 
 from .rollup import HOUR, floor_hour
+from .samples import chunks, lives_of
 
 
 @dataclass
@@ -88,20 +89,21 @@ def window_stats(
         ranges.append((UserSample, {"ts__gt": start, "ts__lt": a}))
         ranges.append((UserHourly, {"hour__gte": a, "hour__lt": b}))
         ranges.append((UserSample, {"ts__gte": b, "ts__lte": now}))
-    wanted = list(user_ids) if user_ids is not None else None
+    lives = lives_of(user_ids) if user_ids is not None else None
+    sums = {"r": Sum("d_requests"), "e": Sum("d_errors"), "lat": Sum("d_latency_ms")}
+    sums |= {"x": Sum("d_exit_stack"), "f": Sum("d_functions")}
     for model, lookup in ranges:
-        qs = model.objects.filter(**lookup)
-        if wanted is not None:
-            qs = qs.filter(life__user_id__in=wanted)
-        rows = qs.values("life__user_id").annotate(
-            r=Sum("d_requests"),
-            e=Sum("d_errors"),
-            lat=Sum("d_latency_ms"),
-            x=Sum("d_exit_stack"),
-            f=Sum("d_functions"),
-        )
+        if lives is None:
+            rows: Iterable[dict[str, Any]] = (
+                model.objects.filter(**lookup).values(uid=F("life__user_id")).annotate(**sums)
+            )
+        else:
+            rows = []
+            for part in chunks(list(lives), 500):
+                found = model.objects.filter(**lookup, life_id__in=part).values("life_id").annotate(**sums)
+                rows.extend({**row, "uid": lives[row["life_id"]]} for row in found)
         for row in rows:
-            stats = out.setdefault(row["life__user_id"], WindowStats(seconds=window.total_seconds()))
+            stats = out.setdefault(row["uid"], WindowStats(seconds=window.total_seconds()))
             stats.requests += row["r"] or 0
             stats.errors += row["e"] or 0
             stats.latency_sum_ms += row["lat"] or 0.0

@@ -98,3 +98,15 @@ def totals_row(snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_
         sources_up=sum(1 for s in snapshot.sources if s.state == "ok"),
         sources_total=len(snapshot.sources),
     )
+
+
+def lives_of(user_ids: Iterable[str]) -> dict[int, str]:
+    """Life key -> user id of every life of ``user_ids`` (one indexed lookup per 500 ids).
+
+    Queries of a page of users go through these keys: the samples' primary key is (life, ts), so
+    each user's samples are one index range, where a join on the user id would scan the window.
+    """
+    out: dict[int, str] = {}
+    for chunk in chunks(list(dict.fromkeys(user_ids)), 500):
+        out.update(UserLife.objects.filter(user_id__in=chunk).values_list("pk", "user_id"))
+    return out

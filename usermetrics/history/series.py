@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db.models import F
+
 from usermetrics.clock import utcnow
 from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
 from usermetrics.selection import chart_points, window_name
 
 from .rollup import HOUR
-from .samples import chunks
+from .samples import chunks, lives_of
 
 
 def _epoch(value: datetime) -> float:
@@ -164,9 +166,24 @@ def sparklines(
     start, step = _buckets(window, points, now)
     out = {uid: [0.0] * points for uid in ids}
     per_min = 60 / step
-    for chunk in chunks(ids, 500):
-        rows = UserSample.objects.filter(life__user_id__in=chunk, ts__gt=start, ts__lte=now, d_requests__gt=0)
-        for uid, ts, requests in rows.values_list("life__user_id", "ts", "d_requests").iterator(chunk_size=2000):
+    lives = lives_of(ids)
+    for chunk in chunks(list(lives), 500):
+        rows = UserSample.objects.filter(life_id__in=chunk, ts__gt=start, ts__lte=now, d_requests__gt=0)
+        for life, ts, requests in rows.values_list("life_id", "ts", "d_requests").iterator(chunk_size=2000):
             i = min(points - 1, int((ts - start).total_seconds() // step))
-            out[uid][i] += requests * per_min
+            out[lives[life]][i] += requests * per_min
     return {uid: [round(v, 3) for v in values] for uid, values in out.items()}
+
+
+def user_samples(*, user_id: str, since: datetime) -> Any:
+    """One user's raw samples after ``since``, oldest first, each with its life's number (a lazy queryset).
+
+    Model instances, not ``values_list()``: Django's ``aiterator()`` runs a ``values_list()`` query on
+    the event loop thread (SynchronousOnlyOperation); the model iterable is fetched in a thread.
+    """
+    return (
+        UserSample.objects.filter(life__user_id=user_id, ts__gt=since)
+        .annotate(life_number=F("life__life"))
+        .defer("life_id", "d_exit_stack", "d_functions")
+        .order_by("ts", "life_number")
+    )

@@ -1,31 +1,35 @@
 """The service layer: the one door that views, the API, consumers and commands go through.
 
-``live`` (async): the process's monitor service, snapshots, names and the feed; ``pages`` (sync):
-the list and detail pages and the not-found rule; ``history_docs`` (async): the history API's
-documents; ``exports`` (async): streamed export rows; ``scrape`` (async): a Prometheus scrape;
-``assembly`` (sync): the service the settings describe.
+``live`` (async): the latest board, the producer's state, names, the feed's registry, and the
+start of this process's face (and embedded producer); ``pages`` (sync): the list and detail
+pages and the not-found rule; ``history_docs`` (async): the history API's documents; ``exports``
+(async): streamed export rows; ``scrape`` (async): a Prometheus scrape; ``assembly``: the monitor
+and producer the settings describe.
 """
 
-from .assembly import service_build
+from .assembly import monitor_build, redis_producer, sources_check
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
     VERSION,
-    feed_frame,
+    Face,
+    board_get,
+    face_get,
+    face_install,
+    face_local,
+    faces_start,
+    faces_stop,
+    feed_first_frame,
+    feed_status,
+    feed_status_group,
     feed_subscribe,
     feed_unsubscribe,
-    get_service,
     identities_import,
     labels_aget,
     labels_get,
-    recorder_get,
-    service_start,
-    set_service,
-    snapshot_get,
-    snapshot_latest,
+    producer_local,
+    producer_state,
     source_status,
-    user_metrics_get,
-    user_metrics_list,
 )
 from .pages import ListPage, Row, RowWindow, UserLookup, UserWindow, list_page_get, user_lookup, user_window
 from .scrape import ScrapeState, scrape_get
@@ -34,36 +38,41 @@ __all__ = [
     "MAX_USERS",
     "VERSION",
     "Export",
+    "Face",
     "ListPage",
     "Row",
     "RowWindow",
     "ScrapeState",
     "UserLookup",
     "UserWindow",
-    "feed_frame",
+    "board_get",
+    "face_get",
+    "face_install",
+    "face_local",
+    "faces_start",
+    "faces_stop",
+    "feed_first_frame",
+    "feed_status",
+    "feed_status_group",
     "feed_subscribe",
     "feed_unsubscribe",
-    "get_service",
     "identities_import",
     "labels_aget",
     "labels_get",
     "list_page_get",
+    "monitor_build",
     "overview_history_doc",
-    "recorder_get",
+    "producer_local",
+    "producer_state",
+    "redis_producer",
     "rows_window_doc",
     "scrape_get",
-    "service_build",
-    "service_start",
-    "set_service",
-    "snapshot_get",
-    "snapshot_latest",
     "source_status",
+    "sources_check",
     "sparklines_doc",
     "user_history_doc",
     "user_history_export",
     "user_lookup",
-    "user_metrics_get",
-    "user_metrics_list",
     "user_window",
     "users_export",
 ]

@@ -1,20 +1,30 @@
-"""Assembly (sync): the monitor service the settings describe, with its listeners (recorder, feed)."""
+"""Assembly (sync and async): the monitor, the producer and the face that the settings describe."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Mapping
+
+from channels.layers import BaseChannelLayer, channel_layers, get_channel_layer
+from redis.asyncio import Redis
+
+from usermetrics import identities
 from usermetrics.conf import Config, get_config
 from usermetrics.demo import demo_session_manager
+from usermetrics.feed.views import View, ViewDirectory, ViewRegistry
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
-from usermetrics.sources import LocalSource, Source, nat_sources_build
+from usermetrics.nat import nat_sources_build
+from usermetrics.publish.bus import LocalBus, RedisBus
+from usermetrics.publish.lease import LocalLease, RedisLease
+from usermetrics.publish.producer import FlagTracker, Producer, Sender
+from usermetrics.snapshot import Snapshot
+from usermetrics.sources import LocalSource, Source
 
 
-def service_build(*, config: Config | None = None, record: bool = True) -> tuple[MonitorService, Recorder | None]:
-    """The configured sources (NAT servers, and the demo when it is on) behind one monitor service.
-
-    ``record``: install a history recorder on it when the history is on (a one-off check passes
-    False, so that it neither writes history nor replaces the process's recorder).
-    """
+def monitor_build(*, config: Config | None = None) -> MonitorService:
+    """The configured sources (NAT servers, and the demo when it is on) behind one monitor."""
     cfg = config or get_config()
     sources: list[Source] = list(nat_sources_build(cfg.sources, default_timeout=cfg.source_timeout))
     if cfg.demo.enabled:
@@ -27,11 +37,104 @@ def service_build(*, config: Config | None = None, record: bool = True) -> tuple
             extra_users=demo.extra_users,
         )
         sources.append(LocalSource("demo", manager, workload=workload))
-    service = MonitorService(
+    return MonitorService(
         sources, interval=cfg.refresh_interval, timeout=cfg.source_timeout, down_after=cfg.source_down_after
     )
-    recorder = None
-    if record and cfg.history.enabled:
-        recorder = Recorder(cfg.history)
-        service.add_listener(recorder)  # records every refresh into the history store
-    return service, recorder
+
+
+async def sources_check() -> Snapshot | None:
+    """Refresh the configured sources once with a monitor of its own (None: no source configured).
+
+    A check only reads: nothing is recorded or published, and no running producer is disturbed.
+    """
+    monitor = monitor_build()
+    if not monitor.sources:
+        return None
+    try:
+        return await monitor.refresh()
+    finally:
+        await monitor.aclose()
+
+
+def redis_client(config: Config | None = None) -> Redis:
+    """A Redis client for the running loop (each loop needs its own)."""
+    cfg = config or get_config()
+    return Redis.from_url(cfg.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+
+
+def process_name(kind: str) -> str:
+    """A name for this process's producer or face, unique across restarts."""
+    return f"{kind}-{uuid.uuid4().hex[:12]}"
+
+
+async def labels_aget() -> Mapping[str, str]:
+    """Registered names (the producer's frames carry the page's)."""
+    return await identities.identity_labels_aget()
+
+
+def producer_build(
+    *,
+    monitor: MonitorService,
+    bus: LocalBus | RedisBus,
+    lease: LocalLease | RedisLease,
+    views: ViewRegistry | ViewDirectory,
+    send: Sender,
+    record: bool = True,
+    name: str | None = None,
+    config: Config | None = None,
+) -> Producer:
+    """A producer around ``monitor``: history recorded when it is on (and ``record``), flags tracked."""
+    cfg = config or get_config()
+
+    async def watched() -> Mapping[str, View]:
+        return views.views() if isinstance(views, ViewRegistry) else await views.collect()
+
+    recorder = Recorder(cfg.history) if record and cfg.history.enabled else None
+    return Producer(
+        monitor,
+        bus=bus,
+        lease=lease,
+        views=watched,
+        send=send,
+        labels=labels_aget,
+        recorder=recorder,
+        flags=FlagTracker(),
+        name=name or process_name("producer"),
+    )
+
+
+def layer_sender(layer: BaseChannelLayer) -> Sender:
+    """Frames sent on ``layer`` from the running loop."""
+
+    async def send(group: str, event: dict[str, object]) -> None:
+        await layer.group_send(group, event)
+
+    return send
+
+
+def serving_loop_sender(loop: asyncio.AbstractEventLoop) -> Sender:
+    """Frames handed to the serving loop's channel layer (the in-memory layer belongs to that loop)."""
+
+    async def send(group: str, event: dict[str, object]) -> None:
+        future = asyncio.run_coroutine_threadsafe(get_channel_layer().group_send(group, event), loop)
+        await asyncio.wrap_future(future)
+
+    return send
+
+
+async def redis_producer(*, monitor: MonitorService | None = None, record: bool = True) -> Producer:
+    """A producer publishing through Redis, leading on a Redis lease (``runmonitor``, or embedded with Redis)."""
+    cfg = get_config()
+    redis = redis_client(cfg)
+    name = process_name("producer")
+    return producer_build(
+        monitor=monitor or monitor_build(config=cfg),
+        bus=RedisBus(redis, prefix=cfg.redis_prefix),
+        lease=RedisLease(redis, holder=name, ttl=2 * cfg.refresh_interval, key=f"{cfg.redis_prefix}:leader"),
+        views=ViewDirectory(redis, prefix=cfg.redis_prefix),
+        # The producer's own layer instance: the process's one belongs to the serving side.
+        send=layer_sender(channel_layers.make_backend("default")),
+        record=record,
+        name=name,
+        config=cfg,
+    )

@@ -14,19 +14,18 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models import F
 
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.history.ended import ended_iter, ended_select
 from usermetrics.history.flags import Flag, users_flags
 from usermetrics.history.query import WindowStats, window_stats
+from usermetrics.history.series import user_samples
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.models import UserSample
-from usermetrics.selection import CHART_WINDOWS, ENDED, FLAG_STATES, ViewSpec, view_filter, window_choose, window_length
+from usermetrics.selection import ENDED, ViewSpec, view_filter, window_choose, window_length
 from usermetrics.snapshot import is_active
 
-from .live import labels_aget, snapshot_get
+from .live import board_get, labels_aget
 
 # Columns of the list export, in order (the HTML list shows the same facts).
 USER_COLUMNS = (
@@ -77,28 +76,24 @@ async def users_export(*, spec: ViewSpec) -> Export:
     if spec.state == ENDED:
         pks = await sync_to_async(ended_select)(q=spec.q, sort=spec.sort, labels=labels) if enabled else []
         return Export(USER_COLUMNS, _ended_rows(pks), "users-ended")
-    snapshot = await snapshot_get()
+    board = board_get()
     length = window_length(spec.window)
-    all_flags: dict[str, list[Flag]] | None = None
-    if spec.state in FLAG_STATES:
-        all_flags = await sync_to_async(users_flags)(snapshot)
-    names = {uid: [f.name for f in fl] for uid, fl in (all_flags or {}).items()}
-    users = view_filter(snapshot, spec, labels=labels, flags=names)
+    positions = view_filter(board, spec, labels=labels)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
-        for start in range(0, len(users), CHUNK):
-            chunk = users[start : start + CHUNK]
+        for start in range(0, len(positions), CHUNK):
+            chunk = [board.usage_at(i) for i in positions[start : start + CHUNK]]
             ids = [u.user_id for u in chunk]
             now = utcnow()
             stats = await sync_to_async(window_stats)(window=length, user_ids=ids, now=now) if enabled else {}
-            flags = all_flags if all_flags is not None else await sync_to_async(users_flags)(snapshot, ids, now=now)
+            flags = await sync_to_async(users_flags)(board, ids, now=now)
             empty = WindowStats(seconds=length.total_seconds())
             for usage in chunk:
                 uid = usage.user_id
                 yield _user_row(
                     usage,
                     state="active" if is_active(usage) else "idle",
-                    sources=snapshot.origins.get(uid, ()),
+                    sources=board.origins(uid),
                     window=spec.window,
                     stats=stats.get(uid, empty) if enabled else None,
                     flags=flags.get(uid, []),
@@ -121,16 +116,9 @@ async def _ended_rows(pks: list[int]) -> AsyncIterator[tuple[Any, ...]]:
 
 def user_history_export(*, user_id: str, window: str | None) -> Export:
     """One user's raw samples over ``window`` (default 24h), oldest first."""
-    name = window_choose(window, CHART_WINDOWS, default="24h")
+    name = window_choose(window, default="24h")
     start = utcnow() - window_length(name)
-    # Model instances, not values_list(): Django's aiterator() runs a values_list() query on the
-    # event loop thread (SynchronousOnlyOperation); the model iterable is fetched in a thread.
-    qs = (
-        UserSample.objects.filter(life__user_id=user_id, ts__gt=start)
-        .annotate(life_number=F("life__life"))
-        .defer("life_id", "d_exit_stack", "d_functions")
-        .order_by("ts", "life_number")
-    )
+    qs = user_samples(user_id=user_id, since=start)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
         async for s in qs.aiterator(chunk_size=CHUNK):

@@ -1,7 +1,8 @@
 """History documents for the JSON API (async over sync ORM): series, window stats, flags, ended users.
 
-A window name that is not one of the choices falls back to the default (``selection.window_choose``),
-and every document says which window it used.
+Every window the dashboard knows (5m, 15m, 1h, 24h, 7d) is accepted, the list's rates take the
+list's own (5m, 1h, 24h); a name that is not one falls back to the default
+(``selection.window_choose``), and every document says which window it used.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from asgiref.sync import sync_to_async
 
 from usermetrics.history.query import overview_stats
 from usermetrics.history.series import overview_series, sparklines, user_series
-from usermetrics.selection import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length
+from usermetrics.selection import RATE_WINDOWS, window_choose, window_length
 
-from .live import snapshot_get
+from .live import board_get
 from .pages import rows_window, user_lookup, user_window
 
 # The most user ids one sparklines or list-window request may ask for (a page of the list).
@@ -28,9 +29,8 @@ async def user_history_doc(*, user_id: str, window: str | None) -> dict[str, Any
 
     None when the user is not found (the not-found rule of ``pages.user_lookup``).
     """
-    name = window_choose(window, CHART_WINDOWS)
-    snapshot = await snapshot_get()
-    found = await sync_to_async(user_lookup)(snapshot, user_id)
+    name = window_choose(window)
+    found = await sync_to_async(user_lookup)(board_get(), user_id)
     if found is None:
         return None
     doc = await sync_to_async(user_series)(user_id=user_id, window=window_length(name))
@@ -49,7 +49,7 @@ async def user_history_doc(*, user_id: str, window: str | None) -> dict[str, Any
 
 async def overview_history_doc(*, window: str | None) -> dict[str, Any]:
     """Everyone's chart series and window stats."""
-    length = window_length(window_choose(window, CHART_WINDOWS))
+    length = window_length(window_choose(window))
     doc = await sync_to_async(overview_series)(window=length)
     doc["stats"] = (await sync_to_async(overview_stats)(window=length)).as_dict()
     return doc
@@ -57,7 +57,7 @@ async def overview_history_doc(*, window: str | None) -> dict[str, Any]:
 
 async def sparklines_doc(*, user_ids: Sequence[str], window: str | None) -> dict[str, Any]:
     """Requests/min series of ``user_ids`` (at most ``MAX_USERS``)."""
-    name = window_choose(window, RATE_WINDOWS)
+    name = window_choose(window)
     users = await sync_to_async(sparklines)(user_ids=list(user_ids)[:MAX_USERS], window=window_length(name))
     return {"window": name, "users": users}
 
@@ -65,6 +65,5 @@ async def sparklines_doc(*, user_ids: Sequence[str], window: str | None) -> dict
 async def rows_window_doc(*, user_ids: Sequence[str], window: str | None) -> dict[str, Any]:
     """Rates, flags and sparklines of the list's visible rows (at most ``MAX_USERS``)."""
     name = window_choose(window, RATE_WINDOWS)
-    snapshot = await snapshot_get()
-    rows = await sync_to_async(rows_window)(snapshot, user_ids=list(user_ids)[:MAX_USERS], window=name)
+    rows = await sync_to_async(rows_window)(board_get(), user_ids=list(user_ids)[:MAX_USERS], window=name)
     return {"window": name, "users": {uid: row.as_dict() for uid, row in rows.items()}}

@@ -1,97 +1,211 @@
-"""Live data (async): the process's monitor service, its snapshots, names and the feed, for the faces.
+"""Live data for the faces (async): the latest board, the producer's state, names, and the feed's registry.
 
-One ``MonitorService`` per process, built from the settings on first use (``set_service`` swaps it
-in tests). Faces never reach behind these functions.
+Faces never read a source: they serve what the producer published. The process's ``Face`` holds
+the bus it follows (the local bus of an embedded producer, or Redis), the registry of its
+sockets' views and the follower that keeps the latest board; ``faces_start`` starts the follower
+on the serving loop and, with ``USERMETRICS_PRODUCER=embedded``, the producer in its own thread.
 """
 
 from __future__ import annotations
 
-import weakref
+import asyncio
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from usermetrics import identities
-from usermetrics.feed.producer import FeedProducer
-from usermetrics.history.flags import users_flags
-from usermetrics.history.recorder import Recorder
-from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.monitor import MonitorService
+from usermetrics.board import Board, board_empty
+from usermetrics.clock import utcnow
+from usermetrics.conf import get_config
+from usermetrics.feed.builder import first_frame
+from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, group_name
+from usermetrics.publish.bus import LocalBus, RedisBus
+from usermetrics.publish.embedded import EmbeddedProducer
+from usermetrics.publish.follower import Follower, ProducerState
+from usermetrics.publish.lease import LocalLease
+from usermetrics.publish.producer import Producer
 from usermetrics.selection import ViewSpec
-from usermetrics.snapshot import Snapshot, iso
+from usermetrics.snapshot import iso
 
-from .assembly import service_build
+from .assembly import monitor_build, process_name, producer_build, redis_client, redis_producer, serving_loop_sender
 
-VERSION = "0.1.0"
+logger = logging.getLogger(__name__)
 
-_service: MonitorService | None = None
-_recorder: Recorder | None = None
-
-
-def get_service() -> MonitorService:
-    """The process's service, built from the settings on first use (with the history recorder)."""
-    global _service, _recorder
-    if _service is None:
-        _service, _recorder = service_build()
-    return _service
+VERSION = "0.2.0"
+FIRST_BOARD_WAIT = 5.0  # seconds a starting face waits for its first board
 
 
-def set_service(service: MonitorService | None) -> MonitorService | None:
-    """Install ``service`` as the process's service (None: rebuild from settings); return the old one."""
-    global _service, _recorder
-    previous, _service, _recorder = _service, service, None
+@dataclass
+class Face:
+    """This process's side of the bus: what it follows, its sockets' views, the follower."""
+
+    name: str
+    bus: LocalBus | RedisBus
+    registry: ViewRegistry
+    follower: Follower
+    embedded: EmbeddedProducer | None = None
+    task: asyncio.Task[None] | None = None
+    autostart: bool = True  # False: a test drives the producer and the follower itself
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def status_group(self) -> str:
+        """The group of this face's sockets, told when the producer goes and comes back."""
+        return group_name("face", self.name)
+
+
+_face: Face | None = None
+
+
+def _face_build() -> Face:
+    """The face the settings describe (nothing started)."""
+    cfg = get_config()
+    name = process_name("face")
+    registry = ViewRegistry()
+    bus: LocalBus | RedisBus
+    directory = None
+    if cfg.redis_url:
+        redis = redis_client(cfg)
+        bus = RedisBus(redis, prefix=cfg.redis_prefix)
+        directory = ViewDirectory(redis, prefix=cfg.redis_prefix)
+    else:
+        bus = LocalBus()
+    group = group_name("face", name)
+
+    async def notify(event: dict[str, object]) -> None:
+        await get_channel_layer().group_send(group, event)
+
+    follower = Follower(
+        bus=bus,
+        registry=registry,
+        face=name,
+        interval=cfg.refresh_interval,
+        stale_after=cfg.producer_timeout,
+        notify=notify,
+        directory=directory,
+    )
+    return Face(name=name, bus=bus, registry=registry, follower=follower)
+
+
+def face_get() -> Face:
+    """The process's face (built from the settings on first use)."""
+    global _face
+    if _face is None:
+        _face = _face_build()
+    return _face
+
+
+def face_install(face: Face | None) -> Face | None:
+    """Install ``face`` (None: rebuild from the settings next time); returns the previous one (tests)."""
+    global _face
+    previous, _face = _face, face
     return previous
 
 
-def recorder_get() -> Recorder | None:
-    """The process's history recorder (None: the history is off, or the service was installed by hand)."""
-    return _recorder
+def face_local(bus: LocalBus | None = None) -> Face:
+    """A face on a local bus, with no follower task (tests drive the producer themselves)."""
+    cfg = get_config()
+    bus = bus or LocalBus()
+    registry = ViewRegistry()
+
+    async def notify(event: dict[str, object]) -> None:
+        await get_channel_layer().group_send(group_name("face", "local"), event)
+
+    follower = Follower(
+        bus=bus,
+        registry=registry,
+        face="local",
+        interval=cfg.refresh_interval,
+        stale_after=cfg.producer_timeout,
+        notify=notify,
+    )
+    return Face(name="local", bus=bus, registry=registry, follower=follower, autostart=False)
 
 
-async def service_start() -> None:
-    """Start the process's service: the sources' own work and the periodic refresh."""
-    await get_service().start()
+def producer_local(face: Face, **monitor_kwargs: Any) -> Producer:
+    """A producer on ``face``'s local bus, sending frames on the running loop's layer (tests, one process)."""
+
+    async def send(group: str, event: dict[str, object]) -> None:
+        await get_channel_layer().group_send(group, event)
+
+    assert isinstance(face.bus, LocalBus)
+    monitor = monitor_kwargs.pop("monitor", None) or monitor_build()
+    return producer_build(
+        monitor=monitor, bus=face.bus, lease=LocalLease(), views=face.registry, send=send, record=False, name="local"
+    )
 
 
-async def snapshot_get(*, max_age: float | None = None) -> Snapshot:
-    """The current snapshot, refreshed when older than the refresh interval."""
-    return await get_service().snapshot(max_age=max_age)
+async def faces_start() -> None:
+    """Start this process's follower on the serving loop, and its embedded producer when configured."""
+    face = face_get()
+    if not face.autostart or (face.task is not None and not face.task.done()):
+        return
+    cfg = get_config()
+    if cfg.producer == "embedded" and face.embedded is None:
+        loop = asyncio.get_running_loop()
+
+        async def build() -> Producer:
+            if cfg.redis_url:
+                return await redis_producer()
+            assert isinstance(face.bus, LocalBus)
+            return producer_build(
+                monitor=monitor_build(),
+                bus=face.bus,
+                lease=LocalLease(),
+                views=face.registry,
+                send=serving_loop_sender(loop),
+            )
+
+        face.embedded = EmbeddedProducer(build)
+        face.embedded.start()
+    face.stop = asyncio.Event()
+    face.task = asyncio.get_running_loop().create_task(face.follower.run(face.stop), name="usermetrics-follower")
+    # The first requests wait a moment for a first board rather than say that nobody publishes.
+    await face.follower.first_board(within=FIRST_BOARD_WAIT)
 
 
-async def snapshot_latest() -> Snapshot:
-    """The latest snapshot as it is (the feed's); a refresh only before the very first one."""
-    service = get_service()
-    return service.last_snapshot or await service.snapshot()
+def faces_stop() -> None:
+    """Stop the embedded producer (its lease released, its history flushed) and the follower."""
+    face = _face
+    if face is None:
+        return
+    if face.embedded is not None:
+        face.embedded.stop()
+        face.embedded = None
+    face.stop.set()
 
 
-async def user_metrics_list(*, user_id: str | None = None) -> PerUserMonitorResponse:
-    """Every user as a NAT-shaped response; with ``user_id``, that user only (empty when unknown)."""
-    snapshot = await snapshot_get()
-    if user_id is None:
-        return snapshot.response()
-    usage = snapshot.by_id.get(user_id)
-    return snapshot.response([usage] if usage is not None else [])
+# --- what the faces read ---------------------------------------------------------------------------
 
 
-async def user_metrics_get(*, user_id: str) -> PerUserResourceUsage | None:
-    """One user's merged metrics, or None when no source reports it."""
-    return (await snapshot_get()).by_id.get(user_id)
+def board_get() -> Board:
+    """The latest published board (a board of nobody before any producer published)."""
+    board = face_get().follower.latest()
+    return board if board is not None else board_empty(utcnow())
 
 
-async def source_status() -> dict[str, Any]:
-    """Health of every source, the last refresh time, the refresh interval and the version."""
-    service = get_service()
-    snapshot = await service.snapshot()
+def producer_state() -> ProducerState:
+    """Whether a producer publishes, and when it last did."""
+    return face_get().follower.state()
+
+
+def source_status() -> dict[str, Any]:
+    """Health of every source as last published, the producer's state, the refresh interval and the version."""
+    cfg = get_config()
+    board = board_get()
     return {
         "version": VERSION,
-        "refresh_interval": service.interval,
-        "source_timeout": service.timeout,
-        "source_down_after": service.down_after,
-        "last_refresh": iso(snapshot.timestamp),
-        "seq": snapshot.seq,
-        "total_users": len(snapshot.users),
-        "sources": [h.as_dict() for h in snapshot.sources],
+        "refresh_interval": cfg.refresh_interval,
+        "source_timeout": cfg.source_timeout,
+        "source_down_after": cfg.source_down_after,
+        "last_refresh": iso(board.timestamp) if board.seq else None,
+        "seq": board.seq,
+        "total_users": len(board),
+        "producer": producer_state().as_dict(),
+        "sources": [h.as_dict() for h in board.sources],
     }
 
 
@@ -101,8 +215,12 @@ def labels_get() -> dict[str, str]:
 
 
 async def labels_aget() -> Mapping[str, str]:
-    """Registered names (async)."""
-    return await identities.identity_labels_aget()
+    """Registered names (async; none while the database cannot be read: names are a nicety)."""
+    try:
+        return await identities.identity_labels_aget()
+    except Exception:
+        logger.warning("Identity labels unavailable; showing ids without names", exc_info=True)
+        return {}
 
 
 def identities_import(*, rows: TextIO) -> identities.ImportResult:
@@ -113,36 +231,31 @@ def identities_import(*, rows: TextIO) -> identities.ImportResult:
 # --- the feed --------------------------------------------------------------------------------------
 
 
-async def flag_names(snapshot: Snapshot) -> dict[str, list[str]]:
-    """Every user's flag names (the feed's flag-filtered views)."""
-    flags = await sync_to_async(users_flags)(snapshot)
-    return {uid: [f.name for f in fl] for uid, fl in flags.items()}
-
-
-_producers: weakref.WeakKeyDictionary[MonitorService, FeedProducer] = weakref.WeakKeyDictionary()
-
-
-def feed_producer() -> FeedProducer:
-    """The feed's producer of the process's service (listening to its refreshes from the first call)."""
-    service = get_service()
-    producer = _producers.get(service)
-    if producer is None:
-        # The producer holds no reference to the service, so a replaced service can be collected.
-        producer = _producers[service] = FeedProducer(labels=labels_aget, flags=flag_names)
-        service.add_listener(producer.publish)
-    return producer
-
-
 def feed_subscribe(channel: str, *, spec: ViewSpec | None = None, user_id: str | None = None) -> str:
     """Move ``channel`` to a list view or one user's view; returns that view's group."""
-    return feed_producer().subscribe(channel, spec=spec, user_id=user_id)
+    return face_get().registry.subscribe(channel, View(spec=spec, user_id=user_id))
 
 
 def feed_unsubscribe(channel: str) -> None:
     """Forget ``channel`` (it closed)."""
-    feed_producer().unsubscribe(channel)
+    face_get().registry.unsubscribe(channel)
 
 
-async def feed_frame(group: str) -> str:
-    """The full frame of ``group``'s view for the latest snapshot (a new subscriber's first frame)."""
-    return await feed_producer().frame_for(group, await snapshot_latest())
+async def feed_first_frame(group: str) -> tuple[str, int, str] | None:
+    """A new subscriber's full frame of ``group``'s view, its sequence number and producer (None: no board yet)."""
+    face = face_get()
+    board = face.follower.latest()
+    view = face.registry.view_of(group)
+    if board is None or view is None:
+        return None
+    return first_frame(board, view, labels=await labels_aget()), board.seq, board.producer
+
+
+def feed_status_group() -> str:
+    """The group every socket of this face joins for the producer's state."""
+    return face_get().status_group
+
+
+def feed_status() -> str:
+    """The status message a socket gets while no producer publishes."""
+    return face_get().follower.status_text()

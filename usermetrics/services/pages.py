@@ -1,7 +1,7 @@
 """What the pages show (sync): the user list, one user, and the one rule for "no such user".
 
-Each function reads the current snapshot and, with the history on, the store (window rates,
-flags, sparklines, ended users) for the rows it returns only. Views render the result.
+Each function reads the latest published board and, with the history on, the store (window
+rates, flags, sparklines, ended users) for the rows it returns only. Views render the result.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
+from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.history.ended import EndedUser, ended_page, ended_select, ended_user_get
@@ -23,7 +24,6 @@ from usermetrics.history.series import sparklines
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.selection import (
     ENDED,
-    FLAG_STATES,
     Summary,
     ViewResult,
     ViewSpec,
@@ -32,7 +32,6 @@ from usermetrics.selection import (
     view_select,
     window_length,
 )
-from usermetrics.snapshot import Snapshot
 
 from .live import labels_get
 
@@ -53,20 +52,19 @@ class RowWindow:
 
 
 def rows_window(
-    snapshot: Snapshot, *, user_ids: Sequence[str], window: str, now: datetime | None = None
+    board: Board, *, user_ids: Sequence[str], window: str, now: datetime | None = None
 ) -> dict[str, RowWindow]:
     """Rates, flags and sparklines of a page of users (three queries whatever the page size).
 
     Only ``user_ids`` are read, never every user. Flags look at their own window
-    (``FLAGS["WINDOW"]``); users the snapshot does not hold (ended users) get rates and a
-    sparkline but no flags.
+    (``FLAGS["WINDOW"]``); users the board does not hold (ended users) get rates and a sparkline
+    but no flags.
     """
     now = now or utcnow()
     ids = list(dict.fromkeys(user_ids))
     length = window_length(window)
     stats = window_stats(window=length, user_ids=ids, now=now)
-    own = stats if get_config().flags.window == window else None
-    flags = users_flags(snapshot, ids, now=now, stats=own)
+    flags = users_flags(board, ids, now=now, stats=flag_stats(ids, now=now, have=(window, stats)))
     lines = sparklines(user_ids=ids, window=length, now=now)
     empty = WindowStats(seconds=length.total_seconds())
     return {uid: RowWindow(stats=stats.get(uid, empty), flags=flags.get(uid, []), sparkline=lines[uid]) for uid in ids}
@@ -85,7 +83,7 @@ class Row:
 class ListPage:
     """The user list: the view, its page of rows, and what the cards and the empty table say."""
 
-    snapshot: Snapshot
+    board: Board
     spec: ViewSpec
     result: ViewResult
     rows: list[Row]
@@ -95,16 +93,18 @@ class ListPage:
     empty_reason: str | None
 
 
-def _empty_reason(snapshot: Snapshot, result: ViewResult) -> str | None:
+def _empty_reason(board: Board, result: ViewResult, publishing: bool) -> str | None:
     """Why the table is empty, in words (None when it is not)."""
     if result.users:
         return None
     if result.spec.state == ENDED:
         return "No user ended within the retention period, or none matches this search."
-    if not snapshot.sources:
+    if not publishing and not board.seq:
+        return "No producer is publishing yet, so there are no users to show."
+    if not board.sources:
         return "No sources are configured, so there are no users to show."
-    if not snapshot.users:
-        if all(s.state != "ok" for s in snapshot.sources):
+    if not len(board):
+        if all(s.state != "ok" for s in board.sources):
             return "Every source is down: there is no data to show. See the sources above for their errors."
         return "No users yet: no source reports a per-user workflow."
     return "No user matches this search and filter."
@@ -118,34 +118,32 @@ def ended_view(spec: ViewSpec, labels: Mapping[str, str]) -> tuple[ViewResult, d
     return replace(result, users=[e.usage for e in ended]), {e.user_id: e for e in ended}
 
 
-def flag_names_all(snapshot: Snapshot) -> dict[str, list[str]]:
-    """Every user's flag names (a flag filter reads them once, with one aggregate query)."""
-    return {uid: [f.name for f in flags] for uid, flags in users_flags(snapshot).items()}
+def list_page_get(board: Board, *, spec: ViewSpec, publishing: bool = True) -> ListPage:
+    """Every user of ``board`` as the list page shows it: ``spec``'s page, with its rows' window.
 
-
-def list_page_get(snapshot: Snapshot, *, spec: ViewSpec) -> ListPage:
-    """Every user of ``snapshot`` as the list page shows it: ``spec``'s page, with its rows' window."""
+    ``result.users`` are the page's records (decoded from the board, or ended users' last values).
+    """
     labels = labels_get()
     enabled = get_config().history.enabled
     ended: dict[str, EndedUser] = {}
     if spec.state == ENDED and enabled:
         result, ended = ended_view(spec, labels)
     else:
-        flags = flag_names_all(snapshot) if spec.state in FLAG_STATES else None
-        result = view_select(snapshot, spec, labels=labels, flags=flags)
+        positions = view_select(board, spec, labels=labels)
+        result = replace(positions, users=[board.usage_at(i) for i in positions.users])
     windows: dict[str, RowWindow] = {}
     if enabled and result.users:
-        windows = rows_window(snapshot, user_ids=[u.user_id for u in result.users], window=result.spec.window)
+        windows = rows_window(board, user_ids=[u.user_id for u in result.users], window=result.spec.window)
     rows = [Row(u, ended=ended.get(u.user_id), window=windows.get(u.user_id)) for u in result.users]
     return ListPage(
-        snapshot=snapshot,
+        board=board,
         spec=result.spec,  # a page past the end is shown as the last page
         result=result,
         rows=rows,
-        summary=summary_get(snapshot),
+        summary=summary_get(board),
         labels=labels,
         history_enabled=enabled,
-        empty_reason=_empty_reason(snapshot, result),
+        empty_reason=_empty_reason(board, result, publishing),
     )
 
 
@@ -154,17 +152,17 @@ class UserLookup:
     """A user someone asked for: live in a source now, or ended and still kept by the history."""
 
     user_id: str
-    snapshot: Snapshot
+    board: Board
     usage: PerUserResourceUsage  # live, or the last known values of an ended user
     ended: EndedUser | None
     origins: tuple[str, ...] = field(default=())
 
 
-def user_lookup(snapshot: Snapshot, user_id: str) -> UserLookup | None:
+def user_lookup(board: Board, user_id: str) -> UserLookup | None:
     """The one "not found" rule: a user is found while a source reports it or the history keeps it."""
-    usage = snapshot.by_id.get(user_id)
+    usage = board.user(user_id)
     if usage is not None:
-        return UserLookup(user_id, snapshot, usage, None, snapshot.origins.get(user_id, ()))
+        return UserLookup(user_id, board, usage, None, board.origins(user_id))
     ended = None
     if get_config().history.enabled:
         try:
@@ -174,7 +172,7 @@ def user_lookup(snapshot: Snapshot, user_id: str) -> UserLookup | None:
             logger.warning("Looking up ended user %r in the history failed", user_id, exc_info=True)
     if ended is None:
         return None
-    return UserLookup(user_id, snapshot, ended.usage, ended, ended.sources)
+    return UserLookup(user_id, board, ended.usage, ended, ended.sources)
 
 
 @dataclass
@@ -194,6 +192,6 @@ def user_window(found: UserLookup, *, window: str, now: datetime | None = None) 
     )
     if found.ended is not None:
         return UserWindow(stats, [])
-    own = {found.user_id: stats} if get_config().flags.window == window else flag_stats([found.user_id], now=now)
-    flags = users_flags(found.snapshot, [found.user_id], now=now, stats=own)
+    own = flag_stats([found.user_id], now=now, have=(window, {found.user_id: stats}))
+    flags = users_flags(found.board, [found.user_id], now=now, stats=own)
     return UserWindow(stats, flags.get(found.user_id, []))

@@ -1,4 +1,4 @@
-"""What one Prometheus scrape reports (async): the snapshot, the refresh counters, ended users, recorder totals."""
+"""What one Prometheus scrape reports (async): the latest board, the producer, ended users, recorder totals."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 
+from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.history.ended import ended_count
-from usermetrics.snapshot import Snapshot
+from usermetrics.publish.follower import ProducerState
 
-from .live import get_service, recorder_get, snapshot_get
+from .live import board_get, producer_state
 
 logger = logging.getLogger(__name__)
 
@@ -31,31 +32,36 @@ class Observed:
 class ScrapeState:
     """Everything one scrape reports, gathered before the collector runs."""
 
-    snapshot: Snapshot
+    board: Board
+    producer: ProducerState
     now: datetime
-    refreshes: int
+    refreshes: int  # by the producer that published the board
     interval: float
     ended: int | None  # ended users kept by the history (None: history off or unreadable)
-    observed: Observed | None  # None: this process records no history
+    observed: Observed | None  # None: the producer records no history
 
 
 async def scrape_get() -> ScrapeState:
     """The state of one scrape; the live aggregates are reported even when the store is unreadable."""
-    service = get_service()
-    snapshot = await snapshot_get()
+    board = board_get()
     ended: int | None = None
     if get_config().history.enabled:
         try:
             ended = await sync_to_async(ended_count)()
         except Exception:
             logger.exception("Counting ended users for /metrics failed")
-    rec = recorder_get()
-    observed = Observed(rec.observed_requests, rec.observed_errors, rec.observed_latency_ms) if rec else None
+    meta = board.meta
+    observed = None
+    if meta.get("recording"):
+        observed = Observed(
+            int(meta["observed_requests"]), int(meta["observed_errors"]), float(meta["observed_latency_ms"])
+        )
     return ScrapeState(
-        snapshot=snapshot,
+        board=board,
+        producer=producer_state(),
         now=utcnow(),
-        refreshes=service.refresh_count,
-        interval=service.interval,
+        refreshes=int(meta.get("refreshes", board.seq)),
+        interval=get_config().refresh_interval,
         ended=ended,
         observed=observed,
     )

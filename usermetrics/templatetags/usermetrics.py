@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django import template
+from django.utils.safestring import SafeString, mark_safe
 
 from usermetrics import humanize
 from usermetrics.metrics import PerUserResourceUsage
@@ -120,3 +122,49 @@ def page_links(result: ViewResult) -> list[dict[str, Any]]:
         links.append({"number": number, "url": view_link(spec, page=number), "current": number == spec.page})
         previous = number
     return links
+
+
+_NUMBERS = (
+    "ref_count", "total_requests", "active_requests", "avg_latency_ms", "error_count",
+    "per_user_functions_count", "per_user_function_groups_count", "exit_stack_size",
+)  # fmt: skip
+
+
+@register.simple_tag
+def table_row(row: dict[str, Any], history: bool) -> SafeString:
+    """One ``<tr>`` of the user table from the view's ready-made texts (every value escaped here).
+
+    A hundred rows of twenty cells through the template engine were most of a list page's time.
+    Each value goes through ``html.escape`` (quotes too), which is what Django's ``escape`` does,
+    without its lazy-string machinery per call.
+    """
+    e = _escape
+    flags = "".join(
+        f'<span class="um-flag" data-flag="{e(f.name)}" title="{e(f.detail)}">{e(f.label)}</span>' for f in row["flags"]
+    )
+    ended = row["ended"]
+    ago = f' <span class="um-ended-ago" title="{e(ended["exact"])}">{e(ended["ago"])}</span>' if ended else ""
+    cells = [
+        f'<th scope="row" class="um-col-user" data-field="user_id"><a href="{e(row["href"])}">{e(row["display"])}</a>'
+        f'<span class="um-row-flags" data-row-flags>{flags}</span>{ago}</th>'
+    ]
+    if history:
+        rates = row["rates"] or {"requests_per_min": "", "error_rate": "", "latency_ms": ""}
+        for key in ("requests_per_min", "error_rate", "latency_ms"):
+            cells.append(f'<td class="um-num um-rate" data-field="w_{key}">{e(rates[key])}</td>')
+        spark = f'<span data-sparkline-user="{e(row["user_id"])}"></span>'
+        cells.append(f'<td class="um-col-spark" data-field="w_activity">{spark}</td>')
+    for key in ("created_at", "last_activity"):
+        t = row[key]
+        cells.append(f'<td data-field="{key}" data-time="{e(t["iso"])}" title="{e(t["exact"])}">{e(t["ago"])}</td>')
+    for key in _NUMBERS:
+        if key == "total_requests":  # the state badge sits between the session's counts and the requests'
+            state = e(row["state"])
+            cells.append(f'<td data-field="is_active"><span class="um-badge" data-state="{state}">{state}</span></td>')
+        extra = " um-has-errors" if key == "error_count" and row["has_errors"] else ""
+        cells.append(f'<td class="um-num{extra}" data-field="{key}">{e(row[key])}</td>')
+    return mark_safe(f'<tr data-user-id="{e(row["user_id"])}" class="{e(row["class"])}">{"".join(cells)}</tr>')
+
+
+def _escape(value: Any) -> str:
+    return html.escape(str(value), quote=True)

@@ -58,6 +58,16 @@ export function createFeed(config) {
     updated.title = utcExact(lastTimestamp);
   }
 
+  // The "no producer is publishing" banner: its words come from the server (usermetrics.humanize).
+  function showProducer(producer) {
+    var banner = byId("um-producer");
+    if (!banner) return;
+    var absent = producer !== null && producer.state !== "ok";
+    banner.hidden = !absent;
+    banner.dataset.state = absent ? producer.state : "ok";
+    if (absent) byId("um-producer-words").textContent = producer.words;
+  }
+
   function setConn(state) {
     connState = state;
     showConn();
@@ -86,7 +96,12 @@ export function createFeed(config) {
     } catch (error) {
       return;
     }
+    if (frame.type === "status") {
+      showProducer(frame.producer);
+      return;
+    }
     if (frame.type !== "snapshot") return;
+    showProducer(null); // a frame means a producer publishes
     document.body.dataset.receivedSeq = String(frame.seq);
     if (connState !== "live") setConn("live");
     if (paused) {

@@ -8,8 +8,6 @@ from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from usermetrics import services
-from usermetrics.monitor import MonitorService
-from usermetrics.snapshot import Snapshot
 
 
 class Command(BaseCommand):
@@ -26,12 +24,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, no_fail: bool, **options: Any) -> None:
         """Refresh once with a fresh service and report."""
-        # A check only reads: its refresh must not be written (from a thread that outlives the
-        # command) into the history, nor take over the process's recorder.
-        service, _ = services.service_build(record=False)
-        if not service.sources:
+        snapshot = async_to_sync(services.sources_check)()
+        if snapshot is None:
             raise CommandError("No sources configured: set NAT_SOURCES or USERMETRICS['SOURCES'].")
-        snapshot = async_to_sync(_refresh_once)(service)
         bad = 0
         for health in snapshot.sources:
             style = self.style.SUCCESS if health.state == "ok" else self.style.ERROR
@@ -49,10 +44,3 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(snapshot.users)} distinct user{'s' if len(snapshot.users) != 1 else ''} in all.")
         if bad and not no_fail:
             raise CommandError(f"{bad} of {len(snapshot.sources)} sources not ok.", returncode=1)
-
-
-async def _refresh_once(service: MonitorService) -> Snapshot:
-    try:
-        return await service.refresh()
-    finally:
-        await service.aclose()

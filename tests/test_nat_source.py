@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from usermetrics.sources import (
+from usermetrics.nat import (
     MonitoringDisabled,
+    NatBody,
     NatHttpSource,
     ResponseTooLarge,
     SourceError,
@@ -115,7 +116,7 @@ async def test_nat_source_in_service_converts_naive_times_and_reports_404_health
     berlin = ZoneInfo("Europe/Berlin")
     good = source_for(lambda request: httpx.Response(200, content=nat_body(USER)), timezone=berlin)
     off = NatHttpSource("off", "http://off.test", transport=httpx.MockTransport(lambda r: httpx.Response(404)))
-    snapshot = await install_service([good, off]).refresh()
+    snapshot = (await install_service([good, off])).monitor.last_snapshot
     usage = snapshot.by_id[USER["user_id"]]
     # 15:00 in Berlin in November (UTC+1) is 14:00 UTC.
     assert usage.session.created_at == datetime(2026, 11, 25, 14, 0, 48, 133278, tzinfo=UTC)
@@ -174,3 +175,40 @@ def test_nat_source_from_a_parsed_entry():
 def test_nat_source_bad_entries_say_what_is_wrong(entry, message):
     with pytest.raises(ValueError, match=message):
         source_entry_parse(entry)
+
+
+def test_nat_body_reuses_the_records_of_users_that_did_not_change():
+    parser = NatBody(ZoneInfo("Europe/Berlin"))
+    other = {**USER, "user_id": "other"}
+    first = parser.read(nat_body(USER, other))
+    moved = {**other, "requests": {**other["requests"], "total_requests": 2}}
+    second = parser.read(nat_body(USER, moved, server_version="1.9.0"))
+    assert second.users[0] is first.users[0]  # unchanged: the very same record, not validated again
+    assert second.users[1] is not first.users[1] and second.users[1].requests.total_requests == 2
+    assert (parser.reused, parser.validated) == (1, 3)
+    # Converted to UTC as it was read: 15:00 in Berlin in November is 14:00 UTC.
+    assert first.users[0].session.created_at == datetime(2026, 11, 25, 14, 0, 48, 133278, tzinfo=UTC)
+
+
+def test_nat_body_tells_duplicate_records_of_one_user_apart():
+    parser = NatBody(None)
+    busy = {**USER, "session": {**USER["session"], "ref_count": 1, "is_active": True}}
+    first = parser.read(nat_body(USER, busy))  # one user twice: NAT with an extra endpoint
+    second = parser.read(nat_body(USER, busy))
+    assert [u.session.ref_count for u in second.users] == [0, 1]
+    assert second.users[0] is first.users[0] and second.users[1] is first.users[1]
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"[1, 2]", "body"),
+        (b"{not json", "not JSON"),
+        (nat_body({**USER, "requests": {**USER["requests"], "total_requests": -1}}), "users.0.requests.total_requests"),
+        (nat_body(USER, {"user_id": "x"}), "users.1.session"),
+    ],
+)
+def test_nat_body_says_where_it_is_not_a_monitor_response(body, where):
+    with pytest.raises(SourceError, match="not a PerUserMonitorResponse") as caught:
+        NatBody(None).read(body)
+    assert where in str(caught.value)

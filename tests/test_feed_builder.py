@@ -1,0 +1,68 @@
+"""Frames per view: one frame per watched view per board, shared first frames, who left the page."""
+
+from __future__ import annotations
+
+import json
+
+from tests.factories import board_of, sample_users
+from usermetrics.feed.builder import FrameBuilder, first_frame
+from usermetrics.feed.views import View, ViewRegistry
+from usermetrics.selection import ViewSpec
+
+
+def test_feed_builder_one_frame_per_watched_view():
+    registry = ViewRegistry()
+    groups = [
+        registry.subscribe("c1", View(spec=ViewSpec())),
+        registry.subscribe("c2", View(spec=ViewSpec())),
+        registry.subscribe("c3", View(spec=ViewSpec(sort="user_id"))),
+        registry.subscribe("c4", View(user_id="u01")),
+    ]
+    assert groups[0] == groups[1] and len(set(groups)) == 3
+    assert registry.counts()[groups[0]] == 2
+    builder = FrameBuilder()
+    frames = dict(builder.frames(board_of(sample_users(), seq=1), registry.views(), labels={}))
+    assert builder.frames_built == 3 and set(frames) == set(groups)  # one per distinct view
+    assert json.loads(frames[groups[3]])["view"] == {"kind": "user", "user_id": "u01", "found": True, "clamped": False}
+
+
+def test_feed_builder_names_users_that_left_the_page():
+    view = View(spec=ViewSpec(sort="user_id", page_size=3))
+    builder = FrameBuilder()
+    users = sample_users()
+    [(_, first)] = builder.frames(board_of(users, seq=1), {view.group: view}, labels={})
+    [(_, second)] = builder.frames(board_of(users[1:], seq=2), {view.group: view}, labels={})
+    assert json.loads(first)["gone"] == [] and json.loads(second)["gone"] == ["u00"]
+
+
+def test_feed_builder_first_frames_are_shared_per_board_and_view():
+    board = board_of(sample_users())
+    view = View(spec=ViewSpec(state="active"))
+    text = first_frame(board, view, labels={"u03": "Three"})
+    assert first_frame(board, view, labels={}) is text  # built once, whoever asks
+    doc = json.loads(text)
+    assert [u["user_id"] for u in doc["users"]] == ["u00", "u03", "u06", "u09"] and doc["labels"] == {"u03": "Three"}
+
+
+def test_feed_builder_flag_views_read_the_published_flags():
+    board = board_of(sample_users(), flags={"u02": ["stuck"], "u05": ["erroring"]})
+    [(_, text)] = FrameBuilder().frames(
+        board, {View(spec=ViewSpec(state="stuck")).group: View(spec=ViewSpec(state="stuck"))}, labels={}
+    )
+    assert [u["user_id"] for u in json.loads(text)["users"]] == ["u02"]
+
+
+def test_feed_views_registry_moves_and_forgets_channels():
+    registry = ViewRegistry()
+    first = registry.subscribe("c1", View(spec=ViewSpec()))
+    second = registry.subscribe("c1", View(spec=ViewSpec(sort="user_id")))
+    assert first != second and set(registry.views()) == {second}  # moved, the empty view dropped
+    assert registry.unsubscribe("c1") == second and registry.views() == {} and registry.channels() == []
+    assert registry.unsubscribe("never") is None
+
+
+def test_feed_views_round_trip_as_untrusted_json():
+    view = View(spec=ViewSpec(page=2, q="ada"))
+    assert View.from_json(view.to_json()) == view
+    assert View.from_json('{"spec": {"page_size": 99999, "sort": "nope"}}').spec == ViewSpec(page_size=500)
+    assert View.from_json(View(user_id="a/b").to_json()).group == View(user_id="a/b").group

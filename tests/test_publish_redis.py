@@ -1,0 +1,150 @@
+"""The Redis side of producer and faces, against the Redis of REDIS_URL: lease, bus, views, follower."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.factories import ScriptedSource, board_of, record, sample_users
+from usermetrics.board import Board
+from usermetrics.feed.views import View, ViewDirectory, ViewRegistry
+from usermetrics.monitor import MonitorService
+from usermetrics.publish.bus import RedisBus
+from usermetrics.publish.follower import Follower
+from usermetrics.publish.lease import RedisLease
+from usermetrics.publish.producer import Producer
+from usermetrics.selection import ViewSpec
+from usermetrics.services.assembly import redis_client
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def redis(settings) -> AsyncIterator[object]:
+    """A client of the test Redis, and a prefix of this test's own (its keys are deleted after)."""
+    prefix = f"{settings.USERMETRICS['REDIS_PREFIX']}-{uuid.uuid4().hex[:8]}"
+    client = redis_client()
+    client.test_prefix = prefix
+    yield client
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+async def test_publish_lease_one_leads_and_a_standby_takes_over_when_it_expires(redis):
+    key = f"{redis.test_prefix}:leader"
+    first = RedisLease(redis, holder="first", ttl=0.4, key=key)
+    second = RedisLease(redis, holder="second", ttl=0.4, key=key)
+    assert await first.hold() and not await second.hold()
+    assert await first.hold()  # the holder renews
+    assert await first.leader() == "first"
+    # The leader dies without a word: its lease runs out and the standby takes it.
+    first.leading = False  # (a killed process renews nothing)
+    await asyncio.sleep(0.5)
+    assert await second.hold() and await second.leader() == "second"
+    assert not await first.hold()  # the old leader, back, does not take it over
+    await second.release()
+    assert await second.leader() is None  # a clean stop frees it at once
+
+
+async def test_publish_lease_release_never_deletes_another_holders_lease(redis):
+    key = f"{redis.test_prefix}:leader"
+    mine = RedisLease(redis, holder="mine", ttl=5, key=key)
+    assert await mine.hold()
+    await redis.set(key, "someone-else")  # the lease moved on meanwhile
+    await mine.release()
+    assert await redis.get(key) == b"someone-else"
+    assert not await mine.hold()  # renewing compares the holder first
+
+
+async def test_publish_bus_round_trips_a_board(redis):
+    bus = RedisBus(redis, prefix=redis.test_prefix)
+    assert await bus.last_published() is None
+    board = board_of(sample_users(), seq=4, flags={"u02": ["stuck"]})
+    await bus.publish(board)
+    published = await bus.last_published()
+    assert (published.producer, published.seq) == ("p", 4)
+    back = Board.decode(await bus.fetch())
+    assert back.body == board.body and back.etag == board.etag and back.flags_at(2) == ["stuck"]
+    assert back.user("u05") == board.user("u05") and back.totals == board.totals
+
+
+async def test_publish_directory_gathers_every_faces_views(redis):
+    directory = ViewDirectory(redis, prefix=redis.test_prefix)
+    one, two = ViewRegistry(), ViewRegistry()
+    one.subscribe("c1", View(spec=ViewSpec()))
+    two.subscribe("c2", View(spec=ViewSpec()))
+    two.subscribe("c3", View(user_id="a/b"))
+    await directory.advertise("face-1", one.views(), ttl=5)
+    await directory.advertise("face-2", two.views(), ttl=5)
+    views = await directory.collect()
+    assert set(views) == set(one.views()) | set(two.views()) and len(views) == 2
+    await directory.advertise("face-2", {}, ttl=5)  # its sockets closed
+    assert set(await directory.collect()) == set(one.views())
+    await directory.advertise("face-1", one.views(), ttl=0.2)
+    await asyncio.sleep(0.4)  # a face that stops renewing is forgotten
+    assert await directory.collect() == {}
+
+
+async def test_publish_follower_fetches_new_boards_and_notices_the_producer_gone(redis):
+    bus = RedisBus(redis, prefix=redis.test_prefix)
+    told: list[str] = []
+
+    async def notify(event: dict[str, object]) -> None:
+        told.append(str(event["text"]))
+
+    follower = Follower(bus=bus, registry=ViewRegistry(), face="f", interval=0.1, stale_after=0.3, notify=notify)
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    try:
+        await follower.first_board(within=1)
+        assert follower.latest() is None and not follower.state().publishing
+        await bus.publish(board_of(sample_users(), seq=1))
+        for _ in range(50):
+            if follower.latest() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert follower.latest().seq == 1 and follower.state().publishing
+        for _ in range(50):  # no new board for longer than stale_after: the sockets are told once
+            if any('"state":"absent"' in t for t in told[1:]):
+                break
+            await asyncio.sleep(0.05)
+        assert not follower.state().publishing and '"state":"absent"' in told[-1]
+    finally:
+        stop.set()
+        await task
+
+
+async def test_publish_producer_standby_publishes_nothing_and_a_taker_continues_the_numbering(redis):
+    sent: list[tuple[str, dict[str, object]]] = []
+
+    async def send(group: str, event: dict[str, object]) -> None:
+        sent.append((group, event))
+
+    async def no_views() -> dict[str, View]:
+        return {}
+
+    async def no_labels() -> dict[str, str]:
+        return {}
+
+    def producer(name: str) -> Producer:
+        return Producer(
+            MonitorService([ScriptedSource("s", [record("a")])]),
+            bus=RedisBus(redis, prefix=redis.test_prefix),
+            lease=RedisLease(redis, holder=name, ttl=5, key=f"{redis.test_prefix}:leader"),
+            views=no_views,
+            send=send,
+            labels=no_labels,
+            name=name,
+        )
+
+    leader, standby = producer("leader"), producer("standby")
+    assert (await leader.tick()).seq == 1 and (await leader.tick()).seq == 2
+    assert await standby.tick() is None and standby.monitor.refresh_count == 0  # never reads a source
+    await leader.close()  # releases the lease
+    taken = await standby.tick()
+    assert taken is not None and taken.seq == 3 and taken.producer == "standby"
+    await standby.close()

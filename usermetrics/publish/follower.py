@@ -1,0 +1,204 @@
+"""A face's side of the bus (async): the latest board, this face's views advertised, the producer watched.
+
+Faces never read a source. In one process the latest board is the local bus's; through Redis the
+follower wakes on the producer's pub/sub message (or every half interval, should one be missed),
+fetches the new board once, decodes it in a thread and swaps it in. It renews this face's entry
+in the view directory, and it tells the face's sockets when no producer has published for
+``stale_after`` seconds, and again when one does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.exceptions import RedisError
+
+from usermetrics.board import Board
+from usermetrics.clock import Clock, utcnow
+from usermetrics.feed.views import ViewDirectory, ViewRegistry
+from usermetrics.humanize import producer_words
+from usermetrics.selection import DEFAULT_SORT, board_order
+from usermetrics.snapshot import iso
+
+from .bus import LocalBus, Published, RedisBus
+
+logger = logging.getLogger(__name__)
+
+STATUS_TYPE = "metrics.status"  # a producer state message, handled by consumers' ``metrics_status``
+
+Notify = Callable[[dict[str, object]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ProducerState:
+    """Whether a producer publishes, as a face sees it."""
+
+    state: str  # "ok": a board younger than stale_after; "absent": none, or too old
+    last_publish: datetime | None
+    seq: int
+    producer: str | None
+
+    @property
+    def publishing(self) -> bool:
+        """Whether a producer publishes now."""
+        return self.state == "ok"
+
+    @property
+    def words(self) -> str:
+        """What a page says of it ('' while a producer publishes)."""
+        return "" if self.publishing else producer_words(self.last_publish)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form (the status API, the sockets' status messages)."""
+        return {
+            "state": self.state,
+            "last_publish": iso(self.last_publish),
+            "seq": self.seq,
+            "producer": self.producer,
+            "words": self.words,
+        }
+
+
+def _warm(board: Board) -> Board:
+    """Compute what every first page needs (the default order) while still off the event loop."""
+    board_order(board, DEFAULT_SORT)
+    return board
+
+
+class Follower:
+    """The latest board for this face, its views advertised, and the producer's state."""
+
+    def __init__(
+        self,
+        *,
+        bus: LocalBus | RedisBus,
+        registry: ViewRegistry,
+        face: str,
+        interval: float,
+        stale_after: float,
+        notify: Notify,
+        directory: ViewDirectory | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        """Follow ``bus``; advertise ``registry``'s views as ``face`` (through Redis: ``directory``)."""
+        self.bus = bus
+        self.registry = registry
+        self.face = face
+        self.interval = interval
+        self.stale_after = stale_after
+        self.notify = notify
+        self.directory = directory
+        self.clock = clock
+        self._board: Board | None = None
+        self._synced = asyncio.Event()
+        self._told: str | None = None
+        self.redis_error: str | None = None
+
+    def latest(self) -> Board | None:
+        """The latest board this face has (None: no producer has published yet)."""
+        if isinstance(self.bus, LocalBus):
+            return self.bus.latest()
+        return self._board
+
+    def state(self) -> ProducerState:
+        """Whether a producer publishes: a board no older than ``stale_after``."""
+        board = self.latest()
+        if board is None:
+            return ProducerState("absent", None, 0, None)
+        fresh = (self.clock() - board.published_at).total_seconds() <= self.stale_after
+        return ProducerState("ok" if fresh else "absent", board.published_at, board.seq, board.producer)
+
+    async def sync(self) -> None:
+        """Fetch the board on the bus when it is newer than ours (through Redis; decoded off the loop)."""
+        if not isinstance(self.bus, RedisBus):
+            return
+        published = await self.bus.last_published()
+        current = self._board
+        if published is None or (current is not None and Published.of(current) == published):
+            return
+        data = await self.bus.fetch()
+        if data is None:
+            return
+        board = await asyncio.to_thread(lambda: _warm(Board.decode(data)))
+        if self._board is None or (board.published_at, board.seq) >= (self._board.published_at, self._board.seq):
+            self._board = board
+
+    async def first_board(self, *, within: float) -> None:
+        """Wait until a board is here (or ``within`` seconds pass): a starting face, or an embedded producer."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within
+        if isinstance(self.bus, LocalBus):
+            await asyncio.to_thread(self.bus.published.wait, within)
+            return
+        try:
+            await asyncio.wait_for(self._synced.wait(), timeout=max(0.0, end - loop.time()))
+        except TimeoutError:
+            pass
+
+    async def advertise(self) -> None:
+        """Renew this face's views in the directory (through Redis; in one process the producer reads them)."""
+        if self.directory is not None:
+            await self.directory.advertise(self.face, self.registry.views(), ttl=max(2.0, 3 * self.interval))
+
+    def status_text(self) -> str:
+        """The sockets' status message: ``{"type": "status", "producer": {...}}`` (not a monitor document)."""
+        return json.dumps({"type": "status", "producer": self.state().as_dict()}, separators=(",", ":"))
+
+    async def watch(self) -> None:
+        """Tell this face's sockets when the producer goes away and when it is back."""
+        state = self.state()
+        if state.state == self._told:
+            return
+        if self._told is not None or not state.publishing:
+            await self.notify({"type": STATUS_TYPE, "text": self.status_text()})
+        self._told = state.state
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow until ``stop`` is set; Redis errors are said once and retried with a growing pause."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                pubsub = None
+                if isinstance(self.bus, RedisBus):
+                    pubsub = self.bus.redis.pubsub()
+                    await pubsub.subscribe(self.bus.channel)
+                try:
+                    while not stop.is_set():
+                        await self.sync()
+                        self._synced.set()
+                        await self.advertise()
+                        await self.watch()
+                        if self.redis_error is not None:
+                            logger.warning("Redis is reachable again: following the producer's boards")
+                            self.redis_error = None
+                        backoff = 0.5
+                        await self._wait(pubsub, stop)
+                finally:
+                    if pubsub is not None:
+                        await pubsub.aclose()
+            except (RedisError, OSError) as exc:
+                if self.redis_error is None:
+                    logger.warning("Redis unreachable (%s): this face shows the last board until it is back", exc)
+                self.redis_error = str(exc)
+                await self.watch()
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(5.0, backoff * 2)
+
+    async def _wait(self, pubsub: object, stop: asyncio.Event) -> None:
+        """Until the producer says it published (or half an interval passes, or ``stop``)."""
+        timeout = max(0.05, self.interval / 2)
+        if pubsub is None:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=timeout)
+            except TimeoutError:
+                pass
+            return
+        await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)  # type: ignore[attr-defined]

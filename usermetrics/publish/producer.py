@@ -1,0 +1,265 @@
+"""The producer (async): lead, refresh, work out flags, pack and publish a board, record, send frames.
+
+One leading producer per deployment does all the work of a refresh, once: ``runmonitor`` in a
+scaled deployment (several may run; one holds the lease), or a thread of the one Daphne of the
+embedded default. Faces never read a source. Each refresh, in order: renew the lease (a standby
+stops here), refresh the sources, read the lifecycle flags, pack the board, renew the lease
+again (a leader that lost it while refreshing publishes and records nothing), publish, hand the
+snapshot to the history recorder, send one frame per watched view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Protocol
+
+from django.db import close_old_connections
+
+from usermetrics.board import Board, FragmentCache, board_build
+from usermetrics.clock import Clock, utcnow
+from usermetrics.conf import get_config
+from usermetrics.feed.builder import EVENT_TYPE, FrameBuilder
+from usermetrics.feed.views import View
+from usermetrics.history.flags import flag_stats, flagged
+from usermetrics.history.query import WindowStats
+from usermetrics.history.recorder import Recorder
+from usermetrics.monitor import MonitorService
+from usermetrics.selection import FLAG_STATES
+from usermetrics.snapshot import Snapshot
+
+from .bus import Published
+
+logger = logging.getLogger(__name__)
+
+# Seconds between two reads of every user's window stats (the rising and erroring flags).
+FLAGS_REFRESH = 30.0
+# The producer collects garbage itself: the young generations after every refresh, everything
+# every this many refreshes. Left to itself, the collector scans every object of a 100,000-user
+# refresh (a million and more) whenever enough of them survive, at random points of a refresh.
+FULL_COLLECTION_EVERY = 30
+
+Sender = Callable[[str, dict[str, object]], Awaitable[None]]
+ViewsSource = Callable[[], Awaitable[Mapping[str, View]]]
+LabelsSource = Callable[[], Awaitable[Mapping[str, str]]]
+
+
+class Bus(Protocol):
+    """Where boards go (``bus.LocalBus`` or ``bus.RedisBus``)."""
+
+    async def publish(self, board: Board) -> None:
+        """Make ``board`` the latest."""
+        ...
+
+    async def last_published(self) -> Published | None:
+        """Which board is the latest."""
+        ...
+
+
+class Lease(Protocol):
+    """Leadership (``lease.LocalLease`` or ``lease.RedisLease``)."""
+
+    holder: str
+
+    async def hold(self) -> bool:
+        """Renew or take the lease; whether we lead."""
+        ...
+
+    async def release(self) -> None:
+        """Give it up."""
+        ...
+
+
+class FlagTracker:
+    """The flags the list filters by, every refresh; window stats re-read at most every ``FLAGS_REFRESH`` s.
+
+    The stats are one aggregate query over every user, run in a thread of its own so the
+    producer's loop never waits on the database; while it cannot be read, the last stats serve.
+    """
+
+    def __init__(self, *, every: float = FLAGS_REFRESH) -> None:
+        """Re-read the stats ``every`` seconds."""
+        self.every = every
+        self._stats: dict[str, WindowStats] | None = None
+        self._read_at: float | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usermetrics-flags")
+        self._failed = False
+
+    def _read(self, now: datetime) -> dict[str, WindowStats] | None:
+        close_old_connections()
+        try:
+            return flag_stats(None, now=now)
+        finally:
+            close_old_connections()
+
+    async def flags(self, snapshot: Snapshot) -> dict[str, list[str]]:
+        """Every user's raised flags (but idle) as of ``snapshot``."""
+        if get_config().history.enabled and (self._read_at is None or time.monotonic() - self._read_at >= self.every):
+            self._read_at = time.monotonic()
+            try:
+                loop = asyncio.get_running_loop()
+                self._stats = await loop.run_in_executor(self._executor, self._read, snapshot.timestamp)
+                self._failed = False
+            except Exception:
+                if not self._failed:
+                    logger.warning("Window stats for the flags unavailable; the last ones serve", exc_info=True)
+                self._failed = True
+        return flagged(snapshot, self._stats if get_config().history.enabled else None, now=snapshot.timestamp)
+
+    def close(self) -> None:
+        """Stop the stats thread."""
+        self._executor.shutdown(wait=False)
+
+
+class Producer:
+    """The refresh loop of the leading producer."""
+
+    def __init__(
+        self,
+        monitor: MonitorService,
+        *,
+        bus: Bus,
+        lease: Lease,
+        views: ViewsSource,
+        send: Sender,
+        labels: LabelsSource,
+        recorder: Recorder | None = None,
+        flags: FlagTracker | None = None,
+        name: str,
+        clock: Clock = utcnow,
+    ) -> None:
+        """Refresh ``monitor`` every interval while leading on ``lease``; publish on ``bus``; send frames
+        of the views ``views()`` returns with ``send(group, event)``; name users with ``labels()``."""
+        self.monitor = monitor
+        self.bus = bus
+        self.lease = lease
+        self.views = views
+        self.send = send
+        self.labels = labels
+        self.recorder = recorder
+        self.flag_tracker = flags
+        self.name = name
+        self.clock = clock
+        self.cache = FragmentCache()
+        self.frames = FrameBuilder()
+        self.board: Board | None = None
+        self.published = 0
+        self.last_refresh_ms = 0.0
+        self._continued = False
+
+    @property
+    def interval(self) -> float:
+        """Seconds between refreshes."""
+        return self.monitor.interval
+
+    async def tick(self) -> Board | None:
+        """One refresh while leading: the board published (None: standing by)."""
+        if not await self.lease.hold():
+            self._continued = False  # after a takeover, continue the numbering of whoever led meanwhile
+            return None
+        if not self._continued:
+            last = await self.bus.last_published()
+            if last is not None:
+                self.monitor.seq_from(last.seq)
+            self._continued = True
+        started = time.perf_counter()
+        snapshot = await self.monitor.refresh()
+        names = await self.flag_tracker.flags(snapshot) if self.flag_tracker is not None else {}
+        rec = self.recorder
+        meta = {
+            "refreshes": self.monitor.refresh_count,
+            "refresh_ms": self.last_refresh_ms,
+            "observed_requests": rec.observed_requests if rec else 0,
+            "observed_errors": rec.observed_errors if rec else 0,
+            "observed_latency_ms": rec.observed_latency_ms if rec else 0.0,
+            "recording": 1 if rec else 0,
+        }
+        board = board_build(
+            snapshot,
+            producer=self.name,
+            published_at=self.clock(),
+            cache=self.cache,
+            flags=names,
+            flag_names=FLAG_STATES,
+            meta=meta,
+        )
+        if not await self.lease.hold():
+            return None  # lost the lease while refreshing: the new leader publishes and records
+        await self.bus.publish(board)
+        previous, self.board = self.board, board
+        self.published += 1
+        if rec is not None:
+            await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
+        await self._send_frames(board, previous)
+        self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
+        return board
+
+    async def refresh(self) -> Snapshot:
+        """One refresh now, published; the monitor's snapshot (tests and one-off runs)."""
+        await self.tick()
+        snapshot = self.monitor.last_snapshot
+        assert snapshot is not None, "the producer does not lead"
+        return snapshot
+
+    async def _send_frames(self, board: Board, previous: Board | None) -> None:
+        try:
+            views = await self.views()
+        except Exception:
+            logger.warning("Cannot read the watched views; no frames this refresh", exc_info=True)
+            return
+        if not views:
+            return
+        try:
+            labels = await self.labels()
+        except Exception:
+            logger.warning("Identity labels unavailable; sending frames without names", exc_info=True)
+            labels = {}
+        for group, text in self.frames.frames(board, views, labels=labels, previous_board=previous):
+            try:
+                # The text, not a dict: the in-memory layer deep-copies each event per channel.
+                await self.send(group, {"type": EVENT_TYPE, "text": text, "seq": board.seq, "producer": board.producer})
+            except Exception:
+                logger.warning("Sending a frame to %s failed", group, exc_info=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Refresh at a fixed rate until ``stop`` is set; a standby tries to lead every half interval."""
+        await self.monitor.start()
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        collecting = gc.isenabled()
+        gc.disable()
+        ticks = 0
+        try:
+            while not stop.is_set():
+                board = None
+                try:
+                    board = await self.tick()
+                except Exception:
+                    logger.exception("Refresh failed")
+                ticks += 1
+                gc.collect(2 if ticks % FULL_COLLECTION_EVERY == 0 else 1)
+                # Fixed rate: a slow refresh does not stretch the interval; a very slow one skips ticks.
+                step = self.interval if board is not None else self.interval / 2
+                next_at = max(next_at + step, loop.time())
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=next_at - loop.time())
+                except TimeoutError:
+                    pass
+        finally:
+            if collecting:
+                gc.enable()
+            await self.close()
+
+    async def close(self) -> None:
+        """Give up the lease, write what the recorder holds, close the sources."""
+        await self.lease.release()
+        if self.recorder is not None:
+            await self.recorder.aclose()
+        if self.flag_tracker is not None:
+            self.flag_tracker.close()
+        await self.monitor.aclose()
