@@ -1,10 +1,11 @@
 """Benchmark (async): what one refresh costs the live feed, by users and connected clients.
 
 For 1k, 10k and 100k users, prints the best of several runs of
-  - frame:   building and serializing the default list view's frame (one page of 100, the summary,
-             the sort), the work done once per distinct view per refresh
-  - publish: FeedProducer.publish to N channels subscribed to that one view over Channels'
-             in-memory layer (the frame is built once; the layer copies the text per channel)
+  - frame:   building and serializing the default list view's frame from a new board (one page of
+             100, the summary, the sort), the work done once per distinct view per refresh
+  - publish: the producer's FrameBuilder and one group_send to N channels watching that one view
+             over Channels' in-memory layer (the frame is built once; the layer copies the text
+             per channel)
 and the frame's size. Usage: .venv/bin/python bench/feed.py [--sizes 1000,10000] [--clients 1,100]
 """
 
@@ -28,11 +29,13 @@ django.setup()
 
 from channels.layers import InMemoryChannelLayer  # noqa: E402
 
-from usermetrics.feed.frames import list_frame  # noqa: E402
-from usermetrics.feed.producer import FeedProducer  # noqa: E402
+from usermetrics.board import Board, BoardCache, board_build  # noqa: E402
+from usermetrics.clock import utcnow  # noqa: E402
+from usermetrics.feed.builder import EVENT_TYPE, FrameBuilder, view_frame  # noqa: E402
+from usermetrics.feed.views import View  # noqa: E402
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage  # noqa: E402
 from usermetrics.monitor import MonitorService  # noqa: E402
-from usermetrics.selection import ViewSpec  # noqa: E402
+from usermetrics.selection import FLAG_STATES, ViewSpec  # noqa: E402
 
 
 class FixedSource:
@@ -78,33 +81,42 @@ def make_users(count: int) -> list[PerUserResourceUsage]:
     ]
 
 
+async def board_of(service: MonitorService, cache: BoardCache) -> Board:
+    """A new board of the service's users (a new refresh: nothing memoized from the last run)."""
+    snapshot = await service.refresh()
+    return board_build(snapshot, producer="bench", published_at=utcnow(), cache=cache, flag_names=FLAG_STATES)
+
+
 async def bench(users: int, clients: list[int], repeat: int) -> None:
     """Print the frame and publish timings for ``users``."""
     service = MonitorService([FixedSource(make_users(users))])
+    cache = BoardCache()
+    view = View(spec=ViewSpec())
     frame_best = float("inf")
     size = 0
     for _ in range(repeat):
-        snapshot = await service.refresh()  # a new snapshot: nothing memoized from the last run
+        board = await board_of(service, cache)
         started = time.perf_counter()
-        text, _ = list_frame(snapshot, ViewSpec(), budget=512 * 1024)
+        text, _ = view_frame(board, view, labels={})
         frame_best = min(frame_best, time.perf_counter() - started)
         size = len(text.encode())
     print(f"{users:>7} users  frame {frame_best * 1000:8.1f} ms  {size / 1024:6.1f} KiB")
     for count in clients:
         layer = InMemoryChannelLayer(capacity=10)
-        producer = FeedProducer(layer=layer)  # no names: the feed needs no database here
         for _ in range(count):
-            channel = await layer.new_channel()
-            group = producer.subscribe(channel, spec=ViewSpec())
-            await layer.group_add(group, channel)
+            await layer.group_add(view.group, await layer.new_channel())
+        builder = FrameBuilder()
         best = float("inf")
         for _ in range(repeat):
-            snapshot = await service.refresh()
+            board = await board_of(service, cache)
             started = time.perf_counter()
-            await producer.publish(snapshot)
+            for group, text in builder.frames(board, {view.group: view}, labels={}):
+                await layer.group_send(group, {"type": EVENT_TYPE, "text": text, "seq": board.seq})
             best = min(best, time.perf_counter() - started)
-        built = producer.frames_built
-        print(f"{'':>7}        publish to {count:>5} clients {best * 1000:8.1f} ms  ({built} frames built)")
+            await layer.flush()
+        print(
+            f"{'':>7}        publish to {count:>5} clients {best * 1000:8.1f} ms  ({builder.frames_built} frames built)"
+        )
 
 
 def main() -> None:

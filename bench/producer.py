@@ -89,7 +89,7 @@ async def measure(args: argparse.Namespace, face: Daphne, pid: int, cookie: str,
     cpu_first = cpu_seconds(pid)
     spy = None
     if os.environ.get("BENCH_PYSPY"):  # a profile of the window (py-spy, collapsed stacks, every thread)
-        record = ["py-spy", "record", "-f", "raw", "-o", os.environ["BENCH_PYSPY"], "-p", str(pid)]
+        record = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", os.environ["BENCH_PYSPY"], "-p", str(pid)]
         spy = await asyncio.create_subprocess_exec(
             *record, "-d", str(int(args.refreshes * args.interval)), stdout=subprocess.DEVNULL
         )

@@ -184,16 +184,28 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Logging
 # ==============================================================================
 
+LOG_LEVEL = os.environ.get("USERMETRICS_LOG_LEVEL", "INFO").upper()
+# One handler, on the root logger, in one format: every logger (ours, Django's, Daphne's) reaches
+# it once by propagation. Daphne's own basicConfig handler is replaced when Django configures this.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
-        "usermetrics": {"handlers": ["console"], "level": os.environ.get("USERMETRICS_LOG_LEVEL", "INFO")},
+        "usermetrics": {"level": LOG_LEVEL},
+        # httpx says every source fetch at INFO (one line per source each refresh): only at DEBUG here.
+        # Failures and state changes are ours to say, at WARNING.
+        "httpx": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"},
+        "httpcore": {"level": "WARNING"},
         # "N of M channels over capacity in group ..." at INFO on every frame to a socket that
         # fell behind: such a socket loses frames (and the page says "updated N s ago"); say less.
         "channels_redis": {"level": "WARNING"},
+        # Apprise logs a route's URL in places; usermetrics.alerts.delivery captures its warnings,
+        # strips the secrets and logs them itself, so Apprise's own records go nowhere.
+        "apprise": {"handlers": [], "level": "WARNING", "propagate": False},
+        "urllib3": {"level": "WARNING"},  # its DEBUG lines carry a webhook's path
     },
 }
 
@@ -232,4 +244,10 @@ USERMETRICS = {
     },
     "METRICS_TOKENS": env_list("USERMETRICS_METRICS_TOKENS"),
     "METRICS_ALLOW": env_list("USERMETRICS_METRICS_ALLOW", "127.0.0.1,::1"),
+    "ALERTS": {
+        "ENABLED": env_bool("USERMETRICS_ALERTS", True),
+        # Default routes: comma-separated Apprise URLs (secrets inside them are never logged or shown).
+        "URLS": env_list("USERMETRICS_ALERT_URLS"),
+        "DASHBOARD_URL": os.environ.get("USERMETRICS_DASHBOARD_URL", ""),
+    },
 }

@@ -28,19 +28,26 @@ def sh(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
 
 
 def ensure_venv(requirements: str) -> None:
-    """Create .venv and install ``requirements`` into it unless already installed as they are now."""
+    """Create .venv and install ``requirements`` into it unless already installed as they are now.
+
+    One stamp file per requirement set: ``run`` (requirements.txt) and ``test``
+    (requirements-dev.txt, which includes it) each remember what they installed, so switching
+    between the two commands installs nothing when neither file changed.
+    """
     if not PY.exists():
         print(f"Creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256()
     for name in ("requirements.txt", "requirements-dev.txt"):
         digest.update((ROOT / name).read_bytes())
-    digest.update(requirements.encode())
-    stamp = VENV / ".usermetrics-requirements"
+    stamp = VENV / f".usermetrics-{Path(requirements).stem}"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
     sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", ROOT / requirements)
     stamp.write_text(digest.hexdigest())
+    if requirements == "requirements-dev.txt":
+        # The dev set includes the runtime set: the run command has nothing left to install.
+        (VENV / ".usermetrics-requirements").write_text(digest.hexdigest())
 
 
 def secret_key() -> str:

@@ -135,7 +135,7 @@ class ManualClock:
 
 def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float | None = None, flags=None):
     """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout)."""
-    from usermetrics.board import FragmentCache, board_build
+    from usermetrics.board import BoardCache, board_build
     from usermetrics.clock import utcnow
     from usermetrics.selection import FLAG_STATES
     from usermetrics.snapshot import SourceHealth, merge
@@ -143,5 +143,5 @@ def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float 
     health = SourceHealth(name="s", kind="t", state="ok", per_user_workflow_timeout=timeout)
     snapshot = merge([("s", users)], seq=seq, timestamp=BASE_TIME, sources=[health])
     return board_build(
-        snapshot, producer="p", published_at=utcnow(), cache=FragmentCache(), flags=flags, flag_names=FLAG_STATES
+        snapshot, producer="p", published_at=utcnow(), cache=BoardCache(), flags=flags, flag_names=FLAG_STATES
     )

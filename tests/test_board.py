@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import math
+import random
 
-from tests.factories import BASE_TIME, board_of, record, sample_users
-from usermetrics.board import COLUMNS, Board, FragmentCache, board_build, board_empty, close
+import pytest
+
+from tests.factories import BASE_TIME, board_of, record, sample_users, usage
+from usermetrics.board import COLUMNS, Board, BoardCache, board_build, board_empty, close, column_values
 from usermetrics.metrics import PerUserMonitorResponse
-from usermetrics.snapshot import SourceHealth, is_active, merge
+from usermetrics.snapshot import SourceHealth, is_active, merge, totals
 
 
 def test_board_body_is_exactly_the_nat_document():
@@ -27,6 +30,8 @@ def test_board_columns_are_built_with_the_rules():
     board = board_of([*sample_users(), liar])
     for name, (_, read) in COLUMNS.items():
         assert list(board.columns[name]) == [read(board.usage_at(i)) for i in range(len(board))], name
+    # The one-call reader the packing uses reads what each column's rule reads, in COLUMNS order.
+    assert column_values(liar) == tuple(read(liar) for _, read in COLUMNS.values())
     assert board.columns["is_active"][board.index["liar"]] == int(is_active(liar)) == 0
 
 
@@ -43,7 +48,7 @@ def test_board_round_trips_through_its_bytes():
 
 def test_board_fragment_cache_serializes_only_changed_records():
     users = sample_users()
-    cache = FragmentCache()
+    cache = BoardCache()
     sources = [SourceHealth(name="s", kind="t")]
 
     def build(records):
@@ -62,3 +67,48 @@ def test_board_of_nobody_is_still_a_board():
     board = board_empty(BASE_TIME)
     assert board and len(board) == 0 and board.seq == 0
     assert PerUserMonitorResponse.model_validate_json(board.body).users == []
+
+
+def test_board_cache_packs_like_a_fresh_board_through_any_changes():
+    """Changed records, users coming and going, a new order: every board reads as one packed afresh."""
+    rng = random.Random(7)
+    users = sample_users()
+    cache = BoardCache()
+    sources = [SourceHealth(name="s", kind="t", per_user_workflow_timeout=600)]
+    for step in range(40):
+        action = step % 4
+        if action == 0:  # a few records change
+            for i in rng.sample(range(len(users)), 3):
+                users[i] = usage(users[i].user_id, requests=rng.randrange(1000), active=rng.randrange(2))
+        elif action == 1:  # one leaves, one arrives
+            users.pop(rng.randrange(len(users)))
+            users.append(usage(f"n{step}", requests=step))
+        elif action == 2:  # the same users in another order
+            rng.shuffle(users)
+        snapshot = merge([("s", list(users))], seq=step, timestamp=BASE_TIME, sources=sources)
+        board = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=cache)
+        fresh = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache())
+        assert board.body == fresh.body and list(board.offsets) == list(fresh.offsets)
+        for name in fresh.columns:
+            assert list(board.columns[name]) == pytest.approx(list(fresh.columns[name]), nan_ok=True), name
+        assert board.totals == fresh.totals == totals(users)
+        assert [board.usage_at(i) for i in range(len(board))] == users
+    assert cache.hits > cache.misses  # most records were packed once
+
+
+@pytest.mark.parametrize("sources", [1, 2])
+def test_board_eviction_column_is_the_snapshot_rule(sources):
+    users = sample_users()  # every third user in flight
+    reports = [("s", users)] + ([("t", [usage("u01", requests=5, minutes_ago=30), usage("t1")])] if sources > 1 else [])
+    health = [
+        SourceHealth(name=n, kind="t", per_user_workflow_timeout=600 + 60 * k) for k, (n, _) in enumerate(reports)
+    ]
+    snapshot = merge(reports, seq=1, timestamp=BASE_TIME, sources=health)
+    board = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache())
+    for uid in snapshot.ids:
+        due = snapshot.evicted_at(uid)
+        if due is None:
+            assert board.evicted_at(uid) is None, uid
+        else:
+            assert board.evicted_at(uid).timestamp() == pytest.approx(due.timestamp(), abs=1e-6), uid
+    assert board.evicted_at("u00") is None  # in flight

@@ -10,6 +10,7 @@ import functools
 import html
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -76,6 +78,12 @@ fetch("cases.json").then(function (r) { return r.json(); }).then(function (c) {
     utc: c.utc.map(function (when) { return f.utcExact(f.parseTime(when)); }),
     display: c.display.map(function (x) { return f.userDisplay(x[0], x[1]); }),
     url: c.url.map(function (id) { return f.detailUrl(c.prefix, id); }),
+    big: c.big.map(function (v) { return f.bigNumber(v); }),
+    latency: c.latency.map(function (v) { return f.latencyFit(v); }),
+    local: c.utc.map(function (when) { return f.localExact(f.parseTime(when)); }),
+    coverage: c.coverage.map(function (x) { return f.coverageWords(x[0], x[1]); }),
+    bytes: c.bytes.map(function (v) { return f.bytesWords(v); }),
+    share: c.share.map(function (v) { return f.shareWords(v); }),
   });
 });
 """
@@ -102,7 +110,7 @@ def page_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def _title(page_dir: Path, page: str) -> tuple[str, str]:
+def _title(page_dir: Path, page: str, tz: str = "UTC") -> tuple[str, str]:
     """Serve ``page_dir`` over HTTP, let Chromium run ``page``: its final title and Chromium's stderr."""
     handler = functools.partial(_QuietHandler, directory=str(page_dir))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -115,6 +123,7 @@ def _title(page_dir: Path, page: str) -> tuple[str, str]:
             capture_output=True,
             text=True,
             timeout=60,
+            env={**os.environ, "TZ": tz},
         )
     finally:
         server.shutdown()
@@ -141,8 +150,9 @@ def test_charts_js_draws_detail_charts_and_sparklines(page_dir):
     # A module now: it sees uPlot, and it leaves no global of its own behind.
     assert ";available=true;global=undefined;" in title
     assert ";spark=Requests per minute, last 1h;" in title
-    assert "Last 15m: 12 requests" in title
-    assert "latency 40 ms" in title
+    # The history starts at T0, two minutes before: the numbers cover those, and say so.
+    assert "status=Over the last 2 min; history starts 12:00 UTC+00:00: 12 requests, 6/min" in title
+    assert "error rate 8.33 %, latency 40 ms" in title
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium")
@@ -165,6 +175,15 @@ def test_format_js_words_as_humanize_does(page_dir):
     displays = [("a@example.com", "Ada"), ("a@example.com", None), ("<b>", "")]
     ids = ["a@example.com", "x/y~z", ".hidden", "a b+c&d=e", "<img src=x onerror=alert(1)>", "ü"]
     prefix = reverse("usermetrics:user-detail", args=["ID"])[: -len("ID/")]
+    bigs = [0, 3, 999, 12345, 12345.678, 999999, 1234567, 2e6, 999999999, 1.5e12, -1500000, 9007199254740993, 3.33e300]
+    latencies = [0.0, 206.99, 999.4, 1612.3, 59000, 125000, 7.2e6, 3.33e300]
+    sizes = [0, 812, 1024, 1843, 3_880_000, 5 * 2**30]
+    shares = [0.0, 0.0131, 0.5, 0.98765, 1.0]
+    coverages = [
+        ("1h", 3600.0, now - timedelta(hours=1), 3600.0),
+        ("1h", 180.0, now, 3600.0),
+        ("5m", 300.0, None, 300.0),
+    ]
 
     cases = {
         "now": iso(now),
@@ -177,10 +196,15 @@ def test_format_js_words_as_humanize_does(page_dir):
         "display": displays,
         "prefix": prefix,
         "url": ids,
+        "big": bigs,
+        "latency": latencies,
+        "bytes": sizes,
+        "share": shares,
+        "coverage": [[w, {"seconds": sec, "since": iso(since) if since else None}] for w, sec, since, _ in coverages],
     }
     (page_dir / "cases.json").write_text(json.dumps(cases))
 
-    title, stderr = _title(page_dir, "format.html")
+    title, stderr = _title(page_dir, "format.html", tz="Europe/Berlin")
     assert title.startswith("{"), (title, stderr)
     got = json.loads(title)
     assert got["duration"] == [humanize.duration_words(s) for s in seconds]
@@ -190,6 +214,26 @@ def test_format_js_words_as_humanize_does(page_dir):
     assert got["active"] == [is_active(u) for u in records] == [False, True, False]
     assert got["utc"] == [utc(t) for t in times]
     assert got["display"] == [humanize.user_display(i, {i: label} if label else {}) for i, label in displays]
+    assert got["big"] == [humanize.big_number(v) for v in bigs]
+    assert got["big"][5:8] == ["999,999", "1.2M", "2M"] and got["big"][-1] == "3.3e+300"
+    assert got["latency"] == [humanize.latency_fit(v) for v in latencies]
+    assert (
+        got["bytes"]
+        == [humanize.bytes_words(v) for v in sizes]
+        == ["0 B", "812 B", "1 KiB", "1.8 KiB", "3.7 MiB", "5 GiB"]
+    )
+    assert got["share"] == [humanize.share_words(v) for v in shares]
+    # One rule for times in the browser: its own zone, with the offset shown (T0 is in winter: +01:00).
+    berlin = ZoneInfo("Europe/Berlin")
+    assert got["local"] == [t.astimezone(berlin).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC+01:00" for t in times]
+    # The words say what the rates cover as the server does, with the clock in the browser's zone.
+    assert got["coverage"][0] == humanize.coverage_words(*coverages[0]) == "the last 1h"
+    assert got["coverage"][2] == "the last 5m"
+    assert (
+        got["coverage"][1]
+        == "the last 3 min; history starts " + now.astimezone(berlin).strftime("%H:%M") + " UTC+01:00"
+    )
+    assert humanize.coverage_words(*coverages[1]) == f"the last 3 min; history starts {now:%H:%M} UTC"
     # Percent-encoded differently from reverse() (encodeURIComponent escapes "@", "+", "&", "="),
     # but the same path once decoded, so the link opens the same user.
     assert [unquote(u) for u in got["url"]] == [unquote(reverse("usermetrics:user-detail", args=[i])) for i in ids]

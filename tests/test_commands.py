@@ -27,6 +27,8 @@ def test_ensureadmin_creates_once_and_keeps_the_password(monkeypatch):
     again = io.StringIO()
     call_command("ensureadmin", "--username", "root", stdout=again)
     assert "password unchanged" in again.getvalue()
+    # A second run says how to set a password, since the generated one is never shown again.
+    assert "DASHBOARD_ADMIN_PASSWORD=" in again.getvalue() and "changepassword root" in again.getvalue()
     monkeypatch.setenv("DASHBOARD_ADMIN_PASSWORD", "a-chosen-password-123")
     call_command("ensureadmin", "--username", "root", stdout=io.StringIO())
     user.refresh_from_db()

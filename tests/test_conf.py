@@ -29,6 +29,9 @@ def test_conf_merges_nested_defaults_and_casts(settings):
         ({"FLAGS": {"WINDOW": "2h"}}, "WINDOW"),
         ({"SOURCES": [{"NAME": "a"}]}, "needs NAME and URL"),
         ({"SOURCES": [{"NAME": "a", "URL": "http://h"}, {"NAME": "a", "URL": "http://i"}]}, "unique"),
+        ({"ALERTS": {"URL": ["json://h"]}}, "URL"),
+        ({"ALERTS": {"RULES": [{"NAME": "x"}]}}, "RULES"),
+        ({"ALERTS": {"RULES": [{"NAME": "x", "KIND": "user_stuck", "FOR_SECONDS": 3}]}}, "RULES"),
     ],
 )
 def test_conf_rejects_what_it_cannot_use(settings, override, message):
@@ -51,3 +54,17 @@ def test_conf_demo_runs_only_without_nat_sources_unless_asked(settings):
     service = monitor_build()
     assert [s.name for s in service.sources] == ["a", "demo"]
     assert service.timeout == DEFAULTS["SOURCE_TIMEOUT"]
+
+
+def test_conf_alerts_defaults_and_routes(settings):
+    settings.USERMETRICS = {"ALERTS": {"URLS": "json://a/x, ntfys://ntfy.sh/t", "GROUP_NAMES": "3"}}
+    alerts = get_config().alerts
+    assert alerts.urls == ("json://a/x", "ntfys://ntfy.sh/t") and alerts.group_names == 3 and alerts.enabled
+    assert [(r.name, r.enabled) for r in alerts.rules][:3] == [
+        ("source-down", True),
+        ("source-stale", True),
+        ("user-stuck", True),
+    ]
+    assert not any(r.enabled for r in alerts.rules[3:])  # on by default: the first three only
+    stale = alerts.rules[1]
+    assert (stale.threshold, stale.for_seconds, stale.clear_seconds, stale.remind_seconds) == (300.0, 0.0, 30.0, 3600.0)

@@ -54,3 +54,10 @@ def test_feed_frames_user_frame_carries_the_lifecycle_in_words():
     assert doc["evicted_at"] == "2026-01-01T12:30:00+00:00"
     gone = json.loads(user_frame(snapshot, "nobody", budget=512 * 1024, stuck_after=300))
     assert gone["users"] == [] and not gone["view"]["found"] and gone["lifecycle"] is None
+
+
+def test_feed_frames_eviction_under_a_minute_in_the_same_words_as_the_pages():
+    snapshot = snap([record("ada")], timeout=45)  # idle now, evicted in 45 s
+    doc = json.loads(user_frame(snapshot, "ada", budget=512 * 1024, stuck_after=300))
+    # One wording rule (humanize.eviction_words) for pages, flags and frames: never "in 0 min".
+    assert doc["lifecycle"] == "idle for 0 s, evicted in under a minute"

@@ -40,6 +40,20 @@ def test_history_lives_sample_interval_bounds_writes_but_loses_no_traffic():
     assert window_stats(window=timedelta(minutes=5), now=T0 + MIN)["a"].requests == 4  # 1 -> 5: nothing lost
 
 
+def test_history_lives_held_change_is_written_when_due_while_the_record_stays_the_same():
+    rec = recorder(sample_interval=60.0)
+    rec.record(snapshot(T0, [usage("a", total=1, avg=10), usage("b", total=1, avg=10)]))
+    moved = usage("a", total=2, avg=10)
+    b = usage("b", total=1, avg=10)
+    rec.record(snapshot(T0 + timedelta(seconds=10), [moved, b]))  # held back by the interval
+    rec.record(snapshot(T0 + timedelta(seconds=30), [moved, b]))  # the same objects: nothing changed since
+    assert UserSample.objects.filter(life__user_id="a").count() == 1
+    result = rec.record(snapshot(T0 + MIN, [moved, b]))
+    assert result.samples == 1  # due now: the held change, and nothing for b
+    assert UserSample.objects.filter(life__user_id="a").order_by("ts").last().total_requests == 2
+    assert rec.record(snapshot(T0 + 2 * MIN, [moved, b])).samples == 0
+
+
 def test_history_lives_counter_reset_is_a_new_life_not_negative_traffic():
     rec = recorder()
     rec.record(snapshot(T0, [usage("a", total=10, avg=100.0)]))

@@ -51,3 +51,17 @@ def test_humanize_numbers_rates_and_names():
     assert humanize.rates_words(0.0, None, None)["error_rate"] == humanize.NO_VALUE
     assert humanize.user_display("3f2a", {"3f2a": "Ada"}) == "Ada (3f2a)"
     assert humanize.user_display("3f2a", {}) == "3f2a"
+
+
+def test_humanize_big_numbers_fit_a_card_and_latency_picks_its_unit():
+    assert humanize.big_number(9007199254740993) == "9.0e+15"  # not "9007199254..."
+    assert [humanize.big_number(n) for n in (812, 12345, 1_234_567, 999_999_999, 4.5e12)] == [
+        "812",
+        "12,345",
+        "1.2M",
+        "1B",
+        "4.5T",
+    ]
+    assert humanize.latency_fit(3.3306690738e300) == "3.3e+297 s"  # not "3.3306690738e300 ms"
+    assert [humanize.latency_fit(v) for v in (206.99, 1612.3, 185_000)] == ["206.99 ms", "1.61 s", "3 min"]
+    assert [humanize.bytes_words(v) for v in (812, 1843, 3_880_000)] == ["812 B", "1.8 KiB", "3.7 MiB"]

@@ -142,6 +142,13 @@ async def test_nat_identities_counts_errors_latencies_and_labels(nat, install_se
     assert all(not u.session.is_active and u.session.ref_count == 0 for u in (alice, bob, carol, dave))
     # Timestamps arrive naive from NAT and leave aware UTC.
     assert alice.session.created_at.utcoffset() == timedelta(0)
+    # NAT writes the layout the reader cuts by users: no body was validated whole, and reading the
+    # unchanged server again validates nobody again.
+    parser = service.monitor.sources[0].parser
+    assert parser.whole_bodies == 0 and parser.validated >= 4
+    validated = parser.validated
+    again = await service.monitor.refresh()
+    assert parser.validated == validated and again.by_id[alice.user_id] is alice
 
     # The labels: the uuid NAT reports maps to the registered name; search finds it by label.
     identities.identity_labels_forget()

@@ -64,3 +64,34 @@ def test_settings_bad_boolean_is_an_error():
 def test_settings_daphne_first_and_asgi(settings):
     assert settings.INSTALLED_APPS[0] == "daphne"
     assert settings.ASGI_APPLICATION == "monitor_site.asgi.application"
+
+
+LOG_PROBE = """
+import logging
+logging.basicConfig(level=logging.INFO, format="DAPHNE %(message)s")  # what Daphne's command line does first
+import django
+django.setup()
+logging.getLogger("usermetrics.monitor").warning("source probe failed")
+logging.getLogger("usermetrics.monitor").debug("a debug line")
+logging.getLogger("httpx").info('HTTP Request: GET http://nat/monitor/users "HTTP/1.1 200 OK"')
+logging.getLogger("daphne.server").info("Listening on TCP address 127.0.0.1:8000")
+"""
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_settings_logging_one_format_once_and_fetches_at_debug(level):
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS"}}
+    env = {**base, "DJANGO_SETTINGS_MODULE": "monitor_site.settings", "DEBUG": "1", "USERMETRICS_LOG_LEVEL": level}
+    result = subprocess.run(
+        [sys.executable, "-c", LOG_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    probe = [line for line in lines if "source probe failed" in line]
+    assert len(probe) == 1, lines  # once, not once per handler
+    assert " WARNING usermetrics.monitor: source probe failed" in probe[0]
+    assert not any(line.startswith("DAPHNE") for line in lines), lines  # one format for every logger
+    assert any("daphne.server: Listening" in line for line in lines)
+    fetches = [line for line in lines if "HTTP Request" in line]
+    debug = [line for line in lines if "a debug line" in line]
+    assert (len(fetches), len(debug)) == ((1, 1) if level == "DEBUG" else (0, 0))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.factories import BASE_TIME, record
+from tests.factories import BASE_TIME, record, usage
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, is_active, merge, merge_usages, totals
+from usermetrics.snapshot import Snapshot, SourceHealth, ids_of, is_active, merge, merge_usages, totals
 
 
 def health(name: str, *, state: str = "ok", timeout: float | None = None) -> SourceHealth:
@@ -111,3 +111,13 @@ def test_snapshot_json_all_is_the_nat_document():
     assert snapshot.json_all is snapshot.json_all
     doc = snapshot.response()
     assert doc.total_active_users == 2 and [u.user_id for u in doc.users] == ["a", "b"]
+
+
+def test_snapshot_ids_of_reads_only_records_that_are_not_the_same_objects():
+    a, b, c = usage("a"), usage("b"), usage("c")
+    assert ids_of([a, b, c], [], []) == ["a", "b", "c"]
+    b2 = usage("x")  # another record in b's place (a source may reorder or replace users)
+    assert ids_of([a, b2, c], [a, b, c], ["a", "b", "c"]) == ["a", "x", "c"]
+    # The ids given for the unchanged places are trusted, not read again: that is the point.
+    assert ids_of([a, b2, c], [a, b2, c], ["kept-a", "x", "kept-c"]) == ["kept-a", "x", "kept-c"]
+    assert ids_of([c, a], [a, b, c], ["a", "b", "c"]) == ["c", "a"]  # another length: read

@@ -45,5 +45,5 @@ def test_templatetags_table_row_escapes_every_value():
     }  # fmt: skip
     html = table_row(row, True)
     assert "<img" not in html and '"<' not in html
-    # id, display, two flag texts, one rate, the sparkline's id, two times x three, eight numbers
-    assert html.count("&lt;img src=x onerror=alert(1)&gt;&quot;") == 20
+    # id, display and its title, two flag texts, one rate, the sparkline's id, two times x three, eight numbers
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;&quot;") == 21

@@ -53,11 +53,13 @@ async def test_views_list_shows_every_user_and_field(source, staff_client):
     assert row_ids(html) == [f"u{i:02d}" for i in range(12)]  # most recent activity first
     # Admin chrome: header, breadcrumbs, the user tools and the theme toggle.
     assert 'id="header"' in html and 'class="breadcrumbs"' in html and "theme-toggle" in html
-    for label in ("Users", "Active now", "In-flight requests", "Requests", "Errors", "Average latency", "Sources"):
+    for label in ("Users", "Active now", "In-flight requests", "Requests", "Errors", "Average latency"):
         assert f'<span class="um-card-label">{label}</span>' in html
-    assert '<span class="um-card-value" data-summary="users">12</span>' in html
-    assert '<span class="um-card-value" data-summary="active">4</span>' in html
-    assert '<span class="um-card-value" data-summary="errors">12</span>' in html
+    # The sources card leads to the sources page.
+    assert '<span class="um-card-label"><a href="/sources/">Sources</a></span>' in html
+    assert '<span class="um-card-value" data-summary="users" title="12">12</span>' in html
+    assert '<span class="um-card-value" data-summary="active" title="4">4</span>' in html
+    assert '<span class="um-card-value" data-summary="errors" title="12">12</span>' in html
     for field in (
         "created_at",
         "last_activity",
@@ -226,3 +228,27 @@ async def test_views_pages_run_under_a_strict_csp(source, staff_client):
 async def test_views_admin_index_links_to_the_dashboard(source, staff_client):
     html = (await staff_client.get("/admin/")).content.decode()
     assert 'href="/">Live dashboard</a>' in html
+
+
+async def test_views_list_has_one_state_filter_and_a_column_chooser(source, staff_client):
+    html = (await staff_client.get("/", {"state": "active", "q": "u0"})).content.decode()
+    # The links are the filter; the search form only keeps their choice.
+    form = html.split('id="um-search"', 1)[1].split("</form>", 1)[0]
+    assert form.count("<select") == 1 and 'id="um-page-size"' in form  # the page size, no state dropdown
+    assert '<input type="hidden" id="um-state" name="state" value="active">' in html
+    assert html.count('class="um-filters"') == 1
+    # Fits 1,366 px by default: some columns start hidden, the chooser (script-driven) can show them.
+    assert 'class="um-table um-hide-created_at um-hide-ref_count' in html
+    assert '<input type="checkbox" value="created_at">' in html
+    assert '<input type="checkbox" value="total_requests" checked>' in html
+    assert '<th colspan="2" scope="colgroup" class="um-group um-group-session" data-group="session">' in html
+
+
+async def test_views_sources_page_lists_every_source(source, staff_client):
+    response = await staff_client.get("/sources/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<tr data-source="static">' in html and '<span class="um-badge" data-state="ok">ok</span>' in html
+    assert '<td class="um-num" data-field="users">12</td>' in html
+    assert '"sources_url": "/api/sources"' in html
+    assert (await AsyncClient().get("/sources/")).status_code == 302

@@ -44,11 +44,17 @@ def text(html: str) -> str:
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
+def _rate(html: str) -> float:
+    return float(re.search(r'data-rate="requests_per_min">([0-9.]+)<', html).group(1))
+
+
 async def test_detail_shows_window_rates_charts_and_export_links(recorded, staff_client):
     response = await staff_client.get("/users/alice/")
     html = response.content.decode()
     assert response.status_code == 200
-    assert 'data-rate="requests_per_min">1</dd>' in html  # 60 requests over 1 h
+    # 60 requests over the 3 minutes the history covers (it started 3 min ago), not over 1 h.
+    assert 19 < _rate(html) <= 20  # (the request comes a moment after the last sample)
+    assert "Over the last 3 min; history starts " in text(html)
     assert 'data-rate="error_rate">0 %</dd>' in html
     assert 'data-rate="latency_ms">100 ms</dd>' in html
     assert 'id="um-charts"' in html and "usermetrics/js/charts.js" in html and "uPlot.iife.min.js" in html
@@ -61,7 +67,7 @@ async def test_detail_shows_window_rates_charts_and_export_links(recorded, staff
 async def test_detail_window_parameter_drives_rates_and_exports(recorded, staff_client):
     html = (await staff_client.get("/users/alice/", {"window": "24h"})).content.decode()
     assert 'href="/api/users/alice/history.csv?window=24h"' in html
-    assert 'data-rate="requests_per_min">0.04</dd>' in html  # 60 requests over 24 h
+    assert 19 < _rate(html) <= 20  # still the 3 minutes the history covers
     assert '"window": "24h"' in html
     # An unknown window falls back to the default.
     html = (await staff_client.get("/users/alice/", {"window": "3y"})).content.decode()
@@ -113,14 +119,15 @@ def cell(html: str, user_id: str, field: str) -> str:
 
 async def test_list_rows_show_window_rates_flags_and_sparklines(recorded, staff_client):
     html = (await staff_client.get("/")).content.decode()
-    assert cell(html, "alice", "w_requests_per_min") == "1"
+    assert 19 < float(cell(html, "alice", "w_requests_per_min")) <= 20  # 60 requests over the 3 min covered
     assert cell(html, "alice", "w_latency_ms") == "100 ms"
     assert cell(html, "bob", "w_error_rate") == "50 %"
     assert cell(html, "dave", "w_error_rate") == "\u2013"  # no request in the window
     assert 'data-flag="erroring"' in cell_html(html, "bob") and 'data-flag="stuck"' in cell_html(html, "dave")
     assert '<script id="um-sparklines" type="application/json">' in html
     assert '"alice": [' in html and 'data-sparkline-user="alice"' in html
-    assert "Last 1h" in html
+    assert "Last 3 min" in text(html)  # the group says what the rates cover: the history is 3 min old
+    assert "Rates per minute over the last 3 min; history starts " in text(html)
 
 
 def cell_html(html: str, user_id: str) -> str:
@@ -132,8 +139,8 @@ def cell_html(html: str, user_id: str) -> str:
 
 async def test_list_window_parameter_changes_the_rates(recorded, staff_client):
     html = (await staff_client.get("/", {"window": "24h"})).content.decode()
-    assert cell(html, "alice", "w_requests_per_min") == "0.04"
-    assert "Last 24h" in html
+    assert 19 < float(cell(html, "alice", "w_requests_per_min")) <= 20  # the history is 3 min old
+    assert "Last 3 min" in text(html)
     assert '<a href="?window=5m" class="button">5m</a>' in html
 
 

@@ -1,15 +1,21 @@
-"""Django admin for identities (sync): staff name NAT's user UUIDs without storing any secret."""
+"""Django admin (sync): identities (names for NAT's user UUIDs, no secret stored), alert rules and silences."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Model
+from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils import timezone
 
+from usermetrics.alerts.delivery import route_label, route_valid, routes_parse
+from usermetrics.alerts.rules import THRESHOLD_KINDS
 from usermetrics.identities import user_id_derive
-from usermetrics.models import Identity
+from usermetrics.models import AlertRule, Identity, Silence
 
 
 class IdentityForm(forms.ModelForm):
@@ -70,3 +76,119 @@ class IdentityAdmin(admin.ModelAdmin):
         if obj is None:
             return ["label", "kind", "value"]
         return ["label", "kind", "value", "user_id", "created_at"]
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea that never writes its value back into the page (like ``PasswordInput(render_value=False)``)."""
+
+    def format_value(self, value: Any) -> str | None:
+        """Nothing: a form shown again after an error does not echo the routes typed."""
+        return None
+
+
+class AlertRuleForm(forms.ModelForm):
+    """A rule; its routes are written, never shown: they are Apprise URLs that may hold secrets."""
+
+    routes_new = forms.CharField(
+        label="Routes",
+        required=False,
+        strip=True,
+        widget=SecretTextarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    routes_clear = forms.BooleanField(label="Use the default routes", required=False)
+
+    class Meta:
+        model = AlertRule
+        fields = [
+            "name",
+            "kind",
+            "enabled",
+            "severity",
+            "threshold",
+            "clear_threshold",
+            "for_seconds",
+            "clear_seconds",
+            "remind_seconds",
+            "description",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Say which routes the rule has now, in Apprise's privacy form."""
+        super().__init__(*args, **kwargs)
+        current = [route_label(url) for url in routes_parse(self.instance.routes or "")]
+        now = "; ".join(current) if current else "none: the default routes (USERMETRICS_ALERT_URLS)"
+        self.fields["routes_new"].help_text = (
+            "Apprise URLs, one per line, e.g. slack://TokenA/TokenB/TokenC/#ops or json://hooks.example.com/alerts."
+            " Entering any replaces the current ones; leave empty to keep them (after an error, enter them again:"
+            f" routes are never shown). Now: {now}."
+        )
+        self.fields["routes_clear"].help_text = "Forget this rule's own routes."
+
+    def clean(self) -> dict[str, Any]:
+        """A threshold where the kind needs one; every route an Apprise URL (named by line, never echoed)."""
+        cleaned = super().clean()
+        if cleaned.get("kind") in THRESHOLD_KINDS and cleaned.get("threshold") is None:
+            self.add_error("threshold", "This kind of rule needs a threshold.")
+        text = cleaned.get("routes_new") or ""
+        lines = [line for line in text.splitlines() if line.strip()]
+        bad = [n for n, line in enumerate(lines, 1) if not all(route_valid(u) for u in routes_parse(line) or [line])]
+        if bad:
+            self.add_error("routes_new", f"Not an Apprise URL on line {', '.join(map(str, bad))}.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> AlertRule:
+        """Keep, replace or clear the routes."""
+        rule = super().save(commit=False)
+        if self.cleaned_data.get("routes_clear"):
+            rule.routes = ""
+        elif self.cleaned_data.get("routes_new"):
+            rule.routes = "\n".join(routes_parse(self.cleaned_data["routes_new"]))
+        if commit:
+            rule.save()
+        return rule
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    """Alert rules: what fires, after how long, how loud, and where it goes."""
+
+    form = AlertRuleForm
+    list_display = ["name", "kind", "enabled", "severity", "threshold", "for_seconds", "remind_seconds", "routed"]
+    list_filter = ["enabled", "kind", "severity"]
+    list_editable = ["enabled"]
+    search_fields = ["name", "description"]
+
+    @admin.display(boolean=True, description="own routes")
+    def routed(self, obj: AlertRule) -> bool:
+        """Whether the rule has routes of its own."""
+        return bool(obj.routes.strip())
+
+
+def _in_an_hour() -> datetime:
+    return timezone.now() + timedelta(hours=1)
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    """Silences: mute a rule, a user or a source until a time (notifications only: alerts still show)."""
+
+    list_display = ["__str__", "rule", "user_id", "source", "starts_at", "ends_at", "active", "created_by"]
+    list_filter = ["rule"]
+    search_fields = ["user_id", "source", "comment"]
+    fields = ["rule", "user_id", "source", "starts_at", "ends_at", "comment", "created_by"]
+    readonly_fields = ["created_by"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """From now, for an hour."""
+        return {"starts_at": timezone.now(), "ends_at": _in_an_hour(), **super().get_changeform_initial_data(request)}
+
+    @admin.display(boolean=True)
+    def active(self, obj: Silence) -> bool:
+        """In force now."""
+        return obj.starts_at <= timezone.now() < obj.ends_at
+
+    def save_model(self, request: HttpRequest, obj: Model, form: ModelForm, change: bool) -> None:
+        """Remember who silenced it."""
+        if not change and isinstance(obj, Silence):
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)

@@ -79,6 +79,38 @@ DEFAULTS: dict[str, Any] = {
     # GET /metrics (Prometheus): bearer tokens (API_TOKENS also work) or client addresses/networks.
     "METRICS_TOKENS": [],
     "METRICS_ALLOW": ["127.0.0.1", "::1"],
+    # Alerts (usermetrics.alerts): evaluated by the producer after each refresh, sent through Apprise.
+    "ALERTS": {
+        "ENABLED": True,
+        "URLS": [],  # default routes: Apprise URLs (env USERMETRICS_ALERT_URLS, comma-separated)
+        "GROUP_NAMES": 5,  # a grouped notification names this many users, then says how many more
+        "RETRY_MIN": 5.0,  # seconds before the first retry of a failed delivery; doubles each time ...
+        "RETRY_MAX": 600.0,  # ... up to this
+        "GIVE_UP_AFTER": 86400.0,  # seconds after which a delivery still failing is marked failed
+        "DASHBOARD_URL": "",  # e.g. https://monitor.example.com: notifications link to its alerts page
+        # The rules the database starts with (its first migration writes them; then the admin edits them).
+        "RULES": [
+            {"NAME": "source-down", "KIND": "source_down", "SEVERITY": "critical", "FOR": 60.0},
+            {"NAME": "source-stale", "KIND": "source_stale", "SEVERITY": "warning", "THRESHOLD": 300.0},
+            {"NAME": "user-stuck", "KIND": "user_stuck", "SEVERITY": "warning"},
+            {"NAME": "user-erroring", "KIND": "user_erroring", "ENABLED": False, "FOR": 300.0},
+            {"NAME": "user-rising", "KIND": "user_rising", "ENABLED": False, "FOR": 600.0},
+            {"NAME": "users-total", "KIND": "users_total", "ENABLED": False, "SEVERITY": "info", "THRESHOLD": 10000},
+            {"NAME": "users-in-flight", "KIND": "users_in_flight", "ENABLED": False, "THRESHOLD": 1000, "FOR": 120.0},
+        ],
+    },
+}
+# One ALERTS["RULES"] entry: what a key may say, and what it says when left out.
+ALERT_RULE_DEFAULTS: dict[str, Any] = {
+    "NAME": None,
+    "KIND": None,
+    "ENABLED": True,
+    "SEVERITY": "warning",
+    "THRESHOLD": None,  # counts: users; source_stale: seconds since the last good answer
+    "CLEAR_THRESHOLD": None,  # counts: resolve at or below this (None: 90% of THRESHOLD)
+    "FOR": 0.0,  # seconds the condition must hold before the rule fires
+    "CLEAR_FOR": 30.0,  # seconds it must stay clear before the rule resolves
+    "REMIND_EVERY": 3600.0,  # seconds between reminders while firing (0: none)
 }
 
 
@@ -134,6 +166,35 @@ class FlagsConfig:
 
 
 @dataclass(frozen=True)
+class AlertRuleDefault:
+    """One rule of ``ALERTS["RULES"]``, as the database starts with it."""
+
+    name: str
+    kind: str
+    enabled: bool
+    severity: str
+    threshold: float | None
+    clear_threshold: float | None
+    for_seconds: float
+    clear_seconds: float
+    remind_seconds: float
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alerting: default routes, grouping, retries, and the rules a new database starts with."""
+
+    enabled: bool
+    urls: tuple[str, ...]
+    group_names: int
+    retry_min: float
+    retry_max: float
+    give_up_after: float
+    dashboard_url: str
+    rules: tuple[AlertRuleDefault, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective USERMETRICS configuration, every value cast."""
 
@@ -152,6 +213,7 @@ class Config:
     redis_url: str
     redis_prefix: str
     producer_timeout: float
+    alerts: AlertsConfig
 
 
 def _merged() -> dict[str, Any]:
@@ -189,6 +251,38 @@ def _sources(value: Any) -> tuple[SourceEntry, ...]:
     if len(set(names)) != len(names):
         raise ImproperlyConfigured(f"USERMETRICS['SOURCES']: source names must be unique, got {names}")
     return tuple(parsed)
+
+
+def _alert_rule(entry: Any) -> AlertRuleDefault:
+    wrong = set(entry) - set(ALERT_RULE_DEFAULTS) if isinstance(entry, Mapping) else None
+    if wrong is None or wrong or not entry.get("NAME") or not entry.get("KIND"):
+        raise ImproperlyConfigured(f"USERMETRICS['ALERTS']['RULES']: a dict with NAME, KIND and {ALERT_RULE_DEFAULTS}")
+    e = {**ALERT_RULE_DEFAULTS, **entry}
+    optional = {k: None if e[k] is None else float(e[k]) for k in ("THRESHOLD", "CLEAR_THRESHOLD")}
+    return AlertRuleDefault(
+        name=str(e["NAME"]),
+        kind=str(e["KIND"]),
+        enabled=bool(e["ENABLED"]),
+        severity=str(e["SEVERITY"]),
+        threshold=optional["THRESHOLD"],
+        clear_threshold=optional["CLEAR_THRESHOLD"],
+        for_seconds=float(e["FOR"]),
+        clear_seconds=float(e["CLEAR_FOR"]),
+        remind_seconds=float(e["REMIND_EVERY"]),
+    )
+
+
+def _alerts(a: dict[str, Any]) -> AlertsConfig:
+    return AlertsConfig(
+        enabled=bool(a["ENABLED"]),
+        urls=tuple(u.strip() for u in (a["URLS"].split(",") if isinstance(a["URLS"], str) else a["URLS"]) if u.strip()),
+        group_names=max(1, int(a["GROUP_NAMES"])),
+        retry_min=float(a["RETRY_MIN"]),
+        retry_max=float(a["RETRY_MAX"]),
+        give_up_after=float(a["GIVE_UP_AFTER"]),
+        dashboard_url=str(a["DASHBOARD_URL"] or "").rstrip("/"),
+        rules=tuple(_alert_rule(entry) for entry in a["RULES"]),
+    )
 
 
 def _build(raw: dict[str, Any]) -> Config:
@@ -247,6 +341,7 @@ def _build(raw: dict[str, Any]) -> Config:
         redis_url=redis_url,
         redis_prefix=str(raw["REDIS_PREFIX"]),
         producer_timeout=float(timeout) if timeout is not None else 3 * interval,
+        alerts=_alerts(raw["ALERTS"]),
     )
 
 

@@ -70,6 +70,68 @@ def number(value: float) -> str:
     return f"{round(value, 2):.2f}".rstrip("0").rstrip(".")
 
 
+_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"))
+
+
+def big_number(value: float) -> str:
+    """A card's number that fits: '12,345', '1.2M', '3B', '9.0e+15' (format.js ``bigNumber`` says the same).
+
+    Digit groups below a million (at most two decimals), one decimal and a unit up to a
+    thousand trillion, scientific beyond; the page shows the exact value on hover.
+    """
+    n = float(value)
+    a = abs(n)
+    sign = "-" if n < 0 else ""
+    if a >= 1e15:
+        mantissa, exponent = f"{n:.1e}".split("e")
+        return f"{mantissa}e{int(exponent):+03d}"
+    for i, (unit, name) in enumerate(_UNITS):
+        if a >= unit:
+            v = _half_up(a / unit)
+            if v >= 1000 and i > 0:
+                unit, name = _UNITS[i - 1]
+                v = _half_up(a / unit)
+            return f"{sign}{number(v)}{name}"
+    r = round(a, 2)
+    whole, _, frac = number(r).partition(".")
+    return f"{sign}{int(whole):,}" + (f".{frac}" if frac else "")
+
+
+def _half_up(x: float) -> float:
+    """One decimal, halves up, as the script's Math.round does."""
+    return int(x * 10 + 0.5) / 10
+
+
+def latency_fit(ms: float) -> str:
+    """A latency in the unit that fits: '206.99 ms', '1.61 s', '3 h 5 min', '1.0e+297 s' (format.js ``latencyFit``)."""
+    if abs(ms) < 1000:
+        return f"{number(ms)} ms"
+    s = ms / 1000
+    if abs(s) < 60:
+        return f"{number(s)} s"
+    if abs(s) < 1e9:
+        return duration_words(s)
+    mantissa, exponent = f"{s:.1e}".split("e")
+    return f"{mantissa}e{int(exponent):+03d} s"
+
+
+def bytes_words(size: int) -> str:
+    """A size in bytes: '812 B', '3.6 KiB', '3.7 MiB', '1.2 GiB' (format.js ``bytesWords`` says the same)."""
+    if size < 1024:
+        return f"{size} B"
+    value, unit = size / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{number(_half_up(value))} {unit}"
+
+
+def share_words(share: float) -> str:
+    """A share of a window: '98.5%' (format.js ``shareWords`` says the same)."""
+    return f"{_half_up(share * 100):.1f}%"
+
+
 def latency_words(value: float) -> str:
     """A record's average latency as the pages write it: Python's float text and ' ms' ('12.5 ms', '3.0 ms')."""
     return f"{value} ms"
@@ -86,6 +148,18 @@ def rates_words(requests_per_min: float, error_rate: float | None, latency_ms: f
         "error_rate": NO_VALUE if error_rate is None else f"{number(error_rate * 100)} %",
         "latency_ms": NO_VALUE if latency_ms is None else f"{number(latency_ms)} ms",
     }
+
+
+def coverage_words(window: str, seconds: float, since: datetime | None, window_seconds: float) -> str:
+    """What a window's rates cover: 'the last 1h', or 'the last 3 min; history starts 08:29 UTC'.
+
+    Rates are divided by the span the history covers (``history.query.covered``); when that is
+    less than the window, the page says so. format.js ``coverageWords`` says it the same way
+    (in the browser's time zone).
+    """
+    if since is None or seconds >= window_seconds - 1:
+        return f"the last {window}"
+    return f"the last {duration_words(seconds)}; history starts {since.astimezone(UTC):%H:%M} UTC"
 
 
 def user_display(user_id: str, labels: Mapping[str, str]) -> str:

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from usermetrics.clock import Clock, utcnow
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, merge, to_utc
+from usermetrics.snapshot import Snapshot, SourceHealth, ids_of, merge, to_utc
 from usermetrics.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ class _SourceState:
     source: Source
     health: SourceHealth
     last_good: list[PerUserResourceUsage] = field(default_factory=list)
+    last_ids: list[str] = field(default_factory=list)  # the user ids of last_good, in order
 
 
 class MonitorService:
@@ -89,6 +90,7 @@ class MonitorService:
         self._seq += 1
         snapshot = merge(
             [(st.health.name, st.last_good) for st in self._states],
+            ids=[st.last_ids for st in self._states],
             seq=self._seq,
             timestamp=self.clock(),
             sources=[replace(st.health) for st in self._states],  # copies frozen at this instant
@@ -103,13 +105,17 @@ class MonitorService:
         timeout = getattr(state.source, "timeout", None) or self.timeout
         try:
             response = await asyncio.wait_for(state.source.fetch(), timeout=timeout)
-            users = to_utc(response.users, getattr(state.source, "timezone", None))
+            users = response.users
+            if not getattr(state.source, "times_utc", False):  # a source that converts as it parses says so
+                users = to_utc(users, getattr(state.source, "timezone", None))
         except Exception as exc:  # one failing source never blocks or blanks the others
             if isinstance(exc, TimeoutError):
                 message = f"timed out after {timeout:g} s"
             else:
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            logger.warning("Source %s failed: %s", health.name, message)
+            # A failure is said once at WARNING, and again only when it changes (not every refresh).
+            level = logging.DEBUG if message == health.last_error and health.failing_since else logging.WARNING
+            logger.log(level, "Source %s failed: %s", health.name, message)
             now = self.clock()
             health.last_error = message
             health.last_error_at = now
@@ -120,11 +126,13 @@ class MonitorService:
             recent = health.last_success is not None and blip and not getattr(exc, "down_at_once", False)
             health.state = "stale" if recent else "down"
         else:
+            state.last_ids = ids_of(users, state.last_good, state.last_ids)
             state.last_good = users
             health.state = "ok"
             health.last_success = self.clock()
             health.failing_since = None
             health.users = len(users)
+            health.last_body_bytes = getattr(state.source, "last_body_bytes", None)  # NAT sources only
         health.last_duration_ms = round((time.perf_counter() - started) * 1000, 2)
 
     async def start(self) -> None:

@@ -1,8 +1,8 @@
 """NAT servers as sources (async fetch, sync parsing, no Django): ``GET <base>/monitor/users`` and its settings.
 
 ``NatHttpSource`` polls one server with an async HTTP client (a timeout, extra headers, a streamed
-size cap) and parses each body once, converting NAT's naive local timestamps to UTC as it reads
-them and validating only the users that changed since the last body (``NatBody``). ``SourceEntry``
+size cap) and hands each body, chunk by chunk, to its ``nat_body.NatBody``, which converts NAT's
+naive local timestamps to UTC and validates only the users that changed since the last body. ``SourceEntry``
 is one configured server, from ``USERMETRICS["SOURCES"]`` or the ``NAT_SOURCES`` string.
 """
 
@@ -16,21 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import ValidationError
-from pydantic_core import from_json
 
-from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.snapshot import to_utc
+from usermetrics.metrics import PerUserMonitorResponse
+from usermetrics.nat_body import NatBody, SourceError
+
+__all__ = ["MonitoringDisabled", "NatBody", "NatHttpSource", "ResponseTooLarge", "SourceEntry", "SourceError"]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MONITOR_PATH = "/monitor/users"
-
-
-class SourceError(Exception):
-    """A source answered, but not with per-user metrics we can use."""
-
-    # True when retrying soon will not help (the service then calls the source down at once).
-    down_at_once = False
 
 
 class MonitoringDisabled(SourceError):
@@ -43,110 +36,11 @@ class ResponseTooLarge(SourceError):
     """The response is larger than the source's cap."""
 
 
-class NatBody:
-    """Reads successive ``/monitor/users`` bodies of one server, validating only the users that changed.
-
-    A user whose fields read the same as in the previous body gets the very record object it got
-    then (already converted to UTC), so the board packs it without serializing it again. Each
-    changed user is validated on its own as ``PerUserResourceUsage``; unknown fields and blocks
-    (an ``llm_usage`` some versions' docs mention) are ignored, as by the models.
-    """
-
-    def __init__(self, zone: tzinfo | None) -> None:
-        """Read naive timestamps in ``zone`` (None: this host's)."""
-        self.zone = zone
-        # user id (or (user id, n) for its n-th extra record) -> (what was read, the record made of it)
-        self._previous: dict[str | tuple[str, int], tuple[tuple[Any, ...], PerUserResourceUsage]] = {}
-        self.reused = 0
-        self.validated = 0
-
-    def read(self, body: bytes) -> PerUserMonitorResponse:
-        """Parse ``body``; SourceError says where it is not a PerUserMonitorResponse."""
-        try:
-            doc = from_json(body)
-        except ValueError as exc:
-            raise SourceError(f"not a PerUserMonitorResponse: the body is not JSON ({exc})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("users", []), list):
-            raise SourceError("not a PerUserMonitorResponse: 1 error(s), first at body: Input should be an object")
-        raw_users = doc.pop("users", [])
-        head = _validated(PerUserMonitorResponse, {**doc, "users": []}, where="")
-        del doc
-        previous, current = self._previous, {}
-        users: list[PerUserResourceUsage] = []
-        for index in range(len(raw_users)):
-            # Each raw user is dropped as soon as it is read: a 100,000-user body is not held twice.
-            raw, raw_users[index] = raw_users[index], None
-            key_id = raw.get("user_id") if isinstance(raw, dict) else None
-            mark = _marks(raw)
-            key: str | tuple[str, int] = ""
-            if isinstance(key_id, str) and mark is not None:
-                key = key_id
-                duplicate = 0
-                while key in current:  # a second record of the same user (NAT with an extra endpoint)
-                    duplicate += 1
-                    key = (key_id, duplicate)
-                hit = previous.get(key)
-                if hit is not None and hit[0] == mark:
-                    self.reused += 1
-                    users.append(hit[1])
-                    current[key] = hit
-                    continue
-            usage = _validated(PerUserResourceUsage, raw, where=f"users.{index}")
-            [usage] = to_utc([usage], self.zone)
-            self.validated += 1
-            users.append(usage)
-            if isinstance(key_id, str) and mark is not None:
-                current[key] = (mark, usage)
-        self._previous = current
-        return PerUserMonitorResponse.model_construct(
-            timestamp=head.timestamp, total_active_users=head.total_active_users, users=users
-        )
-
-
-def _marks(raw: Any) -> tuple[Any, ...] | None:
-    """Every value the model reads from a raw user, as a comparable tuple (None: not shaped like one).
-
-    Written out field by field: it runs for every user of every body. A missing field reads as
-    None, which no valid user has, so "missing" and "present" never compare equal.
-    """
-    if type(raw) is not dict:
-        return None
-    s, r, m = raw.get("session"), raw.get("requests", {}), raw.get("memory", {})
-    if type(s) is not dict or type(r) is not dict or type(m) is not dict:
-        return None
-    g, h, k = s.get, r.get, m.get
-    return (
-        raw.get("user_id"),
-        g("created_at"),
-        g("last_activity"),
-        g("ref_count"),
-        g("is_active"),
-        h("total_requests"),
-        h("active_requests"),
-        h("avg_latency_ms"),
-        h("error_count"),
-        k("per_user_functions_count"),
-        k("per_user_function_groups_count"),
-        k("exit_stack_size"),
-    )
-
-
-def _validated(model: type[Any], data: Any, *, where: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        parts = [*(where.split(".") if where else []), *(str(part) for part in first["loc"])]
-        loc = ".".join(parts) or "body"
-        raise SourceError(
-            f"not a PerUserMonitorResponse: {exc.error_count()} error(s), first at {loc}: {first['msg']}"
-        ) from None
-
-
 class NatHttpSource:
     """One NAT server's ``GET <base>/monitor/users``, polled with an async HTTP client."""
 
     kind = "nat"
+    times_utc = True  # its parser makes every time aware UTC as it reads it (the monitor need not)
 
     def __init__(
         self,
@@ -177,6 +71,7 @@ class NatHttpSource:
         self.max_response_bytes = max_response_bytes
         self._transport = transport
         self.parser = NatBody(timezone)
+        self.last_body_bytes: int | None = None  # the size of the last body read (the sources page shows it)
         # One client per event loop: an httpx pool is bound to the loop that opened its connections.
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
@@ -208,23 +103,19 @@ class NatHttpSource:
                 )
             if response.status_code != 200:
                 raise SourceError(f"GET {MONITOR_PATH} answered HTTP {response.status_code}")
-            body = await self._read_capped(response)
-        return self.parser.read(body)
-
-    async def _read_capped(self, response: httpx.Response) -> bytes:
-        cap = self.max_response_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise ResponseTooLarge(f"response of {int(declared)} bytes is over the cap of {cap} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                # Stop reading here: a runaway or hostile server must not fill our memory.
-                raise ResponseTooLarge(f"response is over the cap of {cap} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+            cap = self.max_response_bytes
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise ResponseTooLarge(f"response of {int(declared)} bytes is over the cap of {cap} bytes")
+            # Read as it streams in: the body is cut by users on the way, never held whole.
+            reader = self.parser.reader()
+            async for chunk in response.aiter_bytes():
+                if reader.size + len(chunk) > cap:
+                    # Stop reading here: a runaway or hostile server must not fill our memory.
+                    raise ResponseTooLarge(f"response is over the cap of {cap} bytes")
+                reader.feed(chunk)
+        self.last_body_bytes = reader.size  # the sources page shows it (MonitorService copies it to the health)
+        return reader.finish()
 
     async def aclose(self) -> None:
         """Close the HTTP client when it belongs to the running loop (else just forget it)."""

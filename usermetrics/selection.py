@@ -216,16 +216,29 @@ def order_by(items: Iterable[Any], sort: str, key_of: Callable[[str], Callable[[
 
 
 def board_order(board: Board, sort: str) -> list[int]:
-    """The board's user positions in the order of ``sort`` (once per board and sort key)."""
+    """The board's user positions in the order of ``sort`` (once per board and sort key), as ``order_by`` orders.
 
-    def key_of(name: str) -> Callable[[int], Any]:
-        return board.ids.__getitem__ if name == "user_id" else board.columns[name].__getitem__
+    The user-id order is sorted once and reused by every other key (a board of the same users as
+    the one before carries it over: ``Board.ID_ORDER``).
+    """
 
-    return memoized(board, ("order", sort), lambda: order_by(range(len(board)), sort, key_of))
+    def by_id() -> list[int]:
+        return sorted(range(len(board)), key=board.ids.__getitem__)
+
+    def ordered() -> list[int]:
+        positions = memoized(board, Board.ID_ORDER, by_id)
+        descending = sort.startswith("-")
+        name = sort.lstrip("-")
+        if name == "user_id" and not descending:
+            return positions
+        key = board.ids.__getitem__ if name == "user_id" else board.columns[name].__getitem__
+        return sorted(positions, key=key, reverse=descending)  # stable: ties stay in user-id order
+
+    return memoized(board, ("order", sort), ordered)
 
 
 def _folded(board: Board) -> list[str]:
-    return memoized(board, "folded", lambda: [uid.casefold() for uid in board.ids])
+    return memoized(board, Board.FOLDED_IDS, lambda: [uid.casefold() for uid in board.ids])
 
 
 def view_filter(board: Board, spec: ViewSpec, *, labels: Mapping[str, str] | None = None) -> list[int]:

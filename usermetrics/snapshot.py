@@ -7,10 +7,14 @@ average latency), and when an idle user is due to be evicted.
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
+from itertools import compress, count
+from operator import attrgetter, is_not, mul
 from typing import Any, Literal
 
 from usermetrics.metrics import (
@@ -72,6 +76,7 @@ class SourceHealth:
     # Start of the current run of failures (None while the source answers).
     failing_since: datetime | None = None
     last_duration_ms: float | None = None
+    last_body_bytes: int | None = None  # size of the last good answer's body (NAT sources)
     # Users of this source in the snapshot: live when ok, the kept last good ones otherwise.
     users: int = 0
     url: str | None = None
@@ -94,6 +99,7 @@ class SourceHealth:
             "last_error_at": iso(self.last_error_at),
             "failing_since": iso(self.failing_since),
             "last_duration_ms": self.last_duration_ms,
+            "last_body_bytes": self.last_body_bytes,
             "users": self.users,
             "users_stale": self.users_stale,
             "url": self.url,
@@ -132,29 +138,43 @@ class Totals:
         return asdict(self)
 
 
-def totals(users: Sequence[PerUserResourceUsage]) -> Totals:
-    """The totals of ``users`` (``active`` and ``in_flight`` by the rules above; latency as ``weighted_latency``).
+def totals_of(
+    *,
+    ref_count: Sequence[int],
+    total_requests: Sequence[int],
+    avg_latency_ms: Sequence[float],
+    error_count: Sequence[int],
+    exit_stack_size: Sequence[int],
+) -> Totals:
+    """The totals of users given as columns (one sequence per field, the users in the same order).
 
-    One pass with the fields read once each: it runs over every user of every refresh.
+    ``active`` counts ``ref_count > 0`` (``is_active``), ``in_flight`` sums ``ref_count``
+    (``in_flight``), latency is weighted by requests (``weighted_latency``). Every pass runs in C:
+    this runs over every user of every refresh.
     """
-    active = flight = requests = errors = stack = 0
-    weighted = 0.0
-    for u in users:
-        active += is_active(u)
-        flight += in_flight(u)
-        r = u.requests
-        requests += r.total_requests
-        weighted += r.avg_latency_ms * r.total_requests
-        errors += r.error_count
-        stack += u.memory.exit_stack_size
+    requests = sum(total_requests)
+    weighted = sum(map(mul, avg_latency_ms, total_requests))
     return Totals(
-        users=len(users),
-        active=active,
-        in_flight=flight,
+        users=len(ref_count),
+        active=sum(map((0).__lt__, ref_count)),  # 0 < ref_count
+        in_flight=sum(ref_count),
         requests=requests,
-        errors=errors,
+        errors=sum(error_count),
         avg_latency_ms=round(weighted / requests, 2) if requests else 0.0,
-        exit_stack=stack,
+        exit_stack=sum(exit_stack_size),
+    )
+
+
+def totals(users: Sequence[PerUserResourceUsage]) -> Totals:
+    """The totals of ``users`` (``totals_of`` their fields)."""
+    sessions = [u.session for u in users]
+    requests = [u.requests for u in users]
+    return totals_of(
+        ref_count=[s.ref_count for s in sessions],
+        total_requests=[r.total_requests for r in requests],
+        avg_latency_ms=[r.avg_latency_ms for r in requests],
+        error_count=[r.error_count for r in requests],
+        exit_stack_size=[u.memory.exit_stack_size for u in users],
     )
 
 
@@ -218,6 +238,10 @@ class Snapshot:
         """Totals over every user (computed once per snapshot)."""
         return totals(self.users)
 
+    def adopt_totals(self, worked_out: Totals) -> None:
+        """Take totals worked out for exactly these users by ``totals_of`` (the board does it from its columns)."""
+        self.__dict__["totals"] = worked_out  # what the cached property would hold
+
     @property
     def ids(self) -> list[str]:
         """Every user id, in merge order."""
@@ -256,6 +280,23 @@ class Snapshot:
             due.append(usage.session.last_activity + timedelta(seconds=timeout))
         return max(due) if due else None
 
+    def evictions(self, last_activity: Sequence[float], ref_count: Sequence[int]) -> array:
+        """``evicted_at`` of every user, in order, as epoch seconds (NaN: not known), given two of their columns.
+
+        The same rule, worked out in C when it is simple: one source whose timeout is known and no
+        merged users means last activity plus that timeout, except for users in flight.
+        """
+        timeouts = [s.per_user_workflow_timeout for s in self.sources]
+        if all(t is None for t in timeouts):
+            return array("d", [math.nan]) * len(self.users)
+        if len(timeouts) == 1 and not self.parts:
+            due = array("d", map(float(timeouts[0]).__add__, last_activity))  # type: ignore[arg-type]
+            for i in compress(count(), ref_count):  # in flight: not due while it runs
+                due[i] = math.nan
+            return due
+        at = (self.evicted_at(u.user_id) for u in self.users)
+        return array("d", (math.nan if when is None else when.timestamp() for when in at))
+
     def response(self, users: list[PerUserResourceUsage] | None = None) -> PerUserMonitorResponse:
         """A NAT-shaped response of ``users`` (default: all), stamped with the snapshot time."""
         chosen = self.users if users is None else users
@@ -270,25 +311,61 @@ class Snapshot:
         return self.response().model_dump_json().encode()
 
 
+_user_id = attrgetter("user_id")
+
+
+def ids_of(
+    users: Sequence[PerUserResourceUsage], before: Sequence[PerUserResourceUsage], before_ids: Sequence[str]
+) -> list[str]:
+    """The ids of ``users``, reading only the records that are not the very ones at the same place ``before``.
+
+    ``before_ids`` are the ids of ``before``. A source hands back the same record object for a
+    user that did not change; reading an id off each of 100,000 records costs more than comparing
+    every place.
+    """
+    if len(users) != len(before):
+        return list(map(_user_id, users))
+    ids = list(before_ids)
+    for i in compress(count(), map(is_not, users, before)):
+        ids[i] = users[i].user_id
+    return ids
+
+
 def merge(
     reports: Sequence[tuple[str, Sequence[PerUserResourceUsage]]],
     *,
     seq: int,
     timestamp: datetime,
     sources: list[SourceHealth],
+    ids: Sequence[Sequence[str]] | None = None,
 ) -> Snapshot:
     """Merge each source's users (``(source name, users)``, in source order) into one snapshot.
 
-    Users that only one source reports once (nearly all of them) are taken as they are, with one
-    shared origins tuple per source; only the others are grouped and merged.
+    ``ids``, when given, are each report's user ids in order (``ids_of``), so that no record is
+    read for them. Users that only one source reports once (nearly all of them) are taken as they
+    are, with one shared origins tuple per source; only the others are grouped and merged.
     """
-    by_id: dict[str, PerUserResourceUsage] = {}
+    by_id: dict[str, PerUserResourceUsage]
+    if len(reports) == 1:
+        # One source (the usual case), in C: the users by id, and duplicates only when there are any.
+        name, users = reports[0]
+        by_id = dict(zip(ids[0] if ids is not None else map(_user_id, users), users, strict=True))
+        if len(by_id) == len(users):
+            return Snapshot(
+                timestamp=timestamp,
+                seq=seq,
+                users=list(by_id.values()),
+                by_id=by_id,
+                origins=dict.fromkeys(by_id, (name,)),
+                parts={},
+                sources=sources,
+            )
+    by_id = {}
     origins: dict[str, tuple[str, ...]] = {}
     grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
-    for name, users in reports:
+    for k, (name, users) in enumerate(reports):
         origin = (name,)
-        for usage in users:
-            user_id = usage.user_id
+        for user_id, usage in zip(ids[k] if ids is not None else map(_user_id, users), users, strict=True):
             first = by_id.get(user_id)
             if first is None:
                 by_id[user_id] = usage
@@ -317,12 +394,18 @@ _ZERO = timedelta(0)
 
 
 def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
-    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone)."""
+    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone).
+
+    Records already in UTC are kept as they are (the same objects); the others are copied, since
+    a source may share its records (the collector hands back the same ones while nothing changes).
+    """
     out: list[PerUserResourceUsage] = []
     for usage in users:
         session = usage.session
         created, last = session.created_at, session.last_activity
-        if created.utcoffset() == _ZERO and last.utcoffset() == _ZERO:
+        if (created.tzinfo is UTC and last.tzinfo is UTC) or (
+            created.utcoffset() == _ZERO and last.utcoffset() == _ZERO
+        ):
             out.append(usage)  # the common case costs no copy
             continue
         # New records built from validated parts (model_copy costs several times more).
@@ -340,7 +423,20 @@ def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUs
     return out
 
 
+def to_utc_in_place(usage: PerUserResourceUsage, zone: tzinfo | None) -> PerUserResourceUsage:
+    """``to_utc`` of one record its caller has just validated and shares with nobody, changing it in place.
+
+    Half the cost of building new records, for a source that validates every changed user.
+    """
+    session = usage.session
+    session.created_at = _aware_utc(session.created_at, zone)
+    session.last_activity = _aware_utc(session.last_activity, zone)
+    return usage
+
+
 def _aware_utc(value: datetime, zone: tzinfo | None) -> datetime:
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         # astimezone() on a naive datetime reads it as this host's local time.
         value = value.replace(tzinfo=zone) if zone is not None else value.astimezone()

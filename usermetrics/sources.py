@@ -27,6 +27,8 @@ class Source(Protocol):
     timezone: tzinfo | None
     # The source's per_user_workflow_timeout when known (to say when an idle user is evicted).
     per_user_workflow_timeout: timedelta | None
+    # Optional ``times_utc = True``: every record's times are aware UTC already, so the monitor
+    # does not look at each one again (NatHttpSource converts as it parses).
 
     async def fetch(self) -> PerUserMonitorResponse:
         """Return every user the source knows of now, or raise."""

@@ -65,3 +65,11 @@ async def users_window(request: HttpRequest) -> HttpResponse:
     if isinstance(ids, JsonResponse):
         return ids
     return JsonResponse(await services.rows_window_doc(user_ids=ids, window=request.GET.get("window")))
+
+
+@never_cache
+@require_GET
+@api_access_required
+async def sources(request: HttpRequest) -> HttpResponse:
+    """Every source's health now and, with the history on, its samples and state shares over ``?window=``."""
+    return JsonResponse(await services.sources_doc(window=request.GET.get("window")))

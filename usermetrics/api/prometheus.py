@@ -1,7 +1,8 @@
 """Prometheus ``GET /metrics`` (async view, sync collector): aggregates only, never a per-user label.
 
 A user id as a label value would give every user its own time series: unbounded cardinality that
-breaks Prometheus at our user counts. Sources are few and configured, so ``source`` is a label.
+breaks Prometheus at our user counts. Sources are few and configured, so ``source`` is a label;
+so are alert rules (``rule``: the enabled rules' names, bounded by the rule set).
 Access: a bearer token (``METRICS_TOKENS`` or the API tokens) or a client address in
 ``METRICS_ALLOW`` (addresses or networks; default loopback only).
 """
@@ -127,6 +128,15 @@ class SnapshotCollector(Collector):
         yield CounterMetricFamily(
             "usermetrics_refreshes", "Refreshes done by the producer that published the board.", value=st.refreshes
         )
+        if st.alerts.known:
+            firing = GaugeMetricFamily(
+                "usermetrics_alerts_firing",
+                "Subjects (users, sources, or 1 for a count) firing per enabled alert rule, silenced ones included.",
+                labels=["rule"],
+            )
+            for rule, count in sorted(st.alerts.by_rule.items()):
+                firing.add_metric([rule], count)
+            yield firing
 
 
 def render(state: services.ScrapeState) -> bytes:

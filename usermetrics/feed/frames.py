@@ -1,8 +1,8 @@
 """Websocket frames (sync, no Django): a view of a board as one JSON text within a byte budget.
 
 Frames are ``PerUserMonitorResponse`` documents with the feed's metadata as extra top-level keys
-(``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``gone``, ``labels``; for one
-user ``origins``, ``parts``, ``label``, ``evicted_at`` and ``lifecycle``). Each is spliced from
+(``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``alerts``, ``gone``, ``labels``;
+for one user ``origins``, ``parts``, ``label``, ``evicted_at`` and ``lifecycle``). Each is spliced from
 the users' JSON already on the board: no user is serialized again. No frame is larger than the
 budget: a page that would not fit is shrunk.
 """
@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from usermetrics.board import Board
+from usermetrics.firing import firing_of
 from usermetrics.humanize import lifecycle_words
 from usermetrics.selection import Summary, ViewResult, ViewSpec, sources_brief, summary_get, view_select
 from usermetrics.snapshot import iso
@@ -56,6 +57,7 @@ def list_frame(
             "summary": summary.as_dict(),
             "sources": summary.sources,
             "stale": board.stale_sources,
+            "alerts": firing_of(board.meta).as_dict(),  # the header's count, as the producer published it
             "gone": gone_ids,
             # Registered names of this page's users (usermetrics.identities), by user id.
             "labels": {uid: names[uid] for uid in page_ids if uid in names},
@@ -113,6 +115,7 @@ def user_frame(board: Board, user_id: str, *, budget: int, stuck_after: float, l
             else None,
             "sources": sources_brief(board.sources),
             "stale": board.stale_sources,
+            "alerts": firing_of(board.meta).as_dict(),
         }
         return frame_text(board, chosen, extra)
 

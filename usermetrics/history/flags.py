@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, compress, count
 from typing import Protocol
 
+from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import FlagsConfig, get_config
 from usermetrics.humanize import duration_words, eviction_words
@@ -221,19 +223,25 @@ def users_flags(
     }
 
 
-def flagged(snapshot: Snapshot, stats: Mapping[str, WindowStats] | None, *, now: datetime) -> dict[str, list[str]]:
+def flagged(
+    snapshot: Snapshot, board: Board, stats: Mapping[str, WindowStats] | None, *, now: datetime
+) -> dict[str, list[str]]:
     """The flags the list filters by (``selection.FLAG_STATES``) each user raises now, for those that raise one.
 
     Only users that could raise one are checked, through the same rules: a request in flight
     (stuck), or traffic with errors or growth in the window (rising, erroring; with no history,
-    lifetime errors). At 100,000 users that is the few busy or failing ones, not everyone.
+    lifetime errors). At 100,000 users that is the few busy or failing ones, not everyone, found
+    from ``board``'s columns (the board of ``snapshot``) in C.
     """
     cfg = get_config().flags
+    users = snapshot.users
+    busy = compress(count(), board.columns["ref_count"])  # in flight
     if stats is None:
-        candidates = [u for u in snapshot.users if in_flight(u) or u.requests.error_count]
+        others = (users[i] for i in compress(count(), board.columns["error_count"]))
     else:
-        moving = {uid for uid, s in stats.items() if s.errors or s.exit_stack_growth or s.functions_growth}
-        candidates = [u for u in snapshot.users if in_flight(u) or u.user_id in moving]
+        moving = (uid for uid, s in stats.items() if s.errors or s.exit_stack_growth or s.functions_growth)
+        others = (snapshot.by_id[uid] for uid in moving if uid in snapshot.by_id)
+    candidates = {u.user_id: u for u in chain((users[i] for i in busy), others)}.values()
     empty = WindowStats(seconds=cfg.window_length.total_seconds())
     out: dict[str, list[str]] = {}
     for usage in candidates:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import compress
+from operator import is_not
 from typing import Any
 
 from django.db import transaction
@@ -44,8 +46,6 @@ class OpenLife:
     last_activity: datetime | None
     written: Counters  # as of the latest sample written
     written_ts: datetime | None
-    record: PerUserResourceUsage | None = None  # the record object seen last (the sources hand back
-    # the very same object for a user that did not change, so identity says "nothing moved")
 
 
 @dataclass
@@ -87,6 +87,11 @@ class LifeBook:
         self.sample_interval = timedelta(seconds=config.sample_interval)
         self.batch_size = config.batch_size
         self._open: dict[str, OpenLife] | None = None  # None until loaded from the database
+        # The records of the last snapshot written (by user id): an unchanged user is the very same
+        # object again, so only the others are looked at. And the users whose latest change the
+        # sample interval held back, by the time of their last sample: looked at once that is due.
+        self._seen: dict[str, PerUserResourceUsage] = {}
+        self._held: dict[datetime | None, set[str]] = {}
 
     def record(self, snapshot: Snapshot) -> RecordResult:
         """Write one snapshot: totals, changed users, new lives, ended users."""
@@ -102,6 +107,7 @@ class LifeBook:
         cold = self._open is None
         if self._open is None:
             self._open = self._load_open()
+            self._seen, self._held = {}, {}
         open_lives = self._open
         result = RecordResult()
         present = snapshot.by_id
@@ -109,22 +115,19 @@ class LifeBook:
         samples: list[tuple[Any, ...]] = []
         ended: list[OpenLife] = []
         reopened: list[int] = []
-        unknown = [uid for uid in present if uid not in open_lives]
+        # Every pass over all users runs in C; Python looks only at the users whose record changed.
+        changed = list(compress(present, map(is_not, map(self._seen.get, present), present.values())))
+        unknown = [uid for uid in changed if uid not in open_lives]
         latest = self._latest_lives(unknown) if unknown else {}
         joined: dict[tuple[str, ...], str] = {}
-        for uid, usage in present.items():
+        held = self._held
+        for uid in changed:
+            usage = present[uid]
             origins = snapshot.origins.get(uid, ())
             sources = joined.get(origins)
             if sources is None:
                 sources = joined[origins] = ",".join(origins)
             life = open_lives.get(uid)
-            if life is not None and life.record is usage and life.sources == sources:
-                # Unchanged since the last refresh; only a change held back by the interval may be due.
-                if life.counters != life.written and (
-                    life.written_ts is None or ts - life.written_ts >= self.sample_interval
-                ):
-                    samples.append(_sample(life, ts, result))
-                continue
             counters = counters_of(usage)
             created = usage.session.created_at
             if life is None:
@@ -154,11 +157,20 @@ class LifeBook:
                 new_lives.append((_new_life(uid, life.life + 1, usage, ts, sources, from_zero=True), usage))
                 continue
             life.counters, life.last_activity, life.sources = counters, usage.session.last_activity, sources
-            life.record = usage
-            if counters != life.written and (life.written_ts is None or ts - life.written_ts >= self.sample_interval):
-                samples.append(_sample(life, ts, result))
-        for uid in [uid for uid in open_lives if uid not in present]:
-            ended.append(open_lives.pop(uid))
+            held.setdefault(life.written_ts, set()).add(uid)  # written below once due
+        # Users with a change not written yet, once the sample interval since their last sample has
+        # passed (entries of users written or ended meanwhile are passed over).
+        for written_ts in [t for t in held if t is None or ts - t >= self.sample_interval]:
+            for uid in held.pop(written_ts):
+                life = open_lives.get(uid)
+                if life is not None and uid in present and life.written_ts == written_ts:
+                    if life.counters != life.written:
+                        samples.append(_sample(life, ts, result))
+        # The open lives are the users of the last snapshot written (once warm): when this one has
+        # the same users, nobody left, and the set difference over everyone is not needed.
+        if not (self._seen and self._seen.keys() == present.keys() and len(open_lives) == len(present)):
+            for uid in open_lives.keys() - present.keys():
+                ended.append(open_lives.pop(uid))
         # A user that left with changes not yet written gets its last sample now.
         for life in ended:
             if life.counters != life.written:
@@ -187,6 +199,7 @@ class LifeBook:
             totals_row(
                 snapshot, d_requests=result.d_requests, d_errors=result.d_errors, d_latency_ms=result.d_latency_ms
             ).save(force_insert=True)
+        self._seen = present
         result.samples, result.new_lives, result.ended, result.reopened = (
             len(samples),
             len(new_lives),

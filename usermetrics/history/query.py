@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Max, Sum
+from django.db.models import F, Max, Min, Sum
 
 from usermetrics.clock import utcnow
 from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserSample
@@ -29,7 +29,9 @@ class WindowStats:
     latency_sum_ms: float = 0.0
     exit_stack_growth: int = 0
     functions_growth: int = 0
+    # The span the numbers cover: the window, or less when the history starts inside it.
     seconds: float = 0.0
+    since: datetime | None = None
 
     @property
     def requests_per_min(self) -> float:
@@ -56,7 +58,33 @@ class WindowStats:
             "latency_ms": self.latency_ms,
             "exit_stack_growth": self.exit_stack_growth,
             "functions_growth": self.functions_growth,
+            "seconds": self.seconds,
+            "since": self.since.isoformat() if self.since else None,
         }
+
+
+def history_start() -> datetime | None:
+    """When the recorded history begins: its first totals row, raw or rolled up (None when empty).
+
+    The recorder writes a totals row after every refresh, so this is when recording started
+    (or the oldest that retention kept).
+    """
+    raw = TotalsSample.objects.aggregate(m=Min("ts"))["m"]
+    hour = TotalsHourly.objects.aggregate(m=Min("hour"))["m"]
+    return min((t for t in (raw, hour) if t is not None), default=None)
+
+
+def covered(window: timedelta, now: datetime) -> WindowStats:
+    """Empty stats over the part of ``window`` (ending ``now``) that the history covers.
+
+    The one rule of a rate's divisor: a window that starts before the history does is counted
+    from the history's start, so rates right after a start read what happened, not a fraction
+    of it. With no history at all the whole window is the span (and every count is zero).
+    """
+    start = now - window
+    first = history_start()
+    since = max(start, first) if first is not None else start
+    return WindowStats(seconds=max(1.0, (now - since).total_seconds()), since=since)
 
 
 def _split(start: datetime, now: datetime) -> tuple[datetime, datetime] | None:
@@ -80,6 +108,7 @@ def window_stats(
     now = now or utcnow()
     start = now - window
     split = _split(start, now)
+    span = covered(window, now)
     out: dict[str, WindowStats] = {}
     ranges: list[tuple[Any, dict[str, Any]]] = []
     if split is None:
@@ -103,7 +132,7 @@ def window_stats(
                 found = model.objects.filter(**lookup, life_id__in=part).values("life_id").annotate(**sums)
                 rows.extend({**row, "uid": lives[row["life_id"]]} for row in found)
         for row in rows:
-            stats = out.setdefault(row["uid"], WindowStats(seconds=window.total_seconds()))
+            stats = out.setdefault(row["uid"], WindowStats(seconds=span.seconds, since=span.since))
             stats.requests += row["r"] or 0
             stats.errors += row["e"] or 0
             stats.latency_sum_ms += row["lat"] or 0.0
@@ -117,7 +146,7 @@ def overview_stats(*, window: timedelta, now: datetime | None = None) -> WindowS
     now = now or utcnow()
     start = now - window
     split = _split(start, now)
-    stats = WindowStats(seconds=window.total_seconds())
+    stats = covered(window, now)
     ranges: list[tuple[Any, dict[str, Any]]] = []
     if split is None:
         ranges.append((TotalsSample, {"ts__gt": start, "ts__lte": now}))

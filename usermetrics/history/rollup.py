@@ -9,7 +9,7 @@ from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import TruncHour
 
 from usermetrics.conf import HistoryConfig
-from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
+from usermetrics.models import SourceSample, TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
 
 HOUR = timedelta(hours=1)
 
@@ -125,6 +125,8 @@ def prune(*, now: datetime, raw_retention: timedelta, rollup_retention: timedelt
     out = {
         "samples": UserSample.objects.filter(ts__lt=raw_cut).delete()[0],
         "totals": TotalsSample.objects.filter(ts__lt=raw_cut).delete()[0],
+        # Source health is raw history too: the same retention (sources have no roll-ups).
+        "sources": SourceSample.objects.filter(ts__lt=raw_cut).delete()[0],
         "user_hours": UserHourly.objects.filter(hour__lt=rollup_cut).delete()[0],
         "total_hours": TotalsHourly.objects.filter(hour__lt=rollup_cut).delete()[0],
     }

@@ -3,10 +3,20 @@
 ``live`` (async): the latest board, the producer's state, names, the feed's registry, and the
 start of this process's face (and embedded producer); ``pages`` (sync): the list and detail
 pages and the not-found rule; ``history_docs`` (async): the history API's documents; ``exports``
-(async): streamed export rows; ``scrape`` (async): a Prometheus scrape; ``assembly``: the monitor
-and producer the settings describe.
+(async): streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and
+async): the sources page; ``alerts`` (sync): what fires, the alerts page and a test send;
+``assembly``: the monitor and producer the settings describe.
 """
 
+from .alerts import (
+    AlertsOverview,
+    Firing,
+    RouteResult,
+    alert_routes,
+    alerts_firing,
+    alerts_overview_get,
+    alerts_test_send,
+)
 from .assembly import monitor_build, redis_producer, sources_check
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
@@ -33,18 +43,26 @@ from .live import (
 )
 from .pages import ListPage, Row, RowWindow, UserLookup, UserWindow, list_page_get, user_lookup, user_window
 from .scrape import ScrapeState, scrape_get
+from .sources import sources_doc, sources_page_get
 
 __all__ = [
     "MAX_USERS",
     "VERSION",
+    "AlertsOverview",
     "Export",
     "Face",
+    "Firing",
     "ListPage",
+    "RouteResult",
     "Row",
     "RowWindow",
     "ScrapeState",
     "UserLookup",
     "UserWindow",
+    "alert_routes",
+    "alerts_firing",
+    "alerts_overview_get",
+    "alerts_test_send",
     "board_get",
     "face_get",
     "face_install",
@@ -69,6 +87,8 @@ __all__ = [
     "scrape_get",
     "source_status",
     "sources_check",
+    "sources_doc",
+    "sources_page_get",
     "sparklines_doc",
     "user_history_doc",
     "user_history_export",

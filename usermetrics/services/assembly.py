@@ -10,6 +10,7 @@ from channels.layers import BaseChannelLayer, channel_layers, get_channel_layer
 from redis.asyncio import Redis
 
 from usermetrics import identities
+from usermetrics.alerts.engine import AlertEngine
 from usermetrics.conf import Config, get_config
 from usermetrics.demo import demo_session_manager
 from usermetrics.feed.views import View, ViewDirectory, ViewRegistry
@@ -80,10 +81,12 @@ def producer_build(
     views: ViewRegistry | ViewDirectory,
     send: Sender,
     record: bool = True,
+    alert: bool = True,
     name: str | None = None,
     config: Config | None = None,
 ) -> Producer:
-    """A producer around ``monitor``: history recorded when it is on (and ``record``), flags tracked."""
+    """A producer around ``monitor``: history recorded when it is on (and ``record``), flags tracked,
+    alerts evaluated when they are on (and ``alert``)."""
     cfg = config or get_config()
 
     async def watched() -> Mapping[str, View]:
@@ -99,6 +102,7 @@ def producer_build(
         labels=labels_aget,
         recorder=recorder,
         flags=FlagTracker(),
+        alerts=AlertEngine(cfg.alerts) if alert and cfg.alerts.enabled else None,
         name=name or process_name("producer"),
     )
 

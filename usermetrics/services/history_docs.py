@@ -13,7 +13,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from usermetrics.history.query import overview_stats
+from usermetrics.clock import utcnow
+from usermetrics.history.query import covered, overview_stats
 from usermetrics.history.series import overview_series, sparklines, user_series
 from usermetrics.selection import RATE_WINDOWS, window_choose, window_length
 
@@ -66,4 +67,5 @@ async def rows_window_doc(*, user_ids: Sequence[str], window: str | None) -> dic
     """Rates, flags and sparklines of the list's visible rows (at most ``MAX_USERS``)."""
     name = window_choose(window, RATE_WINDOWS)
     rows = await sync_to_async(rows_window)(board_get(), user_ids=list(user_ids)[:MAX_USERS], window=name)
-    return {"window": name, "users": {uid: row.as_dict() for uid, row in rows.items()}}
+    span = await sync_to_async(covered)(window_length(name), utcnow())
+    return {"window": name, "span": span.as_dict(), "users": {uid: row.as_dict() for uid, row in rows.items()}}

@@ -134,7 +134,14 @@ def producer_local(face: Face, **monitor_kwargs: Any) -> Producer:
     assert isinstance(face.bus, LocalBus)
     monitor = monitor_kwargs.pop("monitor", None) or monitor_build()
     return producer_build(
-        monitor=monitor, bus=face.bus, lease=LocalLease(), views=face.registry, send=send, record=False, name="local"
+        monitor=monitor,
+        bus=face.bus,
+        lease=LocalLease(),
+        views=face.registry,
+        send=send,
+        record=False,
+        alert=False,
+        name="local",
     )
 
 

@@ -19,7 +19,7 @@ from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.history.ended import EndedUser, ended_page, ended_select, ended_user_get
 from usermetrics.history.flags import Flag, flag_stats, users_flags
-from usermetrics.history.query import WindowStats, window_stats
+from usermetrics.history.query import WindowStats, covered, window_stats
 from usermetrics.history.series import sparklines
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.selection import (
@@ -66,7 +66,7 @@ def rows_window(
     stats = window_stats(window=length, user_ids=ids, now=now)
     flags = users_flags(board, ids, now=now, stats=flag_stats(ids, now=now, have=(window, stats)))
     lines = sparklines(user_ids=ids, window=length, now=now)
-    empty = WindowStats(seconds=length.total_seconds())
+    empty = covered(length, now)
     return {uid: RowWindow(stats=stats.get(uid, empty), flags=flags.get(uid, []), sparkline=lines[uid]) for uid in ids}
 
 
@@ -91,6 +91,8 @@ class ListPage:
     labels: Mapping[str, str]
     history_enabled: bool
     empty_reason: str | None
+    # The span the rates cover (``history.query.covered``): less than the window right after a start.
+    span: WindowStats | None = None
 
 
 def _empty_reason(board: Board, result: ViewResult, publishing: bool) -> str | None:
@@ -144,6 +146,7 @@ def list_page_get(board: Board, *, spec: ViewSpec, publishing: bool = True) -> L
         labels=labels,
         history_enabled=enabled,
         empty_reason=_empty_reason(board, result, publishing),
+        span=covered(window_length(result.spec.window), utcnow()) if enabled else None,
     )
 
 
@@ -187,9 +190,7 @@ def user_window(found: UserLookup, *, window: str, now: datetime | None = None) 
     """The user's stats over ``window`` and its flags (over the flag window) now; an ended user has no flags."""
     now = now or utcnow()
     length = window_length(window)
-    stats = window_stats(window=length, user_ids=[found.user_id], now=now).get(
-        found.user_id, WindowStats(seconds=length.total_seconds())
-    )
+    stats = window_stats(window=length, user_ids=[found.user_id], now=now).get(found.user_id) or covered(length, now)
     if found.ended is not None:
         return UserWindow(stats, [])
     own = flag_stats([found.user_id], now=now, have=(window, {found.user_id: stats}))

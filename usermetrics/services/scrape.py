@@ -1,4 +1,4 @@
-"""What one Prometheus scrape reports (async): the latest board, the producer, ended users, recorder totals."""
+"""What one Prometheus scrape reports (async): the latest board, the producer, ended users, recorder totals, alerts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
+from usermetrics.firing import Firing, firing_of
 from usermetrics.history.ended import ended_count
 from usermetrics.publish.follower import ProducerState
 
@@ -39,6 +40,7 @@ class ScrapeState:
     interval: float
     ended: int | None  # ended users kept by the history (None: history off or unreadable)
     observed: Observed | None  # None: the producer records no history
+    alerts: Firing  # firing subjects per rule, as the producer published them
 
 
 async def scrape_get() -> ScrapeState:
@@ -64,4 +66,5 @@ async def scrape_get() -> ScrapeState:
         interval=get_config().refresh_interval,
         ended=ended,
         observed=observed,
+        alerts=firing_of(meta),
     )

@@ -1,5 +1,5 @@
 /*
- * charts.js — the detail page's five history charts and the list's sparklines (uPlot).
+ * charts.js — the history charts (uPlot): the detail page's five, and the list page's overview.
  *
  * An ES module, no inline code, no innerHTML: CSP-safe. Its words and numbers come from
  * format.js. Needs uPlot's classic script (it defines the global `uPlot`) to run before it:
@@ -15,72 +15,76 @@
  *     window: "1h",                                // 15m | 1h | 24h | 7d
  *     onLoad: function (doc, windowName) {},       // optional: after each history fetch
  *   });
- *   charts.appendLive(usage, timestamp);  // a PerUserResourceUsage from the feed, the frame's timestamp
+ *   charts.appendLive(usage, timestamp);  // what `sample` reads (a PerUserResourceUsage; the overview:
+ *                                         // a frame's summary), the frame's timestamp
  *   charts.setWindow("24h");              // also what the built-in window buttons call
  *   charts.destroy();
  *
- *   sparkline(element, values);                      // one row's small activity chart
+ *   sparkline(element, values);                      // one row's small activity chart (sparklines.js)
  *   sparklines(container, sparklinesUrl, windowName) // every [data-sparkline-user] in container
  *   available()                                      // is uPlot on the page (the history is on)?
  *
  * Colours come from the Django admin's CSS variables (--body-fg, --hairline-color, --link-fg,
  * --error-fg ...), read again when the theme changes, so the charts follow light and dark mode.
  */
-import { chartStatusWords, parseTime, sparklineTitle } from "./format.js";
+import { cssVar, el, fetchJson, onThemeChange, theme } from "./chartbase.js";
+import { chartStatusWords, parseTime } from "./format.js";
 
 export var WINDOWS = ["15m", "1h", "24h", "7d"];
+export { sparkline, sparklines } from "./sparklines.js";
 
-// What the detail page charts: [key in the history JSON, title, unit, colour variable].
-var CHARTS = [
-  ["requests_per_min", "Requests / min", "req/min", "--link-fg"],
-  ["errors_per_min", "Errors / min", "err/min", "--error-fg"],
-  ["latency_ms", "Latency (window mean)", "ms", "--secondary"],
-  ["in_flight", "In-flight references", "refs", "--accent"],
-  ["exit_stack", "Exit stack size", "resources", "--body-quiet-color"],
+// What a page charts: [key in the history JSON, title, unit, colour variable, what a live point
+// adds: "requests" or "errors" (per minute of the bucket), "latency" (the bucket's mean), or
+// "gauge" (the live value, in the order the sampler's gauges come)].
+export var USER_CHARTS = [
+  ["requests_per_min", "Requests / min", "req/min", "--link-fg", "requests"],
+  ["errors_per_min", "Errors / min", "err/min", "--error-fg", "errors"],
+  ["latency_ms", "Latency (window mean)", "ms", "--secondary", "latency"],
+  ["in_flight", "In-flight references", "refs", "--accent", "gauge"],
+  ["exit_stack", "Exit stack size", "resources", "--body-quiet-color", "gauge"],
+];
+// The list page's overview: everyone, from /api/overview/history and the frames' summary.
+export var OVERVIEW_CHARTS = [
+  ["users", "Users", "users", "--body-quiet-color", "gauge"],
+  ["active", "Active", "users", "--accent", "gauge"],
+  ["in_flight", "In flight", "requests", "--secondary", "gauge"],
+  ["requests_per_min", "Requests / min", "req/min", "--link-fg", "requests"],
+  ["errors_per_min", "Errors / min", "err/min", "--error-fg", "errors"],
 ];
 
-function cssVar(name, fallback) {
-  var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  return value || fallback;
-}
-
-function theme() {
+// A user's live sample: its counters, and its gauges in USER_CHARTS' order.
+export function userSample(usage) {
+  var r = usage.requests;
   return {
-    fg: cssVar("--body-fg", "#333"),
-    quiet: cssVar("--body-quiet-color", "#666"),
-    grid: cssVar("--hairline-color", "#e8e8e8"),
-    border: cssVar("--border-color", "#ccc"),
+    count: r.total_requests,
+    errors: r.error_count,
+    latency: r.avg_latency_ms * r.total_requests,
+    gauges: [usage.session.ref_count, usage.memory.exit_stack_size],
+    resets: true, // a counter going backwards is a new life, counted from zero
   };
 }
 
-function el(tag, className, text) {
-  var node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-// Re-run `callback` whenever the admin theme or the system colour scheme changes.
-function onThemeChange(callback) {
-  var observer = new MutationObserver(callback);
-  observer.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
-  var media = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
-  if (media && media.addEventListener) media.addEventListener("change", callback);
-  return function () {
-    observer.disconnect();
-    if (media && media.removeEventListener) media.removeEventListener("change", callback);
+// Everyone's live sample from a list frame's summary, gauges in OVERVIEW_CHARTS' order. The
+// totals drop when users leave (they take their counters with them): a drop adds nothing.
+export function summarySample(summary) {
+  return {
+    count: summary.requests,
+    errors: summary.errors,
+    latency: summary.avg_latency_ms * summary.requests,
+    gauges: [summary.users, summary.active, summary.in_flight],
+    resets: false,
   };
 }
 
-function chartOptions(title, unit, colourVar, width) {
+function chartOptions(title, unit, colourVar, width, height, legend) {
   var t = theme();
   var axis = { stroke: t.quiet, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.border, width: 1 } };
   return {
     title: title,
     width: width,
-    height: 160,
+    height: height,
     cursor: { drag: { x: false, y: false } },
-    legend: { show: true },
+    legend: { show: legend },
     scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
     axes: [axis, Object.assign({}, axis, { label: unit, labelSize: 18, size: 50 })],
     series: [
@@ -96,18 +100,15 @@ function chartOptions(title, unit, colourVar, width) {
   };
 }
 
-function fetchJson(url) {
-  return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-    if (!r.ok) throw new Error("HTTP " + r.status + " for " + url);
-    return r.json();
-  });
-}
-
 /**
  * Render the five history charts of one user into `element` and keep them appending live.
  * options: {historyUrl, window, onLoad}. Returns {setWindow, appendLive, reload, destroy}.
  */
 export function mount(element, options) {
+  var charts = options.charts || USER_CHARTS;
+  var sample = options.sample || userSample;
+  var height = options.height || 160;
+  var columns = options.columns || 1;
   var state = {
     window: options.window || "1h",
     doc: null,
@@ -119,6 +120,7 @@ export function mount(element, options) {
   };
   while (element.firstChild) element.removeChild(element.firstChild);
   element.classList.add("usermetrics-charts");
+  if (columns > 1) element.classList.add("usermetrics-charts-row");
 
   var bar = el("div", "usermetrics-chart-windows");
   bar.setAttribute("role", "group");
@@ -137,21 +139,26 @@ export function mount(element, options) {
   element.appendChild(status);
   element.appendChild(grid);
 
+  function chartWidth() {
+    var total = grid.clientWidth || element.clientWidth || 640;
+    return Math.max(200, Math.floor((total - 12 * (columns - 1)) / columns - 8));
+  }
+
   function draw() {
     state.plots.forEach(function (p) { p.destroy(); });
     state.plots = [];
     while (grid.firstChild) grid.removeChild(grid.firstChild);
-    var width = Math.max(240, Math.floor((grid.clientWidth || element.clientWidth || 640) - 8));
-    CHARTS.forEach(function (spec, i) {
+    var width = chartWidth();
+    charts.forEach(function (spec, i) {
       var box = el("div", "usermetrics-chart");
       grid.appendChild(box);
-      state.plots.push(new uPlot(chartOptions(spec[1], spec[2], spec[3], width), state.data[i], box));
+      state.plots.push(new uPlot(chartOptions(spec[1], spec[2], spec[3], width, height, options.legend !== false), state.data[i], box));
     });
   }
 
   function load(doc) {
     state.doc = doc;
-    state.data = CHARTS.map(function (spec) { return [doc.t.slice(), (doc[spec[0]] || []).slice()]; });
+    state.data = charts.map(function (spec) { return [doc.t.slice(), (doc[spec[0]] || []).slice()]; });
     state.previous = null;
     state.bucket = null;
     Object.keys(buttons).forEach(function (name) {
@@ -177,22 +184,24 @@ export function mount(element, options) {
       return reload();
     },
     reload: reload,
-    /** Append one live point from a feed frame: `usage` is a PerUserResourceUsage, `timestamp` ISO or epoch s. */
-    appendLive: function (usage, timestamp) {
-      if (!state.doc || !usage) return;
+    /** Append one live point: `input` is what `options.sample` reads (a PerUserResourceUsage for
+     * a user, a frame's summary for the overview), `timestamp` ISO or epoch seconds. */
+    appendLive: function (input, timestamp) {
+      if (!state.doc || !input) return;
       var t = typeof timestamp === "number" ? timestamp : parseTime(timestamp) / 1000;
       var prev = state.previous;
-      state.previous = { t: t, usage: usage };
+      var now = sample(input);
+      state.previous = { t: t, sample: now };
       if (!prev || t <= prev.t) return;
-      var r = usage.requests, p = prev.usage.requests;
-      var dCount = r.total_requests - p.total_requests;
-      var dErrors = r.error_count - p.error_count;
-      var dLatency = r.avg_latency_ms * r.total_requests - p.avg_latency_ms * p.total_requests;
+      var p = prev.sample;
+      var dCount = now.count - p.count;
+      var dErrors = now.errors - p.errors;
+      var dLatency = now.latency - p.latency;
       if (dCount < 0 || dErrors < 0) {
-        // A counter went backwards: a new life of this user, counted from zero.
-        dCount = r.total_requests;
-        dErrors = r.error_count;
-        dLatency = r.avg_latency_ms * r.total_requests;
+        // Counters went backwards: a new life (counted from zero), or users that left.
+        dCount = now.resets ? now.count : 0;
+        dErrors = now.resets ? now.errors : 0;
+        dLatency = now.resets ? now.latency : 0;
       }
       // Live traffic goes into buckets of the history's step, so a live point and a
       // recorded one mean the same thing (per minute over one step), not a 2-second spike.
@@ -213,14 +222,18 @@ export function mount(element, options) {
       bucket.errors += dErrors;
       bucket.latency += dLatency;
       var perMin = 60 / step;
-      var base = bucket.base || [0, 0, null];
-      var values = [
-        (base[0] || 0) + bucket.count * perMin,
-        (base[1] || 0) + bucket.errors * perMin,
-        bucket.count > 0 ? Math.round((bucket.latency / bucket.count) * 100) / 100 : base[2],
-        usage.session.ref_count,
-        usage.memory.exit_stack_size,
-      ];
+      var live = {
+        requests: bucket.count * perMin,
+        errors: bucket.errors * perMin,
+        latency: bucket.count > 0 ? Math.round((bucket.latency / bucket.count) * 100) / 100 : null,
+      };
+      var gauge = 0;
+      var values = charts.map(function (spec, i) {
+        if (spec[4] === "gauge") return now.gauges[gauge++];
+        var base = bucket.base ? bucket.base[i] : null;
+        if (spec[4] === "latency") return live.latency === null ? base : live.latency;
+        return (base || 0) + live[spec[4]];
+      });
       var append = bucket.append;
       bucket.append = false;
       var start = end - state.doc.t.length * step;
@@ -246,52 +259,12 @@ export function mount(element, options) {
 
   state.stopTheme = onThemeChange(function () { if (state.doc) draw(); });
   var resize = window.ResizeObserver ? new ResizeObserver(function () {
-    var width = Math.max(240, Math.floor((grid.clientWidth || 640) - 8));
-    state.plots.forEach(function (p) { if (p.width !== width) p.setSize({ width: width, height: 160 }); });
+    var width = chartWidth();
+    state.plots.forEach(function (p) { if (p.width !== width) p.setSize({ width: width, height: height }); });
   }) : null;
   if (resize) resize.observe(grid);
   reload();
   return controller;
-}
-
-/** A small activity chart (requests/min) of one list row into `element`; `values` is an array. */
-export function sparkline(element, values, options) {
-  options = options || {};
-  while (element.firstChild) element.removeChild(element.firstChild);
-  var xs = values.map(function (_, i) { return i; });
-  var t = theme();
-  return new uPlot(
-    {
-      width: options.width || 96,
-      height: options.height || 22,
-      pxAlign: false,
-      cursor: { show: false },
-      legend: { show: false },
-      scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, max > 0 ? max : 1]; } } },
-      axes: [{ show: false }, { show: false }],
-      series: [{}, { stroke: cssVar("--link-fg", t.fg), width: 1, points: { show: false } }],
-    },
-    [xs, values],
-    element
-  );
-}
-
-/**
- * Fill every [data-sparkline-user="<user id>"] inside `container` from one request to
- * `sparklinesUrl` (GET /api/sparklines?window=1h&user_id=a&user_id=b ...).
- */
-export function sparklines(container, sparklinesUrl, windowName) {
-  var cells = Array.prototype.slice.call(container.querySelectorAll("[data-sparkline-user]"));
-  if (!cells.length) return Promise.resolve();
-  var query = cells.map(function (c) { return "user_id=" + encodeURIComponent(c.getAttribute("data-sparkline-user")); });
-  query.push("window=" + encodeURIComponent(windowName || "1h"));
-  return fetchJson(sparklinesUrl + "?" + query.join("&")).then(function (doc) {
-    cells.forEach(function (cell) {
-      var values = doc.users[cell.getAttribute("data-sparkline-user")];
-      if (values) sparkline(cell, values);
-      cell.setAttribute("title", sparklineTitle(doc.window));
-    });
-  });
 }
 
 /** Whether charts can be drawn: uPlot's script is on the page (the pages load it when the history is on). */

@@ -1,8 +1,9 @@
 /* connection.js — the live feed: the websocket, reconnects with exponential backoff and jitter,
- * pause/resume, the connection indicator, "updated N s ago" and the server's clock.
+ * pause/resume, the connection indicator, "updated N s ago", the header's alert count and the
+ * server's clock.
  */
 import { byId } from "./dom.js";
-import { parseTime, utcExact } from "./format.js";
+import { parseTime, localExact } from "./format.js";
 
 var BACKOFF_MIN_MS = 1000;
 var BACKOFF_MAX_MS = 30000;
@@ -55,7 +56,7 @@ export function createFeed(config) {
   function showUpdated() {
     var age = Math.max(0, Math.floor((Date.now() - receivedAt) / 1000));
     updated.textContent = "updated " + age + " s ago";
-    updated.title = utcExact(lastTimestamp);
+    updated.title = localExact(lastTimestamp);
   }
 
   // The "no producer is publishing" banner: its words come from the server (usermetrics.humanize).
@@ -66,6 +67,17 @@ export function createFeed(config) {
     banner.hidden = !absent;
     banner.dataset.state = absent ? producer.state : "ok";
     if (absent) byId("um-producer-words").textContent = producer.words;
+  }
+
+  // The header's alert count (usermetrics.firing): words and severity come worded in every frame.
+  function showAlerts(alerts) {
+    var link = byId("um-alerts");
+    if (!link || !alerts) return;
+    link.hidden = !alerts.known;
+    link.dataset.firing = String(alerts.firing);
+    link.dataset.silenced = String(alerts.silenced);
+    link.dataset.severity = alerts.severity;
+    if (link.textContent !== alerts.words) link.textContent = alerts.words;
   }
 
   function setConn(state) {
@@ -85,6 +97,7 @@ export function createFeed(config) {
     lastTimestamp = parseTime(frame.timestamp);
     receivedAt = Date.now();
     document.body.dataset.seq = String(frame.seq);
+    showAlerts(frame.alerts);
     page.apply(frame);
     showUpdated();
   }

@@ -3,7 +3,7 @@
  */
 import { available as chartsAvailable, mount } from "./charts.js";
 import { byId, setValue } from "./dom.js";
-import { ago, isActive, latency, parseTime, rateWords, utcExact } from "./format.js";
+import { ago, coverageWords, isActive, latency, localExact, parseTime, rateWords } from "./format.js";
 import { NUMERIC } from "./rows.js";
 
 // The charts' history (and with it the rates and flags) is fetched again this often.
@@ -15,7 +15,7 @@ function applyHistory(doc, windowName) {
   Array.prototype.forEach.call(document.querySelectorAll("[data-rate]"), function (node) {
     node.textContent = words[node.dataset.rate];
   });
-  byId("um-rate-window").textContent = windowName;
+  byId("um-rate-window").textContent = coverageWords(windowName, doc.stats);
   byId("um-rate-requests").textContent = String((doc.stats || {}).requests || 0);
   ["um-export-csv", "um-export-json"].forEach(function (id) {
     var link = byId(id);
@@ -67,7 +67,7 @@ function applyParts(parts) {
       [latency(r.requests.avg_latency_ms), true],
       [String(r.requests.error_count), true],
       [String(r.memory.exit_stack_size), true],
-      [utcExact(last), false],
+      [localExact(last), false],
     ].forEach(function (cell) {
       var td = document.createElement("td");
       td.textContent = cell[0];
@@ -123,7 +123,7 @@ export function startDetail(config, feed) {
         var ms = parseTime(value);
         td.dataset.time = value;
         setValue(td.querySelector(".um-rel"), value, ago(ms, nowMs), true);
-        td.querySelector(".um-exact").textContent = utcExact(ms);
+        td.querySelector(".um-exact").textContent = localExact(ms);
       } else if (field === "is_active") {
         setValue(td, value, value ? "yes" : "no", true);
       } else if (field === "avg_latency_ms") {

@@ -42,6 +42,101 @@ export function utcExact(ms) {
     pad(d.getUTCMilliseconds(), 3) + " UTC";
 }
 
+// ---- the one rule for times: the browser's time zone, with its offset shown --------------------
+// The server writes UTC (usermetrics.templatetags.usermetrics.utc) into pages without the script;
+// with it, every exact time, title and chart axis reads in the browser's zone, offset included.
+
+function offsetWords(d) {
+  var minutes = -d.getTimezoneOffset();
+  var sign = minutes < 0 ? "-" : "+";
+  var abs = Math.abs(minutes);
+  return "UTC" + sign + pad(Math.floor(abs / 60), 2) + ":" + pad(abs % 60, 2);
+}
+
+// "2026-11-25 16:00:00.123 UTC+01:00"
+export function localExact(ms) {
+  var d = new Date(ms);
+  return d.getFullYear() + "-" + pad(d.getMonth() + 1, 2) + "-" + pad(d.getDate(), 2) + " " +
+    pad(d.getHours(), 2) + ":" + pad(d.getMinutes(), 2) + ":" + pad(d.getSeconds(), 2) + "." +
+    pad(d.getMilliseconds(), 3) + " " + offsetWords(d);
+}
+
+// "16:00 UTC+01:00"
+export function localClock(ms) {
+  var d = new Date(ms);
+  return pad(d.getHours(), 2) + ":" + pad(d.getMinutes(), 2) + " " + offsetWords(d);
+}
+
+// As usermetrics.selection.window_length: "5m", "1h", "24h", "7d" in seconds.
+export function windowSeconds(name) {
+  var m = /^(\d+)([mhd])$/.exec(String(name));
+  return m ? parseInt(m[1], 10) * { m: 60, h: 3600, d: 86400 }[m[2]] : 0;
+}
+
+// As usermetrics.humanize.coverage_words: what a window's rates cover, in the browser's zone.
+// `span` is a window stats document's {seconds, since}.
+export function coverageWords(windowName, span) {
+  if (!span || !span.since || span.seconds >= windowSeconds(windowName) - 1) return "the last " + windowName;
+  return "the last " + durationWords(span.seconds) + "; history starts " + localClock(parseTime(span.since));
+}
+
+// The short form in the list's column group: "1h", or "3 min" while the history is younger.
+export function coverageShort(windowName, span) {
+  if (!span || !span.since || span.seconds >= windowSeconds(windowName) - 1) return windowName;
+  return durationWords(span.seconds);
+}
+
+// ---- numbers ----------------------------------------------------------------------------------
+
+// As usermetrics.humanize.big_number: digit groups below a million ("12,345"), then one
+// decimal and a unit ("1.2M", "3B", "4.5T"), then scientific ("9.0e+15"). The title has the exact value.
+var UNITS = [[1e12, "T"], [1e9, "B"], [1e6, "M"]];
+export function bigNumber(value) {
+  var n = Number(value);
+  if (!isFinite(n)) return String(value);
+  var abs = Math.abs(n);
+  if (abs >= 1e15) return n.toExponential(1);
+  for (var i = 0; i < UNITS.length; i++) {
+    if (abs >= UNITS[i][0]) {
+      var v = Math.round((abs / UNITS[i][0]) * 10) / 10;
+      if (v >= 1000 && i > 0) { v = Math.round((abs / UNITS[i - 1][0]) * 10) / 10; i -= 1; }
+      return (n < 0 ? "-" : "") + String(v) + UNITS[i][1];
+    }
+  }
+  var r = Math.round(n * 100) / 100;
+  var parts = String(Math.abs(r)).split(".");
+  return (r < 0 ? "-" : "") + parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (parts[1] ? "." + parts[1] : "");
+}
+
+// As usermetrics.humanize.latency_fit: "206.99 ms", "1.61 s", "3 h 5 min", "1.0e+297 s".
+export function latencyFit(ms) {
+  var n = Number(ms);
+  if (!isFinite(n)) return String(ms);
+  if (Math.abs(n) < 1000) return number(n) + " ms";
+  var s = n / 1000;
+  if (Math.abs(s) < 60) return number(s) + " s";
+  if (Math.abs(s) < 1e9) return durationWords(s);
+  return s.toExponential(1) + " s";
+}
+
+// As usermetrics.humanize.bytes_words: "812 B", "3.6 KiB", "3.7 MiB".
+export function bytesWords(size) {
+  if (size < 1024) return size + " B";
+  var value = size / 1024;
+  var units = ["KiB", "MiB", "GiB"];
+  var i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i += 1;
+  }
+  return number(Math.round(value * 10) / 10) + " " + units[i];
+}
+
+// "98.5%": a share of the window (the sources page's timeline).
+export function shareWords(share) {
+  return (Math.round(share * 1000) / 10).toFixed(1) + "%";
+}
+
 export function number(value) {
   // As usermetrics.humanize.number: at most two decimals, no trailing zeros.
   return String(Math.round(value * 100) / 100);
@@ -139,11 +234,11 @@ export function sparklineTitle(windowName) {
   return "Requests per minute, last " + windowName;
 }
 
-// The line above the detail charts. Its own rounding (one decimal, "%" without a space, the raw
-// rate and latency), not rateWords': kept as the charts have always written it.
+// The line above the charts: what the window's numbers cover (coverageWords), then its
+// requests, rate, error rate and latency.
 export function chartStatusWords(windowName, stats) {
-  return "Last " + windowName + ": " + (stats.requests || 0) + " requests, " +
-    (stats.requests_per_min || 0) + "/min, error rate " +
-    (none(stats.error_rate) ? "–" : Math.round(stats.error_rate * 1000) / 10 + "%") +
-    ", latency " + (none(stats.latency_ms) ? "–" : stats.latency_ms + " ms");
+  return "Over " + coverageWords(windowName, stats) + ": " + (stats.requests || 0) + " requests, " +
+    number(stats.requests_per_min || 0) + "/min, error rate " +
+    (none(stats.error_rate) ? "–" : number(stats.error_rate * 100) + " %") +
+    ", latency " + (none(stats.latency_ms) ? "–" : latencyFit(stats.latency_ms));
 }

@@ -1,17 +1,43 @@
 /* list.js — the list page: applies the feed's frames to the table and its panels, and turns its
  * links and search form into re-subscriptions of the feed instead of page loads.
  */
+import { available as chartsAvailable, mount, OVERVIEW_CHARTS, summarySample } from "./charts.js";
+import { startColumns } from "./columns.js";
 import { byId } from "./dom.js";
 import { applyControls, applyCount, applyEmpty, applyHeaders, applyPaginator, applySources, applySummary } from "./panels.js";
 import { createRates } from "./rates.js";
 import { applyRows } from "./rows.js";
 import { DEFAULT_VIEW, frameMatches, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewFromQuery, viewKey } from "./view.js";
 
+// The history is fetched again this often (the live frames add their points in between).
+var OVERVIEW_RELOAD_MS = 60000;
+
+// The overview charts over everyone, in the detail page's chart style, with live points.
+function startOverview(config, feed) {
+  var box = byId("um-overview");
+  if (!box || !config.overview_url || !chartsAvailable()) return null;
+  var charts = mount(box, {
+    historyUrl: config.overview_url,
+    window: "1h",
+    charts: OVERVIEW_CHARTS,
+    sample: summarySample,
+    height: 130,
+    columns: 5,
+    legend: false, // five small charts: their titles say what they show
+  });
+  window.setInterval(function () {
+    if (!feed.paused() && !document.hidden) charts.reload();
+  }, OVERVIEW_RELOAD_MS);
+  return charts;
+}
+
 /** Start the list page of `config` (its um-config) on `feed`; returns the page for feed.start(). */
 export function startList(config, feed) {
   var view = viewFromMeta(config.view);
   var renderedViewKey = viewKey(view);
   var rates = createRates(config, feed, function () { return view; });
+  startColumns(config);
+  var overview = startOverview(config, feed);
 
   function applyExports() {
     // The exports take the whole filtered list: the view without its paging.
@@ -30,6 +56,7 @@ export function startList(config, feed) {
     renderedViewKey = key;
     var nowMs = feed.serverNow();
     applySummary(frame.summary, true);
+    if (overview) overview.appendLive(frame.summary, frame.timestamp);
     applySources(frame.sources, feed.serverNow());
     // The ended users are not in the feed: their rows stay as the server rendered them.
     if (PAGE_LOAD_STATES.indexOf(meta.state) >= 0) return;
@@ -69,7 +96,7 @@ export function startList(config, feed) {
       page_size: parseInt(byId("um-page-size").value, 10),
       sort: view.sort,
       q: byId("um-q").value.trim(),
-      state: byId("um-state").value,
+      state: view.state, // the state links set it; the search keeps it
       window: view.window,
     };
   }
@@ -82,7 +109,6 @@ export function startList(config, feed) {
     window.clearTimeout(typing);
     typing = window.setTimeout(function () { subscribe(fromForm()); }, 300);
   });
-  byId("um-state").addEventListener("change", function () { subscribe(fromForm()); });
   byId("um-page-size").addEventListener("change", function () { subscribe(fromForm()); });
   rates.setup();
 

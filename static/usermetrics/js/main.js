@@ -1,14 +1,16 @@
 /* main.js — the entry point of the live pages: reads the page's um-config (a json_script block)
- * and starts the list or the detail page on the websocket feed.
+ * and starts the list, detail, sources or alerts page on the websocket feed.
  *
  * ES modules, no build step, no inline code (the pages run under a strict Content-Security-Policy).
  * Data from the server only ever reaches the DOM as text (textContent, attribute values,
  * URL-encoded hrefs), never as HTML.
  */
+import { startAlerts } from "./alerts.js";
 import { createFeed } from "./connection.js";
 import { startDetail } from "./detail.js";
-import { ago, parseTime } from "./format.js";
+import { ago, localExact, parseTime } from "./format.js";
 import { startList } from "./list.js";
+import { startSources } from "./sources.js";
 
 // Relative times move every second between frames (while the page is not paused).
 function refreshTimes(nowMs) {
@@ -19,11 +21,23 @@ function refreshTimes(nowMs) {
   });
 }
 
+// The server writes exact times in UTC; the page reads in the browser's zone (format.js).
+function localizeTimes() {
+  Array.prototype.forEach.call(document.querySelectorAll("[data-time]"), function (node) {
+    var text = localExact(parseTime(node.dataset.time));
+    var exact = node.querySelector(".um-exact");
+    if (exact) exact.textContent = text;
+    else node.title = text;
+  });
+}
+
+localizeTimes();
 var configNode = document.getElementById("um-config");
 if (configNode) {
   var config = JSON.parse(configNode.textContent);
   var feed = createFeed(config);
-  var page = config.page === "list" ? startList(config, feed) : startDetail(config, feed);
+  var starts = { list: startList, detail: startDetail, sources: startSources, alerts: startAlerts };
+  var page = starts[config.page](config, feed);
   feed.start({
     query: page.query,
     apply: page.apply,

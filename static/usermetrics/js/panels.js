@@ -2,14 +2,16 @@
  * headers and filter links, search controls, the paginator, the count line and the empty state.
  */
 import { byId, setValue } from "./dom.js";
-import { bannerWords, clampedWords, countWords, emptyReason, latency, pagesWords } from "./format.js";
+import { bannerWords, bigNumber, clampedWords, countWords, emptyReason, latencyFit, pagesWords } from "./format.js";
 import { queryOf } from "./view.js";
 
 export function applySummary(summary, animate) {
   Array.prototype.forEach.call(document.querySelectorAll("[data-summary]"), function (node) {
     var key = node.dataset.summary;
     var value = summary[key];
-    setValue(node, value, key === "avg_latency_ms" ? latency(value) : String(value), animate);
+    // Short enough for the card; the exact value on hover (as the server renders it).
+    setValue(node, value, key === "avg_latency_ms" ? latencyFit(value) : bigNumber(value), animate);
+    node.title = key === "avg_latency_ms" ? value + " ms" : String(value);
   });
 }
 
@@ -77,17 +79,21 @@ export function applySources(sources, nowMs) {
 export function applyHeaders(meta, view) {
   var current = meta.sort.replace(/^-/, "");
   var descending = meta.sort.charAt(0) === "-";
+  // The sortable headers: the seed fields' (the window's columns are not sortable).
   Array.prototype.forEach.call(document.querySelectorAll("#um-table thead th[data-field]"), function (th) {
+    var link = th.querySelector("a[data-sort]");
+    if (!link) return;
     var field = th.dataset.field;
     var next;
     th.classList.remove("sorted", "ascending", "descending");
+    th.removeAttribute("aria-sort");
     if (field === current) {
       th.classList.add("sorted", descending ? "descending" : "ascending");
+      th.setAttribute("aria-sort", descending ? "descending" : "ascending");
       next = descending ? field : "-" + field;
     } else {
       next = field === "user_id" ? field : "-" + field;
     }
-    var link = th.querySelector("a");
     link.href = queryOf(Object.assign({}, view, { sort: next, page: 1 }));
   });
   Array.prototype.forEach.call(document.querySelectorAll(".um-filters a"), function (a) {
@@ -103,7 +109,9 @@ export function applyHeaders(meta, view) {
 export function applyControls(meta, view) {
   var q = byId("um-q");
   if (document.activeElement !== q && q.value !== meta.q) q.value = meta.q;
-  byId("um-state").value = meta.state;
+  var state = byId("um-state"); // the hidden input that keeps the state link's choice in the search form
+  state.value = meta.state;
+  state.disabled = !meta.state;
   byId("um-page-size").value = String(view.page_size);
 }
 

@@ -3,7 +3,7 @@
  */
 import { sparkline, available as chartsAvailable } from "./charts.js";
 import { byId } from "./dom.js";
-import { rateWords, sparklineTitle } from "./format.js";
+import { coverageShort, coverageWords, rateWords, sparklineTitle } from "./format.js";
 import { rowIds, WINDOW_FIELDS } from "./rows.js";
 
 var WINDOW_REFRESH_MS = 30000;
@@ -34,7 +34,16 @@ export function createRates(config, feed, currentView) {
     cell.replaceChildren.apply(cell, badges);
   }
 
+  // What the rates cover grows with the history until it spans the whole window (and its
+  // clock reads in the browser's zone, as every time on the page).
+  function applyCoverage(windowName, span) {
+    if (!span || !byId("um-window-head")) return;
+    byId("um-window-head").textContent = coverageShort(windowName, span);
+    byId("um-coverage-words").textContent = coverageWords(windowName, span);
+  }
+
   function applyWindow(doc) {
+    applyCoverage(doc.window, doc.span);
     Array.prototype.forEach.call(byId("um-rows").rows, function (tr) {
       var entry = doc.users[tr.dataset.userId];
       if (!entry) return;
@@ -71,6 +80,7 @@ export function createRates(config, feed, currentView) {
     // The sparklines the server sent with the page, then a refresh every WINDOW_REFRESH_MS.
     setup: function () {
       if (!config.window_url) return;
+      applyCoverage(currentView().window, config.span);
       var node = byId("um-sparklines");
       var initial = node ? JSON.parse(node.textContent) : {};
       Array.prototype.forEach.call(document.querySelectorAll("[data-sparkline-user]"), function (holder) {

@@ -2,7 +2,7 @@
  * order, flashed when they change, marked gone for a few frames when every source lost them.
  */
 import { byId, flash, setValue } from "./dom.js";
-import { ago, detailUrl, isActive, latency, parseTime, userDisplay, utcExact } from "./format.js";
+import { ago, detailUrl, isActive, latency, parseTime, userDisplay, localExact } from "./format.js";
 
 export var COLUMNS = [
   "created_at", "last_activity", "ref_count", "is_active", "total_requests", "active_requests",
@@ -72,7 +72,7 @@ function fillTime(td, iso, nowMs, animate) {
   var ms = parseTime(iso);
   setValue(td, iso, ago(ms, nowMs), animate);
   td.dataset.time = iso;
-  td.title = utcExact(ms);
+  td.title = localExact(ms);
 }
 
 function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
@@ -82,7 +82,10 @@ function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
   });
   var link = cells.user_id.querySelector("a");
   var shown = userDisplay(user.user_id, label);
-  if (link.textContent !== shown) link.textContent = shown;
+  if (link.textContent !== shown) {
+    link.textContent = shown;
+    link.title = shown; // the whole id, however long (the cell shows one line with an ellipsis)
+  }
   link.href = detailUrl(detailPrefix, user.user_id);
   fillTime(cells.created_at, user.session.created_at, nowMs, animate);
   fillTime(cells.last_activity, user.session.last_activity, nowMs, animate);

@@ -53,4 +53,9 @@ class Command(BaseCommand):
             user.save()
             self.stdout.write(f"Admin user '{username}' exists; set {' and '.join(changed)}.")
         else:
-            self.stdout.write(f"Admin user '{username}' exists; password unchanged.")
+            # The generated password was shown once, on the first run: say how to get in now.
+            self.stdout.write(
+                f"Admin user '{username}' exists; password unchanged. Forgot it? Set one with\n"
+                f"  DASHBOARD_ADMIN_PASSWORD='a new password' python3 scripts/dev.py run\n"
+                f"or: .venv/bin/python manage.py changepassword {username}"
+            )

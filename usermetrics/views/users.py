@@ -1,4 +1,4 @@
-"""Admin-style HTML pages (sync views): the live user list and one user's detail, staff only.
+"""The user pages (sync views): the live user list and one user's detail, staff only.
 
 The pages are complete without JavaScript: sorting, search, filters and paging are plain links
 and a GET form over the same ``ViewSpec`` that the websocket feed uses. The page's script then
@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -20,7 +19,6 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from usermetrics import humanize, services
-from usermetrics.board import Board
 from usermetrics.conf import get_config
 from usermetrics.selection import (
     CHART_WINDOWS,
@@ -32,9 +30,12 @@ from usermetrics.selection import (
     STATES,
     ViewSpec,
     window_choose,
+    window_length,
 )
 from usermetrics.snapshot import is_active
-from usermetrics.templatetags.usermetrics import COLUMNS, GROUPS, iso, utc, view_link
+from usermetrics.templatetags.usermetrics import COLUMNS, DEFAULT_HIDDEN, GROUPS, WINDOW_COLUMNS, iso, utc, view_link
+
+from .frame import board_context, page_config, time_cell
 
 STATE_LABELS = {
     "": "All",
@@ -46,36 +47,6 @@ STATE_LABELS = {
     "erroring": "Erroring",
     "ended": "Ended",
 }
-
-
-def _page_config(board: Board, **extra: Any) -> dict[str, Any]:
-    """What the page's script needs, handed over with ``json_script``."""
-    detail = reverse("usermetrics:user-detail", args=["ID"])
-    return {
-        "seq": board.seq,
-        "timestamp": board.timestamp.isoformat(),
-        "interval": get_config().refresh_interval,
-        "detail_prefix": detail[: -len("ID/")],
-        "producer": services.producer_state().as_dict(),
-        **extra,
-    }
-
-
-def _board_context(request: HttpRequest, board: Board, **extra: Any) -> dict[str, Any]:
-    """What every dashboard page's frame shows: the admin's chrome, the sources' banner, the producer."""
-    return {
-        **admin.site.each_context(request),
-        # The tables are wide: leave the admin's app sidebar to the admin pages.
-        "is_nav_sidebar_enabled": False,
-        "board": board,
-        "now": board.timestamp,
-        "producer": services.producer_state(),
-        **extra,
-    }
-
-
-def _time_cell(when: datetime, now: datetime) -> dict[str, str]:
-    return {"iso": iso(when), "exact": utc(when), "ago": humanize.ago(when, now)}
 
 
 def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> dict[str, Any]:
@@ -97,8 +68,8 @@ def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> d
         "flags": row.window.flags if row.window else [],
         "rates": _rates(row.window.stats) if row.window else None,
         "sparkline": row.window.sparkline if row.window else None,
-        "created_at": _time_cell(s.created_at, now),
-        "last_activity": _time_cell(s.last_activity, now),
+        "created_at": time_cell(s.created_at, now),
+        "last_activity": time_cell(s.last_activity, now),
         "ref_count": str(s.ref_count),
         "total_requests": str(r.total_requests),
         "active_requests": str(r.active_requests),
@@ -113,6 +84,16 @@ def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> d
 
 def _rates(stats: Any) -> dict[str, str]:
     return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms)
+
+
+def _coverage(window: str, span: Any) -> dict[str, Any]:
+    """What the rates cover, in words and as data for the script (which keeps it current)."""
+    whole = window_length(window).total_seconds()
+    return {
+        "words": humanize.coverage_words(window, span.seconds, span.since, whole),
+        "short": window if span.seconds >= whole - 1 else humanize.duration_words(span.seconds),
+        "since": iso(span.since) if span.since else "",
+    }
 
 
 @never_cache
@@ -133,7 +114,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     # Exports take the whole filtered list: every parameter but the paging.
     export_query = "?" + urlencode(spec.as_params(page=1, page_size=DEFAULT_PAGE_SIZE))
     context = {
-        **_board_context(request, board),
+        **board_context(request, board),
         "title": "User metrics",
         "labels": page.labels,
         "summary": page.summary,
@@ -141,8 +122,18 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "result": result,
         "rows": rows,
         "history_enabled": enabled,
+        "coverage": _coverage(spec.window, page.span) if page.span else None,
         "columns": COLUMNS,
-        "groups": GROUPS,
+        # Group headers span the columns shown by default (columns.js recounts after a choice).
+        "groups": [
+            (key, label, sum(c.field not in DEFAULT_HIDDEN for c in COLUMNS if c.group == key))
+            for key, label, _ in GROUPS
+        ],
+        "column_choices": [
+            {"field": c.field, "label": c.label, "shown": c.field not in DEFAULT_HIDDEN}
+            for c in (*(WINDOW_COLUMNS if enabled else ()), *COLUMNS)
+        ],
+        "hidden_classes": " ".join(f"um-hide-{field}" for field in DEFAULT_HIDDEN),
         "page_sizes": PAGE_SIZES,
         "state_links": [
             {
@@ -166,12 +157,15 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "empty_reason": page.empty_reason,
         "first_index": (spec.page - 1) * spec.page_size + 1,
         "last_index": (spec.page - 1) * spec.page_size + len(result.users),
-        "page_config": _page_config(
+        "page_config": page_config(
             board,
             page="list",
             ws="/ws/monitor/",
             view=result.meta(),
             window_url=reverse("usermetrics:api-users-window") if enabled else None,
+            overview_url=reverse("usermetrics:api-overview-history") if enabled else None,
+            span=page.span.as_dict() if page.span else None,
+            hidden_columns=list(DEFAULT_HIDDEN),
         ),
     }
     return TemplateResponse(request, "usermetrics/user_list.html", context)
@@ -206,7 +200,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     found = services.user_lookup(board, user_id)
     labels = services.labels_get()
     context: dict[str, Any] = {
-        **_board_context(request, board),
+        **board_context(request, board),
         "title": humanize.user_display(user_id, labels),
         "user_id": user_id,
     }
@@ -241,13 +235,14 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
                 for name in CHART_WINDOWS
             ],
             rates=_rates(own.stats),
+            coverage=_coverage(window, own.stats),
             window_requests=own.stats.requests,
             flags=own.flags,
             thresholds=_thresholds(),
             export_csv=reverse("usermetrics:api-user-history-csv", args=[user_id]) + window_query,
             export_json=reverse("usermetrics:api-user-history-json", args=[user_id]) + window_query,
         )
-    context["page_config"] = _page_config(
+    context["page_config"] = page_config(
         board,
         page="detail",
         ws=ws_user_path(user_id),

@@ -1,0 +1,126 @@
+"""The alert engine (async edge over a worker thread): the producer's hook after each published refresh.
+
+``await engine(snapshot, flags)`` hands the refresh to one worker thread and returns at once; the
+thread reads the rules and silences, steps the incidents, writes what changed and queues the
+notifications, and wakes the courier, which sends them from a thread of its own. The producer's
+loop never waits for the database or for a receiver: while the worker is busy only the newest
+refresh waits (the rules judge durations by timestamps, so a skipped refresh changes nothing).
+``meta()`` is the latest evaluation's counts for the next board (``usermetrics.firing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import close_old_connections, connections
+
+from usermetrics.conf import AlertsConfig
+from usermetrics.firing import firing_meta
+from usermetrics.identities import identity_labels
+from usermetrics.snapshot import Snapshot
+
+from .delivery import Courier
+from .incidents import Book, Step
+from .rules import KINDS, Reading
+from .store import book_load, rules_load, silences_load, step_write
+
+logger = logging.getLogger(__name__)
+
+
+class AlertEngine:
+    """Evaluates the rules after each refresh in one worker thread; the courier delivers."""
+
+    def __init__(self, config: AlertsConfig, *, courier: Courier | None = None) -> None:
+        """Alert as ``config`` says; deliver through ``courier`` (default: a courier of its own)."""
+        self.config = config
+        self.courier = courier or Courier(config)
+        self.book: Book | None = None
+        self.evaluations = 0
+        self.last_ms = 0.0
+        self._meta: dict[str, float] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Reading | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
+
+    def meta(self) -> dict[str, float]:
+        """The latest evaluation's counts, for the board's meta ({} before the first)."""
+        return self._meta
+
+    # -- async side ----------------------------------------------------------------------------
+
+    async def __call__(self, snapshot: Snapshot, flags: Mapping[str, Sequence[str]]) -> None:
+        """Hand one refresh (and its users' flags, ``FlagTracker.flags``) to the worker; return at once."""
+        self._pending = Reading.of(snapshot, flags)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._drain(), name="usermetrics-alerts")
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usermetrics-alerts")
+        while self._pending is not None:
+            reading, self._pending = self._pending, None
+            try:
+                await loop.run_in_executor(self._executor, self._evaluate_in_thread, reading)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                if message != self._last_error:
+                    logger.exception("Evaluating the alert rules failed (logged again only when the error changes)")
+                self._last_error = message
+                self.book = None  # read the incidents back from the database: what was written is the truth
+            else:
+                self._last_error = None
+
+    def _evaluate_in_thread(self, reading: Reading) -> None:
+        close_old_connections()
+        try:
+            self.evaluate(reading)
+        finally:
+            close_old_connections()
+
+    async def flush(self) -> None:
+        """Wait until every refresh handed over so far is evaluated."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
+    async def aclose(self) -> None:
+        """Evaluate what is pending, stop the courier (the outbox keeps the rest), close the thread."""
+        await self.flush()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.courier.stop)
+        if self._executor is not None:
+            await loop.run_in_executor(self._executor, connections.close_all)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- sync side -----------------------------------------------------------------------------
+
+    def evaluate(self, reading: Reading) -> Step:
+        """One evaluation now (sync): step the incidents, write the changes, queue and wake the deliveries."""
+        started = time.perf_counter()
+        if self.book is None:
+            self.book = book_load()
+        rules = rules_load()
+        step = self.book.step(rules, reading, silences_load(reading.now))
+        if step.fired or step.resolved or step.closed or step.notices:
+            users = any(KINDS[n.rule.kind].subject == "user" for n in step.notices)
+            labels = identity_labels() if users else {}
+            queued = step_write(
+                step, now=reading.now, queued_at=self.courier.clock(), config=self.config, labels=labels
+            )
+            if queued:
+                self.courier.wake()
+            elif step.notices and not self.config.urls and not all(n.rule.routes for n in step.notices):
+                logger.warning("An alert fired but no route is configured (USERMETRICS_ALERT_URLS or a rule's routes)")
+        counts = self.book.counts
+        self._meta = firing_meta(
+            firing=counts.firing, silenced=counts.silenced, severity=counts.severity, by_rule=counts.by_rule
+        )
+        self.evaluations += 1
+        self.last_ms = round((time.perf_counter() - started) * 1000, 3)
+        return step

@@ -1,0 +1,234 @@
+"""The JSON API's documents as pydantic classes (no I/O): what the OpenAPI schema says each endpoint returns.
+
+NAT's own classes (``usermetrics.metrics``) are used as they are for NAT's endpoints; these
+describe the documents usermetrics adds. They are the schema's source, never a second
+serializer: the views still write their bodies as before, and a test (schemathesis) checks the
+bodies against these descriptions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from usermetrics.metrics import PerUserResourceUsage
+
+
+class ErrorDetail(BaseModel):
+    """Every error of the JSON API: ``detail`` says why (404s name the ``user_id``, 503s the producer)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    user_id: str | None = None
+
+
+class ProducerState(BaseModel):
+    """Whether a producer publishes boards, and the last one's time and sequence number."""
+
+    state: str = Field(description="ok, or why not: none yet / stopped publishing")
+    last_publish: datetime | None
+    seq: int
+    producer: str | None
+    words: str
+
+
+class SourceHealthDoc(BaseModel):
+    """One source's health, as of the last refresh."""
+
+    name: str
+    kind: str = Field(description="local (an in-process collector) or nat (a NAT server over HTTP)")
+    state: Literal["ok", "stale", "down"]
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    failing_since: datetime | None
+    last_duration_ms: float | None = Field(description="how long the last fetch took")
+    last_body_bytes: int | None = Field(None, description="size of the last answer's body (NAT sources)")
+    users: int
+    users_stale: bool
+    url: str | None
+    per_user_workflow_timeout: float | None
+
+
+class StatusDoc(BaseModel):
+    """``/api/status``: the sources, the producer, the last refresh and the settings that time them."""
+
+    version: str
+    refresh_interval: float
+    source_timeout: float
+    source_down_after: float
+    last_refresh: datetime | None
+    seq: int
+    total_users: int
+    producer: ProducerState
+    sources: list[SourceHealthDoc]
+
+
+class WindowStatsDoc(BaseModel):
+    """Traffic over a window, from the recorded changes; rates divide by ``seconds``, the span covered."""
+
+    requests: int
+    errors: int
+    requests_per_min: float
+    error_rate: float | None
+    latency_ms: float | None = Field(
+        description="mean of the window's requests: change of (avg x count) over change of count"
+    )
+    exit_stack_growth: int
+    functions_growth: int
+    seconds: float = Field(description="the span the numbers cover: the window, or less when the history is younger")
+    since: datetime | None = Field(description="where that span starts")
+
+
+class FlagDoc(BaseModel):
+    """A raised lifecycle flag."""
+
+    name: str
+    label: str
+    detail: str
+
+
+class LifeDoc(BaseModel):
+    """One life of a user (a new workflow after an eviction or a counter reset)."""
+
+    life: int
+    created_at: datetime
+    first_seen: datetime
+    ended_at: datetime | None
+
+
+class EndedDoc(BaseModel):
+    """A user no source reports any more: when it left and its last known record."""
+
+    ended_at: datetime
+    label: str
+    last: PerUserResourceUsage
+
+
+class SeriesDoc(BaseModel):
+    """Chart series sharing the time axis ``t`` (epoch seconds, the end of each ``step``-second bucket)."""
+
+    window: str
+    step: float
+    t: list[float]
+    requests_per_min: list[float]
+    errors_per_min: list[float]
+    latency_ms: list[float | None]
+    stats: WindowStatsDoc
+
+
+class UserHistoryDoc(SeriesDoc):
+    """One user's charts, window stats, flags and lives; ``ended`` when the user left."""
+
+    user_id: str
+    in_flight: list[int | None]
+    exit_stack: list[int | None]
+    lives: list[LifeDoc]
+    flags: list[FlagDoc]
+    ended: EndedDoc | None
+
+
+class OverviewHistoryDoc(SeriesDoc):
+    """Everyone's charts: users, active, in flight, requests/min, errors/min, latency."""
+
+    users: list[int | None]
+    active: list[int | None]
+    in_flight: list[int | None]
+
+
+class SparklinesDoc(BaseModel):
+    """Requests/min series per user id."""
+
+    window: str
+    users: dict[str, list[float]]
+
+
+class RowWindowDoc(BaseModel):
+    """One list row's window: rates, flags and sparkline."""
+
+    stats: WindowStatsDoc
+    flags: list[FlagDoc]
+    sparkline: list[float]
+
+
+class ListWindowDoc(BaseModel):
+    """The list page's rows' windows, and the span the rates cover."""
+
+    window: str
+    span: WindowStatsDoc
+    users: dict[str, RowWindowDoc]
+
+
+class UserExportRow(BaseModel):
+    """One user of ``/api/export/users.json`` (the CSV has the same columns)."""
+
+    user_id: str
+    state: Literal["active", "idle", "ended"]
+    sources: str
+    created_at: datetime
+    last_activity: datetime
+    ended_at: datetime | None
+    in_flight: int
+    total_requests: int
+    error_count: int
+    avg_latency_ms: float
+    functions: int
+    function_groups: int
+    exit_stack: int
+    window: str
+    requests_per_min: float | None
+    error_rate: float | None
+    window_latency_ms: float | None
+    flags: str
+
+
+class SampleExportRow(BaseModel):
+    """One recorded sample of ``/api/users/{id}/history.json`` (the CSV has the same columns)."""
+
+    ts: datetime
+    life: int
+    in_flight: int
+    total_requests: int
+    error_count: int
+    avg_latency_ms: float
+    functions: int
+    function_groups: int
+    exit_stack: int
+    requests: int
+    errors: int
+    window_latency_ms: float | None
+
+
+class SourcePoint(BaseModel):
+    """One recorded health sample of a source (``t`` in epoch seconds)."""
+
+    t: float
+    state: Literal["ok", "stale", "down"]
+    users: int
+    duration_ms: float | None
+    body_bytes: int | None
+    error: str | None
+
+
+class SourceHistoryDoc(BaseModel):
+    """A source's samples over the window, and the share of the window it spent in each state."""
+
+    points: list[SourcePoint]
+    shares: dict[str, float]
+
+
+class SourceDoc(SourceHealthDoc):
+    """A source's health now, and over the window."""
+
+    history: SourceHistoryDoc
+
+
+class SourcesDoc(BaseModel):
+    """``/api/sources``: every source being read, now and over the window."""
+
+    window: str
+    history_enabled: bool
+    sources: list[SourceDoc]
