@@ -410,8 +410,8 @@ def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUs
             continue
         # New records built from validated parts (model_copy costs several times more).
         fixed = PerUserSessionMetrics.model_construct(
-            created_at=_aware_utc(created, zone),
-            last_activity=_aware_utc(last, zone),
+            created_at=time_to_utc(created, zone),
+            last_activity=time_to_utc(last, zone),
             ref_count=session.ref_count,
             is_active=session.is_active,
         )
@@ -428,16 +428,18 @@ def to_utc_in_place(usage: PerUserResourceUsage, zone: tzinfo | None) -> PerUser
 
     Half the cost of building new records, for a source that validates every changed user.
     """
-    session = usage.session
-    session.created_at = _aware_utc(session.created_at, zone)
-    session.last_activity = _aware_utc(session.last_activity, zone)
+    fields = usage.session.__dict__  # pydantic keeps field values here; its __setattr__ costs 1 µs a field
+    fields["created_at"] = time_to_utc(fields["created_at"], zone)
+    fields["last_activity"] = time_to_utc(fields["last_activity"], zone)
     return usage
 
 
-def _aware_utc(value: datetime, zone: tzinfo | None) -> datetime:
+def time_to_utc(value: datetime, zone: tzinfo | None) -> datetime:
+    """``value`` as an aware UTC time; a naive ``value`` is local time of ``zone`` (None: this host's zone)."""
     if value.tzinfo is UTC:
         return value
-    if value.tzinfo is None:
-        # astimezone() on a naive datetime reads it as this host's local time.
-        value = value.replace(tzinfo=zone) if zone is not None else value.astimezone()
+    if value.tzinfo is None and zone is not None:
+        value = value.replace(tzinfo=zone)
+    # One call: astimezone() reads a naive datetime as this host's local time (two calls, to local
+    # and then to UTC, cost twice the C library's local-time lookup: 2 x 3 µs per time here).
     return value.astimezone(UTC)
