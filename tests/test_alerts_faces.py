@@ -141,6 +141,7 @@ async def test_alerts_page_header_and_frames_show_what_fires(producer_with_alert
         assert 'data-firing="1"' in html and 'data-severity="critical"' in html and "1 alert firing" in html, path
     html = (await staff_client.get("/alerts/")).content.decode()
     assert "source-down" in html and "nat-b" in html and "firing sent" in html
+    assert '<a href="/alerts/" aria-current="page">Alerts</a>' in html  # the page links: this page is current
     assert "JSON: json://ops:****@127.0.0.1" in html
     assert SECRET not in html and TOKEN not in html  # ... and never reach a page
     # Every frame carries the count, worded, for the header's script.
