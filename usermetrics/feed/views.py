@@ -57,7 +57,7 @@ class View:
 
 
 class ViewRegistry:
-    """The views this process's sockets watch (thread-safe: the embedded producer reads it from its thread)."""
+    """The views this process's sockets watch (thread-safe: tests read it from other threads)."""
 
     def __init__(self) -> None:
         """Start with no socket."""

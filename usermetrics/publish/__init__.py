@@ -3,5 +3,5 @@
 ``producer``: the refresh loop that leads (``lease``), records history, works out flags, packs a
 board, publishes it on a ``bus`` and sends one frame per watched view. ``follower``: a face's side,
 keeping the latest board, advertising the face's views and noticing when no producer publishes.
-``embedded``: the producer in a thread of the one Daphne of the embedded default.
+``child``: the embedded default's producer, a child process of its one Daphne (a socket between them).
 """

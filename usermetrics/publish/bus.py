@@ -33,7 +33,7 @@ class Published:
 
 
 class LocalBus:
-    """The latest board of this process (thread-safe: the embedded producer publishes from its thread)."""
+    """The latest board of this process (thread-safe: tests publish from other threads)."""
 
     def __init__(self) -> None:
         """Nothing published yet."""

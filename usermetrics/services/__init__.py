@@ -17,7 +17,7 @@ from .alerts import (
     alerts_overview_get,
     alerts_test_send,
 )
-from .assembly import monitor_build, redis_producer, sources_check
+from .assembly import child_producer, monitor_build, redis_producer, sources_check
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
@@ -64,6 +64,7 @@ __all__ = [
     "alerts_overview_get",
     "alerts_test_send",
     "board_get",
+    "child_producer",
     "face_get",
     "face_install",
     "face_local",

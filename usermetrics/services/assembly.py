@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
 
-from channels.layers import BaseChannelLayer, channel_layers, get_channel_layer
+from channels.layers import BaseChannelLayer, channel_layers
 from redis.asyncio import Redis
 
 from usermetrics import identities
@@ -18,6 +17,7 @@ from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.nat import nat_sources_build
 from usermetrics.publish.bus import LocalBus, RedisBus
+from usermetrics.publish.child import ParentLink
 from usermetrics.publish.lease import LocalLease, RedisLease
 from usermetrics.publish.producer import FlagTracker, Producer, Sender
 from usermetrics.snapshot import Snapshot
@@ -76,9 +76,9 @@ async def labels_aget() -> Mapping[str, str]:
 def producer_build(
     *,
     monitor: MonitorService,
-    bus: LocalBus | RedisBus,
+    bus: LocalBus | RedisBus | ParentLink,
     lease: LocalLease | RedisLease,
-    views: ViewRegistry | ViewDirectory,
+    views: ViewRegistry | ViewDirectory | ParentLink,
     send: Sender,
     record: bool = True,
     alert: bool = True,
@@ -90,7 +90,9 @@ def producer_build(
     cfg = config or get_config()
 
     async def watched() -> Mapping[str, View]:
-        return views.views() if isinstance(views, ViewRegistry) else await views.collect()
+        if isinstance(views, ViewRegistry):
+            return views.views()
+        return await (views.views() if isinstance(views, ParentLink) else views.collect())
 
     recorder = Recorder(cfg.history) if record and cfg.history.enabled else None
     return Producer(
@@ -116,16 +118,6 @@ def layer_sender(layer: BaseChannelLayer) -> Sender:
     return send
 
 
-def serving_loop_sender(loop: asyncio.AbstractEventLoop) -> Sender:
-    """Frames handed to the serving loop's channel layer (the in-memory layer belongs to that loop)."""
-
-    async def send(group: str, event: dict[str, object]) -> None:
-        future = asyncio.run_coroutine_threadsafe(get_channel_layer().group_send(group, event), loop)
-        await asyncio.wrap_future(future)
-
-    return send
-
-
 async def redis_producer(*, monitor: MonitorService | None = None, record: bool = True) -> Producer:
     """A producer publishing through Redis, leading on a Redis lease (``runmonitor``, or embedded with Redis)."""
     cfg = get_config()
@@ -142,3 +134,15 @@ async def redis_producer(*, monitor: MonitorService | None = None, record: bool 
         name=name,
         config=cfg,
     )
+
+
+async def child_producer(path: str) -> tuple[Producer, ParentLink]:
+    """The embedded default's producer, in the child process its Daphne started (``runmonitor --parent``).
+
+    Boards and frames go to the parent over ``path``; it says which views its sockets watch.
+    """
+    link = await ParentLink.connect(path)
+    producer = producer_build(
+        monitor=monitor_build(), bus=link, lease=LocalLease(), views=link, send=link.send, name=process_name("producer")
+    )
+    return producer, link

@@ -3,7 +3,7 @@
 Faces never read a source: they serve what the producer published. The process's ``Face`` holds
 the bus it follows (the local bus of an embedded producer, or Redis), the registry of its
 sockets' views and the follower that keeps the latest board; ``faces_start`` starts the follower
-on the serving loop and, with ``USERMETRICS_PRODUCER=embedded``, the producer in its own thread.
+on the serving loop and, with ``USERMETRICS_PRODUCER=embedded``, the producer as a child process.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from usermetrics.conf import get_config
 from usermetrics.feed.builder import first_frame
 from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, group_name
 from usermetrics.publish.bus import LocalBus, RedisBus
-from usermetrics.publish.embedded import EmbeddedProducer
+from usermetrics.publish.child import ChildProducer, child_command
 from usermetrics.publish.follower import Follower, ProducerState
 from usermetrics.publish.lease import LocalLease
 from usermetrics.publish.producer import Producer
 from usermetrics.selection import ViewSpec
 from usermetrics.snapshot import iso
 
-from .assembly import monitor_build, process_name, producer_build, redis_client, redis_producer, serving_loop_sender
+from .assembly import layer_sender, monitor_build, process_name, producer_build, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class Face:
     bus: LocalBus | RedisBus
     registry: ViewRegistry
     follower: Follower
-    embedded: EmbeddedProducer | None = None
+    embedded: ChildProducer | None = None
+    embedded_task: asyncio.Task[None] | None = None
     task: asyncio.Task[None] | None = None
     autostart: bool = True  # False: a test drives the producer and the follower itself
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -151,38 +152,30 @@ async def faces_start() -> None:
     if not face.autostart or (face.task is not None and not face.task.done()):
         return
     cfg = get_config()
-    if cfg.producer == "embedded" and face.embedded is None:
-        loop = asyncio.get_running_loop()
-
-        async def build() -> Producer:
-            if cfg.redis_url:
-                return await redis_producer()
-            assert isinstance(face.bus, LocalBus)
-            return producer_build(
-                monitor=monitor_build(),
-                bus=face.bus,
-                lease=LocalLease(),
-                views=face.registry,
-                send=serving_loop_sender(loop),
-            )
-
-        face.embedded = EmbeddedProducer(build)
-        face.embedded.start()
     face.stop = asyncio.Event()
+    if cfg.producer == "embedded" and face.embedded is None:
+        # The producer runs in a child process (a thread would hold the GIL against this loop);
+        # without Redis it hands boards and frames to this process over a socket.
+        send = layer_sender(get_channel_layer())
+        bus = face.bus if isinstance(face.bus, LocalBus) else None
+        face.embedded = ChildProducer(bus=bus, registry=face.registry, send=send, command=child_command())
+        face.embedded_task = asyncio.get_running_loop().create_task(
+            face.embedded.run(face.stop), name="usermetrics-embedded-producer"
+        )
     face.task = asyncio.get_running_loop().create_task(face.follower.run(face.stop), name="usermetrics-follower")
     # The first requests wait a moment for a first board rather than say that nobody publishes.
     await face.follower.first_board(within=FIRST_BOARD_WAIT)
 
 
 def faces_stop() -> None:
-    """Stop the embedded producer (its lease released, its history flushed) and the follower."""
+    """Stop the embedded producer (SIGTERM: its history flushed) and the follower."""
     face = _face
     if face is None:
         return
-    if face.embedded is not None:
-        face.embedded.stop()
-        face.embedded = None
     face.stop.set()
+    if face.embedded is not None:
+        face.embedded.stop_child()
+        face.embedded = None
 
 
 # --- what the faces read ---------------------------------------------------------------------------

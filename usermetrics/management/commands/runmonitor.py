@@ -5,6 +5,9 @@ watched view through Redis, for Daphne workers started with ``USERMETRICS_PRODUC
 Several may run: one leads (a lease in Redis), the others stand by and take over within three
 refresh intervals of the leader's death. SIGTERM or Ctrl+C stops it cleanly: it gives the lease
 up at once and writes what its recorder still holds.
+
+``--parent SOCKET`` is how the embedded default's Daphne starts its own producer (without Redis):
+boards and frames go to that Daphne over the socket, and the producer ends when the Daphne does.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         """--no-history: publish but record nothing (a second site reading the same sources)."""
         parser.add_argument("--no-history", action="store_true", help="publish without recording history")
+        parser.add_argument(
+            "--parent", metavar="SOCKET", help="the embedded default: publish to the Daphne listening on SOCKET"
+        )
 
-    def handle(self, *args: Any, no_history: bool, **options: Any) -> None:
+    def handle(self, *args: Any, no_history: bool, parent: str | None, **options: Any) -> None:
         """Build the producer from the settings and run it in this process's event loop."""
         config = get_config()
+        if parent is not None:
+            asyncio.run(self._run_child(parent))
+            return
         if not config.redis_url:
             raise CommandError("runmonitor publishes through Redis: set REDIS_URL (faces read it there).")
         demo = " and the demo" if config.demo.enabled else ""
@@ -52,3 +61,17 @@ class Command(BaseCommand):
         self.stdout.write(f"{producer.name}: standing by until it holds the lease", ending="\n")
         self.stdout.flush()
         await producer.run(stop)
+
+    async def _run_child(self, path: str) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        producer, link = await services.child_producer(path)
+        parent_gone = loop.create_task(link.closed.wait())
+        parent_gone.add_done_callback(lambda _: stop.set())  # the Daphne that started us is gone: so are we
+        try:
+            await producer.run(stop)
+        finally:
+            parent_gone.cancel()
+            await link.aclose()

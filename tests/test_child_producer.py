@@ -1,0 +1,97 @@
+"""The embedded default's producer is a child process of its one Daphne: live, restarted, never orphaned."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.daphne import Daphne, http_get, server_env, wait_until
+
+TOKEN = "child-producer-token-" + "c" * 24
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def producer_children(pid: int) -> list[int]:
+    """Daphne's children that are its embedded producer (``runmonitor --parent``)."""
+    out = []
+    for child in children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"runmonitor" in cmdline and b"--parent" in cmdline:
+            out.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def status(base: str) -> dict[str, object]:
+    """``/api/status`` with the token (503 with the same document while no producer publishes)."""
+    code, body = http_get(base + "/api/status", TOKEN)
+    assert code in (200, 503), body
+    return json.loads(body)
+
+
+@pytest.fixture
+def daphne(tmp_path: Path):
+    """The embedded default (no Redis) with the demo, refreshing every half second."""
+    env = server_env(tmp_path, USERMETRICS_API_TOKENS=TOKEN, USERMETRICS_DEMO="1", USERMETRICS_REFRESH_INTERVAL="0.5")
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_child_producer_serves_restarts_and_ends_with_its_daphne(daphne):
+    pid = daphne.proc.pid
+    wait_until(lambda: len(producer_children(pid)) == 1, what="the embedded producer's process")
+    [first] = producer_children(pid)
+    # Boards arrive through the socket: the published sequence moves, from the child's producer.
+    seq = status(daphne.base)["producer"]["seq"]
+    wait_until(lambda: status(daphne.base)["producer"]["seq"] > seq, what="a newer board")
+    name = status(daphne.base)["producer"]["producer"]
+    assert status(daphne.base)["producer"]["state"] == "ok"
+
+    # The child killed: Daphne starts another, and boards come from the new producer.
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: producer_children(pid) not in ([], [first]), what="a new embedded producer")
+    [second] = producer_children(pid)
+    wait_until(
+        lambda: (
+            status(daphne.base)["producer"]["producer"] not in (name, None)
+            and status(daphne.base)["producer"]["state"] == "ok"
+        ),
+        what="boards of the new producer",
+    )
+    assert "exited with -9; starting it again" in daphne.log()
+
+    # Daphne killed (no clean-up at all): its child notices the closed socket and ends too.
+    daphne.kill()
+    wait_until(lambda: not alive(second), what="the orphaned producer to end", deadline=15)

@@ -1,0 +1,230 @@
+"""The embedded producer in a child process (async): the one Daphne of the default serves, its child refreshes.
+
+A thread of its own is not enough at 100,000 users: the refresh is CPU-bound Python and holds
+the GIL against the serving loop (measured: list pages at p99 1.7 s with the producer in a
+thread). So the Daphne process starts ``manage.py runmonitor --parent SOCKET`` and talks to it
+over a Unix socket it listens on:
+
+- the child sends each board (its ``encode()`` bytes; the parent decodes them in a worker
+  thread and puts the board on its ``LocalBus``) and each frame (sent on the parent's channel
+  layer, which belongs to the serving loop);
+- the child asks, at each refresh, which views the parent's sockets watch, and the parent answers
+  from its ``ViewRegistry``.
+
+With Redis configured the child is a plain ``runmonitor`` on Redis instead, and the parent follows
+Redis as any face does. The child ends when the parent's end of the socket closes (the parent
+stopped, or was killed), so it never outlives its Daphne; the parent starts the child again when
+it dies (after 1 s, doubling up to 30 s while it keeps dying).
+
+Wire form: a 4-byte big-endian length, then one byte of kind, then the payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from usermetrics.board import Board
+from usermetrics.feed.views import View, ViewRegistry
+
+from .bus import LocalBus, Published
+
+logger = logging.getLogger(__name__)
+
+BOARD, FRAME, ASK_VIEWS, VIEWS = b"B", b"F", b"?", b"V"
+RESTART_MIN, RESTART_MAX = 1.0, 30.0
+STOP_WAIT = 10.0  # seconds a stopping child gets to give its history to the database
+
+
+async def message_write(writer: asyncio.StreamWriter, kind: bytes, payload: bytes = b"") -> None:
+    """Write one message."""
+    writer.write((len(payload) + 1).to_bytes(4, "big") + kind + payload)
+    await writer.drain()
+
+
+async def message_read(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """Read one message: its kind and payload (IncompleteReadError at the end of the stream)."""
+    size = int.from_bytes(await reader.readexactly(4), "big")
+    data = await reader.readexactly(size)
+    return data[:1], data[1:]
+
+
+class ChildProducer:
+    """The parent's side: listens, starts the child, and serves what it asks; restarts it when it dies."""
+
+    def __init__(
+        self,
+        *,
+        bus: LocalBus | None,
+        registry: ViewRegistry,
+        send: Callable[[str, dict[str, Any]], Any],
+        command: list[str],
+    ) -> None:
+        """Take boards onto ``bus`` (None: the child publishes through Redis), answer from ``registry``.
+
+        ``send(group, event)`` is the serving loop's channel layer; ``command`` starts the child
+        (``--parent SOCKET`` is added when there is a bus).
+        """
+        self.bus = bus
+        self.registry = registry
+        self.send = send
+        self.command = command
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._stopping = False
+        self._dir: str | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep a child running until ``stop``; then stop it (SIGTERM: it flushes its history)."""
+        server = None
+        command = list(self.command)
+        if self.bus is not None:
+            self._dir = tempfile.mkdtemp(prefix="usermetrics-")
+            path = str(Path(self._dir) / "producer.sock")
+            server = await asyncio.start_unix_server(self._serve, path=path)
+            command += ["--parent", path]
+        delay = RESTART_MIN
+        try:
+            while not stop.is_set():
+                # Popen, not asyncio's subprocesses: Daphne's loop is Twisted's, and a fork and exec
+                # once per start is quick; the wait for its exit runs in a thread.
+                self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: ASYNC220
+                self.starts += 1
+                code = await _wait_or_stop(self.process, stop)
+                if code is None:
+                    break
+                pid = self.process.pid
+                logger.warning("The embedded producer (pid %s) exited with %s; starting it again", pid, code)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, RESTART_MAX)
+        finally:
+            self.stop_child()
+            if server is not None:
+                server.close()
+            if self._dir is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(Path(self._dir) / "producer.sock")
+                    os.rmdir(self._dir)
+
+    def stop_child(self) -> None:
+        """SIGTERM the child and wait for it (SIGKILL past ``STOP_WAIT``)."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One child's connection: boards, frames and questions until it closes."""
+        try:
+            while True:
+                kind, payload = await message_read(reader)
+                if kind == BOARD:
+                    assert self.bus is not None
+                    board = await asyncio.to_thread(Board.decode, payload)  # tens of MB at 100k: off the loop
+                    await self.bus.publish(board)
+                elif kind == FRAME:
+                    doc = json.loads(payload)
+                    await self.send(doc["group"], doc["event"])
+                elif kind == ASK_VIEWS:
+                    views = {group: view.to_json() for group, view in self.registry.views().items()}
+                    await message_write(writer, VIEWS, json.dumps(views).encode())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the child ended; run() starts another
+        except Exception:
+            logger.exception("The embedded producer's connection failed")
+        finally:
+            writer.close()
+
+
+async def _wait_or_stop(process: subprocess.Popen[bytes], stop: asyncio.Event) -> int | None:
+    """The child's exit code when it exits by itself; None when ``stop`` came first."""
+    exited = asyncio.ensure_future(asyncio.to_thread(process.wait))
+    stopping = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if exited in done:
+        stopping.cancel()
+        return exited.result()
+    exited.cancel()  # the thread keeps waiting until stop_child() ends the process
+    return None
+
+
+class ParentLink:
+    """The child's side: a bus, a views source and a frame sender over the parent's socket."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Use an open connection (``connect``)."""
+        self._reader, self._writer = reader, writer
+        self._answers: asyncio.Queue[bytes] = asyncio.Queue()
+        self._lock = asyncio.Lock()  # one question at a time: answers come back in order
+        self.closed = asyncio.Event()
+        self._task = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, path: str) -> ParentLink:
+        """Connect to the parent listening at ``path``."""
+        reader, writer = await asyncio.open_unix_connection(path)
+        return cls(reader, writer)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                kind, payload = await message_read(self._reader)
+                if kind == VIEWS:
+                    await self._answers.put(payload)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.closed.set()  # the parent is gone: the producer stops
+
+    async def publish(self, board: Board) -> None:
+        """Hand ``board`` to the parent (its bytes; the parent decodes off its loop)."""
+        await message_write(self._writer, BOARD, board.encode())
+
+    async def last_published(self) -> Published | None:
+        """Nothing to continue from: each child is a new producer (its own name), numbering from 1."""
+        return None
+
+    async def views(self) -> Mapping[str, View]:
+        """The views the parent's sockets watch now."""
+        async with self._lock:
+            await message_write(self._writer, ASK_VIEWS)
+            get = asyncio.ensure_future(self._answers.get())
+            closed = asyncio.ensure_future(self.closed.wait())
+            await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()
+                return {}
+            closed.cancel()
+            return {group: View.from_json(text) for group, text in json.loads(get.result()).items()}
+
+    async def send(self, group: str, event: dict[str, object]) -> None:
+        """Send a frame to ``group`` through the parent's channel layer."""
+        await message_write(self._writer, FRAME, json.dumps({"group": group, "event": event}).encode())
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        self._writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self._writer.wait_closed()
+        self._task.cancel()
+
+
+def child_command() -> list[str]:
+    """How the parent starts its child: this Python, this project's ``manage.py runmonitor`` (same settings)."""
+    return [sys.executable, str(Path(__file__).resolve().parents[2] / "manage.py"), "runmonitor"]
