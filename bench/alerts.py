@@ -47,6 +47,7 @@ from usermetrics.alerts.engine import AlertEngine  # noqa: E402
 from usermetrics.alerts.rules import Reading  # noqa: E402
 from usermetrics.conf import get_config  # noqa: E402
 from usermetrics.history.flags import flagged  # noqa: E402
+from usermetrics.merging import merge  # noqa: E402
 from usermetrics.metrics import (  # noqa: E402
     PerUserMemoryMetrics,
     PerUserRequestMetrics,
@@ -54,7 +55,7 @@ from usermetrics.metrics import (  # noqa: E402
     PerUserSessionMetrics,
 )
 from usermetrics.models import Delivery, Incident, IncidentMember  # noqa: E402
-from usermetrics.snapshot import Snapshot, SourceHealth, merge  # noqa: E402
+from usermetrics.snapshot import Snapshot, SourceHealth  # noqa: E402
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 REFRESH = 2.0

@@ -137,8 +137,9 @@ def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float 
     """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout)."""
     from usermetrics.board import BoardCache, board_build
     from usermetrics.clock import utcnow
+    from usermetrics.merging import merge
     from usermetrics.selection import FLAG_STATES
-    from usermetrics.snapshot import SourceHealth, merge
+    from usermetrics.snapshot import SourceHealth
 
     health = SourceHealth(name="s", kind="t", state="ok", per_user_workflow_timeout=timeout)
     snapshot = merge([("s", users)], seq=seq, timestamp=BASE_TIME, sources=[health])

@@ -10,8 +10,9 @@ import pytest
 
 from tests.factories import BASE_TIME, board_of, record, sample_users, usage
 from usermetrics.board import COLUMNS, Board, BoardCache, board_build, board_empty, close, column_values
+from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse
-from usermetrics.snapshot import SourceHealth, is_active, merge, totals
+from usermetrics.snapshot import SourceHealth, is_active, totals
 
 
 def test_board_body_is_exactly_the_nat_document():

@@ -55,7 +55,8 @@ def test_history_flags_from_recorded_window():
 
 def test_history_flags_idle_and_the_lifecycle_words_say_the_same_eviction():
     from usermetrics.humanize import lifecycle_words
-    from usermetrics.snapshot import SourceHealth, merge
+    from usermetrics.merging import merge
+    from usermetrics.snapshot import SourceHealth
 
     # One user on two sources that evict idle users after 30 and after 10 minutes.
     now = T0

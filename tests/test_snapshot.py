@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
-
-import pytest
 
 from tests.factories import BASE_TIME, record, usage
+from usermetrics.merging import ids_of, merge, merge_usages
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, ids_of, is_active, merge, merge_usages, time_to_utc, totals
+from usermetrics.snapshot import Snapshot, SourceHealth, is_active, totals
 
 
 def health(name: str, *, state: str = "ok", timeout: float | None = None) -> SourceHealth:
@@ -125,20 +122,3 @@ def test_snapshot_ids_of_reads_only_records_that_are_not_the_same_objects():
     # The ids given for the unchanged places are trusted, not read again: that is the point.
     assert ids_of([a, b2, c], [a, b2, c], ["kept-a", "x", "kept-c"]) == ["kept-a", "x", "kept-c"]
     assert ids_of([c, a], [a, b, c], ["a", "b", "c"]) == ["c", "a"]  # another length: read
-
-
-@pytest.mark.parametrize("zone_name", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"])
-def test_snapshot_naive_times_become_utc_as_astimezone_says_across_dst(zone_name, monkeypatch):
-    """NAT's naive local times convert as ``astimezone()`` would, also around DST changes and in odd zones."""
-    monkeypatch.setenv("TZ", zone_name)
-    time.tzset()
-    try:
-        zone = ZoneInfo(zone_name)
-        start = datetime(2026, 1, 1)
-        for step in range(0, 365 * 24 * 60, 7):  # every 7 minutes of a year: every DST change, either side
-            naive = start + timedelta(minutes=step, seconds=step % 60, microseconds=step)
-            assert time_to_utc(naive, None) == naive.astimezone().astimezone(UTC), naive
-            assert time_to_utc(naive, zone) == naive.replace(tzinfo=zone).astimezone(UTC), naive
-    finally:
-        monkeypatch.delenv("TZ")
-        time.tzset()

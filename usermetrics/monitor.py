@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from usermetrics.clock import Clock, utcnow
+from usermetrics.clock import Clock, to_utc, utcnow
+from usermetrics.merging import ids_of, merge
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, ids_of, merge, to_utc
+from usermetrics.snapshot import Snapshot, SourceHealth
 from usermetrics.sources import Source
 
 logger = logging.getLogger(__name__)

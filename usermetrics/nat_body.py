@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from usermetrics.clock import to_utc_in_place
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.snapshot import to_utc_in_place
 
 OPEN = b'{"user_id":'  # how NAT opens each user's object
 # The bytes between two users that a body may use: NAT's compact ``,`` or ``json.dumps``'s ``, ``.

@@ -11,18 +11,15 @@ import math
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from functools import cached_property
 from itertools import compress, count
-from operator import attrgetter, is_not, mul
+from operator import mul
 from typing import Any, Literal
 
 from usermetrics.metrics import (
-    PerUserMemoryMetrics,
     PerUserMonitorResponse,
-    PerUserRequestMetrics,
     PerUserResourceUsage,
-    PerUserSessionMetrics,
 )
 
 HealthState = Literal["ok", "stale", "down"]
@@ -178,37 +175,6 @@ def totals(users: Sequence[PerUserResourceUsage]) -> Totals:
     )
 
 
-def merge_usages(user_id: str, records: Sequence[PerUserResourceUsage]) -> PerUserResourceUsage:
-    """One user's records from several processes or endpoints, merged into one.
-
-    Counts are summed, average latency is weighted by requests, ``created_at`` is the earliest,
-    ``last_activity`` the latest, and ``is_active`` follows the summed references.
-    """
-    if len(records) == 1:
-        return records[0]
-    ref_count = sum(r.session.ref_count for r in records)
-    return PerUserResourceUsage.model_construct(
-        user_id=user_id,
-        session=PerUserSessionMetrics.model_construct(
-            created_at=min(r.session.created_at for r in records),
-            last_activity=max(r.session.last_activity for r in records),
-            ref_count=ref_count,
-            is_active=ref_count > 0,
-        ),
-        requests=PerUserRequestMetrics.model_construct(
-            total_requests=sum(r.requests.total_requests for r in records),
-            active_requests=sum(r.requests.active_requests for r in records),
-            avg_latency_ms=weighted_latency(records),
-            error_count=sum(r.requests.error_count for r in records),
-        ),
-        memory=PerUserMemoryMetrics.model_construct(
-            per_user_functions_count=sum(r.memory.per_user_functions_count for r in records),
-            per_user_function_groups_count=sum(r.memory.per_user_function_groups_count for r in records),
-            exit_stack_size=sum(r.memory.exit_stack_size for r in records),
-        ),
-    )
-
-
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """Every user of every source at one instant, merged by ``user_id``."""
@@ -309,137 +275,3 @@ class Snapshot:
     def json_all(self) -> bytes:
         """The whole response as JSON, serialized once per snapshot."""
         return self.response().model_dump_json().encode()
-
-
-_user_id = attrgetter("user_id")
-
-
-def ids_of(
-    users: Sequence[PerUserResourceUsage], before: Sequence[PerUserResourceUsage], before_ids: Sequence[str]
-) -> list[str]:
-    """The ids of ``users``, reading only the records that are not the very ones at the same place ``before``.
-
-    ``before_ids`` are the ids of ``before``. A source hands back the same record object for a
-    user that did not change; reading an id off each of 100,000 records costs more than comparing
-    every place.
-    """
-    if len(users) != len(before):
-        return list(map(_user_id, users))
-    ids = list(before_ids)
-    for i in compress(count(), map(is_not, users, before)):
-        ids[i] = users[i].user_id
-    return ids
-
-
-def merge(
-    reports: Sequence[tuple[str, Sequence[PerUserResourceUsage]]],
-    *,
-    seq: int,
-    timestamp: datetime,
-    sources: list[SourceHealth],
-    ids: Sequence[Sequence[str]] | None = None,
-) -> Snapshot:
-    """Merge each source's users (``(source name, users)``, in source order) into one snapshot.
-
-    ``ids``, when given, are each report's user ids in order (``ids_of``), so that no record is
-    read for them. Users that only one source reports once (nearly all of them) are taken as they
-    are, with one shared origins tuple per source; only the others are grouped and merged.
-    """
-    by_id: dict[str, PerUserResourceUsage]
-    if len(reports) == 1:
-        # One source (the usual case), in C: the users by id, and duplicates only when there are any.
-        name, users = reports[0]
-        by_id = dict(zip(ids[0] if ids is not None else map(_user_id, users), users, strict=True))
-        if len(by_id) == len(users):
-            return Snapshot(
-                timestamp=timestamp,
-                seq=seq,
-                users=list(by_id.values()),
-                by_id=by_id,
-                origins=dict.fromkeys(by_id, (name,)),
-                parts={},
-                sources=sources,
-            )
-    by_id = {}
-    origins: dict[str, tuple[str, ...]] = {}
-    grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
-    for k, (name, users) in enumerate(reports):
-        origin = (name,)
-        for user_id, usage in zip(ids[k] if ids is not None else map(_user_id, users), users, strict=True):
-            first = by_id.get(user_id)
-            if first is None:
-                by_id[user_id] = usage
-                origins[user_id] = origin
-            elif user_id in grouped:
-                grouped[user_id].append((name, usage))
-            else:
-                grouped[user_id] = [(origins[user_id][0], first), (name, usage)]
-    parts: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
-    for user_id, entries in grouped.items():
-        by_id[user_id] = merge_usages(user_id, [usage for _, usage in entries])
-        origins[user_id] = tuple(dict.fromkeys(name for name, _ in entries))
-        parts[user_id] = entries
-    return Snapshot(
-        timestamp=timestamp,
-        seq=seq,
-        users=list(by_id.values()),
-        by_id=by_id,
-        origins=origins,
-        parts=parts,
-        sources=sources,
-    )
-
-
-_ZERO = timedelta(0)
-
-
-def to_utc(users: list[PerUserResourceUsage], zone: tzinfo | None) -> list[PerUserResourceUsage]:
-    """Make every session timestamp aware UTC; naive ones are in ``zone`` (None: this host's zone).
-
-    Records already in UTC are kept as they are (the same objects); the others are copied, since
-    a source may share its records (the collector hands back the same ones while nothing changes).
-    """
-    out: list[PerUserResourceUsage] = []
-    for usage in users:
-        session = usage.session
-        created, last = session.created_at, session.last_activity
-        if (created.tzinfo is UTC and last.tzinfo is UTC) or (
-            created.utcoffset() == _ZERO and last.utcoffset() == _ZERO
-        ):
-            out.append(usage)  # the common case costs no copy
-            continue
-        # New records built from validated parts (model_copy costs several times more).
-        fixed = PerUserSessionMetrics.model_construct(
-            created_at=time_to_utc(created, zone),
-            last_activity=time_to_utc(last, zone),
-            ref_count=session.ref_count,
-            is_active=session.is_active,
-        )
-        out.append(
-            PerUserResourceUsage.model_construct(
-                user_id=usage.user_id, session=fixed, requests=usage.requests, memory=usage.memory
-            )
-        )
-    return out
-
-
-def to_utc_in_place(usage: PerUserResourceUsage, zone: tzinfo | None) -> PerUserResourceUsage:
-    """``to_utc`` of one record its caller has just validated and shares with nobody, changing it in place.
-
-    Half the cost of building new records, for a source that validates every changed user.
-    """
-    fields = usage.session.__dict__  # pydantic keeps field values here; its __setattr__ costs 1 µs a field
-    fields["created_at"] = time_to_utc(fields["created_at"], zone)
-    fields["last_activity"] = time_to_utc(fields["last_activity"], zone)
-    return usage
-
-
-def time_to_utc(value: datetime, zone: tzinfo | None) -> datetime:
-    """``value`` as an aware UTC time; a naive ``value`` is local time of ``zone`` (None: this host's zone)."""
-    if value.tzinfo is UTC:
-        return value
-    if value.tzinfo is None and zone is not None:
-        value = value.replace(tzinfo=zone)
-    # One call: astimezone() reads a naive datetime as this host's local time (two calls, to local
-    # and then to UTC, cost twice the C library's local-time lookup: 2 x 3 µs per time here).
-    return value.astimezone(UTC)
