@@ -29,12 +29,13 @@ django.setup()
 
 from channels.layers import InMemoryChannelLayer  # noqa: E402
 
-from usermetrics.board import Board, BoardCache, board_build  # noqa: E402
+from usermetrics.board import Board  # noqa: E402
 from usermetrics.clock import utcnow  # noqa: E402
 from usermetrics.feed.builder import EVENT_TYPE, FrameBuilder, view_frame  # noqa: E402
 from usermetrics.feed.views import View  # noqa: E402
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage  # noqa: E402
 from usermetrics.monitor import MonitorService  # noqa: E402
+from usermetrics.packing import BoardCache, board_build  # noqa: E402
 from usermetrics.selection import FLAG_STATES, ViewSpec  # noqa: E402
 
 

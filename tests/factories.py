@@ -135,9 +135,9 @@ class ManualClock:
 
 def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float | None = None, flags=None):
     """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout)."""
-    from usermetrics.board import BoardCache, board_build
     from usermetrics.clock import utcnow
     from usermetrics.merging import merge
+    from usermetrics.packing import BoardCache, board_build
     from usermetrics.selection import FLAG_STATES
     from usermetrics.snapshot import SourceHealth
 

@@ -9,9 +9,10 @@ import random
 import pytest
 
 from tests.factories import BASE_TIME, board_of, record, sample_users, usage
-from usermetrics.board import COLUMNS, Board, BoardCache, board_build, board_empty, close, column_values
+from usermetrics.board import COLUMNS, Board, board_empty, close
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse
+from usermetrics.packing import BoardCache, board_build, column_values
 from usermetrics.snapshot import SourceHealth, is_active, totals
 
 

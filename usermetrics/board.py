@@ -18,15 +18,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from itertools import accumulate, compress, count, repeat
-from operator import is_, itemgetter
+from itertools import count
 from typing import Any
 
 import msgpack
 from isal import igzip, isal_zlib
 
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.snapshot import Snapshot, SourceHealth, Totals, is_active, totals_of
+from usermetrics.snapshot import SourceHealth, Totals, is_active
 
 FORMAT = 2  # bumped when the encoding changes; a face refuses a board it cannot read
 GZIP_LEVEL = 1  # ISA-L's levels run 0-3; the body is mostly repeated keys, 1 takes it to about a tenth
@@ -50,91 +49,9 @@ COLUMNS: dict[str, tuple[str, Callable[[PerUserResourceUsage], float]]] = {
 # be evicted (NaN: not known or in flight), its lifecycle flags (a bit per name in flag_names).
 EXTRA_COLUMNS = {"origins": "Q", "evicted_at": "d", "flags": "B"}
 
-# One user as packed: its record (kept so that its id() stays its own), its JSON, its column values.
-Row = tuple[PerUserResourceUsage, bytes, tuple[float, ...]]
-_RECORD_COLUMNS = tuple(COLUMNS)
 
-
-def column_values(usage: PerUserResourceUsage) -> tuple[float, ...]:
-    """One record's values for ``COLUMNS``, in their order: the same reads, in one call (tests hold them equal)."""
-    s, r, m = usage.session, usage.requests, usage.memory
-    return (
-        s.created_at.timestamp(),
-        s.last_activity.timestamp(),
-        s.ref_count,
-        int(is_active(usage)),
-        r.total_requests,
-        r.active_requests,
-        r.avg_latency_ms,
-        r.error_count,
-        m.per_user_functions_count,
-        m.per_user_function_groups_count,
-        m.exit_stack_size,
-    )
-
-
-_doc = itemgetter(1)
-_values = itemgetter(2)
-_plus_one = (1).__add__
-
-
-class BoardCache:
-    """What the last board packed, so that the next one packs only the records that changed.
-
-    The sources hand back the very same record object for a user whose counters did not change
-    (the collector and the NAT parser both do), so a record's identity says "unchanged": its JSON
-    and column values are reused, and when the users are the same as last time, in the same order,
-    last time's columns are copied and only the changed places rewritten. Every pass over all
-    users runs in C; Python touches only the changed ones.
-    """
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self._rows: dict[int, Row] = {}
-        self._ids: list[str] = []
-        self._columns: dict[str, array] = {}
-        self._last: Board | None = None
-        self._same_ids = False
-        self.hits = 0
-        self.misses = 0
-
-    def pack(self, users: Sequence[PerUserResourceUsage], ids: list[str]) -> tuple[list[Row], dict[str, array]]:
-        """The rows of ``users`` (whose ids are ``ids``), in order, and their record columns."""
-        keys = list(map(id, users))
-        rows: list[Any] = list(map(self._rows.get, keys))
-        changed = list(compress(count(), map(is_, rows, repeat(None))))
-        for i in changed:
-            usage = users[i]
-            rows[i] = (usage, usage.model_dump_json().encode(), column_values(usage))
-        self._same_ids = ids == self._ids
-        if self._same_ids and self._columns:
-            columns = {name: column[:] for name, column in self._columns.items()}
-            for i in changed:
-                for name, value in zip(_RECORD_COLUMNS, rows[i][2], strict=True):
-                    columns[name][i] = value
-        else:
-            by_column = zip(*map(_values, rows), strict=True) if rows else [()] * len(COLUMNS)
-            columns = {
-                name: array(code, values) for (name, (code, _)), values in zip(COLUMNS.items(), by_column, strict=True)
-            }
-        self._rows = dict(zip(keys, rows, strict=True))
-        self._ids = ids
-        self._columns = columns
-        self.hits += len(rows) - len(changed)
-        self.misses += len(changed)
-        return rows, dict(columns)  # the same arrays: a board never changes them, the next pack copies
-
-    def carry(self, board: Board) -> None:
-        """Hand ``board`` what the last board worked out from the same user ids (its orders, its search keys)."""
-        last, self._last = self._last, board
-        if last is not None and self._same_ids:
-            for key in Board.IDS_ONLY:
-                if key in last.memo:
-                    board.memo[key] = last.memo[key]
-
-
-def _prefix(timestamp: datetime, total: int) -> bytes:
-    """``{"timestamp":...,"total_active_users":N,"users":[`` exactly as pydantic writes the model."""
+def body_prefix(timestamp: datetime, total: int) -> bytes:
+    """A body's start: ``{"timestamp":...,"total_active_users":N,"users":[`` exactly as pydantic writes the model."""
     empty = PerUserMonitorResponse.model_construct(timestamp=timestamp, total_active_users=total, users=[])
     text = empty.model_dump_json().encode()
     return text[: -len(b"]}")]
@@ -252,7 +169,7 @@ class Board:
 
         Left open after the users' list (no ``]}``) so callers can add keys; ``close()`` ends it.
         """
-        out = bytearray(_prefix(self.timestamp, len(indices) if total is None else total))
+        out = bytearray(body_prefix(self.timestamp, len(indices) if total is None else total))
         for n, i in enumerate(indices):
             if n:
                 out += b","
@@ -322,7 +239,7 @@ def _raw(values: Sequence[float]) -> bytes:
 
 def board_empty(now: datetime) -> Board:
     """A board of nobody, for a face that has seen no producer publish yet."""
-    body = _prefix(now, 0) + b"]}"
+    body = body_prefix(now, 0) + b"]}"
     return Board(
         seq=0,
         timestamp=now,
@@ -345,65 +262,3 @@ def close(document: bytearray) -> bytes:
     """End a ``Board.document`` with no more keys."""
     document += b"]}"
     return bytes(document)
-
-
-def board_build(
-    snapshot: Snapshot,
-    *,
-    producer: str,
-    published_at: datetime,
-    cache: BoardCache,
-    flags: Mapping[str, Iterable[str]] | None = None,
-    flag_names: Sequence[str] = (),
-    meta: Mapping[str, float] | None = None,
-) -> Board:
-    """Pack ``snapshot`` for publishing: one body, its offsets, the columns, and the users' flags."""
-    users = snapshot.users
-    ids = list(snapshot.by_id)  # the users' ids in their order, without reading every record
-    rows, columns = cache.pack(users, ids)
-    docs = list(map(_doc, rows))
-    prefix = _prefix(snapshot.timestamp, len(rows))
-    body = b"".join((prefix, b",".join(docs), b"]}"))
-    # User i's JSON is body[offsets[i] : offsets[i + 1] - 1] (each followed by a comma, or by "]").
-    offsets = array("Q", accumulate(map(_plus_one, map(len, docs)), initial=len(prefix)))
-    sources = snapshot.sources
-    if len(sources) == 1:
-        columns["origins"] = array("Q", [1]) * len(ids)
-    else:
-        # The origins tuples are shared per source (snapshot.merge): one mask per distinct tuple.
-        bit_of_source = {s.name: 1 << n for n, s in enumerate(sources)}
-        masks = {names: sum(bit_of_source[name] for name in names) for names in set(snapshot.origins.values())}
-        columns["origins"] = array("Q", map(masks.__getitem__, map(snapshot.origins.__getitem__, ids)))
-    columns["evicted_at"] = snapshot.evictions(columns["last_activity"], columns["ref_count"])
-    columns["flags"] = array("B", bytes(len(rows)))
-    totals = totals_of(
-        ref_count=columns["ref_count"],
-        total_requests=columns["total_requests"],
-        avg_latency_ms=columns["avg_latency_ms"],
-        error_count=columns["error_count"],
-        exit_stack_size=columns["exit_stack_size"],
-    )
-    snapshot.adopt_totals(totals)  # the recorder writes the same totals without working them out again
-    board = Board(
-        seq=snapshot.seq,
-        timestamp=snapshot.timestamp,
-        published_at=published_at,
-        producer=producer,
-        sources=snapshot.sources,
-        totals=totals,
-        ids=ids,
-        body=body,
-        offsets=offsets,
-        columns=columns,
-        parts={
-            uid: [(name, part.model_dump_json().encode()) for name, part in entries]
-            for uid, entries in snapshot.parts.items()
-        },
-        flag_names=tuple(flag_names),
-        body_gzip=igzip.compress(body, GZIP_LEVEL, mtime=0),
-        meta=dict(meta or {}),
-    )
-    cache.carry(board)
-    if flags:
-        board.flags_set(flags)
-    return board

@@ -22,7 +22,7 @@ from typing import Protocol
 from django.db import close_old_connections
 
 from usermetrics.alerts.engine import AlertEngine
-from usermetrics.board import Board, BoardCache, board_build
+from usermetrics.board import Board
 from usermetrics.clock import Clock, utcnow
 from usermetrics.conf import get_config
 from usermetrics.feed.builder import EVENT_TYPE, FrameBuilder
@@ -31,6 +31,7 @@ from usermetrics.history.flags import flag_stats, flagged
 from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
+from usermetrics.packing import BoardCache, board_build
 from usermetrics.selection import FLAG_STATES
 from usermetrics.snapshot import Snapshot
 
