@@ -243,7 +243,7 @@ USERMETRICS = {
         "ROLLUP_RETENTION_DAYS": float(os.environ.get("USERMETRICS_HISTORY_ROLLUP_DAYS", "90")),
     },
     "METRICS_TOKENS": env_list("USERMETRICS_METRICS_TOKENS"),
-    "METRICS_ALLOW": env_list("USERMETRICS_METRICS_ALLOW", "127.0.0.1,::1"),
+    "METRICS_ALLOW": env_list("USERMETRICS_METRICS_ALLOW"),
     "ALERTS": {
         "ENABLED": env_bool("USERMETRICS_ALERTS", True),
         # Default routes: comma-separated Apprise URLs (secrets inside them are never logged or shown).
