@@ -55,8 +55,9 @@ application = StartFaceOnFirstScope(
     ProtocolTypeRouter(
         {
             # Tools polling /monitor/users with a token get the board's bytes without Django's round trip.
-            # nosniff on static files too (they bypass SecurityMiddleware); ids quoted with %2F route as one segment.
-            "http": NoSniff(RawPathSlashes(MonitorUsersFastPath(ASGIStaticFilesHandler(django_asgi_app)))),
+            # nosniff on static files too (they bypass SecurityMiddleware); ids quoted with %2F route as one
+            # segment. The fast path copies Django's own headers (nosniff among them), so it may stay outermost.
+            "http": MonitorUsersFastPath(NoSniff(RawPathSlashes(ASGIStaticFilesHandler(django_asgi_app)))),
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
         }
     )
