@@ -20,6 +20,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from usermetrics import routing, services  # noqa: E402
 from usermetrics.api.fast import MonitorUsersFastPath  # noqa: E402
+from usermetrics.edge import NoSniff, RawPathSlashes  # noqa: E402
 
 
 class StartFaceOnFirstScope:
@@ -54,7 +55,9 @@ application = StartFaceOnFirstScope(
     ProtocolTypeRouter(
         {
             # Tools polling /monitor/users with a token get the board's bytes without Django's round trip.
-            "http": MonitorUsersFastPath(ASGIStaticFilesHandler(django_asgi_app)),
+            # nosniff on static files too (they bypass SecurityMiddleware); ids quoted with %2F route as one
+            # segment. The fast path copies Django's own headers (nosniff among them), so it may stay outermost.
+            "http": MonitorUsersFastPath(NoSniff(RawPathSlashes(ASGIStaticFilesHandler(django_asgi_app)))),
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
         }
     )

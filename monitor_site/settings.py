@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -66,11 +67,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",  # login throttling (see "Auth" below)
     "usermetrics",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "usermetrics.api.errors.ApiJsonErrorsMiddleware",  # /api/ 404s and 405s in JSON, whatever answered them
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -78,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "usermetrics.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "monitor_site.urls"
@@ -152,6 +157,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins in a row for one username
+# from one address, that pair is locked out for AXES_COOLOFF_TIME (a success resets the count).
+# Unlock early with `manage.py axes_reset_username NAME` (or axes_reset_ip / axes_reset).
+# The axes backend must come first: it refuses a locked-out pair before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("USERMETRICS_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("USERMETRICS_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+# The address axes counts by: REMOTE_ADDR, or behind USERMETRICS_TRUSTED_PROXIES proxies the
+# address the outermost one saw (X-Forwarded-For); never a header a client could just send.
+TRUSTED_PROXIES = int(os.environ.get("USERMETRICS_TRUSTED_PROXIES", "0"))
+AXES_CLIENT_IP_CALLABLE = "usermetrics.middleware.client_address"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -243,7 +266,7 @@ USERMETRICS = {
         "ROLLUP_RETENTION_DAYS": float(os.environ.get("USERMETRICS_HISTORY_ROLLUP_DAYS", "90")),
     },
     "METRICS_TOKENS": env_list("USERMETRICS_METRICS_TOKENS"),
-    "METRICS_ALLOW": env_list("USERMETRICS_METRICS_ALLOW", "127.0.0.1,::1"),
+    "METRICS_ALLOW": env_list("USERMETRICS_METRICS_ALLOW"),
     "ALERTS": {
         "ENABLED": env_bool("USERMETRICS_ALERTS", True),
         # Default routes: comma-separated Apprise URLs (secrets inside them are never logged or shown).

@@ -118,10 +118,12 @@ def families(text: str) -> dict[str, dict[tuple, float]]:
     return out
 
 
-async def test_alerts_metrics_shows_the_firing_gauge_per_rule(producer_with_alerts, alerts_to, receiver):
+async def test_alerts_metrics_shows_the_firing_gauge_per_rule(producer_with_alerts, alerts_to, receiver, settings):
     alerts_to(receiver().url)
     await firing_source_down(producer_with_alerts)
-    metrics = families((await AsyncClient().get("/metrics")).content.decode())
+    settings.USERMETRICS = {**settings.USERMETRICS, "METRICS_TOKENS": ["scrape-" + "m" * 30]}
+    scraped = await AsyncClient().get("/metrics", headers={"Authorization": "Bearer scrape-" + "m" * 30})
+    metrics = families(scraped.content.decode())
     firing = metrics["usermetrics_alerts_firing"]
     assert firing[(("rule", "source-down"),)] == 1.0
     assert firing[(("rule", "user-stuck"),)] == 0.0

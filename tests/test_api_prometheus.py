@@ -16,6 +16,14 @@ from usermetrics.clock import utcnow
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SECRET_IDS = ["secret-user-7f3a", "another.person@example.com"]
+SCRAPE_TOKEN = "scrape-" + "m" * 30
+
+
+@pytest.fixture
+def scrape_token(settings) -> str:
+    """A configured /metrics token."""
+    settings.USERMETRICS = {**settings.USERMETRICS, "METRICS_TOKENS": [SCRAPE_TOKEN]}
+    return SCRAPE_TOKEN
 
 
 @pytest.fixture
@@ -40,8 +48,8 @@ def _families(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
-async def test_prometheus_metrics_parse_and_hold_no_user_id(scraped):
-    response = await AsyncClient().get("/metrics")  # from 127.0.0.1: allowed by default
+async def test_prometheus_metrics_parse_and_hold_no_user_id(scraped, scrape_token):
+    response = await AsyncClient().get("/metrics", headers={"Authorization": f"Bearer {scrape_token}"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=")
     text = response.content.decode()
@@ -67,11 +75,14 @@ async def test_prometheus_metrics_parse_and_hold_no_user_id(scraped):
     assert labels <= {"state", "source"}
 
 
-async def test_prometheus_access_by_address(scraped, settings):
+async def test_prometheus_access_by_address_is_opt_in(scraped, settings, scrape_token):
+    # Loopback is not let in by default: behind the README's proxy every client is loopback.
+    assert (await AsyncClient().get("/metrics")).status_code == 401
+    assert (await _scrape_from("::1")).status_code == 401
     settings.USERMETRICS = {**settings.USERMETRICS, "METRICS_ALLOW": ["10.0.0.0/8"]}
-    assert (await AsyncClient().get("/metrics")).status_code == 403
+    assert (await AsyncClient().get("/metrics")).status_code == 401
     assert (await _scrape_from("10.1.2.3")).status_code == 200
-    assert (await _scrape_from("11.1.2.3")).status_code == 403
+    assert (await _scrape_from("11.1.2.3")).status_code == 401
 
 
 async def _scrape_from(address: str):
@@ -85,18 +96,26 @@ async def _scrape_from(address: str):
     return await metrics(request)
 
 
-async def test_prometheus_access_by_token(scraped, settings, api_tokens):
-    settings.USERMETRICS = {**settings.USERMETRICS, "METRICS_ALLOW": [], "METRICS_TOKENS": ["scrape-" + "m" * 30]}
+async def test_prometheus_access_by_token(scraped, api_tokens, scrape_token):
     client = AsyncClient()
     denied = await client.get("/metrics")
-    assert denied.status_code == 403 and b"usermetrics_" not in denied.content
+    assert denied.status_code == 401 and b"usermetrics_" not in denied.content
+    assert denied["WWW-Authenticate"] == 'Bearer realm="usermetrics-metrics"'
     wrong = await client.get("/metrics", headers={"Authorization": "Bearer wrong"})
     assert wrong.status_code == 401 and wrong["WWW-Authenticate"] == 'Bearer realm="usermetrics-metrics"'
     assert json.loads(wrong.content) == {"detail": "Invalid bearer token."}
     assert (await client.get("/metrics", headers={"Authorization": "Basic abc"})).status_code == 401
-    ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-" + "m" * 30})
+    ok = await client.get("/metrics", headers={"Authorization": f"Bearer {scrape_token}"})
     assert ok.status_code == 200
     assert (await client.get("/metrics", headers={"Authorization": f"Bearer {api_tokens[1]}"})).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer anything"}])
+async def test_prometheus_without_a_configured_token_says_how_to_set_one(scraped, headers):
+    response = await AsyncClient().get("/metrics", headers=headers)  # from loopback, the proxy's address
+    assert response.status_code == 403 and b"usermetrics_" not in response.content
+    detail = json.loads(response.content)["detail"]
+    assert "USERMETRICS_METRICS_TOKENS" in detail and "USERMETRICS_METRICS_ALLOW" in detail
 
 
 def test_prometheus_address_allowed_handles_ipv6_and_bad_entries(settings):

@@ -173,7 +173,7 @@ def test_format_js_words_as_humanize_does(page_dir):
     ]
     times = [now, now + timedelta(microseconds=123456), now + timedelta(microseconds=999999)]
     displays = [("a@example.com", "Ada"), ("a@example.com", None), ("<b>", "")]
-    ids = ["a@example.com", "x/y~z", ".hidden", "a b+c&d=e", "<img src=x onerror=alert(1)>", "ü"]
+    ids = ["a@example.com", "x/y~z", ".hidden", "a b+c&d=e", "<img src=x onerror=alert(1)>", "ü", "", " ", "nul\x00"]
     prefix = reverse("usermetrics:user-detail", args=["ID"])[: -len("ID/")]
     bigs = [0, 3, 999, 12345, 12345.678, 999999, 1234567, 2e6, 999999999, 1.5e12, -1500000, 9007199254740993, 3.33e300]
     latencies = [0.0, 206.99, 999.4, 1612.3, 59000, 125000, 7.2e6, 3.33e300]

@@ -31,6 +31,17 @@ def test_converters_reverse_and_resolve_agree(user_id):
     assert resolve(path).kwargs["user_id"] == user_id
 
 
+def test_converters_empty_id_is_the_reserved_segment():
+    # A source may report "user_id": "": it still needs a URL (a path segment cannot be empty).
+    assert user_id_to_segment("") == "~"
+    assert segment_to_user_id("~") == ""
+    assert user_id_to_segment("~") == "~7E"  # no other id encodes to the reserved segment
+    path = reverse("usermetrics:user-detail", args=[""])
+    assert path == "/users/~/"
+    assert resolve(path).kwargs["user_id"] == ""
+    assert resolve(reverse("usermetrics:api-user", args=[""])).kwargs["user_id"] == ""
+
+
 def test_converters_bad_escape_is_a_value_error():
     with pytest.raises(ValueError):
         UserIdConverter().to_python("bad~escape")

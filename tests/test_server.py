@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +26,7 @@ def daphne(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         SECRET_KEY="whole-stack-secret-" + "s" * 40,
         USERMETRICS_API_TOKENS=f"other-token,{TOKEN}",
         USERMETRICS_DEMO="1",
+        USERMETRICS_DEMO_EXTRA_USERS="a/b/c",
         USERMETRICS_REFRESH_INTERVAL="0.5",
     )
     server = Daphne(free_port(), env, var / "daphne.log")
@@ -43,7 +46,7 @@ def test_server_monitor_users_with_token_returns_demo_users(daphne):
     status, body = http_get(daphne + "/monitor/users", TOKEN)
     doc = json.loads(body)
     assert list(doc) == ["timestamp", "total_active_users", "users"]
-    assert all(u["user_id"].endswith("@example.com") for u in doc["users"])
+    assert all(u["user_id"].endswith("@example.com") or u["user_id"] == "a/b/c" for u in doc["users"])
     assert doc["total_active_users"] == len(doc["users"])
     first = doc["users"][0]["user_id"]
     status, body = http_get(daphne + reverse("usermetrics:api-user", args=[first]), TOKEN)
@@ -64,3 +67,40 @@ def test_server_odd_ids_survive_daphne_decoding(daphne, user_id):
     status, body = http_get(daphne + reverse("usermetrics:api-user", args=[user_id]), TOKEN)
     assert status == 404
     assert json.loads(body)["user_id"] == user_id
+
+
+def _request(url: str, *, method: str = "GET", token: str | None = TOKEN) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of one request, errors included."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+@pytest.mark.parametrize("path", ["/static/usermetrics/js/format.js", "/static/admin/css/base.css"])
+def test_server_static_files_are_nosniff(daphne, path):
+    # ASGIStaticFilesHandler answers these before Django's SecurityMiddleware could add the header.
+    status, headers, _ = _request(daphne + path, token=None)
+    assert status == 200
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_server_an_id_with_percent_encoded_slashes_opens(daphne):
+    # What any HTTP client's quoting makes of "a/b/c"; Daphne decodes %2F before routing.
+    wait_until(lambda: _request(daphne + "/api/users/a~2Fb~2Fc")[0] == 200, what="the demo's extra user")
+    for path in ("/api/users/a%2Fb%2Fc", "/api/users/a%2fb%2Fc", "/api/users/a~2Fb~2Fc"):
+        status, _, body = _request(daphne + path)
+        assert status == 200, path
+        assert json.loads(body)["user_id"] == "a/b/c"
+
+
+def test_server_api_paths_without_a_route_answer_json(daphne):
+    status, headers, body = _request(daphne + "/api/no-such-thing")
+    assert status == 404 and headers["content-type"] == "application/json"
+    assert "/api/no-such-thing" in json.loads(body)["detail"]
+    status, headers, body = _request(daphne + "/api/status", method="POST")
+    assert status == 405 and headers["content-type"] == "application/json"
+    assert json.loads(body)["allow"] == ["GET"] and headers["allow"] == "GET"

@@ -76,9 +76,10 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PREFIX": "usermetrics",  # keys, pub/sub channel and lease under this prefix
     # Seconds without a new board before a face says no producer is publishing (None: 3 intervals).
     "PRODUCER_TIMEOUT": None,
-    # GET /metrics (Prometheus): bearer tokens (API_TOKENS also work) or client addresses/networks.
+    # GET /metrics (Prometheus): bearer tokens (API_TOKENS also work); addresses/networks that need
+    # none are opt-in (behind a local proxy every client is loopback, so loopback is no proof).
     "METRICS_TOKENS": [],
-    "METRICS_ALLOW": ["127.0.0.1", "::1"],
+    "METRICS_ALLOW": [],
     # Alerts (usermetrics.alerts): evaluated by the producer after each refresh, sent through Apprise.
     "ALERTS": {
         "ENABLED": True,

@@ -1,4 +1,4 @@
-"""Content-Security-Policy for every response (sync and async capable middleware).
+"""Content-Security-Policy for every response (sync and async capable middleware), and the client's address.
 
 Django 5.2 has no CSP support of its own. The policy allows scripts, styles, images and fonts
 from this origin only, with no ``'unsafe-inline'`` and no ``'unsafe-eval'``: data reaches pages
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 HEADER = "Content-Security-Policy"
@@ -64,3 +65,19 @@ class ContentSecurityPolicyMiddleware:
         if HEADER not in response:
             response[HEADER] = csp_policy(request.get_host())
         return response
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: ``REMOTE_ADDR``, or behind ``TRUSTED_PROXIES`` proxies the one the outermost saw.
+
+    Each proxy appends the address it was connected from to ``X-Forwarded-For`` (nginx's
+    ``$proxy_add_x_forwarded_for``), so with N trusted proxies the Nth entry from the right is the
+    client; entries left of it are whatever the client sent and are never believed. With none
+    configured the header is ignored (django-axes counts failed logins by this address).
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    proxies = getattr(settings, "TRUSTED_PROXIES", 0)
+    if proxies <= 0:
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    return hops[-proxies] if len(hops) >= proxies else remote

@@ -9,7 +9,52 @@ window, correct across evictions and counter resets.
 
 from __future__ import annotations
 
+import hashlib
+import re
+from typing import Any
+
+from django import forms
 from django.db import models
+
+# PostgreSQL's text cannot hold NUL, which a source may put in a user id: it is stored as this
+# escape (two Unicode noncharacters, which no real id holds), and the escape character itself doubled.
+_ESC = "\uffff"
+_STORED = {"\x00": _ESC + "\ufffe", _ESC: _ESC + _ESC}
+_LOADED = {_ESC + "\ufffe": "\x00", _ESC + _ESC: _ESC}
+_TO_DB = re.compile("[\x00\uffff]")
+_FROM_DB = re.compile("\uffff[\ufffe\uffff]")
+
+
+def db_text(value: str) -> str:
+    """``value`` as the database stores it (NUL escaped); ``db_text_loaded`` undoes it."""
+    return _TO_DB.sub(lambda m: _STORED[m.group()], value)
+
+
+def db_text_loaded(value: str) -> str:
+    """The string that ``db_text`` stored as ``value``."""
+    return _FROM_DB.sub(lambda m: _LOADED[m.group()], value)
+
+
+def user_key(user_id: str) -> str:
+    """The indexed key of a user id, its SHA-256: ids have any length, a B-tree entry at most about 2.7 kB."""
+    return hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class UserIdField(models.TextField):
+    """A user id as a source sent it: any length, any character (NUL too), not indexed (``user_key`` is)."""
+
+    def get_prep_value(self, value: Any) -> Any:
+        """Python -> database (lookups with ``=`` and ``__in`` come through here too)."""
+        value = super().get_prep_value(value)
+        return db_text(value) if isinstance(value, str) else value
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        """Database -> Python."""
+        return db_text_loaded(value) if isinstance(value, str) else value
+
+    def formfield(self, **kwargs: Any) -> Any:
+        """One line in forms (the admin's silences), not a text area."""
+        return super().formfield(**{"widget": forms.TextInput, **kwargs})
 
 
 class IdentityKind(models.TextChoices):
@@ -57,7 +102,9 @@ class UserLife(models.Model):
     last known values are copied here so that ended users list without touching the samples.
     """
 
-    user_id = models.CharField(max_length=1024)
+    user_id = UserIdField()
+    # Every lookup of a user's lives goes by this key (``user_key(user_id)``), never by the id.
+    user_key = models.CharField(max_length=64)
     life = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(help_text="The workflow's created_at as the source reported it.")
     first_seen = models.DateTimeField()
@@ -78,12 +125,17 @@ class UserLife(models.Model):
     exit_stack = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user_id", "life"], name="usermetrics_life_user_life")]
+        constraints = [models.UniqueConstraint(fields=["user_key", "life"], name="usermetrics_life_key_life")]
         # Ended users are listed newest first; open lives are loaded at start (ended_at IS NULL).
         indexes = [models.Index(fields=["ended_at"], name="usermetrics_life_ended")]
 
     def __str__(self) -> str:
         return f"{self.user_id} (life {self.life})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Keep ``user_key`` the key of ``user_id`` (the recorder's bulk inserts set it themselves)."""
+        self.user_key = user_key(self.user_id)
+        super().save(*args, **kwargs)
 
 
 class UserSample(models.Model):
@@ -254,7 +306,7 @@ class Silence(models.Model):
     """Mutes notifications of a rule, a user or a source (any of them; all empty: everything) until ``ends_at``."""
 
     rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.CASCADE, related_name="silences")
-    user_id = models.CharField("user id", max_length=1024, blank=True, default="")
+    user_id = UserIdField("user id", blank=True, default="")
     source = models.CharField(max_length=200, blank=True, default="", help_text="A source name: its users too.")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
@@ -295,7 +347,7 @@ class IncidentMember(models.Model):
     """One user, source or count that fired within an incident, until it resolved."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="members")
-    subject = models.CharField(max_length=1024, blank=True, default="")
+    subject = UserIdField(blank=True, default="")
     fired_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
     value = models.FloatField(default=0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,10 +31,20 @@ CHUNK_ROWS = 500
 
 
 def csv_safe(value: Any) -> Any:
-    """``value`` for a CSV cell: text that a spreadsheet would run as a formula gets a leading ``'``."""
+    """``value`` for a CSV cell: text that a spreadsheet would run as a formula gets a leading ``'``.
+
+    Spreadsheets skip leading blanks (``" =1+5"``, ``"\\n=1+4"``) and some read the full-width
+    signs (U+FF1D, U+FF0B, U+FF0D, U+FF20) as their ASCII forms, so the first character after the blanks is
+    compared in its NFKC form, which folds those (and the small-form variants) to ``= + - @``.
+    """
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS):
+        return "'" + value
+    rest = value.lstrip()
+    if rest and unicodedata.normalize("NFKC", rest[0]).startswith(FORMULA_STARTS):
         return "'" + value
     return value
 

@@ -25,7 +25,8 @@ DESCRIPTION = """Per-user resource usage of NVIDIA NeMo Agent Toolkit (NAT) work
 
 Every endpoint needs a staff session (the Django admin login) or `Authorization: Bearer <token>`
 with one of `USERMETRICS_API_TOKENS`; anything else is a `401` with a JSON `detail`. A user id in
-a path is one segment: `/` is written `~2F`, `~` is `~7E`, a leading `.` is `~2E`. An unknown
+a path is one segment: `/` is written `~2F` (`%2F` works too), `~` is `~7E`, a leading `.` is `~2E`,
+and the empty id is `~`. An unknown
 `window` (or `state`, `sort`) falls back to the default, and each document says which it used.
 """
 
@@ -57,8 +58,8 @@ async def openapi_json(request: HttpRequest) -> HttpResponse:
 # A user id in a path is one segment (``converters``): no ``/``, ``~`` only as an escape, no leading ``.``.
 USER_SEGMENT = {
     "type": "string",
-    "pattern": r"^(?!\.)(?:[^/~]|~(?:2F|7E|2E))+$",
-    "description": "the user id as one path segment: / is ~2F, ~ is ~7E, a leading . is ~2E",
+    "pattern": r"^(?:~|(?!\.)(?:[^/~]|~(?:2F|7E|2E))+)$",
+    "description": "the user id as one path segment: / is ~2F, ~ is ~7E, a leading . is ~2E, the empty id is ~",
 }
 
 

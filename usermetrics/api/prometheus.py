@@ -3,8 +3,9 @@
 A user id as a label value would give every user its own time series: unbounded cardinality that
 breaks Prometheus at our user counts. Sources are few and configured, so ``source`` is a label;
 so are alert rules (``rule``: the enabled rules' names, bounded by the rule set).
-Access: a bearer token (``METRICS_TOKENS`` or the API tokens) or a client address in
-``METRICS_ALLOW`` (addresses or networks; default loopback only).
+Access: a bearer token (``METRICS_TOKENS`` or the API tokens), or, opt-in, a client address in
+``METRICS_ALLOW`` (addresses or networks; empty by default: behind a local proxy every client is
+loopback, so an address proves nothing there).
 """
 
 from __future__ import annotations
@@ -161,15 +162,28 @@ def address_allowed(address: str) -> bool:
     return False
 
 
+NO_TOKEN = (
+    "/metrics needs a bearer token and none is configured: set USERMETRICS_METRICS_TOKENS (or"
+    " USERMETRICS_API_TOKENS) and scrape with 'Authorization: Bearer <token>'; or list the scraper's"
+    " addresses in USERMETRICS_METRICS_ALLOW (never behind a local proxy: every client is loopback there)."
+)
+REALM = "usermetrics-metrics"
+
+
 @never_cache
 @require_GET
 async def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of the current aggregates."""
+    config = get_config()
+    tokens = (*config.metrics_tokens, *config.api_tokens)
     if request.headers.get("Authorization"):
-        config = get_config()
-        refused = bearer_check(request, (*config.metrics_tokens, *config.api_tokens))
+        if not tokens:
+            return json_error(NO_TOKEN, 403)
+        refused = bearer_check(request, tokens)
         if refused:
-            return json_error(refused, 401, realm="usermetrics-metrics")
+            return json_error(refused, 401, realm=REALM)
     elif not address_allowed(request.META.get("REMOTE_ADDR", "")):
-        return json_error("This address may not scrape /metrics; send 'Authorization: Bearer <token>'.", 403)
+        if not tokens:
+            return json_error(NO_TOKEN, 403)
+        return json_error("Authentication required: send 'Authorization: Bearer <token>'.", 401, realm=REALM)
     return HttpResponse(render(await services.scrape_get()), content_type=CONTENT_TYPE_LATEST)

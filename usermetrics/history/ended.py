@@ -26,7 +26,7 @@ from usermetrics.metrics import (
     PerUserResourceUsage,
     PerUserSessionMetrics,
 )
-from usermetrics.models import UserLife
+from usermetrics.models import UserLife, user_key
 from usermetrics.selection import matches, search_needle
 
 from .samples import chunks
@@ -88,11 +88,11 @@ def ended_user(row: UserLife) -> EndedUser:
 
 def ended_lives(*, now: datetime | None = None) -> Any:
     """The newest ended life of every user that has no open life and is still kept (a lazy queryset)."""
-    open_ids = UserLife.objects.filter(ended_at__isnull=True).values("user_id")
-    newest = UserLife.objects.filter(user_id=OuterRef("user_id")).order_by("-life").values("pk")[:1]
+    open_keys = UserLife.objects.filter(ended_at__isnull=True).values("user_key")
+    newest = UserLife.objects.filter(user_key=OuterRef("user_key")).order_by("-life").values("pk")[:1]
     return (
         UserLife.objects.filter(ended_at__gte=ended_since(now))
-        .exclude(user_id__in=open_ids)
+        .exclude(user_key__in=open_keys)
         .filter(pk=Subquery(newest))
     )
 
@@ -104,7 +104,7 @@ def ended_count(*, now: datetime | None = None) -> int:
 
 def ended_user_get(*, user_id: str, now: datetime | None = None) -> EndedUser | None:
     """The user's last ended life while it has no open one and the store keeps it (None: never seen, or live)."""
-    row = ended_lives(now=now).filter(user_id=user_id).first()
+    row = ended_lives(now=now).filter(user_key=user_key(user_id)).first()
     return ended_user(row) if row is not None else None
 
 

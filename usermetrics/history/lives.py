@@ -19,7 +19,7 @@ from django.db.models import Max, OuterRef, Subquery
 
 from usermetrics.conf import HistoryConfig
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.models import TotalsSample, UserLife, UserSample
+from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
 from .samples import (
@@ -234,7 +234,7 @@ class LifeBook:
         """The newest life of each of ``user_ids`` that has one (ended, since open ones are in memory)."""
         latest: dict[str, UserLife] = {}
         for chunk in chunks(user_ids, 500):
-            for row in UserLife.objects.filter(user_id__in=chunk).order_by("user_id", "life"):
+            for row in UserLife.objects.filter(user_key__in=[user_key(u) for u in chunk]).order_by("user_key", "life"):
                 latest[row.user_id] = row  # ordered by life: the last one wins
         return latest
 
@@ -260,6 +260,7 @@ def _new_life(
 ) -> UserLife:
     return UserLife(
         user_id=uid,
+        user_key=user_key(uid),
         life=number,
         created_at=usage.session.created_at,
         first_seen=ts,

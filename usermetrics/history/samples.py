@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connections
 
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.models import TotalsSample, UserLife, UserSample
+from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
 # (ref_count, total_requests, error_count, avg_latency_ms, functions, groups, exit_stack)
@@ -108,5 +108,6 @@ def lives_of(user_ids: Iterable[str]) -> dict[int, str]:
     """
     out: dict[int, str] = {}
     for chunk in chunks(list(dict.fromkeys(user_ids)), 500):
-        out.update(UserLife.objects.filter(user_id__in=chunk).values_list("pk", "user_id"))
+        keys = [user_key(u) for u in chunk]
+        out.update(UserLife.objects.filter(user_key__in=keys).values_list("pk", "user_id"))
     return out

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import F
 
 from usermetrics.clock import utcnow
-from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
+from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample, user_key
 from usermetrics.selection import chart_points, window_name
 
 from .rollup import HOUR
@@ -64,7 +64,7 @@ def user_series(
     points = points or chart_points(window)
     start, step = _buckets(window, points, now)
     buckets = [_Bucket() for _ in range(points)]
-    lives = list(UserLife.objects.filter(user_id=user_id).order_by("life"))
+    lives = list(UserLife.objects.filter(user_key=user_key(user_id)).order_by("life"))
     use_hourly = window > timedelta(days=1)
     for life in lives:
         if life.ended_at is not None and life.ended_at < start:
@@ -182,7 +182,7 @@ def user_samples(*, user_id: str, since: datetime) -> Any:
     the event loop thread (SynchronousOnlyOperation); the model iterable is fetched in a thread.
     """
     return (
-        UserSample.objects.filter(life__user_id=user_id, ts__gt=since)
+        UserSample.objects.filter(life__user_key=user_key(user_id), ts__gt=since)
         .annotate(life_number=F("life__life"))
         .defer("life_id", "d_exit_stack", "d_functions")
         .order_by("ts", "life_number")

@@ -168,6 +168,7 @@ export function isActive(user) {
 
 export function segment(userId) {
   // usermetrics.converters.user_id_to_segment, then percent-encoding, as reverse() does.
+  if (userId === "") return "~"; // the empty id's reserved segment
   var s = userId.replace(/~/g, "~7E").replace(/\//g, "~2F");
   if (s.charAt(0) === ".") s = "~2E" + s.slice(1);
   return encodeURIComponent(s);

@@ -1,0 +1,58 @@
+"""Every ``/api/`` answer is JSON (sync and async capable middleware): the 404 of no route, the 405 of a method.
+
+Django answers a path that matches no route, and ``require_GET`` or ninja a method they do not
+serve, with HTML or an empty body. Under ``/api/`` a client expects ``{"detail": ...}`` like every
+other error of the API, so such an answer is replaced by the API's own JSON error (``auth.json_error``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from .auth import json_error
+
+PREFIX = "/api/"
+
+
+def api_error_json(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """``response``, or the JSON error that replaces a non-JSON 404 or 405 of an ``/api/`` path."""
+    if not request.path.startswith(PREFIX) or response.status_code not in (404, 405):
+        return response
+    if response.get("Content-Type", "").startswith("application/json"):
+        return response  # the API's own "not found" (a user, the history) says more
+    if response.status_code == 404:
+        return json_error(f"No API endpoint at {request.path}; see /api/openapi.json.", 404)
+    allowed = [m.strip() for m in response.get("Allow", "").split(",") if m.strip()]
+    replaced = json_error(f"Method {request.method} is not allowed here.", 405, allow=allowed)
+    if allowed:
+        replaced["Allow"] = ", ".join(allowed)
+    return replaced
+
+
+class ApiJsonErrorsMiddleware:
+    """Turn the non-JSON 404s and 405s of ``/api/`` paths into the API's JSON errors."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]) -> None:
+        """Wrap ``get_response``, staying async when it is async."""
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        """Dispatch to the sync or async path."""
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        response = self.get_response(request)
+        assert isinstance(response, HttpResponseBase)
+        return api_error_json(request, response)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        assert not isinstance(response, HttpResponseBase)
+        return api_error_json(request, await response)
