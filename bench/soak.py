@@ -68,6 +68,10 @@ from usermetrics.converters import user_id_to_segment  # noqa: E402
 
 TOKEN = "bench-token-" + "k" * 30
 REDIS_DB = 7
+# Server log lines worth reading (Daphne's access log and the readiness probes' 401s are not), and
+# the time stamp and process-specific names that keep equal lines apart.
+WORTH_READING = re.compile(r"^(?!.*Unauthorized: /api/status).*(WARNING|ERROR|CRITICAL|Traceback|Error:)")
+NOTABLE = re.compile(r"^[\d-]+ [\d:,]+ |producer-[0-9a-f]+ ")
 LIST_VIEWS = [f"?page={page}&sort={sort}" for page in range(1, 6) for sort in ("-last_activity", "user_id")]
 
 
@@ -115,6 +119,31 @@ class RedisServer(Process):
 
         wait_until(answers, what="redis-server", proc=self.proc)
         client.close()
+
+
+class Source(Process):
+    """The NAT-compatible source (``FakeNat``) in a process of its own, so the clients' work does not slow it."""
+
+    def __init__(self, users: int, work: Path) -> None:
+        """``users`` users, 10% of them moving between two reads, on a free loopback port."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, __file__, "--serve-source", str(self.port), "--users", str(users)]
+        super().__init__(args, dict(os.environ), work / "source.log")
+
+    def start(self) -> None:
+        """Start and wait until it answers."""
+        super().start()
+        wait_until(lambda: http_get(self.url + "/monitor/users")[0] == 200, what="the source", proc=self.proc)
+
+
+def serve_source(port: int, users: int) -> None:
+    """The body of ``Source``: serve until killed."""
+    nat = FakeNat(users, moving=0.1)
+    nat.port, nat.url = port, f"http://127.0.0.1:{port}"
+    nat.start()
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    nat.stop()
 
 
 @dataclass
@@ -243,8 +272,13 @@ async def follow(url: str, prefix: str, published: dict[int, float]) -> None:
         await bus.aclose()
 
 
-async def soak(args: argparse.Namespace, faces: list[Daphne], pids: dict[str, int], cookie: str, env: dict) -> dict:
-    """Connect every client, warm up, run the load for ``args.seconds``, and count."""
+async def soak(
+    args: argparse.Namespace, faces: list[Daphne], pids: dict[str, int], others: dict[str, int], cookie: str, env: dict
+) -> dict:
+    """Connect every client, warm up, run the load for ``args.seconds``, and count.
+
+    ``pids``: the servers, whose memory and CPU are measured; ``others``: processes whose CPU only is.
+    """
     stop = asyncio.Event()
     published: dict[int, float] = {}
     follower = asyncio.create_task(follow(env["REDIS_URL"], env["USERMETRICS_REDIS_PREFIX"], published))
@@ -261,7 +295,7 @@ async def soak(args: argparse.Namespace, faces: list[Daphne], pids: dict[str, in
     await asyncio.sleep(args.warmup)
     start_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
     peak_mb = dict(start_mb)
-    start_cpu = {name: cpu_seconds(pid) for name, pid in {**pids, "this script": os.getpid()}.items()}
+    start_cpu = {name: cpu_seconds(pid) for name, pid in {**pids, **others}.items()}
     began = time.time()
     counts_at_start = (sum(a.requests for a in apis), sum(sum(a.errors.values()) for a in apis))
     print(f"  warmed up ({len(published)} boards so far); soaking for {args.seconds} s", flush=True)
@@ -274,10 +308,7 @@ async def soak(args: argparse.Namespace, faces: list[Daphne], pids: dict[str, in
             print(f"  {elapsed:.0f} s: {len(published)} boards, {sum(s.frames for s in sockets):,} frames", flush=True)
     ended = time.time()
     end_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
-    cpu = {
-        name: (cpu_seconds(pid) - start_cpu[name]) / (ended - began)
-        for name, pid in {**pids, "this script": os.getpid()}.items()
-    }
+    cpu = {name: (cpu_seconds(pid) - start_cpu[name]) / (ended - began) for name, pid in {**pids, **others}.items()}
     await asyncio.sleep(3)  # the frames of the last refreshes arrive
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -289,6 +320,16 @@ async def soak(args: argparse.Namespace, faces: list[Daphne], pids: dict[str, in
     delays = sorted(s.seqs[seq] - published[seq] for s in sockets for seq in due if seq in s.seqs)
     gaps = [published[b] - published[a] for a, b in itertools.pairwise(due)]
     latencies = sorted(x for a in apis for x in a.latencies)
+    if args.logs:  # which refreshes each socket missed, for reading the pattern afterwards
+        args.logs.mkdir(parents=True, exist_ok=True)
+        missing = [
+            {"path": s.path, "face": i % 2 + 1, "missed": [seq for seq in due if seq not in s.seqs]}
+            for i, s in enumerate(sockets)
+        ]
+        published_at = {seq: published[seq] for seq in due}
+        (args.logs / "sockets.json").write_bytes(
+            orjson.dumps({"published": published_at, "sockets": missing}, option=orjson.OPT_NON_STR_KEYS)
+        )
     return {
         "boards": len(due),
         "longest_gap": max(gaps) if gaps else float("nan"),
@@ -342,7 +383,7 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
             )
         )
     cpu = ", ".join(f"{name} {share:.0%}" for name, share in r["cpu"].items())
-    rows.append(("CPU during the soak (one core = 100%; the script: clients and source)", cpu, ""))
+    rows.append(("CPU during the soak (one core = 100%)", cpu, ""))
     print()
     print(
         f"Soak: {args.seconds} s after {args.warmup} s of warm-up; {args.clients} websocket clients, "
@@ -362,8 +403,9 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
         if counter:
             print(f"\n{title}: " + ", ".join(f"{k} x{v}" for k, v in counter.most_common()))
     for name, lines in r["logs"].items():
-        if lines:  # the servers log at WARNING: every line is worth reading
-            print(f"\n{name}: {len(lines)} log lines, the first: " + " | ".join(lines[:5])[:1500])
+        notable = Counter(NOTABLE.sub("", line)[:200] for line in lines if WORTH_READING.search(line))
+        if notable:
+            print(f"\n{name}: " + "; ".join(f"{line} x{n}" for line, n in notable.most_common(8)))
     print(f"\nAPI statuses: {dict(sorted(r['api_statuses'].items()))}; status messages on sockets: {r['statuses']}")
 
 
@@ -378,18 +420,25 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--logs", type=Path, help="a directory to copy the servers' logs to at the end")
+    parser.add_argument("--serve-source", type=int, help=argparse.SUPPRESS)  # the Source process, on this port
     args = parser.parse_args()
+    if args.serve_source:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        serve_source(args.serve_source, args.users)
+        return
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is needed: apt-get install redis-server")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the processes as Ctrl+C does
     prefix = f"umsoak-{uuid.uuid4().hex[:8]}"
     database = f"bench_soak_{os.getpid()}"
     processes: list[Process] = []
-    nat = FakeNat(args.users, moving=0.1).start()
     extra: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="usermetrics-soak-") as tmp:
         work = Path(tmp)
         try:
+            nat = Source(args.users, work)
+            nat.start()
+            processes.append(nat)
             store = RedisServer(work)
             store.start()
             processes.append(store)
@@ -429,8 +478,9 @@ def main() -> None:
             pids["redis-server"] = store.proc.pid
             ports = f"Redis on port {store.port}, DB {REDIS_DB}; faces on {faces[0].port} and {faces[1].port}"
             print(f"soak: topology up ({ports})", flush=True)
-            result = asyncio.run(soak(args, faces, pids, cookie, env))
-            result["logs"] = {p.log_path.name: p.log().splitlines() for p in processes[1:]}
+            others = {"source": nat.proc.pid, "this script (the clients)": os.getpid()}
+            result = asyncio.run(soak(args, faces, pids, others, cookie, env))
+            result["logs"] = {p.log_path.name: p.log().splitlines() for p in processes if p is not nat}
         except BaseException:
             for process in processes:
                 print(f"\n--- the end of {process.log_path.name}:\n{process.log()[-2000:]}", file=sys.stderr)
@@ -438,7 +488,6 @@ def main() -> None:
         finally:
             for process in reversed(processes):
                 process.stop()
-            nat.stop()
             if args.logs:
                 args.logs.mkdir(parents=True, exist_ok=True)
                 for process in processes:
