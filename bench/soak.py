@@ -256,20 +256,23 @@ async def poll(face: Daphne, n: int, api: Api, stop: asyncio.Event, pause: float
                     await asyncio.sleep(pause)
 
 
-async def follow(url: str, prefix: str, published: dict[int, float]) -> None:
-    """Every board the producer publishes: its refresh number and publishing time."""
-    bus = aioredis.Redis.from_url(url)
-    pubsub = bus.pubsub()
-    await pubsub.subscribe(f"{prefix}:board:published")
-    try:
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-            if message:
-                meta = orjson.loads(message["data"])
-                published[int(meta["seq"])] = datetime.fromisoformat(meta["published_at"]).timestamp()
-    finally:
-        await pubsub.aclose()
-        await bus.aclose()
+async def follow(url: str, prefix: str, published: dict[int, float], lost: Counter[str]) -> None:
+    """Every board the producer publishes: its refresh number and publishing time (reconnecting after an error)."""
+    while True:
+        bus = aioredis.Redis.from_url(url)
+        pubsub = bus.pubsub()
+        try:
+            await pubsub.subscribe(f"{prefix}:board:published")
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message:
+                    meta = orjson.loads(message["data"])
+                    published[int(meta["seq"])] = datetime.fromisoformat(meta["published_at"]).timestamp()
+        except redis.RedisError as error:  # the machine is loaded: say so, and listen again
+            lost[f"the script's pub/sub: {type(error).__name__}"] += 1
+        finally:
+            await pubsub.aclose()
+            await bus.aclose()
 
 
 async def soak(
@@ -281,7 +284,8 @@ async def soak(
     """
     stop = asyncio.Event()
     published: dict[int, float] = {}
-    follower = asyncio.create_task(follow(env["REDIS_URL"], env["USERMETRICS_REDIS_PREFIX"], published))
+    lost: Counter[str] = Counter()
+    follower = asyncio.create_task(follow(env["REDIS_URL"], env["USERMETRICS_REDIS_PREFIX"], published, lost))
     sockets = []
     for i in range(args.clients):
         if (i // 2) % 4 == 0:  # a quarter on list pages, each view on both faces
@@ -315,10 +319,17 @@ async def soak(
     follower.cancel()
     await asyncio.gather(follower, return_exceptions=True)
     # Every refresh published inside the soak is due to every socket.
-    due = sorted(seq for seq, at in published.items() if began <= at <= ended)
+    # Refresh numbers go up by one per board, so the ones due are every number between the first and
+    # the last board published inside the soak (even one the script's pub/sub did not hear of).
+    inside = [seq for seq, at in published.items() if began <= at <= ended]
+    if not inside:
+        raise RuntimeError("no board was published during the soak: see the producer's log")
+    due = list(range(min(inside), max(inside) + 1))
+    heard = [seq for seq in due if seq in published]
     missed = sum(1 for s in sockets for seq in due if seq not in s.seqs)
-    delays = sorted(s.seqs[seq] - published[seq] for s in sockets for seq in due if seq in s.seqs)
-    gaps = [published[b] - published[a] for a, b in itertools.pairwise(due)]
+    frames = sum(1 for s in sockets for seq in due if seq in s.seqs)
+    delays = sorted(s.seqs[seq] - published[seq] for s in sockets for seq in heard if seq in s.seqs)
+    gaps = [published[b] - published[a] for a, b in itertools.pairwise(heard)]
     latencies = sorted(x for a in apis for x in a.latencies)
     if args.logs:  # which refreshes each socket missed, for reading the pattern afterwards
         args.logs.mkdir(parents=True, exist_ok=True)
@@ -333,7 +344,8 @@ async def soak(
     return {
         "boards": len(due),
         "longest_gap": max(gaps) if gaps else float("nan"),
-        "frames": len(delays),
+        "frames": frames,
+        "lost": lost,
         "frames_due": len(due) * len(sockets),
         "missed": missed,
         "duplicates": sum(s.duplicates for s in sockets),
@@ -398,6 +410,7 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
     for title, counter in (
         ("sockets closed by the server", r["closes"]),
         ("websocket errors", r["ws_errors"]),
+        ("the script itself", r["lost"]),
         ("API errors (whole run, warm-up included)", r["api_errors"]),
     ):
         if counter:
