@@ -131,13 +131,20 @@ if REDIS_URL:
     # Frames are whole snapshots of a view: a socket never needs more than a few queued, and one
     # older than a few refreshes is worth nothing. A consumer that falls behind loses the oldest
     # (channels_redis drops over capacity) instead of growing Redis or its worker.
+    # channels_redis puts every socket of a face in one Redis inbox (``specific.<process>!``) and
+    # checks the capacity on that inbox: 10 there dropped frames at random as soon as a face watched
+    # more than 10 views. The inbox gets room for one frame per watched view for a few refreshes
+    # (expiry still bounds it); each socket keeps its own queue of ``capacity`` in the face.
+    # redis-py 8 bounds a pool at 100 connections and raises past it (a burst of reconnects failed
+    # inside group_add with close 1011): allow as many as a face's sockets may use at once.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 10,
+                "channel_capacity": {"specific.*": 2000},
                 "expiry": max(5, round(3 * REFRESH_INTERVAL)),
                 "group_expiry": 86400,
             },
