@@ -5,9 +5,11 @@ start of this process's face (and embedded producer); ``pages`` (sync): the list
 pages and the not-found rule; ``history_docs`` (async): the history API's documents; ``exports``
 (async): streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and
 async): the sources page; ``alerts`` (sync): what fires, the alerts page and a test send;
-``assembly``: the monitor and producer the settings describe.
+``access`` (async): whether a socket's session is still staff's; ``assembly``: the monitor and
+producer the settings describe.
 """
 
+from .access import feed_access_check
 from .alerts import (
     AlertsOverview,
     Firing,
@@ -69,6 +71,7 @@ __all__ = [
     "face_local",
     "faces_start",
     "faces_stop",
+    "feed_access_check",
     "feed_first_frame",
     "feed_status",
     "feed_status_group",
