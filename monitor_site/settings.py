@@ -236,6 +236,7 @@ USERMETRICS = {
         "EXTRA_USERS": env_list("USERMETRICS_DEMO_EXTRA_USERS"),
     },
     "FEED_MAX_FRAME_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_FRAME_BYTES", str(512 * 1024))),
+    "FEED_MAX_UNSENT_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_UNSENT_BYTES", str(4 * 1024 * 1024))),
     "HISTORY": {
         "ENABLED": env_bool("USERMETRICS_HISTORY", True),
         "SAMPLE_INTERVAL": float(os.environ.get("USERMETRICS_HISTORY_SAMPLE_INTERVAL", "15")),
