@@ -130,7 +130,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 reads with a 5 s socket timeout by default, the very length of the
+                # layer's blocking pop (BZPOPMIN, 5 s): an idle socket's receive then raises
+                # TimeoutError and Daphne closes it with 1011 (channels_redis#422). Read longer than
+                # the pop, still short enough to notice a Redis that is gone.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 10,
                 "expiry": max(5, round(3 * REFRESH_INTERVAL)),
