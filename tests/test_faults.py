@@ -9,14 +9,12 @@ make unavailable is a throwaway one they create.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
-import sqlite3
-import subprocess
 import tracemalloc
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +53,16 @@ async def _first_snapshot(url: str, cookie: str, origin: str, *, within: float =
                 doc = json.loads(await ws.recv())
                 if doc.get("type") == "snapshot":
                     return doc
+
+
+async def _reconnecting_snapshot(url: str, cookie: str, origin: str, *, within: float = 30) -> dict[str, object]:
+    """``_first_snapshot`` as the page gets it: a socket closed (4503) or refused is tried again, as the browser does."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                return await _first_snapshot(url, cookie, origin, within=within)
+            except (websockets.ConnectionClosed, websockets.InvalidStatus, OSError):
+                await asyncio.sleep(0.5)
 
 
 # --- 500 connect/disconnect cycles -----------------------------------------------------------------
@@ -196,3 +204,100 @@ def test_faults_idle_socket_on_redis_is_not_closed(tmp_path: Path):
         for key in store.scan_iter(match=f"{prefix}*"):
             store.delete(key)
         store.close()
+
+
+# --- Redis down and back ---------------------------------------------------------------------------
+
+
+class OwnRedis(Process):
+    """A ``redis-server`` of this test's own on ``port`` (no persistence): killed and restarted at will."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        binary = shutil.which("redis-server") or "redis-server"
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        super().__init__(args, dict(os.environ), log_path)
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self) -> None:
+        """Start and wait until it answers PING."""
+        super().start()
+
+        def pong() -> bool:
+            try:
+                return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(pong, what="redis-server to answer", proc=self.proc)
+
+
+@pytest.mark.redis  # CI has redis-server; this test runs its own and never touches the shared one
+def test_faults_redis_down_and_back(tmp_path: Path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    own = OwnRedis(free_port(), tmp_path / "redis.log")
+    own.start()
+    nat = FakeNat(40, moving=0.2).start()
+    env = server_env(
+        tmp_path,
+        REDIS_URL=own.url,
+        NAT_SOURCES=f"fake={nat.url}",
+        USERMETRICS_DEMO="0",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_API_TOKENS=TOKEN,
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    producer = Runmonitor(env, tmp_path / "producer.log")
+    face = Daphne(free_port(), {**env, "USERMETRICS_PRODUCER": "external"}, tmp_path / "face.log")
+    processes: list[Process] = [producer, face]
+    try:
+        producer.start()
+        face.start()
+
+        def status() -> dict[str, object]:
+            code, body = http_get(face.base + "/api/status", TOKEN)
+            return {"code": code, **(json.loads(body) if body else {})}
+
+        wait_until(lambda: status()["code"] == 200, what="the first board", deadline=40)
+        ws = f"ws://127.0.0.1:{face.port}/ws/monitor/"
+        assert asyncio.run(_first_snapshot(ws, cookie, face.base))["total_active_users"] == 40
+
+        async def held_socket_when_redis_dies() -> tuple[int | None, str | None]:
+            headers = {"Cookie": f"sessionid={cookie}", "Origin": face.base}
+            sock = await websockets.connect(ws, additional_headers=headers, max_size=2**22)
+            try:
+                await sock.recv()
+                await asyncio.to_thread(own.kill)
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    async with asyncio.timeout(30):
+                        while True:
+                            await sock.recv()
+            finally:
+                await sock.close()
+            return sock.close_code, sock.close_reason
+
+        # An open socket is closed with 4503 (its groups may be gone with Redis): the browser reconnects.
+        assert asyncio.run(held_socket_when_redis_dies()) == (4503, "live feed unavailable")
+        # The face says so: no producer is publishing (the API, the page); it serves what it had.
+        wait_until(lambda: status().get("producer", {}).get("state") == "absent", what="absent", deadline=30)
+        assert status()["code"] == 503
+        code, body = http_get(face.base + "/", session=cookie)
+        assert code == 200 and "No producer is publishing" in body.decode()
+        assert http_get(face.base + "/monitor/users", TOKEN)[0] == 503
+
+        own.start()  # the same port, empty: producer and face must find their way back by themselves
+        wait_until(lambda: status()["code"] == 200, what="publishing again", deadline=60)
+        seq = status()["seq"]
+        wait_until(lambda: status()["seq"] > seq, what="boards advancing", deadline=30)
+        snapshot = asyncio.run(_reconnecting_snapshot(ws, cookie, face.base))
+        assert snapshot["total_active_users"] == 40 and len(snapshot["users"]) == 40
+        for process in processes:
+            assert process.proc is not None and process.proc.poll() is None, process.log()
+            assert "Traceback" not in process.log()
+    finally:
+        for process in processes:
+            process.stop()
+        own.stop()
+        nat.stop()

@@ -42,6 +42,9 @@ BAD_WINDOW = 10.0
 # Close codes (the README's table; 4008, a client that does not read, is usermetrics.sockets').
 CLOSE_BAD_MESSAGES = 4400
 CLOSE_ACCESS_LOST = 4401
+CLOSE_LAYER_DOWN = 4503  # the channel layer (Redis) failed: reconnect, the new socket joins afresh
+# Seconds a group change may take; one that hangs (seen right after a Redis restart) fails instead.
+LAYER_TIMEOUT = 5.0
 
 
 def _inbound(text: str | None) -> object:
@@ -70,6 +73,22 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         self.send_lock = asyncio.Lock()
         self.invalid_at: deque[float] = deque()
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Run the socket; when the channel layer fails (Redis down) close it with 4503, not 1011.
+
+        Its group memberships may be gone with Redis, so it must not linger: the browser
+        reconnects (with backoff, refused cleanly while Redis is down) and joins again.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except services.CHANNEL_LAYER_ERRORS as exc:
+            logger.warning("Websocket %s closed with %d: the channel layer failed (%s)", scope.get("path"), 4503, exc)
+            if getattr(self, "channel_name", None):
+                services.feed_unsubscribe(self.channel_name)
+            self.closing = True
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await send({"type": "websocket.close", "code": CLOSE_LAYER_DOWN, "reason": "live feed unavailable"})
+
     async def connect(self) -> None:
         """Accept staff only; then subscribe to the initial view and send its full snapshot."""
         user = self.scope.get("user")
@@ -79,7 +98,7 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             return
         await self.accept()
         self.status_group = services.feed_status_group()
-        await self.channel_layer.group_add(self.status_group, self.channel_name)
+        await self.join(self.status_group, self.channel_name)
         await self.subscribe(**self.initial_subscription())
 
     def initial_subscription(self) -> dict[str, Any]:
@@ -96,9 +115,9 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         group = services.feed_subscribe(self.channel_name, **view)
         if group != self.group:
             if self.group is not None:
-                await self.channel_layer.group_discard(self.group, self.channel_name)
+                await self.leave(self.group, self.channel_name)
             self.group = group  # first: a disconnect that cancels the group_add still leaves the group
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.join(group, self.channel_name)
         first = await services.feed_first_frame(group)
         if first is None:
             await self.send(text_data=services.feed_status())  # no board yet: say why nothing comes
@@ -108,6 +127,16 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
         if not services.producer_state().publishing:
             await self.send(text_data=services.feed_status())
+
+    async def join(self, group: str, channel: str) -> None:
+        """``group_add``, bounded in time (a TimeoutError is a layer error: the socket closes with 4503)."""
+        async with asyncio.timeout(LAYER_TIMEOUT):
+            await self.channel_layer.group_add(group, channel)
+
+    async def leave(self, group: str, channel: str) -> None:
+        """``group_discard``, bounded in time."""
+        async with asyncio.timeout(LAYER_TIMEOUT):
+            await self.channel_layer.group_discard(group, channel)
 
     async def refuse(self, code: int, reason: str) -> None:
         """Close the socket with ``code`` and ``reason`` (once); the disconnect that follows cleans up."""
@@ -144,7 +173,7 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         services.feed_unsubscribe(self.channel_name)
         for group in (self.group, self.status_group):
             if group is not None:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await self.leave(group, self.channel_name)
         self.group = self.status_group = None
 
     async def metrics_update(self, event: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from .assembly import monitor_build, redis_producer, sources_check
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
+    CHANNEL_LAYER_ERRORS,
     VERSION,
     Face,
     board_get,
@@ -48,6 +49,7 @@ from .scrape import ScrapeState, scrape_get
 from .sources import sources_doc, sources_page_get
 
 __all__ = [
+    "CHANNEL_LAYER_ERRORS",
     "MAX_USERS",
     "VERSION",
     "AlertsOverview",
