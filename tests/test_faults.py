@@ -56,7 +56,7 @@ async def _first_snapshot(url: str, cookie: str, origin: str, *, within: float =
 
 
 async def _reconnecting_snapshot(url: str, cookie: str, origin: str, *, within: float = 30) -> dict[str, object]:
-    """``_first_snapshot`` as the page gets it: a socket closed (4503) or refused is tried again, as the browser does."""
+    """``_first_snapshot`` as the page gets it: a socket closed (4503) or refused is tried again."""
     async with asyncio.timeout(within):
         while True:
             try:
