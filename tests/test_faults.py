@@ -13,6 +13,8 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
+import time
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -301,3 +303,58 @@ def test_faults_redis_down_and_back(tmp_path: Path):
             process.stop()
         own.stop()
         nat.stop()
+
+
+# --- SIGKILL mid-refresh ---------------------------------------------------------------------------
+
+
+def test_faults_sigkill_mid_refresh_leaves_no_half_written_history(tmp_path: Path):
+    users = 3000
+    nat = FakeNat(users, moving=1.0).start()  # every user changes each fetch: every refresh writes all
+    env = server_env(
+        tmp_path,
+        NAT_SOURCES=f"fake={nat.url}",
+        USERMETRICS_DEMO="0",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",  # no user held back: a refresh's batch is every user
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    db = tmp_path / "db.sqlite3"
+
+    def refreshes() -> int:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=20) as conn:
+            return conn.execute("SELECT COUNT(*) FROM usermetrics_totalssample").fetchone()[0]
+
+    try:
+        server.start()
+        ws = f"ws://127.0.0.1:{server.port}/ws/monitor/"
+        for kill in range(5):
+            seen = refreshes()
+            wait_until(lambda seen=seen: refreshes() >= seen + 2, what="the producer writing", deadline=60)
+            time.sleep(0.1 * kill)  # at a different point of a refresh each time
+            server.kill()
+            server.start()
+            # The client reconnects to the restarted server and gets a full snapshot at once.
+            snapshot = asyncio.run(_reconnecting_snapshot(ws, cookie, server.base))
+            assert snapshot["total_active_users"] == users and len(snapshot["users"]) == 100
+            assert snapshot["view"]["matched"] == users
+        wait_until(lambda: refreshes() >= 12, what="more refreshes", deadline=60)
+    finally:
+        server.stop()
+        nat.stop()
+    with sqlite3.connect(db) as conn:
+        per_refresh = conn.execute(
+            "SELECT t.ts, COUNT(s.ts) FROM usermetrics_totalssample t"
+            " LEFT JOIN usermetrics_usersample s ON s.ts = t.ts GROUP BY t.ts"
+        ).fetchall()
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM usermetrics_usersample WHERE ts NOT IN (SELECT ts FROM usermetrics_totalssample)"
+        ).fetchone()[0]
+        lives = conn.execute("SELECT COUNT(*), COUNT(DISTINCT user_id) FROM usermetrics_userlife").fetchone()
+    # Each refresh's samples are one transaction with its totals row: all of them, or none.
+    assert len(per_refresh) >= 12
+    assert {count for _, count in per_refresh} == {users}, per_refresh
+    assert orphans == 0
+    assert lives == (users, users)  # a restart continues the open lives, never a second one
