@@ -141,7 +141,13 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                # redis-py 8 reads with a 5 s socket timeout by default, the very length of the
+                # layer's blocking pop (BZPOPMIN, 5 s): an idle socket's receive then raises
+                # TimeoutError and Daphne closes it with 1011 (channels_redis#422). Read longer than
+                # the pop, still short enough to notice a Redis that is gone.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5, "max_connections": 1000}
+                ],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 10,
                 "channel_capacity": {"specific.*": 2000},
@@ -266,6 +272,7 @@ USERMETRICS = {
         "EXTRA_USERS": env_list("USERMETRICS_DEMO_EXTRA_USERS"),
     },
     "FEED_MAX_FRAME_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_FRAME_BYTES", str(512 * 1024))),
+    "FEED_MAX_UNSENT_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_UNSENT_BYTES", str(4 * 1024 * 1024))),
     "HISTORY": {
         "ENABLED": env_bool("USERMETRICS_HISTORY", True),
         "SAMPLE_INTERVAL": float(os.environ.get("USERMETRICS_HISTORY_SAMPLE_INTERVAL", "15")),

@@ -51,6 +51,36 @@ def test_selection_viewspec_normalizes_untrusted_parameters(params, expected):
     assert ViewSpec.from_params(params) == expected
 
 
+def _nested(depth: int) -> object:
+    value: object = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"page": float("nan"), "page_size": float("inf")},
+        {"page": float("-inf"), "page_size": float("nan")},
+        {"page": 1e308, "page_size": -1e308},
+        {"page": 10**5000, "page_size": "9" * 5000},
+        {"page": _nested(5000), "sort": _nested(5000), "q": _nested(5000), "state": {}, "window": {"a": 1}},
+        {"page": True, "sort": 7, "q": 1.5, "state": None, "window": 24},
+        {"page": object(), "q": b"bytes", "sort": ["user_id"]},
+        [],
+        "page=2",
+        None,
+        _nested(5000),
+    ],
+)
+def test_selection_viewspec_never_raises_on_hostile_input(params):
+    spec = ViewSpec.from_params(params)  # type: ignore[arg-type]
+    assert 1 <= spec.page <= 10**9 and 1 <= spec.page_size <= 500
+    assert spec.sort == DEFAULT_SORT and spec.q == "" and spec.state == "" and spec.window == "1h"
+    assert spec.key and spec.as_params(page=2)  # a usable identity and links
+
+
 def test_selection_viewspec_links_leave_out_the_defaults():
     spec = ViewSpec(page=2, sort="user_id")
     assert spec.as_params() == {"page": "2", "sort": "user_id"}

@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # Largest websocket frame the live feed sends, in bytes. Daphne refuses frames over its
     # --websocket-max-message-size (1 MiB by default); a page that would not fit is shrunk.
     "FEED_MAX_FRAME_BYTES": 512 * 1024,
+    # Bytes a websocket may leave unsent in the server (a client that stops reading) before it is
+    # closed with 4008: room for several whole frames on a slow link, never unbounded.
+    "FEED_MAX_UNSENT_BYTES": 4 * 1024 * 1024,
     # The history store (usermetrics.history): what is recorded, and for how long.
     "HISTORY": {
         "ENABLED": True,
@@ -206,6 +209,7 @@ class Config:
     api_tokens: tuple[str, ...]
     demo: DemoConfig
     feed_max_frame_bytes: int
+    feed_max_unsent_bytes: int
     history: HistoryConfig
     flags: FlagsConfig
     metrics_tokens: tuple[str, ...]
@@ -320,6 +324,7 @@ def _build(raw: dict[str, Any]) -> Config:
             extra_users=_strings(demo["EXTRA_USERS"]),
         ),
         feed_max_frame_bytes=int(raw["FEED_MAX_FRAME_BYTES"]),
+        feed_max_unsent_bytes=int(raw["FEED_MAX_UNSENT_BYTES"]),
         history=HistoryConfig(
             enabled=bool(history["ENABLED"]),
             sample_interval=float(history["SAMPLE_INTERVAL"]),

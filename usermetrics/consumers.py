@@ -6,12 +6,21 @@ for is the full snapshot right after connect or subscribe, built from this face'
 and shared with every other subscriber of that view and board. A frame it already sent (the
 same refresh, through the group) is not sent twice. While no producer publishes, the socket
 stays open and says so with a ``status`` message.
+
+What a client sends cannot hurt the server: a message is applied or ignored, subscriptions are
+coalesced (one in flight, the latest wins, a few a second at most), and a client that keeps
+sending what is not a subscription is closed with 4400. Each refresh re-checks the socket's
+session: a logout, a password change, losing staff or being deactivated closes it with 4401.
+A path no route matches is refused at the handshake (``NotFoundConsumer``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +33,28 @@ logger = logging.getLogger(__name__)
 
 # Inbound messages larger than this are ignored unread; a subscription is a few hundred bytes.
 MAX_INBOUND = 4096
+# Seconds between two subscriptions applied: a client flooding subscribes gets this many answers
+# a second at most (each a whole frame), always for the latest view it asked for.
+SUBSCRIBE_INTERVAL = 0.1
+# A client that sends this many messages that are no subscription within BAD_WINDOW seconds is closed.
+BAD_MESSAGES = 20
+BAD_WINDOW = 10.0
+# Close codes (the README's table; 4008, a client that does not read, is usermetrics.sockets').
+CLOSE_BAD_MESSAGES = 4400
+CLOSE_ACCESS_LOST = 4401
+CLOSE_LAYER_DOWN = 4503  # the channel layer (Redis) failed: reconnect, the new socket joins afresh
+# Seconds a group change may take; one that hangs (seen right after a Redis restart) fails instead.
+LAYER_TIMEOUT = 5.0
+
+
+def _inbound(text: str | None) -> object:
+    """An inbound text message decoded, or None when it is none of JSON we read (too big, too deep, not JSON)."""
+    if text is None or len(text) > MAX_INBOUND:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: "[" * 2040 nests deeper than the decoder goes
+        return None
 
 
 class _FeedConsumer(AsyncWebsocketConsumer):
@@ -33,6 +64,30 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     status_group: str | None = None
     last_seq = 0  # the newest refresh this socket has been sent ...
     last_producer = ""  # ... by this producer (a producer that takes over without Redis's word restarts)
+    closing = False  # closed by us: nothing more goes out, the disconnect cleans up
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Per-socket state: the send order lock and the record of invalid messages."""
+        super().__init__(*args, **kwargs)
+        # A subscription's snapshot and the group's frames go out one at a time, in order.
+        self.send_lock = asyncio.Lock()
+        self.invalid_at: deque[float] = deque()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Run the socket; when the channel layer fails (Redis down) close it with 4503, not 1011.
+
+        Its group memberships may be gone with Redis, so it must not linger: the browser
+        reconnects (with backoff, refused cleanly while Redis is down) and joins again.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except services.CHANNEL_LAYER_ERRORS as exc:
+            logger.warning("Websocket %s closed with %d: the channel layer failed (%s)", scope.get("path"), 4503, exc)
+            if getattr(self, "channel_name", None):
+                services.feed_unsubscribe(self.channel_name)
+            self.closing = True
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await send({"type": "websocket.close", "code": CLOSE_LAYER_DOWN, "reason": "live feed unavailable"})
 
     async def connect(self) -> None:
         """Accept staff only; then subscribe to the initial view and send its full snapshot."""
@@ -43,7 +98,7 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             return
         await self.accept()
         self.status_group = services.feed_status_group()
-        await self.channel_layer.group_add(self.status_group, self.channel_name)
+        await self.join(self.status_group, self.channel_name)
         await self.subscribe(**self.initial_subscription())
 
     def initial_subscription(self) -> dict[str, Any]:
@@ -52,12 +107,17 @@ class _FeedConsumer(AsyncWebsocketConsumer):
 
     async def subscribe(self, **view: Any) -> None:
         """Move this channel to ``view``'s group and send that view's full snapshot."""
+        async with self.send_lock:
+            if not self.closing:
+                await self._subscribe(**view)
+
+    async def _subscribe(self, **view: Any) -> None:
         group = services.feed_subscribe(self.channel_name, **view)
         if group != self.group:
             if self.group is not None:
-                await self.channel_layer.group_discard(self.group, self.channel_name)
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.group = group
+                await self.leave(self.group, self.channel_name)
+            self.group = group  # first: a disconnect that cancels the group_add still leaves the group
+            await self.join(group, self.channel_name)
         first = await services.feed_first_frame(group)
         if first is None:
             await self.send(text_data=services.feed_status())  # no board yet: say why nothing comes
@@ -68,27 +128,80 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         if not services.producer_state().publishing:
             await self.send(text_data=services.feed_status())
 
+    async def join(self, group: str, channel: str) -> None:
+        """``group_add``, bounded in time (a TimeoutError is a layer error: the socket closes with 4503)."""
+        async with asyncio.timeout(LAYER_TIMEOUT):
+            await self.channel_layer.group_add(group, channel)
+
+    async def leave(self, group: str, channel: str) -> None:
+        """``group_discard``, bounded in time."""
+        async with asyncio.timeout(LAYER_TIMEOUT):
+            await self.channel_layer.group_discard(group, channel)
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Close the socket with ``code`` and ``reason`` (once); the disconnect that follows cleans up."""
+        if not self.closing:
+            self.closing = True
+            logger.info("Websocket %s closed with %d: %s", self.scope.get("path", ""), code, reason)
+            await self.close(code=code, reason=reason)
+
+    async def invalid(self) -> None:
+        """Count a message that was ignored; too many of them in a short while close the socket."""
+        now = asyncio.get_running_loop().time()
+        self.invalid_at.append(now)
+        while self.invalid_at and self.invalid_at[0] < now - BAD_WINDOW:
+            self.invalid_at.popleft()
+        if len(self.invalid_at) >= BAD_MESSAGES:
+            await self.refuse(CLOSE_BAD_MESSAGES, "too many invalid messages")
+
+    async def still_allowed(self, seq: int, producer: str) -> bool:
+        """Whether the socket's session is still an active staff member's (re-read once per refresh)."""
+        session = self.scope.get("session")
+        user = self.scope.get("user")
+        return await services.feed_access_check(
+            session_key=getattr(session, "session_key", None),
+            user_pk=getattr(user, "pk", None),
+            seq=seq,
+            producer=producer,
+        )
+
     async def disconnect(self, code: int) -> None:
         """Leave the groups and the feed."""
+        self.closing = True
         if self.status_group is None:
             return  # refused before it was accepted: it never joined anything
         services.feed_unsubscribe(self.channel_name)
         for group in (self.group, self.status_group):
             if group is not None:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await self.leave(group, self.channel_name)
         self.group = self.status_group = None
 
     async def metrics_update(self, event: dict[str, Any]) -> None:
-        """Forward one pre-serialized frame as it is, unless this socket already has that refresh."""
+        """Forward one pre-serialized frame as it is, unless this socket already has that refresh.
+
+        Each refresh first re-checks the session: one that ended closes the socket with 4401.
+        """
         seq, producer = int(event.get("seq", 0)), str(event.get("producer", ""))
-        if producer == self.last_producer and seq <= self.last_seq:
+        if self.closing:
             return
-        self.last_seq, self.last_producer = seq, producer
-        await self.send(text_data=event["text"])
+        if not await self.still_allowed(seq, producer):
+            await self.refuse(CLOSE_ACCESS_LOST, "session ended or no longer staff")
+            return
+        async with self.send_lock:
+            if self.closing or (producer == self.last_producer and seq <= self.last_seq):
+                return
+            self.last_seq, self.last_producer = seq, producer
+            await self.send(text_data=event["text"])
 
     async def metrics_status(self, event: dict[str, Any]) -> None:
         """Forward the face's word on the producer (gone, or back)."""
-        await self.send(text_data=event["text"])
+        async with self.send_lock:
+            if not self.closing:
+                await self.send(text_data=event["text"])
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Push-only by default: every inbound message is ignored, and counted."""
+        await self.invalid()
 
 
 class MonitorConsumer(_FeedConsumer):
@@ -99,16 +212,39 @@ class MonitorConsumer(_FeedConsumer):
         query = self.scope.get("query_string", b"").decode("latin-1")
         return {"spec": ViewSpec.from_params(dict(parse_qsl(query)))}
 
+    pending: ViewSpec | None = None  # the latest subscription not applied yet
+    subscriber: asyncio.Task[None] | None = None
+    next_subscribe = 0.0  # loop time before which no further subscription is applied
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Handle ``{"type": "subscribe", ...}``; every other inbound message is ignored."""
-        if text_data is None or len(text_data) > MAX_INBOUND:
+        """Take ``{"type": "subscribe", ...}`` as the view wanted next; every other message is ignored, and counted."""
+        message = _inbound(text_data)
+        if not isinstance(message, dict) or message.get("type") != "subscribe":
+            await self.invalid()
             return
-        try:
-            message = json.loads(text_data)
-        except ValueError:
-            return
-        if isinstance(message, dict) and message.get("type") == "subscribe":
-            await self.subscribe(spec=ViewSpec.from_params(message))
+        # The latest wins: one that waits is replaced, and at most one is being applied.
+        self.pending = ViewSpec.from_params(message)
+        if self.subscriber is None or self.subscriber.done():
+            self.subscriber = asyncio.ensure_future(self._apply_subscriptions())
+
+    async def _apply_subscriptions(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.pending is not None and not self.closing:
+            wait = self.next_subscribe - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            spec, self.pending = self.pending, None
+            self.next_subscribe = loop.time() + SUBSCRIBE_INTERVAL
+            await self.subscribe(spec=spec)
+
+    async def disconnect(self, code: int) -> None:
+        """Stop applying subscriptions, then leave the groups and the feed."""
+        self.closing = True
+        if self.subscriber is not None:
+            self.subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.subscriber
+        await super().disconnect(code)
 
 
 class UserConsumer(_FeedConsumer):
@@ -118,5 +254,11 @@ class UserConsumer(_FeedConsumer):
         """The user id from the URL (decoded by the ``userid`` converter)."""
         return {"user_id": self.scope["url_route"]["kwargs"]["user_id"]}
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Push-only: inbound messages are ignored."""
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any websocket path no route matches: refused at the handshake (403 on Daphne), in one log line."""
+
+    async def connect(self) -> None:
+        """Refuse without accepting."""
+        logger.info("Websocket refused: no route for %r", self.scope.get("path", ""))
+        await self.close()

@@ -111,13 +111,22 @@ ALL_STATES = (*STATES, *FLAG_STATES, ENDED)
 PAGE_SIZES = (25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = PAGE_SIZES[-1]
+MAX_PAGE = 10**9  # far past any board's last page; keeps a 4,000-digit page number out of keys and links
 
 
 def _int(value: Any, default: int) -> int:
+    """``value`` as an int, or ``default``: NaN is a ValueError, infinity (``1e400`` too) an OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return default  # a list or a dict of any depth is not a number (and is never walked)
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):
         return default
+
+
+def _text(value: Any) -> str:
+    """``value`` when it is a string, else empty: only strings name a sort, a state, a window or a search."""
+    return value if isinstance(value, str) else ""
 
 
 @dataclass(frozen=True)
@@ -133,20 +142,27 @@ class ViewSpec:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ViewSpec:
-        """Normalize untrusted parameters; anything invalid falls back to its default, never an error."""
-        sort = str(params.get("sort") or DEFAULT_SORT)
+        """Normalize untrusted parameters; anything invalid falls back to its default, never an error.
+
+        ``params`` may be anything a client sent (a query string's dict, a decoded JSON value of
+        any shape): a value of the wrong type is its default, and nothing here raises.
+        """
+        if not isinstance(params, Mapping):
+            return cls()
+        sort = _text(params.get("sort")) or DEFAULT_SORT
         if sort.lstrip("-") not in SORT_KEYS:
             sort = DEFAULT_SORT
-        state = str(params.get("state") or "")
+        state = _text(params.get("state"))
         if state not in ALL_STATES:
             state = ""
         return cls(
-            page=max(1, _int(params.get("page"), 1)),
+            # A page past the end is clamped to the last by page_of; a huge one is bounded here first.
+            page=min(MAX_PAGE, max(1, _int(params.get("page"), 1))),
             page_size=min(MAX_PAGE_SIZE, max(1, _int(params.get("page_size"), DEFAULT_PAGE_SIZE))),
             sort=sort,
-            q=str(params.get("q") or "").strip()[:MAX_QUERY_LENGTH],
+            q=_text(params.get("q")).strip()[:MAX_QUERY_LENGTH],
             state=state,
-            window=window_choose(params.get("window"), RATE_WINDOWS),
+            window=window_choose(_text(params.get("window")), RATE_WINDOWS),
         )
 
     def as_params(self, **changes: Any) -> dict[str, str]:

@@ -155,7 +155,12 @@ class Follower:
         if state.state == self._told:
             return
         if self._told is not None or not state.publishing:
-            await self.notify({"type": STATUS_TYPE, "text": self.status_text()})
+            try:
+                await self.notify({"type": STATUS_TYPE, "text": self.status_text()})
+            except (RedisError, OSError):
+                # The channel layer is Redis too, and down with it: no socket can be told now (they
+                # are closed and reconnect). Raising here ended the follower for good.
+                return
         self._told = state.state
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -5,9 +5,11 @@ start of this process's face (and embedded producer); ``pages`` (sync): the list
 pages and the not-found rule; ``history_docs`` (async): the history API's documents; ``exports``
 (async): streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and
 async): the sources page; ``alerts`` (sync): what fires, the alerts page and a test send;
-``assembly``: the monitor and producer the settings describe.
+``access`` (async): whether a socket's session is still staff's; ``assembly``: the monitor and
+producer the settings describe.
 """
 
+from .access import feed_access_check
 from .alerts import (
     AlertsOverview,
     Firing,
@@ -21,6 +23,7 @@ from .assembly import child_producer, monitor_build, redis_producer, sources_che
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
+    CHANNEL_LAYER_ERRORS,
     VERSION,
     Face,
     board_get,
@@ -46,6 +49,7 @@ from .scrape import ScrapeState, scrape_get
 from .sources import sources_doc, sources_page_get
 
 __all__ = [
+    "CHANNEL_LAYER_ERRORS",
     "MAX_USERS",
     "VERSION",
     "AlertsOverview",
@@ -70,6 +74,7 @@ __all__ = [
     "face_local",
     "faces_start",
     "faces_stop",
+    "feed_access_check",
     "feed_first_frame",
     "feed_status",
     "feed_status_group",

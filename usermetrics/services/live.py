@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from usermetrics import identities
 from usermetrics.board import Board, board_empty
@@ -35,6 +36,8 @@ from .assembly import layer_sender, monitor_build, process_name, producer_build,
 logger = logging.getLogger(__name__)
 
 VERSION = "0.2.0"
+# What a channel layer raises when its Redis is unreachable: a socket then closes and reconnects.
+CHANNEL_LAYER_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
 FIRST_BOARD_WAIT = 5.0  # seconds a starting face waits for its first board
 
 

@@ -1,0 +1,360 @@
+"""Faults on real processes: connect churn, Redis down and back, SIGKILL mid-refresh, the database locked or gone.
+
+Every process runs on free loopback ports and is always stopped. Tests that need Redis or
+PostgreSQL are marked and run wherever ``REDIS_URL`` / ``DATABASE_URL`` are set (CI); the Redis
+they kill is their own ``redis-server``, never the shared one, and the PostgreSQL database they
+make unavailable is a throwaway one they create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+import websockets
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import AsyncClient
+
+from monitor_site.asgi import application
+from tests.conftest import free_port
+from tests.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until
+from tests.factories import StaticSource, sample_users
+from tests.fake_nat import FakeNat
+from usermetrics import services
+
+MiB = 1024 * 1024
+TOKEN = "faults-token-" + "f" * 24
+
+
+def rss(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def _first_snapshot(url: str, cookie: str, origin: str, *, within: float = 30) -> dict[str, object]:
+    """The first snapshot frame a new socket of ``url`` gets (status messages are passed over)."""
+    headers = {"Cookie": f"sessionid={cookie}", "Origin": origin}
+    async with websockets.connect(url, additional_headers=headers, max_size=2**22, open_timeout=10) as ws:
+        async with asyncio.timeout(within):
+            while True:
+                doc = json.loads(await ws.recv())
+                if doc.get("type") == "snapshot":
+                    return doc
+
+
+async def _reconnecting_snapshot(url: str, cookie: str, origin: str, *, within: float = 30) -> dict[str, object]:
+    """``_first_snapshot`` as the page gets it: a socket closed (4503) or refused is tried again."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                return await _first_snapshot(url, cookie, origin, within=within)
+            except (websockets.ConnectionClosed, websockets.InvalidStatus, OSError):
+                await asyncio.sleep(0.5)
+
+
+# --- 500 connect/disconnect cycles -----------------------------------------------------------------
+
+
+async def _group_members(layer: object) -> dict[str, int]:
+    """Every non-empty group of the channel layer and its member count (in memory, or in Redis)."""
+    groups = getattr(layer, "groups", None)
+    if groups is not None:
+        return {group: len(members) for group, members in groups.items() if members}
+    store = redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        pattern = f"{layer.prefix}:group:*"  # type: ignore[attr-defined]
+        return {key.decode(): n async for key in store.scan_iter(match=pattern) if (n := await store.zcard(key))}
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_faults_connect_churn_leaves_no_group_members(install_service, staff_user, settings):
+    # In process on the in-memory layer (its groups are a dict to read); Redis's groups are checked
+    # on a real Daphne below.
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    await layer.flush()
+    await install_service([StaticSource("static", sample_users())], interval=3600)
+    client = AsyncClient()
+    await client.aforce_login(staff_user)
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", b"http://testserver"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+    paths = ["/ws/monitor/", "/ws/monitor/?sort=user_id&page_size=3", "/ws/monitor/users/u01/", "/ws/nothing"]
+
+    async def cycle(i: int) -> None:
+        comm = WebsocketCommunicator(application, paths[i % len(paths)], headers=headers)
+        connected, _ = await comm.connect(timeout=5)
+        if connected:
+            await comm.receive_from(timeout=5)
+            if i % 3 == 0:  # leave while a subscription is being applied
+                await comm.send_json_to({"type": "subscribe", "page": i % 5 + 1, "page_size": 2})
+        await comm.disconnect()
+
+    for i in range(50):  # warm: every code path and cache once
+        await cycle(i)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(500):
+            await cycle(i)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert await _group_members(layer) == {}
+    assert services.face_get().registry.channels() == []
+    assert grown < 2 * MiB, f"{grown} bytes still allocated after 500 cycles"
+
+
+@pytest.mark.redis
+def test_faults_connect_churn_on_daphne_and_redis(tmp_path: Path):
+    prefix = f"umfaults-{uuid.uuid4().hex[:10]}"
+    env = server_env(
+        tmp_path,
+        REDIS_URL=os.environ["REDIS_URL"],
+        USERMETRICS_REDIS_PREFIX=prefix,
+        USERMETRICS_DEMO="1",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    store = redis.Redis.from_url(os.environ["REDIS_URL"])
+    server.start()
+    try:
+        url = f"ws://127.0.0.1:{server.port}"
+
+        async def churn(count: int) -> None:
+            for i in range(count):
+                path = "/ws/monitor/" if i % 2 else "/ws/monitor/users/demo-user-001/"
+                await _first_snapshot(url + path, cookie, server.base)
+
+        asyncio.run(churn(50))
+        assert server.proc is not None
+        before = rss(server.proc.pid)
+        asyncio.run(churn(500))
+        after = rss(server.proc.pid)
+
+        def members() -> dict[bytes, int]:
+            return {key: store.zcard(key) for key in store.scan_iter(match=f"{prefix}:asgi:group:*")}
+
+        wait_until(lambda: sum(members().values()) == 0, what=f"groups to empty: {members()}", deadline=10)
+        assert after - before < 30 * MiB, f"Daphne grew by {(after - before) // MiB} MiB over 500 cycles"
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
+        for key in store.scan_iter(match=f"{prefix}*"):
+            store.delete(key)
+        store.close()
+
+
+@pytest.mark.redis
+def test_faults_idle_socket_on_redis_is_not_closed(tmp_path: Path):
+    # A face with no producer: its socket gets one status message, then nothing for a long while.
+    # redis-py 8's default 5 s read timeout made the layer's 5 s blocking pop fail: 1011 every 5 s.
+    prefix = f"umfaults-{uuid.uuid4().hex[:10]}"
+    env = server_env(
+        tmp_path,
+        REDIS_URL=os.environ["REDIS_URL"],
+        USERMETRICS_REDIS_PREFIX=prefix,
+        USERMETRICS_PRODUCER="external",
+        USERMETRICS_DEMO="0",
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    server.start()
+    try:
+
+        async def idle() -> list[dict[str, object]]:
+            headers = {"Cookie": f"sessionid={cookie}", "Origin": server.base}
+            url = f"ws://127.0.0.1:{server.port}/ws/monitor/"
+            got: list[dict[str, object]] = []
+            async with websockets.connect(url, additional_headers=headers) as ws:
+                try:
+                    async with asyncio.timeout(12):  # more than two of the layer's 5 s blocking pops
+                        while True:
+                            got.append(json.loads(await ws.recv()))
+                except TimeoutError:
+                    return got  # still open after 12 s
+            raise AssertionError(f"closed: {ws.close_code} {ws.close_reason}")
+
+        messages = asyncio.run(idle())
+        assert messages and messages[0]["type"] == "status"
+        assert "Timeout reading" not in server.log()
+    finally:
+        server.stop()
+        store = redis.Redis.from_url(os.environ["REDIS_URL"])
+        for key in store.scan_iter(match=f"{prefix}*"):
+            store.delete(key)
+        store.close()
+
+
+# --- Redis down and back ---------------------------------------------------------------------------
+
+
+class OwnRedis(Process):
+    """A ``redis-server`` of this test's own on ``port`` (no persistence): killed and restarted at will."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        binary = shutil.which("redis-server") or "redis-server"
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        super().__init__(args, dict(os.environ), log_path)
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self) -> None:
+        """Start and wait until it answers PING."""
+        super().start()
+
+        def pong() -> bool:
+            try:
+                return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(pong, what="redis-server to answer", proc=self.proc)
+
+
+@pytest.mark.redis  # CI has redis-server; this test runs its own and never touches the shared one
+def test_faults_redis_down_and_back(tmp_path: Path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    own = OwnRedis(free_port(), tmp_path / "redis.log")
+    own.start()
+    nat = FakeNat(40, moving=0.2).start()
+    env = server_env(
+        tmp_path,
+        REDIS_URL=own.url,
+        NAT_SOURCES=f"fake={nat.url}",
+        USERMETRICS_DEMO="0",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_API_TOKENS=TOKEN,
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    producer = Runmonitor(env, tmp_path / "producer.log")
+    face = Daphne(free_port(), {**env, "USERMETRICS_PRODUCER": "external"}, tmp_path / "face.log")
+    processes: list[Process] = [producer, face]
+    try:
+        producer.start()
+        face.start()
+
+        def status() -> dict[str, object]:
+            code, body = http_get(face.base + "/api/status", TOKEN)
+            return {"code": code, **(json.loads(body) if body else {})}
+
+        wait_until(lambda: status()["code"] == 200, what="the first board", deadline=40)
+        ws = f"ws://127.0.0.1:{face.port}/ws/monitor/"
+        assert asyncio.run(_first_snapshot(ws, cookie, face.base))["total_active_users"] == 40
+
+        async def held_socket_when_redis_dies() -> tuple[int | None, str | None]:
+            headers = {"Cookie": f"sessionid={cookie}", "Origin": face.base}
+            sock = await websockets.connect(ws, additional_headers=headers, max_size=2**22)
+            try:
+                await sock.recv()
+                await asyncio.to_thread(own.kill)
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    async with asyncio.timeout(30):
+                        while True:
+                            await sock.recv()
+            finally:
+                await sock.close()
+            return sock.close_code, sock.close_reason
+
+        # An open socket is closed with 4503 (its groups may be gone with Redis): the browser reconnects.
+        assert asyncio.run(held_socket_when_redis_dies()) == (4503, "live feed unavailable")
+        # The face says so: no producer is publishing (the API, the page); it serves what it had.
+        wait_until(lambda: status().get("producer", {}).get("state") == "absent", what="absent", deadline=30)
+        assert status()["code"] == 503
+        code, body = http_get(face.base + "/", session=cookie)
+        assert code == 200 and "No producer is publishing" in body.decode()
+        assert http_get(face.base + "/monitor/users", TOKEN)[0] == 503
+
+        own.start()  # the same port, empty: producer and face must find their way back by themselves
+        wait_until(lambda: status()["code"] == 200, what="publishing again", deadline=60)
+        seq = status()["seq"]
+        wait_until(lambda: status()["seq"] > seq, what="boards advancing", deadline=30)
+        snapshot = asyncio.run(_reconnecting_snapshot(ws, cookie, face.base))
+        assert snapshot["total_active_users"] == 40 and len(snapshot["users"]) == 40
+        for process in processes:
+            assert process.proc is not None and process.proc.poll() is None, process.log()
+            assert "Traceback" not in process.log()
+    finally:
+        for process in processes:
+            process.stop()
+        own.stop()
+        nat.stop()
+
+
+# --- SIGKILL mid-refresh ---------------------------------------------------------------------------
+
+
+def test_faults_sigkill_mid_refresh_leaves_no_half_written_history(tmp_path: Path):
+    users = 3000
+    nat = FakeNat(users, moving=1.0).start()  # every user changes each fetch: every refresh writes all
+    env = server_env(
+        tmp_path,
+        NAT_SOURCES=f"fake={nat.url}",
+        USERMETRICS_DEMO="0",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",  # no user held back: a refresh's batch is every user
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    db = tmp_path / "db.sqlite3"
+
+    def refreshes() -> int:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=20) as conn:
+            return conn.execute("SELECT COUNT(*) FROM usermetrics_totalssample").fetchone()[0]
+
+    try:
+        server.start()
+        ws = f"ws://127.0.0.1:{server.port}/ws/monitor/"
+        for kill in range(5):
+            seen = refreshes()
+            wait_until(lambda seen=seen: refreshes() >= seen + 2, what="the producer writing", deadline=60)
+            time.sleep(0.1 * kill)  # at a different point of a refresh each time
+            server.kill()
+            server.start()
+            # The client reconnects to the restarted server and gets a full snapshot at once.
+            snapshot = asyncio.run(_reconnecting_snapshot(ws, cookie, server.base))
+            assert snapshot["total_active_users"] == users and len(snapshot["users"]) == 100
+            assert snapshot["view"]["matched"] == users
+        wait_until(lambda: refreshes() >= 12, what="more refreshes", deadline=60)
+    finally:
+        server.stop()
+        nat.stop()
+    with sqlite3.connect(db) as conn:
+        per_refresh = conn.execute(
+            "SELECT t.ts, COUNT(s.ts) FROM usermetrics_totalssample t"
+            " LEFT JOIN usermetrics_usersample s ON s.ts = t.ts GROUP BY t.ts"
+        ).fetchall()
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM usermetrics_usersample WHERE ts NOT IN (SELECT ts FROM usermetrics_totalssample)"
+        ).fetchone()[0]
+        lives = conn.execute("SELECT COUNT(*), COUNT(DISTINCT user_id) FROM usermetrics_userlife").fetchone()
+    # Each refresh's samples are one transaction with its totals row: all of them, or none.
+    assert len(per_refresh) >= 12
+    assert {count for _, count in per_refresh} == {users}, per_refresh
+    assert orphans == 0
+    assert lives == (users, users)  # a restart continues the open lives, never a second one
