@@ -65,6 +65,7 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     last_seq = 0  # the newest refresh this socket has been sent ...
     last_producer = ""  # ... by this producer (a producer that takes over without Redis's word restarts)
     closing = False  # closed by us: nothing more goes out, the disconnect cleans up
+    access_task: asyncio.Task[None] | None = None  # this refresh's re-check of the session
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Per-socket state: the send order lock and the record of invalid messages."""
@@ -168,6 +169,8 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         """Leave the groups and the feed."""
         self.closing = True
+        if self.access_task is not None:
+            self.access_task.cancel()
         if self.status_group is None:
             return  # refused before it was accepted: it never joined anything
         services.feed_unsubscribe(self.channel_name)
@@ -179,19 +182,24 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     async def metrics_update(self, event: dict[str, Any]) -> None:
         """Forward one pre-serialized frame as it is, unless this socket already has that refresh.
 
-        Each refresh first re-checks the session: one that ended closes the socket with 4401.
+        Each refresh also re-checks the session, beside the frame rather than before it (the check
+        is a database read, and a frame waiting on it reached every socket late): a session that
+        ended closes the socket with 4401, at most that refresh's frame after it ended.
         """
         seq, producer = int(event.get("seq", 0)), str(event.get("producer", ""))
         if self.closing:
             return
-        if not await self.still_allowed(seq, producer):
-            await self.refuse(CLOSE_ACCESS_LOST, "session ended or no longer staff")
-            return
+        if self.access_task is None or self.access_task.done():
+            self.access_task = asyncio.ensure_future(self._access_recheck(seq, producer))
         async with self.send_lock:
             if self.closing or (producer == self.last_producer and seq <= self.last_seq):
                 return
             self.last_seq, self.last_producer = seq, producer
             await self.send(text_data=event["text"])
+
+    async def _access_recheck(self, seq: int, producer: str) -> None:
+        if not await self.still_allowed(seq, producer):
+            await self.refuse(CLOSE_ACCESS_LOST, "session ended or no longer staff")
 
     async def metrics_status(self, event: dict[str, Any]) -> None:
         """Forward the face's word on the producer (gone, or back)."""
