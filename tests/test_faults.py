@@ -358,3 +358,62 @@ def test_faults_sigkill_mid_refresh_leaves_no_half_written_history(tmp_path: Pat
     assert {count for _, count in per_refresh} == {users}, per_refresh
     assert orphans == 0
     assert lives == (users, users)  # a restart continues the open lives, never a second one
+
+
+# --- the database locked ---------------------------------------------------------------------------
+
+
+def test_faults_sqlite_locked_live_faces_keep_working_and_history_catches_up(tmp_path: Path):
+    nat = FakeNat(200, moving=0.5).start()
+    env = server_env(
+        tmp_path,
+        NAT_SOURCES=f"fake={nat.url}",
+        USERMETRICS_DEMO="0",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",
+        USERMETRICS_API_TOKENS=TOKEN,
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    db = tmp_path / "db.sqlite3"
+
+    def last_recorded() -> str | None:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            return conn.execute("SELECT MAX(ts) FROM usermetrics_totalssample").fetchone()[0]
+
+    def seq() -> int:
+        code, body = http_get(server.base + "/api/status", TOKEN)
+        assert code == 200, body
+        return int(json.loads(body)["seq"])
+
+    try:
+        server.start()
+        wait_until(lambda: last_recorded() is not None, what="history", deadline=60)
+        ws = f"ws://127.0.0.1:{server.port}/ws/monitor/"
+        lock = sqlite3.connect(db, timeout=30, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # no other connection writes until it ends
+        try:
+            locked_at = last_recorded()
+            start = seq()
+            # Longer than the server's 20 s busy timeout: the recorder's writes fail meanwhile.
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline:
+                for path, kwargs in (("/", {"session": cookie}), ("/monitor/users", {"token": TOKEN})):
+                    code, _ = http_get(server.base + path, **kwargs)
+                    assert code == 200, (path, code)
+                time.sleep(0.5)
+            assert seq() > start + 10  # the producer kept refreshing from memory
+            snapshot = asyncio.run(_first_snapshot(ws, cookie, server.base))
+            assert snapshot["total_active_users"] == 200
+            assert last_recorded() == locked_at  # nothing was written while locked
+        finally:
+            lock.rollback()
+            lock.close()
+        # Released: it recovers by itself and the history catches up (counters are cumulative).
+        wait_until(lambda: (last_recorded() or "") > locked_at, what="history to resume", deadline=60)
+        assert "database is locked" in server.log() and " 500 " not in server.log()
+        assert server.proc is not None and server.proc.poll() is None
+    finally:
+        server.stop()
+        nat.stop()
