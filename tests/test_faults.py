@@ -64,7 +64,10 @@ async def _reconnecting_snapshot(url: str, cookie: str, origin: str, *, within: 
     async with asyncio.timeout(within):
         while True:
             try:
-                return await _first_snapshot(url, cookie, origin, within=within)
+                # KNOWN ISSUE: a socket opened right after a Redis restart has been seen (2 runs of
+                # about 10) to be accepted and then get nothing, its group_add never returning; a
+                # new socket works. Until that is found, a silent socket is tried again here too.
+                return await _first_snapshot(url, cookie, origin, within=10)
             except (websockets.ConnectionClosed, websockets.InvalidStatus, OSError):
                 await asyncio.sleep(0.5)
 
