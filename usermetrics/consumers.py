@@ -83,7 +83,8 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except services.CHANNEL_LAYER_ERRORS as exc:
-            logger.warning("Websocket %s closed with %d: the channel layer failed (%s)", scope.get("path"), 4503, exc)
+            path = scope.get("path")
+            logger.warning("Websocket %s closed with %d: the channel layer failed (%s)", path, CLOSE_LAYER_DOWN, exc)
             if getattr(self, "channel_name", None):
                 services.feed_unsubscribe(self.channel_name)
             self.closing = True
@@ -243,7 +244,11 @@ class MonitorConsumer(_FeedConsumer):
                 await asyncio.sleep(wait)
             spec, self.pending = self.pending, None
             self.next_subscribe = loop.time() + SUBSCRIBE_INTERVAL
-            await self.subscribe(spec=spec)
+            try:
+                await self.subscribe(spec=spec)
+            except services.CHANNEL_LAYER_ERRORS as exc:  # off the dispatch loop: __call__ does not see it
+                logger.warning("Websocket %s: the channel layer failed (%s)", self.scope.get("path"), exc)
+                await self.refuse(CLOSE_LAYER_DOWN, "live feed unavailable")
 
     async def disconnect(self, code: int) -> None:
         """Stop applying subscriptions, then leave the groups and the feed."""
