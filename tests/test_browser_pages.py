@@ -312,3 +312,26 @@ def test_browser_pages_screenshots(open_page, server, width, scheme):
         page.screenshot(path=str(target))
         assert target.stat().st_size > 10_000
     assert errors == []
+
+
+def test_browser_pages_a_logout_elsewhere_says_session_ended_and_stays_closed(server, browser):
+    """Logging out in another tab closes this tab's feed with 4401: it says so and does not reconnect."""
+    context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
+    try:
+        page = context.new_page()
+        page.goto(server.base + "/admin/login/?next=/")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_selector("#um-conn[data-state=live]")
+        other = context.new_page()  # the same session
+        other.goto(server.base + "/admin/")
+        other.click("#logout-form button")
+        other.wait_for_url("**/admin/logout/")
+        page.wait_for_selector("#um-conn[data-state=ended]")
+        assert page.locator("#um-conn").text_content() == "session ended: reload to log in"
+        page.wait_for_timeout(3000)  # past the first reconnect's backoff (1-2 s): still closed
+        assert page.locator("#um-conn").get_attribute("data-state") == "ended"
+    finally:
+        context.close()

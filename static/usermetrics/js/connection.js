@@ -7,6 +7,7 @@ import { parseTime, localExact } from "./format.js";
 
 var BACKOFF_MIN_MS = 1000;
 var BACKOFF_MAX_MS = 30000;
+var CLOSE_SESSION_ENDED = 4401; // consumers.CLOSE_ACCESS_LOST
 
 /**
  * The feed of one page (`config` is the page's um-config). Returns
@@ -45,6 +46,8 @@ export function createFeed(config) {
       text = "reconnecting in " + Math.max(1, Math.ceil((retryAt - Date.now()) / 1000)) + " s";
     } else if (connState === "connecting") {
       text = attempt ? "reconnecting…" : "connecting…";
+    } else if (connState === "ended") {
+      text = "session ended: reload to log in";
     } else {
       text = connState;
     }
@@ -139,9 +142,15 @@ export function createFeed(config) {
       setConn("live");
     });
     ws.addEventListener("message", onFrame);
-    ws.addEventListener("close", function () {
+    ws.addEventListener("close", function (event) {
       if (socket !== ws) return;
       socket = null;
+      // 4401: the server closed the feed because the session ended (logout, staff or the account
+      // gone). Reconnecting would only be refused: say so and stay closed.
+      if (event.code === CLOSE_SESSION_ENDED) {
+        setConn("ended");
+        return;
+      }
       scheduleReconnect();
     });
   }
