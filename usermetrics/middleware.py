@@ -36,8 +36,8 @@ def csp_policy(host: str) -> str:
     )
 
 
-class ContentSecurityPolicyMiddleware:
-    """Add the Content-Security-Policy header unless the view set its own."""
+class ResponseMiddleware:
+    """A middleware that only looks at the response (sync and async capable): subclasses define ``respond``."""
 
     sync_capable = True
     async_capable = True
@@ -54,14 +54,23 @@ class ContentSecurityPolicyMiddleware:
             return self._acall(request)
         response = self.get_response(request)
         assert isinstance(response, HttpResponseBase)
-        return self._add(request, response)
+        return self.respond(request, response)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
         assert not isinstance(response, HttpResponseBase)
-        return self._add(request, await response)
+        return self.respond(request, await response)
 
-    def _add(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """The response to send for ``request`` instead of ``response`` (or ``response`` itself)."""
+        raise NotImplementedError
+
+
+class ContentSecurityPolicyMiddleware(ResponseMiddleware):
+    """Add the Content-Security-Policy header unless the view set its own."""
+
+    def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """``response`` with our policy unless it has one."""
         if HEADER not in response:
             response[HEADER] = csp_policy(request.get_host())
         return response

@@ -7,10 +7,9 @@ other error of the API, so such an answer is replaced by the API's own JSON erro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
+
+from usermetrics.middleware import ResponseMiddleware
 
 from .auth import json_error
 
@@ -32,27 +31,9 @@ def api_error_json(request: HttpRequest, response: HttpResponseBase) -> HttpResp
     return replaced
 
 
-class ApiJsonErrorsMiddleware:
+class ApiJsonErrorsMiddleware(ResponseMiddleware):
     """Turn the non-JSON 404s and 405s of ``/api/`` paths into the API's JSON errors."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]) -> None:
-        """Wrap ``get_response``, staying async when it is async."""
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        """Dispatch to the sync or async path."""
-        if iscoroutinefunction(self):
-            return self._acall(request)
-        response = self.get_response(request)
-        assert isinstance(response, HttpResponseBase)
+    def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """``api_error_json`` of the response."""
         return api_error_json(request, response)
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.get_response(request)
-        assert not isinstance(response, HttpResponseBase)
-        return api_error_json(request, await response)
