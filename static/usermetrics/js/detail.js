@@ -92,7 +92,8 @@ export function startDetail(config, feed) {
       onLoad: applyHistory,
     });
     window.setInterval(function () {
-      if (!feed.paused() && !document.hidden) charts.reload();
+      // Without a live feed the server is likely away: wait for the next reload, log no failure.
+      if (!feed.paused() && !document.hidden && feed.live()) charts.reload();
     }, HISTORY_RELOAD_MS);
   }
 

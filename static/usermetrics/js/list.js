@@ -26,7 +26,8 @@ function startOverview(config, feed) {
     legend: false, // five small charts: their titles say what they show
   });
   window.setInterval(function () {
-    if (!feed.paused() && !document.hidden) charts.reload();
+    // Without a live feed the server is likely away: wait for the next reload, log no failure.
+    if (!feed.paused() && !document.hidden && feed.live()) charts.reload();
   }, OVERVIEW_RELOAD_MS);
   return charts;
 }
