@@ -1,11 +1,11 @@
-"""Frames per view: one frame per watched view per board, shared first frames, who left the page."""
+"""Frames per view: one frame per watched view per board, shared first frames, who left the page, face messages."""
 
 from __future__ import annotations
 
 import json
 
 from tests.factories import board_of, sample_users
-from usermetrics.feed.builder import FrameBuilder, first_frame
+from usermetrics.feed.builder import EVENT_TYPE, FRAMES_TYPE, FrameBuilder, face_frames, face_messages, first_frame
 from usermetrics.feed.views import View, ViewRegistry
 from usermetrics.selection import ViewSpec
 
@@ -66,3 +66,23 @@ def test_feed_views_round_trip_as_untrusted_json():
     assert View.from_json(view.to_json()) == view
     assert View.from_json('{"spec": {"page_size": 99999, "sort": "nope"}}').spec == ViewSpec(page_size=500)
     assert View.from_json(View(user_id="a/b").to_json()).group == View(user_id="a/b").group
+
+
+def test_feed_builder_face_messages_carry_each_faces_frames_split_past_the_limit():
+    frames = {"g1": "a" * 40, "g2": "b" * 40, "g3": "c" * 40}
+    [one] = face_messages(frames, ["g1", "g3", "unknown"], seq=7, producer="p")
+    assert one == {"type": FRAMES_TYPE, "seq": 7, "producer": "p", "frames": {"g1": "a" * 40, "g3": "c" * 40}}
+    split = face_messages(frames, ["g1", "g2", "g3"], seq=7, producer="p", limit=90)
+    assert [list(m["frames"]) for m in split] == [["g1", "g2"], ["g3"]]  # never a frame lost or cut
+    assert face_messages(frames, [], seq=7, producer="p") == []
+    events = [event for message in split for event in face_frames(message)]
+    assert [(g, e["type"], e["seq"], e["producer"], e["group"]) for g, e in events] == [
+        (g, EVENT_TYPE, 7, "p", g) for g in ("g1", "g2", "g3")
+    ]
+    assert events[2][1]["text"] == "c" * 40
+
+
+def test_feed_builder_face_frames_ignore_what_is_no_frames_message():
+    assert list(face_frames({"type": FRAMES_TYPE, "seq": 1})) == []
+    assert list(face_frames({"type": FRAMES_TYPE, "frames": ["g1"]})) == []
+    assert [g for g, _ in face_frames({"frames": {"g1": "x", "g2": 3, 4: "y"}})] == ["g1"]

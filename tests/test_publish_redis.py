@@ -7,17 +7,18 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from channels.layers import channel_layers
 
 from tests.factories import ScriptedSource, board_of, record, sample_users
 from usermetrics.board import Board
-from usermetrics.feed.views import View, ViewDirectory, ViewRegistry
+from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, face_channel
 from usermetrics.monitor import MonitorService
 from usermetrics.publish.bus import RedisBus
 from usermetrics.publish.follower import Follower
 from usermetrics.publish.lease import RedisLease
 from usermetrics.publish.producer import Producer
 from usermetrics.selection import ViewSpec
-from usermetrics.services.assembly import redis_client
+from usermetrics.services.assembly import layer_sender, redis_client
 
 pytestmark = pytest.mark.redis
 
@@ -148,3 +149,56 @@ async def test_publish_producer_standby_publishes_nothing_and_a_taker_continues_
     taken = await standby.tick()
     assert taken is not None and taken.seq == 3 and taken.producer == "standby"
     await standby.close()
+
+
+async def test_publish_directory_says_which_face_watches_what(redis):
+    directory = ViewDirectory(redis, prefix=redis.test_prefix)
+    first, user = View(spec=ViewSpec()), View(user_id="a/b")
+    await directory.advertise("face-1", {first.group: first}, ttl=5)
+    await directory.advertise("face-2", {first.group: first, user.group: user}, ttl=5)
+    faces = await directory.collect_faces()
+    assert {face: set(views) for face, views in faces.items()} == {
+        "face-1": {first.group},
+        "face-2": {first.group, user.group},
+    }
+    await directory.advertise("face-1", {}, ttl=5)
+    assert set(await directory.collect_faces()) == {"face-2"}
+
+
+async def test_publish_frames_reach_a_face_through_its_channel_on_redis(redis, settings):
+    layer = channel_layers.make_backend("default")
+    received: list[dict[str, object]] = []
+    arrived = asyncio.Event()
+    registry = ViewRegistry()
+    view = View(spec=ViewSpec())
+
+    class Socket:
+        async def metrics_update(self, event: dict[str, object]) -> None:
+            received.append(event)
+            arrived.set()
+
+        async def metrics_status(self, event: dict[str, object]) -> None:
+            pass
+
+    registry.subscribe("c1", view, Socket())
+    face = f"face-{uuid.uuid4().hex[:8]}"
+    follower = Follower(
+        bus=RedisBus(redis, prefix=redis.test_prefix),
+        registry=registry,
+        face=face,
+        interval=0.2,
+        stale_after=1,
+        receive=lambda: layer.receive(face_channel(face)),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.take_frames(stop))
+    try:
+        await layer_sender(layer)(
+            face, {"type": "metrics.frames", "seq": 3, "producer": "p", "frames": {view.group: "T"}}
+        )
+        await asyncio.wait_for(arrived.wait(), timeout=10)
+        assert [(e["text"], e["seq"], e["group"]) for e in received] == [("T", 3, view.group)]
+    finally:
+        stop.set()
+        task.cancel()
+        await layer.flush()

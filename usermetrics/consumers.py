@@ -1,11 +1,12 @@
 """Websocket consumers of the live feed (async): the user list and one user, push-only, staff only.
 
-A consumer registers its channel for a view through the service layer and forwards the frames
-the producer sends to the view's group; it never collects metrics itself. The one frame it asks
-for is the full snapshot right after connect or subscribe, built from this face's latest board
-and shared with every other subscriber of that view and board. A frame it already sent (the
-same refresh, through the group) is not sent twice. While no producer publishes, the socket
-stays open and says so with a ``status`` message.
+A consumer registers itself for a view through the service layer, and the face hands it the
+frames the producer sends for that view (one message per face per refresh, not one per socket);
+it never collects metrics itself. The one frame it asks for is the full snapshot right after
+connect or subscribe, built from this face's latest board and shared with every other subscriber
+of that view and board. A frame it already sent (the same refresh) is not sent twice, nor one of
+a view it has left. While no producer publishes, the socket stays open and says so with a
+``status`` message.
 
 What a client sends cannot hurt the server: a message is applied or ignored, subscriptions are
 coalesced (one in flight, the latest wins, a few a second at most), and a client that keeps
@@ -43,8 +44,6 @@ BAD_WINDOW = 10.0
 CLOSE_BAD_MESSAGES = 4400
 CLOSE_ACCESS_LOST = 4401
 CLOSE_LAYER_DOWN = 4503  # the channel layer (Redis) failed: reconnect, the new socket joins afresh
-# Seconds a group change may take; one that hangs (seen right after a Redis restart) fails instead.
-LAYER_TIMEOUT = 5.0
 
 
 def _inbound(text: str | None) -> object:
@@ -58,10 +57,10 @@ def _inbound(text: str | None) -> object:
 
 
 class _FeedConsumer(AsyncWebsocketConsumer):
-    """Shared plumbing: staff check, group membership, forwarding ``metrics.update`` events."""
+    """Shared plumbing: staff check, the view registered, forwarding ``metrics.update`` events."""
 
-    group: str | None = None
-    status_group: str | None = None
+    group: str | None = None  # the view's group this socket is registered for
+    accepted = False
     last_seq = 0  # the newest refresh this socket has been sent ...
     last_producer = ""  # ... by this producer (a producer that takes over without Redis's word restarts)
     closing = False  # closed by us: nothing more goes out, the disconnect cleans up
@@ -77,8 +76,8 @@ class _FeedConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Run the socket; when the channel layer fails (Redis down) close it with 4503, not 1011.
 
-        Its group memberships may be gone with Redis, so it must not linger: the browser
-        reconnects (with backoff, refused cleanly while Redis is down) and joins again.
+        Its channel is received through Redis, so the socket must not linger on a dead layer: the
+        browser reconnects (with backoff) and registers again.
         """
         try:
             await super().__call__(scope, receive, send)
@@ -99,8 +98,7 @@ class _FeedConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         await self.accept()
-        self.status_group = services.feed_status_group()
-        await self.join(self.status_group, self.channel_name)
+        self.accepted = True
         await self.subscribe(**self.initial_subscription())
 
     def initial_subscription(self) -> dict[str, Any]:
@@ -108,18 +106,13 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def subscribe(self, **view: Any) -> None:
-        """Move this channel to ``view``'s group and send that view's full snapshot."""
+        """Register this socket for ``view`` (off any earlier one) and send that view's full snapshot."""
         async with self.send_lock:
             if not self.closing:
                 await self._subscribe(**view)
 
     async def _subscribe(self, **view: Any) -> None:
-        group = services.feed_subscribe(self.channel_name, **view)
-        if group != self.group:
-            if self.group is not None:
-                await self.leave(self.group, self.channel_name)
-            self.group = group  # first: a disconnect that cancels the group_add still leaves the group
-            await self.join(group, self.channel_name)
+        self.group = group = services.feed_subscribe(self.channel_name, receiver=self, **view)
         first = await services.feed_first_frame(group)
         if first is None:
             await self.send(text_data=services.feed_status())  # no board yet: say why nothing comes
@@ -129,16 +122,6 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
         if not services.producer_state().publishing:
             await self.send(text_data=services.feed_status())
-
-    async def join(self, group: str, channel: str) -> None:
-        """``group_add``, bounded in time (a TimeoutError is a layer error: the socket closes with 4503)."""
-        async with asyncio.timeout(LAYER_TIMEOUT):
-            await self.channel_layer.group_add(group, channel)
-
-    async def leave(self, group: str, channel: str) -> None:
-        """``group_discard``, bounded in time."""
-        async with asyncio.timeout(LAYER_TIMEOUT):
-            await self.channel_layer.group_discard(group, channel)
 
     async def refuse(self, code: int, reason: str) -> None:
         """Close the socket with ``code`` and ``reason`` (once); the disconnect that follows cleans up."""
@@ -168,17 +151,14 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
-        """Leave the groups and the feed."""
+        """Leave the feed."""
         self.closing = True
         if self.access_task is not None:
             self.access_task.cancel()
-        if self.status_group is None:
-            return  # refused before it was accepted: it never joined anything
+        if not self.accepted:
+            return  # refused before it was accepted: it never registered
         services.feed_unsubscribe(self.channel_name)
-        for group in (self.group, self.status_group):
-            if group is not None:
-                await self.leave(group, self.channel_name)
-        self.group = self.status_group = None
+        self.group = None
 
     async def metrics_update(self, event: dict[str, Any]) -> None:
         """Forward one pre-serialized frame as it is, unless this socket already has that refresh.
@@ -188,12 +168,13 @@ class _FeedConsumer(AsyncWebsocketConsumer):
         ended closes the socket with 4401, at most that refresh's frame after it ended.
         """
         seq, producer = int(event.get("seq", 0)), str(event.get("producer", ""))
-        if self.closing:
-            return
+        if self.closing or event.get("group", self.group) != self.group:
+            return  # closed, or a frame of a view this socket left while the frame was on its way
         if self.access_task is None or self.access_task.done():
             self.access_task = asyncio.ensure_future(self._access_recheck(seq, producer))
         async with self.send_lock:
-            if self.closing or (producer == self.last_producer and seq <= self.last_seq):
+            stale = event.get("group", self.group) != self.group  # moved while waiting for the lock
+            if self.closing or stale or (producer == self.last_producer and seq <= self.last_seq):
                 return
             self.last_seq, self.last_producer = seq, producer
             await self.send(text_data=event["text"])
@@ -251,7 +232,7 @@ class MonitorConsumer(_FeedConsumer):
                 await self.refuse(CLOSE_LAYER_DOWN, "live feed unavailable")
 
     async def disconnect(self, code: int) -> None:
-        """Stop applying subscriptions, then leave the groups and the feed."""
+        """Stop applying subscriptions, then leave the feed."""
         self.closing = True
         if self.subscriber is not None:
             self.subscriber.cancel()

@@ -1,13 +1,16 @@
 """Frames per view (sync): one frame per watched view per board, and what left each page since the last.
 
-The producer asks ``FrameBuilder.frames`` once per refresh for every view anyone watches and sends
-each text to the view's group, whatever the number of sockets on it; a socket that subscribes gets
-its first frame from ``view_frame`` (shared by every socket on that view and board).
+The producer asks ``FrameBuilder.frames`` once per refresh for every view anyone watches, whatever
+the number of sockets on it, and sends each face the frames of its views in one message
+(``face_messages``; split only past ``FACE_MESSAGE_BYTES``); the face takes them apart again
+(``face_frames``) and hands each to the sockets on that view. A socket that subscribes gets its
+first frame from ``view_frame`` (shared by every socket on that view and board).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from usermetrics.board import Board
 from usermetrics.conf import get_config
@@ -17,6 +20,42 @@ from .frames import list_frame, user_frame
 from .views import View
 
 EVENT_TYPE = "metrics.update"  # a frame, handled by consumers' ``metrics_update``
+FRAMES_TYPE = "metrics.frames"  # a face's frames of one refresh, taken apart by the face
+# A face's message of one refresh holds frames up to this many bytes; more go in further messages
+# (a face watching a hundred big views must not make one message of a hundred megabytes).
+FACE_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def face_messages(
+    frames: Mapping[str, str], groups: Iterable[str], *, seq: int, producer: str, limit: int = FACE_MESSAGE_BYTES
+) -> list[dict[str, Any]]:
+    """The messages that carry to one face the frames of its ``groups`` (those ``frames`` has)."""
+    messages: list[dict[str, Any]] = []
+    batch: dict[str, str] = {}
+    size = 0
+    for group in groups:
+        text = frames.get(group)
+        if text is None:
+            continue
+        if batch and size + len(text) > limit:
+            messages.append({"type": FRAMES_TYPE, "seq": seq, "producer": producer, "frames": batch})
+            batch, size = {}, 0
+        batch[group] = text
+        size += len(text)
+    if batch:
+        messages.append({"type": FRAMES_TYPE, "seq": seq, "producer": producer, "frames": batch})
+    return messages
+
+
+def face_frames(message: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(group, event)`` for each frame of a ``face_messages`` message; the event is what sockets take."""
+    seq, producer = int(message.get("seq", 0)), str(message.get("producer", ""))
+    frames = message.get("frames")
+    if not isinstance(frames, Mapping):
+        return
+    for group, text in frames.items():
+        if isinstance(group, str) and isinstance(text, str):
+            yield group, {"type": EVENT_TYPE, "text": text, "seq": seq, "producer": producer, "group": group}
 
 
 def view_frame(

@@ -1,9 +1,12 @@
 """Subscribed views (sync registry, async directory): which socket watches what, and telling the producer.
 
 A face keeps a ``ViewRegistry`` of its own sockets: each channel watches one view (a page of the
-list, or one user), and channels on the same view share its Channels group. The producer builds
-one frame per view that anyone watches: in one process it reads the registry itself; with Redis
-each face advertises its views in a ``ViewDirectory`` entry that expires unless renewed.
+list, or one user), and channels on the same view share its group. The producer builds one frame
+per view that anyone watches and sends each face one message per refresh with the frames of its
+views (``face_channel``); the face hands each frame to its own sockets from the registry, so a
+refresh costs the channel layer one message per face, not one per socket. In one process the
+producer reads the registry itself; with Redis each face advertises its views in a
+``ViewDirectory`` entry that expires unless renewed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import json
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -22,6 +25,21 @@ from usermetrics.selection import ViewSpec
 def group_name(kind: str, key: str) -> str:
     """A valid Channels group name for a view (ASCII, under 100 characters)."""
     return f"usermetrics.{kind}.{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def face_channel(face: str) -> str:
+    """The channel-layer channel on which ``face`` receives the producer's frames (one message per refresh)."""
+    return f"usermetrics.frames.{hashlib.sha256(face.encode()).hexdigest()[:40]}"
+
+
+class Receiver(Protocol):
+    """A socket as the registry hands it frames and the producer's state (a feed consumer)."""
+
+    async def metrics_update(self, event: dict[str, Any]) -> None:
+        """One frame of the socket's view: ``{"type", "text", "seq", "producer"}``."""
+
+    async def metrics_status(self, event: dict[str, Any]) -> None:
+        """The face's word on the producer: ``{"type", "text"}``."""
 
 
 @dataclass(frozen=True)
@@ -64,13 +82,19 @@ class ViewRegistry:
         self._lock = threading.Lock()
         self._views: dict[str, tuple[View, set[str]]] = {}
         self._channel_group: dict[str, str] = {}
+        self._receivers: dict[str, Receiver] = {}
         self.changes = 0  # bumped when a view appears or goes, so advertisers know to renew
 
-    def subscribe(self, channel: str, view: View) -> str:
-        """Register ``channel`` for ``view`` (moving it off any earlier view); returns the view's group."""
+    def subscribe(self, channel: str, view: View, receiver: Receiver | None = None) -> str:
+        """Register ``channel`` for ``view`` (moving it off any earlier view); returns the view's group.
+
+        ``receiver`` is the socket the face hands the view's frames to (None: counted, not fed).
+        """
         group = view.group
         with self._lock:
             self._leave(channel)
+            if receiver is not None:
+                self._receivers[channel] = receiver
             entry = self._views.get(group)
             if entry is None:
                 entry = self._views[group] = (view, set())
@@ -85,6 +109,7 @@ class ViewRegistry:
             return self._leave(channel)
 
     def _leave(self, channel: str) -> str | None:
+        self._receivers.pop(channel, None)
         group = self._channel_group.pop(channel, None)
         entry = self._views.get(group) if group is not None else None
         if entry is not None:
@@ -115,6 +140,16 @@ class ViewRegistry:
         with self._lock:
             return list(self._channel_group)
 
+    def receivers(self, group: str | None = None) -> list[Receiver]:
+        """The sockets watching ``group`` (None: every socket of this face)."""
+        with self._lock:
+            if group is None:
+                return list(self._receivers.values())
+            entry = self._views.get(group)
+            if entry is None:
+                return []
+            return [self._receivers[c] for c in entry[1] if c in self._receivers]
+
 
 class ViewDirectory:
     """Every face's watched views in Redis: one hash per face, expiring unless the face renews it."""
@@ -138,14 +173,23 @@ class ViewDirectory:
         """Forget ``face``'s views (it is shutting down)."""
         await self.redis.delete(f"{self.prefix}:views:{face}")
 
-    async def collect(self) -> dict[str, View]:
-        """Every view any live face watches, by group."""
-        views: dict[str, View] = {}
+    async def collect_faces(self) -> dict[str, dict[str, View]]:
+        """Every live face's watched views, by face and then by group."""
+        faces: dict[str, dict[str, View]] = {}
+        start = len(f"{self.prefix}:views:")
         async for key in self.redis.scan_iter(match=f"{self.prefix}:views:*", count=100):
+            views: dict[str, View] = {}
             for text in (await self.redis.hgetall(key)).values():
                 try:
                     view = View.from_json(text)
                 except (ValueError, KeyError, TypeError):
                     continue  # a face of another version, or garbage: no frame for it
                 views[view.group] = view
-        return views
+            if views:
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                faces[name[start:]] = views
+        return faces
+
+    async def collect(self) -> dict[str, View]:
+        """Every view any live face watches, by group."""
+        return {group: view for views in (await self.collect_faces()).values() for group, view in views.items()}

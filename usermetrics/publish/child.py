@@ -6,8 +6,8 @@ thread). So the Daphne process starts ``manage.py runmonitor --parent SOCKET`` a
 over a Unix socket it listens on:
 
 - the child sends each board (its ``encode()`` bytes; the parent decodes them in a worker
-  thread and puts the board on its ``LocalBus``) and each frame (sent on the parent's channel
-  layer, which belongs to the serving loop);
+  thread and puts the board on its ``LocalBus``) and each refresh's frames (one message; the
+  parent's follower hands each frame to the sockets on its view);
 - the child asks, at each refresh, which views the parent's sockets watch, and the parent answers
   from its ``ViewRegistry``.
 
@@ -67,17 +67,17 @@ class ChildProducer:
         *,
         bus: LocalBus | None,
         registry: ViewRegistry,
-        send: Callable[[str, dict[str, Any]], Any],
+        deliver: Callable[[dict[str, Any]], None],
         command: list[str],
     ) -> None:
         """Take boards onto ``bus`` (None: the child publishes through Redis), answer from ``registry``.
 
-        ``send(group, event)`` is the serving loop's channel layer; ``command`` starts the child
-        (``--parent SOCKET`` is added when there is a bus).
+        ``deliver(message)`` hands a refresh's frames to this face's sockets (the follower's);
+        ``command`` starts the child (``--parent SOCKET`` is added when there is a bus).
         """
         self.bus = bus
         self.registry = registry
-        self.send = send
+        self.deliver = deliver
         self.command = command
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -139,8 +139,7 @@ class ChildProducer:
                     board = await asyncio.to_thread(Board.decode, payload)  # tens of MB at 100k: off the loop
                     await self.bus.publish(board)
                 elif kind == FRAME:
-                    doc = json.loads(payload)
-                    await self.send(doc["group"], doc["event"])
+                    self.deliver(json.loads(payload))
                 elif kind == ASK_VIEWS:
                     views = {group: view.to_json() for group, view in self.registry.views().items()}
                     await message_write(writer, VIEWS, json.dumps(views).encode())
@@ -213,9 +212,9 @@ class ParentLink:
             closed.cancel()
             return {group: View.from_json(text) for group, text in json.loads(get.result()).items()}
 
-    async def send(self, group: str, event: dict[str, object]) -> None:
-        """Send a frame to ``group`` through the parent's channel layer."""
-        await message_write(self._writer, FRAME, json.dumps({"group": group, "event": event}).encode())
+    async def send(self, face: str, message: dict[str, object]) -> None:
+        """Send the parent (the one face) a refresh's frames (``feed.builder.face_messages``)."""
+        await message_write(self._writer, FRAME, json.dumps(message).encode())
 
     async def aclose(self) -> None:
         """Close the connection."""

@@ -1,25 +1,33 @@
-"""A face's side of the bus (async): the latest board, this face's views advertised, the producer watched.
+"""A face's side of the bus (async): the latest board, this face's views advertised, frames handed out.
 
 Faces never read a source. In one process the latest board is the local bus's; through Redis the
 follower wakes on the producer's pub/sub message (or every half interval, should one be missed),
 fetches the new board once, decodes it in a thread and swaps it in. It renews this face's entry
 in the view directory, and it tells the face's sockets when no producer has published for
 ``stale_after`` seconds, and again when one does.
+
+The producer sends this face one message per refresh with the frames of the views its sockets
+watch (through Redis on the face's own channel, ``receive``; in one process by a direct call to
+``deliver``); the follower hands each frame to every socket on that view, each in its own task so
+that a socket busy with its own subscription holds up no other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from usermetrics.board import Board
 from usermetrics.clock import Clock, utcnow
+from usermetrics.feed.builder import face_frames
 from usermetrics.feed.views import ViewDirectory, ViewRegistry
 from usermetrics.humanize import producer_words
 from usermetrics.selection import DEFAULT_SORT, board_order
@@ -32,6 +40,7 @@ logger = logging.getLogger(__name__)
 STATUS_TYPE = "metrics.status"  # a producer state message, handled by consumers' ``metrics_status``
 
 Notify = Callable[[dict[str, object]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -81,23 +90,32 @@ class Follower:
         face: str,
         interval: float,
         stale_after: float,
-        notify: Notify,
+        notify: Notify | None = None,
         directory: ViewDirectory | None = None,
+        receive: Receive | None = None,
         clock: Clock = utcnow,
     ) -> None:
-        """Follow ``bus``; advertise ``registry``'s views as ``face`` (through Redis: ``directory``)."""
+        """Follow ``bus``; advertise ``registry``'s views as ``face`` (through Redis: ``directory``).
+
+        ``receive()`` waits for this face's next frames message (through Redis; None: the producer
+        calls ``deliver`` itself); ``notify`` tells the sockets of the producer's state (by
+        default each socket of ``registry``).
+        """
         self.bus = bus
         self.registry = registry
         self.face = face
         self.interval = interval
         self.stale_after = stale_after
-        self.notify = notify
+        self.notify = notify or self.broadcast
         self.directory = directory
+        self.receive = receive
         self.clock = clock
         self._board: Board | None = None
         self._synced = asyncio.Event()
         self._told: str | None = None
+        self._handing: set[asyncio.Task[None]] = set()
         self.redis_error: str | None = None
+        self.delivered = 0  # frames handed to sockets (tests and benchmarks count them)
 
     def latest(self) -> Board | None:
         """The latest board this face has (None: no producer has published yet)."""
@@ -145,6 +163,48 @@ class Follower:
         if self.directory is not None:
             await self.directory.advertise(self.face, self.registry.views(), ttl=max(2.0, 3 * self.interval))
 
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Hand each frame of one frames message to every socket on its view (not waiting for them)."""
+        for group, event in face_frames(message):
+            for receiver in self.registry.receivers(group):
+                self._hand(receiver.metrics_update(event))
+                self.delivered += 1
+
+    async def broadcast(self, event: dict[str, object]) -> None:
+        """Tell every socket of this face the producer's state (the default ``notify``)."""
+        for receiver in self.registry.receivers():
+            self._hand(receiver.metrics_status(dict(event)))
+
+    def _hand(self, call: Coroutine[Any, Any, None]) -> None:
+        # A task each: the caller never waits on a socket; the set keeps them from being collected.
+        task = asyncio.ensure_future(call)
+        self._handing.add(task)
+        task.add_done_callback(self._handed)
+
+    def _handed(self, task: asyncio.Task[None]) -> None:
+        self._handing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("Handing a frame to a socket failed", exc_info=task.exception())
+
+    async def take_frames(self, stop: asyncio.Event) -> None:
+        """Receive this face's frames messages until ``stop`` and hand them out (through Redis)."""
+        if self.receive is None:
+            return
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                message = await self.receive()
+            except (RedisError, OSError) as exc:
+                # Down with Redis: the board follower says so; try again with a growing pause.
+                logger.debug("Receiving frames failed (%s)", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            backoff = 0.5
+            if isinstance(message, dict):
+                self.deliver(message)
+
     def status_text(self) -> str:
         """The sockets' status message: ``{"type": "status", "producer": {...}}`` (not a monitor document)."""
         return json.dumps({"type": "status", "producer": self.state().as_dict()}, separators=(",", ":"))
@@ -164,7 +224,16 @@ class Follower:
         self._told = state.state
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Follow until ``stop`` is set; Redis errors are said once and retried with a growing pause."""
+        """Follow and take frames until ``stop`` is set; Redis errors are said once and retried with a growing pause."""
+        frames = asyncio.ensure_future(self.take_frames(stop))
+        try:
+            await self._follow(stop)
+        finally:
+            frames.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await frames
+
+    async def _follow(self, stop: asyncio.Event) -> None:
         backoff = 0.5
         while not stop.is_set():
             try:

@@ -1,11 +1,12 @@
 """The producer (async): lead, refresh, work out flags, pack and publish a board, record, send frames.
 
 One leading producer per deployment does all the work of a refresh, once: ``runmonitor`` in a
-scaled deployment (several may run; one holds the lease), or a thread of the one Daphne of the
-embedded default. Faces never read a source. Each refresh, in order: renew the lease (a standby
+scaled deployment (several may run; one holds the lease), or the child process of the one Daphne
+of the embedded default. Faces never read a source. Each refresh, in order: renew the lease (a standby
 stops here), refresh the sources, read the lifecycle flags, pack the board, renew the lease
 again (a leader that lost it while refreshing publishes and records nothing), publish, hand the
-snapshot to the history recorder, send one frame per watched view.
+snapshot to the history recorder, build one frame per watched view and send each face one
+message with the frames of its views.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from usermetrics.alerts.engine import AlertEngine
 from usermetrics.board import Board
 from usermetrics.clock import Clock, utcnow
 from usermetrics.conf import get_config
-from usermetrics.feed.builder import EVENT_TYPE, FrameBuilder
+from usermetrics.feed.builder import FrameBuilder, face_messages
 from usermetrics.feed.views import View
 from usermetrics.history.flags import flag_stats, flagged
 from usermetrics.history.query import WindowStats
@@ -49,8 +50,10 @@ FLAGS_REFRESH = 30.0
 # random points of a refresh.
 FULL_COLLECTION_EVERY = 100
 
+# ``send(face, message)``: one face's frames of a refresh (``feed.builder.face_messages``).
 Sender = Callable[[str, dict[str, object]], Awaitable[None]]
-ViewsSource = Callable[[], Awaitable[Mapping[str, View]]]
+# The watched views by face, then by group.
+ViewsSource = Callable[[], Awaitable[Mapping[str, Mapping[str, View]]]]
 LabelsSource = Callable[[], Awaitable[Mapping[str, str]]]
 
 
@@ -140,8 +143,9 @@ class Producer:
         name: str,
         clock: Clock = utcnow,
     ) -> None:
-        """Refresh ``monitor`` every interval while leading on ``lease``; publish on ``bus``; send frames
-        of the views ``views()`` returns with ``send(group, event)``; name users with ``labels()``."""
+        """Refresh ``monitor`` every interval while leading on ``lease``; publish on ``bus``; send each
+        face the frames of the views ``views()`` says it watches with ``send(face, message)``; name
+        users with ``labels()``."""
         self.monitor = monitor
         self.bus = bus
         self.lease = lease
@@ -220,23 +224,27 @@ class Producer:
 
     async def _send_frames(self, board: Board, previous: Board | None) -> None:
         try:
-            views = await self.views()
+            faces = await self.views()
         except Exception:
             logger.warning("Cannot read the watched views; no frames this refresh", exc_info=True)
             return
+        views = {group: view for watched in faces.values() for group, view in watched.items()}
         if not views:
+            self.frames.frames(board, {}, labels={})  # forgets the pages of views nobody watches
             return
         try:
             labels = await self.labels()
         except Exception:
             logger.warning("Identity labels unavailable; sending frames without names", exc_info=True)
             labels = {}
-        for group, text in self.frames.frames(board, views, labels=labels, previous_board=previous):
-            try:
-                # The text, not a dict: the in-memory layer deep-copies each event per channel.
-                await self.send(group, {"type": EVENT_TYPE, "text": text, "seq": board.seq, "producer": board.producer})
-            except Exception:
-                logger.warning("Sending a frame to %s failed", group, exc_info=True)
+        # Each view's frame once, however many faces and sockets watch it; then one message per face.
+        texts = dict(self.frames.frames(board, views, labels=labels, previous_board=previous))
+        for face, watched in faces.items():
+            for message in face_messages(texts, watched, seq=board.seq, producer=board.producer):
+                try:
+                    await self.send(face, message)
+                except Exception:
+                    logger.warning("Sending frames to face %s failed", face, exc_info=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh at a fixed rate until ``stop`` is set; a standby tries to lead every half interval."""

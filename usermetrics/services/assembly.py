@@ -12,7 +12,7 @@ from usermetrics import identities
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.conf import Config, get_config
 from usermetrics.demo import demo_session_manager
-from usermetrics.feed.views import View, ViewDirectory, ViewRegistry
+from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, face_channel
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.nat import nat_sources_build
@@ -22,6 +22,8 @@ from usermetrics.publish.lease import LocalLease, RedisLease
 from usermetrics.publish.producer import FlagTracker, Producer, Sender
 from usermetrics.snapshot import Snapshot
 from usermetrics.sources import LocalSource, Source
+
+ONE_FACE = "local"  # the name of the one face of a process that has its producer in itself or its child
 
 
 def monitor_build(*, config: Config | None = None) -> MonitorService:
@@ -89,10 +91,13 @@ def producer_build(
     alerts evaluated when they are on (and ``alert``)."""
     cfg = config or get_config()
 
-    async def watched() -> Mapping[str, View]:
+    async def watched() -> Mapping[str, Mapping[str, View]]:
+        # By face: through Redis every face's own; in one process (or a child) the one face's.
         if isinstance(views, ViewRegistry):
-            return views.views()
-        return await (views.views() if isinstance(views, ParentLink) else views.collect())
+            return {ONE_FACE: views.views()}
+        if isinstance(views, ParentLink):
+            return {ONE_FACE: await views.views()}
+        return await views.collect_faces()
 
     recorder = Recorder(cfg.history) if record and cfg.history.enabled else None
     return Producer(
@@ -110,10 +115,10 @@ def producer_build(
 
 
 def layer_sender(layer: BaseChannelLayer) -> Sender:
-    """Frames sent on ``layer`` from the running loop."""
+    """Each face's frames messages sent on ``layer`` to the face's own channel, from the running loop."""
 
-    async def send(group: str, event: dict[str, object]) -> None:
-        await layer.group_send(group, event)
+    async def send(face: str, message: dict[str, object]) -> None:
+        await layer.send(face_channel(face), message)
 
     return send
 

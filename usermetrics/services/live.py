@@ -22,7 +22,7 @@ from usermetrics.board import Board, board_empty
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.feed.builder import first_frame
-from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, group_name
+from usermetrics.feed.views import Receiver, View, ViewDirectory, ViewRegistry, face_channel
 from usermetrics.publish.bus import LocalBus, RedisBus
 from usermetrics.publish.child import ChildProducer, child_command
 from usermetrics.publish.follower import Follower, ProducerState
@@ -31,7 +31,7 @@ from usermetrics.publish.producer import Producer
 from usermetrics.selection import ViewSpec
 from usermetrics.snapshot import iso
 
-from .assembly import layer_sender, monitor_build, process_name, producer_build, redis_client
+from .assembly import ONE_FACE, monitor_build, process_name, producer_build, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,6 @@ class Face:
     autostart: bool = True  # False: a test drives the producer and the follower itself
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    @property
-    def status_group(self) -> str:
-        """The group of this face's sockets, told when the producer goes and comes back."""
-        return group_name("face", self.name)
-
 
 _face: Face | None = None
 
@@ -77,10 +72,12 @@ def _face_build() -> Face:
         directory = ViewDirectory(redis, prefix=cfg.redis_prefix)
     else:
         bus = LocalBus()
-    group = group_name("face", name)
+    receive = None
+    if cfg.redis_url:
+        channel = face_channel(name)
 
-    async def notify(event: dict[str, object]) -> None:
-        await get_channel_layer().group_send(group, event)
+        async def receive() -> dict[str, Any]:
+            return await get_channel_layer().receive(channel)
 
     follower = Follower(
         bus=bus,
@@ -88,8 +85,8 @@ def _face_build() -> Face:
         face=name,
         interval=cfg.refresh_interval,
         stale_after=cfg.producer_timeout,
-        notify=notify,
         directory=directory,
+        receive=receive,
     )
     return Face(name=name, bus=bus, registry=registry, follower=follower)
 
@@ -114,26 +111,17 @@ def face_local(bus: LocalBus | None = None) -> Face:
     cfg = get_config()
     bus = bus or LocalBus()
     registry = ViewRegistry()
-
-    async def notify(event: dict[str, object]) -> None:
-        await get_channel_layer().group_send(group_name("face", "local"), event)
-
     follower = Follower(
-        bus=bus,
-        registry=registry,
-        face="local",
-        interval=cfg.refresh_interval,
-        stale_after=cfg.producer_timeout,
-        notify=notify,
+        bus=bus, registry=registry, face=ONE_FACE, interval=cfg.refresh_interval, stale_after=cfg.producer_timeout
     )
-    return Face(name="local", bus=bus, registry=registry, follower=follower, autostart=False)
+    return Face(name=ONE_FACE, bus=bus, registry=registry, follower=follower, autostart=False)
 
 
 def producer_local(face: Face, **monitor_kwargs: Any) -> Producer:
-    """A producer on ``face``'s local bus, sending frames on the running loop's layer (tests, one process)."""
+    """A producer on ``face``'s local bus, handing frames to ``face``'s sockets (tests, one process)."""
 
-    async def send(group: str, event: dict[str, object]) -> None:
-        await get_channel_layer().group_send(group, event)
+    async def send(_face: str, message: dict[str, object]) -> None:
+        face.follower.deliver(message)
 
     assert isinstance(face.bus, LocalBus)
     monitor = monitor_kwargs.pop("monitor", None) or monitor_build()
@@ -159,9 +147,10 @@ async def faces_start() -> None:
     if cfg.producer == "embedded" and face.embedded is None:
         # The producer runs in a child process (a thread would hold the GIL against this loop);
         # without Redis it hands boards and frames to this process over a socket.
-        send = layer_sender(get_channel_layer())
         bus = face.bus if isinstance(face.bus, LocalBus) else None
-        face.embedded = ChildProducer(bus=bus, registry=face.registry, send=send, command=child_command())
+        face.embedded = ChildProducer(
+            bus=bus, registry=face.registry, deliver=face.follower.deliver, command=child_command()
+        )
         face.embedded_task = asyncio.get_running_loop().create_task(
             face.embedded.run(face.stop), name="usermetrics-embedded-producer"
         )
@@ -234,9 +223,11 @@ def identities_import(*, rows: TextIO) -> identities.ImportResult:
 # --- the feed --------------------------------------------------------------------------------------
 
 
-def feed_subscribe(channel: str, *, spec: ViewSpec | None = None, user_id: str | None = None) -> str:
-    """Move ``channel`` to a list view or one user's view; returns that view's group."""
-    return face_get().registry.subscribe(channel, View(spec=spec, user_id=user_id))
+def feed_subscribe(
+    channel: str, *, receiver: Receiver | None = None, spec: ViewSpec | None = None, user_id: str | None = None
+) -> str:
+    """Move ``channel`` to a list view or one user's view (its frames go to ``receiver``); returns that view's group."""
+    return face_get().registry.subscribe(channel, View(spec=spec, user_id=user_id), receiver)
 
 
 def feed_unsubscribe(channel: str) -> None:
@@ -252,11 +243,6 @@ async def feed_first_frame(group: str) -> tuple[str, int, str] | None:
     if board is None or view is None:
         return None
     return first_frame(board, view, labels=await labels_aget()), board.seq, board.producer
-
-
-def feed_status_group() -> str:
-    """The group every socket of this face joins for the producer's state."""
-    return face_get().status_group
 
 
 def feed_status() -> str:
