@@ -3,9 +3,9 @@
 For 1k, 10k and 100k users, prints the best of several runs of
   - frame:   building and serializing the default list view's frame from a new board (one page of
              100, the summary, the sort), the work done once per distinct view per refresh
-  - publish: the producer's FrameBuilder and one group_send to N channels watching that one view
-             over Channels' in-memory layer (the frame is built once; the layer copies the text
-             per channel)
+  - publish: the producer's FrameBuilder, the face's message (``face_messages``) and the face's
+             follower handing the frame to N sockets watching that one view, until every socket
+             has it (the frame is built once; sockets share its text)
 and the frame's size. Usage: .venv/bin/python bench/feed.py [--sizes 1000,10000] [--clients 1,100]
 """
 
@@ -27,15 +27,15 @@ import django
 
 django.setup()
 
-from channels.layers import InMemoryChannelLayer  # noqa: E402
-
 from usermetrics.board import Board  # noqa: E402
 from usermetrics.clock import utcnow  # noqa: E402
-from usermetrics.feed.builder import EVENT_TYPE, FrameBuilder, view_frame  # noqa: E402
-from usermetrics.feed.views import View  # noqa: E402
+from usermetrics.feed.builder import FrameBuilder, face_messages, view_frame  # noqa: E402
+from usermetrics.feed.views import View, ViewRegistry  # noqa: E402
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage  # noqa: E402
 from usermetrics.monitor import MonitorService  # noqa: E402
 from usermetrics.packing import BoardCache, board_build  # noqa: E402
+from usermetrics.publish.bus import LocalBus  # noqa: E402
+from usermetrics.publish.follower import Follower  # noqa: E402
 from usermetrics.selection import FLAG_STATES, ViewSpec  # noqa: E402
 
 
@@ -103,21 +103,41 @@ async def bench(users: int, clients: list[int], repeat: int) -> None:
         size = len(text.encode())
     print(f"{users:>7} users  frame {frame_best * 1000:8.1f} ms  {size / 1024:6.1f} KiB")
     for count in clients:
-        layer = InMemoryChannelLayer(capacity=10)
-        for _ in range(count):
-            await layer.group_add(view.group, await layer.new_channel())
+        registry = ViewRegistry()
+        sockets = [Socket() for _ in range(count)]
+        for n, socket in enumerate(sockets):
+            registry.subscribe(f"c{n}", view, socket)
+        follower = Follower(bus=LocalBus(), registry=registry, face="bench", interval=1, stale_after=3)
         builder = FrameBuilder()
         best = float("inf")
         for _ in range(repeat):
             board = await board_of(service, cache)
+            Socket.waiting, Socket.done = count, asyncio.Event()
             started = time.perf_counter()
-            for group, text in builder.frames(board, {view.group: view}, labels={}):
-                await layer.group_send(group, {"type": EVENT_TYPE, "text": text, "seq": board.seq})
+            texts = dict(builder.frames(board, {view.group: view}, labels={}))
+            for message in face_messages(texts, [view.group], seq=board.seq, producer=board.producer):
+                follower.deliver(message)
+            await Socket.done.wait()
             best = min(best, time.perf_counter() - started)
-            await layer.flush()
         print(
             f"{'':>7}        publish to {count:>5} clients {best * 1000:8.1f} ms  ({builder.frames_built} frames built)"
         )
+
+
+class Socket:
+    """A socket that takes its frame and says when every socket has one."""
+
+    waiting = 0
+    done = asyncio.Event()
+
+    async def metrics_update(self, event: dict[str, object]) -> None:
+        """Count the frame in."""
+        Socket.waiting -= 1
+        if Socket.waiting == 0:
+            Socket.done.set()
+
+    async def metrics_status(self, event: dict[str, object]) -> None:
+        """Not sent here."""
 
 
 def main() -> None:

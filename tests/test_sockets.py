@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import pytest
 
-from usermetrics.sockets import daphne_protocol, origin_allowed, request_scheme, unsent_bytes
+from usermetrics.sockets import SendBudget, daphne_protocol, origin_allowed, request_scheme, unsent_bytes
 
 SERVED = {"host": "127.0.0.1:8000", "scheme": "http"}
 
@@ -109,6 +110,31 @@ def test_sockets_unsent_bytes_read_from_the_transport():
     assert unsent_bytes(_Protocol(_Transport())) == 600 + 120
     assert unsent_bytes(_Protocol(_TLS())) == 10 + 600 + 120
     assert unsent_bytes(_Protocol(None)) == 0
+
+
+def test_sockets_a_frame_for_a_socket_that_is_closing_goes_nowhere(settings):
+    # A frame handed to a socket whose client just went: Autobahn raises Disconnected on a closed
+    # protocol; the budget's send drops it instead (the disconnect follows).
+    sent: list[dict] = []
+
+    class Protocol(_Protocol):
+        STATE_CONNECTING, STATE_OPEN, STATE_CLOSING, STATE_CLOSED = 0, 1, 2, 3
+        state = 1
+
+    protocol = Protocol(_Transport())
+
+    async def handle_reply(protocol: object, message: dict) -> None:
+        if protocol.state == protocol.STATE_CLOSED:  # type: ignore[attr-defined]
+            raise AssertionError("sent on a closed protocol")
+        sent.append(message)
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        for state in (Protocol.STATE_OPEN, Protocol.STATE_CLOSING, Protocol.STATE_CLOSED):
+            protocol.state = state
+            await send({"type": "websocket.send", "text": str(state)})
+
+    asyncio.run(SendBudget(app)({"type": "websocket"}, None, functools.partial(handle_reply, protocol)))
+    assert [m["text"] for m in sent] == ["1"]
 
 
 def test_sockets_daphne_protocol_only_behind_daphnes_send():

@@ -183,6 +183,8 @@ class SendBudget:
             if closed:
                 return  # closed over budget: what the application still sends goes nowhere
             kind = message.get("type")
+            if kind == "websocket.send" and protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED):
+                return  # the client is going (its disconnect follows): a frame on its way goes nowhere
             if kind == "websocket.send":
                 size = len(message.get("text") or message.get("bytes") or b"")
                 pending = unsent_bytes(protocol)
