@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The database unreachable: a 503 page that says so instead of a 500 (/api/ ones answer JSON below).
+    "usermetrics.middleware.DatabaseUnreachableMiddleware",
     "usermetrics.api.errors.ApiJsonErrorsMiddleware",  # /api/ 404s and 405s in JSON, whatever answered them
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,10 +177,16 @@ LOGIN_URL = "admin:login"
 # from one address, that pair is locked out for AXES_COOLOFF_TIME (a success resets the count).
 # Unlock early with `manage.py axes_reset_username NAME` (or axes_reset_ip / axes_reset).
 # The axes backend must come first: it refuses a locked-out pair before any password is checked.
+# The second is Django's ModelBackend that, only while the database is unreachable, serves the
+# user it read last (usermetrics/outage.py): staff logged in before an outage keep the live pages.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "usermetrics.outage.OutageTolerantBackend",
 ]
+# Database sessions, read every request; the session read last only while the database is
+# unreachable. Not cached_db: a per-process cache is read first and would keep a session logged out
+# on another face alive; Redis would make every page depend on Redis (see usermetrics/outage.py).
+SESSION_ENGINE = "usermetrics.outage"
 AXES_FAILURE_LIMIT = int(os.environ.get("USERMETRICS_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("USERMETRICS_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -131,11 +131,11 @@ class Runmonitor(Process):
 
 STAFF_SESSION = """
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.backends.db import SessionStore
+from usermetrics.outage import SessionStore
 user, _ = get_user_model().objects.get_or_create(username="ws-staff", defaults={"is_staff": True})
 store = SessionStore()
 store["_auth_user_id"] = str(user.pk)
-store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+store["_auth_user_backend"] = "usermetrics.outage.OutageTolerantBackend"
 store["_auth_user_hash"] = user.get_session_auth_hash()
 store.create()
 print(store.session_key)

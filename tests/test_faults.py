@@ -34,6 +34,7 @@ from tests.daphne import Daphne, Process, Runmonitor, http_get, manage, server_e
 from tests.factories import StaticSource, sample_users
 from tests.fake_nat import FakeNat
 from usermetrics import services
+from usermetrics.humanize import HISTORY_UNAVAILABLE
 
 MiB = 1024 * 1024
 TOKEN = "faults-token-" + "f" * 24
@@ -418,7 +419,7 @@ def test_faults_sqlite_locked_live_faces_keep_working_and_history_catches_up(tmp
 
 
 @pytest.mark.postgres
-def test_faults_postgres_gone_api_and_feed_keep_working_and_history_catches_up(tmp_path: Path):
+def test_faults_postgres_gone_pages_api_and_feed_keep_working_and_history_catches_up(tmp_path: Path):
     admin_url = os.environ["DATABASE_URL"]
     name = f"um_faults_{uuid.uuid4().hex[:10]}"
     admin = psycopg.connect(admin_url, autocommit=True)
@@ -450,6 +451,12 @@ def test_faults_postgres_gone_api_and_feed_keep_working_and_history_catches_up(t
         cookie = staff_session(env)
         server.start()
         wait_until(lambda: last_recorded() is not None, what="history", deadline=60)
+        code, body = http_get(server.base + "/monitor/users", TOKEN)
+        user_id = json.loads(body)["users"][0]["user_id"]
+        pages = ["/", f"/users/{user_id}/", "/sources/", "/alerts/"]
+        for path in pages:  # the operator had the dashboard open before the outage
+            code, body = http_get(server.base + path, session=cookie)
+            assert code == 200 and HISTORY_UNAVAILABLE not in body.decode(), (path, code)
 
         async def socket_through_the_outage() -> list[int]:
             headers = {"Cookie": f"sessionid={cookie}", "Origin": server.base}
@@ -469,6 +476,17 @@ def test_faults_postgres_gone_api_and_feed_keep_working_and_history_catches_up(t
                 code, _ = await asyncio.to_thread(http_get, server.base + "/monitor/users", TOKEN)
                 assert code == 200  # the API serves the board from memory
                 assert await asyncio.to_thread(seq) > start
+                # The pages: their live part from memory, and they say the history is unavailable.
+                for path in pages:
+                    code, body = await asyncio.to_thread(http_get, server.base + path, session=cookie)
+                    assert code == 200 and HISTORY_UNAVAILABLE in body.decode(), (path, code)
+                    assert user_id in body.decode() or path != pages[1], path  # the user, live
+                # What the pages fetch from the history answers a JSON 503 that says why.
+                code, body = await asyncio.to_thread(http_get, server.base + "/api/overview/history", session=cookie)
+                assert code == 503 and json.loads(body) == {"detail": HISTORY_UNAVAILABLE}
+                # A new socket of the same login (a reload, a second tab) gets its snapshot.
+                snapshot = await _first_snapshot(ws, cookie, server.base)
+                assert snapshot["total_active_users"] == 100
             return seqs
 
         seqs = asyncio.run(socket_through_the_outage())
@@ -477,6 +495,8 @@ def test_faults_postgres_gone_api_and_feed_keep_working_and_history_catches_up(t
         restored = datetime.now(UTC)
         # Back: the recorder reconnects by itself and the history catches up.
         wait_until(lambda: last_recorded() > restored, what="history to resume", deadline=60)
+        code, body = http_get(server.base + "/", session=cookie)
+        assert code == 200 and HISTORY_UNAVAILABLE not in body.decode()  # the page has its history again
         assert " 500 " not in server.log()
         assert server.proc is not None and server.proc.poll() is None
     finally:

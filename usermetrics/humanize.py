@@ -137,6 +137,10 @@ def latency_words(value: float) -> str:
     return f"{value} ms"
 
 
+# What a page, the API and the log say while the database cannot be read (gone, cut, locked): the
+# live figures come from memory and need none of it.
+HISTORY_UNAVAILABLE = "History is unavailable: the database cannot be reached."
+
 # What a rate without requests reads (an en dash, as the admin shows an empty value).
 NO_VALUE = "\u2013"
 

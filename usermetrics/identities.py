@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from usermetrics.models import Identity, IdentityKind
+from usermetrics.outage import UNREACHABLE
+
+logger = logging.getLogger(__name__)
 
 NAT_USER_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "nemo-agent-toolkit")
 LABELS_TTL = 30.0  # seconds before another process's changes show up here
@@ -117,11 +121,17 @@ def _csv_rows(rows: TextIO) -> Iterator[tuple[int, list[str]]]:
 
 
 def identity_labels() -> dict[str, str]:
-    """Every registered ``user_id -> label`` (sync; cached, do not modify the dict)."""
+    """Every registered ``user_id -> label`` (sync; cached, do not modify the dict; the last read while unreachable)."""
     global _labels, _labels_loaded_at
     labels = _labels
     if labels is None or time.monotonic() - _labels_loaded_at > LABELS_TTL:
-        labels = dict(Identity.objects.values_list("user_id", "label"))
+        try:
+            labels = dict(Identity.objects.values_list("user_id", "label"))
+        except UNREACHABLE as exc:
+            # Names are a nicety: through an outage the last ones serve (none if never read), and
+            # the next lookup tries the database again.
+            logger.warning("Identity labels unavailable (%s); showing the last ones read", exc)
+            return labels or {}
         _labels, _labels_loaded_at = labels, time.monotonic()
     return labels
 

@@ -1,4 +1,5 @@
-"""Content-Security-Policy for every response (sync and async capable middleware), and the client's address.
+"""Content-Security-Policy for every response, a 503 for the database unreachable (sync and async capable
+middleware), and the client's address.
 
 Django 5.2 has no CSP support of its own. The policy allows scripts, styles, images and fonts
 from this origin only, with no ``'unsafe-inline'`` and no ``'unsafe-eval'``: data reaches pages
@@ -8,11 +9,17 @@ the host the page came from.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.template.response import TemplateResponse
+
+from usermetrics.outage import UNREACHABLE
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Content-Security-Policy"
 
@@ -74,6 +81,30 @@ class ContentSecurityPolicyMiddleware(ResponseMiddleware):
         if HEADER not in response:
             response[HEADER] = csp_policy(request.get_host())
         return response
+
+
+class DatabaseUnreachableMiddleware(ResponseMiddleware):
+    """A view that needed the database while it is unreachable answers a 503 page that says so, not a 500.
+
+    The dashboard pages degrade by themselves (live data from memory, ``humanize.HISTORY_UNAVAILABLE``);
+    what is left is what cannot work without the database, logging in first. ``/api/`` answers
+    its own JSON 503 (``api.errors``, lower in the stack, so asked first).
+    """
+
+    def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """``response`` as it is."""
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """The 503 page for an outage error; anything else goes on to Django's 500."""
+        if not isinstance(exception, UNREACHABLE):
+            return None
+        logger.warning("%s %s: database unreachable (%s); answered 503", request.method, request.path, exception)
+        response = TemplateResponse(request, "usermetrics/database_unreachable.html", {"title": "Database unreachable"})
+        response.status_code = 503
+        response["Retry-After"] = "30"
+        # Rendered here: a template error now is still inside Django's handler, never a half response.
+        return response.render()
 
 
 def client_address(request: HttpRequest) -> str:

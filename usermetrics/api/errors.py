@@ -1,19 +1,27 @@
-"""Every ``/api/`` answer is JSON (sync and async capable middleware): the 404 of no route, the 405 of a method.
+"""Every ``/api/`` answer is JSON (sync and async capable middleware): the 404 of no route, the 405 of a method,
+the 503 of the database unreachable.
 
 Django answers a path that matches no route, and ``require_GET`` or ninja a method they do not
 serve, with HTML or an empty body. Under ``/api/`` a client expects ``{"detail": ...}`` like every
 other error of the API, so such an answer is replaced by the API's own JSON error (``auth.json_error``).
+A view that needed the database while it is unreachable (the history, the alerts) answers a JSON
+503 that says so (``humanize.HISTORY_UNAVAILABLE``); the live endpoints need no database.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponseBase
+import logging
 
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+
+from usermetrics import humanize, services
 from usermetrics.middleware import ResponseMiddleware
 
 from .auth import json_error
 
 PREFIX = "/api/"
+
+logger = logging.getLogger(__name__)
 
 
 def api_error_json(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
@@ -37,3 +45,10 @@ class ApiJsonErrorsMiddleware(ResponseMiddleware):
     def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """``api_error_json`` of the response."""
         return api_error_json(request, response)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> JsonResponse | None:
+        """The JSON 503 of an ``/api/`` view that met the database unreachable; anything else goes on."""
+        if not request.path.startswith(PREFIX) or not isinstance(exception, services.UNREACHABLE):
+            return None
+        logger.warning("%s %s: database unreachable (%s); answered 503", request.method, request.path, exception)
+        return json_error(humanize.HISTORY_UNAVAILABLE, 503)

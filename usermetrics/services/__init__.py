@@ -6,7 +6,8 @@ pages and the not-found rule; ``history_docs`` (async): the history API's docume
 (async): streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and
 async): the sources page; ``alerts`` (sync): what fires, the alerts page and a test send;
 ``access`` (async): whether a socket's session is still staff's; ``assembly``: the monitor and
-producer the settings describe.
+producer the settings describe. ``UNREACHABLE`` are the database's outage errors and
+``history_or_none`` the one way a page reads the history through one.
 """
 
 from .access import feed_access_check
@@ -43,13 +44,25 @@ from .live import (
     producer_state,
     source_status,
 )
-from .pages import ListPage, Row, RowWindow, UserLookup, UserWindow, list_page_get, user_lookup, user_window
+from .pages import (
+    UNREACHABLE,
+    ListPage,
+    Row,
+    RowWindow,
+    UserLookup,
+    UserWindow,
+    history_or_none,
+    list_page_get,
+    user_lookup,
+    user_window,
+)
 from .scrape import ScrapeState, scrape_get
 from .sources import sources_doc, sources_page_get
 
 __all__ = [
     "CHANNEL_LAYER_ERRORS",
     "MAX_USERS",
+    "UNREACHABLE",
     "VERSION",
     "AlertsOverview",
     "Export",
@@ -78,6 +91,7 @@ __all__ = [
     "feed_status",
     "feed_subscribe",
     "feed_unsubscribe",
+    "history_or_none",
     "identities_import",
     "labels_aget",
     "labels_get",

@@ -7,10 +7,10 @@ rates, flags, sparklines, ended users) for the rows it returns only. Views rende
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.db import DatabaseError
 
@@ -21,7 +21,9 @@ from usermetrics.history.ended import EndedUser, ended_page, ended_select, ended
 from usermetrics.history.flags import Flag, flag_stats, users_flags
 from usermetrics.history.query import WindowStats, covered, window_stats
 from usermetrics.history.series import sparklines
+from usermetrics.humanize import HISTORY_UNAVAILABLE
 from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.outage import UNREACHABLE
 from usermetrics.selection import (
     ENDED,
     Summary,
@@ -36,6 +38,21 @@ from usermetrics.selection import (
 from .live import labels_get
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def history_or_none(read: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T | None:
+    """``read(...)``, or None while the database is unreachable: the page shows its live part and says so.
+
+    Only an outage (``outage.UNREACHABLE``) is caught; any other error is a bug and stays a 500.
+    """
+    try:
+        return read(*args, **kwargs)
+    except UNREACHABLE as exc:
+        logger.warning("%s: %s (%s)", getattr(read, "__name__", read), HISTORY_UNAVAILABLE, exc)
+        return None
 
 
 @dataclass
@@ -93,6 +110,8 @@ class ListPage:
     empty_reason: str | None
     # The span the rates cover (``history.query.covered``): less than the window right after a start.
     span: WindowStats | None = None
+    # The history is on but the database cannot be read: the page is the live part only.
+    history_unavailable: bool = False
 
 
 def _empty_reason(board: Board, result: ViewResult, publishing: bool) -> str | None:
@@ -127,16 +146,24 @@ def list_page_get(board: Board, *, spec: ViewSpec, publishing: bool = True) -> L
     """
     labels = labels_get()
     enabled = get_config().history.enabled
+    unavailable = False
     ended: dict[str, EndedUser] = {}
     if spec.state == ENDED and enabled:
-        result, ended = ended_view(spec, labels)
+        found = history_or_none(ended_view, spec, labels)
+        unavailable = found is None
+        result, ended = found or (page_of([], spec), {})
     else:
         positions = view_select(board, spec, labels=labels)
         result = replace(positions, users=[board.usage_at(i) for i in positions.users])
-    windows: dict[str, RowWindow] = {}
-    if enabled and result.users:
-        windows = rows_window(board, user_ids=[u.user_id for u in result.users], window=result.spec.window)
-    rows = [Row(u, ended=ended.get(u.user_id), window=windows.get(u.user_id)) for u in result.users]
+    windows: dict[str, RowWindow] | None = {}
+    span = None
+    if enabled and not unavailable:
+        if result.users:
+            ids = [u.user_id for u in result.users]
+            windows = history_or_none(rows_window, board, user_ids=ids, window=result.spec.window)
+        span = history_or_none(covered, window_length(result.spec.window), utcnow())
+        unavailable = windows is None or span is None
+    rows = [Row(u, ended=ended.get(u.user_id), window=(windows or {}).get(u.user_id)) for u in result.users]
     return ListPage(
         board=board,
         spec=result.spec,  # a page past the end is shown as the last page
@@ -144,9 +171,12 @@ def list_page_get(board: Board, *, spec: ViewSpec, publishing: bool = True) -> L
         rows=rows,
         summary=summary_get(board),
         labels=labels,
-        history_enabled=enabled,
-        empty_reason=_empty_reason(board, result, publishing),
-        span=covered(window_length(result.spec.window), utcnow()) if enabled else None,
+        history_enabled=enabled and not unavailable,
+        empty_reason=HISTORY_UNAVAILABLE
+        if unavailable and not result.users
+        else _empty_reason(board, result, publishing),
+        span=None if unavailable else span,
+        history_unavailable=unavailable,
     )
 
 

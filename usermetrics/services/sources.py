@@ -13,14 +13,15 @@ from usermetrics.selection import CHART_WINDOWS, window_choose, window_length
 from .live import board_get
 
 
-def sources_page_get(*, window: str | None) -> dict[str, Any]:
+def sources_page_get(*, window: str | None, history: bool = True) -> dict[str, Any]:
     """Every source of the latest board with its health now and, with the history on, over ``window``.
 
     Sources the history remembers but the board no longer has (removed from the settings) are
-    left out: the page is about the sources being read now.
+    left out: the page is about the sources being read now. ``history=False``: the health now
+    only, as with the history off (the page while the database is unreachable).
     """
     name = window_choose(window, CHART_WINDOWS)
-    enabled = get_config().history.enabled
+    enabled = history and get_config().history.enabled
     timelines = sources_history(window=window_length(name)) if enabled else {}
     sources = []
     for health in board_get().sources:

@@ -25,10 +25,12 @@ from .frame import board_context, page_config
 def alerts(request: HttpRequest) -> HttpResponse:
     """Firing now, recent incidents, deliveries, the rules and silences, and the test send."""
     board = services.board_get()
+    # The incidents are in the database: while it is unreachable only what fires now (from the board) shows.
+    overview = services.history_or_none(services.alerts_overview_get)
     context = {
-        **board_context(request, board),
+        **board_context(request, board, history_unavailable=overview is None),
         "title": "Alerts",
-        "overview": services.alerts_overview_get(),
+        "overview": overview,
         "alerts_enabled": get_config().alerts.enabled,
         # The page only follows what every frame carries (the header's count, the banners), so it
         # watches the smallest view there is.

@@ -28,8 +28,13 @@ def page_config(board: Board, **extra: Any) -> dict[str, Any]:
     }
 
 
-def board_context(request: HttpRequest, board: Board, **extra: Any) -> dict[str, Any]:
-    """What every dashboard page's frame shows: the admin's chrome, the sources' banner, the producer."""
+def board_context(
+    request: HttpRequest, board: Board, *, history_unavailable: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """What every dashboard page's frame shows: the admin's chrome, the sources' banner, the producer.
+
+    ``history_unavailable``: the database could not be read for this page, and its banner says so.
+    """
     return {
         **admin.site.each_context(request),
         # The tables are wide: leave the admin's app sidebar to the admin pages.
@@ -38,6 +43,7 @@ def board_context(request: HttpRequest, board: Board, **extra: Any) -> dict[str,
         "now": board.timestamp,
         "producer": services.producer_state(),
         "alerts": services.alerts_firing(board),
+        "history_unavailable": humanize.HISTORY_UNAVAILABLE if history_unavailable else None,
         **extra,
     }
 

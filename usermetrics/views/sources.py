@@ -38,11 +38,15 @@ def _source_row(source: dict[str, Any], now: datetime) -> dict[str, Any]:
 def sources_page(request: HttpRequest) -> HttpResponse:
     """Every source: its state, users, last success and error, fetch time and size, and its history over a window."""
     board = services.board_get()
-    doc = services.sources_page_get(window=request.GET.get("window"))
+    window = request.GET.get("window")
+    doc = services.history_or_none(services.sources_page_get, window=window)
+    unavailable = doc is None
+    if doc is None:  # the database unreachable: the health now, from memory
+        doc = services.sources_page_get(window=window, history=False)
     now = board.timestamp
     rows = [_source_row(source, now) for source in doc["sources"]]
     context = {
-        **board_context(request, board),
+        **board_context(request, board, history_unavailable=unavailable),
         "title": "Sources",
         "rows": rows,
         "down_after": humanize.duration_words(get_config().source_down_after),

@@ -114,7 +114,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     # Exports take the whole filtered list: every parameter but the paging.
     export_query = "?" + urlencode(spec.as_params(page=1, page_size=DEFAULT_PAGE_SIZE))
     context = {
-        **board_context(request, board),
+        **board_context(request, board, history_unavailable=page.history_unavailable),
         "title": "User metrics",
         "labels": page.labels,
         "summary": page.summary,
@@ -199,8 +199,13 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     board = services.board_get()
     found = services.user_lookup(board, user_id)
     labels = services.labels_get()
+    window = window_choose(request.GET.get("window"), CHART_WINDOWS)
+    history_on = get_config().history.enabled and found is not None
+    # The database unreachable: the live part from memory, and the banner says the history is not.
+    own = services.history_or_none(services.user_window, found, window=window) if history_on else None
+    enabled = own is not None
     context: dict[str, Any] = {
-        **board_context(request, board),
+        **board_context(request, board, history_unavailable=history_on and own is None),
         "title": humanize.user_display(user_id, labels),
         "user_id": user_id,
     }
@@ -208,9 +213,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         # Not found is a 404, but still a page in the admin's chrome that says why.
         return TemplateResponse(request, "usermetrics/user_missing.html", context, status=404)
     ended = found.ended
-    window = window_choose(request.GET.get("window"), CHART_WINDOWS)
     evicted_at = board.evicted_at(user_id) if ended is None else None
-    enabled = get_config().history.enabled
     context.update(
         usage=found.usage,
         ended=ended,
@@ -225,8 +228,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         ),
         history_enabled=enabled,
     )
-    if enabled:
-        own = services.user_window(found, window=window)
+    if own is not None:
         window_query = "?" + urlencode({"window": window})
         context.update(
             window=window,

@@ -37,7 +37,12 @@ export function onThemeChange(callback) {
 
 export function fetchJson(url) {
   return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-    if (!r.ok) throw new Error("HTTP " + r.status + " for " + url);
-    return r.json();
+    if (r.ok) return r.json();
+    // The API's errors say why in "detail" (a 503: the database cannot be reached); say that.
+    var failed = new Error("HTTP " + r.status + " for " + url);
+    return r.json().then(
+      function (body) { throw body && typeof body.detail === "string" ? new Error(body.detail) : failed; },
+      function () { throw failed; }
+    );
   });
 }
