@@ -13,14 +13,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor_site.settings")
 # Django must be set up before anything imports models or the service layer.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from usermetrics import routing, services  # noqa: E402
 from usermetrics.api.fast import MonitorUsersFastPath  # noqa: E402
 from usermetrics.edge import NoSniff, RawPathSlashes  # noqa: E402
-from usermetrics.sockets import OwnOriginValidator, SendBudget  # noqa: E402
+from usermetrics.sockets import OwnOriginValidator, SendBudget, auth_stack  # noqa: E402
 
 
 class StartFaceOnFirstScope:
@@ -49,7 +48,8 @@ class StartFaceOnFirstScope:
 
 # Static files (the admin's CSS, our JS) are served by Django's staticfiles handler so that Daphne
 # alone serves a complete dashboard with DEBUG off; a proxy in front may serve STATIC_ROOT instead.
-# Websockets: the session's user (staff is checked by the consumers), and only from our own
+# Websockets: the session's user (read off Django's one sync thread: auth_stack; staff is checked by
+# the consumers), and only from our own
 # origins (the scheme, host and port we were reached on, or CSRF_TRUSTED_ORIGINS), so another
 # site or another app on this host cannot open the feed with a staff member's cookie. SendBudget
 # comes first: it needs the send callable exactly as Daphne made it.
@@ -60,7 +60,7 @@ application = StartFaceOnFirstScope(
             # nosniff on static files too (they bypass SecurityMiddleware); ids quoted with %2F route as one
             # segment. The fast path copies Django's own headers (nosniff among them), so it may stay outermost.
             "http": MonitorUsersFastPath(NoSniff(RawPathSlashes(ASGIStaticFilesHandler(django_asgi_app)))),
-            "websocket": SendBudget(OwnOriginValidator(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns)))),
+            "websocket": SendBudget(OwnOriginValidator(auth_stack(URLRouter(routing.websocket_urlpatterns)))),
         }
     )
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -235,3 +237,29 @@ async def test_consumers_own_and_trusted_origins_are_accepted(source, staff_logi
         await receive_doc(comm)
     finally:
         await comm.disconnect()
+
+
+# --- the soak: handshakes behind a busy sync thread ------------------------------------------------
+
+
+async def test_consumers_handshake_is_not_queued_behind_djangos_sync_thread(source, staff_login):
+    # Django runs sync views and history queries in one thread; a handshake that read its session
+    # there waited behind all of them (the soak's faces dropped handshakes past Daphne's 5 s).
+    await services.labels_aget()  # names are cached for 30 s: the first frame needs no query
+    held, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        held.set()
+        release.wait(30)
+
+    blocker = asyncio.ensure_future(sync_to_async(busy)())  # thread_sensitive: Django's one sync thread
+    await asyncio.to_thread(held.wait, 10)
+    try:
+        comm = communicator("/ws/monitor/", staff_login)
+        connected, _ = await comm.connect(timeout=10)
+        assert connected and (await receive_doc(comm))["type"] == "snapshot"
+        assert not blocker.done()  # the sync thread was busy all along
+        await comm.disconnect()
+    finally:
+        release.set()
+        await blocker

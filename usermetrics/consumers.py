@@ -25,6 +25,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from usermetrics import services
@@ -56,7 +57,25 @@ def _inbound(text: str | None) -> object:
         return None
 
 
-class _FeedConsumer(AsyncWebsocketConsumer):
+class _OffSyncThread(AsyncWebsocketConsumer):
+    """Channels' dispatch without its hop through Django's one sync thread before every event.
+
+    Channels closes stale database connections before each handler, in the thread Django keeps
+    for sync work, behind every sync view and history query of the process: under API load (the
+    soak) a handshake or a subscription waited there for seconds. These consumers never use the
+    ORM on the event loop; what reads the database (the handshake's user, the access re-check,
+    the names) runs in a worker thread that closes its connection itself.
+    """
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Call the handler of ``message``'s type (as Channels does, minus the connection hop)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class _FeedConsumer(_OffSyncThread):
     """Shared plumbing: staff check, the view registered, forwarding ``metrics.update`` events."""
 
     group: str | None = None  # the view's group this socket is registered for
@@ -249,7 +268,7 @@ class UserConsumer(_FeedConsumer):
         return {"user_id": self.scope["url_route"]["kwargs"]["user_id"]}
 
 
-class NotFoundConsumer(AsyncWebsocketConsumer):
+class NotFoundConsumer(_OffSyncThread):
     """Any websocket path no route matches: refused at the handshake (403 on Daphne), in one log line."""
 
     async def connect(self) -> None:

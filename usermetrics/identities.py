@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from asgiref.sync import sync_to_async
+from channels.db import DatabaseSyncToAsync
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -137,11 +137,15 @@ def identity_labels() -> dict[str, str]:
 
 
 async def identity_labels_aget() -> dict[str, str]:
-    """Every registered ``user_id -> label`` (async; the database is read in a thread when needed)."""
+    """Every registered ``user_id -> label`` (async; the database is read in a worker thread when needed).
+
+    The thread is one of its own (closing its connection after), not Django's one sync thread: a
+    socket's first frame must not wait behind the process's sync views.
+    """
     labels = _labels
     if labels is not None and time.monotonic() - _labels_loaded_at <= LABELS_TTL:
         return labels
-    return await sync_to_async(identity_labels)()
+    return await DatabaseSyncToAsync(identity_labels, thread_sensitive=False)()
 
 
 async def user_label_get(*, user_id: str) -> str | None:

@@ -13,6 +13,11 @@ the application still sends. It also carries a close reason to the client, which
 drops. Both need Daphne's protocol object, which Daphne binds into the ``send`` callable it hands
 the application (``functools.partial(server.handle_reply, protocol)``); under any other server
 (Channels' test communicator) the budget is off and close messages pass as they are.
+
+``auth_stack`` is Channels' ``AuthMiddlewareStack`` with one change: a handshake reads its session
+and user in a worker thread of its own. Channels reads them in the one thread Django keeps for
+sync work, behind every sync view and history query of the process: under API load (the soak)
+handshakes waited there past Daphne's 5 s connect timeout and were dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from channels.auth import AuthMiddleware, get_user
+from channels.db import DatabaseSyncToAsync
 from channels.security.websocket import WebsocketDenier
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.http.request import is_same_domain, split_domain_port, validate_host
 
@@ -206,3 +214,17 @@ class SendBudget:
             await send(message)
 
         await self.app(scope, receive, guarded)
+
+
+class HandshakeAuth(AuthMiddleware):
+    """Channels' ``AuthMiddleware``, reading the session and the user off Django's one sync thread."""
+
+    async def resolve_scope(self, scope: Scope) -> None:
+        """``scope["user"]`` from the session, in a worker thread (its database connection closed after)."""
+        read = DatabaseSyncToAsync(get_user.func, thread_sensitive=False)
+        scope["user"]._wrapped = await read(scope)
+
+
+def auth_stack(inner: App) -> App:
+    """Cookies, the session and its user for websocket scopes (``AuthMiddlewareStack``'s order)."""
+    return CookieMiddleware(SessionMiddleware(HandshakeAuth(inner)))  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ import logging
 from importlib import import_module
 from typing import Any
 
+from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 from django.contrib import auth
 from django.db import DatabaseError
@@ -24,8 +25,8 @@ _checks: dict[tuple[str, str, int, str], asyncio.Future[bool]] = {}
 _MAX_CHECKS = 10_000  # distinct sessions per refresh are few; this only bounds a pathological case
 
 
-async def _session_user_is_staff(session_key: str, user_pk: str) -> bool:
-    """Django's own reading of a session (backend, auth hash with fallbacks) on a fresh store.
+def _session_user_is_staff(session_key: str, user_pk: str) -> bool:
+    """Django's own reading of a session (backend, auth hash with fallbacks) on a fresh store (sync).
 
     While the database cannot be read (locked, gone) the answer stays yes: the socket was staff's
     when last checked, and the live feed keeps working from memory through a database outage.
@@ -33,11 +34,16 @@ async def _session_user_is_staff(session_key: str, user_pk: str) -> bool:
     request = HttpRequest()
     request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     try:
-        user = await auth.aget_user(request)
+        user = auth.get_user(request)
     except DatabaseError as exc:
         logger.warning("Cannot re-check websocket sessions (%s); sockets stay open until the database answers", exc)
         return True
     return bool(user.is_authenticated and str(user.pk) == user_pk and user.is_active and user.is_staff)
+
+
+# In a worker thread of its own, its connection closed after (not in Django's one sync thread,
+# where every socket's check each refresh would wait behind the process's sync views).
+_check_in_thread = DatabaseSyncToAsync(_session_user_is_staff, thread_sensitive=False)
 
 
 async def feed_access_check(*, session_key: str | None, user_pk: Any, seq: int, producer: str = "") -> bool:
@@ -50,5 +56,5 @@ async def feed_access_check(*, session_key: str | None, user_pk: Any, seq: int, 
     if future is None or future.get_loop() is not loop or (future.done() and future.exception() is not None):
         if len(_checks) >= _MAX_CHECKS or any(k[2:] != key[2:] for k in _checks):
             _checks.clear()  # a new refresh: the answers of the last one are no longer the question
-        future = _checks[key] = loop.create_task(_session_user_is_staff(*key[:2]))
+        future = _checks[key] = loop.create_task(_check_in_thread(*key[:2]))
     return await asyncio.shield(future)
