@@ -111,3 +111,25 @@ async def test_publish_fanout_a_socket_drops_frames_of_a_view_it_left_and_refres
     await consumer.metrics_update({"text": "again", "seq": 9, "producer": "p", "group": "new"})
     assert [m["text"] for m in sent] == ["new view"]
     consumer.access_task.cancel()
+
+
+async def test_publish_fanout_a_receive_that_fails_does_not_end_the_faces_frames():
+    registry = ViewRegistry()
+    socket = Socket()
+    registry.subscribe("c1", FIRST, socket)
+    answers: list[object] = [ValueError("unreadable"), OSError("redis gone"), "not a message"]
+    stop = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if answers:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer  # type: ignore[return-value]
+        stop.set()
+        return {"type": FRAMES_TYPE, "seq": 1, "producer": "p", "frames": {FIRST.group: "F"}}
+
+    follower = Follower(bus=LocalBus(), registry=registry, face="f", interval=1, stale_after=3, receive=receive)
+    await asyncio.wait_for(follower.take_frames(stop), timeout=30)
+    await asyncio.sleep(0)
+    assert [e["text"] for e in socket.frames] == ["F"]

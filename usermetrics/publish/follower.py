@@ -194,9 +194,12 @@ class Follower:
         while not stop.is_set():
             try:
                 message = await self.receive()
-            except (RedisError, OSError) as exc:
-                # Down with Redis: the board follower says so; try again with a growing pause.
-                logger.debug("Receiving frames failed (%s)", exc)
+            except Exception as exc:
+                if isinstance(exc, (RedisError, OSError)):
+                    logger.debug("Receiving frames failed (%s)", exc)  # down with Redis: the board follower says so
+                else:
+                    # Anything else (a message this version cannot read) must not end this face's frames for good.
+                    logger.exception("Receiving frames failed; receiving again")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(5.0, backoff * 2)
