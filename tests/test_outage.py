@@ -180,6 +180,18 @@ async def test_outage_pages_show_their_live_part_and_say_history_is_unavailable(
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_outage_a_user_no_source_reports_is_a_503_not_a_404(live):
+    # It may be an ended user the history keeps: while the database cannot say, "not found" would be a lie.
+    client, _ = live
+    with unreachable():
+        page = await client.get("/users/gone-or-never/")
+        assert page.status_code == 503 and "The database cannot be reached" in page.content.decode()
+        api = await client.get("/api/users/gone-or-never")
+        assert api.status_code == 503 and json.loads(api.content) == {"detail": WORDING}
+    assert (await client.get("/users/gone-or-never/")).status_code == 404  # back: truly not found
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_outage_history_api_answers_a_json_503(live):
     client, users = live
     first = users[0].user_id

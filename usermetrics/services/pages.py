@@ -192,7 +192,11 @@ class UserLookup:
 
 
 def user_lookup(board: Board, user_id: str) -> UserLookup | None:
-    """The one "not found" rule: a user is found while a source reports it or the history keeps it."""
+    """The one "not found" rule: a user is found while a source reports it or the history keeps it.
+
+    A user no source reports, asked while the database is unreachable, is neither found nor not
+    found: the outage error goes on, and the page or the API answers 503 saying so.
+    """
     usage = board.user(user_id)
     if usage is not None:
         return UserLookup(user_id, board, usage, None, board.origins(user_id))
@@ -200,6 +204,8 @@ def user_lookup(board: Board, user_id: str) -> UserLookup | None:
     if get_config().history.enabled:
         try:
             ended = ended_user_get(user_id=user_id)
+        except UNREACHABLE:
+            raise  # not "not found": the page or the API says the database cannot be reached (a 503)
         except DatabaseError:
             # The live data does not depend on the store: a user it cannot read is simply not ended.
             logger.warning("Looking up ended user %r in the history failed", user_id, exc_info=True)
