@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import free_port
-from tests.daphne import Daphne, http_get, server_env, wait_until
+from tests.daphne import Daphne, http_get, manage, server_env, wait_until
 from usermetrics.metrics import PerUserMonitorResponse
 
 TOKEN = "whole-stack-token-" + "z" * 24
@@ -29,6 +29,9 @@ def daphne(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         USERMETRICS_DEMO_EXTRA_USERS="a/b/c",
         USERMETRICS_REFRESH_INTERVAL="0.5",
     )
+    # Migrated, as the README's commands do: an unknown id is then looked up in a real history (with
+    # no tables every lookup fails, which the server rightly answers 503, not 404).
+    manage(env, "migrate", "--noinput", "-v", "0")
     server = Daphne(free_port(), env, var / "daphne.log")
     server.start()
     try:
