@@ -359,9 +359,9 @@ def test_faults_sigkill_mid_refresh_leaves_no_half_written_history(tmp_path: Pat
 # --- the database locked ---------------------------------------------------------------------------
 
 
-def test_faults_sqlite_locked_live_faces_keep_working_and_history_catches_up(tmp_path: Path):
-    nat = FakeNat(200, moving=0.5).start()
-    env = server_env(
+def _recording_env(tmp_path: Path, nat: FakeNat) -> dict[str, str]:
+    """A Daphne's settings for the database faults: ``nat`` read every 0.5 s, every refresh recorded."""
+    return server_env(
         tmp_path,
         NAT_SOURCES=f"fake={nat.url}",
         USERMETRICS_DEMO="0",
@@ -369,6 +369,18 @@ def test_faults_sqlite_locked_live_faces_keep_working_and_history_catches_up(tmp
         USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",
         USERMETRICS_API_TOKENS=TOKEN,
     )
+
+
+def _seq(server: Daphne) -> int:
+    """The refresh number ``server`` serves now (its status API, with the token)."""
+    code, body = http_get(server.base + "/api/status", TOKEN)
+    assert code == 200, body
+    return int(json.loads(body)["seq"])
+
+
+def test_faults_sqlite_locked_live_faces_keep_working_and_history_catches_up(tmp_path: Path):
+    nat = FakeNat(200, moving=0.5).start()
+    env = _recording_env(tmp_path, nat)
     manage(env, "migrate", "--noinput", "-v", "0")
     cookie = staff_session(env)
     server = Daphne(free_port(), env, tmp_path / "daphne.log")
@@ -379,9 +391,7 @@ def test_faults_sqlite_locked_live_faces_keep_working_and_history_catches_up(tmp
             return conn.execute("SELECT MAX(ts) FROM usermetrics_totalssample").fetchone()[0]
 
     def seq() -> int:
-        code, body = http_get(server.base + "/api/status", TOKEN)
-        assert code == 200, body
-        return int(json.loads(body)["seq"])
+        return _seq(server)
 
     try:
         server.start()
@@ -426,14 +436,7 @@ def test_faults_postgres_gone_pages_api_and_feed_keep_working_and_history_catche
     admin.execute(f'CREATE DATABASE "{name}"')  # a throwaway database: the shared server keeps running
     url = admin_url.rsplit("/", 1)[0] + "/" + name
     nat = FakeNat(100, moving=0.5).start()
-    env = server_env(
-        tmp_path,
-        NAT_SOURCES=f"fake={nat.url}",
-        USERMETRICS_DEMO="0",
-        USERMETRICS_REFRESH_INTERVAL="0.5",
-        USERMETRICS_HISTORY_SAMPLE_INTERVAL="0",
-        USERMETRICS_API_TOKENS=TOKEN,
-    )
+    env = _recording_env(tmp_path, nat)
     env["DATABASE_URL"] = url
     server = Daphne(free_port(), env, tmp_path / "daphne.log")
 
@@ -442,9 +445,7 @@ def test_faults_postgres_gone_pages_api_and_feed_keep_working_and_history_catche
             return conn.execute("SELECT MAX(ts) FROM usermetrics_totalssample").fetchone()[0]
 
     def seq() -> int:
-        code, body = http_get(server.base + "/api/status", TOKEN)
-        assert code == 200, body
-        return int(json.loads(body)["seq"])
+        return _seq(server)
 
     try:
         manage(env, "migrate", "--noinput", "-v", "0")

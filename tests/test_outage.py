@@ -114,12 +114,17 @@ async def test_outage_backend_async_serves_the_last_copy_while_unreachable(staff
 # --- the sessions ----------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db
-def test_outage_session_is_read_every_time_and_its_copy_serves_in_an_outage():
+def _stored_session() -> str:
+    """The key of a new session ``{"who": "staff"}``, saved to the database (and so this face's copy)."""
     store = outage.SessionStore()
     store["who"] = "staff"
     store.create()
-    key = store.session_key
+    return str(store.session_key)
+
+
+@pytest.mark.django_db
+def test_outage_session_is_read_every_time_and_its_copy_serves_in_an_outage():
+    key = _stored_session()
     with unreachable():
         assert outage.SessionStore(key).load() == {"who": "staff"}  # what this face wrote
     changed = outage.SessionStore(key)
@@ -134,12 +139,9 @@ def test_outage_session_is_read_every_time_and_its_copy_serves_in_an_outage():
 
 @pytest.mark.django_db
 def test_outage_session_deleted_elsewhere_is_not_served_from_the_copy():
-    store = outage.SessionStore()
-    store["who"] = "staff"
-    store.create()
-    key = store.session_key
+    key = _stored_session()
     # Logged out on another face: this one reads the database and finds no session.
-    store.model.objects.filter(session_key=key).delete()
+    outage.SessionStore.get_model_class().objects.filter(session_key=key).delete()
     assert outage.SessionStore(key).load() == {}
     with unreachable():
         assert outage.SessionStore(key).load() == {}
