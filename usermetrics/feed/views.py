@@ -189,7 +189,3 @@ class ViewDirectory:
                 name = key.decode() if isinstance(key, bytes) else str(key)
                 faces[name[start:]] = views
         return faces
-
-    async def collect(self) -> dict[str, View]:
-        """Every view any live face watches, by group."""
-        return {group: view for views in (await self.collect_faces()).values() for group, view in views.items()}
