@@ -152,7 +152,6 @@ if REDIS_URL:
                 ],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 "capacity": 10,
-                "channel_capacity": {"specific.*": 2000},
                 "expiry": max(5, round(3 * REFRESH_INTERVAL)),
                 "group_expiry": 86400,
             },

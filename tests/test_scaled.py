@@ -200,8 +200,9 @@ def test_scaled_face_without_a_producer_says_so_and_resumes(topology: Topology):
 
 
 def test_scaled_sockets_on_many_views_of_one_face_get_every_refresh(topology: Topology):
-    # channels_redis keeps one Redis inbox per face process for all its sockets, and its capacity
+    # When frames went through channels_redis's one Redis inbox per face process, its capacity
     # bounded that inbox: with more views watched than the capacity, frames were dropped at random.
+    # The face now gets one message per refresh and hands each socket its frame.
     topology.producer("producer")
     face = topology.face("face")
     wait_until(lambda: topology.published() is not None, what="a first board", deadline=30)
