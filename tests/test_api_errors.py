@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/", "/api/nope", "/api/users/", "/api/users/a/b/c", "/api/users/bad~escape", "/api/status/extra"],
+    ["/api", "/api/", "/api/nope", "/api/users/", "/api/users/a/b/c", "/api/users/bad~escape", "/api/status/extra"],
 )
 @pytest.mark.parametrize("staff", [False, True])
 async def test_api_errors_unrouted_paths_are_json_404s(staff_client, path, staff):

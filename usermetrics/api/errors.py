@@ -24,9 +24,14 @@ PREFIX = "/api/"
 logger = logging.getLogger(__name__)
 
 
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` is the API's: ``/api`` itself or anything under ``/api/``."""
+    return path == PREFIX.rstrip("/") or path.startswith(PREFIX)
+
+
 def api_error_json(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     """``response``, or the JSON error that replaces a non-JSON 404 or 405 of an ``/api/`` path."""
-    if not request.path.startswith(PREFIX) or response.status_code not in (404, 405):
+    if not is_api_path(request.path) or response.status_code not in (404, 405):
         return response
     if response.get("Content-Type", "").startswith("application/json"):
         return response  # the API's own "not found" (a user, the history) says more
@@ -48,7 +53,7 @@ class ApiJsonErrorsMiddleware(ResponseMiddleware):
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> JsonResponse | None:
         """The JSON 503 of an ``/api/`` view that met the database unreachable; anything else goes on."""
-        if not request.path.startswith(PREFIX) or not isinstance(exception, services.UNREACHABLE):
+        if not is_api_path(request.path) or not isinstance(exception, services.UNREACHABLE):
             return None
         logger.warning("%s %s: database unreachable (%s); answered 503", request.method, request.path, exception)
         return json_error(humanize.HISTORY_UNAVAILABLE, 503)
