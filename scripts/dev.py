@@ -28,7 +28,7 @@ def sh(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
 
 
 def ensure_venv(requirements: str) -> None:
-    """Create .venv and install ``requirements`` into it unless already installed as they are now.
+    """Create .venv and install ``requirements`` and the project into it unless already installed as they are now.
 
     One stamp file per requirement set: ``run`` (requirements.txt) and ``test``
     (requirements-dev.txt, which includes it) each remember what they installed, so switching
@@ -38,12 +38,15 @@ def ensure_venv(requirements: str) -> None:
         print(f"Creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256()
-    for name in ("requirements.txt", "requirements-dev.txt"):
+    for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml"):
         digest.update((ROOT / name).read_bytes())
     stamp = VENV / f".usermetrics-{Path(requirements).stem}"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
     sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", ROOT / requirements)
+    # The project itself, editable: its metadata (the version /api/status reports) comes from pyproject.toml.
+    pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "--no-build-isolation")
+    sh(*pip, "-e", ROOT)
     stamp.write_text(digest.hexdigest())
     if requirements == "requirements-dev.txt":
         # The dev set includes the runtime set: the run command has nothing left to install.

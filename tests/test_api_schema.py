@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import free_port
 from tests.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.factories import PYPROJECT_VERSION
 
 TOKEN = "schema-test-token-" + "q" * 24
 ODD_ID = "a/b ~.c"
@@ -46,6 +47,7 @@ async def test_api_schema_is_generated_for_every_endpoint(async_client, api_toke
         schema["components"]["schemas"]
     )
     assert set(schema["components"]["securitySchemes"]) == {"bearer", "session"}
+    assert schema["info"]["version"] == PYPROJECT_VERSION
 
 
 @pytest.mark.django_db(transaction=True)

@@ -26,26 +26,33 @@ def dev(tmp_path, monkeypatch):
     return module
 
 
+# Each install is the requirement set, then the project itself (editable, from the repository root).
+RUN = ["requirements.txt", ROOT.name]
+TEST = ["requirements-dev.txt", ROOT.name]
+
+
 def test_devscript_run_and_test_alternate_without_reinstalling(dev):
     dev.ensure_venv("requirements.txt")
     dev.ensure_venv("requirements-dev.txt")
-    assert dev.installs == ["requirements.txt", "requirements-dev.txt"]
+    assert dev.installs == RUN + TEST
     for _ in range(2):
         dev.ensure_venv("requirements.txt")
         dev.ensure_venv("requirements-dev.txt")
-    assert dev.installs == ["requirements.txt", "requirements-dev.txt"]
+    assert dev.installs == RUN + TEST
 
 
 def test_devscript_test_first_leaves_nothing_for_run(dev):
     dev.ensure_venv("requirements-dev.txt")
     dev.ensure_venv("requirements.txt")
-    assert dev.installs == ["requirements-dev.txt"]
+    assert dev.installs == TEST
 
 
-def test_devscript_a_changed_file_installs_again(dev, monkeypatch, tmp_path):
+@pytest.mark.parametrize("changed", ["requirements.txt", "pyproject.toml"])
+def test_devscript_a_changed_file_installs_again(dev, monkeypatch, tmp_path, changed):
     dev.ensure_venv("requirements.txt")
-    (tmp_path / "requirements.txt").write_text((ROOT / "requirements.txt").read_text() + "\n# changed\n")
-    (tmp_path / "requirements-dev.txt").write_text((ROOT / "requirements-dev.txt").read_text())
+    for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+        text = (ROOT / name).read_text()
+        (tmp_path / name).write_text(text + "\n# changed\n" if name == changed else text)
     monkeypatch.setattr(dev, "ROOT", tmp_path)
     dev.ensure_venv("requirements.txt")
-    assert dev.installs == ["requirements.txt", "requirements.txt"]
+    assert dev.installs == [*RUN, "requirements.txt", tmp_path.name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tests.factories import ScriptedSource, record
+from tests.factories import PYPROJECT_VERSION, ScriptedSource, record
 from usermetrics import services
 from usermetrics.selection import ViewSpec
 from usermetrics.sources import LocalSource
@@ -37,7 +37,7 @@ async def test_services_status_shape(install_service, manager, settings):
     settings.USERMETRICS = {**settings.USERMETRICS, "REFRESH_INTERVAL": 3.0, "SOURCE_TIMEOUT": 1.5}
     await install_service([LocalSource("local", manager)])
     status = services.source_status()
-    assert status["version"] == services.VERSION
+    assert status["version"] == services.VERSION == PYPROJECT_VERSION
     assert status["refresh_interval"] == 3.0 and status["source_timeout"] == 1.5
     assert datetime.fromisoformat(status["last_refresh"]).tzinfo is not None
     assert status["producer"]["state"] == "ok" and status["producer"]["seq"] == status["seq"] == 1

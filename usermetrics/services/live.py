@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+import usermetrics
 from usermetrics import identities
 from usermetrics.board import Board, board_empty
 from usermetrics.clock import utcnow
@@ -35,7 +36,7 @@ from .assembly import ONE_FACE, monitor_build, process_name, producer_build, red
 
 logger = logging.getLogger(__name__)
 
-VERSION = "0.2.0"
+VERSION = usermetrics.__version__
 # What a channel layer raises when its Redis is unreachable: a socket then closes and reconnects.
 CHANNEL_LAYER_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
 FIRST_BOARD_WAIT = 5.0  # seconds a starting face waits for its first board
