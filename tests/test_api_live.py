@@ -15,6 +15,7 @@ from monitor_site.asgi import application
 from tests.conftest import current_producer
 from tests.factories import ODD_IDS
 from usermetrics import services
+from usermetrics.api.fast import MonitorUsersFastPath
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.sources import LocalSource
 
@@ -170,6 +171,31 @@ async def test_api_fast_path_answers_as_django_does(local, api_tokens):
     assert (await _asgi("/monitor/users", {"authorization": "Bearer wrong"}))["status"] == 401
     assert (await _asgi("/monitor/users", {}))["status"] == 401
     assert fast.served == served + 3
+
+
+async def test_api_fast_path_replays_only_the_headers_every_answer_shares(local, api_tokens):
+    # Whatever else Django's first answer carried (a cookie, a header some middleware adds later)
+    # belonged to that one answer: the fast path must never hand it to every token client.
+    async def django(scope, receive, send) -> None:
+        headers = [
+            (b"Content-Type", b"application/json"),
+            (b"Cache-Control", b"max-age=0, no-cache, no-store, must-revalidate, private"),
+            (b"X-Content-Type-Options", b"nosniff"),
+            (b"Set-Cookie", b"sessionid=secret-of-the-first-client; HttpOnly"),
+            (b"X-Added-Later", b"per-request"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    fast = MonitorUsersFastPath(django)
+    auth = [(b"host", b"testserver"), (b"authorization", f"Bearer {api_tokens[0]}".encode())]
+    await HttpCommunicator(fast, "GET", "/monitor/users", headers=auth).get_response(timeout=10)
+    served = fast.served
+    answer = await HttpCommunicator(fast, "GET", "/monitor/users", headers=auth).get_response(timeout=10)
+    assert fast.served == served + 1 and answer["status"] == 200
+    names = {name.lower() for name, _ in answer["headers"]}
+    assert {b"content-type", b"cache-control", b"x-content-type-options", b"etag"} <= names
+    assert b"set-cookie" not in names and b"x-added-later" not in names
 
 
 async def _asgi_get(url: str, token: str) -> tuple[int, bytes]:

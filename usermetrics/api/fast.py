@@ -4,9 +4,9 @@ Scripts and other tools poll ``/monitor/users`` with a bearer token, often and i
 answer is already made (the producer serialized and compressed it once per refresh). Going
 through Django for each one costs several times more than sending the bytes. So a GET of the
 whole document with a valid API token and a publishing producer is answered here with
-``live.monitor_users_answer``, the view's own rule, and with exactly the headers Django sent for
-the first such request of that host and scheme (security headers, CSP, cache control), which is
-what admits the host too. Everything else (sessions, a bad or missing token, ``?user_id=``, no
+``live.monitor_users_answer``, the view's own rule, and with the shared headers Django sent for
+the first such request of that host and scheme (an allow-list: security headers, CSP, cache
+control), which is what admits the host too. Everything else (sessions, a bad or missing token, ``?user_id=``, no
 producer) goes to Django, which says why.
 """
 
@@ -23,8 +23,21 @@ from .auth import token_valid
 from .live import monitor_users_answer
 
 PATH = "/monitor/users"
-# Headers Django's answer carries that belong to that one answer, not to every answer.
-_PER_ANSWER = {b"content-length", b"etag", b"vary", b"content-encoding", b"date", b"server"}
+# The headers of Django's answer that every answer of that host shares: its type, caching and the
+# security headers. Nothing else is replayed: a cookie, or a header some middleware adds later,
+# belongs to the one answer it was made for (the answer's own ETag, Vary and encoding come from
+# ``monitor_users_answer``, its length from its body).
+_SHARED = {
+    b"content-type",
+    b"cache-control",
+    b"expires",
+    b"content-security-policy",
+    b"x-content-type-options",
+    b"x-frame-options",
+    b"referrer-policy",
+    b"cross-origin-opener-policy",
+    b"strict-transport-security",
+}
 
 
 class MonitorUsersFastPath:
@@ -79,7 +92,7 @@ class MonitorUsersFastPath:
 
         async def capture(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and message.get("status") == 200:
-                self._headers[key] = [(n, v) for n, v in message.get("headers", []) if n.lower() not in _PER_ANSWER]
+                self._headers[key] = [(n, v) for n, v in message.get("headers", []) if n.lower() in _SHARED]
             await send(message)
 
         return capture
