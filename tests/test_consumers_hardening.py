@@ -190,6 +190,43 @@ async def test_consumers_close_within_one_refresh_of_losing_access(source, staff
     assert services.face_get().registry.channels() == []
 
 
+async def test_consumers_a_check_begun_before_the_logout_does_not_cover_the_next_refresh(
+    source, staff_login, monkeypatch
+):
+    # The re-check of refresh N read the session while it was still valid, and answers late (a busy
+    # database); refresh N+1 came after the logout meanwhile. Its check must still run, or the
+    # socket stays open until some later refresh (forever, if none comes).
+    real = services.feed_access_check
+    gate = asyncio.Event()
+    calls: list[int] = []
+
+    async def slow_first_answer(**kwargs) -> bool:
+        answer = await real(**kwargs)
+        calls.append(kwargs["seq"])
+        if len(calls) == 1:
+            await gate.wait()
+        return answer
+
+    monkeypatch.setattr(services, "feed_access_check", slow_first_answer)
+    comm = communicator("/ws/monitor/", staff_login)
+    assert (await comm.connect(timeout=5))[0]
+    try:
+        await receive_doc(comm)
+        await current_producer().refresh()
+        await receive_doc(comm)  # its check has read the session (still staff's) and waits to answer
+        while not calls:
+            await asyncio.sleep(0.01)
+        await staff_login.alogout()
+        await current_producer().refresh()
+        await receive_doc(comm)  # the refresh after the logout: its frame, and its check must follow
+        gate.set()
+        message = await _expect_close(comm)
+        assert message["type"] == "websocket.close" and message["code"] == 4401
+    finally:
+        gate.set()
+        await comm.disconnect()
+
+
 def _other_staff():
     from django.contrib.auth import get_user_model
 

@@ -83,7 +83,8 @@ class _FeedConsumer(_OffSyncThread):
     last_seq = 0  # the newest refresh this socket has been sent ...
     last_producer = ""  # ... by this producer (a producer that takes over without Redis's word restarts)
     closing = False  # closed by us: nothing more goes out, the disconnect cleans up
-    access_task: asyncio.Task[None] | None = None  # this refresh's re-check of the session
+    access_task: asyncio.Task[None] | None = None  # the re-check of the session running now
+    access_wanted: tuple[int, str] | None = None  # the refresh (seq, producer) whose check is still owed
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Per-socket state: the send order lock and the record of invalid messages."""
@@ -189,8 +190,11 @@ class _FeedConsumer(_OffSyncThread):
         seq, producer = int(event.get("seq", 0)), str(event.get("producer", ""))
         if self.closing or event.get("group", self.group) != self.group:
             return  # closed, or a frame of a view this socket left while the frame was on its way
+        # The latest refresh's check is wanted: one still running may have read the session before
+        # it ended, so it cannot answer for this refresh.
+        self.access_wanted = (seq, producer)
         if self.access_task is None or self.access_task.done():
-            self.access_task = asyncio.ensure_future(self._access_recheck(seq, producer))
+            self.access_task = asyncio.ensure_future(self._access_recheck())
         async with self.send_lock:
             stale = event.get("group", self.group) != self.group  # moved while waiting for the lock
             if self.closing or stale or (producer == self.last_producer and seq <= self.last_seq):
@@ -198,9 +202,13 @@ class _FeedConsumer(_OffSyncThread):
             self.last_seq, self.last_producer = seq, producer
             await self.send(text_data=event["text"])
 
-    async def _access_recheck(self, seq: int, producer: str) -> None:
-        if not await self.still_allowed(seq, producer):
-            await self.refuse(CLOSE_ACCESS_LOST, "session ended or no longer staff")
+    async def _access_recheck(self) -> None:
+        """Check the session as of the latest refresh, again while a newer one came during the check."""
+        while self.access_wanted is not None and not self.closing:
+            (seq, producer), self.access_wanted = self.access_wanted, None
+            if not await self.still_allowed(seq, producer):
+                await self.refuse(CLOSE_ACCESS_LOST, "session ended or no longer staff")
+                return
 
     async def metrics_status(self, event: dict[str, Any]) -> None:
         """Forward the face's word on the producer (gone, or back)."""
