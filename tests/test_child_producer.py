@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
-from tests.daphne import Daphne, http_get, server_env, wait_until
+from tests.daphne import Daphne, http_get, manage, server_env, wait_until
 
 TOKEN = "child-producer-token-" + "c" * 24
 
@@ -30,14 +32,14 @@ def children(pid: int) -> list[int]:
 
 
 def producer_children(pid: int) -> list[int]:
-    """Daphne's children that are its embedded producer (``runmonitor --parent``)."""
+    """Daphne's children that are its embedded producer (``runmonitor --embedded``)."""
     out = []
     for child in children(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"runmonitor" in cmdline and b"--parent" in cmdline:
+        if b"runmonitor" in cmdline and b"--embedded" in cmdline:
             out.append(child)
     return out
 
@@ -57,10 +59,34 @@ def status(base: str) -> dict[str, object]:
     return json.loads(body)
 
 
+def embedded_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The embedded default with the demo, refreshing every half second (no Redis unless ``extra`` says so)."""
+    return server_env(
+        tmp_path, USERMETRICS_API_TOKENS=TOKEN, USERMETRICS_DEMO="1", USERMETRICS_REFRESH_INTERVAL="0.5", **extra
+    )
+
+
+def redis_env(tmp_path: Path) -> dict[str, str]:
+    """The embedded default on Redis: its child is a plain producer publishing there, under a prefix of its own."""
+    return embedded_env(
+        tmp_path, REDIS_URL=os.environ["REDIS_URL"], USERMETRICS_REDIS_PREFIX=f"umchild-{uuid.uuid4().hex[:10]}"
+    )
+
+
+def terminated_within(server: Daphne, seconds: float) -> int | None:
+    """SIGTERM ``server`` as systemd or a container runtime would; its exit code, or None if still running."""
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        return server.proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 @pytest.fixture
 def daphne(tmp_path: Path):
     """The embedded default (no Redis) with the demo, refreshing every half second."""
-    env = server_env(tmp_path, USERMETRICS_API_TOKENS=TOKEN, USERMETRICS_DEMO="1", USERMETRICS_REFRESH_INTERVAL="0.5")
+    env = embedded_env(tmp_path)
     server = Daphne(free_port(), env, tmp_path / "daphne.log")
     server.start()
     try:
@@ -95,3 +121,41 @@ def test_child_producer_serves_restarts_and_ends_with_its_daphne(daphne):
     # Daphne killed (no clean-up at all): its child notices the closed socket and ends too.
     daphne.kill()
     wait_until(lambda: not alive(second), what="the orphaned producer to end", deadline=15)
+
+
+@pytest.mark.parametrize("layer", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_child_producer_daphne_stops_on_sigterm_child_included(tmp_path: Path, layer: str):
+    # SIGTERM is what systemd, supervisors and containers send. Daphne used to log "Killed 1 pending
+    # application instances" and then never exit (a thread still waited on the child), the child running on.
+    env = embedded_env(tmp_path) if layer == "memory" else redis_env(tmp_path)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    server.start()
+    try:
+        pid = server.proc.pid
+        wait_until(lambda: len(producer_children(pid)) == 1, what="the embedded producer's process")
+        [child] = producer_children(pid)
+        wait_until(lambda: status(server.base)["producer"]["state"] == "ok", what="a first board")
+        code = terminated_within(server, 15)
+        assert code is not None, f"Daphne still runs 15 s after SIGTERM:\n{server.log()[-2000:]}"
+        assert not alive(child), "Daphne exited but left its producer running"
+        assert "Traceback" not in server.log(), server.log()
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.kill()
+        server.proc = None
+
+
+@pytest.mark.redis
+def test_child_producer_on_redis_ends_with_a_killed_daphne(tmp_path: Path):
+    # With Redis the child publishes there, not over a socket to its Daphne; it still ends with it.
+    server = Daphne(free_port(), redis_env(tmp_path), tmp_path / "daphne.log")
+    server.start()
+    try:
+        pid = server.proc.pid
+        wait_until(lambda: len(producer_children(pid)) == 1, what="the embedded producer's process")
+        [child] = producer_children(pid)
+        server.kill()
+        wait_until(lambda: not alive(child), what="the orphaned producer to end", deadline=15)
+    finally:
+        server.stop()

@@ -197,13 +197,12 @@ async def test_consumers_a_check_begun_before_the_logout_does_not_cover_the_next
     # database); refresh N+1 came after the logout meanwhile. Its check must still run, or the
     # socket stays open until some later refresh (forever, if none comes).
     real = services.feed_access_check
-    gate = asyncio.Event()
-    calls: list[int] = []
+    gate, first_read = asyncio.Event(), asyncio.Event()
 
     async def slow_first_answer(**kwargs) -> bool:
         answer = await real(**kwargs)
-        calls.append(kwargs["seq"])
-        if len(calls) == 1:
+        if not first_read.is_set():
+            first_read.set()
             await gate.wait()
         return answer
 
@@ -214,8 +213,7 @@ async def test_consumers_a_check_begun_before_the_logout_does_not_cover_the_next
         await receive_doc(comm)
         await current_producer().refresh()
         await receive_doc(comm)  # its check has read the session (still staff's) and waits to answer
-        while not calls:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(first_read.wait(), 5)
         await staff_login.alogout()
         await current_producer().refresh()
         await receive_doc(comm)  # the refresh after the logout: its frame, and its check must follow

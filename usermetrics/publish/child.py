@@ -12,9 +12,12 @@ over a Unix socket it listens on:
   from its ``ViewRegistry``.
 
 With Redis configured the child is a plain ``runmonitor`` on Redis instead, and the parent follows
-Redis as any face does. The child ends when the parent's end of the socket closes (the parent
-stopped, or was killed), so it never outlives its Daphne; the parent starts the child again when
-it dies (after 1 s, doubling up to 30 s while it keeps dying).
+Redis as any face does. Either way the child (``runmonitor --embedded``) reads its stdin, a pipe
+from the parent, and ends when it closes: the parent stopped or was killed, so the child never
+outlives its Daphne. A parent that exits (SIGTERM: Daphne stops its reactor, then the interpreter
+exits) first stops its child and waits for it to write its history; nothing of the parent's waits
+on the child in a thread, which would keep the interpreter from exiting. The parent starts the
+child again when it dies (after 1 s, doubling up to 30 s while it keeps dying).
 
 Wire form: a 4-byte big-endian length, then one byte of kind, then the payload.
 """
@@ -22,6 +25,7 @@ Wire form: a 4-byte big-endian length, then one byte of kind, then the payload.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
@@ -44,6 +48,7 @@ logger = logging.getLogger(__name__)
 BOARD, FRAME, ASK_VIEWS, VIEWS = b"B", b"F", b"?", b"V"
 RESTART_MIN, RESTART_MAX = 1.0, 30.0
 STOP_WAIT = 10.0  # seconds a stopping child gets to give its history to the database
+EXIT_POLL = 0.25  # seconds between two looks at whether the child exited by itself
 
 
 async def message_write(writer: asyncio.StreamWriter, kind: bytes, payload: bytes = b"") -> None:
@@ -73,7 +78,7 @@ class ChildProducer:
         """Take boards onto ``bus`` (None: the child publishes through Redis), answer from ``registry``.
 
         ``deliver(message)`` hands a refresh's frames to this face's sockets (the follower's);
-        ``command`` starts the child (``--parent SOCKET`` is added when there is a bus).
+        ``command`` starts the child (``--embedded``, and ``--parent SOCKET`` when there is a bus, are added).
         """
         self.bus = bus
         self.registry = registry
@@ -87,18 +92,21 @@ class ChildProducer:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep a child running until ``stop``; then stop it (SIGTERM: it flushes its history)."""
         server = None
-        command = list(self.command)
+        command = [*self.command, "--embedded"]
         if self.bus is not None:
             self._dir = tempfile.mkdtemp(prefix="usermetrics-")
             path = str(Path(self._dir) / "producer.sock")
             server = await asyncio.start_unix_server(self._serve, path=path)
             command += ["--parent", path]
         delay = RESTART_MIN
+        # Daphne has no shutdown hook for applications: on SIGTERM its reactor stops and the
+        # interpreter exits, and this is what then stops the child (and waits for its history).
+        atexit.register(self.stop_child)
         try:
             while not stop.is_set():
                 # Popen, not asyncio's subprocesses: Daphne's loop is Twisted's, and a fork and exec
-                # once per start is quick; the wait for its exit runs in a thread.
-                self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: ASYNC220
+                # once per start is quick. Its stdin is our end of a pipe: it closes when we exit.
+                self.process = subprocess.Popen(command, stdin=subprocess.PIPE)  # noqa: ASYNC220
                 self.starts += 1
                 code = await _wait_or_stop(self.process, stop)
                 if code is None:
@@ -109,6 +117,7 @@ class ChildProducer:
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, RESTART_MAX)
         finally:
+            atexit.unregister(self.stop_child)
             self.stop_child()
             if server is not None:
                 server.close()
@@ -128,6 +137,8 @@ class ChildProducer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdin is not None:
+            process.stdin.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One child's connection: boards, frames and questions until it closes."""
@@ -152,15 +163,32 @@ class ChildProducer:
 
 
 async def _wait_or_stop(process: subprocess.Popen[bytes], stop: asyncio.Event) -> int | None:
-    """The child's exit code when it exits by itself; None when ``stop`` came first."""
-    exited = asyncio.ensure_future(asyncio.to_thread(process.wait))
-    stopping = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if exited in done:
-        stopping.cancel()
-        return exited.result()
-    exited.cancel()  # the thread keeps waiting until stop_child() ends the process
-    return None
+    """The child's exit code when it exits by itself; None when ``stop`` came first.
+
+    Polled on the loop, never waited for in a thread: a thread blocked in ``wait()`` on a child that
+    runs on kept the interpreter of a SIGTERMed Daphne from ever exiting.
+    """
+    while (code := process.poll()) is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), EXIT_POLL)
+        if stop.is_set():
+            return None
+    if process.stdin is not None:
+        process.stdin.close()
+    return code
+
+
+async def stop_with_stdin(stop: asyncio.Event) -> None:
+    """Set ``stop`` when stdin, the embedded producer's pipe from its Daphne, closes (the Daphne is gone)."""
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while await reader.read(4096):
+            pass  # the parent writes nothing: only the end matters
+    finally:
+        transport.close()
+        stop.set()
 
 
 class ParentLink:

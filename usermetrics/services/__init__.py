@@ -20,7 +20,7 @@ from .alerts import (
     alerts_overview_get,
     alerts_test_send,
 )
-from .assembly import child_producer, monitor_build, redis_producer, sources_check
+from .assembly import child_producer, monitor_build, producer_run, redis_producer, sources_check
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
@@ -99,6 +99,7 @@ __all__ = [
     "monitor_build",
     "overview_history_doc",
     "producer_local",
+    "producer_run",
     "producer_state",
     "redis_producer",
     "rows_window_doc",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import uuid
 from collections.abc import Mapping
 
@@ -17,7 +19,7 @@ from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.nat import nat_sources_build
 from usermetrics.publish.bus import LocalBus, RedisBus
-from usermetrics.publish.child import ParentLink
+from usermetrics.publish.child import ParentLink, stop_with_stdin
 from usermetrics.publish.lease import LocalLease, RedisLease
 from usermetrics.publish.producer import FlagTracker, Producer, Sender
 from usermetrics.snapshot import Snapshot
@@ -141,8 +143,30 @@ async def redis_producer(*, monitor: MonitorService | None = None, record: bool 
     )
 
 
+async def producer_run(producer: Producer, *, embedded: bool = False, parent: ParentLink | None = None) -> None:
+    """Run ``producer`` in the foreground until SIGINT or SIGTERM (it then stops cleanly).
+
+    ``embedded``: also stop when stdin closes (the Daphne that started this process is gone);
+    ``parent``: also stop when the link to that Daphne closes.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watchers = [loop.create_task(stop_with_stdin(stop))] if embedded else []
+    if parent is not None:
+        gone = loop.create_task(parent.closed.wait())
+        gone.add_done_callback(lambda _: stop.set())
+        watchers.append(gone)
+    try:
+        await producer.run(stop)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+
+
 async def child_producer(path: str) -> tuple[Producer, ParentLink]:
-    """The embedded default's producer, in the child process its Daphne started (``runmonitor --parent``).
+    """The embedded default's producer without Redis, in the child its Daphne started (``runmonitor --parent``).
 
     Boards and frames go to the parent over ``path``; it says which views its sockets watch.
     """

@@ -6,14 +6,14 @@ Several may run: one leads (a lease in Redis), the others stand by and take over
 refresh intervals of the leader's death. SIGTERM or Ctrl+C stops it cleanly: it gives the lease
 up at once and writes what its recorder still holds.
 
-``--parent SOCKET`` is how the embedded default's Daphne starts its own producer (without Redis):
-boards and frames go to that Daphne over the socket, and the producer ends when the Daphne does.
+``--embedded`` is how the embedded default's Daphne starts its own producer as its child: it ends
+when its stdin (a pipe from that Daphne) closes. With ``--parent SOCKET`` (no Redis) boards and
+frames go to that Daphne over the socket instead of through Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -34,14 +34,19 @@ class Command(BaseCommand):
         """--no-history: publish but record nothing (a second site reading the same sources)."""
         parser.add_argument("--no-history", action="store_true", help="publish without recording history")
         parser.add_argument(
+            "--embedded",
+            action="store_true",
+            help="the child of the embedded default's Daphne: stop when stdin (a pipe from it) closes",
+        )
+        parser.add_argument(
             "--parent", metavar="SOCKET", help="the embedded default: publish to the Daphne listening on SOCKET"
         )
 
-    def handle(self, *args: Any, no_history: bool, parent: str | None, **options: Any) -> None:
+    def handle(self, *args: Any, no_history: bool, embedded: bool, parent: str | None, **options: Any) -> None:
         """Build the producer from the settings and run it in this process's event loop."""
         config = get_config()
         if parent is not None:
-            asyncio.run(self._run_child(parent))
+            asyncio.run(self._run_child(parent, embedded=embedded))
             return
         if not config.redis_url:
             raise CommandError("runmonitor publishes through Redis: set REDIS_URL (faces read it there).")
@@ -50,28 +55,17 @@ class Command(BaseCommand):
             f"usermetrics producer: {len(config.sources)} NAT source(s){demo}, refresh every "
             f"{config.refresh_interval:g} s, Redis {config.redis_prefix}:* (Ctrl+C stops)"
         )
-        asyncio.run(self._run(record=not no_history))
+        asyncio.run(self._run(record=not no_history, embedded=embedded))
 
-    async def _run(self, *, record: bool) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def _run(self, *, record: bool, embedded: bool) -> None:
         producer = await services.redis_producer(record=record)
         self.stdout.write(f"{producer.name}: standing by until it holds the lease", ending="\n")
         self.stdout.flush()
-        await producer.run(stop)
+        await services.producer_run(producer, embedded=embedded)
 
-    async def _run_child(self, path: str) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def _run_child(self, path: str, *, embedded: bool) -> None:
         producer, link = await services.child_producer(path)
-        parent_gone = loop.create_task(link.closed.wait())
-        parent_gone.add_done_callback(lambda _: stop.set())  # the Daphne that started us is gone: so are we
         try:
-            await producer.run(stop)
+            await services.producer_run(producer, embedded=embedded, parent=link)
         finally:
-            parent_gone.cancel()
             await link.aclose()
