@@ -17,8 +17,9 @@ from usermetrics.publish.producer import Producer
 from usermetrics.runtime import SessionManager
 from usermetrics.sources import Source
 
-# Fixtures of the alert tests (a loopback receiver, the ALERTS settings, a producer with the engine).
-pytest_plugins = ["tests.alert_helpers"]
+# Fixtures of the alert tests (a loopback receiver, the ALERTS settings, a producer with the engine),
+# and the guard that fails the run when a process it started outlives it.
+pytest_plugins = ["tests.alert_helpers", "tests.leftovers"]
 
 # .ci/run sets this: a test that needs Redis or PostgreSQL must run there, never skip.
 REQUIRE_SERVICES = os.environ.get("USERMETRICS_REQUIRE_SERVICES") == "1"

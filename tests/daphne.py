@@ -15,6 +15,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+# Seconds a process gets to stop on SIGTERM: an embedded producer's Daphne waits up to 10 s for its
+# child to write its history (publish.child.STOP_WAIT).
+STOP_WITHIN = 20.0
 
 
 def server_env(var_dir: Path, **extra: str) -> dict[str, str]:
@@ -82,16 +85,21 @@ class Process:
         log.close()
 
     def stop(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL after 10 s) and wait for the process to end."""
+        """Stop it with SIGTERM, as systemd or a container runtime would, and wait for it to end.
+
+        A process that is still running ``STOP_WITHIN`` seconds later is killed, and that fails the
+        test: every process of ours must stop cleanly on SIGTERM (children included).
+        """
         if self.proc is None:
             return
-        self.proc.terminate()
+        proc, self.proc = self.proc, None
+        proc.terminate()
         try:
-            self.proc.wait(timeout=10)
+            proc.wait(timeout=STOP_WITHIN)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
+            proc.kill()
+            proc.wait(timeout=10)
+            raise AssertionError(f"{' '.join(self.args)} still ran {STOP_WITHIN} s after SIGTERM") from None
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all, as a crash or the OOM killer would."""
