@@ -27,7 +27,7 @@ class StartFaceOnFirstScope:
 
     Daphne has no ASGI lifespan, so the first connection is the first moment we run on the loop
     that will serve every later request: the face's follower runs on it, and an embedded producer
-    hands its frames to it (the producer's own work runs in its thread, off this loop).
+    hands its frames to it (the producer's own work runs in a child process, off this loop).
     """
 
     def __init__(self, app: Any) -> None:

@@ -249,6 +249,9 @@ LOGGING = {
         # strips the secrets and logs them itself, so Apprise's own records go nowhere.
         "apprise": {"handlers": [], "level": "WARNING", "propagate": False},
         "urllib3": {"level": "WARNING"},  # its DEBUG lines carry a webhook's path
+        # "AXES: BEGIN version ..." at INFO in every process that sets Django up: the run command's
+        # migrate, ensureadmin, Daphne and its producer each printed it.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 

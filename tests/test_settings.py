@@ -95,3 +95,10 @@ def test_settings_logging_one_format_once_and_fetches_at_debug(level):
     fetches = [line for line in lines if "HTTP Request" in line]
     debug = [line for line in lines if "a debug line" in line]
     assert (len(fetches), len(debug)) == ((1, 1) if level == "DEBUG" else (0, 0))
+
+
+def test_settings_commands_print_no_axes_banner():
+    # The run command runs migrate, ensureadmin, Daphne and its producer: each printed axes' start-up line.
+    result = _manage("check", **PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "AXES: BEGIN" not in result.stdout + result.stderr
