@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from importlib import import_module
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.apps import apps as django_apps
 
 from tests.alert_receiver import Receiver
 from tests.factories import ManualClock
-from usermetrics import services
+from usermetrics import testing
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.conf import get_config
 from usermetrics.models import AlertRule, Delivery
 from usermetrics.monitor import MonitorService
 from usermetrics.publish.producer import FlagTracker, Producer
+
+
+@pytest.fixture
+def seeded_rules(transactional_db) -> None:
+    """The alert rules a new database starts with, written as its migration does.
+
+    Transactional tests start from whatever the test before them left (a flushed database, or the
+    migrated one); ``serialized_rollback`` reloaded a copy of the migrated database instead, and
+    failed on duplicate content types after a non-transactional test.
+    """
+    import_module("usermetrics.migrations.0004_alerts").rules_seed(django_apps, None)
 
 
 @pytest.fixture
@@ -46,13 +59,13 @@ def alerts_to(settings) -> Callable[..., None]:
 async def producer_with_alerts() -> AsyncIterator[Callable[..., Producer]]:
     """A producer over the given sources with the alert engine (and the flags) on; closed after the test."""
     made: list[Producer] = []
-    previous = services.face_install(None)
+    previous = testing.face_install(None)
 
     def make(sources: list, *, clock: ManualClock | None = None, flags: bool = False) -> Producer:
-        face = services.face_local()
-        services.face_install(face)
+        face = testing.face_local()
+        testing.face_install(face)
         monitor = MonitorService(sources, interval=3600, clock=clock or ManualClock())
-        producer = services.producer_local(face, monitor=monitor)
+        producer = testing.producer_local(face, monitor=monitor)
         producer.flag_tracker = FlagTracker() if flags else None
         producer.alerts = AlertEngine(get_config().alerts)
         made.append(producer)
@@ -61,7 +74,7 @@ async def producer_with_alerts() -> AsyncIterator[Callable[..., Producer]]:
     yield make
     for producer in made:
         await producer.close()
-    services.face_install(previous)
+    testing.face_install(previous)
 
 
 def rule_set(name: str, **fields: Any) -> None:

@@ -21,7 +21,7 @@ from usermetrics.alerts.messages import probe_message
 from usermetrics.models import AlertRule, Delivery, Silence
 from usermetrics.selection import ViewSpec
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the seeded rules
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_rules")]
 
 SECRET = "s3cr3t-pass-word"
 TOKEN = "tok-4f9a8b7c6d5e"

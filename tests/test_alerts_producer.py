@@ -14,7 +14,7 @@ from usermetrics import services
 from usermetrics.models import AlertRule, Delivery, Incident, Silence
 from usermetrics.nat import NatHttpSource
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the seeded rules
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_rules")]
 
 
 async def test_alerts_producer_source_404_fires_once_after_for_and_resolves_once(
