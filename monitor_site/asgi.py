@@ -16,9 +16,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from usermetrics import routing, services  # noqa: E402
+from usermetrics import routing  # noqa: E402
 from usermetrics.api.fast import MonitorUsersFastPath  # noqa: E402
 from usermetrics.edge import NoSniff, RawPathSlashes  # noqa: E402
+from usermetrics.publish.face import faces_start  # noqa: E402
 from usermetrics.sockets import OwnOriginValidator, SendBudget, auth_stack  # noqa: E402
 
 
@@ -41,7 +42,7 @@ class StartFaceOnFirstScope:
             started = self._started
             # One start per event loop: a server has one; test runs make a new loop per test.
             if started is None or started.get_loop() is not asyncio.get_running_loop():
-                started = self._started = asyncio.ensure_future(services.faces_start())
+                started = self._started = asyncio.ensure_future(faces_start())
             await asyncio.shield(started)
         await self.app(scope, receive, send)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 from django.test import AsyncClient
 
-from usermetrics import services
+from usermetrics import testing
 from usermetrics.monitor import MonitorService
 from usermetrics.publish.producer import Producer
 from usermetrics.runtime import SessionManager
@@ -75,9 +75,9 @@ def _local_face() -> Iterator[None]:
 
     Whole-stack tests start real Daphne and runmonitor processes for those.
     """
-    previous = services.face_install(services.face_local())
+    previous = testing.face_install(testing.face_local())
     yield
-    services.face_install(previous)
+    testing.face_install(previous)
 
 
 @pytest.fixture
@@ -105,14 +105,14 @@ async def install_service() -> AsyncIterator[Callable[..., Awaitable[Producer]]]
     ``flags=True`` (they read the history, so the test needs the database).
     """
     installed: list[Producer] = []
-    previous = services.face_install(None)
+    previous = testing.face_install(None)
 
     async def install(sources: list[Source], *, flags: bool = False, **kwargs: Any) -> Producer:
-        face = services.face_local()
-        producer = services.producer_local(face, monitor=MonitorService(sources, **kwargs))
+        face = testing.face_local()
+        producer = testing.producer_local(face, monitor=MonitorService(sources, **kwargs))
         if not flags:
             producer.flag_tracker = None
-        services.face_install(face)
+        testing.face_install(face)
         installed.append(producer)
         _producers.append(producer)
         await producer.tick()
@@ -122,7 +122,7 @@ async def install_service() -> AsyncIterator[Callable[..., Awaitable[Producer]]]
     for producer in installed:
         await producer.close()
     _producers.clear()
-    services.face_install(previous)
+    testing.face_install(previous)
 
 
 @pytest.fixture

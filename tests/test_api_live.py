@@ -14,9 +14,9 @@ from django.urls import reverse
 from monitor_site.asgi import application
 from tests.conftest import current_producer
 from tests.factories import ODD_IDS
-from usermetrics import services
 from usermetrics.api.fast import MonitorUsersFastPath
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
+from usermetrics.publish.face import face_get
 from usermetrics.sources import LocalSource
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -126,7 +126,7 @@ async def test_api_monitor_users_etag_per_board(local, staff_client):
 
 async def test_api_live_endpoints_are_503_while_no_producer_publishes(local, staff_client, settings):
     settings.USERMETRICS = {**settings.USERMETRICS, "PRODUCER_TIMEOUT": 0.0}
-    services.face_get().follower.stale_after = 0.0  # the last board is already too old
+    face_get().follower.stale_after = 0.0  # the last board is already too old
     for url in ("/monitor/users", "/api/users/alice", "/api/status"):
         response = await staff_client.get(url)
         assert response.status_code == 503, url

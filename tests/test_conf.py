@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from usermetrics.conf import DEFAULTS, get_config
-from usermetrics.services import monitor_build
+from usermetrics.publish.assembly import monitor_build
 
 
 def test_conf_merges_nested_defaults_and_casts(settings):

@@ -16,9 +16,9 @@ from django.urls import reverse
 from monitor_site.asgi import application
 from tests.conftest import current_producer
 from tests.factories import StaticSource, sample_users, usage
-from usermetrics import services
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
+from usermetrics.publish.face import face_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -257,7 +257,7 @@ async def test_consumers_serialize_once_per_view_per_tick(source, staff_cookie):
         comms.append(user_comm)
         await receive_frame(user_comm)
 
-        registry = services.face_get().registry
+        registry = face_get().registry
         producer = current_producer()
         assert sorted(registry.counts().values()) == [1, 4, 8]  # two list views and one user view
         for _ in range(3):

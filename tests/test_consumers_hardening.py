@@ -17,6 +17,7 @@ from monitor_site.asgi import application
 from tests.conftest import current_producer
 from tests.factories import StaticSource, sample_users
 from usermetrics import services
+from usermetrics.publish.face import face_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -187,7 +188,7 @@ async def test_consumers_close_within_one_refresh_of_losing_access(source, staff
     finally:
         await comm.disconnect()
         await bystander.disconnect()
-    assert services.face_get().registry.channels() == []
+    assert face_get().registry.channels() == []
 
 
 async def test_consumers_a_check_begun_before_the_logout_does_not_cover_the_next_refresh(

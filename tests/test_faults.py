@@ -33,8 +33,8 @@ from tests.conftest import free_port
 from tests.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until
 from tests.factories import StaticSource, sample_users
 from tests.fake_nat import FakeNat
-from usermetrics import services
 from usermetrics.humanize import HISTORY_UNAVAILABLE
+from usermetrics.publish.face import face_get
 
 MiB = 1024 * 1024
 TOKEN = "faults-token-" + "f" * 24
@@ -113,7 +113,7 @@ async def test_faults_connect_churn_leaves_no_group_members(install_service, sta
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    registry = services.face_get().registry
+    registry = face_get().registry
     assert registry.channels() == [] and registry.receivers() == [] and registry.views() == {}
     assert {group: members for group, members in layer.groups.items() if members} == {}
     assert grown < 2 * MiB, f"{grown} bytes still allocated after 500 cycles"

@@ -13,12 +13,12 @@ from tests.factories import ScriptedSource, board_of, record, sample_users
 from usermetrics.board import Board
 from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, face_channel
 from usermetrics.monitor import MonitorService
+from usermetrics.publish.assembly import layer_sender, redis_client
 from usermetrics.publish.bus import RedisBus
 from usermetrics.publish.follower import Follower
 from usermetrics.publish.lease import RedisLease
 from usermetrics.publish.producer import Producer
 from usermetrics.selection import ViewSpec
-from usermetrics.services.assembly import layer_sender, redis_client
 
 pytestmark = pytest.mark.redis
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from tests.factories import PYPROJECT_VERSION, ScriptedSource, record
-from usermetrics import services
+from usermetrics import services, testing
+from usermetrics.publish.face import face_get
 from usermetrics.selection import ViewSpec
 from usermetrics.sources import LocalSource
 
@@ -23,14 +24,14 @@ async def test_services_board_is_what_the_producer_published(install_service, ma
 
 
 def test_services_before_any_board_nobody_publishes(settings):
-    previous = services.face_install(services.face_local())
+    previous = testing.face_install(testing.face_local())
     try:
         board = services.board_get()
         assert len(board) == 0 and board.seq == 0
         state = services.producer_state()
         assert not state.publishing and state.words == "No producer is publishing: none has published a board yet."
     finally:
-        services.face_install(previous)
+        testing.face_install(previous)
 
 
 async def test_services_status_shape(install_service, manager, settings):
@@ -64,5 +65,5 @@ async def test_services_feed_registry_moves_a_channel_between_views(install_serv
     assert '"sort":"user_id"' in text and seq == 1 and producer == "local"
     services.feed_unsubscribe("chan-1")
     services.feed_unsubscribe("chan-2")
-    assert services.face_get().registry.views() == {}
+    assert face_get().registry.views() == {}
     assert await services.feed_first_frame(second) is None  # nobody watches it any more

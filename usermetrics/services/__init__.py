@@ -1,13 +1,14 @@
-"""The service layer: the one door that views, the API, consumers and commands go through.
+"""The service layer: the one door that views, the API, consumers and commands go through, and nothing else.
 
-``live`` (async): the latest board, the producer's state, names, the feed's registry, and the
-start of this process's face (and embedded producer); ``pages`` (sync): the list and detail
-pages and the not-found rule; ``history_docs`` (async): the history API's documents; ``exports``
-(async): streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and
-async): the sources page; ``alerts`` (sync): what fires, the alerts page and a test send;
-``access`` (async): whether a socket's session is still staff's; ``assembly``: the monitor and
-producer the settings describe. ``UNREACHABLE`` are the database's outage errors and
-``history_or_none`` the one way a page reads the history through one.
+``live`` (async): the latest board, the producer's state, the status and the feed's registry;
+``names`` (sync and async): names for user ids; ``pages`` (sync): the list and detail pages and
+the not-found rule; ``history_docs`` (async): the history API's documents; ``exports`` (async):
+streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and async): the
+sources page and a one-off check of the sources; ``alerts`` (sync): what fires, the alerts page
+and a test send; ``access`` (async): whether a socket's session is still staff's. ``UNREACHABLE``
+are the database's outage errors and ``history_or_none`` the one way a page reads the history
+through one. Starting a face or a producer is ``usermetrics.publish``'s; test hooks are
+``usermetrics.testing``'s.
 """
 
 from .access import feed_access_check
@@ -20,30 +21,20 @@ from .alerts import (
     alerts_overview_get,
     alerts_test_send,
 )
-from .assembly import child_producer, monitor_build, producer_run, redis_producer, sources_check
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
     CHANNEL_LAYER_ERRORS,
     VERSION,
-    Face,
     board_get,
-    face_get,
-    face_install,
-    face_local,
-    faces_start,
-    faces_stop,
     feed_first_frame,
     feed_status,
     feed_subscribe,
     feed_unsubscribe,
-    identities_import,
-    labels_aget,
-    labels_get,
-    producer_local,
     producer_state,
     source_status,
 )
+from .names import identities_import, labels_aget, labels_get
 from .pages import (
     UNREACHABLE,
     ListPage,
@@ -57,7 +48,7 @@ from .pages import (
     user_window,
 )
 from .scrape import ScrapeState, scrape_get
-from .sources import sources_doc, sources_page_get
+from .sources import sources_check, sources_doc, sources_page_get
 
 __all__ = [
     "CHANNEL_LAYER_ERRORS",
@@ -66,7 +57,6 @@ __all__ = [
     "VERSION",
     "AlertsOverview",
     "Export",
-    "Face",
     "Firing",
     "ListPage",
     "RouteResult",
@@ -80,12 +70,6 @@ __all__ = [
     "alerts_overview_get",
     "alerts_test_send",
     "board_get",
-    "child_producer",
-    "face_get",
-    "face_install",
-    "face_local",
-    "faces_start",
-    "faces_stop",
     "feed_access_check",
     "feed_first_frame",
     "feed_status",
@@ -96,12 +80,8 @@ __all__ = [
     "labels_aget",
     "labels_get",
     "list_page_get",
-    "monitor_build",
     "overview_history_doc",
-    "producer_local",
-    "producer_run",
     "producer_state",
-    "redis_producer",
     "rows_window_doc",
     "scrape_get",
     "source_status",

@@ -15,7 +15,8 @@ from usermetrics.conf import get_config
 from usermetrics.firing import Firing, firing_of
 from usermetrics.models import AlertRule
 
-from .live import board_get, labels_get
+from .live import board_get
+from .names import labels_get
 
 
 def alerts_firing(board: Board | None = None) -> Firing:

@@ -25,7 +25,8 @@ from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.selection import ENDED, ViewSpec, view_filter, window_choose, window_length
 from usermetrics.snapshot import is_active
 
-from .live import board_get, labels_aget
+from .live import board_get
+from .names import labels_aget
 
 # Columns of the list export, in order (the HTML list shows the same facts).
 USER_COLUMNS = (

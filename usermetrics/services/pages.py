@@ -35,7 +35,7 @@ from usermetrics.selection import (
     window_length,
 )
 
-from .live import labels_get
+from .names import labels_get
 
 logger = logging.getLogger(__name__)
 

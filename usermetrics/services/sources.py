@@ -1,4 +1,4 @@
-"""The sources page and its document (sync ORM, with an async door): each source's health now and over a window."""
+"""The sources (sync ORM, with async doors): the sources page and its document, and a one-off check of every source."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from asgiref.sync import sync_to_async
 
 from usermetrics.conf import get_config
 from usermetrics.history.sources import SourceTimeline, sources_history
+from usermetrics.publish.assembly import monitor_build
 from usermetrics.selection import CHART_WINDOWS, window_choose, window_length
+from usermetrics.snapshot import Snapshot
 
 from .live import board_get
 
@@ -33,3 +35,17 @@ def sources_page_get(*, window: str | None, history: bool = True) -> dict[str, A
 async def sources_doc(*, window: str | None) -> dict[str, Any]:
     """``sources_page_get`` for the JSON API (the database is read in a thread)."""
     return await sync_to_async(sources_page_get)(window=window)
+
+
+async def sources_check() -> Snapshot | None:
+    """Refresh the configured sources once with a monitor of its own (None: no source configured).
+
+    A check only reads: nothing is recorded or published, and no running producer is disturbed.
+    """
+    monitor = monitor_build()
+    if not monitor.sources:
+        return None
+    try:
+        return await monitor.refresh()
+    finally:
+        await monitor.aclose()

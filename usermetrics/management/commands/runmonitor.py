@@ -18,8 +18,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from usermetrics import services
 from usermetrics.conf import get_config
+from usermetrics.publish.assembly import child_producer, producer_run, redis_producer
 
 
 class Command(BaseCommand):
@@ -58,14 +58,14 @@ class Command(BaseCommand):
         asyncio.run(self._run(record=not no_history, embedded=embedded))
 
     async def _run(self, *, record: bool, embedded: bool) -> None:
-        producer = await services.redis_producer(record=record)
+        producer = await redis_producer(record=record)
         self.stdout.write(f"{producer.name}: standing by until it holds the lease", ending="\n")
         self.stdout.flush()
-        await services.producer_run(producer, embedded=embedded)
+        await producer_run(producer, embedded=embedded)
 
     async def _run_child(self, path: str, *, embedded: bool) -> None:
-        producer, link = await services.child_producer(path)
+        producer, link = await child_producer(path)
         try:
-            await services.producer_run(producer, embedded=embedded, parent=link)
+            await producer_run(producer, embedded=embedded, parent=link)
         finally:
             await link.aclose()

@@ -1,4 +1,4 @@
-"""Assembly (sync and async): the monitor, the producer and the face that the settings describe."""
+"""Assembly (sync and async): the monitor and the producer that the settings describe, and running one."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, face_chann
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.nat import nat_sources_build
-from usermetrics.publish.bus import LocalBus, RedisBus
-from usermetrics.publish.child import ParentLink, stop_with_stdin
-from usermetrics.publish.lease import LocalLease, RedisLease
-from usermetrics.publish.producer import FlagTracker, Producer, Sender
-from usermetrics.snapshot import Snapshot
 from usermetrics.sources import LocalSource, Source
+
+from .bus import LocalBus, RedisBus
+from .child import ParentLink, stop_with_stdin
+from .lease import LocalLease, RedisLease
+from .producer import FlagTracker, Producer, Sender
 
 ONE_FACE = "local"  # the name of the one face of a process that has its producer in itself or its child
 
@@ -47,20 +47,6 @@ def monitor_build(*, config: Config | None = None) -> MonitorService:
     )
 
 
-async def sources_check() -> Snapshot | None:
-    """Refresh the configured sources once with a monitor of its own (None: no source configured).
-
-    A check only reads: nothing is recorded or published, and no running producer is disturbed.
-    """
-    monitor = monitor_build()
-    if not monitor.sources:
-        return None
-    try:
-        return await monitor.refresh()
-    finally:
-        await monitor.aclose()
-
-
 def redis_client(config: Config | None = None) -> Redis:
     """A Redis client for the running loop (each loop needs its own)."""
     cfg = config or get_config()
@@ -70,11 +56,6 @@ def redis_client(config: Config | None = None) -> Redis:
 def process_name(kind: str) -> str:
     """A name for this process's producer or face, unique across restarts."""
     return f"{kind}-{uuid.uuid4().hex[:12]}"
-
-
-async def labels_aget() -> Mapping[str, str]:
-    """Registered names (the producer's frames carry the page's)."""
-    return await identities.identity_labels_aget()
 
 
 def producer_build(
@@ -108,7 +89,7 @@ def producer_build(
         lease=lease,
         views=watched,
         send=send,
-        labels=labels_aget,
+        labels=identities.identity_labels_aget,  # the producer's frames carry the page's names
         recorder=recorder,
         flags=FlagTracker(),
         alerts=AlertEngine(cfg.alerts) if alert and cfg.alerts.enabled else None,
