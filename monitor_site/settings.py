@@ -20,35 +20,35 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SITE_ENV: dict[str, tuple[str, str]] = {
     "DEBUG": (
         "0",
-        "Django debug mode. With it off, SECRET_KEY and ALLOWED_HOSTS must be set or the app refuses to start.",
+        "Django debug mode. With it off, `SECRET_KEY` and `ALLOWED_HOSTS` must be set or the app refuses to start.",
     ),
     "SECRET_KEY": (
         "",
-        "50+ random characters, the same in every process; required with DEBUG off "
-        "(the run command generates one into var/secret_key).",
+        "50+ random characters, the same in every process; required with `DEBUG` off "
+        "(the run command generates one into `var/secret_key`).",
     ),
     "ALLOWED_HOSTS": (
         "",
-        "Comma-separated host names; * is refused with DEBUG off. Unset with DEBUG on: 127.0.0.1,localhost,[::1] "
-        "(the run command sets 127.0.0.1,localhost).",
+        "Comma-separated host names; `*` is refused with `DEBUG` off. Unset with `DEBUG` on: "
+        "`127.0.0.1,localhost,[::1]` (the run command sets `127.0.0.1,localhost`).",
     ),
     "CSRF_TRUSTED_ORIGINS": (
         "",
         "Comma-separated origins, when behind a proxy on another origin; the live feed accepts them too "
-        "(https://dash.example.com, https://*.example.com).",
+        "(`https://dash.example.com`, `https://*.example.com`).",
     ),
     "USERMETRICS_VAR_DIR": (
         "",
-        "Where SQLite, the generated secret key and collected static files live (unset: var/).",
+        "Where SQLite, the generated secret key and collected static files live (unset: `var/`).",
     ),
     "DATABASE_URL": (
         "",
-        "Any URL dj-database-url understands, e.g. postgres://user@host:5432/db (unset: SQLite, "
-        "<USERMETRICS_VAR_DIR>/db.sqlite3).",
+        "Any URL dj-database-url understands, e.g. `postgres://user@host:5432/db` (unset: SQLite, "
+        "`<USERMETRICS_VAR_DIR>/db.sqlite3`).",
     ),
     "USERMETRICS_HTTPS": (
         "0",
-        "1 behind a TLS proxy: secure cookies, HSTS, SSL redirect, and the scheme from X-Forwarded-Proto.",
+        "`1` behind a TLS proxy: secure cookies, HSTS, SSL redirect, and the scheme from `X-Forwarded-Proto`.",
     ),
     "USERMETRICS_LOGIN_FAILURE_LIMIT": (
         "5",
@@ -57,12 +57,12 @@ SITE_ENV: dict[str, tuple[str, str]] = {
     "USERMETRICS_LOGIN_COOLOFF_MINUTES": ("15", "Minutes such a lock-out lasts."),
     "USERMETRICS_TRUSTED_PROXIES": (
         "0",
-        "Proxies in front that append to X-Forwarded-For (1 behind one nginx): the login throttle then counts "
+        "Proxies in front that append to `X-Forwarded-For` (`1` behind one nginx): the login throttle then counts "
         "the address the outermost one saw; without it the header is ignored.",
     ),
     "USERMETRICS_LOG_LEVEL": (
         "INFO",
-        "Log level of the usermetrics loggers; DEBUG also shows every source fetch (httpx).",
+        "Log level of the `usermetrics` loggers; `DEBUG` also shows every source fetch (httpx).",
     ),
 }
 
