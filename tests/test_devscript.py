@@ -1,8 +1,9 @@
-"""scripts/dev.py's set-up (sync): each requirement set has its own stamp, so run and test do not reinstall."""
+"""scripts/dev.py (sync): a stamp per requirement set, so run and test do not reinstall; a short README."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,20 @@ def test_devscript_a_changed_file_installs_again(dev, monkeypatch, tmp_path):
     monkeypatch.setattr(dev, "ROOT", tmp_path)
     dev.ensure_venv("requirements.txt")
     assert dev.installs == ["requirements.txt", "requirements.txt"]
+
+
+README_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_devscript_readme_is_short_and_links_only_to_docs_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    nav = set(re.findall(r"\b([\w-]+\.md)\b", (ROOT / "mkdocs.yml").read_text()))
+    links = [link for link in README_LINK.findall(readme) if "://" not in link]
+    pages = [link.split("#")[0] for link in links if link.split("#")[0].endswith(".md")]
+    assert pages, "the README maps the docs"
+    for link in links:
+        path = link.split("#")[0]
+        assert path.startswith("docs/") and (ROOT / path).is_file(), link
+    for page in pages:
+        assert Path(page).name in nav, f"{page} is not in mkdocs.yml's nav"
