@@ -1,4 +1,4 @@
-"""scripts/dev.py (sync): a stamp per requirement set, so run and test do not reinstall; a short README."""
+"""scripts/dev.py (sync): a stamp per requirement set, the docs built by the test command, a short README."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ def test_devscript_a_changed_file_installs_again(dev, monkeypatch, tmp_path):
     monkeypatch.setattr(dev, "ROOT", tmp_path)
     dev.ensure_venv("requirements.txt")
     assert dev.installs == ["requirements.txt", "requirements.txt"]
+
+
+def test_devscript_test_builds_the_docs_strictly_after_the_linters_and_before_pytest(dev, monkeypatch):
+    steps: list[str] = []
+    monkeypatch.setattr(dev, "ensure_venv", lambda requirements: None)
+    monkeypatch.setattr(dev, "sh", lambda *cmd, env=None: steps.append(" ".join(Path(str(c)).name for c in cmd)))
+    monkeypatch.setattr(
+        dev.subprocess, "run", lambda cmd, **kwargs: steps.append("pytest") or dev.subprocess.CompletedProcess(cmd, 0)
+    )
+    with pytest.raises(SystemExit) as stop:
+        dev.test([])
+    assert stop.value.code == 0
+    docs = next(i for i, step in enumerate(steps) if step.startswith("mkdocs build --strict"))
+    assert steps.index("lint-imports") < docs < steps.index("pytest")
 
 
 README_LINK = re.compile(r"\]\(([^)\s]+)\)")
