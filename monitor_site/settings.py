@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -12,11 +13,69 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_bool(name: str, default: bool | None) -> bool | None:
-    """An on/off environment variable: 1/true/yes/on or 0/false/no/off; ``default`` when unset."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+# The Django-level environment variables this file reads: name -> (default, meaning). The docs'
+# configuration page is generated from this table and from USERMETRICS_ENV below
+# (scripts/mkdocs_hooks.py); tests/test_settings.py holds every variable read here to one of the two.
+# A blank value counts as unset.
+SITE_ENV: dict[str, tuple[str, str]] = {
+    "DEBUG": (
+        "0",
+        "Django debug mode. With it off, `SECRET_KEY` and `ALLOWED_HOSTS` must be set or the app refuses to start.",
+    ),
+    "SECRET_KEY": (
+        "",
+        "50+ random characters, the same in every process; required with `DEBUG` off "
+        "(the run command generates one into `var/secret_key`).",
+    ),
+    "ALLOWED_HOSTS": (
+        "",
+        "Comma-separated host names; `*` is refused with `DEBUG` off. Unset with `DEBUG` on: "
+        "`127.0.0.1,localhost,[::1]` (the run command sets `127.0.0.1,localhost`).",
+    ),
+    "CSRF_TRUSTED_ORIGINS": (
+        "",
+        "Comma-separated origins, when behind a proxy on another origin; the live feed accepts them too "
+        "(`https://dash.example.com`, `https://*.example.com`).",
+    ),
+    "USERMETRICS_VAR_DIR": (
+        "",
+        "Where SQLite, the generated secret key and collected static files live (unset: `var/`).",
+    ),
+    "DATABASE_URL": (
+        "",
+        "Any URL dj-database-url understands, e.g. `postgres://user@host:5432/db` (unset: SQLite, "
+        "`<USERMETRICS_VAR_DIR>/db.sqlite3`).",
+    ),
+    "USERMETRICS_HTTPS": (
+        "0",
+        "`1` behind a TLS proxy: secure cookies, HSTS, SSL redirect, and the scheme from `X-Forwarded-Proto`.",
+    ),
+    "USERMETRICS_LOGIN_FAILURE_LIMIT": (
+        "5",
+        "Failed logins in a row that lock a username at an address out (django-axes); a success resets the count.",
+    ),
+    "USERMETRICS_LOGIN_COOLOFF_MINUTES": ("15", "Minutes such a lock-out lasts."),
+    "USERMETRICS_TRUSTED_PROXIES": (
+        "0",
+        "Proxies in front that append to `X-Forwarded-For` (`1` behind one nginx): the login throttle then counts "
+        "the address the outermost one saw; without it the header is ignored.",
+    ),
+    "USERMETRICS_LOG_LEVEL": (
+        "INFO",
+        "Log level of the `usermetrics` loggers; `DEBUG` also shows every source fetch (httpx).",
+    ),
+}
+
+
+def site_env(name: str) -> str:
+    """The Django-level environment variable ``name`` (one of SITE_ENV), or its default when unset or blank."""
+    raw = os.environ.get(name, "")
+    return raw if raw.strip() else SITE_ENV[name][0]
+
+
+def env_bool(name: str) -> bool:
+    """An on/off variable of SITE_ENV: 1/true/yes/on or 0/false/no/off."""
+    raw = site_env(name)
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
         return True
@@ -27,17 +86,35 @@ def env_bool(name: str, default: bool | None) -> bool | None:
 
 def env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated environment variable as a list of non-empty, stripped items."""
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in (os.environ.get(name, "").strip() or default).split(",") if item.strip()]
+
+
+def env_tree(table: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The variables of ``table`` that are set (not blank), as a nested dict of their raw strings by key path.
+
+    ``{"USERMETRICS_HISTORY_RAW_DAYS": ("HISTORY", "RAW_RETENTION_DAYS")}`` with that variable set to
+    ``"3"`` gives ``{"HISTORY": {"RAW_RETENTION_DAYS": "3"}}``; usermetrics.conf casts and checks it.
+    """
+    tree: dict[str, Any] = {}
+    for name, path in table.items():
+        raw = os.environ.get(name, "")
+        if not raw.strip():
+            continue
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = raw
+    return tree
 
 
 # ==============================================================================
 # Core and secrets
 # ==============================================================================
 
-DEBUG = env_bool("DEBUG", False)
+DEBUG = env_bool("DEBUG")
 
 _INSECURE_KEY = "django-insecure-usermetrics-local-development-only"
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = site_env("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -109,11 +186,9 @@ TEMPLATES = [
 # Data: database and channel layer
 # ==============================================================================
 
-VAR_DIR = Path(os.environ.get("USERMETRICS_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(site_env("USERMETRICS_VAR_DIR") or BASE_DIR / "var")
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=0
-    )
+    "default": dj_database_url.parse(site_env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=0)
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The history recorder writes from its own thread while requests read and log in: WAL lets
@@ -126,9 +201,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The channel layer needs three USERMETRICS values here, before usermetrics.conf may be read (settings
+# import no app code): the same variables as USERMETRICS_ENV, with conf's defaults (a test holds them equal).
 REDIS_URL = os.environ.get("REDIS_URL", "")
-REDIS_PREFIX = os.environ.get("USERMETRICS_REDIS_PREFIX", "usermetrics")
-REFRESH_INTERVAL = float(os.environ.get("USERMETRICS_REFRESH_INTERVAL", "2"))
+REDIS_PREFIX = os.environ.get("USERMETRICS_REDIS_PREFIX", "").strip() or "usermetrics"
+REFRESH_INTERVAL = float(os.environ.get("USERMETRICS_REFRESH_INTERVAL", "").strip() or "2")
 if REDIS_URL:
     # Frames are whole snapshots of a view: a socket never needs more than a few queued, and one
     # older than a few refreshes is worth nothing. A consumer that falls behind loses the oldest
@@ -186,14 +263,14 @@ AUTHENTICATION_BACKENDS = [
 # unreachable. Not cached_db: a per-process cache is read first and would keep a session logged out
 # on another face alive; Redis would make every page depend on Redis (see usermetrics/outage.py).
 SESSION_ENGINE = "usermetrics.outage"
-AXES_FAILURE_LIMIT = int(os.environ.get("USERMETRICS_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("USERMETRICS_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = int(site_env("USERMETRICS_LOGIN_FAILURE_LIMIT"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(site_env("USERMETRICS_LOGIN_COOLOFF_MINUTES")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
 # The address axes counts by: REMOTE_ADDR, or behind USERMETRICS_TRUSTED_PROXIES proxies the
 # address the outermost one saw (X-Forwarded-For); never a header a client could just send.
-TRUSTED_PROXIES = int(os.environ.get("USERMETRICS_TRUSTED_PROXIES", "0"))
+TRUSTED_PROXIES = int(site_env("USERMETRICS_TRUSTED_PROXIES"))
 AXES_CLIENT_IP_CALLABLE = "usermetrics.middleware.client_address"
 
 LANGUAGE_CODE = "en-us"
@@ -209,7 +286,7 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 # Security (HTTPS hardening is on with USERMETRICS_HTTPS=1, behind a TLS proxy)
 # ==============================================================================
 
-HTTPS = env_bool("USERMETRICS_HTTPS", False)
+HTTPS = env_bool("USERMETRICS_HTTPS")
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
@@ -227,7 +304,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Logging
 # ==============================================================================
 
-LOG_LEVEL = os.environ.get("USERMETRICS_LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = site_env("USERMETRICS_LOG_LEVEL").strip().upper()
 # One handler, on the root logger, in one format: every logger (ours, Django's, Daphne's) reaches
 # it once by propagation. Daphne's own basicConfig handler is replaced when Django configures this.
 LOGGING = {
@@ -259,42 +336,38 @@ LOGGING = {
 # usermetrics (read only through usermetrics.conf.get_config())
 # ==============================================================================
 
-USERMETRICS = {
-    "REFRESH_INTERVAL": REFRESH_INTERVAL,
-    # embedded: this process runs the producer (a thread); external: only serve what runmonitor publishes.
-    "PRODUCER": os.environ.get("USERMETRICS_PRODUCER", "embedded"),
-    "REDIS_URL": REDIS_URL,
-    "REDIS_PREFIX": REDIS_PREFIX,
-    "PRODUCER_TIMEOUT": float(os.environ["USERMETRICS_PRODUCER_TIMEOUT"])
-    if os.environ.get("USERMETRICS_PRODUCER_TIMEOUT")
-    else None,
-    "SOURCE_TIMEOUT": float(os.environ.get("USERMETRICS_SOURCE_TIMEOUT", "5")),
-    "SOURCE_DOWN_AFTER": float(os.environ.get("USERMETRICS_SOURCE_DOWN_AFTER", "30")),
-    # NAT servers to poll, "name=http://host:port,name2=http://host2:port"; for per-source timeouts,
-    # headers, time zones and eviction timeouts write a list of USERMETRICS["SOURCES"] dicts instead.
-    "SOURCES": os.environ.get("NAT_SOURCES", ""),
-    "API_TOKENS": env_list("USERMETRICS_API_TOKENS"),
-    "DEMO": {
-        # Unset (None): on unless NAT servers are configured (usermetrics.conf decides).
-        "ENABLED": env_bool("USERMETRICS_DEMO", None),
-        "USERS": int(os.environ.get("USERMETRICS_DEMO_USERS", "40")),
-        "SEED": int(os.environ.get("USERMETRICS_DEMO_SEED", "0")),
-        "EXTRA_USERS": env_list("USERMETRICS_DEMO_EXTRA_USERS"),
-    },
-    "FEED_MAX_FRAME_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_FRAME_BYTES", str(512 * 1024))),
-    "FEED_MAX_UNSENT_BYTES": int(os.environ.get("USERMETRICS_FEED_MAX_UNSENT_BYTES", str(4 * 1024 * 1024))),
-    "HISTORY": {
-        "ENABLED": env_bool("USERMETRICS_HISTORY", True),
-        "SAMPLE_INTERVAL": float(os.environ.get("USERMETRICS_HISTORY_SAMPLE_INTERVAL", "15")),
-        "RAW_RETENTION_DAYS": float(os.environ.get("USERMETRICS_HISTORY_RAW_DAYS", "7")),
-        "ROLLUP_RETENTION_DAYS": float(os.environ.get("USERMETRICS_HISTORY_ROLLUP_DAYS", "90")),
-    },
-    "METRICS_TOKENS": env_list("USERMETRICS_METRICS_TOKENS"),
-    "METRICS_ALLOW": env_list("USERMETRICS_METRICS_ALLOW"),
-    "ALERTS": {
-        "ENABLED": env_bool("USERMETRICS_ALERTS", True),
-        # Default routes: comma-separated Apprise URLs (secrets inside them are never logged or shown).
-        "URLS": env_list("USERMETRICS_ALERT_URLS"),
-        "DASHBOARD_URL": os.environ.get("USERMETRICS_DASHBOARD_URL", ""),
-    },
+# Each environment variable of the dashboard's own settings, by its key path in USERMETRICS. Settings pass
+# only the variables that are set, as their raw strings: usermetrics.conf holds every default and its
+# meaning, and casts and checks every value (an unknown path here is an error there).
+USERMETRICS_ENV: dict[str, tuple[str, ...]] = {
+    "USERMETRICS_REFRESH_INTERVAL": ("REFRESH_INTERVAL",),
+    "USERMETRICS_SOURCE_TIMEOUT": ("SOURCE_TIMEOUT",),
+    "USERMETRICS_SOURCE_DOWN_AFTER": ("SOURCE_DOWN_AFTER",),
+    # NAT servers, "name=http://host:port,name2=http://host2:port"; for per-source timeouts, headers, time
+    # zones and eviction timeouts write a list of USERMETRICS["SOURCES"] dicts instead.
+    "NAT_SOURCES": ("SOURCES",),
+    "USERMETRICS_API_TOKENS": ("API_TOKENS",),
+    "USERMETRICS_DEMO": ("DEMO", "ENABLED"),
+    "USERMETRICS_DEMO_USERS": ("DEMO", "USERS"),
+    "USERMETRICS_DEMO_SEED": ("DEMO", "SEED"),
+    "USERMETRICS_DEMO_EXTRA_USERS": ("DEMO", "EXTRA_USERS"),
+    "USERMETRICS_FEED_MAX_FRAME_BYTES": ("FEED_MAX_FRAME_BYTES",),
+    "USERMETRICS_FEED_MAX_UNSENT_BYTES": ("FEED_MAX_UNSENT_BYTES",),
+    "USERMETRICS_HISTORY": ("HISTORY", "ENABLED"),
+    "USERMETRICS_HISTORY_SAMPLE_INTERVAL": ("HISTORY", "SAMPLE_INTERVAL"),
+    "USERMETRICS_HISTORY_RAW_DAYS": ("HISTORY", "RAW_RETENTION_DAYS"),
+    "USERMETRICS_HISTORY_ROLLUP_DAYS": ("HISTORY", "ROLLUP_RETENTION_DAYS"),
+    # embedded: this Daphne starts its producer as a child process (manage.py runmonitor --parent SOCKET);
+    # external: it only serves what a runmonitor publishes through Redis.
+    "USERMETRICS_PRODUCER": ("PRODUCER",),
+    "REDIS_URL": ("REDIS_URL",),
+    "USERMETRICS_REDIS_PREFIX": ("REDIS_PREFIX",),
+    "USERMETRICS_PRODUCER_TIMEOUT": ("PRODUCER_TIMEOUT",),
+    "USERMETRICS_METRICS_TOKENS": ("METRICS_TOKENS",),
+    "USERMETRICS_METRICS_ALLOW": ("METRICS_ALLOW",),
+    "USERMETRICS_ALERTS": ("ALERTS", "ENABLED"),
+    # Default routes: comma-separated Apprise URLs (secrets inside them are never logged or shown).
+    "USERMETRICS_ALERT_URLS": ("ALERTS", "URLS"),
+    "USERMETRICS_DASHBOARD_URL": ("ALERTS", "DASHBOARD_URL"),
 }
+USERMETRICS = env_tree(USERMETRICS_ENV)

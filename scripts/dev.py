@@ -90,6 +90,8 @@ def test(args: list[str]) -> None:
     sh(PY, "-m", "ruff", "check", ".")
     sh(PY, "-m", "ruff", "format", "--check", ".")
     sh(VENV / "bin" / "lint-imports")
+    # The docs (mkdocs.yml): a broken link, a page missing from the nav or a failing generated table stops the suite.
+    sh(VENV / "bin" / "mkdocs", "build", "--strict", "--quiet", "--site-dir", ROOT / "site")
     result = subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT)
     if result.returncode == 5:
         sys.exit("pytest collected no tests: that is a failure here")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from usermetrics.conf import DEFAULTS, get_config
+from usermetrics.conf import ALERT_RULE, DEFAULTS, SETTINGS, SOURCE_ENTRY, config_check, get_config, leaves
+from usermetrics.nat import SOURCE_KEYS, SourceEntry
 from usermetrics.publish.assembly import monitor_build
 
 
@@ -68,3 +69,72 @@ def test_conf_alerts_defaults_and_routes(settings):
     assert not any(r.enabled for r in alerts.rules[3:])  # on by default: the first three only
     stale = alerts.rules[1]
     assert (stale.threshold, stale.for_seconds, stale.clear_seconds, stale.remind_seconds) == (300.0, 0.0, 30.0, 3600.0)
+
+
+def test_conf_casts_the_strings_settings_pass_from_the_environment(settings):
+    settings.USERMETRICS = {
+        "REFRESH_INTERVAL": "0.5",
+        "PRODUCER_TIMEOUT": "9",
+        "API_TOKENS": " t1 , ,t2 ",
+        "DEMO": {"ENABLED": "ON", "USERS": "12", "EXTRA_USERS": "a/b,<b>x</b>"},
+        "FEED_MAX_FRAME_BYTES": "1024",
+        "HISTORY": {"ENABLED": "off", "RAW_RETENTION_DAYS": "3"},
+        "METRICS_ALLOW": "127.0.0.1,10.0.0.0/8",
+        "ALERTS": {"ENABLED": "no", "DASHBOARD_URL": "https://m.example.com/"},
+    }
+    config = get_config()
+    assert (config.refresh_interval, config.producer_timeout) == (0.5, 9.0)
+    assert config.api_tokens == ("t1", "t2")
+    assert (config.demo.enabled, config.demo.users, config.demo.extra_users) == (True, 12, ("a/b", "<b>x</b>"))
+    assert config.feed_max_frame_bytes == 1024 and isinstance(config.feed_max_frame_bytes, int)
+    assert (config.history.enabled, config.history.raw_retention_days) == (False, 3.0)
+    assert config.metrics_allow == ("127.0.0.1", "10.0.0.0/8")
+    assert not config.alerts.enabled and config.alerts.dashboard_url == "https://m.example.com"
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("1", True), ("true", True), (" Yes ", True), ("ON", True), ("0", False), ("False", False), ("no", False)],
+)
+def test_conf_on_off_words(settings, word, expected):
+    settings.USERMETRICS = {"HISTORY": {"ENABLED": word}}
+    assert get_config().history.enabled is expected
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"DEMO": {"ENABLED": "maybe"}}, r"USERMETRICS\['DEMO'\]\['ENABLED'\] \(env USERMETRICS_DEMO\) must be one of"),
+        ({"HISTORY": {"ENABLED": "2"}}, r"\(env USERMETRICS_HISTORY\) must be one of 1/0, true/false"),
+        ({"DEMO": {"USERS": "4.5"}}, r"\(env USERMETRICS_DEMO_USERS\): could not convert '4.5' to a whole number"),
+        ({"PRODUCER": "both"}, r"\(env USERMETRICS_PRODUCER\) must be one of embedded, external"),
+        ({"SOURCES": "a=ftp://h"}, r"USERMETRICS\['SOURCES'\] \(env NAT_SOURCES\): .*http://"),
+    ],
+)
+def test_conf_errors_name_the_key_and_its_environment_variable(settings, override, message):
+    # The table settings.py keeps, so that an error names what the operator actually set.
+    assert settings.USERMETRICS_ENV["USERMETRICS_DEMO"] == ("DEMO", "ENABLED")
+    settings.USERMETRICS = override
+    with pytest.raises(ImproperlyConfigured, match=message):
+        get_config()
+
+
+def test_conf_check_reports_what_it_cannot_read(settings):
+    settings.USERMETRICS = {"HISTORY": {"SAMPLE_INTERVAL": "soon"}}
+    [error] = config_check()
+    assert error.id == "usermetrics.E001" and "SAMPLE_INTERVAL" in error.msg
+    settings.USERMETRICS = {}
+    assert config_check() == []
+
+
+def test_conf_every_key_has_a_meaning_and_a_default_its_cast_reads():
+    for tree in (SETTINGS, ALERT_RULE, SOURCE_ENTRY):
+        for path, leaf in leaves(tree):
+            assert len(leaf.meaning) > 10 and leaf.meaning.endswith("."), path  # a sentence, for the docs' table
+            if leaf.default is not None:
+                leaf.cast(leaf.default, str(path))  # raises if a default is not what its own cast accepts
+
+
+def test_conf_source_entry_words_cover_exactly_the_keys_nat_reads():
+    assert set(SOURCE_ENTRY) == set(SOURCE_KEYS)
+    assert SOURCE_ENTRY["MAX_RESPONSE_BYTES"].default == SourceEntry("a", "http://h").max_response_bytes

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from usermetrics.conf import DEFAULTS, SETTINGS, get_config, leaves
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -102,3 +106,74 @@ def test_settings_commands_print_no_axes_banner():
     result = _manage("check", **PRODUCTION_ENV)
     assert result.returncode == 0, result.stderr
     assert "AXES: BEGIN" not in result.stdout + result.stderr
+
+
+def _settings_with(monkeypatch, **env: str) -> dict[str, object]:
+    """monitor_site/settings.py run afresh with only ``env`` of its own variables set (plus DEBUG=1)."""
+    scope = runpy.run_path(str(ROOT / "monitor_site" / "settings.py"))
+    for name in [*scope["USERMETRICS_ENV"], *scope["SITE_ENV"]]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"DEBUG": "1", **env}.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "monitor_site" / "settings.py"))
+
+
+def test_settings_pass_only_what_the_environment_sets(monkeypatch):
+    assert _settings_with(monkeypatch)["USERMETRICS"] == {}
+    scope = _settings_with(
+        monkeypatch,
+        USERMETRICS_HISTORY_RAW_DAYS="3",
+        USERMETRICS_HISTORY="off",
+        USERMETRICS_DEMO_USERS="12",
+        NAT_SOURCES="a=http://h:8000",
+        USERMETRICS_SOURCE_TIMEOUT=" ",  # blank is unset
+    )
+    assert scope["USERMETRICS"] == {
+        "HISTORY": {"RAW_RETENTION_DAYS": "3", "ENABLED": "off"},
+        "DEMO": {"USERS": "12"},
+        "SOURCES": "a=http://h:8000",
+    }
+
+
+def test_settings_environment_table_names_keys_conf_knows():
+    paths = {path for path, _ in leaves(SETTINGS)}
+    table = runpy.run_path(str(ROOT / "monitor_site" / "settings.py"))["USERMETRICS_ENV"]
+    assert not [name for name, path in table.items() if path not in paths]
+    assert len(set(table.values())) == len(table)  # one variable per key
+
+
+def test_settings_read_only_the_variables_their_tables_document():
+    tree = ast.parse((ROOT / "monitor_site" / "settings.py").read_text())
+    scope = runpy.run_path(str(ROOT / "monitor_site" / "settings.py"))
+    documented = set(scope["SITE_ENV"]) | set(scope["USERMETRICS_ENV"])
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            name = ast.unparse(node.func)
+            if name in {"os.environ.get", "site_env", "env_bool", "env_list"}:
+                read.add(node.args[0].value)
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+            read.add(ast.unparse(node.slice).strip("'\""))
+    assert {"DEBUG", "REDIS_URL", "USERMETRICS_LOG_LEVEL"} <= read  # the walk finds what it looks for
+    assert read <= documented, read - documented
+
+
+def test_settings_channel_layer_reads_confs_defaults_and_the_same_variables(monkeypatch, settings):
+    scope = _settings_with(monkeypatch)
+    assert scope["REDIS_PREFIX"] == DEFAULTS["REDIS_PREFIX"]
+    assert scope["REFRESH_INTERVAL"] == DEFAULTS["REFRESH_INTERVAL"]
+    assert scope["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    scope = _settings_with(
+        monkeypatch, USERMETRICS_REDIS_PREFIX="p1", USERMETRICS_REFRESH_INTERVAL="4", REDIS_URL="redis://h:1/0"
+    )
+    settings.USERMETRICS = scope["USERMETRICS"]
+    config = get_config()
+    layer = scope["CHANNEL_LAYERS"]["default"]["CONFIG"]
+    assert (layer["prefix"], layer["expiry"]) == (f"{config.redis_prefix}:asgi", 3 * config.refresh_interval)
+    assert layer["hosts"][0]["address"] == config.redis_url
+
+
+def test_settings_an_unreadable_value_stops_the_checks():
+    result = _manage("check", DEBUG="1", USERMETRICS_DEMO="maybe")
+    assert result.returncode != 0
+    assert "(env USERMETRICS_DEMO) must be one of 1/0, true/false, yes/no, on/off; got 'maybe'" in result.stderr

@@ -1,0 +1,145 @@
+"""From the USERMETRICS dict to a ``Config`` (sync): merge over the defaults, cast every key, check what spans keys.
+
+Each key is cast by its own ``Setting.cast`` (``defaults.py``), so a value may be typed or the raw
+string of an environment variable; what depends on several keys (the demo rule, the producer's
+need for Redis, the flags' thresholds) is decided here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from usermetrics.nat import SourceEntry, parse_nat_sources, source_entry_parse
+
+from .casts import where_words
+from .defaults import ALERT_RULE, SETTINGS, Setting
+from .records import AlertRuleDefault, AlertsConfig, Config, DemoConfig, FlagsConfig, HistoryConfig
+
+# Where a key came from: the environment variable that sets it, by key path (settings' USERMETRICS_ENV, inverted).
+EnvNames = Mapping[tuple[str, ...], str]
+
+
+def _cast_tree(tree: Mapping[str, Any], user: Any, path: tuple[str, ...], env: EnvNames) -> dict[str, Any]:
+    """``user`` merged over the defaults of ``tree`` key by key, every leaf cast; unknown keys are an error."""
+    if not isinstance(user, Mapping):
+        raise ImproperlyConfigured(f"{where_words(path)} must be a dict of its keys, got {user!r}")
+    unknown = set(user) - set(tree)
+    if unknown:
+        where = f"{where_words(path)} keys" if path else "USERMETRICS keys"
+        raise ImproperlyConfigured(f"Unknown {where}: {', '.join(sorted(map(str, unknown)))}")
+    cast: dict[str, Any] = {}
+    for key, node in tree.items():
+        here = (*path, key)
+        if isinstance(node, Setting):
+            value = user.get(key, node.default)
+            cast[key] = node.cast(value, where_words(here, env.get(here)))
+        else:
+            # Nested dicts merge key by key, so that one override keeps the other defaults.
+            cast[key] = _cast_tree(node, user.get(key) or {}, here, env)
+    return cast
+
+
+def _sources(value: Any, where: str) -> tuple[SourceEntry, ...]:
+    entries = parse_nat_sources(value) if isinstance(value, str) else list(value or ())
+    parsed: list[SourceEntry] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise ImproperlyConfigured(f"{where}: each source is a dict, got {entry!r}")
+        try:
+            parsed.append(source_entry_parse(entry))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{where}: {exc}") from None
+    names = [e.name for e in parsed]
+    if len(set(names)) != len(names):
+        raise ImproperlyConfigured(f"{where}: source names must be unique, got {names}")
+    return tuple(parsed)
+
+
+def _alert_rule(entry: Any) -> AlertRuleDefault:
+    where = "USERMETRICS['ALERTS']['RULES']"
+    wrong = set(entry) - set(ALERT_RULE) if isinstance(entry, Mapping) else None
+    if wrong is None or wrong or not entry.get("NAME") or not entry.get("KIND"):
+        raise ImproperlyConfigured(f"{where}: a dict with NAME, KIND and any of {', '.join(ALERT_RULE)}")
+    e = {key: leaf.cast(entry.get(key, leaf.default), f"{where} {key}") for key, leaf in ALERT_RULE.items()}
+    return AlertRuleDefault(
+        name=e["NAME"],
+        kind=e["KIND"],
+        enabled=e["ENABLED"],
+        severity=e["SEVERITY"],
+        threshold=e["THRESHOLD"],
+        clear_threshold=e["CLEAR_THRESHOLD"],
+        for_seconds=e["FOR"],
+        clear_seconds=e["CLEAR_FOR"],
+        remind_seconds=e["REMIND_EVERY"],
+    )
+
+
+def config_build(user: Any, env: EnvNames) -> Config:
+    """The ``Config`` that the settings dict ``user`` describes over the defaults."""
+    raw = _cast_tree(SETTINGS, user or {}, (), env)
+    sources = _sources(raw["SOURCES"], where_words(("SOURCES",), env.get(("SOURCES",))))
+    demo, history, flags, alerts = raw["DEMO"], raw["HISTORY"], raw["FLAGS"], raw["ALERTS"]
+    # The producer checks only users that could raise a flag; that needs both thresholds above zero.
+    if flags["RISING_MIN"] < 1 or flags["ERROR_RATE"] <= 0:
+        raise ImproperlyConfigured("USERMETRICS['FLAGS']: RISING_MIN must be at least 1 and ERROR_RATE above 0")
+    if raw["PRODUCER"] == "external" and not raw["REDIS_URL"]:
+        raise ImproperlyConfigured(
+            "USERMETRICS_PRODUCER=external needs REDIS_URL: faces read what runmonitor publishes there"
+        )
+    rules = alerts["RULES"]
+    if isinstance(rules, (str, Mapping)) or not hasattr(rules, "__iter__"):
+        raise ImproperlyConfigured(f"USERMETRICS['ALERTS']['RULES'] must be a list of rules, got {rules!r}")
+    timeout = raw["PRODUCER_TIMEOUT"]
+    return Config(
+        refresh_interval=raw["REFRESH_INTERVAL"],
+        source_timeout=raw["SOURCE_TIMEOUT"],
+        source_down_after=raw["SOURCE_DOWN_AFTER"],
+        sources=sources,
+        api_tokens=raw["API_TOKENS"],
+        demo=DemoConfig(
+            # The one home of "the demo runs unless NAT servers are configured".
+            enabled=demo["ENABLED"] if demo["ENABLED"] is not None else not sources,
+            users=demo["USERS"],
+            seed=demo["SEED"],
+            timeout=demo["TIMEOUT"],
+            cleanup_interval=demo["CLEANUP_INTERVAL"],
+            extra_users=demo["EXTRA_USERS"],
+        ),
+        feed_max_frame_bytes=raw["FEED_MAX_FRAME_BYTES"],
+        feed_max_unsent_bytes=raw["FEED_MAX_UNSENT_BYTES"],
+        history=HistoryConfig(
+            enabled=history["ENABLED"],
+            sample_interval=history["SAMPLE_INTERVAL"],
+            raw_retention_days=history["RAW_RETENTION_DAYS"],
+            rollup_retention_days=history["ROLLUP_RETENTION_DAYS"],
+            maintenance_interval=history["MAINTENANCE_INTERVAL"],
+            batch_size=history["BATCH_SIZE"],
+        ),
+        flags=FlagsConfig(
+            idle_after=flags["IDLE_AFTER"],
+            stuck_after=flags["STUCK_AFTER"],
+            rising_min=flags["RISING_MIN"],
+            error_rate=flags["ERROR_RATE"],
+            error_min_requests=flags["ERROR_MIN_REQUESTS"],
+            window=flags["WINDOW"],
+        ),
+        metrics_tokens=raw["METRICS_TOKENS"],
+        metrics_allow=raw["METRICS_ALLOW"],
+        producer=raw["PRODUCER"],
+        redis_url=raw["REDIS_URL"],
+        redis_prefix=raw["REDIS_PREFIX"],
+        producer_timeout=timeout if timeout is not None else 3 * raw["REFRESH_INTERVAL"],
+        alerts=AlertsConfig(
+            enabled=alerts["ENABLED"],
+            urls=alerts["URLS"],
+            group_names=max(1, alerts["GROUP_NAMES"]),
+            retry_min=alerts["RETRY_MIN"],
+            retry_max=alerts["RETRY_MAX"],
+            give_up_after=alerts["GIVE_UP_AFTER"],
+            dashboard_url=alerts["DASHBOARD_URL"].rstrip("/"),
+            rules=tuple(_alert_rule(entry) for entry in rules),
+        ),
+    )
