@@ -18,9 +18,13 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from usermetrics import routing  # noqa: E402
 from usermetrics.api.fast import MonitorUsersFastPath  # noqa: E402
+from usermetrics.conf import get_config  # noqa: E402
 from usermetrics.edge import NoSniff, RawPathSlashes  # noqa: E402
 from usermetrics.publish.face import faces_start  # noqa: E402
 from usermetrics.sockets import OwnOriginValidator, SendBudget, auth_stack  # noqa: E402
+
+# A setting conf cannot read stops Daphne here, at start-up, with its message (not at the first request).
+get_config()
 
 
 class StartFaceOnFirstScope:

@@ -177,3 +177,19 @@ def test_settings_an_unreadable_value_stops_the_checks():
     result = _manage("check", DEBUG="1", USERMETRICS_DEMO="maybe")
     assert result.returncode != 0
     assert "(env USERMETRICS_DEMO) must be one of 1/0, true/false, yes/no, on/off; got 'maybe'" in result.stderr
+
+
+def test_settings_a_bad_value_stops_the_asgi_application_at_start_up():
+    # Daphne imports monitor_site.asgi before it serves: a bad value must stop it there, saying why.
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
+    env = {**base, **PRODUCTION_ENV, "DJANGO_SETTINGS_MODULE": "monitor_site.settings", "USERMETRICS_DEMO": "maybe"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import monitor_site.asgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "USERMETRICS_DEMO" in result.stderr and "maybe" in result.stderr
