@@ -29,8 +29,8 @@ django.setup()
 
 from usermetrics.board import Board  # noqa: E402
 from usermetrics.clock import utcnow  # noqa: E402
-from usermetrics.feed.builder import FrameBuilder, face_messages, view_frame  # noqa: E402
-from usermetrics.feed.views import View, ViewRegistry  # noqa: E402
+from usermetrics.feed.builder import FrameBuilder, face_messages, subscription_frame  # noqa: E402
+from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry  # noqa: E402
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage  # noqa: E402
 from usermetrics.monitor import MonitorService  # noqa: E402
 from usermetrics.packing import BoardCache, board_build  # noqa: E402
@@ -92,18 +92,18 @@ async def bench(users: int, clients: list[int], repeat: int) -> None:
     """Print the frame and publish timings for ``users``."""
     service = MonitorService([FixedSource(make_users(users))])
     cache = BoardCache()
-    view = View(spec=ViewSpec())
+    view = Subscription(spec=ViewSpec())
     frame_best = float("inf")
     size = 0
     for _ in range(repeat):
         board = await board_of(service, cache)
         started = time.perf_counter()
-        text, _ = view_frame(board, view, labels={})
+        text, _ = subscription_frame(board, view, labels={})
         frame_best = min(frame_best, time.perf_counter() - started)
         size = len(text.encode())
     print(f"{users:>7} users  frame {frame_best * 1000:8.1f} ms  {size / 1024:6.1f} KiB")
     for count in clients:
-        registry = ViewRegistry()
+        registry = SubscriptionRegistry()
         sockets = [Socket() for _ in range(count)]
         for n, socket in enumerate(sockets):
             registry.subscribe(f"c{n}", view, socket)

@@ -269,7 +269,7 @@ async def test_consumers_serialize_once_per_view_per_tick(source, staff_cookie):
     finally:
         for comm in comms:
             await comm.disconnect()
-    assert registry.views() == {}  # every view is dropped once nobody watches it
+    assert registry.subscriptions() == {}  # every view is dropped once nobody watches it
 
 
 async def test_consumers_frames_carry_registered_names(install_service, staff_cookie):

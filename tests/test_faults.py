@@ -114,7 +114,7 @@ async def test_faults_connect_churn_leaves_no_group_members(install_service, sta
     finally:
         tracemalloc.stop()
     registry = face_get().registry
-    assert registry.channels() == [] and registry.receivers() == [] and registry.views() == {}
+    assert registry.channels() == [] and registry.receivers() == [] and registry.subscriptions() == {}
     assert {group: members for group, members in layer.groups.items() if members} == {}
     assert grown < 2 * MiB, f"{grown} bytes still allocated after 500 cycles"
 
@@ -150,7 +150,7 @@ def test_faults_connect_churn_on_daphne_and_redis(tmp_path: Path):
 
         def advertised() -> dict[bytes, int]:
             # What the face tells the producer its sockets watch (renewed every half interval).
-            return {key: store.hlen(key) for key in store.scan_iter(match=f"{prefix}:views:*")}
+            return {key: store.hlen(key) for key in store.scan_iter(match=f"{prefix}:subscriptions:*")}
 
         wait_until(lambda: sum(advertised().values()) == 0, what=f"views to empty: {advertised()}", deadline=10)
         assert after - before < 30 * MiB, f"Daphne grew by {(after - before) // MiB} MiB over 500 cycles"

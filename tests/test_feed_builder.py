@@ -6,28 +6,28 @@ import json
 
 from tests.factories import board_of, sample_users
 from usermetrics.feed.builder import EVENT_TYPE, FRAMES_TYPE, FrameBuilder, face_frames, face_messages, first_frame
-from usermetrics.feed.views import View, ViewRegistry
+from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
 from usermetrics.selection import ViewSpec
 
 
 def test_feed_builder_one_frame_per_watched_view():
-    registry = ViewRegistry()
+    registry = SubscriptionRegistry()
     groups = [
-        registry.subscribe("c1", View(spec=ViewSpec())),
-        registry.subscribe("c2", View(spec=ViewSpec())),
-        registry.subscribe("c3", View(spec=ViewSpec(sort="user_id"))),
-        registry.subscribe("c4", View(user_id="u01")),
+        registry.subscribe("c1", Subscription(spec=ViewSpec())),
+        registry.subscribe("c2", Subscription(spec=ViewSpec())),
+        registry.subscribe("c3", Subscription(spec=ViewSpec(sort="user_id"))),
+        registry.subscribe("c4", Subscription(user_id="u01")),
     ]
     assert groups[0] == groups[1] and len(set(groups)) == 3
     assert registry.counts()[groups[0]] == 2
     builder = FrameBuilder()
-    frames = dict(builder.frames(board_of(sample_users(), seq=1), registry.views(), labels={}))
+    frames = dict(builder.frames(board_of(sample_users(), seq=1), registry.subscriptions(), labels={}))
     assert builder.frames_built == 3 and set(frames) == set(groups)  # one per distinct view
     assert json.loads(frames[groups[3]])["view"] == {"kind": "user", "user_id": "u01", "found": True, "clamped": False}
 
 
 def test_feed_builder_names_users_that_left_the_page():
-    view = View(spec=ViewSpec(sort="user_id", page_size=3))
+    view = Subscription(spec=ViewSpec(sort="user_id", page_size=3))
     builder = FrameBuilder()
     users = sample_users()
     [(_, first)] = builder.frames(board_of(users, seq=1), {view.group: view}, labels={})
@@ -37,7 +37,7 @@ def test_feed_builder_names_users_that_left_the_page():
 
 def test_feed_builder_first_frames_are_shared_per_board_and_view():
     board = board_of(sample_users())
-    view = View(spec=ViewSpec(state="active"))
+    view = Subscription(spec=ViewSpec(state="active"))
     text = first_frame(board, view, labels={"u03": "Three"})
     assert first_frame(board, view, labels={}) is text  # built once, whoever asks
     doc = json.loads(text)
@@ -47,25 +47,25 @@ def test_feed_builder_first_frames_are_shared_per_board_and_view():
 def test_feed_builder_flag_views_read_the_published_flags():
     board = board_of(sample_users(), flags={"u02": ["stuck"], "u05": ["erroring"]})
     [(_, text)] = FrameBuilder().frames(
-        board, {View(spec=ViewSpec(state="stuck")).group: View(spec=ViewSpec(state="stuck"))}, labels={}
+        board, {Subscription(spec=ViewSpec(state="stuck")).group: Subscription(spec=ViewSpec(state="stuck"))}, labels={}
     )
     assert [u["user_id"] for u in json.loads(text)["users"]] == ["u02"]
 
 
 def test_feed_views_registry_moves_and_forgets_channels():
-    registry = ViewRegistry()
-    first = registry.subscribe("c1", View(spec=ViewSpec()))
-    second = registry.subscribe("c1", View(spec=ViewSpec(sort="user_id")))
-    assert first != second and set(registry.views()) == {second}  # moved, the empty view dropped
-    assert registry.unsubscribe("c1") == second and registry.views() == {} and registry.channels() == []
+    registry = SubscriptionRegistry()
+    first = registry.subscribe("c1", Subscription(spec=ViewSpec()))
+    second = registry.subscribe("c1", Subscription(spec=ViewSpec(sort="user_id")))
+    assert first != second and set(registry.subscriptions()) == {second}  # moved, the empty view dropped
+    assert registry.unsubscribe("c1") == second and registry.subscriptions() == {} and registry.channels() == []
     assert registry.unsubscribe("never") is None
 
 
 def test_feed_views_round_trip_as_untrusted_json():
-    view = View(spec=ViewSpec(page=2, q="ada"))
-    assert View.from_json(view.to_json()) == view
-    assert View.from_json('{"spec": {"page_size": 99999, "sort": "nope"}}').spec == ViewSpec(page_size=500)
-    assert View.from_json(View(user_id="a/b").to_json()).group == View(user_id="a/b").group
+    view = Subscription(spec=ViewSpec(page=2, q="ada"))
+    assert Subscription.from_json(view.to_json()) == view
+    assert Subscription.from_json('{"spec": {"page_size": 99999, "sort": "nope"}}').spec == ViewSpec(page_size=500)
+    assert Subscription.from_json(Subscription(user_id="a/b").to_json()).group == Subscription(user_id="a/b").group
 
 
 def test_feed_builder_face_messages_carry_each_faces_frames_split_past_the_limit():

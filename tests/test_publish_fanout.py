@@ -9,7 +9,7 @@ from typing import Any
 from tests.factories import ScriptedSource, record
 from usermetrics.consumers import MonitorConsumer
 from usermetrics.feed.builder import FRAMES_TYPE
-from usermetrics.feed.views import View, ViewRegistry
+from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
 from usermetrics.monitor import MonitorService
 from usermetrics.publish.bus import LocalBus
 from usermetrics.publish.follower import Follower
@@ -17,7 +17,11 @@ from usermetrics.publish.lease import LocalLease
 from usermetrics.publish.producer import Producer
 from usermetrics.selection import ViewSpec
 
-FIRST, SORTED, ONE = View(spec=ViewSpec()), View(spec=ViewSpec(sort="user_id")), View(user_id="a")
+FIRST, SORTED, ONE = (
+    Subscription(spec=ViewSpec()),
+    Subscription(spec=ViewSpec(sort="user_id")),
+    Subscription(user_id="a"),
+)
 
 
 class Socket:
@@ -37,8 +41,8 @@ class Socket:
         self.statuses.append(event)
 
 
-def _producer(faces: dict[str, dict[str, View]], sent: list[tuple[str, dict[str, Any]]]) -> Producer:
-    async def views() -> dict[str, dict[str, View]]:
+def _producer(faces: dict[str, dict[str, Subscription]], sent: list[tuple[str, dict[str, Any]]]) -> Producer:
+    async def views() -> dict[str, dict[str, Subscription]]:
         return faces
 
     async def send(face: str, message: dict[str, Any]) -> None:
@@ -76,7 +80,7 @@ async def test_publish_fanout_no_view_watched_sends_nothing():
 
 
 async def test_publish_fanout_the_face_hands_each_frame_to_the_sockets_on_its_view():
-    registry = ViewRegistry()
+    registry = SubscriptionRegistry()
     follower = Follower(bus=LocalBus(), registry=registry, face="f", interval=1, stale_after=3)
     one, two, other, counted = Socket(), Socket(), Socket(), Socket()
     registry.subscribe("c1", FIRST, one)
@@ -114,7 +118,7 @@ async def test_publish_fanout_a_socket_drops_frames_of_a_view_it_left_and_refres
 
 
 async def test_publish_fanout_a_receive_that_fails_does_not_end_the_faces_frames():
-    registry = ViewRegistry()
+    registry = SubscriptionRegistry()
     socket = Socket()
     registry.subscribe("c1", FIRST, socket)
     answers: list[object] = [ValueError("unreadable"), OSError("redis gone"), "not a message"]

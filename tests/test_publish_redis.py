@@ -11,7 +11,7 @@ from channels.layers import channel_layers
 
 from tests.factories import ScriptedSource, board_of, record, sample_users
 from usermetrics.board import Board
-from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, face_channel
+from usermetrics.feed.subscriptions import Subscription, SubscriptionDirectory, SubscriptionRegistry, face_channel
 from usermetrics.monitor import MonitorService
 from usermetrics.publish.assembly import layer_sender, redis_client
 from usermetrics.publish.bus import RedisBus
@@ -73,24 +73,24 @@ async def test_publish_bus_round_trips_a_board(redis):
     assert back.user("u05") == board.user("u05") and back.totals == board.totals
 
 
-async def _every_view(directory: ViewDirectory) -> dict[str, View]:
+async def _every_view(directory: SubscriptionDirectory) -> dict[str, Subscription]:
     """Every view any live face watches, by group (what the producer builds frames for)."""
     return {group: view for views in (await directory.collect_faces()).values() for group, view in views.items()}
 
 
 async def test_publish_directory_gathers_every_faces_views(redis):
-    directory = ViewDirectory(redis, prefix=redis.test_prefix)
-    one, two = ViewRegistry(), ViewRegistry()
-    one.subscribe("c1", View(spec=ViewSpec()))
-    two.subscribe("c2", View(spec=ViewSpec()))
-    two.subscribe("c3", View(user_id="a/b"))
-    await directory.advertise("face-1", one.views(), ttl=5)
-    await directory.advertise("face-2", two.views(), ttl=5)
+    directory = SubscriptionDirectory(redis, prefix=redis.test_prefix)
+    one, two = SubscriptionRegistry(), SubscriptionRegistry()
+    one.subscribe("c1", Subscription(spec=ViewSpec()))
+    two.subscribe("c2", Subscription(spec=ViewSpec()))
+    two.subscribe("c3", Subscription(user_id="a/b"))
+    await directory.advertise("face-1", one.subscriptions(), ttl=5)
+    await directory.advertise("face-2", two.subscriptions(), ttl=5)
     views = await _every_view(directory)
-    assert set(views) == set(one.views()) | set(two.views()) and len(views) == 2
+    assert set(views) == set(one.subscriptions()) | set(two.subscriptions()) and len(views) == 2
     await directory.advertise("face-2", {}, ttl=5)  # its sockets closed
-    assert set(await _every_view(directory)) == set(one.views())
-    await directory.advertise("face-1", one.views(), ttl=0.2)
+    assert set(await _every_view(directory)) == set(one.subscriptions())
+    await directory.advertise("face-1", one.subscriptions(), ttl=0.2)
     await asyncio.sleep(0.4)  # a face that stops renewing is forgotten
     assert await _every_view(directory) == {}
 
@@ -102,7 +102,9 @@ async def test_publish_follower_fetches_new_boards_and_notices_the_producer_gone
     async def notify(event: dict[str, object]) -> None:
         told.append(str(event["text"]))
 
-    follower = Follower(bus=bus, registry=ViewRegistry(), face="f", interval=0.1, stale_after=0.3, notify=notify)
+    follower = Follower(
+        bus=bus, registry=SubscriptionRegistry(), face="f", interval=0.1, stale_after=0.3, notify=notify
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(follower.run(stop))
     try:
@@ -130,7 +132,7 @@ async def test_publish_producer_standby_publishes_nothing_and_a_taker_continues_
     async def send(group: str, event: dict[str, object]) -> None:
         sent.append((group, event))
 
-    async def no_views() -> dict[str, View]:
+    async def no_views() -> dict[str, Subscription]:
         return {}
 
     async def no_labels() -> dict[str, str]:
@@ -157,8 +159,8 @@ async def test_publish_producer_standby_publishes_nothing_and_a_taker_continues_
 
 
 async def test_publish_directory_says_which_face_watches_what(redis):
-    directory = ViewDirectory(redis, prefix=redis.test_prefix)
-    first, user = View(spec=ViewSpec()), View(user_id="a/b")
+    directory = SubscriptionDirectory(redis, prefix=redis.test_prefix)
+    first, user = Subscription(spec=ViewSpec()), Subscription(user_id="a/b")
     await directory.advertise("face-1", {first.group: first}, ttl=5)
     await directory.advertise("face-2", {first.group: first, user.group: user}, ttl=5)
     faces = await directory.collect_faces()
@@ -174,8 +176,8 @@ async def test_publish_frames_reach_a_face_through_its_channel_on_redis(redis, s
     layer = channel_layers.make_backend("default")
     received: list[dict[str, object]] = []
     arrived = asyncio.Event()
-    registry = ViewRegistry()
-    view = View(spec=ViewSpec())
+    registry = SubscriptionRegistry()
+    view = Subscription(spec=ViewSpec())
 
     class Socket:
         async def metrics_update(self, event: dict[str, object]) -> None:

@@ -65,5 +65,5 @@ async def test_services_feed_registry_moves_a_channel_between_views(install_serv
     assert '"sort":"user_id"' in text and seq == 1 and producer == "local"
     services.feed_unsubscribe("chan-1")
     services.feed_unsubscribe("chan-2")
-    assert face_get().registry.views() == {}
+    assert face_get().registry.subscriptions() == {}
     assert await services.feed_first_frame(second) is None  # nobody watches it any more

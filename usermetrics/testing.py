@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from usermetrics.conf import get_config
-from usermetrics.feed.views import ViewRegistry
+from usermetrics.feed.subscriptions import SubscriptionRegistry
 from usermetrics.publish import face as faces
 from usermetrics.publish.assembly import ONE_FACE, monitor_build, producer_build
 from usermetrics.publish.bus import LocalBus
@@ -30,7 +30,7 @@ def face_local(bus: LocalBus | None = None) -> Face:
     """A face on a local bus, with no follower task (the test drives the producer itself)."""
     cfg = get_config()
     bus = bus or LocalBus()
-    registry = ViewRegistry()
+    registry = SubscriptionRegistry()
     follower = Follower(
         bus=bus, registry=registry, face=ONE_FACE, interval=cfg.refresh_interval, stale_after=cfg.producer_timeout
     )
@@ -49,7 +49,7 @@ def producer_local(face: Face, **monitor_kwargs: Any) -> Producer:
         monitor=monitor,
         bus=face.bus,
         lease=LocalLease(),
-        views=face.registry,
+        subscriptions=face.registry,
         send=send,
         record=False,
         alert=False,

@@ -14,7 +14,7 @@ from usermetrics import identities
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.conf import Config, get_config
 from usermetrics.demo import demo_session_manager
-from usermetrics.feed.views import View, ViewDirectory, ViewRegistry, face_channel
+from usermetrics.feed.subscriptions import Subscription, SubscriptionDirectory, SubscriptionRegistry, face_channel
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.nat import nat_sources_build
@@ -63,7 +63,7 @@ def producer_build(
     monitor: MonitorService,
     bus: LocalBus | RedisBus | ParentLink,
     lease: LocalLease | RedisLease,
-    views: ViewRegistry | ViewDirectory | ParentLink,
+    subscriptions: SubscriptionRegistry | SubscriptionDirectory | ParentLink,
     send: Sender,
     record: bool = True,
     alert: bool = True,
@@ -74,13 +74,13 @@ def producer_build(
     alerts evaluated when they are on (and ``alert``)."""
     cfg = config or get_config()
 
-    async def watched() -> Mapping[str, Mapping[str, View]]:
+    async def watched() -> Mapping[str, Mapping[str, Subscription]]:
         # By face: through Redis every face's own; in one process (or a child) the one face's.
-        if isinstance(views, ViewRegistry):
-            return {ONE_FACE: views.views()}
-        if isinstance(views, ParentLink):
-            return {ONE_FACE: await views.views()}
-        return await views.collect_faces()
+        if isinstance(subscriptions, SubscriptionRegistry):
+            return {ONE_FACE: subscriptions.subscriptions()}
+        if isinstance(subscriptions, ParentLink):
+            return {ONE_FACE: await subscriptions.subscriptions()}
+        return await subscriptions.collect_faces()
 
     recorder = Recorder(cfg.history) if record and cfg.history.enabled else None
     return Producer(
@@ -115,7 +115,7 @@ async def redis_producer(*, monitor: MonitorService | None = None, record: bool 
         monitor=monitor or monitor_build(config=cfg),
         bus=RedisBus(redis, prefix=cfg.redis_prefix),
         lease=RedisLease(redis, holder=name, ttl=2 * cfg.refresh_interval, key=f"{cfg.redis_prefix}:leader"),
-        views=ViewDirectory(redis, prefix=cfg.redis_prefix),
+        subscriptions=SubscriptionDirectory(redis, prefix=cfg.redis_prefix),
         # The producer's own layer instance: the process's one belongs to the serving side.
         send=layer_sender(channel_layers.make_backend("default")),
         record=record,
@@ -149,10 +149,15 @@ async def producer_run(producer: Producer, *, embedded: bool = False, parent: Pa
 async def child_producer(path: str) -> tuple[Producer, ParentLink]:
     """The embedded default's producer without Redis, in the child its Daphne started (``runmonitor --parent``).
 
-    Boards and frames go to the parent over ``path``; it says which views its sockets watch.
+    Boards and frames go to the parent over ``path``; it says what its sockets subscribe to.
     """
     link = await ParentLink.connect(path)
     producer = producer_build(
-        monitor=monitor_build(), bus=link, lease=LocalLease(), views=link, send=link.send, name=process_name("producer")
+        monitor=monitor_build(),
+        bus=link,
+        lease=LocalLease(),
+        subscriptions=link,
+        send=link.send,
+        name=process_name("producer"),
     )
     return producer, link

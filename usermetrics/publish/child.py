@@ -7,9 +7,9 @@ over a Unix socket it listens on:
 
 - the child sends each board (its ``encode()`` bytes; the parent decodes them in a worker
   thread and puts the board on its ``LocalBus``) and each refresh's frames (one message; the
-  parent's follower hands each frame to the sockets on its view);
-- the child asks, at each refresh, which views the parent's sockets watch, and the parent answers
-  from its ``ViewRegistry``.
+  parent's follower hands each frame to the sockets of its subscription);
+- the child asks, at each refresh, what the parent's sockets subscribe to, and the parent answers
+  from its ``SubscriptionRegistry``.
 
 With Redis configured the child is a plain ``runmonitor`` on Redis instead, and the parent follows
 Redis as any face does. Either way the child (``runmonitor --embedded``) reads its stdin, a pipe
@@ -39,13 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from usermetrics.board import Board
-from usermetrics.feed.views import View, ViewRegistry
+from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
 
 from .bus import LocalBus, Published
 
 logger = logging.getLogger(__name__)
 
-BOARD, FRAME, ASK_VIEWS, VIEWS = b"B", b"F", b"?", b"V"
+BOARD, FRAME, ASK_SUBSCRIPTIONS, SUBSCRIPTIONS = b"B", b"F", b"?", b"S"
 RESTART_MIN, RESTART_MAX = 1.0, 30.0
 STOP_WAIT = 10.0  # seconds a stopping child gets to give its history to the database
 EXIT_POLL = 0.25  # seconds between two looks at whether the child exited by itself
@@ -71,7 +71,7 @@ class ChildProducer:
         self,
         *,
         bus: LocalBus | None,
-        registry: ViewRegistry,
+        registry: SubscriptionRegistry,
         deliver: Callable[[dict[str, Any]], None],
         command: list[str],
     ) -> None:
@@ -151,9 +151,9 @@ class ChildProducer:
                     await self.bus.publish(board)
                 elif kind == FRAME:
                     self.deliver(json.loads(payload))
-                elif kind == ASK_VIEWS:
-                    views = {group: view.to_json() for group, view in self.registry.views().items()}
-                    await message_write(writer, VIEWS, json.dumps(views).encode())
+                elif kind == ASK_SUBSCRIPTIONS:
+                    held = {group: sub.to_json() for group, sub in self.registry.subscriptions().items()}
+                    await message_write(writer, SUBSCRIPTIONS, json.dumps(held).encode())
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the child ended; run() starts another
         except Exception:
@@ -192,7 +192,7 @@ async def stop_with_stdin(stop: asyncio.Event) -> None:
 
 
 class ParentLink:
-    """The child's side: a bus, a views source and a frame sender over the parent's socket."""
+    """The child's side: a bus, the parent's subscriptions and a frame sender over the parent's socket."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Use an open connection (``connect``)."""
@@ -212,7 +212,7 @@ class ParentLink:
         try:
             while True:
                 kind, payload = await message_read(self._reader)
-                if kind == VIEWS:
+                if kind == SUBSCRIPTIONS:
                     await self._answers.put(payload)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -227,10 +227,10 @@ class ParentLink:
         """Nothing to continue from: each child is a new producer (its own name), numbering from 1."""
         return None
 
-    async def views(self) -> Mapping[str, View]:
-        """The views the parent's sockets watch now."""
+    async def subscriptions(self) -> Mapping[str, Subscription]:
+        """What the parent's sockets subscribe to now."""
         async with self._lock:
-            await message_write(self._writer, ASK_VIEWS)
+            await message_write(self._writer, ASK_SUBSCRIPTIONS)
             get = asyncio.ensure_future(self._answers.get())
             closed = asyncio.ensure_future(self.closed.wait())
             await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -238,7 +238,7 @@ class ParentLink:
                 get.cancel()
                 return {}
             closed.cancel()
-            return {group: View.from_json(text) for group, text in json.loads(get.result()).items()}
+            return {group: Subscription.from_json(text) for group, text in json.loads(get.result()).items()}
 
     async def send(self, face: str, message: dict[str, object]) -> None:
         """Send the parent (the one face) a refresh's frames (``feed.builder.face_messages``)."""

@@ -1,4 +1,4 @@
-"""This process's face (async): the bus it follows, its sockets' views, the follower, and an embedded producer.
+"""This process's face (async): the bus it follows, its sockets' subscriptions, the follower, an embedded producer.
 
 Faces never read a source: they serve what the producer published. ``face_get()`` is the
 process's one face, built from the settings on first use; ``faces_start()`` starts its follower
@@ -15,7 +15,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from usermetrics.conf import get_config
-from usermetrics.feed.views import ViewDirectory, ViewRegistry, face_channel
+from usermetrics.feed.subscriptions import SubscriptionDirectory, SubscriptionRegistry, face_channel
 
 from .assembly import process_name, redis_client
 from .bus import LocalBus, RedisBus
@@ -27,11 +27,11 @@ FIRST_BOARD_WAIT = 5.0  # seconds a starting face waits for its first board
 
 @dataclass
 class Face:
-    """This process's side of the bus: what it follows, its sockets' views, the follower."""
+    """This process's side of the bus: what it follows, its sockets' subscriptions, the follower."""
 
     name: str
     bus: LocalBus | RedisBus
-    registry: ViewRegistry
+    registry: SubscriptionRegistry
     follower: Follower
     embedded: ChildProducer | None = None
     embedded_task: asyncio.Task[None] | None = None
@@ -48,14 +48,14 @@ def _face_build() -> Face:
     """The face the settings describe (nothing started)."""
     cfg = get_config()
     name = process_name("face")
-    registry = ViewRegistry()
+    registry = SubscriptionRegistry()
     bus: LocalBus | RedisBus
     directory = None
     receive = None
     if cfg.redis_url:
         redis = redis_client(cfg)
         bus = RedisBus(redis, prefix=cfg.redis_prefix)
-        directory = ViewDirectory(redis, prefix=cfg.redis_prefix)
+        directory = SubscriptionDirectory(redis, prefix=cfg.redis_prefix)
         channel = face_channel(name)
 
         async def receive() -> dict[str, Any]:

@@ -1,14 +1,14 @@
-"""A face's side of the bus (async): the latest board, this face's views advertised, frames handed out.
+"""A face's side of the bus (async): the latest board, this face's subscriptions advertised, frames handed out.
 
 Faces never read a source. In one process the latest board is the local bus's; through Redis the
 follower wakes on the producer's pub/sub message (or every half interval, should one be missed),
 fetches the new board once, decodes it in a thread and swaps it in. It renews this face's entry
-in the view directory, and it tells the face's sockets when no producer has published for
+in the subscription directory, and it tells the face's sockets when no producer has published for
 ``stale_after`` seconds, and again when one does.
 
-The producer sends this face one message per refresh with the frames of the views its sockets
+The producer sends this face one message per refresh with the frames of the subscriptions its sockets
 watch (through Redis on the face's own channel, ``receive``; in one process by a direct call to
-``deliver``); the follower hands each frame to every socket on that view, each in its own task so
+``deliver``); the follower hands each frame to every socket of that subscription, each in its own task so
 that a socket busy with its own subscription holds up no other.
 """
 
@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from usermetrics.board import Board
 from usermetrics.clock import Clock, utcnow
 from usermetrics.feed.builder import face_frames
-from usermetrics.feed.views import ViewDirectory, ViewRegistry
+from usermetrics.feed.subscriptions import SubscriptionDirectory, SubscriptionRegistry
 from usermetrics.humanize import producer_words
 from usermetrics.selection import DEFAULT_SORT, board_order
 from usermetrics.snapshot import iso
@@ -80,22 +80,22 @@ def _warm(board: Board) -> Board:
 
 
 class Follower:
-    """The latest board for this face, its views advertised, and the producer's state."""
+    """The latest board for this face, its subscriptions advertised, and the producer's state."""
 
     def __init__(
         self,
         *,
         bus: LocalBus | RedisBus,
-        registry: ViewRegistry,
+        registry: SubscriptionRegistry,
         face: str,
         interval: float,
         stale_after: float,
         notify: Notify | None = None,
-        directory: ViewDirectory | None = None,
+        directory: SubscriptionDirectory | None = None,
         receive: Receive | None = None,
         clock: Clock = utcnow,
     ) -> None:
-        """Follow ``bus``; advertise ``registry``'s views as ``face`` (through Redis: ``directory``).
+        """Follow ``bus``; advertise ``registry``'s subscriptions as ``face`` (through Redis: ``directory``).
 
         ``receive()`` waits for this face's next frames message (through Redis; None: the producer
         calls ``deliver`` itself); ``notify`` tells the sockets of the producer's state (by
@@ -159,12 +159,12 @@ class Follower:
             pass
 
     async def advertise(self) -> None:
-        """Renew this face's views in the directory (through Redis; in one process the producer reads them)."""
+        """Renew this face's subscriptions in the directory (through Redis; in one process the producer reads them)."""
         if self.directory is not None:
-            await self.directory.advertise(self.face, self.registry.views(), ttl=max(2.0, 3 * self.interval))
+            await self.directory.advertise(self.face, self.registry.subscriptions(), ttl=max(2.0, 3 * self.interval))
 
     def deliver(self, message: dict[str, Any]) -> None:
-        """Hand each frame of one frames message to every socket on its view (not waiting for them)."""
+        """Hand each frame of one frames message to every socket of its subscription (not waiting for them)."""
         for group, event in face_frames(message):
             for receiver in self.registry.receivers(group):
                 self._hand(receiver.metrics_update(event))

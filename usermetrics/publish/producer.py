@@ -27,7 +27,7 @@ from usermetrics.board import Board
 from usermetrics.clock import Clock, utcnow
 from usermetrics.conf import get_config
 from usermetrics.feed.builder import FrameBuilder, face_messages
-from usermetrics.feed.views import View
+from usermetrics.feed.subscriptions import Subscription
 from usermetrics.history.flags import flag_stats, flagged
 from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
@@ -53,7 +53,7 @@ FULL_COLLECTION_EVERY = 100
 # ``send(face, message)``: one face's frames of a refresh (``feed.builder.face_messages``).
 Sender = Callable[[str, dict[str, object]], Awaitable[None]]
 # The watched views by face, then by group.
-ViewsSource = Callable[[], Awaitable[Mapping[str, Mapping[str, View]]]]
+ViewsSource = Callable[[], Awaitable[Mapping[str, Mapping[str, Subscription]]]]
 LabelsSource = Callable[[], Awaitable[Mapping[str, str]]]
 
 

@@ -15,7 +15,7 @@ from usermetrics.board import Board, board_empty
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.feed.builder import first_frame
-from usermetrics.feed.views import Receiver, View
+from usermetrics.feed.subscriptions import Receiver, Subscription
 from usermetrics.publish.face import face_get
 from usermetrics.publish.follower import ProducerState
 from usermetrics.selection import ViewSpec
@@ -65,8 +65,8 @@ def source_status() -> dict[str, Any]:
 def feed_subscribe(
     channel: str, *, receiver: Receiver | None = None, spec: ViewSpec | None = None, user_id: str | None = None
 ) -> str:
-    """Move ``channel`` to a list view or one user's view (its frames go to ``receiver``); returns that view's group."""
-    return face_get().registry.subscribe(channel, View(spec=spec, user_id=user_id), receiver)
+    """Move ``channel`` to a page of the list or to one user (its frames go to ``receiver``); returns that group."""
+    return face_get().registry.subscribe(channel, Subscription(spec=spec, user_id=user_id), receiver)
 
 
 def feed_unsubscribe(channel: str) -> None:
@@ -75,13 +75,13 @@ def feed_unsubscribe(channel: str) -> None:
 
 
 async def feed_first_frame(group: str) -> tuple[str, int, str] | None:
-    """A new subscriber's full frame of ``group``'s view, its sequence number and producer (None: no board yet)."""
+    """A new subscriber's full frame of ``group``, its sequence number and producer (None: no board yet)."""
     face = face_get()
     board = face.follower.latest()
-    view = face.registry.view_of(group)
-    if board is None or view is None:
+    subscription = face.registry.subscription_of(group)
+    if board is None or subscription is None:
         return None
-    return first_frame(board, view, labels=await labels_aget()), board.seq, board.producer
+    return first_frame(board, subscription, labels=await labels_aget()), board.seq, board.producer
 
 
 def feed_status() -> str:
