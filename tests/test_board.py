@@ -9,7 +9,7 @@ import random
 import pytest
 
 from tests.factories import BASE_TIME, board_of, record, sample_users, usage
-from usermetrics.board import COLUMNS, Board, board_empty, close
+from usermetrics.board import COLUMNS, Board, board_empty, document_end
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.packing import BoardCache, board_build, column_values
@@ -23,7 +23,7 @@ def test_board_body_is_exactly_the_nat_document():
     assert board.body == snapshot.json_all  # what model_dump_json writes, to the byte
     assert gzip.decompress(board.body_gzip) == board.body
     assert [board.usage_at(i) for i in range(len(board))] == users
-    sub = PerUserMonitorResponse.model_validate_json(close(board.document([3, 1])))
+    sub = PerUserMonitorResponse.model_validate_json(document_end(board.document([3, 1])))
     assert [u.user_id for u in sub.users] == ["u03", "u01"] and sub.total_active_users == 2
 
 

@@ -40,7 +40,7 @@ def body(users: list[dict], *, compact: bool = True, indent: int | None = None, 
 def whole(data: bytes) -> list:
     """The users as validating the whole body reads them (the reference)."""
     parser = NatBody(UTC)
-    return parser.whole(data).users
+    return parser.parse_whole(data).users
 
 
 def fed(parser: NatBody, data: bytes, size: int) -> list:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from tests.factories import ScriptedSource, record
-from usermetrics.consumers import MonitorConsumer
+from usermetrics.consumers import UserListConsumer
 from usermetrics.feed.builder import FRAMES_TYPE
 from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
 from usermetrics.monitor import MonitorService
@@ -101,7 +101,7 @@ async def test_publish_fanout_the_face_hands_each_frame_to_the_sockets_on_its_vi
 
 
 async def test_publish_fanout_a_socket_drops_frames_of_a_view_it_left_and_refreshes_it_has():
-    consumer = MonitorConsumer()
+    consumer = UserListConsumer()
     sent: list[dict[str, Any]] = []
 
     async def base_send(message: dict[str, Any]) -> None:

@@ -167,7 +167,7 @@ class Board:
     def document(self, indices: Sequence[int], *, total: int | None = None) -> bytearray:
         """A NAT document of the users at ``indices`` (``total_active_users``: ``total``, default their count).
 
-        Left open after the users' list (no ``]}``) so callers can add keys; ``close()`` ends it.
+        Left open after the users' list (no ``]}``) so callers can add keys; ``document_end()`` ends it.
         """
         out = bytearray(body_prefix(self.timestamp, len(indices) if total is None else total))
         for n, i in enumerate(indices):
@@ -258,7 +258,7 @@ def board_empty(now: datetime) -> Board:
     )
 
 
-def close(document: bytearray) -> bytes:
+def document_end(document: bytearray) -> bytes:
     """End a ``Board.document`` with no more keys."""
     document += b"]}"
     return bytes(document)

@@ -221,7 +221,7 @@ class _FeedConsumer(_OffSyncThread):
         await self.invalid()
 
 
-class MonitorConsumer(_FeedConsumer):
+class UserListConsumer(_FeedConsumer):
     """``/ws/monitor/``: a page of the user list; the client changes it with ``subscribe`` messages."""
 
     def initial_subscription(self) -> dict[str, Any]:
@@ -268,7 +268,7 @@ class MonitorConsumer(_FeedConsumer):
         await super().disconnect(code)
 
 
-class UserConsumer(_FeedConsumer):
+class UserDetailConsumer(_FeedConsumer):
     """``/ws/monitor/users/<id>/``: one user as a one-element list (empty when the user is gone)."""
 
     def initial_subscription(self) -> dict[str, Any]:

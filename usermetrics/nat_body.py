@@ -70,7 +70,7 @@ class NatBody:
         """Whether the previous body had a user of exactly these bytes."""
         return key in self._keys
 
-    def users(self, top: PerUserMonitorResponse, keys: list[bytes]) -> PerUserMonitorResponse:
+    def parse_cut(self, top: PerUserMonitorResponse, keys: list[bytes]) -> PerUserMonitorResponse:
         """The response of a body cut by users (``keys``: each one's bytes after OPEN); Uncut: one does not validate."""
         # Every pass over all users runs in C; Python touches only the changed ones. Users mostly
         # stay where they were, so bytes are compared place by place first (no hashing); a body
@@ -101,7 +101,7 @@ class NatBody:
             timestamp=top.timestamp, total_active_users=top.total_active_users, users=records
         )
 
-    def whole(self, body: bytes | bytearray) -> PerUserMonitorResponse:
+    def parse_whole(self, body: bytes | bytearray) -> PerUserMonitorResponse:
         """Validate a body that could not be cut by users: every user validated, nothing reused."""
         if len(body) > MAX_WHOLE_BYTES:
             raise _too_large_whole()
@@ -158,7 +158,7 @@ class BodyReader:
             self._detect(final=True)
         if self._marker is None:
             assert self._whole is not None
-            return self.parser.whole(self._whole)
+            return self.parser.parse_whole(self._whole)
         pieces = self._pieces
         pieces.append(b"".join(self._chunks))
         self._chunks = []
@@ -169,7 +169,7 @@ class BodyReader:
             # a body small enough is validated whole, which tells the two apart.
             if self.size > MAX_WHOLE_BYTES:
                 raise _source_error(uncut.error, where=uncut.where) from None
-        return self.parser.whole(self._marker.join(pieces))  # the body as it came
+        return self.parser.parse_whole(self._marker.join(pieces))  # the body as it came
 
     def _detect(self, *, final: bool) -> None:
         """Tell the separator between users from the first two; read whole when there is none to tell."""
@@ -242,7 +242,7 @@ class BodyReader:
                 error = error or exc
                 continue
             keys[-1] = key
-            return self.parser.users(top, keys)
+            return self.parser.parse_cut(top, keys)
         raise Uncut(error, where="")
 
 

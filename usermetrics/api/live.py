@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from usermetrics import services
-from usermetrics.board import Board, close
+from usermetrics.board import Board, document_end
 
 from .auth import api_access_required, json_error, producer_required
 
@@ -53,7 +53,7 @@ def monitor_users_answer(
     """
     if user_id is not None:
         position = board.index.get(user_id)
-        return Answer(200, close(board.document([position] if position is not None else [])), ())
+        return Answer(200, document_end(board.document([position] if position is not None else [])), ())
     tags = (board.etag, "*")
     cached = (("ETag", board.etag), ("Vary", "Accept-Encoding"))
     if if_none_match and any(tag.strip() in tags for tag in if_none_match.split(",")):

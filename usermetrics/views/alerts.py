@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from usermetrics import services
 from usermetrics.conf import get_config
 
-from .frame import board_context, page_config
+from .context import board_context, page_config
 
 
 @never_cache

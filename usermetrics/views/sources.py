@@ -16,7 +16,7 @@ from usermetrics import humanize, services
 from usermetrics.conf import get_config
 from usermetrics.selection import CHART_WINDOWS
 
-from .frame import board_context, page_config, time_cell
+from .context import board_context, page_config, time_cell
 
 
 def _source_row(source: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from usermetrics.selection import (
 from usermetrics.snapshot import is_active
 from usermetrics.templatetags.usermetrics import COLUMNS, DEFAULT_HIDDEN, GROUPS, WINDOW_COLUMNS, iso, utc, view_link
 
-from .frame import board_context, page_config, time_cell
+from .context import board_context, page_config, time_cell
 
 STATE_LABELS = {
     "": "All",

@@ -1,4 +1,4 @@
-"""What every dashboard page wears (sync helpers): the admin's chrome, the banner, the script's config."""
+"""The context every dashboard page renders with (sync helpers): the admin's chrome, the banner, the script's config."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def page_config(board: Board, **extra: Any) -> dict[str, Any]:
 def board_context(
     request: HttpRequest, board: Board, *, history_unavailable: bool = False, **extra: Any
 ) -> dict[str, Any]:
-    """What every dashboard page's frame shows: the admin's chrome, the sources' banner, the producer.
+    """What every dashboard page shows around its content: the admin's chrome, the sources' banner, the producer.
 
     ``history_unavailable``: the database could not be read for this page, and its banner says so.
     """
