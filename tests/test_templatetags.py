@@ -1,4 +1,4 @@
-"""The pages' template tags: sort headers and page links that keep the rest of the view, as admin_list does."""
+"""The pages' template tags, and the list's columns they draw: sort headers and page links keep the rest of the view."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from urllib.parse import parse_qs
 
 from usermetrics.history.flags import Flag
 from usermetrics.selection import ViewResult, ViewSpec
-from usermetrics.templatetags.usermetrics import page_links, sort_headers, table_row, utc, view_link
+from usermetrics.templatetags.usermetrics import table_row, utc
+from usermetrics.views.columns import COLUMNS, WINDOW_COLUMNS, page_links, sort_headers, view_link
 
 
 def test_templatetags_sort_headers_flip_the_current_sort_and_keep_the_view():
@@ -43,7 +44,21 @@ def test_templatetags_table_row_escapes_every_value():
         **{key: hostile for key in ("ref_count", "total_requests", "active_requests", "avg_latency_ms", "error_count",
                                     "per_user_functions_count", "per_user_function_groups_count", "exit_stack_size")},
     }  # fmt: skip
-    html = table_row(row, True)
+    html = table_row(row, COLUMNS, WINDOW_COLUMNS)
     assert "<img" not in html and '"<' not in html
     # id, display and its title, two flag texts, one rate, the sparkline's id, two times x three, eight numbers
     assert html.count("&lt;img src=x onerror=alert(1)&gt;&quot;") == 21
+
+
+def test_templatetags_table_row_cells_follow_the_views_columns():
+    cell = {"iso": "t", "exact": "t", "ago": "t"}
+    row = {
+        "user_id": "u", "href": "/users/u/", "display": "u", "class": "", "state": "idle", "ended": None,
+        "flags": [], "rates": {"requests_per_min": "1", "error_rate": "0%", "latency_ms": "2 ms"},
+        "created_at": cell, "last_activity": cell, "has_errors": False,
+        **{c.field: "0" for c in COLUMNS if c.numeric},
+    }  # fmt: skip
+    fields = ["user_id", *(c.field for c in (*WINDOW_COLUMNS, *COLUMNS))]
+    html = table_row(row, COLUMNS, WINDOW_COLUMNS)
+    assert [html.index(f'data-field="{f}"') for f in fields] == sorted(html.index(f'data-field="{f}"') for f in fields)
+    assert "w_activity" not in table_row(row, COLUMNS, ())  # the history off: no window cells

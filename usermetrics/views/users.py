@@ -33,8 +33,18 @@ from usermetrics.selection import (
     window_length,
 )
 from usermetrics.snapshot import is_active
-from usermetrics.templatetags.usermetrics import COLUMNS, DEFAULT_HIDDEN, GROUPS, WINDOW_COLUMNS, iso, utc, view_link
+from usermetrics.templatetags.usermetrics import iso, utc
 
+from .columns import (
+    COLUMNS,
+    DEFAULT_HIDDEN,
+    WINDOW_COLUMNS,
+    column_choices,
+    group_headers,
+    page_links,
+    sort_headers,
+    view_link,
+)
 from .context import board_context, page_config, time_cell
 
 STATE_LABELS = {
@@ -124,15 +134,11 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "history_enabled": enabled,
         "coverage": _coverage(spec.window, page.span) if page.span else None,
         "columns": COLUMNS,
-        # Group headers span the columns shown by default (columns.js recounts after a choice).
-        "groups": [
-            (key, label, sum(c.field not in DEFAULT_HIDDEN for c in COLUMNS if c.group == key))
-            for key, label, _ in GROUPS
-        ],
-        "column_choices": [
-            {"field": c.field, "label": c.label, "shown": c.field not in DEFAULT_HIDDEN}
-            for c in (*(WINDOW_COLUMNS if enabled else ()), *COLUMNS)
-        ],
+        "window_columns": WINDOW_COLUMNS if enabled else (),
+        "headers": sort_headers(spec),
+        "page_links": page_links(result),
+        "groups": group_headers(),
+        "column_choices": column_choices(history=enabled),
         "hidden_classes": " ".join(f"um-hide-{field}" for field in DEFAULT_HIDDEN),
         "page_sizes": PAGE_SIZES,
         "state_links": [

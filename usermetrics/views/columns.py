@@ -1,0 +1,121 @@
+"""The user list's columns and links (sync), owned by its view as the admin's ChangeList owns ``list_display``.
+
+The view puts what this module works out into the page's context (the headers with their sort
+links, the group headers, the column chooser's choices, the page links); the template tags only
+draw it (``templatetags.usermetrics.table_row``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from usermetrics.selection import ViewResult, ViewSpec
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the user table: the field it shows (a seed field sorts by it), its group and header."""
+
+    field: str
+    label: str
+    group: str
+    numeric: bool = True
+    title: str = ""  # the header's tooltip, where the label needs one
+
+
+# The seed's fields, in the table's order.
+COLUMNS = (
+    Column("created_at", "Created", "session", numeric=False),
+    Column("last_activity", "Last activity", "session", numeric=False),
+    Column("ref_count", "Refs", "session"),
+    Column("is_active", "State", "session", numeric=False),
+    Column("total_requests", "Requests", "requests"),
+    Column("active_requests", "In flight", "requests"),
+    Column("avg_latency_ms", "Avg latency", "requests"),
+    Column("error_count", "Errors", "requests"),
+    Column("per_user_functions_count", "Functions", "memory"),
+    Column("per_user_function_groups_count", "Groups", "memory"),
+    Column("exit_stack_size", "Exit stack", "memory"),
+)
+GROUPS = (("session", "Session"), ("requests", "Requests"), ("memory", "Memory"))
+# The window's columns (with the history on), between the user and the seed fields; not sortable.
+WINDOW_COLUMNS = (
+    Column("w_requests_per_min", "Req/min", "window", title="Requests per minute over the window"),
+    Column("w_error_rate", "Error rate", "window", title="Failed share of the window's requests"),
+    Column("w_latency_ms", "Latency", "window", title="Mean latency of the window's requests"),
+    Column("w_activity", "Activity", "window", numeric=False),
+)
+# Hidden until the column chooser shows them, so the table fits 1,366 px (the chooser remembers).
+# The lifetime mean latency gives way to the window's (the "Latency" of the window group).
+DEFAULT_HIDDEN = (
+    "created_at",
+    "ref_count",
+    "avg_latency_ms",
+    "per_user_functions_count",
+    "per_user_function_groups_count",
+)
+
+
+def view_link(spec: ViewSpec, **changes: Any) -> str:
+    """``?query`` of ``spec`` with ``changes``; the default view is the bare ``?``."""
+    return "?" + urlencode(spec.as_params(**changes))
+
+
+def sort_headers(spec: ViewSpec) -> list[dict[str, Any]]:
+    """The sortable headers: user id first, then every seed field, each with the link that sorts by it."""
+    current = spec.sort.lstrip("-")
+    descending = spec.sort.startswith("-")
+    headers = []
+    for column in (Column("user_id", "User", "", numeric=False), *COLUMNS):
+        field = column.field
+        if field == current:
+            next_sort = field if descending else f"-{field}"
+            order = "descending" if descending else "ascending"
+        else:
+            # Numbers and times read best largest/newest first; names alphabetically.
+            next_sort = field if field == "user_id" else f"-{field}"
+            order = ""
+        headers.append(
+            {
+                "field": field,
+                "label": column.label,
+                "numeric": column.numeric,
+                "group": column.group,
+                "order": order,
+                "url": view_link(spec, sort=next_sort, page=1),
+            }
+        )
+    return headers
+
+
+def page_links(result: ViewResult) -> list[dict[str, Any]]:
+    """Page numbers around the current page and at both ends, with gaps as ``None`` urls ([] for one page)."""
+    spec, pages = result.spec, result.pages
+    if pages <= 1:
+        return []
+    wanted = {1, 2, pages - 1, pages, *range(spec.page - 2, spec.page + 3)}
+    links: list[dict[str, Any]] = []
+    previous = 0
+    for number in sorted(n for n in wanted if 1 <= n <= pages):
+        if number - previous > 1:
+            links.append({"number": None, "url": None, "current": False})
+        links.append({"number": number, "url": view_link(spec, page=number), "current": number == spec.page})
+        previous = number
+    return links
+
+
+def group_headers() -> list[tuple[str, str, int]]:
+    """Each seed group's key, label and span over the columns shown by default (columns.js recounts after a choice)."""
+    return [
+        (key, label, sum(c.field not in DEFAULT_HIDDEN for c in COLUMNS if c.group == key)) for key, label in GROUPS
+    ]
+
+
+def column_choices(*, history: bool) -> list[dict[str, Any]]:
+    """The column chooser's entries: the window's columns (with the history on), then the seed's."""
+    return [
+        {"field": c.field, "label": c.label, "shown": c.field not in DEFAULT_HIDDEN}
+        for c in (*(WINDOW_COLUMNS if history else ()), *COLUMNS)
+    ]
