@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from csp.decorators import csp_update
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client
 from django.urls import path
@@ -99,7 +100,13 @@ def own_policy(request: HttpRequest) -> HttpResponse:
     return response
 
 
-urlpatterns = [path("own-policy/", own_policy)]
+@csp_update({"connect-src": "https://events.example"})
+def more_sources(request: HttpRequest) -> HttpResponse:
+    """A view that adds a source to the policy (django-csp's decorator)."""
+    return HttpResponse("more")
+
+
+urlpatterns = [path("own-policy/", own_policy), path("more-sources/", more_sources)]
 
 
 async def test_csp_a_view_that_sets_its_own_policy_keeps_it(db, settings):
@@ -107,3 +114,14 @@ async def test_csp_a_view_that_sets_its_own_policy_keeps_it(db, settings):
     response = await AsyncClient().get("/own-policy/")
     assert response.status_code == 200
     assert response[HEADER] == "default-src 'none'; frame-ancestors 'self'"
+
+
+def test_csp_a_view_that_adds_a_source_gets_it_with_the_websocket_host(db, settings):
+    settings.ROOT_URLCONF = __name__
+    settings.ALLOWED_HOSTS = ["testserver", "localhost"]
+    # Twice, from two hosts: the decorator's one dict serves every request, so a host added to it
+    # would show up in the next answer too.
+    for host in ("testserver", "localhost"):
+        response = Client().get("/more-sources/", HTTP_HOST=host)
+        connect = {"'self'", "https://events.example", f"ws://{host}", f"wss://{host}"}
+        assert parsed(response[HEADER]) == {**policy_for(host), "connect-src": connect}
