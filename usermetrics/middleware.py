@@ -1,10 +1,10 @@
 """Content-Security-Policy for every response, a 503 for the database unreachable (sync and async capable
 middleware), and the client's address.
 
-Django 5.2 has no CSP support of its own. The policy allows scripts, styles, images and fonts
-from this origin only, with no ``'unsafe-inline'`` and no ``'unsafe-eval'``: data reaches pages
-as text and as ``json_script`` blocks, which are not executed. Websockets may connect back to
-the host the page came from.
+The policy is django-csp's ``CONTENT_SECURITY_POLICY`` in settings: scripts, styles, images and
+fonts from this origin only, with no ``'unsafe-inline'`` and no ``'unsafe-eval'``: data reaches
+pages as text and as ``json_script`` blocks, which are not executed. Its one part that depends on
+the request, websockets back to the host the page came from, is added here.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
@@ -20,27 +21,6 @@ from django.template.response import TemplateResponse
 from usermetrics.outage import UNREACHABLE
 
 logger = logging.getLogger(__name__)
-
-HEADER = "Content-Security-Policy"
-
-
-def csp_policy(host: str) -> str:
-    """The policy for a page served from ``host`` (as validated by ALLOWED_HOSTS)."""
-    return "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "font-src 'self'",
-            # 'self' covers ws:/wss: to the same host only in newer browsers; say it outright.
-            f"connect-src 'self' ws://{host} wss://{host}",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ]
-    )
 
 
 class ResponseMiddleware:
@@ -73,14 +53,33 @@ class ResponseMiddleware:
         raise NotImplementedError
 
 
-class ContentSecurityPolicyMiddleware(ResponseMiddleware):
-    """Add the Content-Security-Policy header unless the view set its own."""
+class WebsocketCSPMiddleware(CSPMiddleware):
+    """django-csp's middleware, with ``ws://`` and ``wss://`` of the request's host added to ``connect-src``.
 
-    def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        """``response`` with our policy unless it has one."""
-        if HEADER not in response:
-            response[HEADER] = csp_policy(request.get_host())
-        return response
+    Settings hold the rest of the policy; a view that set its own Content-Security-Policy header
+    keeps it (django-csp never overwrites one). With ``DEBUG`` on, django-csp sends no policy on
+    404 and 500 answers, because Django's debug pages need inline scripts and styles: acceptable
+    there; with ``DEBUG`` off, as in production, they have it.
+    """
+
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
+        """The configured parts, plus websockets to the host this request came to (as ALLOWED_HOSTS validated it).
+
+        The host is only known per request, so it cannot be in settings; and ``'self'`` covers
+        ``ws:``/``wss:`` to the same host only in newer browsers, so the sources are spelled out.
+        """
+        parts = super().get_policy_parts(request, response, report_only)
+        host = request.get_host()
+        update = dict(parts.update or {})  # a copy: a view's @csp_update dict belongs to its response
+        # What such a view added to connect-src stays; django-csp takes a string, a set or a list there.
+        theirs = update.get("connect-src") or []
+        if isinstance(theirs, str):
+            theirs = [theirs]
+        update["connect-src"] = [*sorted(theirs), f"ws://{host}", f"wss://{host}"]
+        parts.update = update
+        return parts
 
 
 class DatabaseUnreachableMiddleware(ResponseMiddleware):
