@@ -4,10 +4,12 @@
 import { available as chartsAvailable, mount, OVERVIEW_CHARTS, summarySample } from "./charts.js";
 import { startColumns } from "./columns.js";
 import { byId } from "./dom.js";
-import { applyControls, applyCount, applyEmpty, applyHeaders, applyPaginator, applySources, applySummary } from "./panels.js";
+import {
+  applyControls, applyCount, applyEmpty, applyHeaders, applyLinks, applyPaginator, applySources, applySummary,
+} from "./panels.js";
 import { createRates } from "./rates.js";
 import { applyRows } from "./rows.js";
-import { DEFAULT_VIEW, frameMatches, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewFromQuery, viewKey } from "./view.js";
+import { DEFAULT_VIEW, frameMatches, linkView, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewKey } from "./view.js";
 
 // The history is fetched again this often (the live frames add their points in between).
 var OVERVIEW_RELOAD_MS = 60000;
@@ -61,7 +63,8 @@ export function startList(config, feed) {
     applySources(frame.sources, feed.serverNow());
     // The ended users are not in the feed: their rows stay as the server rendered them.
     if (PAGE_LOAD_STATES.indexOf(meta.state) >= 0) return;
-    applyHeaders(meta, view);
+    applyHeaders(meta);
+    applyLinks(view);
     applyControls(meta, view);
     applyPaginator(meta, view);
     applyCount(meta, frame);
@@ -77,6 +80,7 @@ export function startList(config, feed) {
     }
     view = next;
     applyExports();
+    applyLinks(view); // now, not at the view's frame: a link followed before it keeps this change
     var query = queryOf(view);
     window.history.replaceState(null, "", query === "?" ? window.location.pathname : query);
     if (feed.paused()) feed.setPaused(false);
@@ -87,8 +91,12 @@ export function startList(config, feed) {
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("#um-table thead a, #um-paginator a, .um-filters a");
     if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    // Followed by the rule its href is written with, from the view the page is on now: nothing
+    // hangs on the href being up to date when the click comes.
+    var next = linkView(view, link.dataset);
+    if (!next) return;
     event.preventDefault();
-    subscribe(viewFromQuery(new URL(link.href).search));
+    subscribe(next);
   });
   var form = byId("um-search");
   function fromForm() {

@@ -1,9 +1,10 @@
 /* panels.js — the list page around its rows: summary cards, the sources and their banner, sort
- * headers and filter links, search controls, the paginator, the count line and the empty state.
+ * headers and filter links, the links to other views, search controls, the paginator, the count
+ * line and the empty state.
  */
 import { byId, setValue } from "./dom.js";
 import { bannerWords, bigNumber, clampedWords, countWords, emptyReason, latencyFit, pagesWords } from "./format.js";
-import { queryOf } from "./view.js";
+import { linkView, queryOf } from "./view.js";
 
 export function applySummary(summary, animate) {
   Array.prototype.forEach.call(document.querySelectorAll("[data-summary]"), function (node) {
@@ -75,31 +76,34 @@ export function applySources(sources, nowMs) {
   list.replaceChildren.apply(list, items);
 }
 
-// Sort headers and state filters of the frame's view; their links keep the rest of `view`.
-export function applyHeaders(meta, view) {
+// The list's links to another view of it: sort headers, state pills, page numbers (list.js
+// re-subscribes when one is followed).
+const VIEW_LINKS = "#um-table thead a[data-sort], .um-filters a[data-state-value], #um-paginator a[data-page]";
+
+// Every link to another view, written from `view` (view.js's linkView). Called as soon as the
+// view changes, not when its frame comes, so that a middle click or a copied link keeps the change.
+export function applyLinks(view) {
+  document.querySelectorAll(VIEW_LINKS).forEach(function (link) {
+    link.href = queryOf(linkView(view, link.dataset));
+  });
+}
+
+// The sort headers and the state pills show the frame's view (their hrefs: applyLinks).
+export function applyHeaders(meta) {
   var current = meta.sort.replace(/^-/, "");
   var descending = meta.sort.charAt(0) === "-";
   // The sortable headers: the seed fields' (the window's columns are not sortable).
   Array.prototype.forEach.call(document.querySelectorAll("#um-table thead th[data-field]"), function (th) {
-    var link = th.querySelector("a[data-sort]");
-    if (!link) return;
-    var field = th.dataset.field;
-    var next;
+    if (!th.querySelector("a[data-sort]")) return;
     th.classList.remove("sorted", "ascending", "descending");
     th.removeAttribute("aria-sort");
-    if (field === current) {
+    if (th.dataset.field === current) {
       th.classList.add("sorted", descending ? "descending" : "ascending");
       th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-      next = descending ? field : "-" + field;
-    } else {
-      next = field === "user_id" ? field : "-" + field;
     }
-    link.href = queryOf(Object.assign({}, view, { sort: next, page: 1 }));
   });
   Array.prototype.forEach.call(document.querySelectorAll(".um-filters a"), function (a) {
-    var value = a.dataset.stateValue;
-    a.href = queryOf(Object.assign({}, view, { state: value, page: 1 }));
-    var selected = value === meta.state;
+    var selected = a.dataset.stateValue === meta.state;
     a.classList.toggle("selected", selected);
     if (selected) a.setAttribute("aria-current", "true");
     else a.removeAttribute("aria-current");
@@ -140,8 +144,8 @@ export function applyPaginator(meta, view) {
         node.setAttribute("aria-current", "page");
       } else {
         node = document.createElement("a");
-        node.href = queryOf(Object.assign({}, view, { page: number }));
         node.dataset.page = String(number);
+        node.href = queryOf(linkView(view, node.dataset));
       }
       node.textContent = String(number);
       nodes.push(node);
