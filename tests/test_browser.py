@@ -239,6 +239,8 @@ IN_THE_GAP = """([size, first, second]) => {
         idle: document.querySelector('.um-filters a[data-state-value=idle]'),
         user_id: document.querySelector('#um-table thead a[data-sort=user_id]'),
         page: document.querySelector('#um-paginator a[data-page]'),
+        window: [...document.querySelectorAll('.um-windows a')].find(a => a.textContent === '24h'),
+        clear: document.querySelector('#um-empty-clear a'),
     };
     const hrefs = Object.fromEntries(Object.entries(links).map(([k, a]) => [k, a ? new URL(a.href).search : null]));
     document.querySelector(second).click();
@@ -260,6 +262,8 @@ def test_browser_a_pill_followed_before_the_frame_keeps_the_page_size(server, pa
     # The links carried the page size as soon as it was chosen: a middle click or a copied link keeps it too.
     assert params(got["hrefs"]["idle"]) == {"q": "example.com", "page_size": "25", "state": "idle"}
     assert params(got["hrefs"]["user_id"]) == {"q": "example.com", "page_size": "25", "sort": "user_id"}
+    assert params(got["hrefs"]["window"]) == {"q": "example.com", "page_size": "25", "window": "24h"}
+    assert params(got["hrefs"]["clear"]) == {"page_size": "25"}
     page.wait_for_selector(".um-filters a[data-state-value=idle].selected")  # the frame of that view
     url = page.evaluate("location.href")
     assert params(urlsplit(url).query) == {"q": "example.com", "page_size": "25", "state": "idle"}

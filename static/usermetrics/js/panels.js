@@ -76,9 +76,11 @@ export function applySources(sources, nowMs) {
   list.replaceChildren.apply(list, items);
 }
 
-// The list's links to another view of it: sort headers, state pills, page numbers (list.js
-// re-subscribes when one is followed).
-const VIEW_LINKS = "#um-table thead a[data-sort], .um-filters a[data-state-value], #um-paginator a[data-page]";
+// The list's links to another view of it: sort headers, state pills, page numbers (these three
+// re-subscribe when followed, list.js), the rates' windows and the clear link (page loads).
+const VIEW_LINKS =
+  "#um-table thead a[data-sort], .um-filters a[data-state-value], #um-paginator a[data-page], " +
+  ".um-windows a[data-window], #um-empty-clear a[data-clear]";
 
 // Every link to another view, written from `view` (view.js's linkView). Called as soon as the
 // view changes, not when its frame comes, so that a middle click or a copied link keeps the change.

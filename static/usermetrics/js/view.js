@@ -51,8 +51,9 @@ export function nextSort(sort, field) {
 /**
  * The view a link of the list page leads to from `view`, by what the link changes (`data` is its
  * dataset, as the server renders it): a sort header (data-sort) sorts by its field, a state pill
- * (data-state-value) filters, a page link (data-page) pages; the rest of `view` stays. null for
- * any other link.
+ * (data-state-value) filters, a page link (data-page) pages, a window link (data-window) sets
+ * the rates' window, the clear link (data-clear) drops the search and the filter; the rest of
+ * `view` stays. null for any other link.
  *
  * The one rule for both the hrefs and a followed click: from the view the page is on now. A link
  * written from the last frame's view would undo a change made since (a page size chosen a moment
@@ -62,5 +63,7 @@ export function linkView(view, data) {
   if (data.sort !== undefined) return Object.assign({}, view, { sort: nextSort(view.sort, data.sort), page: 1 });
   if (data.stateValue !== undefined) return Object.assign({}, view, { state: data.stateValue, page: 1 });
   if (data.page !== undefined) return Object.assign({}, view, { page: parseInt(data.page, 10) || 1 });
+  if (data.window !== undefined) return Object.assign({}, view, { window: data.window, page: 1 });
+  if (data.clear !== undefined) return Object.assign({}, view, { q: "", state: "", page: 1 });
   return null;
 }
