@@ -303,6 +303,26 @@ def test_browser_paging_keeps_the_view(server, page):
     assert "page 2 of" in page.text_content("#um-pages")
 
 
+def test_browser_page_back_from_the_bfcache_connects_again(server, page):
+    open_live(page, server.base + "/")
+    page.wait_for_function("() => document.body.dataset.seq")
+    # What the browser sends around putting the page in the back/forward cache and taking it out:
+    # pagehide closes the socket (its close event is ignored: the page closed it), pageshow with
+    # persisted says the page is shown again, not loaded afresh.
+    hidden_at, state = page.evaluate(
+        """() => {
+            window.dispatchEvent(new PageTransitionEvent('pagehide', {persisted: true}));
+            const seq = Number(document.body.dataset.receivedSeq);
+            window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}));
+            return [seq, document.getElementById('um-conn').dataset.state];
+        }"""
+    )
+    assert state == "connecting"  # at once, not after a backoff; and not "live" over a closed socket
+    # Only a new socket brings frames past the last one the old socket received.
+    page.wait_for_function("n => Number(document.body.dataset.seq) > n", arg=hidden_at)
+    page.wait_for_selector("#um-conn[data-state=live]")
+
+
 def test_browser_detail_page_updates_live(server, page):
     url = server.base + reverse("usermetrics:user-detail", args=[XSS_ID])
     open_live(page, url)

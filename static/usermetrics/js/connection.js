@@ -179,12 +179,24 @@ export function createFeed(config) {
       setConn("offline");
     }
   });
+  // Leaving the page closes its socket: a page with an open one is kept out of the back/forward
+  // cache, and the server would go on sending to a page no one sees. A pending reconnect goes too.
   window.addEventListener("pagehide", function () {
+    window.clearTimeout(retryTimer);
+    retryTimer = null;
     if (socket) {
       var ws = socket;
       socket = null;
-      ws.close();
+      ws.close(); // its close event finds socket !== ws: no reconnect from there
     }
+  });
+  // Shown again from that cache, the page is the one it left, with no socket and nothing that
+  // would open one: connect now, from the shortest backoff (the page was away, the server was not
+  // failing). The first frame of a new socket is a full snapshot, so nothing missed is lost.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted || socket) return;
+    attempt = 0;
+    connect();
   });
 
   // ---- pause / resume ---------------------------------------------------------------------------
