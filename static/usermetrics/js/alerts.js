@@ -5,8 +5,8 @@
 import { byId } from "./dom.js";
 
 export function startAlerts(config, feed) {
-  var link = byId("um-alerts");
-  var loaded = link ? link.dataset.firing + "/" + link.dataset.silenced : "";
+  const link = byId("um-alerts");
+  const loaded = link ? link.dataset.firing + "/" + link.dataset.silenced : "";
   return {
     query: function () {
       return "?page_size=1";

@@ -3,9 +3,9 @@
  * list's links leads from it.
  */
 
-export var DEFAULT_VIEW = { page: 1, page_size: 100, sort: "-last_activity", q: "", state: "", window: "1h" };
+export const DEFAULT_VIEW = { page: 1, page_size: 100, sort: "-last_activity", q: "", state: "", window: "1h" };
 // States the feed cannot serve: ended users live in the history, so that list is a page load.
-export var PAGE_LOAD_STATES = ["ended"];
+export const PAGE_LOAD_STATES = ["ended"];
 
 export function viewFromMeta(meta) {
   return {
@@ -24,11 +24,11 @@ export function viewKey(v) {
 
 export function queryOf(v) {
   // Like ViewSpec.as_params: defaults are left out, the order is fixed.
-  var params = new URLSearchParams();
+  const params = new URLSearchParams();
   ["page", "page_size", "sort", "q", "state", "window"].forEach(function (key) {
     if (String(v[key]) !== String(DEFAULT_VIEW[key])) params.set(key, String(v[key]));
   });
-  var s = params.toString();
+  const s = params.toString();
   return s ? "?" + s : "?";
 }
 
