@@ -4,7 +4,9 @@
  */
 import { byId } from "./dom.js";
 
-export function startAlerts(config, feed) {
+// Started like every page, with (config, feed), it needs neither: the feed itself keeps the
+// header's count and the banners; this page only compares what fires with what it was loaded with.
+export function startAlerts() {
   const link = byId("um-alerts");
   const loaded = link ? link.dataset.firing + "/" + link.dataset.silenced : "";
   return {

@@ -10,7 +10,7 @@ function stored(fallback) {
   try {
     const value = JSON.parse(window.localStorage.getItem(KEY));
     return Array.isArray(value) ? value : fallback;
-  } catch (error) {
+  } catch {
     return fallback; // storage off or unreadable: the defaults
   }
 }
@@ -44,7 +44,7 @@ export function startColumns(config) {
       else hidden.add(box.value);
       try {
         window.localStorage.setItem(KEY, JSON.stringify(Array.from(hidden)));
-      } catch (error) {
+      } catch {
         /* not remembered, still applied */
       }
       apply();

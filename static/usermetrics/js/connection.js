@@ -109,8 +109,8 @@ export function createFeed(config) {
     let frame;
     try {
       frame = JSON.parse(event.data);
-    } catch (error) {
-      return;
+    } catch {
+      return; // not JSON: no frame of ours
     }
     if (frame.type === "status") {
       showProducer(frame.producer);
