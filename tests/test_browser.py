@@ -293,6 +293,24 @@ def test_browser_a_page_link_followed_before_the_frame_keeps_the_sort(server, pa
     assert "page 2 of" in page.text_content("#um-pages")
 
 
+def test_browser_a_search_keeps_a_page_size_the_menu_does_not_offer(server, page):
+    # ?page_size=5 is a valid view (the server takes 1 to 500), but the select offers 25, 50, ...:
+    # it shows none of them, and the search takes the page size from the view instead.
+    open_live(page, server.base + "/?page_size=5&sort=user_id")
+    page.fill("#um-q", "example.com")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('q') === 'example.com'")
+    assert params(urlsplit(page.evaluate("location.href")).query) == {
+        "page_size": "5",
+        "sort": "user_id",
+        "q": "example.com",
+    }
+    # The frame of that view is applied: five rows, all of them matching.
+    page.wait_for_function(
+        """() => { const ids = [...document.querySelectorAll('#um-rows tr:not(.um-gone)')].map(r => r.dataset.userId);
+                   return ids.length === 5 && ids.every(id => id.includes('example.com')); }"""
+    )
+
+
 def test_browser_paging_keeps_the_view(server, page):
     open_live(page, server.base + "/?page_size=5&sort=user_id")
     page.wait_for_selector("#um-paginator a[data-page='2']")

@@ -102,7 +102,8 @@ export function startList(config, feed) {
   function fromForm() {
     return {
       page: 1,
-      page_size: parseInt(byId("um-page-size").value, 10),
+      // A page size the menu does not offer (?page_size=5 from a link) leaves the select on none.
+      page_size: parseInt(byId("um-page-size").value, 10) || view.page_size,
       sort: view.sort,
       q: byId("um-q").value.trim(),
       state: view.state, // the state links set it; the search keeps it
