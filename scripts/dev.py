@@ -2,7 +2,9 @@
 """Set-up and entry point for people and CI (sync): ``run`` serves the dashboard, ``test`` runs the suite.
 
 Needs only Python 3.11+. Both commands create ``.venv`` at the repository root and install the
-pinned requirements into it (again only when a requirements file changed).
+pinned requirements into it (again only when a requirements file changed). ``test`` also lints the
+pages' JavaScript with ESLint, installed by ``npm ci`` from package-lock.json into ``node_modules``
+(Node.js 20+ and npm needed; again only when package.json or the lockfile changed).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import venv
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 VAR = ROOT / "var"
+NODE_MODULES = ROOT / "node_modules"
 
 
 def sh(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -53,6 +57,24 @@ def ensure_venv(requirements: str) -> None:
         (VENV / ".usermetrics-requirements").write_text(digest.hexdigest())
 
 
+def ensure_node_modules() -> None:
+    """Install the pinned JS lint tools with ``npm ci`` unless already installed as the lockfile is now.
+
+    The stamp lives inside ``node_modules``: ``npm ci`` starts by removing that folder, so a
+    half-done install leaves no stamp, and a deleted ``node_modules`` installs again.
+    """
+    if shutil.which("npm") is None:
+        sys.exit("npm not found: the test command lints the pages' JavaScript with ESLint (Node.js 20+, npm)")
+    digest = hashlib.sha256()
+    for name in ("package.json", "package-lock.json"):
+        digest.update((ROOT / name).read_bytes())
+    stamp = NODE_MODULES / ".usermetrics-package-lock"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    sh("npm", "ci", "--no-audit", "--no-fund")
+    stamp.write_text(digest.hexdigest())
+
+
 def secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once and kept in var/secret_key."""
     if os.environ.get("SECRET_KEY"):
@@ -85,10 +107,12 @@ def run() -> None:
 
 
 def test(args: list[str]) -> None:
-    """Install the dev requirements, check style and the layering contracts, and run the whole test suite."""
+    """Install the dev tools, check style (Python, the pages' JS) and the layering contracts, run the whole suite."""
     ensure_venv("requirements-dev.txt")
     sh(PY, "-m", "ruff", "check", ".")
     sh(PY, "-m", "ruff", "format", "--check", ".")
+    ensure_node_modules()
+    sh("npm", "run", "--silent", "lint")  # ESLint over static/usermetrics/js (package.json), no warning allowed
     sh(VENV / "bin" / "lint-imports")
     # The docs (mkdocs.yml): a broken link, a page missing from the nav or a failing generated table stops the suite.
     sh(VENV / "bin" / "mkdocs", "build", "--strict", "--quiet", "--site-dir", ROOT / "site")

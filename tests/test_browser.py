@@ -11,7 +11,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from django.urls import reverse
@@ -204,16 +204,111 @@ def test_browser_sort_search_filter_and_page_work_live_and_as_links(server, page
     )
     page.select_option("#um-page-size", "25")
     page.wait_for_function("() => new URL(location.href).searchParams.get('page_size') === '25'")
+    # Maybe before the frame of 25 per page: it keeps the page size either way (the early click for
+    # sure: test_browser_a_pill_followed_before_the_frame_keeps_the_page_size).
     page.click(".um-filters a[data-state-value=idle]")
+    page.wait_for_selector(".um-filters a[data-state-value=idle].selected")  # a frame of the idle view came
     page.wait_for_function(
         "() => [...document.querySelectorAll('#um-rows tr:not(.um-gone) [data-field=is_active] .um-badge')]"
         ".every(b => b.textContent === 'idle')"
     )
     assert page.evaluate("window.__sameDocument === true")
     # The same view as a plain link, loaded afresh.
-    page.goto(page.url)
+    url = page.evaluate("location.href")
+    assert params(urlsplit(url).query) == {"sort": "user_id", "q": "example.com", "page_size": "25", "state": "idle"}
+    page.goto(url)
     assert page.input_value("#um-q") == "example.com"
     assert page.input_value("#um-page-size") == "25"
+
+
+# One JS task: choose a page size (or follow a link), then follow another link at once. No frame
+# can be applied in between, so the second link only keeps the first change if its target comes
+# from the view the page is on, not from the hrefs the last frame wrote. Returns the URL after
+# each step and the hrefs the links carry right after the first.
+IN_THE_GAP = """([size, first, second]) => {
+    const query = () => location.search;
+    if (size) {
+        const select = document.getElementById('um-page-size');
+        select.value = size;
+        select.dispatchEvent(new Event('change'));
+    } else {
+        document.querySelector(first).click();
+    }
+    const after = query();
+    const links = {
+        idle: document.querySelector('.um-filters a[data-state-value=idle]'),
+        user_id: document.querySelector('#um-table thead a[data-sort=user_id]'),
+        page: document.querySelector('#um-paginator a[data-page]'),
+        window: [...document.querySelectorAll('.um-windows a')].find(a => a.textContent === '24h'),
+        clear: document.querySelector('#um-empty-clear a'),
+    };
+    const hrefs = Object.fromEntries(Object.entries(links).map(([k, a]) => [k, a ? new URL(a.href).search : null]));
+    document.querySelector(second).click();
+    return {after, hrefs, url: query()};
+}"""
+
+
+def params(search: str) -> dict[str, str]:
+    """A query string as a dict (each key once)."""
+    return dict(parse_qsl(search.lstrip("?")))
+
+
+def test_browser_a_pill_followed_before_the_frame_keeps_the_page_size(server, page):
+    open_live(page, server.base + "/?q=example.com")
+    page.wait_for_function("() => document.body.dataset.seq")  # the links are the ones a frame wrote
+    got = page.evaluate(IN_THE_GAP, ["25", None, ".um-filters a[data-state-value=idle]"])
+    assert params(got["after"]) == {"q": "example.com", "page_size": "25"}
+    assert params(got["url"]) == {"q": "example.com", "page_size": "25", "state": "idle"}
+    # The links carried the page size as soon as it was chosen: a middle click or a copied link keeps it too.
+    assert params(got["hrefs"]["idle"]) == {"q": "example.com", "page_size": "25", "state": "idle"}
+    assert params(got["hrefs"]["user_id"]) == {"q": "example.com", "page_size": "25", "sort": "user_id"}
+    assert params(got["hrefs"]["window"]) == {"q": "example.com", "page_size": "25", "window": "24h"}
+    assert params(got["hrefs"]["clear"]) == {"page_size": "25"}
+    page.wait_for_selector(".um-filters a[data-state-value=idle].selected")  # the frame of that view
+    url = page.evaluate("location.href")
+    assert params(urlsplit(url).query) == {"q": "example.com", "page_size": "25", "state": "idle"}
+    page.goto(url)
+    assert page.input_value("#um-page-size") == "25"
+    assert page.input_value("#um-q") == "example.com"
+
+
+def test_browser_a_sort_header_followed_before_the_frame_keeps_the_page_size(server, page):
+    open_live(page, server.base + "/?q=example.com&sort=user_id")
+    page.wait_for_function("() => document.body.dataset.seq")
+    got = page.evaluate(IN_THE_GAP, ["50", None, "#um-table thead a[data-sort=user_id]"])
+    # The header toggles the view's sort (ascending, so now descending) and keeps the rest.
+    assert params(got["url"]) == {"q": "example.com", "page_size": "50", "sort": "-user_id"}
+    page.wait_for_function("() => document.querySelector('th[data-field=user_id]').classList.contains('descending')")
+    assert page.input_value("#um-page-size") == "50"
+
+
+def test_browser_a_page_link_followed_before_the_frame_keeps_the_sort(server, page):
+    open_live(page, server.base + "/?page_size=5&sort=user_id")
+    page.wait_for_selector("#um-paginator a[data-page='2']")
+    got = page.evaluate(IN_THE_GAP, [None, "#um-table thead a[data-sort=user_id]", "#um-paginator a[data-page='2']"])
+    assert params(got["after"]) == {"page_size": "5", "sort": "-user_id"}
+    assert params(got["url"]) == {"page": "2", "page_size": "5", "sort": "-user_id"}
+    assert params(got["hrefs"]["page"]) == {"page": "2", "page_size": "5", "sort": "-user_id"}
+    page.wait_for_function("() => document.querySelector('th[data-field=user_id]').classList.contains('descending')")
+    assert "page 2 of" in page.text_content("#um-pages")
+
+
+def test_browser_a_search_keeps_a_page_size_the_menu_does_not_offer(server, page):
+    # ?page_size=5 is a valid view (the server takes 1 to 500), but the select offers 25, 50, ...:
+    # it shows none of them, and the search takes the page size from the view instead.
+    open_live(page, server.base + "/?page_size=5&sort=user_id")
+    page.fill("#um-q", "example.com")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('q') === 'example.com'")
+    assert params(urlsplit(page.evaluate("location.href")).query) == {
+        "page_size": "5",
+        "sort": "user_id",
+        "q": "example.com",
+    }
+    # The frame of that view is applied: five rows, all of them matching.
+    page.wait_for_function(
+        """() => { const ids = [...document.querySelectorAll('#um-rows tr:not(.um-gone)')].map(r => r.dataset.userId);
+                   return ids.length === 5 && ids.every(id => id.includes('example.com')); }"""
+    )
 
 
 def test_browser_paging_keeps_the_view(server, page):
@@ -224,6 +319,26 @@ def test_browser_paging_keeps_the_view(server, page):
     page.wait_for_function("() => new URL(location.href).searchParams.get('page') === '2'")
     page.wait_for_function("f => document.querySelector('#um-rows tr').dataset.userId > f", arg=first)
     assert "page 2 of" in page.text_content("#um-pages")
+
+
+def test_browser_page_back_from_the_bfcache_connects_again(server, page):
+    open_live(page, server.base + "/")
+    page.wait_for_function("() => document.body.dataset.seq")
+    # What the browser sends around putting the page in the back/forward cache and taking it out:
+    # pagehide closes the socket (its close event is ignored: the page closed it), pageshow with
+    # persisted says the page is shown again, not loaded afresh.
+    hidden_at, state = page.evaluate(
+        """() => {
+            window.dispatchEvent(new PageTransitionEvent('pagehide', {persisted: true}));
+            const seq = Number(document.body.dataset.receivedSeq);
+            window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}));
+            return [seq, document.getElementById('um-conn').dataset.state];
+        }"""
+    )
+    assert state == "connecting"  # at once, not after a backoff; and not "live" over a closed socket
+    # Only a new socket brings frames past the last one the old socket received.
+    page.wait_for_function("n => Number(document.body.dataset.seq) > n", arg=hidden_at)
+    page.wait_for_selector("#um-conn[data-state=live]")
 
 
 def test_browser_detail_page_updates_live(server, page):

@@ -1,10 +1,12 @@
-"""scripts/dev.py (sync): a stamp per requirement set, the docs built by the test command, a short README."""
+"""scripts/dev.py (sync): a stamp per requirement set and for the JS tools, the test command's steps, a short README."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -59,20 +61,6 @@ def test_devscript_a_changed_file_installs_again(dev, monkeypatch, tmp_path, cha
     assert dev.installs == [*RUN, "requirements.txt", tmp_path.name]
 
 
-def test_devscript_test_builds_the_docs_strictly_after_the_linters_and_before_pytest(dev, monkeypatch):
-    steps: list[str] = []
-    monkeypatch.setattr(dev, "ensure_venv", lambda requirements: None)
-    monkeypatch.setattr(dev, "sh", lambda *cmd, env=None: steps.append(" ".join(Path(str(c)).name for c in cmd)))
-    monkeypatch.setattr(
-        dev.subprocess, "run", lambda cmd, **kwargs: steps.append("pytest") or dev.subprocess.CompletedProcess(cmd, 0)
-    )
-    with pytest.raises(SystemExit) as stop:
-        dev.test([])
-    assert stop.value.code == 0
-    docs = next(i for i, step in enumerate(steps) if step.startswith("mkdocs build --strict"))
-    assert steps.index("lint-imports") < docs < steps.index("pytest")
-
-
 README_LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -88,3 +76,69 @@ def test_devscript_readme_is_short_and_links_only_to_docs_that_exist():
         assert path.startswith("docs/") and (ROOT / path).is_file(), link
     for page in pages:
         assert Path(page).name in nav, f"{page} is not in mkdocs.yml's nav"
+
+
+@pytest.fixture
+def npm(dev, tmp_path, monkeypatch):
+    """``dev`` on a copy of package.json and its lockfile, every command recorded; ``npm ci`` stubbed.
+
+    Like the real one, the stub's ``npm ci`` makes ``node_modules`` afresh (the stamp goes with it).
+    """
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        (root / name).write_bytes((ROOT / name).read_bytes())
+    monkeypatch.setattr(dev, "ROOT", root)
+    monkeypatch.setattr(dev, "NODE_MODULES", root / "node_modules")
+    monkeypatch.setattr(dev.shutil, "which", lambda name: f"/usr/bin/{name}")
+    commands: list[str] = []
+
+    def sh(*cmd, env=None):
+        commands.append(" ".join(c.name if isinstance(c, Path) else str(c) for c in cmd))
+        if cmd[:2] == ("npm", "ci"):
+            shutil.rmtree(root / "node_modules", ignore_errors=True)
+            (root / "node_modules").mkdir()
+
+    monkeypatch.setattr(dev, "sh", sh)
+    dev.commands = commands
+    return dev
+
+
+def test_devscript_npm_ci_again_only_for_a_changed_lockfile_or_a_missing_node_modules(npm):
+    for _ in range(2):
+        npm.ensure_node_modules()
+    assert npm.commands == ["npm ci --no-audit --no-fund"]
+    lock = npm.ROOT / "package-lock.json"
+    lock.write_text(lock.read_text() + "\n")
+    for _ in range(2):
+        npm.ensure_node_modules()
+    assert len(npm.commands) == 2
+    shutil.rmtree(npm.NODE_MODULES)
+    npm.ensure_node_modules()
+    assert len(npm.commands) == 3
+
+
+def test_devscript_test_runs_the_linters_then_the_docs_build_then_pytest(npm, monkeypatch):
+    monkeypatch.setattr(npm, "ensure_venv", lambda requirements: None)
+    monkeypatch.setattr(
+        npm.subprocess, "run", lambda cmd, cwd=None: npm.commands.append("pytest") or SimpleNamespace(returncode=0)
+    )
+    with pytest.raises(SystemExit) as exit_:
+        npm.test([])
+    assert exit_.value.code == 0
+    assert npm.commands == [
+        "python -m ruff check .",
+        "python -m ruff format --check .",
+        "npm ci --no-audit --no-fund",
+        "npm run --silent lint",
+        "lint-imports",
+        "mkdocs build --strict --quiet --site-dir site",
+        "pytest",
+    ]
+
+
+def test_devscript_without_npm_the_test_command_says_so(npm, monkeypatch):
+    monkeypatch.setattr(npm.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="npm not found"):
+        npm.ensure_node_modules()
+    assert npm.commands == []

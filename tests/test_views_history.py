@@ -141,7 +141,7 @@ async def test_list_window_parameter_changes_the_rates(recorded, staff_client):
     html = (await staff_client.get("/", {"window": "24h"})).content.decode()
     assert 19 < float(cell(html, "alice", "w_requests_per_min")) <= 20  # the history is 3 min old
     assert "Last 3 min" in text(html)
-    assert '<a href="?window=5m" class="button">5m</a>' in html
+    assert '<a href="?window=5m" class="button" data-window="5m">5m</a>' in html
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,11 @@
  */
 import { byId } from "./dom.js";
 
-export function startAlerts(config, feed) {
-  var link = byId("um-alerts");
-  var loaded = link ? link.dataset.firing + "/" + link.dataset.silenced : "";
+// Started like every page, with (config, feed), it needs neither: the feed itself keeps the
+// header's count and the banners; this page only compares what fires with what it was loaded with.
+export function startAlerts() {
+  const link = byId("um-alerts");
+  const loaded = link ? link.dataset.firing + "/" + link.dataset.silenced : "";
   return {
     query: function () {
       return "?page_size=1";

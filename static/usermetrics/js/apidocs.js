@@ -1,7 +1,7 @@
 /* apidocs.js — the API docs page: Swagger UI (vendored, a classic script defining the global
  * SwaggerUIBundle, loaded before this module) over the schema at data-schema-url.
  */
-var node = document.getElementById("um-swagger");
+const node = document.getElementById("um-swagger");
 if (node && window.SwaggerUIBundle) {
   window.SwaggerUIBundle({
     url: node.dataset.schemaUrl,

@@ -3,7 +3,7 @@
  */
 
 export function cssVar(name, fallback) {
-  var value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return value || fallback;
 }
 
@@ -17,7 +17,7 @@ export function theme() {
 }
 
 export function el(tag, className, text) {
-  var node = document.createElement(tag);
+  const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
@@ -25,9 +25,9 @@ export function el(tag, className, text) {
 
 // Re-run `callback` whenever the admin theme or the system colour scheme changes.
 export function onThemeChange(callback) {
-  var observer = new MutationObserver(callback);
+  const observer = new MutationObserver(callback);
   observer.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
-  var media = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  const media = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
   if (media && media.addEventListener) media.addEventListener("change", callback);
   return function () {
     observer.disconnect();
@@ -39,7 +39,7 @@ export function fetchJson(url) {
   return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
     if (r.ok) return r.json();
     // The API's errors say why in "detail" (a 503: the database cannot be reached); say that.
-    var failed = new Error("HTTP " + r.status + " for " + url);
+    const failed = new Error("HTTP " + r.status + " for " + url);
     return r.json().then(
       function (body) { throw body && typeof body.detail === "string" ? new Error(body.detail) : failed; },
       function () { throw failed; }

@@ -30,13 +30,13 @@
 import { cssVar, el, fetchJson, onThemeChange, theme } from "./chartbase.js";
 import { chartStatusWords, parseTime } from "./format.js";
 
-export var WINDOWS = ["15m", "1h", "24h", "7d"];
+export const WINDOWS = ["15m", "1h", "24h", "7d"];
 export { sparkline, sparklines } from "./sparklines.js";
 
 // What a page charts: [key in the history JSON, title, unit, colour variable, what a live point
 // adds: "requests" or "errors" (per minute of the bucket), "latency" (the bucket's mean), or
 // "gauge" (the live value, in the order the sampler's gauges come)].
-export var USER_CHARTS = [
+export const USER_CHARTS = [
   ["requests_per_min", "Requests / min", "req/min", "--link-fg", "requests"],
   ["errors_per_min", "Errors / min", "err/min", "--error-fg", "errors"],
   ["latency_ms", "Latency (window mean)", "ms", "--secondary", "latency"],
@@ -44,7 +44,7 @@ export var USER_CHARTS = [
   ["exit_stack", "Exit stack size", "resources", "--body-quiet-color", "gauge"],
 ];
 // The list page's overview: everyone, from /api/overview/history and the frames' summary.
-export var OVERVIEW_CHARTS = [
+export const OVERVIEW_CHARTS = [
   ["users", "Users", "users", "--body-quiet-color", "gauge"],
   ["active", "Active", "users", "--accent", "gauge"],
   ["in_flight", "In flight", "requests", "--secondary", "gauge"],
@@ -54,7 +54,7 @@ export var OVERVIEW_CHARTS = [
 
 // A user's live sample: its counters, and its gauges in USER_CHARTS' order.
 export function userSample(usage) {
-  var r = usage.requests;
+  const r = usage.requests;
   return {
     count: r.total_requests,
     errors: r.error_count,
@@ -77,8 +77,8 @@ export function summarySample(summary) {
 }
 
 function chartOptions(title, unit, colourVar, width, height, legend) {
-  var t = theme();
-  var axis = { stroke: t.quiet, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.border, width: 1 } };
+  const t = theme();
+  const axis = { stroke: t.quiet, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.border, width: 1 } };
   return {
     title: title,
     width: width,
@@ -105,11 +105,11 @@ function chartOptions(title, unit, colourVar, width, height, legend) {
  * options: {historyUrl, window, onLoad}. Returns {setWindow, appendLive, reload, destroy}.
  */
 export function mount(element, options) {
-  var charts = options.charts || USER_CHARTS;
-  var sample = options.sample || userSample;
-  var height = options.height || 160;
-  var columns = options.columns || 1;
-  var state = {
+  const charts = options.charts || USER_CHARTS;
+  const sample = options.sample || userSample;
+  const height = options.height || 160;
+  const columns = options.columns || 1;
+  const state = {
     window: options.window || "1h",
     doc: null,
     plots: [],
@@ -122,25 +122,25 @@ export function mount(element, options) {
   element.classList.add("usermetrics-charts");
   if (columns > 1) element.classList.add("usermetrics-charts-row");
 
-  var bar = el("div", "usermetrics-chart-windows");
+  const bar = el("div", "usermetrics-chart-windows");
   bar.setAttribute("role", "group");
   bar.setAttribute("aria-label", "Chart window");
-  var buttons = {};
+  const buttons = {};
   WINDOWS.forEach(function (name) {
-    var button = el("button", "button", name);
+    const button = el("button", "button", name);
     button.type = "button";
     button.addEventListener("click", function () { controller.setWindow(name); });
     buttons[name] = button;
     bar.appendChild(button);
   });
-  var status = el("p", "usermetrics-chart-status help");
-  var grid = el("div", "usermetrics-chart-grid");
+  const status = el("p", "usermetrics-chart-status help");
+  const grid = el("div", "usermetrics-chart-grid");
   element.appendChild(bar);
   element.appendChild(status);
   element.appendChild(grid);
 
   function chartWidth() {
-    var total = grid.clientWidth || element.clientWidth || 640;
+    const total = grid.clientWidth || element.clientWidth || 640;
     return Math.max(200, Math.floor((total - 12 * (columns - 1)) / columns - 8));
   }
 
@@ -148,9 +148,9 @@ export function mount(element, options) {
     state.plots.forEach(function (p) { p.destroy(); });
     state.plots = [];
     while (grid.firstChild) grid.removeChild(grid.firstChild);
-    var width = chartWidth();
+    const width = chartWidth();
     charts.forEach(function (spec, i) {
-      var box = el("div", "usermetrics-chart");
+      const box = el("div", "usermetrics-chart");
       grid.appendChild(box);
       state.plots.push(new uPlot(chartOptions(spec[1], spec[2], spec[3], width, height, options.legend !== false), state.data[i], box));
     });
@@ -164,20 +164,20 @@ export function mount(element, options) {
     Object.keys(buttons).forEach(function (name) {
       buttons[name].setAttribute("aria-pressed", String(name === state.window));
     });
-    var stats = doc.stats || {};
+    const stats = doc.stats || {};
     status.textContent = chartStatusWords(state.window, stats);
     draw();
     if (options.onLoad) options.onLoad(doc, state.window);
   }
 
   function reload() {
-    var url = options.historyUrl + (options.historyUrl.indexOf("?") < 0 ? "?" : "&") +
+    const url = options.historyUrl + (options.historyUrl.indexOf("?") < 0 ? "?" : "&") +
       "window=" + encodeURIComponent(state.window);
     status.textContent = "Loading…";
     return fetchJson(url).then(load).catch(function (error) { status.textContent = String(error.message || error); });
   }
 
-  var controller = {
+  const controller = {
     setWindow: function (name) {
       if (WINDOWS.indexOf(name) < 0) throw new Error("unknown window " + name);
       state.window = name;
@@ -188,15 +188,15 @@ export function mount(element, options) {
      * a user, a frame's summary for the overview), `timestamp` ISO or epoch seconds. */
     appendLive: function (input, timestamp) {
       if (!state.doc || !input) return;
-      var t = typeof timestamp === "number" ? timestamp : parseTime(timestamp) / 1000;
-      var prev = state.previous;
-      var now = sample(input);
+      const t = typeof timestamp === "number" ? timestamp : parseTime(timestamp) / 1000;
+      const prev = state.previous;
+      const now = sample(input);
       state.previous = { t: t, sample: now };
       if (!prev || t <= prev.t) return;
-      var p = prev.sample;
-      var dCount = now.count - p.count;
-      var dErrors = now.errors - p.errors;
-      var dLatency = now.latency - p.latency;
+      const p = prev.sample;
+      let dCount = now.count - p.count;
+      let dErrors = now.errors - p.errors;
+      let dLatency = now.latency - p.latency;
       if (dCount < 0 || dErrors < 0) {
         // Counters went backwards: a new life (counted from zero), or users that left.
         dCount = now.resets ? now.count : 0;
@@ -205,14 +205,14 @@ export function mount(element, options) {
       }
       // Live traffic goes into buckets of the history's step, so a live point and a
       // recorded one mean the same thing (per minute over one step), not a 2-second spike.
-      var step = state.doc.step;
-      var end = Math.ceil(t / step) * step;
-      var bucket = state.bucket;
+      const step = state.doc.step;
+      const end = Math.ceil(t / step) * step;
+      let bucket = state.bucket;
       if (!bucket || bucket.end !== end) {
         // When the history's last bucket is this one, it holds traffic recorded before the
         // page loaded: live traffic adds to it (the frames come after the fetch).
-        var d0 = state.data[0][0];
-        var recorded = d0.length && d0[d0.length - 1] === end;
+        const d0 = state.data[0][0];
+        const recorded = d0.length && d0[d0.length - 1] === end;
         bucket = state.bucket = {
           end: end, count: 0, errors: 0, latency: 0, append: !recorded,
           base: recorded ? state.data.map(function (d) { return d[1][d[1].length - 1]; }) : null,
@@ -221,24 +221,24 @@ export function mount(element, options) {
       bucket.count += dCount;
       bucket.errors += dErrors;
       bucket.latency += dLatency;
-      var perMin = 60 / step;
-      var live = {
+      const perMin = 60 / step;
+      const live = {
         requests: bucket.count * perMin,
         errors: bucket.errors * perMin,
         latency: bucket.count > 0 ? Math.round((bucket.latency / bucket.count) * 100) / 100 : null,
       };
-      var gauge = 0;
-      var values = charts.map(function (spec, i) {
+      let gauge = 0;
+      const values = charts.map(function (spec, i) {
         if (spec[4] === "gauge") return now.gauges[gauge++];
-        var base = bucket.base ? bucket.base[i] : null;
+        const base = bucket.base ? bucket.base[i] : null;
         if (spec[4] === "latency") return live.latency === null ? base : live.latency;
         return (base || 0) + live[spec[4]];
       });
-      var append = bucket.append;
+      const append = bucket.append;
       bucket.append = false;
-      var start = end - state.doc.t.length * step;
+      const start = end - state.doc.t.length * step;
       state.plots.forEach(function (plot, i) {
-        var d = state.data[i];
+        const d = state.data[i];
         if (append) {
           d[0].push(end);
           d[1].push(values[i]);
@@ -258,8 +258,8 @@ export function mount(element, options) {
   };
 
   state.stopTheme = onThemeChange(function () { if (state.doc) draw(); });
-  var resize = window.ResizeObserver ? new ResizeObserver(function () {
-    var width = chartWidth();
+  const resize = window.ResizeObserver ? new ResizeObserver(function () {
+    const width = chartWidth();
     state.plots.forEach(function (p) { if (p.width !== width) p.setSize({ width: width, height: height }); });
   }) : null;
   if (resize) resize.observe(grid);

@@ -4,35 +4,35 @@
  */
 import { byId } from "./dom.js";
 
-var KEY = "usermetrics.list.hidden-columns";
+const KEY = "usermetrics.list.hidden-columns";
 
 function stored(fallback) {
   try {
-    var value = JSON.parse(window.localStorage.getItem(KEY));
+    const value = JSON.parse(window.localStorage.getItem(KEY));
     return Array.isArray(value) ? value : fallback;
-  } catch (error) {
+  } catch {
     return fallback; // storage off or unreadable: the defaults
   }
 }
 
 /** Start the chooser of the list page of `config`; returns {apply()} to re-apply after rows change. */
 export function startColumns(config) {
-  var table = byId("um-table");
-  var chooser = byId("um-columns");
+  const table = byId("um-table");
+  const chooser = byId("um-columns");
   if (!table || !chooser) return { apply: function () {} };
-  var boxes = Array.prototype.slice.call(chooser.querySelectorAll("input[type=checkbox]"));
-  var hidden = new Set(stored(config.hidden_columns || []));
+  const boxes = Array.prototype.slice.call(chooser.querySelectorAll("input[type=checkbox]"));
+  const hidden = new Set(stored(config.hidden_columns || []));
 
   function apply() {
     boxes.forEach(function (box) {
-      var off = hidden.has(box.value);
+      const off = hidden.has(box.value);
       table.classList.toggle("um-hide-" + box.value, off);
       box.checked = !off;
     });
     // A group header spans its shown columns, and goes when none is shown.
     Array.prototype.forEach.call(table.querySelectorAll("thead th.um-group[data-group]"), function (th) {
-      var shown = table.querySelectorAll('thead th[data-field][data-group="' + th.dataset.group + '"]');
-      var count = Array.prototype.filter.call(shown, function (c) { return !hidden.has(c.dataset.field); }).length;
+      const shown = table.querySelectorAll('thead th[data-field][data-group="' + th.dataset.group + '"]');
+      const count = Array.prototype.filter.call(shown, function (c) { return !hidden.has(c.dataset.field); }).length;
       th.colSpan = Math.max(1, count);
       th.hidden = count === 0;
     });
@@ -44,7 +44,7 @@ export function startColumns(config) {
       else hidden.add(box.value);
       try {
         window.localStorage.setItem(KEY, JSON.stringify(Array.from(hidden)));
-      } catch (error) {
+      } catch {
         /* not remembered, still applied */
       }
       apply();

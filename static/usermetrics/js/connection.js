@@ -5,9 +5,9 @@
 import { byId } from "./dom.js";
 import { parseTime, localExact } from "./format.js";
 
-var BACKOFF_MIN_MS = 1000;
-var BACKOFF_MAX_MS = 30000;
-var CLOSE_SESSION_ENDED = 4401; // consumers.CLOSE_ACCESS_LOST
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const CLOSE_SESSION_ENDED = 4401; // consumers.CLOSE_ACCESS_LOST
 
 /**
  * The feed of one page (`config` is the page's um-config). Returns
@@ -16,32 +16,32 @@ var CLOSE_SESSION_ENDED = 4401; // consumers.CLOSE_ACCESS_LOST
  * query ("?" for none), what a frame changes, and what moves between frames.
  */
 export function createFeed(config) {
-  var page = null;
+  let page = null;
 
   // ---- the server's clock, as of the last frame ----------------------------------------------
 
-  var lastTimestamp = parseTime(config.timestamp);
-  var receivedAt = Date.now();
+  let lastTimestamp = parseTime(config.timestamp);
+  let receivedAt = Date.now();
   function serverNow() {
     return lastTimestamp + (Date.now() - receivedAt);
   }
 
   // ---- connection state and the "updated N s ago" line -------------------------------------------
 
-  var conn = byId("um-conn");
-  var updated = byId("um-updated");
-  var pauseButton = byId("um-pause");
-  var paused = false;
-  var pending = null;
-  var connState = "connecting";
-  var retryAt = 0;
+  const conn = byId("um-conn");
+  const updated = byId("um-updated");
+  const pauseButton = byId("um-pause");
+  let paused = false;
+  let pending = null;
+  let connState = "connecting";
+  let retryAt = 0;
 
-  var socket = null;
-  var attempt = 0;
-  var retryTimer = null;
+  let socket = null;
+  let attempt = 0;
+  let retryTimer = null;
 
   function showConn() {
-    var text;
+    let text;
     if (connState === "reconnecting") {
       text = "reconnecting in " + Math.max(1, Math.ceil((retryAt - Date.now()) / 1000)) + " s";
     } else if (connState === "connecting") {
@@ -57,16 +57,16 @@ export function createFeed(config) {
   }
 
   function showUpdated() {
-    var age = Math.max(0, Math.floor((Date.now() - receivedAt) / 1000));
+    const age = Math.max(0, Math.floor((Date.now() - receivedAt) / 1000));
     updated.textContent = "updated " + age + " s ago";
     updated.title = localExact(lastTimestamp);
   }
 
   // The "no producer is publishing" banner: its words come from the server (usermetrics.humanize).
   function showProducer(producer) {
-    var banner = byId("um-producer");
+    const banner = byId("um-producer");
     if (!banner) return;
-    var absent = producer !== null && producer.state !== "ok";
+    const absent = producer !== null && producer.state !== "ok";
     banner.hidden = !absent;
     banner.dataset.state = absent ? producer.state : "ok";
     if (absent) byId("um-producer-words").textContent = producer.words;
@@ -74,7 +74,7 @@ export function createFeed(config) {
 
   // The header's alert count (usermetrics.firing): words and severity come worded in every frame.
   function showAlerts(alerts) {
-    var link = byId("um-alerts");
+    const link = byId("um-alerts");
     if (!link || !alerts) return;
     link.hidden = !alerts.known;
     link.dataset.firing = String(alerts.firing);
@@ -91,8 +91,8 @@ export function createFeed(config) {
   // ---- the socket: connect, frames, reconnect with backoff and jitter ------------------------------
 
   function socketUrl() {
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var query = page.query();
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    const query = page.query();
     return scheme + window.location.host + config.ws + (query === "?" ? "" : query);
   }
 
@@ -106,11 +106,11 @@ export function createFeed(config) {
   }
 
   function onFrame(event) {
-    var frame;
+    let frame;
     try {
       frame = JSON.parse(event.data);
-    } catch (error) {
-      return;
+    } catch {
+      return; // not JSON: no frame of ours
     }
     if (frame.type === "status") {
       showProducer(frame.producer);
@@ -135,7 +135,7 @@ export function createFeed(config) {
       return;
     }
     setConn("connecting");
-    var ws = new WebSocket(socketUrl());
+    const ws = new WebSocket(socketUrl());
     socket = ws;
     ws.addEventListener("open", function () {
       attempt = 0;
@@ -162,8 +162,8 @@ export function createFeed(config) {
     }
     // Exponential backoff from 1 s to 30 s, with jitter so that a restart does not bring every
     // browser back in the same second.
-    var ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
-    var delay = Math.max(BACKOFF_MIN_MS, ceiling / 2 + Math.random() * (ceiling / 2));
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
+    const delay = Math.max(BACKOFF_MIN_MS, ceiling / 2 + Math.random() * (ceiling / 2));
     attempt += 1;
     retryAt = Date.now() + delay;
     setConn("reconnecting");
@@ -179,12 +179,24 @@ export function createFeed(config) {
       setConn("offline");
     }
   });
+  // Leaving the page closes its socket: a page with an open one is kept out of the back/forward
+  // cache, and the server would go on sending to a page no one sees. A pending reconnect goes too.
   window.addEventListener("pagehide", function () {
+    window.clearTimeout(retryTimer);
+    retryTimer = null;
     if (socket) {
-      var ws = socket;
+      const ws = socket;
       socket = null;
-      ws.close();
+      ws.close(); // its close event finds socket !== ws: no reconnect from there
     }
+  });
+  // Shown again from that cache, the page is the one it left, with no socket and nothing that
+  // would open one: connect now, from the shortest backoff (the page was away, the server was not
+  // failing). The first frame of a new socket is a full snapshot, so nothing missed is lost.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted || socket) return;
+    attempt = 0;
+    connect();
   });
 
   // ---- pause / resume ---------------------------------------------------------------------------
@@ -195,7 +207,7 @@ export function createFeed(config) {
     pauseButton.setAttribute("aria-pressed", paused ? "true" : "false");
     document.body.classList.toggle("um-paused", paused);
     if (!paused && pending) {
-      var frame = pending;
+      const frame = pending;
       pending = null;
       apply(frame);
     }
@@ -209,7 +221,7 @@ export function createFeed(config) {
 
   // The countdown and "updated N s ago" move every second; the page moves its own times (unpaused).
   function tick() {
-    var nowMs = serverNow();
+    const nowMs = serverNow();
     if (!paused) page.tick(nowMs);
     showUpdated();
     showConn();

@@ -7,43 +7,43 @@ import { ago, coverageWords, isActive, latency, localExact, parseTime, rateWords
 import { NUMERIC } from "./rows.js";
 
 // The charts' history (and with it the rates and flags) is fetched again this often.
-var HISTORY_RELOAD_MS = 60000;
+const HISTORY_RELOAD_MS = 60000;
 
 // After each history fetch: the window's rates, the flags, the export links and the URL.
 function applyHistory(doc, windowName) {
-  var words = rateWords(doc.stats || {});
+  const words = rateWords(doc.stats || {});
   Array.prototype.forEach.call(document.querySelectorAll("[data-rate]"), function (node) {
     node.textContent = words[node.dataset.rate];
   });
   byId("um-rate-window").textContent = coverageWords(windowName, doc.stats);
   byId("um-rate-requests").textContent = String((doc.stats || {}).requests || 0);
   ["um-export-csv", "um-export-json"].forEach(function (id) {
-    var link = byId(id);
-    var url = new URL(link.href);
+    const link = byId(id);
+    const url = new URL(link.href);
     url.searchParams.set("window", windowName);
     link.href = url.pathname + url.search;
   });
-  var items = (doc.flags || []).map(function (flag) {
-    var li = document.createElement("li");
-    var badge = document.createElement("span");
+  const items = (doc.flags || []).map(function (flag) {
+    const li = document.createElement("li");
+    const badge = document.createElement("span");
     badge.className = "um-flag";
     badge.dataset.flag = flag.name;
     badge.textContent = flag.label;
-    var detail = document.createElement("span");
+    const detail = document.createElement("span");
     detail.className = "um-flag-detail";
     detail.textContent = flag.detail;
     li.append(badge, " ", detail);
     return li;
   });
   if (!items.length) {
-    var none = document.createElement("li");
+    const none = document.createElement("li");
     none.className = "um-flag-none";
     none.textContent = doc.ended ? "An ended user has no flags." : "No flag is raised.";
     items.push(none);
   }
-  var list = byId("um-flags");
+  const list = byId("um-flags");
   list.replaceChildren.apply(list, items);
-  var here = new URL(window.location.href);
+  const here = new URL(window.location.href);
   if (here.searchParams.get("window") !== windowName) {
     here.searchParams.set("window", windowName);
     window.history.replaceState(null, "", here.pathname + here.search);
@@ -52,14 +52,14 @@ function applyHistory(doc, windowName) {
 
 function applyParts(parts) {
   byId("um-parts-module").hidden = !parts.length;
-  var rows = parts.map(function (part) {
-    var r = part.record;
-    var tr = document.createElement("tr");
-    var th = document.createElement("th");
+  const rows = parts.map(function (part) {
+    const r = part.record;
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
     th.scope = "row";
     th.textContent = part.source;
     tr.appendChild(th);
-    var last = parseTime(r.session.last_activity);
+    const last = parseTime(r.session.last_activity);
     [
       [isActive(r) ? "active" : "idle", false],
       [String(r.requests.total_requests), true],
@@ -69,22 +69,22 @@ function applyParts(parts) {
       [String(r.memory.exit_stack_size), true],
       [localExact(last), false],
     ].forEach(function (cell) {
-      var td = document.createElement("td");
+      const td = document.createElement("td");
       td.textContent = cell[0];
       if (cell[1]) td.className = "um-num";
       tr.appendChild(td);
     });
     return tr;
   });
-  var body = byId("um-parts");
+  const body = byId("um-parts");
   body.replaceChildren.apply(body, rows);
 }
 
 /** Start the detail page of `config` (its um-config) on `feed`; returns the page for feed.start(). */
 export function startDetail(config, feed) {
-  var charts = null;
+  let charts = null;
 
-  var box = byId("um-charts");
+  const box = byId("um-charts");
   if (box && config.history_url && chartsAvailable()) {
     charts = mount(box, {
       historyUrl: config.history_url,
@@ -98,10 +98,10 @@ export function startDetail(config, feed) {
   }
 
   function applyDetail(frame) {
-    var user = frame.users[0];
+    const user = frame.users[0];
     // An empty list means gone, unless the user was only too big for a frame (view.clamped).
     if (!user && frame.view && frame.view.clamped) return;
-    var gone = !user;
+    const gone = !user;
     byId("um-gone").hidden = !gone;
     document.body.classList.toggle("um-user-gone", gone);
     if (gone) {
@@ -111,17 +111,17 @@ export function startDetail(config, feed) {
       return;
     }
     if (charts) charts.appendLive(user, frame.timestamp);
-    var stale = frame.stale || [];
+    const stale = frame.stale || [];
     byId("um-stale").hidden = !(frame.origins || []).some(function (name) { return stale.indexOf(name) >= 0; });
-    var nowMs = feed.serverNow();
+    const nowMs = feed.serverNow();
     Array.prototype.forEach.call(document.querySelectorAll(".um-fields td[data-field]"), function (td) {
-      var field = td.dataset.field;
-      var section = ["created_at", "last_activity", "ref_count", "is_active"].indexOf(field) >= 0
+      const field = td.dataset.field;
+      const section = ["created_at", "last_activity", "ref_count", "is_active"].indexOf(field) >= 0
         ? "session"
         : NUMERIC[field] ? NUMERIC[field][0] : "requests";
-      var value = user[section][field];
+      const value = user[section][field];
       if (field === "created_at" || field === "last_activity") {
-        var ms = parseTime(value);
+        const ms = parseTime(value);
         td.dataset.time = value;
         setValue(td.querySelector(".um-rel"), value, ago(ms, nowMs), true);
         td.querySelector(".um-exact").textContent = localExact(ms);
@@ -133,16 +133,16 @@ export function startDetail(config, feed) {
         setValue(td, value, String(value), true);
       }
     });
-    var state = isActive(user) ? "active" : "idle";
+    const state = isActive(user) ? "active" : "idle";
     byId("um-state").dataset.state = state;
     byId("um-state").textContent = state;
     if (frame.lifecycle) byId("um-lifecycle").textContent = frame.lifecycle;
-    var origins = (frame.origins || []).map(function (name) {
-      var li = document.createElement("li");
+    const origins = (frame.origins || []).map(function (name) {
+      const li = document.createElement("li");
       li.textContent = name;
       return li;
     });
-    var list = byId("um-origins");
+    const list = byId("um-origins");
     list.replaceChildren.apply(list, origins);
     applyParts(frame.parts || []);
   }

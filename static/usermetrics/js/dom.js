@@ -18,9 +18,9 @@ export function flash(node) {
 
 // Set a cell's text from a raw value; flash it when the value changed since the last frame.
 export function setValue(node, raw, text, animate) {
-  var key = String(raw);
-  var had = node.dataset.v !== undefined;
-  var changed = had && node.dataset.v !== key;
+  const key = String(raw);
+  const had = node.dataset.v !== undefined;
+  const changed = had && node.dataset.v !== key;
   node.dataset.v = key;
   if (node.textContent !== text) node.textContent = text;
   if (changed && animate) flash(node);

@@ -5,16 +5,16 @@
  */
 
 export function durationWords(seconds) {
-  var s = Math.max(0, Math.floor(seconds));
+  const s = Math.max(0, Math.floor(seconds));
   if (s < 60) return s + " s";
   if (s < 3600) return Math.floor(s / 60) + " min";
   if (s < 86400) {
-    var h = Math.floor(s / 3600);
-    var m = Math.floor((s % 3600) / 60);
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
     return m ? h + " h " + m + " min" : h + " h";
   }
-  var d = Math.floor(s / 86400);
-  var hours = Math.floor((s % 86400) / 3600);
+  const d = Math.floor(s / 86400);
+  const hours = Math.floor((s % 86400) / 3600);
   return hours ? d + " d " + hours + " h" : d + " d";
 }
 
@@ -24,19 +24,19 @@ export function parseTime(iso) {
 }
 
 export function ago(ms, nowMs) {
-  var seconds = (nowMs - ms) / 1000;
+  const seconds = (nowMs - ms) / 1000;
   if (seconds < 1) return "just now";
   return durationWords(seconds).split(" ").slice(0, 2).join(" ") + " ago";
 }
 
 function pad(n, width) {
-  var s = String(n);
+  let s = String(n);
   while (s.length < width) s = "0" + s;
   return s;
 }
 
 export function utcExact(ms) {
-  var d = new Date(ms);
+  const d = new Date(ms);
   return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1, 2) + "-" + pad(d.getUTCDate(), 2) + " " +
     pad(d.getUTCHours(), 2) + ":" + pad(d.getUTCMinutes(), 2) + ":" + pad(d.getUTCSeconds(), 2) + "." +
     pad(d.getUTCMilliseconds(), 3) + " UTC";
@@ -47,15 +47,15 @@ export function utcExact(ms) {
 // with it, every exact time, title and chart axis reads in the browser's zone, offset included.
 
 function offsetWords(d) {
-  var minutes = -d.getTimezoneOffset();
-  var sign = minutes < 0 ? "-" : "+";
-  var abs = Math.abs(minutes);
+  const minutes = -d.getTimezoneOffset();
+  const sign = minutes < 0 ? "-" : "+";
+  const abs = Math.abs(minutes);
   return "UTC" + sign + pad(Math.floor(abs / 60), 2) + ":" + pad(abs % 60, 2);
 }
 
 // "2026-11-25 16:00:00.123 UTC+01:00"
 export function localExact(ms) {
-  var d = new Date(ms);
+  const d = new Date(ms);
   return d.getFullYear() + "-" + pad(d.getMonth() + 1, 2) + "-" + pad(d.getDate(), 2) + " " +
     pad(d.getHours(), 2) + ":" + pad(d.getMinutes(), 2) + ":" + pad(d.getSeconds(), 2) + "." +
     pad(d.getMilliseconds(), 3) + " " + offsetWords(d);
@@ -63,13 +63,13 @@ export function localExact(ms) {
 
 // "16:00 UTC+01:00"
 export function localClock(ms) {
-  var d = new Date(ms);
+  const d = new Date(ms);
   return pad(d.getHours(), 2) + ":" + pad(d.getMinutes(), 2) + " " + offsetWords(d);
 }
 
 // As usermetrics.selection.window_length: "5m", "1h", "24h", "7d" in seconds.
 export function windowSeconds(name) {
-  var m = /^(\d+)([mhd])$/.exec(String(name));
+  const m = /^(\d+)([mhd])$/.exec(String(name));
   return m ? parseInt(m[1], 10) * { m: 60, h: 3600, d: 86400 }[m[2]] : 0;
 }
 
@@ -90,30 +90,30 @@ export function coverageShort(windowName, span) {
 
 // As usermetrics.humanize.big_number: digit groups below a million ("12,345"), then one
 // decimal and a unit ("1.2M", "3B", "4.5T"), then scientific ("9.0e+15"). The title has the exact value.
-var UNITS = [[1e12, "T"], [1e9, "B"], [1e6, "M"]];
+const UNITS = [[1e12, "T"], [1e9, "B"], [1e6, "M"]];
 export function bigNumber(value) {
-  var n = Number(value);
+  const n = Number(value);
   if (!isFinite(n)) return String(value);
-  var abs = Math.abs(n);
+  const abs = Math.abs(n);
   if (abs >= 1e15) return n.toExponential(1);
-  for (var i = 0; i < UNITS.length; i++) {
+  for (let i = 0; i < UNITS.length; i++) {
     if (abs >= UNITS[i][0]) {
-      var v = Math.round((abs / UNITS[i][0]) * 10) / 10;
+      let v = Math.round((abs / UNITS[i][0]) * 10) / 10;
       if (v >= 1000 && i > 0) { v = Math.round((abs / UNITS[i - 1][0]) * 10) / 10; i -= 1; }
       return (n < 0 ? "-" : "") + String(v) + UNITS[i][1];
     }
   }
-  var r = Math.round(n * 100) / 100;
-  var parts = String(Math.abs(r)).split(".");
+  const r = Math.round(n * 100) / 100;
+  const parts = String(Math.abs(r)).split(".");
   return (r < 0 ? "-" : "") + parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (parts[1] ? "." + parts[1] : "");
 }
 
 // As usermetrics.humanize.latency_fit: "206.99 ms", "1.61 s", "3 h 5 min", "1.0e+297 s".
 export function latencyFit(ms) {
-  var n = Number(ms);
+  const n = Number(ms);
   if (!isFinite(n)) return String(ms);
   if (Math.abs(n) < 1000) return number(n) + " ms";
-  var s = n / 1000;
+  const s = n / 1000;
   if (Math.abs(s) < 60) return number(s) + " s";
   if (Math.abs(s) < 1e9) return durationWords(s);
   return s.toExponential(1) + " s";
@@ -122,9 +122,9 @@ export function latencyFit(ms) {
 // As usermetrics.humanize.bytes_words: "812 B", "3.6 KiB", "3.7 MiB".
 export function bytesWords(size) {
   if (size < 1024) return size + " B";
-  var value = size / 1024;
-  var units = ["KiB", "MiB", "GiB"];
-  var i = 0;
+  let value = size / 1024;
+  const units = ["KiB", "MiB", "GiB"];
+  let i = 0;
   while (value >= 1024 && i < units.length - 1) {
     value /= 1024;
     i += 1;
@@ -169,7 +169,7 @@ export function isActive(user) {
 export function segment(userId) {
   // usermetrics.converters.user_id_to_segment, then percent-encoding, as reverse() does.
   if (userId === "") return "~"; // the empty id's reserved segment
-  var s = userId.replace(/~/g, "~7E").replace(/\//g, "~2F");
+  let s = userId.replace(/~/g, "~7E").replace(/\//g, "~2F");
   if (s.charAt(0) === ".") s = "~2E" + s.slice(1);
   return encodeURIComponent(s);
 }
@@ -188,7 +188,7 @@ export function userDisplay(userId, label) {
 
 // One banner line for a source that is not ok, after its bold name (base.html).
 export function bannerWords(source, nowMs) {
-  var text = " is " + source.state + (source.last_error ? ": " + source.last_error : "") + ". ";
+  let text = " is " + source.state + (source.last_error ? ": " + source.last_error : "") + ". ";
   if (source.last_success) {
     text += "Last answered " + ago(parseTime(source.last_success), nowMs);
     text += source.users ? "; its " + source.users + " users show their last known values." : ".";
@@ -201,8 +201,8 @@ export function bannerWords(source, nowMs) {
 // The line above the table (user_list.html): which users of how many the page shows.
 export function countWords(meta, shown, total) {
   if (!meta.matched) return "0 users";
-  var first = (meta.page - 1) * meta.page_size + 1;
-  var text = "Users " + first + "–" + (first + shown - 1) + " of " + meta.matched;
+  const first = (meta.page - 1) * meta.page_size + 1;
+  let text = "Users " + first + "–" + (first + shown - 1) + " of " + meta.matched;
   if (meta.matched !== total) text += " matching (of " + total + ")";
   return text;
 }
@@ -210,10 +210,10 @@ export function countWords(meta, shown, total) {
 // Why a live frame has no rows (views._empty_reason), or null when it has some.
 export function emptyReason(frame) {
   if (frame.users.length) return null;
-  var sources = frame.sources || [];
+  const sources = frame.sources || [];
   if (!sources.length) return "No sources are configured, so there are no users to show.";
   if (!frame.total_active_users) {
-    var down = sources.every(function (s) { return s.state !== "ok"; });
+    const down = sources.every(function (s) { return s.state !== "ok"; });
     return down
       ? "Every source is down: there is no data to show. See the sources above for their errors."
       : "No users yet: no source reports a per-user workflow.";

@@ -4,19 +4,21 @@
 import { available as chartsAvailable, mount, OVERVIEW_CHARTS, summarySample } from "./charts.js";
 import { startColumns } from "./columns.js";
 import { byId } from "./dom.js";
-import { applyControls, applyCount, applyEmpty, applyHeaders, applyPaginator, applySources, applySummary } from "./panels.js";
+import {
+  applyControls, applyCount, applyEmpty, applyHeaders, applyLinks, applyPaginator, applySources, applySummary,
+} from "./panels.js";
 import { createRates } from "./rates.js";
 import { applyRows } from "./rows.js";
-import { DEFAULT_VIEW, frameMatches, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewFromQuery, viewKey } from "./view.js";
+import { DEFAULT_VIEW, frameMatches, linkView, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewKey } from "./view.js";
 
 // The history is fetched again this often (the live frames add their points in between).
-var OVERVIEW_RELOAD_MS = 60000;
+const OVERVIEW_RELOAD_MS = 60000;
 
 // The overview charts over everyone, in the detail page's chart style, with live points.
 function startOverview(config, feed) {
-  var box = byId("um-overview");
+  const box = byId("um-overview");
   if (!box || !config.overview_url || !chartsAvailable()) return null;
-  var charts = mount(box, {
+  const charts = mount(box, {
     historyUrl: config.overview_url,
     window: "1h",
     charts: OVERVIEW_CHARTS,
@@ -34,34 +36,35 @@ function startOverview(config, feed) {
 
 /** Start the list page of `config` (its um-config) on `feed`; returns the page for feed.start(). */
 export function startList(config, feed) {
-  var view = viewFromMeta(config.view);
-  var renderedViewKey = viewKey(view);
-  var rates = createRates(config, feed, function () { return view; });
+  let view = viewFromMeta(config.view);
+  let renderedViewKey = viewKey(view);
+  const rates = createRates(config, feed, function () { return view; });
   startColumns(config);
-  var overview = startOverview(config, feed);
+  const overview = startOverview(config, feed);
 
   function applyExports() {
     // The exports take the whole filtered list: the view without its paging.
-    var query = queryOf(Object.assign({}, view, { page: 1, page_size: DEFAULT_VIEW.page_size }));
+    const query = queryOf(Object.assign({}, view, { page: 1, page_size: DEFAULT_VIEW.page_size }));
     ["um-export-csv", "um-export-json"].forEach(function (id) {
-      var link = byId(id);
+      const link = byId(id);
       if (link) link.href = link.pathname + (query === "?" ? "" : query);
     });
   }
 
   function applyList(frame) {
-    var meta = frame.view;
+    const meta = frame.view;
     if (!frameMatches(meta, view)) return; // a frame of the view we just left
-    var key = viewKey(view);
-    var sameView = key === renderedViewKey;
+    const key = viewKey(view);
+    const sameView = key === renderedViewKey;
     renderedViewKey = key;
-    var nowMs = feed.serverNow();
+    const nowMs = feed.serverNow();
     applySummary(frame.summary, true);
     if (overview) overview.appendLive(frame.summary, frame.timestamp);
     applySources(frame.sources, feed.serverNow());
     // The ended users are not in the feed: their rows stay as the server rendered them.
     if (PAGE_LOAD_STATES.indexOf(meta.state) >= 0) return;
-    applyHeaders(meta, view);
+    applyHeaders(meta);
+    applyLinks(view);
     applyControls(meta, view);
     applyPaginator(meta, view);
     applyCount(meta, frame);
@@ -77,7 +80,8 @@ export function startList(config, feed) {
     }
     view = next;
     applyExports();
-    var query = queryOf(view);
+    applyLinks(view); // now, not at the view's frame: a link followed before it keeps this change
+    const query = queryOf(view);
     window.history.replaceState(null, "", query === "?" ? window.location.pathname : query);
     if (feed.paused()) feed.setPaused(false);
     feed.send(Object.assign({ type: "subscribe" }, view));
@@ -85,16 +89,21 @@ export function startList(config, feed) {
 
   // Links keep working without JavaScript; with it they re-subscribe instead of reloading.
   document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest("#um-table thead a, #um-paginator a, .um-filters a");
+    const link = event.target.closest && event.target.closest("#um-table thead a, #um-paginator a, .um-filters a");
     if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    // Followed by the rule its href is written with, from the view the page is on now: nothing
+    // hangs on the href being up to date when the click comes.
+    const next = linkView(view, link.dataset);
+    if (!next) return;
     event.preventDefault();
-    subscribe(viewFromQuery(new URL(link.href).search));
+    subscribe(next);
   });
-  var form = byId("um-search");
+  const form = byId("um-search");
   function fromForm() {
     return {
       page: 1,
-      page_size: parseInt(byId("um-page-size").value, 10),
+      // A page size the menu does not offer (?page_size=5 from a link) leaves the select on none.
+      page_size: parseInt(byId("um-page-size").value, 10) || view.page_size,
       sort: view.sort,
       q: byId("um-q").value.trim(),
       state: view.state, // the state links set it; the search keeps it
@@ -105,7 +114,7 @@ export function startList(config, feed) {
     event.preventDefault();
     subscribe(fromForm());
   });
-  var typing = null;
+  let typing = null;
   byId("um-q").addEventListener("input", function () {
     window.clearTimeout(typing);
     typing = window.setTimeout(function () { subscribe(fromForm()); }, 300);

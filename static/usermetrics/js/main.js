@@ -15,8 +15,8 @@ import { startSources } from "./sources.js";
 // Relative times move every second between frames (while the page is not paused).
 function refreshTimes(nowMs) {
   Array.prototype.forEach.call(document.querySelectorAll("[data-time]"), function (node) {
-    var target = node.querySelector(".um-rel") || node;
-    var text = ago(parseTime(node.dataset.time), nowMs);
+    const target = node.querySelector(".um-rel") || node;
+    const text = ago(parseTime(node.dataset.time), nowMs);
     if (target.textContent !== text) target.textContent = text;
   });
 }
@@ -24,20 +24,20 @@ function refreshTimes(nowMs) {
 // The server writes exact times in UTC; the page reads in the browser's zone (format.js).
 function localizeTimes() {
   Array.prototype.forEach.call(document.querySelectorAll("[data-time]"), function (node) {
-    var text = localExact(parseTime(node.dataset.time));
-    var exact = node.querySelector(".um-exact");
+    const text = localExact(parseTime(node.dataset.time));
+    const exact = node.querySelector(".um-exact");
     if (exact) exact.textContent = text;
     else node.title = text;
   });
 }
 
 localizeTimes();
-var configNode = document.getElementById("um-config");
+const configNode = document.getElementById("um-config");
 if (configNode) {
-  var config = JSON.parse(configNode.textContent);
-  var feed = createFeed(config);
-  var starts = { list: startList, detail: startDetail, sources: startSources, alerts: startAlerts };
-  var page = starts[config.page](config, feed);
+  const config = JSON.parse(configNode.textContent);
+  const feed = createFeed(config);
+  const starts = { list: startList, detail: startDetail, sources: startSources, alerts: startAlerts };
+  const page = starts[config.page](config, feed);
   feed.start({
     query: page.query,
     apply: page.apply,

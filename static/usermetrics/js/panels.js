@@ -1,14 +1,15 @@
 /* panels.js — the list page around its rows: summary cards, the sources and their banner, sort
- * headers and filter links, search controls, the paginator, the count line and the empty state.
+ * headers and filter links, the links to other views, search controls, the paginator, the count
+ * line and the empty state.
  */
 import { byId, setValue } from "./dom.js";
 import { bannerWords, bigNumber, clampedWords, countWords, emptyReason, latencyFit, pagesWords } from "./format.js";
-import { queryOf } from "./view.js";
+import { linkView, queryOf } from "./view.js";
 
 export function applySummary(summary, animate) {
   Array.prototype.forEach.call(document.querySelectorAll("[data-summary]"), function (node) {
-    var key = node.dataset.summary;
-    var value = summary[key];
+    const key = node.dataset.summary;
+    const value = summary[key];
     // Short enough for the card; the exact value on hover (as the server renders it).
     setValue(node, value, key === "avg_latency_ms" ? latencyFit(value) : bigNumber(value), animate);
     node.title = key === "avg_latency_ms" ? value + " ms" : String(value);
@@ -17,15 +18,15 @@ export function applySummary(summary, animate) {
 
 // The banner above the page: one line per source that is not ok (same words as base.html).
 function applyBanner(sources, nowMs) {
-  var banner = byId("um-banner");
-  var list = byId("um-banner-list");
+  const banner = byId("um-banner");
+  const list = byId("um-banner-list");
   if (!banner || !list) return;
-  var items = [];
+  const items = [];
   sources.forEach(function (s) {
     if (s.state === "ok") return;
-    var li = document.createElement("li");
+    const li = document.createElement("li");
     li.dataset.state = s.state;
-    var name = document.createElement("strong");
+    const name = document.createElement("strong");
     name.textContent = s.name;
     li.append(name, bannerWords(s, nowMs));
     items.push(li);
@@ -37,28 +38,28 @@ function applyBanner(sources, nowMs) {
 // The sources card and the banner; `nowMs` is the server's clock.
 export function applySources(sources, nowMs) {
   applyBanner(sources, nowMs);
-  var list = byId("um-sources");
+  const list = byId("um-sources");
   if (!list) return;
-  var items = [];
+  const items = [];
   sources.forEach(function (s) {
-    var li = document.createElement("li");
+    const li = document.createElement("li");
     li.className = "um-source";
     li.dataset.state = s.state;
     li.title = s.last_error || s.kind + " source";
-    var dot = document.createElement("span");
+    const dot = document.createElement("span");
     dot.className = "um-dot";
-    var name = document.createElement("span");
+    const name = document.createElement("span");
     name.className = "um-source-name";
     name.textContent = s.name;
-    var state = document.createElement("span");
+    const state = document.createElement("span");
     state.className = "um-source-state";
     state.textContent = s.state;
-    var users = document.createElement("span");
+    const users = document.createElement("span");
     users.className = "um-source-users";
     users.textContent = s.users + " users";
     li.append(dot, name, " ", state, " ", users);
     if (s.state !== "ok" && s.last_error) {
-      var error = document.createElement("span");
+      const error = document.createElement("span");
       error.className = "um-source-error";
       error.textContent = s.last_error;
       li.append(error);
@@ -66,7 +67,7 @@ export function applySources(sources, nowMs) {
     items.push(li);
   });
   if (!items.length) {
-    var none = document.createElement("li");
+    const none = document.createElement("li");
     none.className = "um-source";
     none.dataset.state = "error";
     none.textContent = "none configured";
@@ -75,31 +76,36 @@ export function applySources(sources, nowMs) {
   list.replaceChildren.apply(list, items);
 }
 
-// Sort headers and state filters of the frame's view; their links keep the rest of `view`.
-export function applyHeaders(meta, view) {
-  var current = meta.sort.replace(/^-/, "");
-  var descending = meta.sort.charAt(0) === "-";
+// The list's links to another view of it: sort headers, state pills, page numbers (these three
+// re-subscribe when followed, list.js), the rates' windows and the clear link (page loads).
+const VIEW_LINKS =
+  "#um-table thead a[data-sort], .um-filters a[data-state-value], #um-paginator a[data-page], " +
+  ".um-windows a[data-window], #um-empty-clear a[data-clear]";
+
+// Every link to another view, written from `view` (view.js's linkView). Called as soon as the
+// view changes, not when its frame comes, so that a middle click or a copied link keeps the change.
+export function applyLinks(view) {
+  document.querySelectorAll(VIEW_LINKS).forEach(function (link) {
+    link.href = queryOf(linkView(view, link.dataset));
+  });
+}
+
+// The sort headers and the state pills show the frame's view (their hrefs: applyLinks).
+export function applyHeaders(meta) {
+  const current = meta.sort.replace(/^-/, "");
+  const descending = meta.sort.charAt(0) === "-";
   // The sortable headers: the seed fields' (the window's columns are not sortable).
   Array.prototype.forEach.call(document.querySelectorAll("#um-table thead th[data-field]"), function (th) {
-    var link = th.querySelector("a[data-sort]");
-    if (!link) return;
-    var field = th.dataset.field;
-    var next;
+    if (!th.querySelector("a[data-sort]")) return;
     th.classList.remove("sorted", "ascending", "descending");
     th.removeAttribute("aria-sort");
-    if (field === current) {
+    if (th.dataset.field === current) {
       th.classList.add("sorted", descending ? "descending" : "ascending");
       th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-      next = descending ? field : "-" + field;
-    } else {
-      next = field === "user_id" ? field : "-" + field;
     }
-    link.href = queryOf(Object.assign({}, view, { sort: next, page: 1 }));
   });
   Array.prototype.forEach.call(document.querySelectorAll(".um-filters a"), function (a) {
-    var value = a.dataset.stateValue;
-    a.href = queryOf(Object.assign({}, view, { state: value, page: 1 }));
-    var selected = value === meta.state;
+    const selected = a.dataset.stateValue === meta.state;
     a.classList.toggle("selected", selected);
     if (selected) a.setAttribute("aria-current", "true");
     else a.removeAttribute("aria-current");
@@ -107,54 +113,54 @@ export function applyHeaders(meta, view) {
 }
 
 export function applyControls(meta, view) {
-  var q = byId("um-q");
+  const q = byId("um-q");
   if (document.activeElement !== q && q.value !== meta.q) q.value = meta.q;
-  var state = byId("um-state"); // the hidden input that keeps the state link's choice in the search form
+  const state = byId("um-state"); // the hidden input that keeps the state link's choice in the search form
   state.value = meta.state;
   state.disabled = !meta.state;
   byId("um-page-size").value = String(view.page_size);
 }
 
 export function applyPaginator(meta, view) {
-  var nav = byId("um-paginator");
-  var pages = meta.pages;
-  var wanted = [1, 2, pages - 1, pages];
-  for (var n = meta.page - 2; n <= meta.page + 2; n++) wanted.push(n);
-  var numbers = wanted
+  const nav = byId("um-paginator");
+  const pages = meta.pages;
+  const wanted = [1, 2, pages - 1, pages];
+  for (let n = meta.page - 2; n <= meta.page + 2; n++) wanted.push(n);
+  const numbers = wanted
     .filter(function (x, i) { return x >= 1 && x <= pages && wanted.indexOf(x) === i; })
     .sort(function (x, y) { return x - y; });
-  var nodes = [];
-  var previous = 0;
+  const nodes = [];
+  let previous = 0;
   if (pages > 1) {
     numbers.forEach(function (number) {
       if (number - previous > 1) {
-        var gap = document.createElement("span");
+        const gap = document.createElement("span");
         gap.className = "um-gap";
         gap.textContent = "…";
         nodes.push(gap);
       }
-      var node;
+      let node;
       if (number === meta.page) {
         node = document.createElement("span");
         node.className = "this-page";
         node.setAttribute("aria-current", "page");
       } else {
         node = document.createElement("a");
-        node.href = queryOf(Object.assign({}, view, { page: number }));
         node.dataset.page = String(number);
+        node.href = queryOf(linkView(view, node.dataset));
       }
       node.textContent = String(number);
       nodes.push(node);
       previous = number;
     });
   }
-  var label = document.createElement("span");
+  const label = document.createElement("span");
   label.className = "um-pages";
   label.id = "um-pages";
   label.textContent = pagesWords(meta.page, pages);
   nodes.push(label);
   if (meta.clamped) {
-    var note = document.createElement("span");
+    const note = document.createElement("span");
     note.className = "um-clamped";
     note.textContent = clampedWords(meta.page_size);
     nodes.push(note);
@@ -167,7 +173,7 @@ export function applyCount(meta, frame) {
 }
 
 export function applyEmpty(meta, frame) {
-  var reason = emptyReason(frame);
+  const reason = emptyReason(frame);
   byId("um-empty").hidden = reason === null;
   byId("um-empty-reason").textContent = reason || "";
   byId("um-empty-clear").hidden = !(meta.q || meta.state);

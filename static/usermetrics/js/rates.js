@@ -6,15 +6,15 @@ import { byId } from "./dom.js";
 import { coverageShort, coverageWords, rateWords, sparklineTitle } from "./format.js";
 import { rowIds, WINDOW_FIELDS } from "./rows.js";
 
-var WINDOW_REFRESH_MS = 30000;
+const WINDOW_REFRESH_MS = 30000;
 
 /**
  * The window of the rows of one list page: `config` is its um-config, `feed` its connection,
  * `currentView()` the view it shows. Returns {setup(), rowsChanged()}.
  */
 export function createRates(config, feed, currentView) {
-  var windowTimer = null;
-  var windowIds = "";
+  let windowTimer = null;
+  let windowIds = "";
 
   function drawSparkline(holder, values) {
     if (!chartsAvailable() || !values) return;
@@ -23,8 +23,8 @@ export function createRates(config, feed, currentView) {
   }
 
   function applyFlags(cell, flags) {
-    var badges = flags.map(function (flag) {
-      var badge = document.createElement("span");
+    const badges = flags.map(function (flag) {
+      const badge = document.createElement("span");
       badge.className = "um-flag";
       badge.dataset.flag = flag.name;
       badge.title = flag.detail;
@@ -45,16 +45,16 @@ export function createRates(config, feed, currentView) {
   function applyWindow(doc) {
     applyCoverage(doc.window, doc.span);
     Array.prototype.forEach.call(byId("um-rows").rows, function (tr) {
-      var entry = doc.users[tr.dataset.userId];
+      const entry = doc.users[tr.dataset.userId];
       if (!entry) return;
-      var words = rateWords(entry.stats);
+      const words = rateWords(entry.stats);
       WINDOW_FIELDS.forEach(function (field) {
-        var td = tr.querySelector('[data-field="w_' + field + '"]');
+        const td = tr.querySelector('[data-field="w_' + field + '"]');
         if (td && td.textContent !== words[field]) td.textContent = words[field];
       });
-      var flags = tr.querySelector("[data-row-flags]");
+      const flags = tr.querySelector("[data-row-flags]");
       if (flags && currentView().state !== "ended") applyFlags(flags, entry.flags);
-      var holder = tr.querySelector("[data-sparkline-user]");
+      const holder = tr.querySelector("[data-sparkline-user]");
       if (holder) drawSparkline(holder, entry.sparkline);
     });
   }
@@ -64,10 +64,10 @@ export function createRates(config, feed, currentView) {
     windowTimer = window.setTimeout(refreshWindow, WINDOW_REFRESH_MS);
     // Without a live feed the server is likely away: wait for the next refresh, log no failure.
     if (!config.window_url || feed.paused() || document.hidden || !feed.live()) return;
-    var ids = rowIds();
+    const ids = rowIds();
     windowIds = ids.join("\u0000");
     if (!ids.length) return;
-    var params = new URLSearchParams();
+    const params = new URLSearchParams();
     params.set("window", currentView().window);
     ids.forEach(function (id) { params.append("user_id", id); });
     fetch(config.window_url + "?" + params.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -81,8 +81,8 @@ export function createRates(config, feed, currentView) {
     setup: function () {
       if (!config.window_url) return;
       applyCoverage(currentView().window, config.span);
-      var node = byId("um-sparklines");
-      var initial = node ? JSON.parse(node.textContent) : {};
+      const node = byId("um-sparklines");
+      const initial = node ? JSON.parse(node.textContent) : {};
       Array.prototype.forEach.call(document.querySelectorAll("[data-sparkline-user]"), function (holder) {
         drawSparkline(holder, initial[holder.dataset.sparklineUser]);
       });

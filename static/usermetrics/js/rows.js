@@ -4,13 +4,13 @@
 import { byId, flash, setValue } from "./dom.js";
 import { ago, detailUrl, isActive, latency, parseTime, userDisplay, localExact } from "./format.js";
 
-export var COLUMNS = [
+export const COLUMNS = [
   "created_at", "last_activity", "ref_count", "is_active", "total_requests", "active_requests",
   "avg_latency_ms", "error_count", "per_user_functions_count", "per_user_function_groups_count",
   "exit_stack_size",
 ];
 // Where each counter sits in a PerUserResourceUsage: [section, field].
-export var NUMERIC = {
+export const NUMERIC = {
   ref_count: ["session", "ref_count"],
   total_requests: ["requests", "total_requests"],
   active_requests: ["requests", "active_requests"],
@@ -20,19 +20,19 @@ export var NUMERIC = {
   exit_stack_size: ["memory", "exit_stack_size"],
 };
 // The window's columns (fetched, not pushed: see rates.js).
-export var WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms"];
+export const WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms"];
 
 // `withWindow`: the page shows the window's rates and activity (the history is on).
 function buildRow(user, withWindow) {
-  var tr = document.createElement("tr");
+  const tr = document.createElement("tr");
   tr.dataset.userId = user.user_id;
-  var th = document.createElement("th");
+  const th = document.createElement("th");
   th.scope = "row";
   th.className = "um-col-user";
   th.dataset.field = "user_id";
-  var a = document.createElement("a");
+  const a = document.createElement("a");
   th.appendChild(a);
-  var flags = document.createElement("span");
+  const flags = document.createElement("span");
   flags.className = "um-row-flags";
   flags.dataset.rowFlags = "";
   th.appendChild(flags);
@@ -40,26 +40,26 @@ function buildRow(user, withWindow) {
   // The window's rates and activity come right after the user, as on the server-rendered page.
   if (withWindow) {
     WINDOW_FIELDS.forEach(function (field) {
-      var td = document.createElement("td");
+      const td = document.createElement("td");
       td.dataset.field = "w_" + field;
       td.className = "um-num um-rate";
       td.textContent = "…";
       tr.appendChild(td);
     });
-    var spark = document.createElement("td");
+    const spark = document.createElement("td");
     spark.className = "um-col-spark";
     spark.dataset.field = "w_activity";
-    var holder = document.createElement("span");
+    const holder = document.createElement("span");
     holder.dataset.sparklineUser = user.user_id;
     spark.appendChild(holder);
     tr.appendChild(spark);
   }
   COLUMNS.forEach(function (field) {
-    var td = document.createElement("td");
+    const td = document.createElement("td");
     td.dataset.field = field;
     if (NUMERIC[field] || field === "avg_latency_ms") td.className = "um-num";
     if (field === "is_active") {
-      var badge = document.createElement("span");
+      const badge = document.createElement("span");
       badge.className = "um-badge";
       td.appendChild(badge);
     }
@@ -69,19 +69,19 @@ function buildRow(user, withWindow) {
 }
 
 function fillTime(td, iso, nowMs, animate) {
-  var ms = parseTime(iso);
+  const ms = parseTime(iso);
   setValue(td, iso, ago(ms, nowMs), animate);
   td.dataset.time = iso;
   td.title = localExact(ms);
 }
 
 function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
-  var cells = {};
+  const cells = {};
   Array.prototype.forEach.call(tr.children, function (cell) {
     cells[cell.dataset.field] = cell;
   });
-  var link = cells.user_id.querySelector("a");
-  var shown = userDisplay(user.user_id, label);
+  const link = cells.user_id.querySelector("a");
+  const shown = userDisplay(user.user_id, label);
   if (link.textContent !== shown) {
     link.textContent = shown;
     link.title = shown; // the whole id, however long (the cell shows one line with an ellipsis)
@@ -90,14 +90,14 @@ function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
   fillTime(cells.created_at, user.session.created_at, nowMs, animate);
   fillTime(cells.last_activity, user.session.last_activity, nowMs, animate);
   Object.keys(NUMERIC).forEach(function (field) {
-    var path = NUMERIC[field];
-    var value = user[path[0]][path[1]];
+    const path = NUMERIC[field];
+    const value = user[path[0]][path[1]];
     setValue(cells[field], value, String(value), animate);
   });
   setValue(cells.avg_latency_ms, user.requests.avg_latency_ms, latency(user.requests.avg_latency_ms), animate);
   cells.error_count.classList.toggle("um-has-errors", user.requests.error_count > 0);
-  var state = isActive(user) ? "active" : "idle";
-  var badge = cells.is_active.querySelector(".um-badge");
+  const state = isActive(user) ? "active" : "idle";
+  const badge = cells.is_active.querySelector(".um-badge");
   badge.dataset.state = state;
   setValue(badge, state, state, animate);
   tr.classList.toggle("um-active", state === "active");
@@ -108,15 +108,15 @@ function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
  * shown (changes flash, lost users linger); `config` is the page's um-config.
  */
 export function applyRows(tbody, frame, nowMs, sameView, config) {
-  var existing = new Map();
+  const existing = new Map();
   Array.prototype.forEach.call(tbody.rows, function (tr) {
     existing.set(tr.dataset.userId, tr);
   });
-  var gone = new Set(frame.gone || []);
-  var labels = frame.labels || {};
-  var ordered = [];
+  const gone = new Set(frame.gone || []);
+  const labels = frame.labels || {};
+  const ordered = [];
   frame.users.forEach(function (user) {
-    var tr = existing.get(user.user_id);
+    let tr = existing.get(user.user_id);
     if (tr) {
       existing.delete(user.user_id);
       tr.classList.remove("um-gone");
@@ -132,7 +132,7 @@ export function applyRows(tbody, frame, nowMs, sameView, config) {
   // Rows not in the frame: users that vanished from every source stay a few frames, marked
   // gone; users that only moved off this page (sort, filter) leave at once.
   existing.forEach(function (tr, userId) {
-    var frames = parseInt(tr.dataset.goneFrames || "0", 10);
+    const frames = parseInt(tr.dataset.goneFrames || "0", 10);
     if (sameView && (gone.has(userId) || frames > 0) && frames < 5) {
       tr.dataset.goneFrames = String(frames + 1);
       if (!tr.classList.contains("um-gone")) {
@@ -144,7 +144,7 @@ export function applyRows(tbody, frame, nowMs, sameView, config) {
       tr.remove();
     }
   });
-  var cursor = tbody.firstElementChild;
+  let cursor = tbody.firstElementChild;
   ordered.forEach(function (tr) {
     if (tr === cursor) cursor = cursor.nextElementSibling;
     else tbody.insertBefore(tr, cursor); // moves only rows out of place, so flashes keep running

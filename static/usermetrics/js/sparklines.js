@@ -9,8 +9,8 @@ import { sparklineTitle } from "./format.js";
 export function sparkline(element, values, options) {
   options = options || {};
   while (element.firstChild) element.removeChild(element.firstChild);
-  var xs = values.map(function (_, i) { return i; });
-  var t = theme();
+  const xs = values.map(function (_, i) { return i; });
+  const t = theme();
   return new uPlot(
     {
       width: options.width || 96,
@@ -32,13 +32,13 @@ export function sparkline(element, values, options) {
  * `sparklinesUrl` (GET /api/sparklines?window=1h&user_id=a&user_id=b ...).
  */
 export function sparklines(container, sparklinesUrl, windowName) {
-  var cells = Array.prototype.slice.call(container.querySelectorAll("[data-sparkline-user]"));
+  const cells = Array.prototype.slice.call(container.querySelectorAll("[data-sparkline-user]"));
   if (!cells.length) return Promise.resolve();
-  var query = cells.map(function (c) { return "user_id=" + encodeURIComponent(c.getAttribute("data-sparkline-user")); });
+  const query = cells.map(function (c) { return "user_id=" + encodeURIComponent(c.getAttribute("data-sparkline-user")); });
   query.push("window=" + encodeURIComponent(windowName || "1h"));
   return fetchJson(sparklinesUrl + "?" + query.join("&")).then(function (doc) {
     cells.forEach(function (cell) {
-      var values = doc.users[cell.getAttribute("data-sparkline-user")];
+      const values = doc.users[cell.getAttribute("data-sparkline-user")];
       if (values) sparkline(cell, values);
       cell.setAttribute("title", sparklineTitle(doc.window));
     });

@@ -1,10 +1,11 @@
 /* view.js — what the list page looks at (page, page size, sort, search, state, window):
- * read from a frame or a query string, written as a query string, compared with a frame.
+ * read from a frame, written as a query string, compared with a frame, and where each of the
+ * list's links leads from it.
  */
 
-export var DEFAULT_VIEW = { page: 1, page_size: 100, sort: "-last_activity", q: "", state: "", window: "1h" };
+export const DEFAULT_VIEW = { page: 1, page_size: 100, sort: "-last_activity", q: "", state: "", window: "1h" };
 // States the feed cannot serve: ended users live in the history, so that list is a page load.
-export var PAGE_LOAD_STATES = ["ended"];
+export const PAGE_LOAD_STATES = ["ended"];
 
 export function viewFromMeta(meta) {
   return {
@@ -21,25 +22,13 @@ export function viewKey(v) {
   return [v.page, v.page_size, v.sort, v.q, v.state, v.window].join("\u0000");
 }
 
-export function viewFromQuery(search) {
-  var params = new URLSearchParams(search);
-  return {
-    page: parseInt(params.get("page") || "1", 10) || 1,
-    page_size: parseInt(params.get("page_size") || String(DEFAULT_VIEW.page_size), 10) || DEFAULT_VIEW.page_size,
-    sort: params.get("sort") || DEFAULT_VIEW.sort,
-    q: params.get("q") || "",
-    state: params.get("state") || "",
-    window: params.get("window") || DEFAULT_VIEW.window,
-  };
-}
-
 export function queryOf(v) {
   // Like ViewSpec.as_params: defaults are left out, the order is fixed.
-  var params = new URLSearchParams();
+  const params = new URLSearchParams();
   ["page", "page_size", "sort", "q", "state", "window"].forEach(function (key) {
     if (String(v[key]) !== String(DEFAULT_VIEW[key])) params.set(key, String(v[key]));
   });
-  var s = params.toString();
+  const s = params.toString();
   return s ? "?" + s : "?";
 }
 
@@ -50,4 +39,31 @@ export function frameMatches(meta, view) {
   if ((meta.requested_page_size || meta.page_size) !== view.page_size) return false;
   if (meta.clamped) return true; // a smaller page around the first user of the one we asked for
   return meta.page === view.page || (view.page > meta.pages && meta.page === meta.pages);
+}
+
+// The sort a header of `field` asks for from `sort`: the sorted field turns around; another field
+// sorts largest/newest first, names alphabetically (as the server's sort_headers).
+export function nextSort(sort, field) {
+  if (sort.replace(/^-/, "") === field) return sort.charAt(0) === "-" ? field : "-" + field;
+  return field === "user_id" ? field : "-" + field;
+}
+
+/**
+ * The view a link of the list page leads to from `view`, by what the link changes (`data` is its
+ * dataset, as the server renders it): a sort header (data-sort) sorts by its field, a state pill
+ * (data-state-value) filters, a page link (data-page) pages, a window link (data-window) sets
+ * the rates' window, the clear link (data-clear) drops the search and the filter; the rest of
+ * `view` stays. null for any other link.
+ *
+ * The one rule for both the hrefs and a followed click: from the view the page is on now. A link
+ * written from the last frame's view would undo a change made since (a page size chosen a moment
+ * before a click).
+ */
+export function linkView(view, data) {
+  if (data.sort !== undefined) return Object.assign({}, view, { sort: nextSort(view.sort, data.sort), page: 1 });
+  if (data.stateValue !== undefined) return Object.assign({}, view, { state: data.stateValue, page: 1 });
+  if (data.page !== undefined) return Object.assign({}, view, { page: parseInt(data.page, 10) || 1 });
+  if (data.window !== undefined) return Object.assign({}, view, { window: data.window, page: 1 });
+  if (data.clear !== undefined) return Object.assign({}, view, { q: "", state: "", page: 1 });
+  return null;
 }
