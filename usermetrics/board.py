@@ -25,7 +25,7 @@ import msgpack
 from isal import igzip, isal_zlib
 
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
-from usermetrics.snapshot import SourceHealth, Totals, is_active
+from usermetrics.snapshot import SourceHealth, SourcesHealth, Totals, is_active
 
 FORMAT = 2  # bumped when the encoding changes; a face refuses a board it cannot read
 GZIP_LEVEL = 1  # ISA-L's levels run 0-3; the body is mostly repeated keys, 1 takes it to about a tenth
@@ -58,7 +58,7 @@ def body_prefix(timestamp: datetime, total: int) -> bytes:
 
 
 @dataclass(frozen=True, eq=False)
-class Board:
+class Board(SourcesHealth):
     """One published refresh: every user's record as JSON in one body, and packed columns."""
 
     seq: int
@@ -104,16 +104,6 @@ class Board:
         """A strong ETag of this publication (its producer and sequence number)."""
         return f'"{self.producer}-{self.seq}"'
 
-    @property
-    def stale_sources(self) -> list[str]:
-        """Names of the sources whose users are their last good data, not fresh."""
-        return [s.name for s in self.sources if s.state != "ok"]
-
-    @cached_property
-    def health_by_name(self) -> dict[str, SourceHealth]:
-        """Each source's health at this refresh, by name."""
-        return {s.name: s for s in self.sources}
-
     def fragment(self, i: int) -> memoryview:
         """The JSON of the ``i``-th user (a view into the body, not a copy)."""
         return memoryview(self.body)[self.offsets[i] : self.offsets[i + 1] - 1]
@@ -137,8 +127,7 @@ class Board:
 
     def user_is_stale(self, user_id: str) -> bool:
         """Whether any of the user's numbers come from a source that did not answer this time."""
-        health = self.health_by_name
-        return any(health[name].state != "ok" for name in self.origins(user_id))
+        return self.any_stale(self.origins(user_id))
 
     def user_parts(self, user_id: str) -> list[tuple[str, PerUserResourceUsage]]:
         """Each source's own record of a merged user ([] when one source reported it once)."""

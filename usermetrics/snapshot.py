@@ -175,8 +175,29 @@ def totals(users: Sequence[PerUserResourceUsage]) -> Totals:
     )
 
 
+class SourcesHealth:
+    """What a snapshot and a board say of their ``sources``: the one rule each of a stale source and a stale user."""
+
+    sources: list[SourceHealth]
+
+    @property
+    def stale_sources(self) -> list[str]:
+        """Names of the sources whose users are their last good data, not fresh."""
+        return [s.name for s in self.sources if s.state != "ok"]
+
+    @cached_property
+    def health_by_name(self) -> dict[str, SourceHealth]:
+        """Each source's health at this refresh, by name."""
+        return {s.name: s for s in self.sources}
+
+    def any_stale(self, names: Iterable[str]) -> bool:
+        """Whether any of these sources (a user's origins) did not answer this time."""
+        health = self.health_by_name
+        return any(health[name].state != "ok" for name in names)
+
+
 @dataclass(frozen=True, eq=False)
-class Snapshot:
+class Snapshot(SourcesHealth):
     """Every user of every source at one instant, merged by ``user_id``."""
 
     timestamp: datetime
@@ -188,16 +209,6 @@ class Snapshot:
     # user_id -> (source name, that source's own record) when more than one record was merged.
     parts: dict[str, list[tuple[str, PerUserResourceUsage]]]
     sources: list[SourceHealth]
-
-    @property
-    def stale_sources(self) -> list[str]:
-        """Names of sources whose users are the last good ones, not fresh."""
-        return [s.name for s in self.sources if s.state != "ok"]
-
-    @cached_property
-    def health_by_name(self) -> dict[str, SourceHealth]:
-        """Each source's health at this instant, by source name."""
-        return {s.name: s for s in self.sources}
 
     @cached_property
     def totals(self) -> Totals:
@@ -219,8 +230,7 @@ class Snapshot:
 
     def user_is_stale(self, user_id: str) -> bool:
         """Whether any of the user's numbers come from a source that did not answer this time."""
-        health = self.health_by_name
-        return any(health[name].state != "ok" for name in self.origins.get(user_id, ()))
+        return self.any_stale(self.origins.get(user_id, ()))
 
     def user_parts(self, user_id: str) -> list[tuple[str, PerUserResourceUsage]]:
         """The user's records per source (one entry when one source reported it once); [] when unknown."""
