@@ -7,20 +7,8 @@ from datetime import timedelta
 import pytest
 
 from tests.factories import board_of, record, sample_users
-from usermetrics.selection import (
-    CHART_WINDOWS,
-    DEFAULT_SORT,
-    RATE_WINDOWS,
-    ViewSpec,
-    matches,
-    search_needle,
-    summary_get,
-    view_filter,
-    view_select,
-    window_choose,
-    window_length,
-    window_name,
-)
+from usermetrics.selection import DEFAULT_SORT, ViewSpec, matches, search_needle, summary_get, view_filter, view_select
+from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length, window_name
 
 
 def snap(users, flags=None):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from usermetrics.nat import DEFAULT_MAX_RESPONSE_BYTES
-from usermetrics.selection import WINDOWS
+from usermetrics.windows import WINDOWS
 
 from . import casts
 from .casts import Cast

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from usermetrics.nat import SourceEntry
-from usermetrics.selection import window_length
+from usermetrics.windows import window_length
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from django.db.models import F
 
 from usermetrics.clock import utcnow
 from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample, user_key
-from usermetrics.selection import chart_points, window_name
+from usermetrics.windows import chart_points, window_name
 
 from .rollup import HOUR
 from .samples import chunks, lives_of

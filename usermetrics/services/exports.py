@@ -22,8 +22,9 @@ from usermetrics.history.flags import Flag, users_flags
 from usermetrics.history.query import WindowStats, window_stats
 from usermetrics.history.series import user_samples
 from usermetrics.metrics import PerUserResourceUsage
-from usermetrics.selection import ENDED, ViewSpec, view_filter, window_choose, window_length
+from usermetrics.selection import ENDED, ViewSpec, view_filter
 from usermetrics.snapshot import is_active
+from usermetrics.windows import window_choose, window_length
 
 from .live import board_get
 from .names import labels_aget

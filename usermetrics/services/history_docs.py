@@ -2,7 +2,7 @@
 
 Every window the dashboard knows (5m, 15m, 1h, 24h, 7d) is accepted, the list's rates take the
 list's own (5m, 1h, 24h); a name that is not one falls back to the default
-(``selection.window_choose``), and every document says which window it used.
+(``windows.window_choose``), and every document says which window it used.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from usermetrics.clock import utcnow
 from usermetrics.history.query import covered, overview_stats
 from usermetrics.history.series import overview_series, sparklines, user_series
-from usermetrics.selection import RATE_WINDOWS, window_choose, window_length
+from usermetrics.windows import RATE_WINDOWS, window_choose, window_length
 
 from .live import board_get
 from .pages import rows_window, user_lookup, user_window

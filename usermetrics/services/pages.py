@@ -24,16 +24,8 @@ from usermetrics.history.series import sparklines
 from usermetrics.humanize import HISTORY_UNAVAILABLE
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.outage import UNREACHABLE
-from usermetrics.selection import (
-    ENDED,
-    Summary,
-    ViewResult,
-    ViewSpec,
-    page_of,
-    summary_get,
-    view_select,
-    window_length,
-)
+from usermetrics.selection import ENDED, Summary, ViewResult, ViewSpec, page_of, summary_get, view_select
+from usermetrics.windows import window_length
 
 from .names import labels_get
 

@@ -9,8 +9,8 @@ from asgiref.sync import sync_to_async
 from usermetrics.conf import get_config
 from usermetrics.history.sources import SourceTimeline, sources_history
 from usermetrics.publish.assembly import monitor_build
-from usermetrics.selection import CHART_WINDOWS, window_choose, window_length
 from usermetrics.snapshot import Snapshot
+from usermetrics.windows import CHART_WINDOWS, window_choose, window_length
 
 from .live import board_get
 

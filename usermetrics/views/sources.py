@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 
 from usermetrics import humanize, services
 from usermetrics.conf import get_config
-from usermetrics.selection import CHART_WINDOWS
+from usermetrics.windows import CHART_WINDOWS
 
 from .context import board_context, page_config, time_cell
 

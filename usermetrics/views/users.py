@@ -20,20 +20,10 @@ from django.views.decorators.cache import never_cache
 
 from usermetrics import humanize, services
 from usermetrics.conf import get_config
-from usermetrics.selection import (
-    CHART_WINDOWS,
-    DEFAULT_PAGE_SIZE,
-    ENDED,
-    FLAG_STATES,
-    PAGE_SIZES,
-    RATE_WINDOWS,
-    STATES,
-    ViewSpec,
-    window_choose,
-    window_length,
-)
+from usermetrics.selection import DEFAULT_PAGE_SIZE, ENDED, FLAG_STATES, PAGE_SIZES, STATES, ViewSpec
 from usermetrics.snapshot import is_active
 from usermetrics.templatetags.usermetrics import iso, utc
+from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length
 
 from .columns import (
     COLUMNS,
