@@ -1,4 +1,4 @@
-"""What a client looks at (sync, no Django): windows, sort keys, states, search, paging, summary.
+"""What a client looks at (sync, no Django): sort keys, states, search, paging, summary (windows: ``windows``).
 
 One place decides what "page 2 of the active users sorted by errors, over the last 24 h" means:
 ``ViewSpec`` parses and normalizes the parameters (a query string or a websocket subscription
