@@ -8,7 +8,7 @@ need for Redis, the flags' thresholds) is decided here, once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -17,6 +17,8 @@ from usermetrics.nat import SourceEntry, parse_nat_sources, source_entry_parse
 from .casts import where_words
 from .defaults import ALERT_RULE, SETTINGS, Setting
 from .records import AlertRuleDefault, AlertsConfig, Config, DemoConfig, FlagsConfig, HistoryConfig
+
+Record = TypeVar("Record")
 
 # Where a key came from: the environment variable that sets it, by key path (settings' USERMETRICS_ENV, inverted).
 EnvNames = Mapping[tuple[str, ...], str]
@@ -77,6 +79,11 @@ def _alert_rule(entry: Any) -> AlertRuleDefault:
     )
 
 
+def _record(cls: type[Record], section: Mapping[str, Any], **decided: Any) -> Record:
+    """``cls`` of a settings section whose keys are its fields in capitals (``decided`` sets what spans keys)."""
+    return cls(**{**{key.lower(): value for key, value in section.items()}, **decided})
+
+
 def config_build(user: Any, env: EnvNames) -> Config:
     """The ``Config`` that the settings dict ``user`` describes over the defaults."""
     raw = _cast_tree(SETTINGS, user or {}, (), env)
@@ -99,46 +106,22 @@ def config_build(user: Any, env: EnvNames) -> Config:
         source_down_after=raw["SOURCE_DOWN_AFTER"],
         sources=sources,
         api_tokens=raw["API_TOKENS"],
-        demo=DemoConfig(
-            # The one home of "the demo runs unless NAT servers are configured".
-            enabled=demo["ENABLED"] if demo["ENABLED"] is not None else not sources,
-            users=demo["USERS"],
-            seed=demo["SEED"],
-            timeout=demo["TIMEOUT"],
-            cleanup_interval=demo["CLEANUP_INTERVAL"],
-            extra_users=demo["EXTRA_USERS"],
-        ),
+        # The one home of "the demo runs unless NAT servers are configured".
+        demo=_record(DemoConfig, demo, enabled=demo["ENABLED"] if demo["ENABLED"] is not None else not sources),
         feed_max_frame_bytes=raw["FEED_MAX_FRAME_BYTES"],
         feed_max_unsent_bytes=raw["FEED_MAX_UNSENT_BYTES"],
-        history=HistoryConfig(
-            enabled=history["ENABLED"],
-            sample_interval=history["SAMPLE_INTERVAL"],
-            raw_retention_days=history["RAW_RETENTION_DAYS"],
-            rollup_retention_days=history["ROLLUP_RETENTION_DAYS"],
-            maintenance_interval=history["MAINTENANCE_INTERVAL"],
-            batch_size=history["BATCH_SIZE"],
-        ),
-        flags=FlagsConfig(
-            idle_after=flags["IDLE_AFTER"],
-            stuck_after=flags["STUCK_AFTER"],
-            rising_min=flags["RISING_MIN"],
-            error_rate=flags["ERROR_RATE"],
-            error_min_requests=flags["ERROR_MIN_REQUESTS"],
-            window=flags["WINDOW"],
-        ),
+        history=_record(HistoryConfig, history),
+        flags=_record(FlagsConfig, flags),
         metrics_tokens=raw["METRICS_TOKENS"],
         metrics_allow=raw["METRICS_ALLOW"],
         producer=raw["PRODUCER"],
         redis_url=raw["REDIS_URL"],
         redis_prefix=raw["REDIS_PREFIX"],
         producer_timeout=timeout if timeout is not None else 3 * raw["REFRESH_INTERVAL"],
-        alerts=AlertsConfig(
-            enabled=alerts["ENABLED"],
-            urls=alerts["URLS"],
+        alerts=_record(
+            AlertsConfig,
+            alerts,
             group_names=max(1, alerts["GROUP_NAMES"]),
-            retry_min=alerts["RETRY_MIN"],
-            retry_max=alerts["RETRY_MAX"],
-            give_up_after=alerts["GIVE_UP_AFTER"],
             dashboard_url=alerts["DASHBOARD_URL"].rstrip("/"),
             rules=tuple(_alert_rule(entry) for entry in rules),
         ),
