@@ -16,11 +16,10 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Protocol
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.board import Board
@@ -28,6 +27,7 @@ from usermetrics.clock import Clock, utcnow
 from usermetrics.conf import get_config
 from usermetrics.feed.builder import FrameBuilder, face_messages
 from usermetrics.feed.views import View
+from usermetrics.handoff import Handoff
 from usermetrics.history.flags import flag_stats, flagged
 from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
@@ -87,7 +87,8 @@ class FlagTracker:
     """The flags the list filters by, every refresh; window stats re-read at most every ``FLAGS_REFRESH`` s.
 
     The stats are one aggregate query over every user, run in a thread of its own so the
-    producer's loop never waits on the database; while it cannot be read, the last stats serve.
+    producer's loop never waits on the database (the refresh does: its flags need the stats);
+    while they cannot be read, the last stats serve.
     """
 
     def __init__(self, *, every: float = FLAGS_REFRESH) -> None:
@@ -95,13 +96,20 @@ class FlagTracker:
         self.every = every
         self._stats: dict[str, WindowStats] | None = None
         self._read_at: float | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usermetrics-flags")
-        self._failed = False
+        # One read at a time, awaited: nothing ever waits behind it, so "only the newest waits" is moot here.
+        self._reader: Handoff[datetime] = Handoff(
+            self._read,
+            name="usermetrics-flags",
+            failure="Window stats for the flags unavailable; the last ones serve",
+            logger=logger,
+            level=logging.WARNING,
+            on_close=connections.close_all,  # the thread's connections
+        )
 
-    def _read(self, now: datetime) -> dict[str, WindowStats] | None:
+    def _read(self, now: datetime) -> None:
         close_old_connections()
         try:
-            return flag_stats(None, now=now)
+            self._stats = flag_stats(None, now=now)  # kept only when the read succeeds
         finally:
             close_old_connections()
 
@@ -109,20 +117,14 @@ class FlagTracker:
         """Every user's raised flags (but idle) as of ``snapshot`` (``board`` is its board)."""
         if get_config().history.enabled and (self._read_at is None or time.monotonic() - self._read_at >= self.every):
             self._read_at = time.monotonic()
-            try:
-                loop = asyncio.get_running_loop()
-                self._stats = await loop.run_in_executor(self._executor, self._read, snapshot.timestamp)
-                self._failed = False
-            except Exception:
-                if not self._failed:
-                    logger.warning("Window stats for the flags unavailable; the last ones serve", exc_info=True)
-                self._failed = True
+            self._reader.submit(snapshot.timestamp)
+            await self._reader.flush()
         stats = self._stats if get_config().history.enabled else None
         return flagged(snapshot, board, stats, now=snapshot.timestamp)
 
-    def close(self) -> None:
-        """Stop the stats thread."""
-        self._executor.shutdown(wait=False)
+    async def aclose(self) -> None:
+        """Close the stats thread's database connection and stop the thread."""
+        await self._reader.aclose()
 
 
 class Producer:
@@ -285,7 +287,7 @@ class Producer:
         if self.recorder is not None:
             await self.recorder.aclose()
         if self.flag_tracker is not None:
-            self.flag_tracker.close()
+            await self.flag_tracker.aclose()
         if self.alerts is not None:
             await self.alerts.aclose()
         await self.monitor.aclose()
