@@ -140,7 +140,7 @@ class Producer:
         send: Sender,
         labels: LabelsSource,
         recorder: Recorder | None = None,
-        flags: FlagTracker | None = None,
+        flag_tracker: FlagTracker | None = None,
         alerts: AlertEngine | None = None,
         name: str,
         clock: Clock = utcnow,
@@ -155,7 +155,7 @@ class Producer:
         self.send = send
         self.labels = labels
         self.recorder = recorder
-        self.flag_tracker = flags
+        self.flag_tracker = flag_tracker
         self.alerts = alerts  # evaluates the alert rules after each published refresh (in its own thread)
         self.name = name
         self.clock = clock

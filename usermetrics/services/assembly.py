@@ -110,7 +110,7 @@ def producer_build(
         send=send,
         labels=labels_aget,
         recorder=recorder,
-        flags=FlagTracker(),
+        flag_tracker=FlagTracker(),
         alerts=AlertEngine(cfg.alerts) if alert and cfg.alerts.enabled else None,
         name=name or process_name("producer"),
     )
