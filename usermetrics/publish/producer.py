@@ -186,7 +186,7 @@ class Producer:
         rec = self.recorder
         meta = {
             "refreshes": self.monitor.refresh_count,
-            "refresh_ms": self.last_refresh_ms,
+            "refresh_ms": self.last_refresh_ms,  # the previous tick's wall time: bench/producer.py reads it
             "observed_requests": rec.observed_requests if rec else 0,
             "observed_errors": rec.observed_errors if rec else 0,
             "observed_latency_ms": rec.observed_latency_ms if rec else 0.0,
