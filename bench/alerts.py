@@ -154,12 +154,13 @@ def run(n: int, refreshes: int) -> dict[str, float]:
 
 async def _handoff(engine: AlertEngine, snap: Snapshot, names: dict[str, list[str]]) -> float:
     """Microseconds the producer's loop spends handing one refresh to the engine (its worker looks busy)."""
-    engine._worker = asyncio.get_running_loop().create_future()
+    handoff = engine._evaluator
+    handoff._task = asyncio.get_running_loop().create_future()  # type: ignore[assignment]
     started = time.perf_counter()
     await engine(snap, names)
     spent = (time.perf_counter() - started) * 1e6
-    engine._worker.cancel()
-    engine._worker, engine._pending = None, None
+    handoff._task.cancel()
+    handoff._task, handoff._pending = None, None
     return spent
 
 

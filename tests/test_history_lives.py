@@ -12,6 +12,7 @@ from tests.history_helpers import CREATED, MIN, T0, recorder, snapshot, usage
 from usermetrics.history.ended import ended_select, ended_user_get
 from usermetrics.history.lives import delta, is_new_life
 from usermetrics.history.query import window_stats
+from usermetrics.history.samples import Counters
 from usermetrics.models import TotalsSample, UserLife, UserSample
 from usermetrics.runtime import SessionManager
 from usermetrics.sources import LocalSource
@@ -81,12 +82,12 @@ def test_history_lives_new_created_at_is_a_new_life():
 
 
 def test_history_lives_rules():
-    c = (0, 10, 2, 100.0, 1, 0, 3)
+    c = Counters(0, 10, 2, 100.0, 1, 0, 3)
     assert is_new_life(CREATED, c, CREATED + MIN, c)
-    assert is_new_life(CREATED, c, CREATED, (0, 9, 2, 100.0, 1, 0, 3))  # requests went backwards
-    assert not is_new_life(CREATED, c, CREATED, (1, 12, 2, 90.0, 2, 0, 5))
+    assert is_new_life(CREATED, c, CREATED, Counters(0, 9, 2, 100.0, 1, 0, 3))  # requests went backwards
+    assert not is_new_life(CREATED, c, CREATED, Counters(1, 12, 2, 90.0, 2, 0, 5))
     # (requests, errors, latency x count, exit stack, functions + groups)
-    assert delta((0, 12, 3, 90.0, 2, 1, 5), c) == (2, 1, 90.0 * 12 - 1000.0, 2, 2)
+    assert delta(Counters(0, 12, 3, 90.0, 2, 1, 5), c) == (2, 1, 90.0 * 12 - 1000.0, 2, 2)
     assert delta(c, None) == (10, 2, 1000.0, 0, 0)  # a life counted from zero; resources are a baseline
 
 

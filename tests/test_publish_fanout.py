@@ -42,7 +42,7 @@ class Socket:
 
 
 def _producer(faces: dict[str, dict[str, Subscription]], sent: list[tuple[str, dict[str, Any]]]) -> Producer:
-    async def views() -> dict[str, dict[str, Subscription]]:
+    async def by_face() -> dict[str, dict[str, Subscription]]:
         return faces
 
     async def send(face: str, message: dict[str, Any]) -> None:
@@ -53,7 +53,13 @@ def _producer(faces: dict[str, dict[str, Subscription]], sent: list[tuple[str, d
 
     source = ScriptedSource("s", [record("a"), record("b")])
     return Producer(
-        MonitorService([source]), bus=LocalBus(), lease=LocalLease(), views=views, send=send, labels=labels, name="p"
+        MonitorService([source]),
+        bus=LocalBus(),
+        lease=LocalLease(),
+        subscriptions=by_face,
+        send=send,
+        labels=labels,
+        name="p",
     )
 
 

@@ -132,7 +132,7 @@ async def test_publish_producer_standby_publishes_nothing_and_a_taker_continues_
     async def send(group: str, event: dict[str, object]) -> None:
         sent.append((group, event))
 
-    async def no_views() -> dict[str, Subscription]:
+    async def no_subscriptions() -> dict[str, Subscription]:
         return {}
 
     async def no_labels() -> dict[str, str]:
@@ -143,7 +143,7 @@ async def test_publish_producer_standby_publishes_nothing_and_a_taker_continues_
             MonitorService([ScriptedSource("s", [record("a")])]),
             bus=RedisBus(redis, prefix=redis.test_prefix),
             lease=RedisLease(redis, holder=name, ttl=5, key=f"{redis.test_prefix}:leader"),
-            views=no_views,
+            subscriptions=no_subscriptions,
             send=send,
             labels=no_labels,
             name=name,

@@ -14,12 +14,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections, connections
 
 from usermetrics.conf import AlertsConfig
 from usermetrics.firing import firing_meta
+from usermetrics.handoff import Handoff
 from usermetrics.identities import identity_labels
 from usermetrics.snapshot import Snapshot
 
@@ -42,10 +42,14 @@ class AlertEngine:
         self.evaluations = 0
         self.last_ms = 0.0
         self._meta: dict[str, float] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Reading | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._last_error: str | None = None
+        self._evaluator: Handoff[Reading] = Handoff(
+            self._evaluate_in_thread,
+            name="usermetrics-alerts",
+            failure="Evaluating the alert rules failed",
+            logger=logger,
+            on_error=self._forget_book,
+            on_close=connections.close_all,  # the thread's connections
+        )
 
     def meta(self) -> dict[str, float]:
         """The latest evaluation's counts, for the board's meta ({} before the first)."""
@@ -55,26 +59,7 @@ class AlertEngine:
 
     async def __call__(self, snapshot: Snapshot, flags: Mapping[str, Sequence[str]]) -> None:
         """Hand one refresh (and its users' flags, ``FlagTracker.flags``) to the worker; return at once."""
-        self._pending = Reading.of(snapshot, flags)
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._drain(), name="usermetrics-alerts")
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usermetrics-alerts")
-        while self._pending is not None:
-            reading, self._pending = self._pending, None
-            try:
-                await loop.run_in_executor(self._executor, self._evaluate_in_thread, reading)
-            except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                if message != self._last_error:
-                    logger.exception("Evaluating the alert rules failed (logged again only when the error changes)")
-                self._last_error = message
-                self.book = None  # read the incidents back from the database: what was written is the truth
-            else:
-                self._last_error = None
+        self._evaluator.submit(Reading.of(snapshot, flags))
 
     def _evaluate_in_thread(self, reading: Reading) -> None:
         close_old_connections()
@@ -83,20 +68,19 @@ class AlertEngine:
         finally:
             close_old_connections()
 
+    def _forget_book(self) -> None:
+        # After a failure, read the incidents back from the database: what was written is the truth.
+        self.book = None
+
     async def flush(self) -> None:
         """Wait until every refresh handed over so far is evaluated."""
-        while self._worker is not None and not self._worker.done():
-            await asyncio.shield(self._worker)
+        await self._evaluator.flush()
 
     async def aclose(self) -> None:
         """Evaluate what is pending, stop the courier (the outbox keeps the rest), close the thread."""
-        await self.flush()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.courier.stop)
-        if self._executor is not None:
-            await loop.run_in_executor(self._executor, connections.close_all)
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        await self._evaluator.flush()
+        await asyncio.get_running_loop().run_in_executor(None, self.courier.stop)
+        await self._evaluator.aclose()
 
     # -- sync side -----------------------------------------------------------------------------
 

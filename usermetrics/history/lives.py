@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import compress
 from operator import is_not
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.db.models import Max, OuterRef, Subquery
@@ -61,21 +61,34 @@ class RecordResult:
     d_latency_ms: float = 0.0
 
 
+class Delta(NamedTuple):
+    """What changed between two samples of a life: the ``d_*`` columns of the newer one."""
+
+    requests: int
+    errors: int
+    latency_ms: float  # the change of avg latency x requests: the latency summed over the new requests
+    exit_stack: int
+    functions: int  # functions and function groups
+
+
+NO_CHANGE = Delta(0, 0, 0.0, 0, 0)
+
+
 def is_new_life(old_created: datetime, old: Counters, created: datetime, new: Counters) -> bool:
     """A different workflow under the same user id: created again, or a counter went backwards."""
-    return created != old_created or new[1] < old[1] or new[2] < old[2]
+    return created != old_created or new.total_requests < old.total_requests or new.error_count < old.error_count
 
 
-def delta(new: Counters, old: Counters | None) -> tuple[int, int, float, int, int]:
-    """(requests, errors, latency x count, exit stack, functions + groups) from ``old`` to ``new``."""
-    if old is None:  # first sample of a life counted from zero; resources start as a baseline
-        return new[1], new[2], new[3] * new[1], 0, 0
-    return (
-        new[1] - old[1],
-        new[2] - old[2],
-        new[3] * new[1] - old[3] * old[1],
-        new[6] - old[6],
-        (new[4] + new[5]) - (old[4] + old[5]),
+def delta(new: Counters, old: Counters | None) -> Delta:
+    """The change from ``old`` to ``new`` (``old`` None: the first sample of a life counted from zero)."""
+    if old is None:  # resources start as a baseline
+        return Delta(new.total_requests, new.error_count, new.avg_latency_ms * new.total_requests, 0, 0)
+    return Delta(
+        new.total_requests - old.total_requests,
+        new.error_count - old.error_count,
+        new.avg_latency_ms * new.total_requests - old.avg_latency_ms * old.total_requests,
+        new.exit_stack - old.exit_stack,
+        (new.functions + new.groups) - (old.functions + old.groups),
     )
 
 
@@ -244,15 +257,15 @@ def _sample(
 ) -> tuple[Any, ...]:
     c = life.counters
     if first:
-        d = delta(c, None) if from_zero else (0, 0, 0.0, 0, 0)
+        d = delta(c, None) if from_zero else NO_CHANGE
     else:
         d = delta(c, life.written)
     life.written, life.written_ts = c, ts
-    result.d_requests += d[0]
-    result.d_errors += d[1]
-    result.d_latency_ms += d[2]
+    result.d_requests += d.requests
+    result.d_errors += d.errors
+    result.d_latency_ms += d.latency_ms
     # A plain row in SAMPLE_COLUMNS order (see samples.insert_samples): no model instance per sample.
-    return (life.pk, ts, *c, d[0], d[1], round(d[2], 3), d[3], d[4])
+    return (life.pk, ts, *c, d.requests, d.errors, round(d.latency_ms, 3), d.exit_stack, d.functions)
 
 
 def _new_life(
@@ -276,7 +289,7 @@ def _end(lives: list[OpenLife], *, ended_at: datetime) -> None:
             ended_at=ended_at,
             last_activity=life.last_activity,
             sources=life.sources,
-            **dict(zip(COUNTER_FIELDS, life.counters, strict=True)),
+            **life.counters._asdict(),
         )
         for life in lives
     ]

@@ -1,10 +1,10 @@
-"""Sample rows (sync ORM): a user's counters as a tuple, and writing samples and totals in bulk."""
+"""Sample rows (sync ORM): a user's counters as a named tuple, and writing samples and totals in bulk."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connections
 
@@ -12,12 +12,24 @@ from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
-# (ref_count, total_requests, error_count, avg_latency_ms, functions, groups, exit_stack)
-Counters = tuple[int, int, int, float, int, int, int]
-ZERO: Counters = (0, 0, 0, 0.0, 0, 0, 0)
 
-# The model fields that hold a Counters tuple, in its order (UserLife and UserSample alike).
-COUNTER_FIELDS = ("ref_count", "total_requests", "error_count", "avg_latency_ms", "functions", "groups", "exit_stack")
+class Counters(NamedTuple):
+    """A user's counters as one life or sample row keeps them: named, and still a tuple (compared in C,
+    spliced into a sample row as it is)."""
+
+    ref_count: int
+    total_requests: int
+    error_count: int
+    avg_latency_ms: float
+    functions: int
+    groups: int
+    exit_stack: int
+
+
+ZERO = Counters(0, 0, 0, 0.0, 0, 0, 0)
+
+# The model fields that hold the counters, in their order (UserLife and UserSample alike): their names.
+COUNTER_FIELDS: tuple[str, ...] = Counters._fields
 
 # UserSample's columns in the order a sample row is built (see lives.LifeBook._sample).
 SAMPLE_COLUMNS = (
@@ -28,7 +40,7 @@ SAMPLE_COLUMNS = (
 def counters_of(usage: PerUserResourceUsage) -> Counters:
     """The counters of a live record."""
     r, m = usage.requests, usage.memory
-    return (
+    return Counters(
         usage.session.ref_count,
         r.total_requests,
         r.error_count,
@@ -41,7 +53,7 @@ def counters_of(usage: PerUserResourceUsage) -> Counters:
 
 def counters_stored(row: UserLife | UserSample) -> Counters:
     """The counters kept in a life or sample row."""
-    return tuple(getattr(row, name) for name in COUNTER_FIELDS)  # type: ignore[return-value]
+    return Counters._make(getattr(row, name) for name in COUNTER_FIELDS)
 
 
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

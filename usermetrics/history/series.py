@@ -85,7 +85,7 @@ def user_series(
             rolled = max((h.hour + HOUR for h in rows_h), default=start)
             rows = UserSample.objects.filter(life=life, ts__gte=max(start, rolled), ts__lte=now).order_by("ts")
             marks += [(s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack) for s in rows]
-        index_of = {m[0]: min(points - 1, max(0, int((m[0] - start).total_seconds() // step))) for m in marks}
+        index_of = {ts: min(points - 1, max(0, int((ts - start).total_seconds() // step))) for ts, *_ in marks}
         filled: dict[int, dict[str, float]] = {}
         for ts, dr, de, dl, ref, stack in marks:
             if ts < start:
@@ -137,8 +137,9 @@ def overview_series(*, window: timedelta, now: datetime | None = None, points: i
             marks.append((h.hour, h.d_requests, h.d_errors, h.d_latency_ms, gauges))
             rolled_to = h.hour + HOUR
     rows = TotalsSample.objects.filter(ts__gte=max(start, rolled_to), ts__lte=now).order_by("ts")
-    for t in rows.values_list("ts", "d_requests", "d_errors", "d_latency_ms", "users", "active", "in_flight"):
-        marks.append((t[0], t[1], t[2], t[3], {"users": t[4], "active": t[5], "in_flight": t[6]}))
+    columns = ("ts", "d_requests", "d_errors", "d_latency_ms", "users", "active", "in_flight")
+    for ts, dr, de, dl, users, active, in_flight in rows.values_list(*columns):
+        marks.append((ts, dr, de, dl, {"users": users, "active": active, "in_flight": in_flight}))
     for ts, dr, de, dl, gauges in marks:
         if ts < start:
             continue

@@ -74,7 +74,7 @@ def producer_build(
     alerts evaluated when they are on (and ``alert``)."""
     cfg = config or get_config()
 
-    async def watched() -> Mapping[str, Mapping[str, Subscription]]:
+    async def held() -> Mapping[str, Mapping[str, Subscription]]:
         # By face: through Redis every face's own; in one process (or a child) the one face's.
         if isinstance(subscriptions, SubscriptionRegistry):
             return {ONE_FACE: subscriptions.subscriptions()}
@@ -87,11 +87,11 @@ def producer_build(
         monitor,
         bus=bus,
         lease=lease,
-        views=watched,
+        subscriptions=held,
         send=send,
         labels=identities.identity_labels_aget,  # the producer's frames carry the page's names
         recorder=recorder,
-        flags=FlagTracker(),
+        flag_tracker=FlagTracker(),
         alerts=AlertEngine(cfg.alerts) if alert and cfg.alerts.enabled else None,
         name=name or process_name("producer"),
     )

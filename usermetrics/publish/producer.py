@@ -6,7 +6,7 @@ of the embedded default. Faces never read a source. Each refresh, in order: rene
 stops here), refresh the sources, read the lifecycle flags, pack the board, renew the lease
 again (a leader that lost it while refreshing publishes and records nothing), publish, hand the
 snapshot to the history recorder, build one frame per watched view and send each face one
-message with the frames of its views.
+message with the frames of its subscriptions.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Protocol
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.board import Board
@@ -28,6 +27,7 @@ from usermetrics.clock import Clock, utcnow
 from usermetrics.conf import get_config
 from usermetrics.feed.builder import FrameBuilder, face_messages
 from usermetrics.feed.subscriptions import Subscription
+from usermetrics.handoff import Handoff
 from usermetrics.history.flags import flag_stats, flagged
 from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
@@ -52,8 +52,8 @@ FULL_COLLECTION_EVERY = 100
 
 # ``send(face, message)``: one face's frames of a refresh (``feed.builder.face_messages``).
 Sender = Callable[[str, dict[str, object]], Awaitable[None]]
-# The watched views by face, then by group.
-ViewsSource = Callable[[], Awaitable[Mapping[str, Mapping[str, Subscription]]]]
+# What the sockets subscribe to, by face and then by group.
+SubscriptionsSource = Callable[[], Awaitable[Mapping[str, Mapping[str, Subscription]]]]
 LabelsSource = Callable[[], Awaitable[Mapping[str, str]]]
 
 
@@ -87,7 +87,8 @@ class FlagTracker:
     """The flags the list filters by, every refresh; window stats re-read at most every ``FLAGS_REFRESH`` s.
 
     The stats are one aggregate query over every user, run in a thread of its own so the
-    producer's loop never waits on the database; while it cannot be read, the last stats serve.
+    producer's loop never waits on the database (the refresh does: its flags need the stats);
+    while they cannot be read, the last stats serve.
     """
 
     def __init__(self, *, every: float = FLAGS_REFRESH) -> None:
@@ -95,13 +96,20 @@ class FlagTracker:
         self.every = every
         self._stats: dict[str, WindowStats] | None = None
         self._read_at: float | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usermetrics-flags")
-        self._failed = False
+        # One read at a time, awaited: nothing ever waits behind it, so "only the newest waits" is moot here.
+        self._reader: Handoff[datetime] = Handoff(
+            self._read,
+            name="usermetrics-flags",
+            failure="Window stats for the flags unavailable; the last ones serve",
+            logger=logger,
+            level=logging.WARNING,
+            on_close=connections.close_all,  # the thread's connections
+        )
 
-    def _read(self, now: datetime) -> dict[str, WindowStats] | None:
+    def _read(self, now: datetime) -> None:
         close_old_connections()
         try:
-            return flag_stats(None, now=now)
+            self._stats = flag_stats(None, now=now)  # kept only when the read succeeds
         finally:
             close_old_connections()
 
@@ -109,20 +117,14 @@ class FlagTracker:
         """Every user's raised flags (but idle) as of ``snapshot`` (``board`` is its board)."""
         if get_config().history.enabled and (self._read_at is None or time.monotonic() - self._read_at >= self.every):
             self._read_at = time.monotonic()
-            try:
-                loop = asyncio.get_running_loop()
-                self._stats = await loop.run_in_executor(self._executor, self._read, snapshot.timestamp)
-                self._failed = False
-            except Exception:
-                if not self._failed:
-                    logger.warning("Window stats for the flags unavailable; the last ones serve", exc_info=True)
-                self._failed = True
+            self._reader.submit(snapshot.timestamp)
+            await self._reader.flush()
         stats = self._stats if get_config().history.enabled else None
         return flagged(snapshot, board, stats, now=snapshot.timestamp)
 
-    def close(self) -> None:
-        """Stop the stats thread."""
-        self._executor.shutdown(wait=False)
+    async def aclose(self) -> None:
+        """Close the stats thread's database connection and stop the thread."""
+        await self._reader.aclose()
 
 
 class Producer:
@@ -134,26 +136,26 @@ class Producer:
         *,
         bus: Bus,
         lease: Lease,
-        views: ViewsSource,
+        subscriptions: SubscriptionsSource,
         send: Sender,
         labels: LabelsSource,
         recorder: Recorder | None = None,
-        flags: FlagTracker | None = None,
+        flag_tracker: FlagTracker | None = None,
         alerts: AlertEngine | None = None,
         name: str,
         clock: Clock = utcnow,
     ) -> None:
         """Refresh ``monitor`` every interval while leading on ``lease``; publish on ``bus``; send each
-        face the frames of the views ``views()`` says it watches with ``send(face, message)``; name
+        face the frames of what ``subscriptions()`` says its sockets subscribe to with ``send(face, message)``; name
         users with ``labels()``."""
         self.monitor = monitor
         self.bus = bus
         self.lease = lease
-        self.views = views
+        self.subscriptions = subscriptions
         self.send = send
         self.labels = labels
         self.recorder = recorder
-        self.flag_tracker = flags
+        self.flag_tracker = flag_tracker
         self.alerts = alerts  # evaluates the alert rules after each published refresh (in its own thread)
         self.name = name
         self.clock = clock
@@ -184,7 +186,7 @@ class Producer:
         rec = self.recorder
         meta = {
             "refreshes": self.monitor.refresh_count,
-            "refresh_ms": self.last_refresh_ms,
+            "refresh_ms": self.last_refresh_ms,  # the previous tick's wall time: bench/producer.py reads it
             "observed_requests": rec.observed_requests if rec else 0,
             "observed_errors": rec.observed_errors if rec else 0,
             "observed_latency_ms": rec.observed_latency_ms if rec else 0.0,
@@ -224,23 +226,23 @@ class Producer:
 
     async def _send_frames(self, board: Board, previous: Board | None) -> None:
         try:
-            faces = await self.views()
+            faces = await self.subscriptions()
         except Exception:
-            logger.warning("Cannot read the watched views; no frames this refresh", exc_info=True)
+            logger.warning("Cannot read the subscriptions; no frames this refresh", exc_info=True)
             return
-        views = {group: view for watched in faces.values() for group, view in watched.items()}
-        if not views:
-            self.frames.frames(board, {}, labels={})  # forgets the pages of views nobody watches
+        held = {group: sub for by_group in faces.values() for group, sub in by_group.items()}
+        if not held:
+            self.frames.frames(board, {}, labels={})  # forgets the pages nobody subscribes to
             return
         try:
             labels = await self.labels()
         except Exception:
             logger.warning("Identity labels unavailable; sending frames without names", exc_info=True)
             labels = {}
-        # Each view's frame once, however many faces and sockets watch it; then one message per face.
-        texts = dict(self.frames.frames(board, views, labels=labels, previous_board=previous))
-        for face, watched in faces.items():
-            for message in face_messages(texts, watched, seq=board.seq, producer=board.producer):
+        # Each subscription's frame once, however many faces and sockets hold it; then one message per face.
+        texts = dict(self.frames.frames(board, held, labels=labels, previous_board=previous))
+        for face, by_group in faces.items():
+            for message in face_messages(texts, by_group, seq=board.seq, producer=board.producer):
                 try:
                     await self.send(face, message)
                 except Exception:
@@ -285,7 +287,7 @@ class Producer:
         if self.recorder is not None:
             await self.recorder.aclose()
         if self.flag_tracker is not None:
-            self.flag_tracker.close()
+            await self.flag_tracker.aclose()
         if self.alerts is not None:
             await self.alerts.aclose()
         await self.monitor.aclose()
