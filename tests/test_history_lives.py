@@ -10,9 +10,9 @@ from django.db import IntegrityError
 
 from tests.history_helpers import CREATED, MIN, T0, recorder, snapshot, usage
 from usermetrics.history.ended import ended_select, ended_user_get
-from usermetrics.history.lives import delta, is_new_life
+from usermetrics.history.lives import is_new_life
 from usermetrics.history.query import window_stats
-from usermetrics.history.samples import Counters
+from usermetrics.history.samples import Counters, delta
 from usermetrics.models import TotalsSample, UserLife, UserSample
 from usermetrics.runtime import SessionManager
 from usermetrics.sources import LocalSource

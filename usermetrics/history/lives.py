@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import compress
 from operator import is_not
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max, OuterRef, Subquery
@@ -24,11 +24,13 @@ from usermetrics.snapshot import Snapshot
 
 from .samples import (
     COUNTER_FIELDS,
+    NO_CHANGE,
     ZERO,
     Counters,
     chunks,
     counters_of,
     counters_stored,
+    delta,
     insert_samples,
     totals_row,
 )
@@ -61,35 +63,9 @@ class RecordResult:
     d_latency_ms: float = 0.0
 
 
-class Delta(NamedTuple):
-    """What changed between two samples of a life: the ``d_*`` columns of the newer one."""
-
-    requests: int
-    errors: int
-    latency_ms: float  # the change of avg latency x requests: the latency summed over the new requests
-    exit_stack: int
-    functions: int  # functions and function groups
-
-
-NO_CHANGE = Delta(0, 0, 0.0, 0, 0)
-
-
 def is_new_life(old_created: datetime, old: Counters, created: datetime, new: Counters) -> bool:
     """A different workflow under the same user id: created again, or a counter went backwards."""
     return created != old_created or new.total_requests < old.total_requests or new.error_count < old.error_count
-
-
-def delta(new: Counters, old: Counters | None) -> Delta:
-    """The change from ``old`` to ``new`` (``old`` None: the first sample of a life counted from zero)."""
-    if old is None:  # resources start as a baseline
-        return Delta(new.total_requests, new.error_count, new.avg_latency_ms * new.total_requests, 0, 0)
-    return Delta(
-        new.total_requests - old.total_requests,
-        new.error_count - old.error_count,
-        new.avg_latency_ms * new.total_requests - old.avg_latency_ms * old.total_requests,
-        new.exit_stack - old.exit_stack,
-        (new.functions + new.groups) - (old.functions + old.groups),
-    )
 
 
 class LifeBook:

@@ -37,6 +37,32 @@ SAMPLE_COLUMNS = (
 )  # fmt: skip
 
 
+class Delta(NamedTuple):
+    """What changed between two samples of a life: the ``d_*`` columns of the newer one."""
+
+    requests: int
+    errors: int
+    latency_ms: float  # the change of avg latency x requests: the latency summed over the new requests
+    exit_stack: int
+    functions: int  # functions and function groups
+
+
+NO_CHANGE = Delta(0, 0, 0.0, 0, 0)
+
+
+def delta(new: Counters, old: Counters | None) -> Delta:
+    """The change from ``old`` to ``new`` (``old`` None: the first sample of a life counted from zero)."""
+    if old is None:  # resources start as a baseline
+        return Delta(new.total_requests, new.error_count, new.avg_latency_ms * new.total_requests, 0, 0)
+    return Delta(
+        new.total_requests - old.total_requests,
+        new.error_count - old.error_count,
+        new.avg_latency_ms * new.total_requests - old.avg_latency_ms * old.total_requests,
+        new.exit_stack - old.exit_stack,
+        (new.functions + new.groups) - (old.functions + old.groups),
+    )
+
+
 def counters_of(usage: PerUserResourceUsage) -> Counters:
     """The counters of a live record."""
     r, m = usage.requests, usage.memory
