@@ -45,6 +45,7 @@ from django.db import connection  # noqa: E402
 from usermetrics.alerts.delivery import route_label  # noqa: E402
 from usermetrics.alerts.engine import AlertEngine  # noqa: E402
 from usermetrics.alerts.rules import Reading  # noqa: E402
+from usermetrics.board import Board  # noqa: E402
 from usermetrics.conf import get_config  # noqa: E402
 from usermetrics.history.flags import flagged  # noqa: E402
 from usermetrics.merging import merge  # noqa: E402
@@ -55,6 +56,8 @@ from usermetrics.metrics import (  # noqa: E402
     PerUserSessionMetrics,
 )
 from usermetrics.models import Delivery, Incident, IncidentMember  # noqa: E402
+from usermetrics.packing import BoardCache, board_build  # noqa: E402
+from usermetrics.selection import FLAG_STATES  # noqa: E402
 from usermetrics.snapshot import Snapshot, SourceHealth  # noqa: E402
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -95,6 +98,11 @@ def clear_store() -> None:
     Incident.objects.all().delete()
 
 
+def board_of(snap: Snapshot, now: datetime) -> Board:
+    """The board the producer packs of ``snap`` (its flags are found from the board's columns)."""
+    return board_build(snap, producer="bench", published_at=now, cache=BoardCache(), flag_names=FLAG_STATES)
+
+
 def run(n: int, refreshes: int) -> dict[str, float]:
     """Time one size."""
     clear_store()
@@ -105,13 +113,16 @@ def run(n: int, refreshes: int) -> dict[str, float]:
     stuck = set(range(0, n, n // share))
     now = START
     calm = snapshot(n, set(), now, 1)
-    engine.evaluate(Reading.of(calm, flagged(calm, None, now=now)))  # loads the (empty) book; Apprise warms up
+    engine.evaluate(
+        Reading.of(calm, flagged(calm, board_of(calm, now), None, now=now))
+    )  # loads the (empty) book; Apprise warms up
 
     now += timedelta(seconds=REFRESH)
     snap = snapshot(n, stuck, now, 2)
+    board = board_of(snap, now)
     flags_ms = []
     started = time.perf_counter()
-    names = flagged(snap, None, now=now)
+    names = flagged(snap, board, None, now=now)
     flags_ms.append((time.perf_counter() - started) * 1000)
     started = time.perf_counter()
     engine.evaluate(Reading.of(snap, names))
@@ -122,8 +133,9 @@ def run(n: int, refreshes: int) -> dict[str, float]:
     for k in range(refreshes):
         now += timedelta(seconds=REFRESH)
         snap = snapshot(n, stuck, now, 3 + k)
+        board = board_of(snap, now)
         started = time.perf_counter()
-        names = flagged(snap, None, now=now)
+        names = flagged(snap, board, None, now=now)
         flags_ms.append((time.perf_counter() - started) * 1000)
         handoff.append(asyncio.run(_handoff(engine, snap, names)))
         started = time.perf_counter()
@@ -138,7 +150,7 @@ def run(n: int, refreshes: int) -> dict[str, float]:
         gone = set(sorted(stuck)[:moving])
         stuck = (stuck - gone) | set(pool[k * moving : (k + 1) * moving])
         snap = snapshot(n, stuck, now, 100 + k)
-        names = flagged(snap, None, now=now)
+        names = flagged(snap, board_of(snap, now), None, now=now)
         started = time.perf_counter()
         engine.evaluate(Reading.of(snap, names))
         churn.append((time.perf_counter() - started) * 1000)

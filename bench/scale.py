@@ -71,11 +71,11 @@ def wrk_latency(url: str, *, seconds: int, cookie: str) -> tuple[float, float, f
 
 
 def child_producer_pid(pid: int) -> int:
-    """The embedded producer started by Daphne ``pid`` (its child running ``runmonitor --parent``)."""
+    """The embedded producer started by Daphne ``pid`` (its child running ``runmonitor --embedded``)."""
     for entry in Path("/proc").iterdir():
         try:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if parent == pid and b"--parent" in (entry / "cmdline").read_bytes():
+            if parent == pid and b"--embedded" in (entry / "cmdline").read_bytes():
                 return int(entry.name)
         except (OSError, ValueError):
             continue
