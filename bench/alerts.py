@@ -113,9 +113,8 @@ def run(n: int, refreshes: int) -> dict[str, float]:
     stuck = set(range(0, n, n // share))
     now = START
     calm = snapshot(n, set(), now, 1)
-    engine.evaluate(
-        Reading.of(calm, flagged(calm, board_of(calm, now), None, now=now))
-    )  # loads the (empty) book; Apprise warms up
+    # Loads the (empty) book; Apprise warms up.
+    engine.evaluate(Reading.of(calm, flagged(calm, board_of(calm, now), None, now=now)))
 
     now += timedelta(seconds=REFRESH)
     snap = snapshot(n, stuck, now, 2)
