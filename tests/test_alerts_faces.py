@@ -13,8 +13,8 @@ from django.core.management import CommandError, call_command
 from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.alert_helpers import rule_set, settle
-from tests.factories import BASE_TIME, ManualClock, StaticSource, usage
+from tests.support.alert_helpers import rule_set, settle
+from tests.support.factories import BASE_TIME, ManualClock, StaticSource, usage
 from usermetrics import services
 from usermetrics.alerts.delivery import route_label, scrub, send
 from usermetrics.alerts.messages import probe_message

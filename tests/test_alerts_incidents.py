@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.factories import BASE_TIME
+from tests.support.factories import BASE_TIME
 from usermetrics.alerts.incidents import Book, SilenceSpec
 from usermetrics.alerts.messages import notice_message
 from usermetrics.alerts.rules import Reading, RuleSpec

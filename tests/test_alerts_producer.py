@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.alert_helpers import rule_set, settle, until
-from tests.factories import BASE_TIME, ManualClock, StaticSource, usage
-from tests.fake_nat import FakeNat
+from tests.support.alert_helpers import rule_set, settle, until
+from tests.support.factories import BASE_TIME, ManualClock, StaticSource, usage
+from tests.support.fake_nat import FakeNat
 from usermetrics import services
 from usermetrics.models import AlertRule, Delivery, Incident, Silence
 from usermetrics.nat import NatHttpSource

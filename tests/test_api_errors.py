@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import AsyncClient
 
-from tests.factories import StaticSource, usage
+from tests.support.factories import StaticSource, usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
-from tests.history_helpers import FixedSource, recorder, snapshot, usage
+from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
 from usermetrics.api.export import csv_safe, csv_stream, json_stream
 from usermetrics.clock import utcnow
 

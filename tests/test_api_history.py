@@ -11,8 +11,8 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
 
-from tests.conftest import current_producer
-from tests.history_helpers import FixedSource, recorder, snapshot, usage
+from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
+from tests.support.producers import current_producer
 from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)

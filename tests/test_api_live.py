@@ -12,8 +12,8 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from monitor_site.asgi import application
-from tests.conftest import current_producer
-from tests.factories import ODD_IDS
+from tests.support.factories import ODD_IDS
+from tests.support.producers import current_producer
 from usermetrics.api.fast import MonitorUsersFastPath
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.publish.face import face_get

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.history_helpers import FixedSource, recorder, snapshot, usage
+from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
 from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,9 +9,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, http_get, manage, server_env, wait_until
-from tests.factories import PYPROJECT_VERSION
+from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.factories import PYPROJECT_VERSION
+from tests.support.machine import free_port
 
 TOKEN = "schema-test-token-" + "q" * 24
 ODD_ID = "a/b ~.c"

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tests.factories import BASE_TIME, board_of, record, sample_users, usage
+from tests.support.factories import BASE_TIME, board_of, record, sample_users, usage
 from usermetrics.board import COLUMNS, Board, board_empty, document_end
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse

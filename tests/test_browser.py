@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 from django.urls import reverse
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, chromium_browser, manage, server_env
+from tests.support.daphne import Daphne, chromium_browser, manage, server_env
+from tests.support.machine import free_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

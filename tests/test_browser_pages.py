@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, chromium_browser, http_get, manage, server_env, wait_until
-from tests.fake_nat import FakeNat
+from tests.support.daphne import Daphne, chromium_browser, http_get, manage, server_env, wait_until
+from tests.support.fake_nat import FakeNat
+from tests.support.machine import free_port
 
 # The same Chromium, skip rule and bounds as the other browser tests.
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, WAIT_MS, pytestmark  # noqa: F401
@@ -25,7 +25,7 @@ from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, WAIT_MS, pytes
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parent.parent
-AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
+AXE = ROOT / "tests" / "support" / "vendor" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("USERMETRICS_SCREENSHOTS", ROOT / "var" / "screenshots"))
 LONG_ID = "x" * 10_000
 INTERVAL = 0.5

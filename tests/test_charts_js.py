@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 
-from tests.history_helpers import T0, recorder, snapshot, usage
+from tests.support.history_helpers import T0, recorder, snapshot, usage
 from usermetrics import humanize
 from usermetrics.history.query import window_stats
 from usermetrics.history.series import sparklines, user_series

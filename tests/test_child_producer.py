@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.machine import free_port
 
 TOKEN = "child-producer-token-" + "c" * 24
 

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.conftest import free_port
+from tests.support.machine import free_port
 from tests.test_identities import NAT_REPORTED
 from usermetrics.identities import identity_labels
 from usermetrics.models import Identity

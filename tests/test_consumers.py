@@ -14,8 +14,8 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from monitor_site.asgi import application
-from tests.conftest import current_producer
-from tests.factories import StaticSource, sample_users, usage
+from tests.support.factories import StaticSource, sample_users, usage
+from tests.support.producers import current_producer
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.publish.face import face_get

@@ -14,8 +14,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
 from monitor_site.asgi import application
-from tests.conftest import current_producer
-from tests.factories import StaticSource, sample_users
+from tests.support.factories import StaticSource, sample_users
+from tests.support.producers import current_producer
 from usermetrics import services
 from usermetrics.publish.face import face_get
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 from django.urls import resolve, reverse
 
-from tests.factories import ODD_IDS
+from tests.support.factories import ODD_IDS
 from usermetrics.converters import UserIdConverter, segment_to_user_id, user_id_to_segment
 
 ROOT = Path(__file__).resolve().parent.parent

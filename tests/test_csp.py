@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client
 from django.urls import path
 
-from tests.factories import StaticSource, sample_users
+from tests.support.factories import StaticSource, sample_users
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ import pytest
 from channels.testing import ApplicationCommunicator
 from django.core.asgi import get_asgi_application
 
-from tests.factories import StaticSource, usage
+from tests.support.factories import StaticSource, usage
 from usermetrics.edge import NoSniff, RawPathSlashes, path_from_raw
 
 

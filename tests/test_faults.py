@@ -29,10 +29,10 @@ from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
 from monitor_site.asgi import application
-from tests.conftest import free_port
-from tests.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until
-from tests.factories import StaticSource, sample_users
-from tests.fake_nat import FakeNat
+from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until
+from tests.support.factories import StaticSource, sample_users
+from tests.support.fake_nat import FakeNat
+from tests.support.machine import free_port
 from usermetrics.humanize import HISTORY_UNAVAILABLE
 from usermetrics.publish.face import face_get
 

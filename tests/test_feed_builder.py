@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.factories import board_of, sample_users
+from tests.support.factories import board_of, sample_users
 from usermetrics.feed.builder import EVENT_TYPE, FRAMES_TYPE, FrameBuilder, face_frames, face_messages, first_frame
 from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
 from usermetrics.selection import ViewSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.factories import board_of, record, sample_users
+from tests.support.factories import board_of, record, sample_users
 from usermetrics.feed.frames import list_frame, size, user_frame
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.selection import ViewSpec

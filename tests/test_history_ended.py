@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.history_helpers import T0, recorder, snapshot, usage
+from tests.support.history_helpers import T0, recorder, snapshot, usage
 from usermetrics.history.ended import ended_count, ended_page, ended_select, ended_since, ended_user_get
 from usermetrics.models import UserLife
 

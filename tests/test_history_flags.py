@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.history_helpers import MIN, T0, recorder, snapshot, usage
+from tests.support.history_helpers import MIN, T0, recorder, snapshot, usage
 from usermetrics.conf import FlagsConfig
 from usermetrics.history.flags import FLAG_NAMES, user_flags, users_flags
 from usermetrics.history.query import WindowStats

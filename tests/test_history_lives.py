@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError
 
-from tests.history_helpers import CREATED, MIN, T0, recorder, snapshot, usage
+from tests.support.history_helpers import CREATED, MIN, T0, recorder, snapshot, usage
 from usermetrics.history.ended import ended_select, ended_user_get
 from usermetrics.history.lives import is_new_life
 from usermetrics.history.query import window_stats

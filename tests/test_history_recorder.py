@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from tests.history_helpers import MIN, T0, recorder, snapshot, usage
+from tests.support.history_helpers import MIN, T0, recorder, snapshot, usage
 from usermetrics.models import TotalsHourly, UserSample
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.history_helpers import MIN, T0, recorder, snapshot, usage
+from tests.support.history_helpers import MIN, T0, recorder, snapshot, usage
 from usermetrics.history.query import overview_stats, window_stats
 from usermetrics.history.rollup import rollup
 from usermetrics.history.samples import SAMPLE_COLUMNS, counters_of, totals_row

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.history_helpers import MIN, T0, recorder, snapshot, usage
+from tests.support.history_helpers import MIN, T0, recorder, snapshot, usage
 from usermetrics.history.rollup import rollup
 from usermetrics.history.series import overview_series, sparklines, user_series
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.history_helpers import MIN, T0, recorder, snapshot, usage
+from tests.support.history_helpers import MIN, T0, recorder, snapshot, usage
 from usermetrics.history.rollup import prune
 from usermetrics.history.sources import SourceLog, sources_history
 from usermetrics.models import SourceSample

@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
 
-from tests.history_helpers import FixedSource, recorder, snapshot, usage
+from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
 from usermetrics.clock import utcnow
 from usermetrics.models import db_text, db_text_loaded
 

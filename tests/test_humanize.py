@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.factories import BASE_TIME, usage
+from tests.support.factories import BASE_TIME, usage
 from usermetrics import humanize
 
 

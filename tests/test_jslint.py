@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
+from tests.support.machine import REQUIRE_SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 ESLINT = ROOT / "node_modules" / ".bin" / "eslint"

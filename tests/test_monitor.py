@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tests.factories import ManualClock, ScriptedSource, record
+from tests.support.factories import ManualClock, ScriptedSource, record
 from usermetrics.monitor import MonitorService
 
 

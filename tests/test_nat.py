@@ -1,7 +1,7 @@
 """Against real NAT 1.9.0 servers: identities and labels, counts, in-flight, merging, outages, eviction.
 
 The dashboard's service layer (MonitorService over NatHttpSources) and its JSON API read real
-`nat serve` processes that run the test plugin's per-user workflow (tests/nat_plugin).
+`nat serve` processes that run the test plugin's per-user workflow (tests/support/nat_plugin).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, http_get, server_env, wait_until
-from tests.nat_server import NatServer, ensure_nat_venv
+from tests.support.daphne import Daphne, http_get, server_env, wait_until
+from tests.support.machine import free_port
+from tests.support.nat_server import NatServer, ensure_nat_venv
 from usermetrics import identities, services
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse

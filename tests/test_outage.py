@@ -20,8 +20,8 @@ from django.db import OperationalError, ProgrammingError
 from django.test import AsyncClient
 
 from monitor_site.asgi import application
-from tests.factories import StaticSource, sample_users
-from tests.history_helpers import recorder, snapshot
+from tests.support.factories import StaticSource, sample_users
+from tests.support.history_helpers import recorder, snapshot
 from usermetrics import humanize, outage
 from usermetrics.clock import utcnow
 

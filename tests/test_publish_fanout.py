@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from tests.factories import ScriptedSource, record
+from tests.support.factories import ScriptedSource, record
 from usermetrics.consumers import UserListConsumer
 from usermetrics.feed.builder import FRAMES_TYPE
 from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry

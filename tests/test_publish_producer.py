@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from tests.factories import board_of
-from tests.history_helpers import T0, snapshot, usage
+from tests.support.factories import board_of
+from tests.support.history_helpers import T0, snapshot, usage
 from usermetrics.history.query import WindowStats
 from usermetrics.publish import producer
 from usermetrics.publish.producer import FlagTracker

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from channels.layers import channel_layers
 
-from tests.factories import ScriptedSource, board_of, record, sample_users
+from tests.support.factories import ScriptedSource, board_of, record, sample_users
 from usermetrics.board import Board
 from usermetrics.feed.subscriptions import Subscription, SubscriptionDirectory, SubscriptionRegistry, face_channel
 from usermetrics.monitor import MonitorService

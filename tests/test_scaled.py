@@ -20,9 +20,9 @@ import pytest
 import redis
 import websockets
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, Runmonitor, http_get, manage, server_env, staff_session, wait_until
-from tests.fake_nat import FakeNat
+from tests.support.daphne import Daphne, Runmonitor, http_get, manage, server_env, staff_session, wait_until
+from tests.support.fake_nat import FakeNat
+from tests.support.machine import free_port
 
 pytestmark = pytest.mark.redis
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.factories import board_of, record, sample_users
+from tests.support.factories import board_of, record, sample_users
 from usermetrics.selection import DEFAULT_SORT, ViewSpec, matches, search_needle, summary_get, view_filter, view_select
 from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length, window_name
 

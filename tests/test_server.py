@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from django.urls import reverse
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.machine import free_port
 from usermetrics.metrics import PerUserMonitorResponse
 
 TOKEN = "whole-stack-token-" + "z" * 24

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tests.factories import PYPROJECT_VERSION, ScriptedSource, record
+from tests.support.factories import PYPROJECT_VERSION, ScriptedSource, record
 from usermetrics import services, testing
 from usermetrics.publish.face import face_get
 from usermetrics.selection import ViewSpec

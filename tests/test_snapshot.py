@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.factories import BASE_TIME, record, usage
+from tests.support.factories import BASE_TIME, record, usage
 from usermetrics.merging import ids_of, merge, merge_usages
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.snapshot import Snapshot, SourceHealth, is_active, totals

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
 
-from tests.factories import BASE_TIME, StaticSource, sample_users, usage
+from tests.support.factories import BASE_TIME, StaticSource, sample_users, usage
 from usermetrics.identities import identity_register, user_id_derive
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from tests.history_helpers import FixedSource, recorder, snapshot, usage
+from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
 from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -207,7 +207,7 @@ async def test_list_window_api_gives_rates_flags_and_sparklines_of_the_asked_row
 async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user, monkeypatch):
     from channels.layers import get_channel_layer
 
-    from tests.conftest import current_producer
+    from tests.support.producers import current_producer
     from tests.test_consumers import communicator
     from usermetrics.publish import producer
 

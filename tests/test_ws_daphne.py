@@ -16,8 +16,8 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import free_port
-from tests.daphne import Daphne, manage, server_env, staff_session, wait_until
+from tests.support.daphne import Daphne, manage, server_env, staff_session, wait_until
+from tests.support.machine import free_port
 
 MiB = 1024 * 1024
 

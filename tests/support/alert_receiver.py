@@ -12,7 +12,7 @@ import json
 import threading
 from typing import Any
 
-from tests.conftest import free_port
+from tests.support.machine import free_port
 
 
 class Receiver:

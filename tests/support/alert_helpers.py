@@ -11,8 +11,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps as django_apps
 
-from tests.alert_receiver import Receiver
-from tests.factories import ManualClock
+from tests.support.alert_receiver import Receiver
+from tests.support.factories import ManualClock
 from usermetrics import testing
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.conf import get_config

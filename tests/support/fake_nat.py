@@ -17,7 +17,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.conftest import free_port
+from tests.support.machine import free_port
 
 
 class FakeNat:

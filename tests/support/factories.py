@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import tomllib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from tests.support.machine import ROOT
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 
 # The one source of the version: the project's metadata, written from pyproject.toml.
-PYPROJECT_VERSION: str = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())[
-    "project"
-]["version"]
+PYPROJECT_VERSION: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 # User ids that test every way an id can be awkward in a URL, a page or a frame.
 ODD_IDS = [

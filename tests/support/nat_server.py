@@ -1,7 +1,7 @@
 """Real NAT servers for tests (sync helpers): a cached NAT virtualenv and `nat serve` processes.
 
 The virtualenv ``.venv-nat/`` at the repository root holds ``nvidia-nat-core==1.9.0``, the
-SQLAlchemy it needs to serve, and the test plugin in ``tests/nat_plugin`` (a per-user workflow
+SQLAlchemy it needs to serve, and the test plugin in ``tests/support/nat_plugin`` (a per-user workflow
 without an LLM). It is built when absent or when the pins or the plugin change, and reused
 otherwise. Where it cannot be built (no network) the NAT tests skip, except in CI
 (``USERMETRICS_REQUIRE_SERVICES=1``), where that is a failure.
@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, free_port
+from tests.support.machine import REQUIRE_SERVICES, ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = Path(__file__).resolve().parent / "nat_plugin"
 NAT_VENV = Path(os.environ.get("USERMETRICS_NAT_VENV", ROOT / ".venv-nat"))
 NAT_REQUIREMENTS = ["nvidia-nat-core==1.9.0", "sqlalchemy[asyncio]~=2.0"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.machine import ROOT
 
 LEAVES_TWO = """
 import subprocess
@@ -27,7 +27,7 @@ def test_stops_its_own():
 def test_leftovers_a_run_that_leaves_processes_fails_and_names_them(tmp_path: Path):
     (tmp_path / "test_inner.py").write_text(LEAVES_TWO)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "USERMETRICS_LEFTOVER_GRACE": "1"}
-    plugins = ["-p", "tests.leftovers", "-p", "no:django", "-p", "no:cacheprovider"]
+    plugins = ["-p", "tests.support.leftovers", "-p", "no:django", "-p", "no:cacheprovider"]
     result = subprocess.run(
         [
             sys.executable,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.machine import ROOT
+
 # Seconds a process gets to stop on SIGTERM: an embedded producer's Daphne waits up to 10 s for its
 # child to write its history (publish.child.STOP_WAIT).
 STOP_WITHIN = 20.0
