@@ -208,7 +208,7 @@ async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user,
     from channels.layers import get_channel_layer
 
     from tests.support.producers import current_producer
-    from tests.test_consumers import communicator
+    from tests.unit.test_consumers import communicator
     from usermetrics.publish import producer
 
     await get_channel_layer().flush()

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.support.machine import ROOT
 from usermetrics.nat_body import MAX_USER_BYTES, MAX_WHOLE_BYTES, NatBody, SourceError
-
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
 def user(uid: str, requests: int = 1, **extra: object) -> dict:

@@ -24,13 +24,13 @@ import pytest
 from django.urls import reverse
 
 from tests.support.history_helpers import T0, recorder, snapshot, usage
+from tests.support.machine import ROOT
 from usermetrics import humanize
 from usermetrics.history.query import window_stats
 from usermetrics.history.series import sparklines, user_series
 from usermetrics.snapshot import is_active
 from usermetrics.templatetags.usermetrics import iso, utc
 
-ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static" / "usermetrics"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

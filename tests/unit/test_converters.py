@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 from django.urls import resolve, reverse
 
 from tests.support.factories import ODD_IDS
+from tests.support.machine import ROOT
 from usermetrics.converters import UserIdConverter, segment_to_user_id, user_id_to_segment
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("user_id", ODD_IDS)

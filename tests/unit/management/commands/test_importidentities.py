@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.support.machine import free_port
-from tests.test_identities import NAT_REPORTED
+from tests.unit.test_identities import NAT_REPORTED
 from usermetrics.identities import identity_labels
 from usermetrics.models import Identity
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.machine import ROOT
 from tests.support.machine import REQUIRE_SERVICES
 
-ROOT = Path(__file__).resolve().parent.parent
 ESLINT = ROOT / "node_modules" / ".bin" / "eslint"
 
 

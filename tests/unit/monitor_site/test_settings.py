@@ -7,13 +7,12 @@ import os
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.machine import ROOT
 from usermetrics.conf import DEFAULTS, SETTINGS, get_config, leaves
 
-ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
     "DEBUG": "0",
     "SECRET_KEY": "k" * 20 + "-production-secret-that-is-long-enough-0123456789",

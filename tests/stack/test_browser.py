@@ -17,12 +17,12 @@ import pytest
 from django.urls import reverse
 
 from tests.support.daphne import Daphne, chromium_browser, manage, server_env
-from tests.support.machine import free_port
+from tests.support.machine import ROOT, free_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("USERMETRICS_CHROMIUM", "/usr/bin/chromium")
-JS_DIR = Path(__file__).resolve().parent.parent / "static" / "usermetrics" / "js"
+JS_DIR = ROOT / "static" / "usermetrics" / "js"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

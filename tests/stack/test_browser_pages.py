@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
+# The same Chromium, skip rule and bounds as the other browser tests.
+from tests.stack.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, WAIT_MS, pytestmark  # noqa: F401
 from tests.support.daphne import Daphne, chromium_browser, http_get, manage, server_env, wait_until
 from tests.support.fake_nat import FakeNat
-from tests.support.machine import free_port
-
-# The same Chromium, skip rule and bounds as the other browser tests.
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, WAIT_MS, pytestmark  # noqa: F401
+from tests.support.machine import ROOT, free_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tests" / "support" / "vendor" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("USERMETRICS_SCREENSHOTS", ROOT / "var" / "screenshots"))
 LONG_ID = "x" * 10_000

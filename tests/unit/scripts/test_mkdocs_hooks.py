@@ -5,13 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import tomllib
-from pathlib import Path
 
 import pytest
 
+from tests.support.machine import ROOT
 from usermetrics.conf import ALERT_RULE, DEFAULTS, SETTINGS, SOURCE_ENTRY, leaves
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
