@@ -7,7 +7,9 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 
 from tests.support.machine import ROOT
+from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
+from usermetrics.snapshot import Snapshot, SourceHealth
 
 # The one source of the version: the project's metadata, written from pyproject.toml.
 PYPROJECT_VERSION: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -151,3 +153,14 @@ def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float 
     return board_build(
         snapshot, producer="p", published_at=utcnow(), cache=BoardCache(), flags=flags, flag_names=FLAG_STATES
     )
+
+
+def health(name: str, *, state: str = "ok", timeout: float | None = None) -> SourceHealth:
+    """A source's health (``timeout``: its per-user workflow timeout, in seconds)."""
+    return SourceHealth(name=name, kind="test", state=state, per_user_workflow_timeout=timeout)
+
+
+def merged(*reports: tuple[str, list[PerUserResourceUsage]], timeouts: dict[str, float] | None = None) -> Snapshot:
+    """The snapshot of ``reports`` (source name, its users) at ``BASE_TIME``, every source healthy."""
+    sources = [health(name, timeout=(timeouts or {}).get(name)) for name, _ in reports]
+    return merge(reports, seq=1, timestamp=BASE_TIME, sources=sources)

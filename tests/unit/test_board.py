@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import random
 
 import pytest
 
@@ -13,7 +12,7 @@ from usermetrics.board import COLUMNS, Board, board_empty, document_end
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.packing import BoardCache, board_build, column_values
-from usermetrics.snapshot import SourceHealth, is_active, totals
+from usermetrics.snapshot import SourceHealth, is_active
 
 
 def test_board_body_is_exactly_the_nat_document():
@@ -48,54 +47,10 @@ def test_board_round_trips_through_its_bytes():
     assert back.sources[0].name == "s" and back.totals == board.totals
 
 
-def test_board_fragment_cache_serializes_only_changed_records():
-    users = sample_users()
-    cache = BoardCache()
-    sources = [SourceHealth(name="s", kind="t")]
-
-    def build(records):
-        snapshot = merge([("s", records)], seq=1, timestamp=BASE_TIME, sources=sources)
-        return board_build(snapshot, producer="p", published_at=BASE_TIME, cache=cache)
-
-    build(users)
-    assert (cache.hits, cache.misses) == (0, 12)
-    changed = [*users[:11], record("u11", requests={"total_requests": 99})]
-    board = build(changed)
-    assert (cache.hits, cache.misses) == (11, 13)  # the same objects are reused, one new record serialized
-    assert board.user("u11").requests.total_requests == 99
-
-
 def test_board_of_nobody_is_still_a_board():
     board = board_empty(BASE_TIME)
     assert board and len(board) == 0 and board.seq == 0
     assert PerUserMonitorResponse.model_validate_json(board.body).users == []
-
-
-def test_board_cache_packs_like_a_fresh_board_through_any_changes():
-    """Changed records, users coming and going, a new order: every board reads as one packed afresh."""
-    rng = random.Random(7)
-    users = sample_users()
-    cache = BoardCache()
-    sources = [SourceHealth(name="s", kind="t", per_user_workflow_timeout=600)]
-    for step in range(40):
-        action = step % 4
-        if action == 0:  # a few records change
-            for i in rng.sample(range(len(users)), 3):
-                users[i] = usage(users[i].user_id, requests=rng.randrange(1000), active=rng.randrange(2))
-        elif action == 1:  # one leaves, one arrives
-            users.pop(rng.randrange(len(users)))
-            users.append(usage(f"n{step}", requests=step))
-        elif action == 2:  # the same users in another order
-            rng.shuffle(users)
-        snapshot = merge([("s", list(users))], seq=step, timestamp=BASE_TIME, sources=sources)
-        board = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=cache)
-        fresh = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache())
-        assert board.body == fresh.body and list(board.offsets) == list(fresh.offsets)
-        for name in fresh.columns:
-            assert list(board.columns[name]) == pytest.approx(list(fresh.columns[name]), nan_ok=True), name
-        assert board.totals == fresh.totals == totals(users)
-        assert [board.usage_at(i) for i in range(len(board))] == users
-    assert cache.hits > cache.misses  # most records were packed once
 
 
 @pytest.mark.parametrize("sources", [1, 2])

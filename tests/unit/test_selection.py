@@ -1,14 +1,11 @@
-"""Selection: parameters normalized, windows chosen, the search rule, sorting with ties, paging, summary."""
+"""Selection: parameters normalized, the search rule, sorting with ties, paging, summary."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pytest
 
 from tests.support.factories import board_of, record, sample_users
 from usermetrics.selection import DEFAULT_SORT, ViewSpec, matches, search_needle, summary_get, view_filter, view_select
-from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length, window_name
 
 
 def snap(users, flags=None):
@@ -74,16 +71,6 @@ def test_selection_viewspec_links_leave_out_the_defaults():
     assert spec.as_params() == {"page": "2", "sort": "user_id"}
     assert spec.as_params(page=1, sort=DEFAULT_SORT) == {}
     assert ViewSpec().key != spec.key
-
-
-def test_selection_one_rule_for_a_window():
-    # An unknown window falls back to the default everywhere (pages, feed, API) and is said back.
-    assert window_choose("24h", RATE_WINDOWS) == "24h"
-    assert window_choose("7d", RATE_WINDOWS) == "1h"  # not a rate window
-    assert window_choose("bogus", CHART_WINDOWS, default="24h") == "24h"
-    assert window_choose(None) == "1h"
-    assert window_length("15m") == timedelta(minutes=15) and window_name(timedelta(days=7)) == "7d"
-    assert window_name(timedelta(seconds=90)) == "90s"
 
 
 def test_selection_search_rule():

@@ -52,22 +52,6 @@ def test_feed_builder_flag_views_read_the_published_flags():
     assert [u["user_id"] for u in json.loads(text)["users"]] == ["u02"]
 
 
-def test_feed_views_registry_moves_and_forgets_channels():
-    registry = SubscriptionRegistry()
-    first = registry.subscribe("c1", Subscription(spec=ViewSpec()))
-    second = registry.subscribe("c1", Subscription(spec=ViewSpec(sort="user_id")))
-    assert first != second and set(registry.subscriptions()) == {second}  # moved, the empty view dropped
-    assert registry.unsubscribe("c1") == second and registry.subscriptions() == {} and registry.channels() == []
-    assert registry.unsubscribe("never") is None
-
-
-def test_feed_views_round_trip_as_untrusted_json():
-    view = Subscription(spec=ViewSpec(page=2, q="ada"))
-    assert Subscription.from_json(view.to_json()) == view
-    assert Subscription.from_json('{"spec": {"page_size": 99999, "sort": "nope"}}').spec == ViewSpec(page_size=500)
-    assert Subscription.from_json(Subscription(user_id="a/b").to_json()).group == Subscription(user_id="a/b").group
-
-
 def test_feed_builder_face_messages_carry_each_faces_frames_split_past_the_limit():
     frames = {"g1": "a" * 40, "g2": "b" * 40, "g3": "c" * 40}
     [one] = face_messages(frames, ["g1", "g3", "unknown"], seq=7, producer="p")
