@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -16,6 +17,7 @@ from django.urls import reverse
 from monitor_site.asgi import application
 from tests.support.factories import StaticSource, sample_users, usage
 from tests.support.producers import current_producer
+from usermetrics.consumers import UserListConsumer
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.publish.face import face_get
@@ -313,3 +315,20 @@ async def test_consumers_per_user_frame_lists_each_source_record(install_service
         ]
     finally:
         await comm.disconnect()
+
+
+async def test_consumers_a_socket_drops_frames_of_a_view_it_left_and_refreshes_it_has():
+    consumer = UserListConsumer()
+    sent: list[dict[str, Any]] = []
+
+    async def base_send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    consumer.base_send = base_send
+    consumer.access_task = asyncio.get_running_loop().create_future()  # this refresh's re-check is running
+    consumer.group = "new"
+    await consumer.metrics_update({"text": "old view", "seq": 9, "producer": "p", "group": "old"})
+    await consumer.metrics_update({"text": "new view", "seq": 9, "producer": "p", "group": "new"})
+    await consumer.metrics_update({"text": "again", "seq": 9, "producer": "p", "group": "new"})
+    assert [m["text"] for m in sent] == ["new view"]
+    consumer.access_task.cancel()

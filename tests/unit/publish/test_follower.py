@@ -1,91 +1,25 @@
-"""Fan-out: the producer sends each face one message per refresh, the face hands each frame to its sockets."""
+"""The follower, a face's side: it hands each frame to the sockets on its view, fetches boards, sees a producer go."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import uuid
 from typing import Any
 
-from tests.support.factories import ScriptedSource, record
-from usermetrics.consumers import UserListConsumer
+import pytest
+from channels.layers import channel_layers
+
+from tests.support.faces import FIRST, ONE, SORTED, Socket
+from tests.support.factories import board_of, sample_users
 from usermetrics.feed.builder import FRAMES_TYPE
-from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
-from usermetrics.monitor import MonitorService
-from usermetrics.publish.bus import LocalBus
+from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry, face_channel
+from usermetrics.publish.assembly import layer_sender
+from usermetrics.publish.bus import LocalBus, RedisBus
 from usermetrics.publish.follower import Follower
-from usermetrics.publish.lease import LocalLease
-from usermetrics.publish.producer import Producer
 from usermetrics.selection import ViewSpec
 
-FIRST, SORTED, ONE = (
-    Subscription(spec=ViewSpec()),
-    Subscription(spec=ViewSpec(sort="user_id")),
-    Subscription(user_id="a"),
-)
 
-
-class Socket:
-    """A receiver that keeps what the face hands it."""
-
-    def __init__(self) -> None:
-        """Nothing received yet."""
-        self.frames: list[dict[str, Any]] = []
-        self.statuses: list[dict[str, Any]] = []
-
-    async def metrics_update(self, event: dict[str, Any]) -> None:
-        """Keep a frame."""
-        self.frames.append(event)
-
-    async def metrics_status(self, event: dict[str, Any]) -> None:
-        """Keep a status message."""
-        self.statuses.append(event)
-
-
-def _producer(faces: dict[str, dict[str, Subscription]], sent: list[tuple[str, dict[str, Any]]]) -> Producer:
-    async def by_face() -> dict[str, dict[str, Subscription]]:
-        return faces
-
-    async def send(face: str, message: dict[str, Any]) -> None:
-        sent.append((face, message))
-
-    async def labels() -> dict[str, str]:
-        return {}
-
-    source = ScriptedSource("s", [record("a"), record("b")])
-    return Producer(
-        MonitorService([source]),
-        bus=LocalBus(),
-        lease=LocalLease(),
-        subscriptions=by_face,
-        send=send,
-        labels=labels,
-        name="p",
-    )
-
-
-async def test_publish_fanout_one_message_per_face_per_refresh_each_view_built_once():
-    faces = {"face-1": {FIRST.group: FIRST}, "face-2": {FIRST.group: FIRST, SORTED.group: SORTED, ONE.group: ONE}}
-    sent: list[tuple[str, dict[str, Any]]] = []
-    producer = _producer(faces, sent)
-    await producer.tick()
-    await producer.tick()
-    assert [face for face, _ in sent] == ["face-1", "face-2", "face-1", "face-2"]  # one per face per refresh
-    assert producer.frames.frames_built == 6  # three distinct views, twice: a view two faces watch is built once
-    _, message = sent[3]
-    assert message["type"] == FRAMES_TYPE and (message["seq"], message["producer"]) == (2, "p")
-    assert set(message["frames"]) == {FIRST.group, SORTED.group, ONE.group}
-    assert sent[2][1]["frames"][FIRST.group] == message["frames"][FIRST.group]  # the same text for both faces
-    assert json.loads(message["frames"][ONE.group])["users"][0]["user_id"] == "a"
-
-
-async def test_publish_fanout_no_view_watched_sends_nothing():
-    sent: list[tuple[str, dict[str, Any]]] = []
-    producer = _producer({"face-1": {}}, sent)
-    await producer.tick()
-    assert sent == [] and producer.frames.frames_built == 0
-
-
-async def test_publish_fanout_the_face_hands_each_frame_to_the_sockets_on_its_view():
+async def test_publish_follower_the_face_hands_each_frame_to_the_sockets_on_its_view():
     registry = SubscriptionRegistry()
     follower = Follower(bus=LocalBus(), registry=registry, face="f", interval=1, stale_after=3)
     one, two, other, counted = Socket(), Socket(), Socket(), Socket()
@@ -106,24 +40,7 @@ async def test_publish_fanout_the_face_hands_each_frame_to_the_sockets_on_its_vi
     assert [e["text"] for e in one.statuses + other.statuses] == ["gone", "gone"] and two.statuses == []
 
 
-async def test_publish_fanout_a_socket_drops_frames_of_a_view_it_left_and_refreshes_it_has():
-    consumer = UserListConsumer()
-    sent: list[dict[str, Any]] = []
-
-    async def base_send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    consumer.base_send = base_send
-    consumer.access_task = asyncio.get_running_loop().create_future()  # this refresh's re-check is running
-    consumer.group = "new"
-    await consumer.metrics_update({"text": "old view", "seq": 9, "producer": "p", "group": "old"})
-    await consumer.metrics_update({"text": "new view", "seq": 9, "producer": "p", "group": "new"})
-    await consumer.metrics_update({"text": "again", "seq": 9, "producer": "p", "group": "new"})
-    assert [m["text"] for m in sent] == ["new view"]
-    consumer.access_task.cancel()
-
-
-async def test_publish_fanout_a_receive_that_fails_does_not_end_the_faces_frames():
+async def test_publish_follower_a_receive_that_fails_does_not_end_the_faces_frames():
     registry = SubscriptionRegistry()
     socket = Socket()
     registry.subscribe("c1", FIRST, socket)
@@ -143,3 +60,75 @@ async def test_publish_fanout_a_receive_that_fails_does_not_end_the_faces_frames
     await asyncio.wait_for(follower.take_frames(stop), timeout=30)
     await asyncio.sleep(0)
     assert [e["text"] for e in socket.frames] == ["F"]
+
+
+@pytest.mark.redis
+async def test_publish_follower_fetches_new_boards_and_notices_the_producer_gone(redis):
+    bus = RedisBus(redis, prefix=redis.test_prefix)
+    told: list[str] = []
+
+    async def notify(event: dict[str, object]) -> None:
+        told.append(str(event["text"]))
+
+    follower = Follower(
+        bus=bus, registry=SubscriptionRegistry(), face="f", interval=0.1, stale_after=0.3, notify=notify
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.run(stop))
+    try:
+        await follower.first_board(within=1)
+        assert follower.latest() is None and not follower.state().publishing
+        await bus.publish(board_of(sample_users(), seq=1))
+        for _ in range(50):
+            if follower.latest() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert follower.latest().seq == 1 and follower.state().publishing
+        for _ in range(50):  # no new board for longer than stale_after: the sockets are told once
+            if any('"state":"absent"' in t for t in told[1:]):
+                break
+            await asyncio.sleep(0.05)
+        assert not follower.state().publishing and '"state":"absent"' in told[-1]
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.mark.redis
+async def test_publish_frames_reach_a_face_through_its_channel_on_redis(redis, settings):
+    layer = channel_layers.make_backend("default")
+    received: list[dict[str, object]] = []
+    arrived = asyncio.Event()
+    registry = SubscriptionRegistry()
+    view = Subscription(spec=ViewSpec())
+
+    class Socket:
+        async def metrics_update(self, event: dict[str, object]) -> None:
+            received.append(event)
+            arrived.set()
+
+        async def metrics_status(self, event: dict[str, object]) -> None:
+            pass
+
+    registry.subscribe("c1", view, Socket())
+    face = f"face-{uuid.uuid4().hex[:8]}"
+    follower = Follower(
+        bus=RedisBus(redis, prefix=redis.test_prefix),
+        registry=registry,
+        face=face,
+        interval=0.2,
+        stale_after=1,
+        receive=lambda: layer.receive(face_channel(face)),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(follower.take_frames(stop))
+    try:
+        await layer_sender(layer)(
+            face, {"type": "metrics.frames", "seq": 3, "producer": "p", "frames": {view.group: "T"}}
+        )
+        await asyncio.wait_for(arrived.wait(), timeout=10)
+        assert [(e["text"], e["seq"], e["group"]) for e in received] == [("T", 3, view.group)]
+    finally:
+        stop.set()
+        task.cancel()
+        await layer.flush()
