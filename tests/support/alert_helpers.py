@@ -1,4 +1,4 @@
-"""Alert test helpers: a loopback receiver fixture, the ALERTS settings, a producer with the engine, waiting."""
+"""Alert test helpers: a receiver fixture, the ALERTS settings, a producer with the engine, a secret route, waiting."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.apps import apps as django_apps
 
 from tests.support.alert_receiver import Receiver
-from tests.support.factories import ManualClock
+from tests.support.factories import BASE_TIME, ManualClock, StaticSource, usage
 from usermetrics import testing
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.conf import get_config
@@ -104,3 +104,25 @@ async def settle(producer: Producer) -> None:
     """Let the engine evaluate what it was handed and the courier (its thread) send what is due."""
     await producer.alerts.flush()
     await until(outbox_settled)
+
+
+SECRET = "s3cr3t-pass-word"
+
+
+TOKEN = "tok-4f9a8b7c6d5e"
+
+
+def secret_url(port: int) -> str:
+    """A route to the receiver whose password, path and header are secrets."""
+    return f"json://ops:{SECRET}@127.0.0.1:{port}/hook/{TOKEN}?+X-Api-Key={TOKEN}"
+
+
+async def firing_source_down(producer_with_alerts, *, url: str | None = None) -> None:
+    """A producer whose one source never answers: source-down fires at once (for 0)."""
+    await sync_to_async(rule_set)("source-down", for_seconds=0, clear_seconds=0)
+    source = StaticSource("nat-b", [])
+    source.error = RuntimeError("boom")
+    producer = producer_with_alerts([StaticSource("nat-a", [usage("ada")]), source], clock=ManualClock(BASE_TIME))
+    await producer.tick()
+    await settle(producer)
+    await producer.tick()  # the next board carries the count worked out after the first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tomllib
 from datetime import UTC, datetime, timedelta
 
@@ -164,3 +165,33 @@ def merged(*reports: tuple[str, list[PerUserResourceUsage]], timeouts: dict[str,
     """The snapshot of ``reports`` (source name, its users) at ``BASE_TIME``, every source healthy."""
     sources = [health(name, timeout=(timeouts or {}).get(name)) for name, _ in reports]
     return merge(reports, seq=1, timestamp=BASE_TIME, sources=sources)
+
+
+# The user ids a real NAT 1.9.0 server reported for these credentials (nat serve, /monitor/users).
+NAT_REPORTED = [
+    ("cookie", "cookie-alice", "3ca87aca-b34e-511f-b582-23b4c4e4f20b"),  # Cookie: nat-session=cookie-alice
+    ("api_key", "key-bob", "63a4c193-de10-5201-9958-5c32567ba1eb"),  # X-API-Key: key-bob
+    ("jwt_sub", "carol", "a51a12c2-3691-5d0a-9cdf-69f27626d170"),  # Bearer JWT with "sub": "carol"
+    ("basic", "dave:pw", "d524c096-fff7-5696-a399-2a07510f11cd"),  # Basic dave:pw
+]
+
+
+# One user of a /monitor/users body as NAT 1.9.0 writes it (naive local times), for the NAT readers' tests.
+USER = {
+    "user_id": "3ca87aca-b34e-511f-b582-23b4c4e4f20b",
+    "session": {
+        "created_at": "2026-11-25T15:00:48.133278",
+        "last_activity": "2026-11-25T15:00:48.337082",
+        "ref_count": 0,
+        "is_active": False,
+    },
+    "requests": {"total_requests": 1, "active_requests": 0, "avg_latency_ms": 203.68, "error_count": 0},
+    "memory": {"per_user_functions_count": 0, "per_user_function_groups_count": 0, "exit_stack_size": 1},
+}
+
+
+def nat_body(*users: dict, **extra: object) -> bytes:
+    """A /monitor/users body as NAT 1.9.0 writes it (naive local timestamps)."""
+    return json.dumps(
+        {"timestamp": "2026-11-25T15:00:49.045158", "total_active_users": len(users), "users": list(users), **extra}
+    ).encode()

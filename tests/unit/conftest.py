@@ -1,12 +1,13 @@
-"""Fixtures of the in-process tests: a Redis client under a prefix of the test's own."""
+"""Fixtures of the in-process tests: a Redis client under a prefix of the test's own, an empty label cache."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from usermetrics import identities
 from usermetrics.publish.assembly import redis_client
 
 
@@ -20,3 +21,11 @@ async def redis(settings) -> AsyncIterator[object]:
     async for key in client.scan_iter(match=f"{prefix}*"):
         await client.delete(key)
     await client.aclose()
+
+
+@pytest.fixture
+def fresh_label_cache() -> Iterator[None]:
+    """The identities' label cache empty before and after the test (it outlives a flushed database)."""
+    identities.identity_labels_forget()
+    yield
+    identities.identity_labels_forget()

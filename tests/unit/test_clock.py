@@ -12,7 +12,7 @@ from usermetrics.clock import time_to_utc
 
 
 @pytest.mark.parametrize("zone_name", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"])
-def test_snapshot_naive_times_become_utc_as_astimezone_says_across_dst(zone_name, monkeypatch):
+def test_clock_naive_times_become_utc_as_astimezone_says_across_dst(zone_name, monkeypatch):
     """NAT's naive local times convert as ``astimezone()`` would, also around DST changes and in odd zones."""
     monkeypatch.setenv("TZ", zone_name)
     time.tzset()

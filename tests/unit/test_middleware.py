@@ -1,14 +1,16 @@
-"""The Content-Security-Policy every answer carries: pages, the admin, the login, the JSON API, 404s."""
+"""Middleware: the Content-Security-Policy every answer carries (pages, the admin, the login, the JSON API, 404s),
+and the client's address behind trusted proxies."""
 
 from __future__ import annotations
 
 import pytest
 from csp.decorators import csp_update
 from django.http import HttpRequest, HttpResponse
-from django.test import AsyncClient, Client
+from django.test import AsyncClient, Client, RequestFactory
 from django.urls import path
 
 from tests.support.factories import StaticSource, sample_users
+from usermetrics.middleware import client_address
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,3 +127,19 @@ def test_csp_a_view_that_adds_a_source_gets_it_with_the_websocket_host(db, setti
         response = Client().get("/more-sources/", HTTP_HOST=host)
         connect = {"'self'", "https://events.example", f"ws://{host}", f"wss://{host}"}
         assert parsed(response[HEADER]) == {**policy_for(host), "connect-src": connect}
+
+
+@pytest.mark.parametrize(
+    "proxies, forwarded, expected",
+    [
+        (0, "203.0.113.9", "127.0.0.1"),  # no proxy configured: the header is whatever a client sent
+        (1, "198.51.100.1, 203.0.113.9", "203.0.113.9"),  # the hop our proxy appended, not the client's claim
+        (2, "198.51.100.1, 203.0.113.9, 10.0.0.5", "203.0.113.9"),
+        (2, "203.0.113.9", "127.0.0.1"),  # fewer hops than proxies: not through them
+        (1, "", "127.0.0.1"),
+    ],
+)
+def test_middleware_client_address_believes_forwarded_only_when_configured(settings, proxies, forwarded, expected):
+    settings.TRUSTED_PROXIES = proxies
+    request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_address(request) == expected

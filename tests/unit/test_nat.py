@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,34 +9,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.support.factories import USER, nat_body
 from usermetrics.nat import (
     MonitoringDisabled,
-    NatBody,
     NatHttpSource,
     ResponseTooLarge,
     SourceError,
     parse_nat_sources,
     source_entry_parse,
 )
-
-USER = {
-    "user_id": "3ca87aca-b34e-511f-b582-23b4c4e4f20b",
-    "session": {
-        "created_at": "2026-11-25T15:00:48.133278",
-        "last_activity": "2026-11-25T15:00:48.337082",
-        "ref_count": 0,
-        "is_active": False,
-    },
-    "requests": {"total_requests": 1, "active_requests": 0, "avg_latency_ms": 203.68, "error_count": 0},
-    "memory": {"per_user_functions_count": 0, "per_user_function_groups_count": 0, "exit_stack_size": 1},
-}
-
-
-def nat_body(*users: dict, **extra: object) -> bytes:
-    """A /monitor/users body as NAT 1.9.0 writes it (naive local timestamps)."""
-    return json.dumps(
-        {"timestamp": "2026-11-25T15:00:49.045158", "total_active_users": len(users), "users": list(users), **extra}
-    ).encode()
 
 
 def source_for(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object) -> NatHttpSource:
@@ -175,40 +155,3 @@ def test_nat_source_from_a_parsed_entry():
 def test_nat_source_bad_entries_say_what_is_wrong(entry, message):
     with pytest.raises(ValueError, match=message):
         source_entry_parse(entry)
-
-
-def test_nat_body_reuses_the_records_of_users_that_did_not_change():
-    parser = NatBody(ZoneInfo("Europe/Berlin"))
-    other = {**USER, "user_id": "other"}
-    first = parser.read(nat_body(USER, other))
-    moved = {**other, "requests": {**other["requests"], "total_requests": 2}}
-    second = parser.read(nat_body(USER, moved, server_version="1.9.0"))
-    assert second.users[0] is first.users[0]  # unchanged: the very same record, not validated again
-    assert second.users[1] is not first.users[1] and second.users[1].requests.total_requests == 2
-    assert (parser.reused, parser.validated) == (1, 3)
-    # Converted to UTC as it was read: 15:00 in Berlin in November is 14:00 UTC.
-    assert first.users[0].session.created_at == datetime(2026, 11, 25, 14, 0, 48, 133278, tzinfo=UTC)
-
-
-def test_nat_body_tells_duplicate_records_of_one_user_apart():
-    parser = NatBody(None)
-    busy = {**USER, "session": {**USER["session"], "ref_count": 1, "is_active": True}}
-    first = parser.read(nat_body(USER, busy))  # one user twice: NAT with an extra endpoint
-    second = parser.read(nat_body(USER, busy))
-    assert [u.session.ref_count for u in second.users] == [0, 1]
-    assert second.users[0] is first.users[0] and second.users[1] is first.users[1]
-
-
-@pytest.mark.parametrize(
-    ("body", "where"),
-    [
-        (b"[1, 2]", "body"),
-        (b"{not json", "not JSON"),
-        (nat_body({**USER, "requests": {**USER["requests"], "total_requests": -1}}), "users.0.requests.total_requests"),
-        (nat_body(USER, {"user_id": "x"}), "users.1.session"),
-    ],
-)
-def test_nat_body_says_where_it_is_not_a_monitor_response(body, where):
-    with pytest.raises(SourceError, match="not a PerUserMonitorResponse") as caught:
-        NatBody(None).read(body)
-    assert where in str(caught.value)

@@ -6,9 +6,11 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.support.factories import USER, nat_body
 from tests.support.machine import ROOT
 from usermetrics.nat_body import MAX_USER_BYTES, MAX_WHOLE_BYTES, NatBody, SourceError
 
@@ -167,3 +169,40 @@ def test_nat_body_hostile_64_mib_body_holds_little(kind):
     sent, grew = map(int, result.stdout.split())
     assert sent < 2 * MAX_WHOLE_BYTES  # it stopped reading: the caller stops the download there
     assert grew < 3 * MAX_WHOLE_BYTES
+
+
+def test_nat_body_reuses_the_records_of_users_that_did_not_change():
+    parser = NatBody(ZoneInfo("Europe/Berlin"))
+    other = {**USER, "user_id": "other"}
+    first = parser.read(nat_body(USER, other))
+    moved = {**other, "requests": {**other["requests"], "total_requests": 2}}
+    second = parser.read(nat_body(USER, moved, server_version="1.9.0"))
+    assert second.users[0] is first.users[0]  # unchanged: the very same record, not validated again
+    assert second.users[1] is not first.users[1] and second.users[1].requests.total_requests == 2
+    assert (parser.reused, parser.validated) == (1, 3)
+    # Converted to UTC as it was read: 15:00 in Berlin in November is 14:00 UTC.
+    assert first.users[0].session.created_at == datetime(2026, 11, 25, 14, 0, 48, 133278, tzinfo=UTC)
+
+
+def test_nat_body_tells_duplicate_records_of_one_user_apart():
+    parser = NatBody(None)
+    busy = {**USER, "session": {**USER["session"], "ref_count": 1, "is_active": True}}
+    first = parser.read(nat_body(USER, busy))  # one user twice: NAT with an extra endpoint
+    second = parser.read(nat_body(USER, busy))
+    assert [u.session.ref_count for u in second.users] == [0, 1]
+    assert second.users[0] is first.users[0] and second.users[1] is first.users[1]
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"[1, 2]", "body"),
+        (b"{not json", "not JSON"),
+        (nat_body({**USER, "requests": {**USER["requests"], "total_requests": -1}}), "users.0.requests.total_requests"),
+        (nat_body(USER, {"user_id": "x"}), "users.1.session"),
+    ],
+)
+def test_nat_body_says_where_it_is_not_a_monitor_response(body, where):
+    with pytest.raises(SourceError, match="not a PerUserMonitorResponse") as caught:
+        NatBody(None).read(body)
+    assert where in str(caught.value)

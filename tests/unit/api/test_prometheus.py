@@ -10,8 +10,10 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.alert_helpers import firing_source_down
 from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
 from usermetrics.clock import utcnow
+from usermetrics.models import AlertRule
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,3 +128,18 @@ def test_prometheus_address_allowed_handles_ipv6_and_bad_entries(settings):
     assert address_allowed("192.168.4.2")
     assert not address_allowed("127.0.0.1")
     assert not address_allowed("garbage")
+
+
+@pytest.mark.usefixtures("seeded_rules")
+async def test_prometheus_shows_the_alerts_firing_gauge_per_rule(producer_with_alerts, alerts_to, receiver, settings):
+    alerts_to(receiver().url)
+    await firing_source_down(producer_with_alerts)
+    settings.USERMETRICS = {**settings.USERMETRICS, "METRICS_TOKENS": ["scrape-" + "m" * 30]}
+    scraped = await AsyncClient().get("/metrics", headers={"Authorization": "Bearer scrape-" + "m" * 30})
+    metrics = _families(scraped.content.decode())
+    firing = metrics["usermetrics_alerts_firing"]
+    assert firing[(("rule", "source-down"),)] == 1.0
+    assert firing[(("rule", "user-stuck"),)] == 0.0
+    # One series per enabled rule, labelled by the rule only: never by user or source.
+    enabled = await sync_to_async(lambda: set(AlertRule.objects.filter(enabled=True).values_list("name", flat=True)))()
+    assert {dict(k)["rule"] for k in firing} == enabled and all(len(k) == 1 for k in firing)
