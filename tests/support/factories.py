@@ -195,3 +195,20 @@ def nat_body(*users: dict, **extra: object) -> bytes:
     return json.dumps(
         {"timestamp": "2026-11-25T15:00:49.045158", "total_active_users": len(users), "users": list(users), **extra}
     ).encode()
+
+
+# Every path the JSON API's OpenAPI schema documents.
+API_PATHS = {
+    "/monitor/users",
+    "/api/users/{user_id}",
+    "/api/status",
+    "/api/sources",
+    "/api/users/{user_id}/history",
+    "/api/users/{user_id}/history.csv",
+    "/api/users/{user_id}/history.json",
+    "/api/overview/history",
+    "/api/sparklines",
+    "/api/list/window",
+    "/api/export/users.csv",
+    "/api/export/users.json",
+}

@@ -1,4 +1,4 @@
-"""Live feed under attack, in process: unknown paths, garbage messages, subscribe floods, logout, origins."""
+"""Live feed under attack, in process: unknown paths, garbage messages, floods, connect churn, logout, origins."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import threading
+import tracemalloc
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -22,6 +23,7 @@ from usermetrics.publish.face import face_get
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = b"http://testserver"
+MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -299,3 +301,45 @@ async def test_consumers_handshake_is_not_queued_behind_djangos_sync_thread(sour
     finally:
         release.set()
         await blocker
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_consumers_connect_churn_leaves_no_group_members(install_service, staff_user, settings):
+    # In process on the in-memory layer: the face's registry (who gets which frames) must empty;
+    # the directory a face advertises in Redis is checked on a real Daphne (tests/stack/test_faults.py).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    await layer.flush()
+    await install_service([StaticSource("static", sample_users())], interval=3600)
+    client = AsyncClient()
+    await client.aforce_login(staff_user)
+    headers = [
+        (b"host", b"testserver"),
+        (b"origin", b"http://testserver"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+    paths = ["/ws/monitor/", "/ws/monitor/?sort=user_id&page_size=3", "/ws/monitor/users/u01/", "/ws/nothing"]
+
+    async def cycle(i: int) -> None:
+        comm = WebsocketCommunicator(application, paths[i % len(paths)], headers=headers)
+        connected, _ = await comm.connect(timeout=5)
+        if connected:
+            await comm.receive_from(timeout=5)
+            if i % 3 == 0:  # leave while a subscription is being applied
+                await comm.send_json_to({"type": "subscribe", "page": i % 5 + 1, "page_size": 2})
+        await comm.disconnect()
+
+    for i in range(50):  # warm: every code path and cache once
+        await cycle(i)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(500):
+            await cycle(i)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    registry = face_get().registry
+    assert registry.channels() == [] and registry.receivers() == [] and registry.subscriptions() == {}
+    assert {group: members for group, members in layer.groups.items() if members} == {}
+    assert grown < 2 * MiB, f"{grown} bytes still allocated after 500 cycles"

@@ -1,0 +1,15 @@
+"""The sources page and the API docs page: staff only, every source with its state, the docs vendored."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_api_docs_page_is_staff_only_and_vendored(async_client, staff_client):
+    anonymous = await async_client.get("/api/docs/")
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+    page = (await staff_client.get("/api/docs/")).content.decode()
+    assert "usermetrics/vendor/swagger-ui/swagger-ui-bundle.js" in page
+    assert "usermetrics/js/apidocs.js" in page and 'data-schema-url="/api/openapi.json"' in page
+    assert "https://" not in page.split("<body", 1)[1].split("</body>", 1)[0].replace("https://www.djangoproject", "")
