@@ -19,9 +19,8 @@ from usermetrics.publish.producer import Producer
 from usermetrics.runtime import SessionManager
 from usermetrics.sources import Source
 
-# Fixtures of the alert tests (a loopback receiver, the ALERTS settings, a producer with the engine),
-# and the guard that fails the run when a process it started outlives it.
-pytest_plugins = ["tests.support.alert_helpers", "tests.support.leftovers"]
+# The guard that fails the run when a process it started outlives it.
+pytest_plugins = ["tests.support.leftovers"]
 
 
 def _reachable(url: str, default_port: int) -> bool:

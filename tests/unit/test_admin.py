@@ -1,4 +1,5 @@
-"""The admin: the identity form (the credential never stored or shown), the alert rule and silence forms."""
+"""The admin: the identity form (the credential never stored or shown), the alert rule and silence forms,
+the index's link to the dashboard."""
 
 from __future__ import annotations
 
@@ -118,3 +119,9 @@ def test_identity_admin_requires_credential_and_refuses_duplicates(admin_client)
     bad = admin_client.post(url, {"label": "D", "kind": "basic", "value": "nocolon"})
     assert bad.status_code == 200 and b"user:password" in bad.content
     assert b"nocolon" not in bad.content  # the password field is not rendered back
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_admin_index_links_to_the_dashboard(source, staff_client):
+    html = (await staff_client.get("/admin/")).content.decode()
+    assert 'href="/">Live dashboard</a>' in html

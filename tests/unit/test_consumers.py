@@ -20,20 +20,12 @@ from tests.support.producers import current_producer
 from usermetrics.consumers import UserListConsumer
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
+from usermetrics.publish import producer
 from usermetrics.publish.face import face_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = b"http://testserver"
-
-
-@pytest.fixture
-async def source(install_service):
-    """A service (no periodic refresh during the test) over twelve sample users."""
-    await get_channel_layer().flush()
-    src = StaticSource("static", sample_users())
-    await install_service([src], interval=3600)
-    return src
 
 
 @pytest.fixture
@@ -332,3 +324,27 @@ async def test_consumers_a_socket_drops_frames_of_a_view_it_left_and_refreshes_i
     await consumer.metrics_update({"text": "again", "seq": 9, "producer": "p", "group": "new"})
     assert [m["text"] for m in sent] == ["new view"]
     consumer.access_task.cancel()
+
+
+async def test_consumers_serve_flag_views_from_flags_read_once(recorded_flags, staff_user, monkeypatch):
+    await get_channel_layer().flush()
+    reads = []
+    real = producer.flag_stats
+    monkeypatch.setattr(producer, "flag_stats", lambda *a, **kw: reads.append(1) or real(*a, **kw))
+    client = AsyncClient()
+    await client.aforce_login(staff_user)
+    comm = communicator("/ws/monitor/?state=stuck", f"sessionid={client.cookies['sessionid'].value}".encode())
+    assert (await comm.connect(timeout=5))[0]
+    try:
+        doc = json.loads(await comm.receive_from(timeout=5))
+        assert [u["user_id"] for u in doc["users"]] == ["dave"] and doc["view"]["state"] == "stuck"
+        await comm.send_to(text_data=json.dumps({"type": "subscribe", "state": "erroring"}))
+        doc = json.loads(await comm.receive_from(timeout=5))
+        assert [u["user_id"] for u in doc["users"]] == ["bob"]
+        for _ in range(2):
+            await current_producer().refresh()
+            assert [u["user_id"] for u in json.loads(await comm.receive_from(timeout=5))["users"]] == ["bob"]
+        # The window stats were read when the producer started; within FLAGS_REFRESH it reuses them.
+        assert reads == []
+    finally:
+        await comm.disconnect()

@@ -27,15 +27,6 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-async def source(install_service):
-    """A service (no periodic refresh during the test) over twelve sample users."""
-    await get_channel_layer().flush()
-    src = StaticSource("static", sample_users())
-    await install_service([src], interval=3600)
-    return src
-
-
-@pytest.fixture
 async def staff_login(staff_user) -> AsyncClient:
     """A client logged in as staff (its session is the socket's)."""
     client = AsyncClient()

@@ -9,7 +9,6 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from django.urls import path
 
-from tests.support.factories import StaticSource, sample_users
 from usermetrics.middleware import client_address
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,14 +42,6 @@ def parsed(header: str) -> dict[str, set[str]]:
         assert name not in directives, f"{name} twice in {header!r}"
         directives[name] = set(sources)
     return directives
-
-
-@pytest.fixture
-async def source(install_service):
-    """Sample users in one source, so that the dashboard pages render; no periodic refresh."""
-    src = StaticSource("static", sample_users())
-    await install_service([src], interval=3600)
-    return src
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,7 @@ def test_outage_session_deleted_elsewhere_is_not_served_from_the_copy():
 
 
 @pytest.fixture
-async def live(install_service, staff_user):
+async def live_before_outage(install_service, staff_user):
     """Twelve users live and recorded once, and a staff client that loaded the list before the outage."""
     await get_channel_layer().flush()
     users = sample_users()
@@ -165,8 +165,8 @@ async def live(install_service, staff_user):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_outage_pages_show_their_live_part_and_say_history_is_unavailable(live):
-    client, users = live
+async def test_outage_pages_show_their_live_part_and_say_history_is_unavailable(live_before_outage):
+    client, users = live_before_outage
     first = users[0].user_id
     with unreachable():
         for path in ("/", f"/users/{first}/", "/sources/", "/alerts/", "/?state=ended", "/?state=stuck"):
@@ -182,9 +182,9 @@ async def test_outage_pages_show_their_live_part_and_say_history_is_unavailable(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_outage_a_user_no_source_reports_is_a_503_not_a_404(live):
+async def test_outage_a_user_no_source_reports_is_a_503_not_a_404(live_before_outage):
     # It may be an ended user the history keeps: while the database cannot say, "not found" would be a lie.
-    client, _ = live
+    client, _ = live_before_outage
     with unreachable():
         page = await client.get("/users/gone-or-never/")
         assert page.status_code == 503 and "The database cannot be reached" in page.content.decode()
@@ -194,8 +194,8 @@ async def test_outage_a_user_no_source_reports_is_a_503_not_a_404(live):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_outage_history_api_answers_a_json_503(live):
-    client, users = live
+async def test_outage_history_api_answers_a_json_503(live_before_outage):
+    client, users = live_before_outage
     first = users[0].user_id
     with unreachable():
         for path in (
@@ -212,8 +212,8 @@ async def test_outage_history_api_answers_a_json_503(live):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_outage_a_new_socket_of_a_logged_in_staff_gets_its_snapshot(live):
-    client, _ = live
+async def test_outage_a_new_socket_of_a_logged_in_staff_gets_its_snapshot(live_before_outage):
+    client, _ = live_before_outage
     headers = [
         (b"host", b"testserver"),
         (b"origin", b"http://testserver"),

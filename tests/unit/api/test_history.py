@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-async def recorded(install_service):
-    """A service over a fixed source, and two minutes of recorded history ending now."""
+async def recorded_series(install_service):
+    """A service over a fixed source, and two minutes of recorded_series history ending now."""
     now = utcnow()
     created = now - timedelta(hours=1)
     source = FixedSource(
@@ -46,7 +46,7 @@ async def recorded(install_service):
     return source
 
 
-async def test_history_api_user_series_and_window_stats(recorded, staff_client):
+async def test_history_api_user_series_and_window_stats(recorded_series, staff_client):
     url = reverse("usermetrics:api-user-history", args=["a/b"])
     assert "a~2Fb/history" in url
     response = await staff_client.get(url, {"window": "15m"})
@@ -59,14 +59,14 @@ async def test_history_api_user_series_and_window_stats(recorded, staff_client):
     assert response["Cache-Control"].startswith("max-age=0")
 
 
-async def test_history_api_ended_user_keeps_last_values(recorded, staff_client):
+async def test_history_api_ended_user_keeps_last_values(recorded_series, staff_client):
     # No source reports "gone" and the recorder has not ended its life yet: not found, by the one rule.
     response = await staff_client.get(reverse("usermetrics:api-user-history", args=["gone"]))
     assert response.status_code == 404
     rec = recorder()
     await sync_to_async(rec.record)(snapshot(utcnow(), []))
     doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["gone"]))).content)
-    # A new recorder is a restart: the user ended when the last recorded refresh saw it, 30 s ago.
+    # A new recorder is a restart: the user ended when the last recorded_series refresh saw it, 30 s ago.
     assert re.fullmatch(r"ended 3\d s ago", doc["ended"]["label"])
     assert doc["ended"]["last"]["requests"]["total_requests"] == 4
     # The user API follows the same rule: an ended user's last values, marked as such.
@@ -77,9 +77,9 @@ async def test_history_api_ended_user_keeps_last_values(recorded, staff_client):
     assert live["Usermetrics-User-State"] == "live" and "Usermetrics-Ended-At" not in live
 
 
-async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded, staff_client):
+async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded_series, staff_client):
     now = utcnow()
-    recorded.users = [usage("a/b", total=30, errors=3, avg=120.0, last=now - timedelta(minutes=10, seconds=5))]
+    recorded_series.users = [usage("a/b", total=30, errors=3, avg=120.0, last=now - timedelta(minutes=10, seconds=5))]
     await current_producer().refresh()
     doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]))).content)
     flags = {f["name"]: f for f in doc["flags"]}
@@ -89,7 +89,7 @@ async def test_history_api_flags_say_when_an_idle_user_is_evicted(recorded, staf
     assert "evict idle workflows with their counters: evicted in about 19 min" in flag["detail"]
 
 
-async def test_history_api_overview(recorded, staff_client):
+async def test_history_api_overview(recorded_series, staff_client):
     response = await staff_client.get(reverse("usermetrics:api-overview-history"), {"window": "1h"})
     doc = json.loads(response.content)
     assert response.status_code == 200 and doc["window"] == "1h"
@@ -97,14 +97,14 @@ async def test_history_api_overview(recorded, staff_client):
     assert max(v or 0 for v in doc["users"]) == 2
 
 
-async def test_history_api_sparklines(recorded, staff_client):
+async def test_history_api_sparklines(recorded_series, staff_client):
     response = await staff_client.get(reverse("usermetrics:api-sparklines"), {"user_id": ["a/b", "x"], "window": "1h"})
     doc = json.loads(response.content)
     assert response.status_code == 200 and doc["window"] == "1h"
     assert sum(doc["users"]["a/b"]) > 0 and sum(doc["users"]["x"]) == 0
 
 
-async def test_history_api_bad_window_falls_back_and_unknown_user_is_404(recorded, staff_client):
+async def test_history_api_bad_window_falls_back_and_unknown_user_is_404(recorded_series, staff_client):
     # One rule for a bad window, as on the pages and in the feed: the default, said back in the document.
     response = await staff_client.get(reverse("usermetrics:api-user-history", args=["a/b"]), {"window": "2y"})
     assert response.status_code == 200 and json.loads(response.content)["window"] == "1h"
@@ -124,7 +124,7 @@ async def test_history_api_bad_window_falls_back_and_unknown_user_is_404(recorde
         ("api-export-users-json", []),
     ],
 )
-async def test_history_api_needs_staff_or_token(recorded, api_tokens, name, args):
+async def test_history_api_needs_staff_or_token(recorded_series, api_tokens, name, args):
     url = reverse(f"usermetrics:{name}", args=args)
     response = await AsyncClient().get(url)
     assert response.status_code == 401 and b"a/b" not in response.content
@@ -133,7 +133,7 @@ async def test_history_api_needs_staff_or_token(recorded, api_tokens, name, args
     assert ok.status_code == 200
 
 
-async def test_history_api_disabled(recorded, staff_client, settings):
+async def test_history_api_disabled(recorded_series, staff_client, settings):
     settings.USERMETRICS = {**settings.USERMETRICS, "HISTORY": {"ENABLED": False}}
     response = await staff_client.get(reverse("usermetrics:api-overview-history"))
     assert response.status_code == 404 and "disabled" in json.loads(response.content)["detail"]
@@ -153,6 +153,18 @@ async def test_history_api_disabled(recorded, staff_client, settings):
         ("api-users-window", [], "24h", "24h"),
     ],
 )
-async def test_history_api_windows_each_endpoint_takes(recorded, staff_client, name, args, asked, used):
+async def test_history_api_windows_each_endpoint_takes(recorded_series, staff_client, name, args, asked, used):
     doc = json.loads((await staff_client.get(reverse(f"usermetrics:{name}", args=args), {"window": asked})).content)
     assert doc["window"] == used
+
+
+async def test_history_api_list_window_gives_rates_flags_and_sparklines_of_the_asked_rows(recorded_flags, staff_client):
+    response = await staff_client.get("/api/list/window", {"window": "1h", "user_id": ["bob", "carol"]})
+    doc = response.json()
+    assert doc["window"] == "1h" and sorted(doc["users"]) == ["bob", "carol"]
+    assert doc["users"]["bob"]["stats"]["error_rate"] == 0.5
+    assert [f["name"] for f in doc["users"]["bob"]["flags"]] == ["erroring"]
+    assert doc["users"]["carol"]["flags"] == []  # ended: no flags
+    assert len(doc["users"]["bob"]["sparkline"]) == 30
+    too_many = [f"u{i}" for i in range(501)]
+    assert (await staff_client.get("/api/list/window", {"user_id": too_many})).status_code == 400

@@ -4,39 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
 from html import unescape
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.test import AsyncClient
-
-from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
-from usermetrics.clock import utcnow
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-async def recorded(install_service):
-    """alice busy, bob failing half his requests, dave stuck, carol ended a minute ago; all recorded."""
-    now = utcnow()
-    before = [
-        usage("alice", last=now - timedelta(minutes=3)),
-        usage("bob", last=now - timedelta(minutes=3)),
-        usage("carol", total=3, errors=1, avg=20.0, last=now - timedelta(minutes=3)),
-        usage("dave", ref=1, total=1, last=now - timedelta(minutes=10)),
-    ]
-    after = [
-        usage("alice", total=60, avg=100.0, last=now),
-        usage("bob", total=10, errors=5, avg=50.0, last=now),
-        usage("dave", ref=1, total=1, last=now - timedelta(minutes=10)),
-    ]
-    rec = recorder()
-    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=3), before))
-    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), after))  # carol ended
-    await install_service([FixedSource("demo", after)], interval=3600, flags=True)
-    return after
 
 
 def text(html: str) -> str:
@@ -48,7 +20,7 @@ def _rate(html: str) -> float:
     return float(re.search(r'data-rate="requests_per_min">([0-9.]+)<', html).group(1))
 
 
-async def test_detail_shows_window_rates_charts_and_export_links(recorded, staff_client):
+async def test_detail_shows_window_rates_charts_and_export_links(recorded_flags, staff_client):
     response = await staff_client.get("/users/alice/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -64,7 +36,7 @@ async def test_detail_shows_window_rates_charts_and_export_links(recorded, staff
     assert "No flag is raised." in html
 
 
-async def test_detail_window_parameter_drives_rates_and_exports(recorded, staff_client):
+async def test_detail_window_parameter_drives_rates_and_exports(recorded_flags, staff_client):
     html = (await staff_client.get("/users/alice/", {"window": "24h"})).content.decode()
     assert 'href="/api/users/alice/history.csv?window=24h"' in html
     assert 19 < _rate(html) <= 20  # still the 3 minutes the history covers
@@ -81,14 +53,14 @@ async def test_detail_window_parameter_drives_rates_and_exports(recorded, staff_
         ("dave", "stuck", "1 request(s) in flight but no activity for 10 min"),
     ],
 )
-async def test_detail_explains_each_active_flag(recorded, staff_client, user_id, flag, sentence):
+async def test_detail_explains_each_active_flag(recorded_flags, staff_client, user_id, flag, sentence):
     html = (await staff_client.get(f"/users/{user_id}/")).content.decode()
     assert f'<span class="um-flag" data-flag="{flag}">' in html
     assert sentence in text(html)
     assert "Thresholds: idle after 1 min" in text(html)
 
 
-async def test_detail_of_an_ended_user_shows_its_last_values(recorded, staff_client):
+async def test_detail_of_an_ended_user_shows_its_last_values(recorded_flags, staff_client):
     response = await staff_client.get("/users/carol/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -99,7 +71,7 @@ async def test_detail_of_an_ended_user_shows_its_last_values(recorded, staff_cli
     assert "An ended user has no flags." in html
 
 
-async def test_detail_of_a_never_seen_id_is_404(recorded, staff_client):
+async def test_detail_of_a_never_seen_id_is_404(recorded_flags, staff_client):
     assert (await staff_client.get("/users/nobody/")).status_code == 404
 
 
@@ -117,7 +89,7 @@ def cell(html: str, user_id: str, field: str) -> str:
     return text(found.group(1)).strip()
 
 
-async def test_list_rows_show_window_rates_flags_and_sparklines(recorded, staff_client):
+async def test_list_rows_show_window_rates_flags_and_sparklines(recorded_flags, staff_client):
     html = (await staff_client.get("/")).content.decode()
     assert 19 < float(cell(html, "alice", "w_requests_per_min")) <= 20  # 60 requests over the 3 min covered
     assert cell(html, "alice", "w_latency_ms") == "100 ms"
@@ -137,7 +109,7 @@ def cell_html(html: str, user_id: str) -> str:
     return row.group(0)
 
 
-async def test_list_window_parameter_changes_the_rates(recorded, staff_client):
+async def test_list_window_parameter_changes_the_rates(recorded_flags, staff_client):
     html = (await staff_client.get("/", {"window": "24h"})).content.decode()
     assert 19 < float(cell(html, "alice", "w_requests_per_min")) <= 20  # the history is 3 min old
     assert "Last 3 min" in text(html)
@@ -148,12 +120,12 @@ async def test_list_window_parameter_changes_the_rates(recorded, staff_client):
     "state, expected",
     [("stuck", ["dave"]), ("erroring", ["bob"]), ("rising", []), ("ended", ["carol"])],
 )
-async def test_list_filters_by_flag_and_ended(recorded, staff_client, state, expected):
+async def test_list_filters_by_flag_and_ended(recorded_flags, staff_client, state, expected):
     html = (await staff_client.get("/", {"state": state})).content.decode()
     assert row_ids(html) == expected
 
 
-async def test_list_ended_rows_show_when_and_last_values(recorded, staff_client):
+async def test_list_ended_rows_show_when_and_last_values(recorded_flags, staff_client):
     html = (await staff_client.get("/", {"state": "ended"})).content.decode()
     assert "ended 1 min ago" in cell(html, "carol", "user_id")
     assert cell(html, "carol", "total_requests") == "3"
@@ -163,7 +135,7 @@ async def test_list_ended_rows_show_when_and_last_values(recorded, staff_client)
     assert row_ids((await staff_client.get("/", {"state": "ended", "q": "zed"})).content.decode()) == []
 
 
-async def test_list_export_links_carry_the_view_without_paging(recorded, staff_client):
+async def test_list_export_links_carry_the_view_without_paging(recorded_flags, staff_client):
     params = {"q": "o", "state": "erroring", "sort": "user_id", "window": "5m", "page_size": "25", "page": "1"}
     html = (await staff_client.get("/", params)).content.decode()
     [csv_href] = re.findall(r'<a href="([^"]*)" id="um-export-csv"', html)
@@ -184,7 +156,7 @@ async def test_list_export_links_carry_the_view_without_paging(recorded, staff_c
         {"state": "ended"},
     ],
 )
-async def test_list_export_has_the_pages_users_in_its_order(recorded, staff_client, params):
+async def test_list_export_has_the_pages_users_in_its_order(recorded_flags, staff_client, params):
     # The one test of "export = page": live states, flag states and ended users alike.
     page = (await staff_client.get("/", {**params, "page_size": 500})).content.decode()
     response = await staff_client.get("/api/export/users.json", params)
@@ -192,48 +164,6 @@ async def test_list_export_has_the_pages_users_in_its_order(recorded, staff_clie
     assert [r["user_id"] for r in json.loads(body)] == row_ids(page)
 
 
-async def test_list_window_api_gives_rates_flags_and_sparklines_of_the_asked_rows(recorded, staff_client):
-    response = await staff_client.get("/api/list/window", {"window": "1h", "user_id": ["bob", "carol"]})
-    doc = response.json()
-    assert doc["window"] == "1h" and sorted(doc["users"]) == ["bob", "carol"]
-    assert doc["users"]["bob"]["stats"]["error_rate"] == 0.5
-    assert [f["name"] for f in doc["users"]["bob"]["flags"]] == ["erroring"]
-    assert doc["users"]["carol"]["flags"] == []  # ended: no flags
-    assert len(doc["users"]["bob"]["sparkline"]) == 30
-    too_many = [f"u{i}" for i in range(501)]
-    assert (await staff_client.get("/api/list/window", {"user_id": too_many})).status_code == 400
-
-
-async def test_feed_serves_flag_views_from_flags_read_once(recorded, staff_user, monkeypatch):
-    from channels.layers import get_channel_layer
-
-    from tests.support.producers import current_producer
-    from tests.unit.test_consumers import communicator
-    from usermetrics.publish import producer
-
-    await get_channel_layer().flush()
-    reads = []
-    real = producer.flag_stats
-    monkeypatch.setattr(producer, "flag_stats", lambda *a, **kw: reads.append(1) or real(*a, **kw))
-    client = AsyncClient()
-    await client.aforce_login(staff_user)
-    comm = communicator("/ws/monitor/?state=stuck", f"sessionid={client.cookies['sessionid'].value}".encode())
-    assert (await comm.connect(timeout=5))[0]
-    try:
-        doc = json.loads(await comm.receive_from(timeout=5))
-        assert [u["user_id"] for u in doc["users"]] == ["dave"] and doc["view"]["state"] == "stuck"
-        await comm.send_to(text_data=json.dumps({"type": "subscribe", "state": "erroring"}))
-        doc = json.loads(await comm.receive_from(timeout=5))
-        assert [u["user_id"] for u in doc["users"]] == ["bob"]
-        for _ in range(2):
-            await current_producer().refresh()
-            assert [u["user_id"] for u in json.loads(await comm.receive_from(timeout=5))["users"]] == ["bob"]
-        # The window stats were read when the producer started; within FLAGS_REFRESH it reuses them.
-        assert reads == []
-    finally:
-        await comm.disconnect()
-
-
-async def test_list_ended_count_says_ended_users(recorded, staff_client):
+async def test_list_ended_count_says_ended_users(recorded_flags, staff_client):
     html = (await staff_client.get("/", {"state": "ended"})).content.decode()
     assert "Ended users 1\u20131 of 1, from the history" in text(html)

@@ -31,7 +31,7 @@ def _hrefs(html: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def live(install_service):
+async def hostile_live(install_service):
     """Every hostile id reported by one source, next to a plain user; recorded once."""
     now = utcnow()
     users = [usage(uid, total=3, last=now - timedelta(minutes=1)) for uid in [*HOSTILE, "plain"]]
@@ -41,7 +41,7 @@ async def live(install_service):
 
 
 @pytest.fixture
-async def ended(install_service):
+async def hostile_ended(install_service):
     """Every hostile id reported, then gone: ended users the history keeps."""
     now = utcnow()
     before = [usage(uid, total=3, last=now - timedelta(minutes=3)) for uid in [*HOSTILE, "plain"]]
@@ -53,7 +53,7 @@ async def ended(install_service):
 
 
 @pytest.mark.parametrize("user_id", HOSTILE, ids=HOSTILE_NAMES)
-async def test_hostile_ids_render_link_and_open_while_live(live, staff_client, user_id):
+async def test_hostile_ids_render_link_and_open_while_live(hostile_live, staff_client, user_id):
     response = await staff_client.get("/")
     assert response.status_code == 200
     href = _hrefs(response.content.decode())[user_id]
@@ -77,7 +77,7 @@ async def test_hostile_ids_render_link_and_open_while_live(live, staff_client, u
 
 
 @pytest.mark.parametrize("user_id", HOSTILE, ids=HOSTILE_NAMES)
-async def test_hostile_ids_render_link_and_open_after_they_ended(ended, staff_client, user_id):
+async def test_hostile_ids_render_link_and_open_after_they_ended(hostile_ended, staff_client, user_id):
     response = await staff_client.get("/", {"state": "ended"})
     assert response.status_code == 200
     href = _hrefs(response.content.decode())[user_id]
