@@ -17,7 +17,7 @@ from usermetrics.nat import NatHttpSource
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_rules")]
 
 
-async def test_alerts_producer_source_404_fires_once_after_for_and_resolves_once(
+async def test_alerts_engine_source_404_fires_once_after_for_and_resolves_once(
     receiver, alerts_to, producer_with_alerts
 ):
     r = receiver()
@@ -70,7 +70,7 @@ def stuck_users(count: int) -> list:
     return [usage(f"user-{i:04d}", active=1, minutes_ago=60) for i in range(count)]
 
 
-async def test_alerts_producer_1000_users_stuck_make_one_grouped_notification(
+async def test_alerts_engine_1000_users_stuck_make_one_grouped_notification(
     receiver, alerts_to, producer_with_alerts
 ):
     r = receiver()
@@ -91,7 +91,7 @@ async def test_alerts_producer_1000_users_stuck_make_one_grouped_notification(
     assert services.board_get().meta["alerts_rule:user-stuck"] == 1000
 
 
-async def test_alerts_producer_a_silence_suppresses_the_notification(receiver, alerts_to, producer_with_alerts):
+async def test_alerts_engine_a_silence_suppresses_the_notification(receiver, alerts_to, producer_with_alerts):
     r = receiver()
     alerts_to(r.url)
     rule = await AlertRule.objects.aget(name="user-stuck")
@@ -114,7 +114,7 @@ async def test_alerts_producer_a_silence_suppresses_the_notification(receiver, a
     assert [m["title"] for m in r.received] == ["[WARNING] user-stuck: 1,000 users stuck"]
 
 
-async def test_alerts_producer_receiver_down_never_blocks_the_refresh_and_gets_it_later(
+async def test_alerts_engine_receiver_down_never_blocks_the_refresh_and_gets_it_later(
     receiver, alerts_to, producer_with_alerts
 ):
     r = receiver()
@@ -148,7 +148,7 @@ async def test_alerts_producer_receiver_down_never_blocks_the_refresh_and_gets_i
     assert row.state == "sent" and row.attempts >= 2 and row.last_error == ""
 
 
-async def test_alerts_producer_a_new_producer_neither_fires_again_nor_forgets_to_resolve(
+async def test_alerts_engine_a_new_producer_neither_fires_again_nor_forgets_to_resolve(
     receiver, alerts_to, producer_with_alerts
 ):
     r = receiver()
