@@ -6,37 +6,23 @@ tests so that it never meets pytest-asyncio's event loop. Every wait is bounded.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from django.urls import reverse
 
-from tests.support.daphne import Daphne, chromium_browser, manage, server_env
+from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
+from tests.support.daphne import Daphne, manage, server_env
 from tests.support.machine import ROOT, free_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = needs_chromium
 
-CHROMIUM = os.environ.get("USERMETRICS_CHROMIUM", "/usr/bin/chromium")
 JS_DIR = ROOT / "static" / "usermetrics" / "js"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PASSWORD = "browser-test-password-4821"
 XSS_ID = "<img src=x onerror=alert(1)>"
 INTERVAL = 0.5
-WAIT_MS = 15_000
 ENDED_ID = "left.early@example.com"
 ENDED_LIFE = f"""
 from datetime import timedelta
@@ -45,16 +31,11 @@ from usermetrics.models import UserLife
 now = utcnow()
 UserLife.objects.create(user_id={ENDED_ID!r}, created_at=now - timedelta(hours=1), first_seen=now - timedelta(hours=1),
     ended_at=now - timedelta(minutes=5), last_activity=now - timedelta(minutes=6), sources="demo", total_requests=42)
-"""  # the bound on any one wait for the page; generous for a 2-core machine
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()) and os.environ.get("USERMETRICS_REQUIRE_SERVICES") != "1",
-    reason=f"Chromium not found at {CHROMIUM} (.ci/run installs Debian's chromium package)",
-)
+"""
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
     """Daphne with the demo workload (plus a hostile user id), a fresh database and an admin."""
     var = tmp_path_factory.mktemp("browser-var")
     env = server_env(
@@ -77,13 +58,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
         daphne.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """One headless Chromium for the module (Debian's package, never a downloaded one)."""
-    with chromium_browser(CHROMIUM, CHROMIUM_ARGS) as chromium:
-        yield chromium
-
-
 class Watch:
     """Console errors, page errors and dialogs of every page of a context."""
 
@@ -103,7 +77,7 @@ class Watch:
 
 
 @pytest.fixture(scope="module")
-def session(server: Daphne, browser: object) -> Iterator[tuple[object, Watch]]:
+def session(demo_server: Daphne, browser: object) -> Iterator[tuple[object, Watch]]:
     """A browser context logged in through the admin login page, and what its pages report."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(WAIT_MS)
@@ -111,12 +85,12 @@ def session(server: Daphne, browser: object) -> Iterator[tuple[object, Watch]]:
     context.on("page", watch.attach)
     page = context.new_page()
     # The dashboard sends an anonymous visitor to the admin login, which comes back with ?next=.
-    page.goto(server.base + "/")
+    page.goto(demo_server.base + "/")
     assert "/admin/login/" in page.url and "next=/" in page.url
     page.fill("#id_username", "admin")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_url(server.base + "/")
+    page.wait_for_url(demo_server.base + "/")
     page.close()
     try:
         yield context, watch
@@ -125,7 +99,7 @@ def session(server: Daphne, browser: object) -> Iterator[tuple[object, Watch]]:
 
 
 @pytest.fixture
-def page(session: tuple[object, Watch], server: Daphne) -> Iterator[object]:
+def page(session: tuple[object, Watch], demo_server: Daphne) -> Iterator[object]:
     """A fresh tab of the logged-in context."""
     context, _ = session
     tab = context.new_page()
@@ -146,8 +120,8 @@ def body_seq(page: object, attribute: str = "seq") -> int:
     return int(page.evaluate(f"document.body.dataset.{attribute} || '0'"))
 
 
-def test_browser_list_shows_the_demo_users(server, page):
-    open_live(page, server.base + "/")
+def test_browser_list_shows_the_demo_users(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.wait_for_function("() => document.querySelectorAll('#um-rows tr').length >= 3")
     ids = page.eval_on_selector_all("#um-rows tr", "rows => rows.map(r => r.dataset.userId)")
     assert any(i.endswith("@example.com") for i in ids)
@@ -159,8 +133,8 @@ def test_browser_list_shows_the_demo_users(server, page):
     assert page.evaluate("() => getComputedStyle(document.getElementById('header')).display") == "flex"
 
 
-def test_browser_list_changes_without_reload_within_two_refreshes(server, page):
-    open_live(page, server.base + "/")
+def test_browser_list_changes_without_reload_within_two_refreshes(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.evaluate("window.__sameDocument = true")
     page.wait_for_function("() => document.body.dataset.seq")
     before = page.text_content("[data-summary=requests]")
@@ -173,8 +147,8 @@ def test_browser_list_changes_without_reload_within_two_refreshes(server, page):
     assert page.evaluate("window.__sameDocument === true")  # no reload happened
 
 
-def test_browser_pause_holds_the_table_still(server, page):
-    open_live(page, server.base + "/")
+def test_browser_pause_holds_the_table_still(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.wait_for_function("() => document.body.dataset.seq")
     page.click("#um-pause")
     assert page.text_content("#um-pause") == "Resume"
@@ -188,8 +162,8 @@ def test_browser_pause_holds_the_table_still(server, page):
     page.wait_for_function("n => Number(document.body.dataset.seq) > n", arg=shown)
 
 
-def test_browser_sort_search_filter_and_page_work_live_and_as_links(server, page):
-    open_live(page, server.base + "/")
+def test_browser_sort_search_filter_and_page_work_live_and_as_links(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.evaluate("window.__sameDocument = true")
     page.click("#um-table thead a[data-sort=user_id]")
     page.wait_for_function("() => document.querySelector('th[data-field=user_id]').classList.contains('ascending')")
@@ -253,8 +227,8 @@ def params(search: str) -> dict[str, str]:
     return dict(parse_qsl(search.lstrip("?")))
 
 
-def test_browser_a_pill_followed_before_the_frame_keeps_the_page_size(server, page):
-    open_live(page, server.base + "/?q=example.com")
+def test_browser_a_pill_followed_before_the_frame_keeps_the_page_size(demo_server, page):
+    open_live(page, demo_server.base + "/?q=example.com")
     page.wait_for_function("() => document.body.dataset.seq")  # the links are the ones a frame wrote
     got = page.evaluate(IN_THE_GAP, ["25", None, ".um-filters a[data-state-value=idle]"])
     assert params(got["after"]) == {"q": "example.com", "page_size": "25"}
@@ -272,8 +246,8 @@ def test_browser_a_pill_followed_before_the_frame_keeps_the_page_size(server, pa
     assert page.input_value("#um-q") == "example.com"
 
 
-def test_browser_a_sort_header_followed_before_the_frame_keeps_the_page_size(server, page):
-    open_live(page, server.base + "/?q=example.com&sort=user_id")
+def test_browser_a_sort_header_followed_before_the_frame_keeps_the_page_size(demo_server, page):
+    open_live(page, demo_server.base + "/?q=example.com&sort=user_id")
     page.wait_for_function("() => document.body.dataset.seq")
     got = page.evaluate(IN_THE_GAP, ["50", None, "#um-table thead a[data-sort=user_id]"])
     # The header toggles the view's sort (ascending, so now descending) and keeps the rest.
@@ -282,8 +256,8 @@ def test_browser_a_sort_header_followed_before_the_frame_keeps_the_page_size(ser
     assert page.input_value("#um-page-size") == "50"
 
 
-def test_browser_a_page_link_followed_before_the_frame_keeps_the_sort(server, page):
-    open_live(page, server.base + "/?page_size=5&sort=user_id")
+def test_browser_a_page_link_followed_before_the_frame_keeps_the_sort(demo_server, page):
+    open_live(page, demo_server.base + "/?page_size=5&sort=user_id")
     page.wait_for_selector("#um-paginator a[data-page='2']")
     got = page.evaluate(IN_THE_GAP, [None, "#um-table thead a[data-sort=user_id]", "#um-paginator a[data-page='2']"])
     assert params(got["after"]) == {"page_size": "5", "sort": "-user_id"}
@@ -293,10 +267,10 @@ def test_browser_a_page_link_followed_before_the_frame_keeps_the_sort(server, pa
     assert "page 2 of" in page.text_content("#um-pages")
 
 
-def test_browser_a_search_keeps_a_page_size_the_menu_does_not_offer(server, page):
+def test_browser_a_search_keeps_a_page_size_the_menu_does_not_offer(demo_server, page):
     # ?page_size=5 is a valid view (the server takes 1 to 500), but the select offers 25, 50, ...:
     # it shows none of them, and the search takes the page size from the view instead.
-    open_live(page, server.base + "/?page_size=5&sort=user_id")
+    open_live(page, demo_server.base + "/?page_size=5&sort=user_id")
     page.fill("#um-q", "example.com")
     page.wait_for_function("() => new URL(location.href).searchParams.get('q') === 'example.com'")
     assert params(urlsplit(page.evaluate("location.href")).query) == {
@@ -311,8 +285,8 @@ def test_browser_a_search_keeps_a_page_size_the_menu_does_not_offer(server, page
     )
 
 
-def test_browser_paging_keeps_the_view(server, page):
-    open_live(page, server.base + "/?page_size=5&sort=user_id")
+def test_browser_paging_keeps_the_view(demo_server, page):
+    open_live(page, demo_server.base + "/?page_size=5&sort=user_id")
     page.wait_for_selector("#um-paginator a[data-page='2']")
     first = page.get_attribute("#um-rows tr", "data-user-id")
     page.click("#um-paginator a[data-page='2']")
@@ -321,8 +295,8 @@ def test_browser_paging_keeps_the_view(server, page):
     assert "page 2 of" in page.text_content("#um-pages")
 
 
-def test_browser_page_back_from_the_bfcache_connects_again(server, page):
-    open_live(page, server.base + "/")
+def test_browser_page_back_from_the_bfcache_connects_again(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.wait_for_function("() => document.body.dataset.seq")
     # What the browser sends around putting the page in the back/forward cache and taking it out:
     # pagehide closes the socket (its close event is ignored: the page closed it), pageshow with
@@ -341,8 +315,8 @@ def test_browser_page_back_from_the_bfcache_connects_again(server, page):
     page.wait_for_selector("#um-conn[data-state=live]")
 
 
-def test_browser_detail_page_updates_live(server, page):
-    url = server.base + reverse("usermetrics:user-detail", args=[XSS_ID])
+def test_browser_detail_page_updates_live(demo_server, page):
+    url = demo_server.base + reverse("usermetrics:user-detail", args=[XSS_ID])
     open_live(page, url)
     cell = "td[data-field=total_requests]"
     before = page.text_content(cell)
@@ -351,9 +325,9 @@ def test_browser_detail_page_updates_live(server, page):
     assert page.text_content("#um-origins") == "demo"
 
 
-def test_browser_hostile_user_id_is_text_everywhere(server, page, session):
+def test_browser_hostile_user_id_is_text_everywhere(demo_server, page, session):
     _, watch = session
-    open_live(page, server.base + "/?q=" + quote("<img"))
+    open_live(page, demo_server.base + "/?q=" + quote("<img"))
     page.wait_for_selector("#um-rows tr")
     assert page.get_attribute("#um-rows tr", "data-user-id") == XSS_ID
     assert page.text_content("#um-rows tr th a") == XSS_ID
@@ -366,23 +340,23 @@ def test_browser_hostile_user_id_is_text_everywhere(server, page, session):
     assert watch.dialogs == []
 
 
-def test_browser_admin_pages_link_to_the_dashboard_and_run_under_the_csp(server, page):
+def test_browser_admin_pages_link_to_the_dashboard_and_run_under_the_csp(demo_server, page):
     # The admin's own pages get the same policy; their console errors are checked below too.
     for path in ("/admin/auth/user/", "/admin/auth/user/1/change/", "/admin/usermetrics/identity/add/"):
-        response = page.goto(server.base + path)
+        response = page.goto(demo_server.base + path)
         assert response is not None and response.status == 200, path
         policy = response.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
         assert page.locator("#content h1").count() == 1
-    page.goto(server.base + "/admin/")
+    page.goto(demo_server.base + "/admin/")
     page.click("text=Live dashboard")
-    page.wait_for_url(server.base + "/")
+    page.wait_for_url(demo_server.base + "/")
     page.wait_for_selector("#um-table")
 
 
-def test_browser_detail_page_draws_history_charts(server, page):
-    user_id = page_first_demo_user(server, page)
-    open_live(page, server.base + reverse("usermetrics:user-detail", args=[user_id]))
+def test_browser_detail_page_draws_history_charts(demo_server, page):
+    user_id = page_first_demo_user(demo_server, page)
+    open_live(page, demo_server.base + reverse("usermetrics:user-detail", args=[user_id]))
     # uPlot draws each of the five charts on a canvas; the window buttons come from charts.js.
     page.wait_for_function("() => document.querySelectorAll('#um-charts canvas').length >= 5")
     page.wait_for_selector(".usermetrics-chart-windows button[aria-pressed=true]")
@@ -396,20 +370,20 @@ def test_browser_detail_page_draws_history_charts(server, page):
     assert "; history starts " in page.text_content("#um-rate-window")
 
 
-def page_first_demo_user(server: Daphne, page: object) -> str:
+def page_first_demo_user(demo_server: Daphne, page: object) -> str:
     """The id of a demo user in the list."""
-    open_live(page, server.base + "/?q=example.com")
+    open_live(page, demo_server.base + "/?q=example.com")
     page.wait_for_selector("#um-rows tr")
     return page.get_attribute("#um-rows tr", "data-user-id")
 
 
-def test_browser_list_draws_sparklines(server, page):
-    open_live(page, server.base + "/")
+def test_browser_list_draws_sparklines(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.wait_for_selector("#um-rows tr [data-sparkline-user] canvas")
     assert page.locator("#um-rows tr [data-field=w_requests_per_min]").count() >= 1
 
 
-def test_browser_pages_load_every_module(server, page, session):
+def test_browser_pages_load_every_module(demo_server, page, session):
     # The pages' code is ES modules under the CSP: main.js, and through its imports every module
     # in static/usermetrics/js, each served as JavaScript. A module that fails to load or to parse
     # stops the whole graph: then the feed never goes live here, and the console check below fails.
@@ -427,17 +401,17 @@ def test_browser_pages_load_every_module(server, page, session):
             loaded[path.rsplit("/", 1)[1]] = (response.status, response.headers.get("content-type", ""))
 
     page.on("response", on_response)
-    for url in (server.base + "/", server.base + reverse("usermetrics:user-detail", args=[XSS_ID])):
+    for url in (demo_server.base + "/", demo_server.base + reverse("usermetrics:user-detail", args=[XSS_ID])):
         loaded.clear()
         open_live(page, url)
         scripts = page.eval_on_selector_all("script[src*='/usermetrics/js/']", "s => s.map(e => [e.type, e.src])")
-        assert scripts == [["module", server.base + "/static/usermetrics/js/main.js"]]
+        assert scripts == [["module", demo_server.base + "/static/usermetrics/js/main.js"]]
         assert sorted(loaded) == modules, url
         assert all(status == 200 and "javascript" in kind for status, kind in loaded.values()), loaded
 
 
-def test_browser_ended_filter_shows_an_ended_user(server, page):
-    open_live(page, server.base + "/")
+def test_browser_ended_filter_shows_an_ended_user(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.click(".um-filters a[data-state-value=ended]")
     page.wait_for_url("**/?state=ended")
     page.wait_for_selector(f'#um-rows tr[data-user-id="{ENDED_ID}"]')
@@ -457,11 +431,11 @@ AlertRule.objects.filter(name="users-total").update(enabled={on}, threshold=1, f
 """
 
 
-def test_browser_alert_count_in_the_header_changes_live(server, page):
-    open_live(page, server.base + "/")
+def test_browser_alert_count_in_the_header_changes_live(demo_server, page):
+    open_live(page, demo_server.base + "/")
     page.evaluate("window.__sameDocument = true")
     page.wait_for_function("() => document.getElementById('um-alerts').textContent === 'No alert firing'")
-    manage(server.env, "shell", "-c", RULE_SET.format(on=True))  # more than one user: fires at the next refresh
+    manage(demo_server.env, "shell", "-c", RULE_SET.format(on=True))  # more than one user: fires at the next refresh
     page.wait_for_function("() => document.getElementById('um-alerts').textContent === '1 alert firing'")
     assert page.get_attribute("#um-alerts", "data-severity") == "info"
     assert page.evaluate("window.__sameDocument === true")  # no reload happened
@@ -470,7 +444,7 @@ def test_browser_alert_count_in_the_header_changes_live(server, page):
     page.wait_for_selector("#um-conn[data-state=live]")
     assert "users-total" in page.text_content(".um-alert-table")
     assert page.is_hidden("#um-alerts-changed")
-    manage(server.env, "shell", "-c", RULE_SET.format(on=False))
+    manage(demo_server.env, "shell", "-c", RULE_SET.format(on=False))
     page.wait_for_function("() => document.getElementById('um-alerts').textContent === 'No alert firing'")
     page.wait_for_selector("#um-alerts-changed", state="visible")
 
@@ -481,15 +455,15 @@ def test_browser_console_has_no_errors(session):
     assert watch.errors == []
 
 
-def test_browser_daphne_restart_shows_reconnecting_then_live(server, page, session):
+def test_browser_daphne_restart_shows_reconnecting_then_live(demo_server, page, session):
     _, watch = session
-    open_live(page, server.base + "/")
+    open_live(page, demo_server.base + "/")
     seen = len(watch.errors)
-    server.stop()
+    demo_server.stop()
     try:
         page.wait_for_function("() => document.getElementById('um-conn').textContent.startsWith('reconnecting')")
     finally:
-        server.start()
+        demo_server.start()
     # Backoff is 1 s doubling to 30 s with jitter; the server is back within the first few tries.
     page.wait_for_selector("#um-conn[data-state=live]", timeout=45_000)
     before = body_seq(page)

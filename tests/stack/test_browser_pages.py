@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-# The same Chromium, skip rule and bounds as the other browser tests.
-from tests.stack.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD, WAIT_MS, pytestmark  # noqa: F401
-from tests.support.daphne import Daphne, chromium_browser, http_get, manage, server_env, wait_until
+from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
+from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
 from tests.support.fake_nat import FakeNat
 from tests.support.machine import ROOT, free_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = needs_chromium  # the same Chromium, skip rule and bounds as the other browser tests
 
 AXE = ROOT / "tests" / "support" / "vendor" / "axe-core" / "axe.min.js"
 SHOTS = Path(os.environ.get("USERMETRICS_SCREENSHOTS", ROOT / "var" / "screenshots"))
@@ -33,7 +33,7 @@ SCHEMES = ("light", "dark")
 
 
 @pytest.fixture(scope="module")
-def nat() -> Iterator[FakeNat]:
+def fake_nat() -> Iterator[FakeNat]:
     """A NAT server of 5 users, each making one request per fetch."""
     fake = FakeNat(5, moving=1.0, prefix="nat").start()
     try:
@@ -43,7 +43,7 @@ def nat() -> Iterator[FakeNat]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, nat: FakeNat) -> Iterator[Daphne]:
+def demo_and_nat_server(tmp_path_factory: pytest.TempPathFactory, fake_nat: FakeNat) -> Iterator[Daphne]:
     """Daphne with the demo (and a 10,000-character id) and the fake NAT server, a fresh history."""
     var = tmp_path_factory.mktemp("pages-var")
     env = server_env(
@@ -51,7 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, nat: FakeNat) -> Iterator[D
         USERMETRICS_DEMO="1",
         USERMETRICS_DEMO_USERS="10",
         USERMETRICS_DEMO_EXTRA_USERS=f"{LONG_ID},ada.lovelace.with.a.rather.long.address@example-company.com",
-        NAT_SOURCES=f"nat-a={nat.url}",
+        NAT_SOURCES=f"nat-a={fake_nat.url}",
         USERMETRICS_REFRESH_INTERVAL=str(INTERVAL),
         USERMETRICS_SOURCE_DOWN_AFTER="3",
         USERMETRICS_HISTORY_SAMPLE_INTERVAL="1",
@@ -70,22 +70,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, nat: FakeNat) -> Iterator[D
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """One headless Chromium for the module."""
-    with chromium_browser(CHROMIUM, CHROMIUM_ARGS) as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
-def logged_in(server: Daphne, browser: object) -> dict[str, object]:
+def logged_in(demo_and_nat_server: Daphne, browser: object) -> dict[str, object]:
     """The cookies of one login through the admin login page, for every context of the module."""
     context = browser.new_context()
     page = context.new_page()
-    page.goto(server.base + "/admin/login/?next=/")
+    page.goto(demo_and_nat_server.base + "/admin/login/?next=/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_url(server.base + "/")
+    page.wait_for_url(demo_and_nat_server.base + "/")
     state = context.storage_state()
     context.close()
     return state
@@ -101,16 +94,16 @@ READY = {
 }
 
 
-def visit(page: object, server: Daphne, name: str) -> None:
+def visit(page: object, demo_and_nat_server: Daphne, name: str) -> None:
     """Open page ``name`` of PAGES and wait until it is drawn."""
-    page.goto(server.base + PAGES[name])
+    page.goto(demo_and_nat_server.base + PAGES[name])
     if name != "docs":
         page.wait_for_selector("#um-conn[data-state=live]")
     page.wait_for_function(READY[name])
 
 
 @pytest.fixture
-def open_page(server: Daphne, browser: object, logged_in: dict[str, object]) -> Iterator[object]:
+def open_page(demo_and_nat_server: Daphne, browser: object, logged_in: dict[str, object]) -> Iterator[object]:
     """``open_page(path, width=1366, scheme="light", **context_options)``: a logged-in tab, live when it has a feed."""
     contexts: list[object] = []
 
@@ -122,7 +115,7 @@ def open_page(server: Daphne, browser: object, logged_in: dict[str, object]) -> 
         contexts.append(context)
         page = context.new_page()
         if path:
-            page.goto(server.base + path)
+            page.goto(demo_and_nat_server.base + path)
             if live:
                 page.wait_for_selector("#um-conn[data-state=live]")
         return page
@@ -194,7 +187,7 @@ def test_browser_pages_no_highlight_under_reduced_motion(open_page):
     assert page.evaluate("el => getComputedStyle(el).animationName", flashed) == "none"
 
 
-def test_browser_pages_rates_right_after_a_start_match_the_requests_made(open_page, nat):
+def test_browser_pages_rates_right_after_a_start_match_the_requests_made(open_page, fake_nat):
     # Every NAT user makes one request per fetch, a fetch every INTERVAL s: 120 requests a minute.
     page = open_page("/?q=nat-&window=1h")
     page.wait_for_function("() => document.querySelectorAll('#um-rows tr').length === 5")
@@ -210,13 +203,13 @@ def test_browser_pages_rates_right_after_a_start_match_the_requests_made(open_pa
     assert page.text_content("#um-window-head").endswith(" s")
 
 
-def test_browser_pages_sources_page_updates_live(open_page, nat):
+def test_browser_pages_sources_page_updates_live(open_page, fake_nat):
     page = open_page("/sources/")
     row = '#um-source-rows tr[data-source="nat-a"]'
     page.wait_for_selector(row + " .um-badge[data-state=ok]")
     page.wait_for_function(f"() => /KiB|B$/.test(document.querySelector('{row} [data-field=body]').textContent)")
     page.wait_for_selector(row + " [data-timeline] span[data-state=ok]")
-    nat.status = 500  # a lying source: it answers, but not with data
+    fake_nat.status = 500  # a lying source: it answers, but not with data
     try:
         page.wait_for_selector(row + " .um-badge[data-state=stale]")
         assert "HTTP 500" in page.text_content(row + " [data-field=last_error] [data-error]")
@@ -227,7 +220,7 @@ def test_browser_pages_sources_page_updates_live(open_page, nat):
         page.wait_for_selector(row + " .um-badge[data-state=down]")  # after SOURCE_DOWN_AFTER (3 s)
         page.wait_for_selector(row + " [data-timeline] span[data-state=down]")
     finally:
-        nat.status = 200
+        fake_nat.status = 200
     page.wait_for_selector(row + " .um-badge[data-state=ok]")
     # The banner of every page names the failing source while it fails, and links here (seen above).
     assert page.locator("#um-header-items a[aria-current=page]").text_content() == "Sources"
@@ -280,12 +273,12 @@ PAGES = {
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_browser_pages_axe_finds_nothing_serious(open_page, server, scheme):
+def test_browser_pages_axe_finds_nothing_serious(open_page, demo_and_nat_server, scheme):
     # axe-core is injected by the test only (bypass_csp: the page's CSP would refuse it).
     page = open_page("", scheme=scheme, bypass_csp=True)
     found = {}
     for name in PAGES:
-        visit(page, server, name)
+        visit(page, demo_and_nat_server, name)
         page.add_script_tag(path=str(AXE))
         violations = page.evaluate("() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
         found[name] = [
@@ -298,33 +291,33 @@ def test_browser_pages_axe_finds_nothing_serious(open_page, server, scheme):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("width", WIDTHS)
-def test_browser_pages_screenshots(open_page, server, width, scheme):
+def test_browser_pages_screenshots(open_page, demo_and_nat_server, width, scheme):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = open_page("", width=width, scheme=scheme)
     errors: list[str] = []  # under the real CSP (no bypass here): a refused script or style is an error
     page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     for name in PAGES:
-        visit(page, server, name)
+        visit(page, demo_and_nat_server, name)
         target = SHOTS / f"{name}-{width}-{scheme}.png"
         page.screenshot(path=str(target))
         assert target.stat().st_size > 10_000
     assert errors == []
 
 
-def test_browser_pages_a_logout_elsewhere_says_session_ended_and_stays_closed(server, browser):
+def test_browser_pages_a_logout_elsewhere_says_session_ended_and_stays_closed(demo_and_nat_server, browser):
     """Logging out in another tab closes this tab's feed with 4401: it says so and does not reconnect."""
     context = browser.new_context()
     context.set_default_timeout(WAIT_MS)
     try:
         page = context.new_page()
-        page.goto(server.base + "/admin/login/?next=/")
+        page.goto(demo_and_nat_server.base + "/admin/login/?next=/")
         page.fill("#id_username", "admin")
         page.fill("#id_password", PASSWORD)
         page.click("input[type=submit]")
         page.wait_for_selector("#um-conn[data-state=live]")
         other = context.new_page()  # the same session
-        other.goto(server.base + "/admin/")
+        other.goto(demo_and_nat_server.base + "/admin/")
         other.click("#logout-form button")
         other.wait_for_url("**/admin/logout/")
         page.wait_for_selector("#um-conn[data-state=ended]")

@@ -84,10 +84,10 @@ def terminated_within(server: Daphne, seconds: float) -> int | None:
 
 
 @pytest.fixture
-def daphne(tmp_path: Path):
+def embedded_daphne(tmp_path: Path):
     """The embedded default (no Redis) with the demo, refreshing every half second."""
     env = embedded_env(tmp_path)
-    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    server = Daphne(free_port(), env, tmp_path / "embedded_daphne.log")
     server.start()
     try:
         yield server
@@ -95,15 +95,15 @@ def daphne(tmp_path: Path):
         server.stop()
 
 
-def test_child_producer_serves_restarts_and_ends_with_its_daphne(daphne):
-    pid = daphne.proc.pid
+def test_child_producer_serves_restarts_and_ends_with_its_daphne(embedded_daphne):
+    pid = embedded_daphne.proc.pid
     wait_until(lambda: len(producer_children(pid)) == 1, what="the embedded producer's process")
     [first] = producer_children(pid)
     # Boards arrive through the socket: the published sequence moves, from the child's producer.
-    seq = status(daphne.base)["producer"]["seq"]
-    wait_until(lambda: status(daphne.base)["producer"]["seq"] > seq, what="a newer board")
-    name = status(daphne.base)["producer"]["producer"]
-    assert status(daphne.base)["producer"]["state"] == "ok"
+    seq = status(embedded_daphne.base)["producer"]["seq"]
+    wait_until(lambda: status(embedded_daphne.base)["producer"]["seq"] > seq, what="a newer board")
+    name = status(embedded_daphne.base)["producer"]["producer"]
+    assert status(embedded_daphne.base)["producer"]["state"] == "ok"
 
     # The child killed: Daphne starts another, and boards come from the new producer.
     os.kill(first, signal.SIGKILL)
@@ -111,15 +111,15 @@ def test_child_producer_serves_restarts_and_ends_with_its_daphne(daphne):
     [second] = producer_children(pid)
     wait_until(
         lambda: (
-            status(daphne.base)["producer"]["producer"] not in (name, None)
-            and status(daphne.base)["producer"]["state"] == "ok"
+            status(embedded_daphne.base)["producer"]["producer"] not in (name, None)
+            and status(embedded_daphne.base)["producer"]["state"] == "ok"
         ),
         what="boards of the new producer",
     )
-    assert "exited with -9; starting it again" in daphne.log()
+    assert "exited with -9; starting it again" in embedded_daphne.log()
 
     # Daphne killed (no clean-up at all): its child notices the closed socket and ends too.
-    daphne.kill()
+    embedded_daphne.kill()
     wait_until(lambda: not alive(second), what="the orphaned producer to end", deadline=15)
 
 
@@ -129,7 +129,7 @@ def test_child_producer_daphne_stops_on_sigterm_child_included(tmp_path: Path, l
     # application instances" and then never exit (a thread still waited on the child), the child running on.
     env = embedded_env(tmp_path) if layer == "memory" else redis_env(tmp_path)
     manage(env, "migrate", "--noinput", "-v", "0")
-    server = Daphne(free_port(), env, tmp_path / "daphne.log")
+    server = Daphne(free_port(), env, tmp_path / "embedded_daphne.log")
     server.start()
     try:
         pid = server.proc.pid
@@ -149,7 +149,7 @@ def test_child_producer_daphne_stops_on_sigterm_child_included(tmp_path: Path, l
 @pytest.mark.redis
 def test_child_producer_on_redis_ends_with_a_killed_daphne(tmp_path: Path):
     # With Redis the child publishes there, not over a socket to its Daphne; it still ends with it.
-    server = Daphne(free_port(), redis_env(tmp_path), tmp_path / "daphne.log")
+    server = Daphne(free_port(), redis_env(tmp_path), tmp_path / "embedded_daphne.log")
     server.start()
     try:
         pid = server.proc.pid

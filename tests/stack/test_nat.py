@@ -37,7 +37,7 @@ WAIT = 20.0  # seconds: the bound on every wait for a server to reach a state
 
 
 @pytest.fixture(scope="module")
-def nat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, NatServer]]:
+def nat_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, NatServer]]:
     """Four NAT servers, started together: a, b (overlapping users), evict (1 s timeout), off (no monitoring)."""
     executable = ensure_nat_venv()
     work = tmp_path_factory.mktemp("nat")
@@ -116,8 +116,8 @@ async def until(service: MonitorService, check: Callable[[Snapshot], bool], what
         await asyncio.sleep(0.1)
 
 
-async def test_nat_identities_counts_errors_latencies_and_labels(nat, install_service, staff_client):
-    a = nat["a"]
+async def test_nat_identities_counts_errors_latencies_and_labels(nat_servers, install_service, staff_client):
+    a = nat_servers["a"]
     for label, (kind, value, _) in IDENTITIES.items():
         await sync_to_async(identity_register)(label=label, kind=kind, value=value)
     assert await call(a, "sleep:0.3", "Alice (cookie)") == 200
@@ -169,8 +169,8 @@ async def test_nat_identities_counts_errors_latencies_and_labels(nat, install_se
     assert entry["url"] == a.url and entry["last_error"] is None
 
 
-async def test_nat_request_in_flight_shows_ref_count_one(nat, install_service, staff_client, tmp_path):
-    a = nat["a"]
+async def test_nat_request_in_flight_shows_ref_count_one(nat_servers, install_service, staff_client, tmp_path):
+    a = nat_servers["a"]
     release = tmp_path / "release"
     service = await install_service([source(a)])
     held = asyncio.create_task(call(a, f"hold:{release}", "Dave (Basic)"))
@@ -194,8 +194,8 @@ async def test_nat_request_in_flight_shows_ref_count_one(nat, install_service, s
     assert not after.by_id[uid("Dave (Basic)")].session.is_active
 
 
-async def test_nat_two_servers_merge_an_overlapping_user(nat, install_service):
-    a, b = nat["a"], nat["b"]
+async def test_nat_two_servers_merge_an_overlapping_user(nat_servers, install_service):
+    a, b = nat_servers["a"], nat_servers["b"]
     alice = uid("Alice (cookie)")
     service = await install_service([source(a), source(b)])
     before = (await service.refresh()).user_parts(alice)
@@ -223,19 +223,19 @@ async def test_nat_two_servers_merge_an_overlapping_user(nat, install_service):
     assert {h.name: h.state for h in snapshot.sources} == {a.name: "ok", b.name: "ok"}
 
 
-async def test_nat_monitoring_switched_off_is_down_and_says_so(nat, install_service, staff_client):
-    await install_service([source(nat["off"]), source(nat["a"])])
+async def test_nat_monitoring_switched_off_is_down_and_says_so(nat_servers, install_service, staff_client):
+    await install_service([source(nat_servers["off"]), source(nat_servers["a"])])
     status = json.loads((await staff_client.get("/api/status")).content)
     off, a = status["sources"]
     assert off["state"] == "down" and "per-user monitoring is switched off on that server" in off["last_error"]
     assert a["state"] == "ok"  # the other source is not blocked
 
 
-async def test_nat_server_stopped_is_down_with_users_kept_then_recovers(nat, install_service, staff_client):
-    b = nat["b"]
+async def test_nat_server_stopped_is_down_with_users_kept_then_recovers(nat_servers, install_service, staff_client):
+    b = nat_servers["b"]
     bob = uid("Bob (API key)")
     assert await call(b, "quick", "Bob (API key)") == 200
-    service = await install_service([source(b), source(nat["a"])], down_after=0)
+    service = await install_service([source(b), source(nat_servers["a"])], down_after=0)
     first = await until(service, lambda s: bob in s.by_id, "bob on nat-b")
     kept = first.user_parts(bob)
     await asyncio.to_thread(b.stop)
@@ -246,7 +246,7 @@ async def test_nat_server_stopped_is_down_with_users_kept_then_recovers(nat, ins
     assert health.last_success == first.health_by_name[b.name].last_success and health.last_error
     assert down.user_parts(bob) == kept  # the last good users stay on screen
     assert down.user_is_stale(bob)
-    assert down.health_by_name[nat["a"].name].state == "ok"
+    assert down.health_by_name[nat_servers["a"].name].state == "ok"
     status = json.loads((await staff_client.get("/api/status")).content)
     entry = next(s for s in status["sources"] if s["name"] == b.name)
     assert entry["state"] == "down" and entry["users_stale"] is True
@@ -264,8 +264,8 @@ async def test_nat_server_stopped_is_down_with_users_kept_then_recovers(nat, ins
     assert dict(back.user_parts(bob))[b.name].requests.total_requests == 1
 
 
-async def test_nat_evicted_user_disappears_cleanly(nat, install_service, staff_client):
-    server = nat["evict"]
+async def test_nat_evicted_user_disappears_cleanly(nat_servers, install_service, staff_client):
+    server = nat_servers["evict"]
     carol = uid("Carol (JWT)")
     service = await install_service([source(server, per_user_workflow_timeout=timedelta(seconds=1))])
     assert await call(server, "quick", "Carol (JWT)") == 200
@@ -282,9 +282,9 @@ async def test_nat_evicted_user_disappears_cleanly(nat, install_service, staff_c
     assert carol not in {u.user_id for u in doc.users}
 
 
-def test_nat_whole_stack_two_servers_by_env(nat, tmp_path):
+def test_nat_whole_stack_two_servers_by_env(nat_servers, tmp_path):
     """Daphne configured only by NAT_SOURCES: merged users, health, one server away and back."""
-    a, b = nat["a"], nat["b"]
+    a, b = nat_servers["a"], nat_servers["b"]
     alice = uid("Alice (cookie)")
     for server in (a, b):
         assert asyncio.run(call(server, "quick", "Alice (cookie)")) == 200
@@ -341,13 +341,13 @@ def test_nat_whole_stack_two_servers_by_env(nat, tmp_path):
         daphne.stop()
 
 
-async def test_nat_checksources_command(nat, settings):
+async def test_nat_checksources_command(nat_servers, settings):
     settings.USERMETRICS = {
         **settings.USERMETRICS,
-        "SOURCES": [{"NAME": "a", "URL": nat["a"].url}, {"NAME": "off", "URL": nat["off"].url}],
+        "SOURCES": [{"NAME": "a", "URL": nat_servers["a"].url}, {"NAME": "off", "URL": nat_servers["off"].url}],
     }
     out = io.StringIO()
     await sync_to_async(call_command)("checksources", "--no-fail", stdout=out)
     text = out.getvalue()
-    assert f"a (nat {nat['a'].url}): ok" in text
+    assert f"a (nat {nat_servers['a'].url}): ok" in text
     assert "off (nat" in text and "down, 0 users" in text and "switched off" in text

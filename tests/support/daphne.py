@@ -8,11 +8,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-
-from playwright.sync_api import sync_playwright
 
 from tests.support.machine import ROOT
 
@@ -163,15 +160,3 @@ def staff_session(env: dict[str, str]) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
-
-
-@contextmanager
-def chromium_browser(executable: str, args: list[str]) -> Iterator[object]:
-    """Headless Chromium through Playwright's sync API (``executable``: Debian's, never a downloaded one)."""
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()

@@ -70,9 +70,7 @@ def stuck_users(count: int) -> list:
     return [usage(f"user-{i:04d}", active=1, minutes_ago=60) for i in range(count)]
 
 
-async def test_alerts_engine_1000_users_stuck_make_one_grouped_notification(
-    receiver, alerts_to, producer_with_alerts
-):
+async def test_alerts_engine_1000_users_stuck_make_one_grouped_notification(receiver, alerts_to, producer_with_alerts):
     r = receiver()
     alerts_to(r.url, GROUP_NAMES=3)
     source = StaticSource("static", [usage("calm", minutes_ago=60)])

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 async def recorded_series(install_service):
-    """A service over a fixed source, and two minutes of recorded_series history ending now."""
+    """A service over a fixed source, and two minutes of recorded history ending now."""
     now = utcnow()
     created = now - timedelta(hours=1)
     source = FixedSource(
@@ -66,7 +66,7 @@ async def test_history_api_ended_user_keeps_last_values(recorded_series, staff_c
     rec = recorder()
     await sync_to_async(rec.record)(snapshot(utcnow(), []))
     doc = json.loads((await staff_client.get(reverse("usermetrics:api-user-history", args=["gone"]))).content)
-    # A new recorder is a restart: the user ended when the last recorded_series refresh saw it, 30 s ago.
+    # A new recorder is a restart: the user ended when the last recorded refresh saw it, 30 s ago.
     assert re.fullmatch(r"ended 3\d s ago", doc["ended"]["label"])
     assert doc["ended"]["last"]["requests"]["total_requests"] == 4
     # The user API follows the same rule: an ended user's last values, marked as such.
