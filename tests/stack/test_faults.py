@@ -24,21 +24,23 @@ import pytest
 import redis
 import websockets
 
-from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until
+from tests.support.daphne import (
+    Daphne,
+    Process,
+    Runmonitor,
+    http_get,
+    manage,
+    rss,
+    server_env,
+    staff_session,
+    wait_until,
+)
 from tests.support.fake_nat import FakeNat
 from tests.support.machine import free_port
 from usermetrics.humanize import HISTORY_UNAVAILABLE
 
 MiB = 1024 * 1024
 TOKEN = "faults-token-" + "f" * 24
-
-
-def rss(pid: int) -> int:
-    """Resident memory of process ``pid`` in bytes (from /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 async def _first_snapshot(url: str, cookie: str, origin: str, *, within: float = 30) -> dict[str, object]:

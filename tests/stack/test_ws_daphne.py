@@ -10,13 +10,12 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.support.daphne import Daphne, manage, server_env, staff_session, wait_until
+from tests.support.daphne import Daphne, manage, rss, server_env, staff_session, wait_until
 from tests.support.machine import free_port
 
 MiB = 1024 * 1024
@@ -34,10 +33,7 @@ class Served:
     def rss(self) -> int:
         """The Daphne process's resident memory, in bytes (from /proc)."""
         assert self.server.proc is not None
-        for line in Path(f"/proc/{self.server.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
+        return rss(self.server.proc.pid)
 
 
 @pytest.fixture(scope="module")

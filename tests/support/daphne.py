@@ -160,3 +160,11 @@ def staff_session(env: dict[str, str]) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+def rss(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")

@@ -13,14 +13,10 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from tests.support.factories import BASE_TIME, StaticSource, sample_users, usage
+from tests.support.html import row_ids
 from usermetrics.identities import identity_register, user_id_derive
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def row_ids(html: str) -> list[str]:
-    """The user ids of the table rows, in order."""
-    return [unescape(m) for m in re.findall(r'<tr data-user-id="([^"]*)"', html)]
 
 
 def hrefs(html: str, marker: str) -> list[str]:

@@ -8,6 +8,8 @@ from html import unescape
 
 import pytest
 
+from tests.support.html import row_ids
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -73,11 +75,6 @@ async def test_detail_of_an_ended_user_shows_its_last_values(recorded_flags, sta
 
 async def test_detail_of_a_never_seen_id_is_404(recorded_flags, staff_client):
     assert (await staff_client.get("/users/nobody/")).status_code == 404
-
-
-def row_ids(html: str) -> list[str]:
-    """The user ids of the table rows, in order."""
-    return [unescape(m) for m in re.findall(r'<tr data-user-id="([^"]*)"', html)]
 
 
 def cell(html: str, user_id: str, field: str) -> str:
