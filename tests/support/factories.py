@@ -1,4 +1,4 @@
-"""Test data: user records and a source that answers with whatever list it holds (sync helpers)."""
+"""Test data (sync helpers): user records, snapshots and boards, sources that answer what they hold, NAT documents."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 
 from tests.support.machine import ROOT
+from usermetrics.clock import utcnow
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
+from usermetrics.packing import BoardCache, board_build
+from usermetrics.selection import FLAG_STATES
 from usermetrics.snapshot import Snapshot, SourceHealth
 
 # The one source of the version: the project's metadata, written from pyproject.toml.
@@ -143,12 +146,6 @@ class ManualClock:
 
 def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float | None = None, flags=None):
     """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout)."""
-    from usermetrics.clock import utcnow
-    from usermetrics.merging import merge
-    from usermetrics.packing import BoardCache, board_build
-    from usermetrics.selection import FLAG_STATES
-    from usermetrics.snapshot import SourceHealth
-
     health = SourceHealth(name="s", kind="t", state="ok", per_user_workflow_timeout=timeout)
     snapshot = merge([("s", users)], seq=seq, timestamp=BASE_TIME, sources=[health])
     return board_build(
