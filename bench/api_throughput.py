@@ -39,9 +39,9 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
-from tests.conftest import free_port  # noqa: E402
-from tests.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, wait_until  # noqa: E402
-from tests.nat_server import NatServer, ensure_nat_venv  # noqa: E402
+from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, wait_until  # noqa: E402
+from tests.support.machine import free_port  # noqa: E402
+from tests.support.nat_server import NatServer, ensure_nat_venv  # noqa: E402
 
 TOKEN = "bench-token-" + "t" * 30
 

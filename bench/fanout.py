@@ -33,9 +33,9 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
-from tests.conftest import free_port  # noqa: E402
-from tests.daphne import Daphne, Process, Runmonitor, manage, server_env, staff_session, wait_until  # noqa: E402
-from tests.fake_nat import FakeNat  # noqa: E402
+from tests.support.daphne import Daphne, Process, Runmonitor, manage, server_env, staff_session, wait_until  # noqa: E402
+from tests.support.fake_nat import FakeNat  # noqa: E402
+from tests.support.machine import free_port  # noqa: E402
 
 
 async def client(url: str, cookie: str, origin: str, seen: dict[int, float], stop: asyncio.Event) -> None:

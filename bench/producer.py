@@ -1,6 +1,6 @@
 """Producer CPU per refresh in the steady state: ``runmonitor`` over a NAT-compatible source.
 
-A NAT-compatible source (``tests/fake_nat.py``, in this process, so its work is not counted)
+A NAT-compatible source (``tests/support/fake_nat.py``, in this process, so its work is not counted)
 holds ``--users`` users, ``--moving`` of them changing between two reads. One ``runmonitor``
 (history on: PostgreSQL when ``DATABASE_URL`` names one, else SQLite) publishes through Redis;
 one face serves a websocket client on the list page, so every refresh also builds and sends a
@@ -35,9 +35,9 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
-from tests.conftest import free_port  # noqa: E402
-from tests.daphne import Daphne, Process, Runmonitor, manage, server_env, staff_session, wait_until  # noqa: E402
-from tests.fake_nat import FakeNat  # noqa: E402
+from tests.support.daphne import Daphne, Process, Runmonitor, manage, server_env, staff_session, wait_until  # noqa: E402
+from tests.support.fake_nat import FakeNat  # noqa: E402
+from tests.support.machine import free_port  # noqa: E402
 from usermetrics.board import Board  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -1,6 +1,6 @@
 """100,000 users under load: list-page latency, ``/monitor/users`` latency, refreshes on time, memory.
 
-A NAT-compatible source (``tests/fake_nat.py``) holds the users, 10% of them moving between two
+A NAT-compatible source (``tests/support/fake_nat.py``) holds the users, 10% of them moving between two
 reads; refresh every 5 s. Two topologies, each for ``--seconds`` (default 60) of steady load:
 
 - scaled: ``runmonitor`` (the producer, history on) and one Daphne face on Redis;
@@ -42,9 +42,9 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
-from tests.conftest import free_port  # noqa: E402
-from tests.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until  # noqa: E402
-from tests.fake_nat import FakeNat  # noqa: E402
+from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until  # noqa: E402
+from tests.support.fake_nat import FakeNat  # noqa: E402
+from tests.support.machine import free_port  # noqa: E402
 
 TOKEN = "bench-token-" + "s" * 30
 

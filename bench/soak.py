@@ -3,7 +3,7 @@
 The scaled topology on free loopback ports: a Redis of its own (``redis-server``, DB 7), one
 ``runmonitor`` producer (history on: PostgreSQL when ``DATABASE_URL`` names one, else SQLite), two
 Daphne faces (``USERMETRICS_PRODUCER=external``), and a NAT-compatible source
-(``tests/fake_nat.py``) holding ``--users`` users, 10% of them moving between two reads, read
+(``tests/support/fake_nat.py``) holding ``--users`` users, 10% of them moving between two reads, read
 every ``--interval`` seconds. Everything is stopped at the end, on Ctrl+C and on an error.
 
 Load, for ``--seconds`` after ``--warmup`` seconds of warm-up:
@@ -61,9 +61,9 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
-from tests.conftest import free_port  # noqa: E402
-from tests.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until  # noqa: E402
-from tests.fake_nat import FakeNat  # noqa: E402
+from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until  # noqa: E402
+from tests.support.fake_nat import FakeNat  # noqa: E402
+from tests.support.machine import free_port  # noqa: E402
 from usermetrics.converters import user_id_to_segment  # noqa: E402
 
 TOKEN = "bench-token-" + "k" * 30

@@ -16,7 +16,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 # The Django-level environment variables this file reads: name -> (default, meaning). The docs'
 # configuration page is generated from this table and from USERMETRICS_ENV below
-# (scripts/mkdocs_hooks.py); tests/test_settings.py holds every variable read here to one of the two.
+# (scripts/mkdocs_hooks.py); tests/unit/monitor_site/test_settings.py holds every variable read here to one of the two.
 # A blank value counts as unset.
 SITE_ENV: dict[str, tuple[str, str]] = {
     "DEBUG": (

@@ -11,18 +11,16 @@ from urllib.parse import urlparse
 import pytest
 from django.test import AsyncClient
 
+from tests.support import producers
+from tests.support.machine import REQUIRE_SERVICES
 from usermetrics import testing
 from usermetrics.monitor import MonitorService
 from usermetrics.publish.producer import Producer
 from usermetrics.runtime import SessionManager
 from usermetrics.sources import Source
 
-# Fixtures of the alert tests (a loopback receiver, the ALERTS settings, a producer with the engine),
-# and the guard that fails the run when a process it started outlives it.
-pytest_plugins = ["tests.alert_helpers", "tests.leftovers"]
-
-# .ci/run sets this: a test that needs Redis or PostgreSQL must run there, never skip.
-REQUIRE_SERVICES = os.environ.get("USERMETRICS_REQUIRE_SERVICES") == "1"
+# The guard that fails the run when a process it started outlives it.
+pytest_plugins = ["tests.support.leftovers"]
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -88,14 +86,6 @@ async def manager() -> AsyncIterator[SessionManager]:
     await mgr.aclose()
 
 
-_producers: list[Producer] = []
-
-
-def current_producer() -> Producer:
-    """The producer the running test installed last (``install_service``)."""
-    return _producers[-1]
-
-
 @pytest.fixture
 async def install_service() -> AsyncIterator[Callable[..., Awaitable[Producer]]]:
     """A producer over the given sources, publishing to this process's face, for one test.
@@ -114,14 +104,14 @@ async def install_service() -> AsyncIterator[Callable[..., Awaitable[Producer]]]
             producer.flag_tracker = None
         testing.face_install(face)
         installed.append(producer)
-        _producers.append(producer)
+        producers.installed.append(producer)
         await producer.tick()
         return producer
 
     yield install
     for producer in installed:
         await producer.close()
-    _producers.clear()
+    producers.installed.clear()
     testing.face_install(previous)
 
 
@@ -165,10 +155,3 @@ def api_tokens(settings) -> Iterator[list[str]]:
     tokens = ["token-one-" + "a" * 20, "token-two-" + "b" * 20]
     settings.USERMETRICS = {**settings.USERMETRICS, "API_TOKENS": tokens}
     yield tokens
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -1,0 +1,135 @@
+"""Fixtures of the in-process tests: the services they read (twelve users; a recorded history with flags), Redis
+under a prefix of the test's own, an empty label cache, and the alerts' (seeded rules, a receiver, routes, a producer
+with the engine)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.apps import apps as django_apps
+
+from tests.support.alert_receiver import Receiver
+from tests.support.factories import ManualClock, StaticSource, sample_users
+from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
+from usermetrics import identities, testing
+from usermetrics.alerts.engine import AlertEngine
+from usermetrics.clock import utcnow
+from usermetrics.conf import get_config
+from usermetrics.monitor import MonitorService
+from usermetrics.publish.assembly import redis_client
+from usermetrics.publish.producer import FlagTracker, Producer
+
+
+@pytest.fixture
+async def redis(settings) -> AsyncIterator[object]:
+    """A client of the test Redis, and a prefix of this test's own (its keys are deleted after)."""
+    prefix = f"{settings.USERMETRICS['REDIS_PREFIX']}-{uuid.uuid4().hex[:8]}"
+    client = redis_client()
+    client.test_prefix = prefix
+    yield client
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+def fresh_label_cache() -> Iterator[None]:
+    """The identities' label cache empty before and after the test (it outlives a flushed database)."""
+    identities.identity_labels_forget()
+    yield
+    identities.identity_labels_forget()
+
+
+@pytest.fixture
+async def source(install_service):
+    """Twelve sample users in one source, on an emptied channel layer; no periodic refresh during the test."""
+    await get_channel_layer().flush()
+    src = StaticSource("static", sample_users())
+    await install_service([src], interval=3600)
+    return src
+
+
+@pytest.fixture
+async def recorded_flags(install_service):
+    """alice busy, bob failing half his requests, dave stuck, carol ended a minute ago; all recorded."""
+    now = utcnow()
+    before = [
+        usage("alice", last=now - timedelta(minutes=3)),
+        usage("bob", last=now - timedelta(minutes=3)),
+        usage("carol", total=3, errors=1, avg=20.0, last=now - timedelta(minutes=3)),
+        usage("dave", ref=1, total=1, last=now - timedelta(minutes=10)),
+    ]
+    after = [
+        usage("alice", total=60, avg=100.0, last=now),
+        usage("bob", total=10, errors=5, avg=50.0, last=now),
+        usage("dave", ref=1, total=1, last=now - timedelta(minutes=10)),
+    ]
+    rec = recorder()
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=3), before))
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), after))  # carol ended
+    await install_service([FixedSource("demo", after)], interval=3600, flags=True)
+    return after
+
+
+@pytest.fixture
+def seeded_rules(transactional_db) -> None:
+    """The alert rules a new database starts with, written as its migration does.
+
+    Transactional tests start from whatever the test before them left (a flushed database, or the
+    migrated one); ``serialized_rollback`` reloaded a copy of the migrated database instead, and
+    failed on duplicate content types after a non-transactional test.
+    """
+    import_module("usermetrics.migrations.0004_alerts").rules_seed(django_apps, None)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Callable[[], Receiver]]:
+    """``receiver()``: a loopback Apprise receiver, started; every one made is stopped after the test."""
+    made: list[Receiver] = []
+
+    def make() -> Receiver:
+        made.append(Receiver().start())
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+@pytest.fixture
+def alerts_to(settings) -> Callable[..., None]:
+    """Point the default route at ``url`` (and override other ALERTS keys)."""
+
+    def configure(url: str, **extra: Any) -> None:
+        settings.USERMETRICS = {**settings.USERMETRICS, "ALERTS": {"URLS": [url], "RETRY_MIN": 0.2, **extra}}
+
+    return configure
+
+
+@pytest.fixture
+async def producer_with_alerts() -> AsyncIterator[Callable[..., Producer]]:
+    """A producer over the given sources with the alert engine (and the flags) on; closed after the test."""
+    made: list[Producer] = []
+    previous = testing.face_install(None)
+
+    def make(sources: list, *, clock: ManualClock | None = None, flags: bool = False) -> Producer:
+        face = testing.face_local()
+        testing.face_install(face)
+        monitor = MonitorService(sources, interval=3600, clock=clock or ManualClock())
+        producer = testing.producer_local(face, monitor=monitor)
+        producer.flag_tracker = FlagTracker() if flags else None
+        producer.alerts = AlertEngine(get_config().alerts)
+        made.append(producer)
+        return producer
+
+    yield make
+    for producer in made:
+        await producer.close()
+    testing.face_install(previous)

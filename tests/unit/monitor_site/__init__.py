@@ -1,0 +1,1 @@
+"""Tests of monitor_site (the Django project: its settings)."""

@@ -1,0 +1,1 @@
+"""Tests of scripts/ (the dev command, the docs build hooks)."""

@@ -1,0 +1,1 @@
+"""Tests of static/ (the pages' JavaScript as the linter sees it)."""

@@ -1,0 +1,67 @@
+"""Words for times, numbers, evictions and lifecycles: the one home of the dashboard's wording."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.support.factories import BASE_TIME, usage
+from usermetrics import humanize
+
+
+def test_humanize_durations_ago_and_lifecycle():
+    now = BASE_TIME
+    assert humanize.duration_words(45) == "45 s"
+    assert humanize.duration_words(12 * 60 + 5) == "12 min"
+    assert humanize.duration_words(3 * 3600 + 5 * 60) == "3 h 5 min"
+    assert humanize.duration_words(2 * 86400 + 3 * 3600) == "2 d 3 h"
+    assert humanize.ago(now - timedelta(minutes=3, seconds=10), now) == "3 min ago"
+    assert humanize.ago(now - timedelta(hours=3, minutes=5), now) == "3 h ago"
+    assert humanize.ago(now + timedelta(seconds=5), now) == "just now"
+    idle = usage("a", minutes_ago=12)
+    five = 300.0
+    assert humanize.lifecycle_words(idle, now, stuck_after=five) == "idle for 12 min"
+    due = idle.session.last_activity + timedelta(minutes=30)
+    assert humanize.lifecycle_words(idle, now, due, stuck_after=five) == "idle for 12 min, evicted in about 18 min"
+    due_now = now - timedelta(seconds=1)
+    assert humanize.lifecycle_words(idle, now, due_now, stuck_after=five) == "idle for 12 min, due for eviction"
+    busy = usage("b", active=2, minutes_ago=0)
+    assert humanize.lifecycle_words(busy, now, stuck_after=five) == "active with 2 in flight"
+    stuck = usage("c", active=1, minutes_ago=5)
+    assert (
+        humanize.lifecycle_words(stuck, now, stuck_after=five)
+        == "active with 1 in flight, no activity for 5 min (stuck?)"
+    )
+    # Below the stuck flag's threshold the words do not call it stuck either.
+    assert humanize.lifecycle_words(stuck, now, stuck_after=360.0) == "active with 1 in flight"
+
+
+def test_humanize_eviction_words():
+    assert humanize.eviction_words(18 * 60 + 30) == "evicted in about 18 min"
+    assert humanize.eviction_words(59) == "evicted in under a minute"
+    assert humanize.eviction_words(0) == humanize.eviction_words(-5) == "due for eviction"
+
+
+def test_humanize_numbers_rates_and_names():
+    assert humanize.number(12.5) == "12.5" and humanize.number(3.0) == "3" and humanize.number(0.071) == "0.07"
+    assert humanize.rates_words(12.5, 0.032, 140.0) == {
+        "requests_per_min": "12.5",
+        "error_rate": "3.2 %",
+        "latency_ms": "140 ms",
+    }
+    assert humanize.rates_words(0.0, None, None)["error_rate"] == humanize.NO_VALUE
+    assert humanize.user_display("3f2a", {"3f2a": "Ada"}) == "Ada (3f2a)"
+    assert humanize.user_display("3f2a", {}) == "3f2a"
+
+
+def test_humanize_big_numbers_fit_a_card_and_latency_picks_its_unit():
+    assert humanize.big_number(9007199254740993) == "9.0e+15"  # not "9007199254..."
+    assert [humanize.big_number(n) for n in (812, 12345, 1_234_567, 999_999_999, 4.5e12)] == [
+        "812",
+        "12,345",
+        "1.2M",
+        "1B",
+        "4.5T",
+    ]
+    assert humanize.latency_fit(3.3306690738e300) == "3.3e+297 s"  # not "3.3306690738e300 ms"
+    assert [humanize.latency_fit(v) for v in (206.99, 1612.3, 185_000)] == ["206.99 ms", "1.61 s", "3 min"]
+    assert [humanize.bytes_words(v) for v in (812, 1843, 3_880_000)] == ["812 B", "1.8 KiB", "3.7 MiB"]

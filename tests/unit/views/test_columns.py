@@ -1,0 +1,26 @@
+"""The list's columns, owned by the view: sort headers and page links keep the rest of the view."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from usermetrics.selection import ViewResult, ViewSpec
+from usermetrics.views.columns import page_links, sort_headers, view_link
+
+
+def test_columns_sort_headers_flip_the_current_sort_and_keep_the_view():
+    spec = ViewSpec(sort="-total_requests", q="ada", page=3)
+    headers = {h["field"]: h for h in sort_headers(spec)}
+    assert headers["total_requests"]["order"] == "descending"
+    assert parse_qs(headers["total_requests"]["url"][1:]) == {"sort": ["total_requests"], "q": ["ada"]}  # page 1 again
+    assert parse_qs(headers["user_id"]["url"][1:])["sort"] == ["user_id"]  # names read best A to Z
+    assert parse_qs(headers["error_count"]["url"][1:])["sort"] == ["-error_count"]  # numbers largest first
+    assert headers["user_id"]["numeric"] is False and headers["error_count"]["numeric"] is True
+
+
+def test_columns_page_links_show_the_ends_and_around_the_current_page():
+    result = ViewResult(spec=ViewSpec(page=10, page_size=25), users=[], matched=500, pages=20)
+    numbers = [link["number"] for link in page_links(result)]
+    assert numbers == [1, 2, None, 8, 9, 10, 11, 12, None, 19, 20]
+    assert next(link for link in page_links(result) if link["current"])["url"] == view_link(result.spec, page=10)
+    assert page_links(ViewResult(spec=ViewSpec(), users=[], matched=3, pages=1)) == []
