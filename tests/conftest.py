@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from django.conf import settings
 from django.test import AsyncClient
 
 from tests.support import producers
@@ -30,6 +32,13 @@ def _reachable(url: str, default_port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the run's SQLite test database directory (tests/settings.py), WAL side files and all."""
+    directory = getattr(settings, "TEST_DATABASE_DIR", None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 
+from tests.support.browser import CHROMIUM, needs_chromium
 from tests.support.history_helpers import T0, recorder, snapshot, usage
 from tests.support.machine import ROOT
 from usermetrics import humanize
@@ -32,7 +33,6 @@ from usermetrics.snapshot import is_active
 from usermetrics.templatetags.usermetrics import iso, utc
 
 STATIC = ROOT / "static" / "usermetrics"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 # uPlot stays a classic script (it defines the global `uPlot`); the page's own code is a module.
 PAGE = """<!doctype html><html data-theme="dark"><head><title>loading</title>
@@ -132,7 +132,7 @@ def _title(page_dir: Path, page: str, tz: str = "UTC") -> tuple[str, str]:
     return html.unescape(title), result.stderr[-2000:]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium")
+@needs_chromium
 @pytest.mark.django_db
 def test_charts_js_draws_detail_charts_and_sparklines(page_dir):
     rec = recorder()
@@ -155,7 +155,7 @@ def test_charts_js_draws_detail_charts_and_sparklines(page_dir):
     assert "error rate 8.33 %, latency 40 ms" in title
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium")
+@needs_chromium
 def test_format_js_words_as_humanize_does(page_dir):
     now = T0
     seconds = [0, 0.5, 59, 60, 61, 3599, 3600, 3660, 7200, 86399, 86400, 90000, 172800, 200000, -5]
