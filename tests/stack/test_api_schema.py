@@ -8,9 +8,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
 from tests.support.factories import API_PATHS
-from tests.support.machine import free_port
 
 TOKEN = "schema-test-token-" + "q" * 24
 ODD_ID = "a/b ~.c"
@@ -30,13 +29,9 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
         USERMETRICS_HISTORY_SAMPLE_INTERVAL="1",
     )
     manage(env, "migrate", "--noinput", "-v", "0")
-    server = Daphne(free_port(), env, var / "daphne.log")
-    server.start()
-    try:
+    with serving(env, var / "daphne.log") as server:
         wait_until(lambda: http_get(server.base + "/api/status", TOKEN)[0] == 200, what="a published board")
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import pytest
 from django.urls import reverse
 
 from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
-from tests.support.daphne import Daphne, manage, server_env
-from tests.support.machine import ROOT, free_port
+from tests.support.daphne import Daphne, manage, server_env, serving
+from tests.support.machine import ROOT
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = needs_chromium
@@ -50,12 +50,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
     manage(env, "ensureadmin")
     # A user that left before this server started: the history keeps it as ended.
     manage(env, "shell", "-c", ENDED_LIFE)
-    daphne = Daphne(free_port(), env, var / "daphne.log")
-    daphne.start()
-    try:
+    with serving(env, var / "daphne.log") as daphne:
         yield daphne
-    finally:
-        daphne.stop()
 
 
 class Watch:

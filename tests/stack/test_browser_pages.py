@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
-from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
 from tests.support.fake_nat import FakeNat
-from tests.support.machine import ROOT, free_port
+from tests.support.machine import ROOT
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = needs_chromium  # the same Chromium, skip rule and bounds as the other browser tests
@@ -60,13 +60,9 @@ def demo_and_nat_server(tmp_path_factory: pytest.TempPathFactory, fake_nat: Fake
     )
     manage(env, "migrate", "--noinput", "-v", "0")
     manage(env, "ensureadmin")
-    daphne = Daphne(free_port(), env, var / "daphne.log")
-    daphne.start()
-    try:
+    with serving(env, var / "daphne.log") as daphne:
         wait_until(lambda: http_get(daphne.base + "/api/status", TOKEN)[0] == 200, what="a published board")
         yield daphne
-    finally:
-        daphne.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
+from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
 from tests.support.machine import free_port
 
 TOKEN = "child-producer-token-" + "c" * 24
@@ -87,12 +87,8 @@ def terminated_within(server: Daphne, seconds: float) -> int | None:
 def embedded_daphne(tmp_path: Path):
     """The embedded default (no Redis) with the demo, refreshing every half second."""
     env = embedded_env(tmp_path)
-    server = Daphne(free_port(), env, tmp_path / "embedded_daphne.log")
-    server.start()
-    try:
+    with serving(env, tmp_path / "embedded_daphne.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_child_producer_serves_restarts_and_ends_with_its_daphne(embedded_daphne):
@@ -149,13 +145,9 @@ def test_child_producer_daphne_stops_on_sigterm_child_included(tmp_path: Path, l
 @pytest.mark.redis
 def test_child_producer_on_redis_ends_with_a_killed_daphne(tmp_path: Path):
     # With Redis the child publishes there, not over a socket to its Daphne; it still ends with it.
-    server = Daphne(free_port(), redis_env(tmp_path), tmp_path / "embedded_daphne.log")
-    server.start()
-    try:
+    with serving(redis_env(tmp_path), tmp_path / "embedded_daphne.log") as server:
         pid = server.proc.pid
         wait_until(lambda: len(producer_children(pid)) == 1, what="the embedded producer's process")
         [child] = producer_children(pid)
         server.kill()
         wait_until(lambda: not alive(child), what="the orphaned producer to end", deadline=15)
-    finally:
-        server.stop()

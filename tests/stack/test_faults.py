@@ -32,6 +32,7 @@ from tests.support.daphne import (
     manage,
     rss,
     server_env,
+    serving,
     staff_session,
     wait_until,
 )
@@ -129,32 +130,31 @@ def test_faults_idle_socket_on_redis_is_not_closed(tmp_path: Path):
     )
     manage(env, "migrate", "--noinput", "-v", "0")
     cookie = staff_session(env)
-    server = Daphne(free_port(), env, tmp_path / "daphne.log")
-    server.start()
     try:
-
-        async def idle() -> list[dict[str, object]]:
-            headers = {"Cookie": f"sessionid={cookie}", "Origin": server.base}
-            url = f"ws://127.0.0.1:{server.port}/ws/monitor/"
-            got: list[dict[str, object]] = []
-            async with websockets.connect(url, additional_headers=headers) as ws:
-                try:
-                    async with asyncio.timeout(12):  # more than two of the layer's 5 s blocking pops
-                        while True:
-                            got.append(json.loads(await ws.recv()))
-                except TimeoutError:
-                    return got  # still open after 12 s
-            raise AssertionError(f"closed: {ws.close_code} {ws.close_reason}")
-
-        messages = asyncio.run(idle())
-        assert messages and messages[0]["type"] == "status"
-        assert "Timeout reading" not in server.log()
+        with serving(env, tmp_path / "daphne.log") as server:
+            messages = asyncio.run(_idle(server, cookie))
+            assert messages and messages[0]["type"] == "status"
+            assert "Timeout reading" not in server.log()
     finally:
-        server.stop()
         store = redis.Redis.from_url(os.environ["REDIS_URL"])
         for key in store.scan_iter(match=f"{prefix}*"):
             store.delete(key)
         store.close()
+
+
+async def _idle(server: Daphne, cookie: str) -> list[dict[str, object]]:
+    """What an idle socket of ``server`` gets in 12 s (AssertionError when the server closes it)."""
+    headers = {"Cookie": f"sessionid={cookie}", "Origin": server.base}
+    url = f"ws://127.0.0.1:{server.port}/ws/monitor/"
+    got: list[dict[str, object]] = []
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        try:
+            async with asyncio.timeout(12):  # more than two of the layer's 5 s blocking pops
+                while True:
+                    got.append(json.loads(await ws.recv()))
+        except TimeoutError:
+            return got  # still open after 12 s
+    raise AssertionError(f"closed: {ws.close_code} {ws.close_reason}")
 
 
 # --- Redis down and back ---------------------------------------------------------------------------

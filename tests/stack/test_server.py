@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.urls import reverse
 
-from tests.support.daphne import Daphne, http_get, manage, server_env, wait_until
-from tests.support.machine import free_port
+from tests.support.daphne import http_get, manage, server_env, serving, wait_until
 from usermetrics.metrics import PerUserMonitorResponse
 
 TOKEN = "whole-stack-token-" + "z" * 24
@@ -32,12 +31,8 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Migrated, as the README's commands do: an unknown id is then looked up in a real history (with
     # no tables every lookup fails, which the server rightly answers 503, not 404).
     manage(env, "migrate", "--noinput", "-v", "0")
-    server = Daphne(free_port(), env, var / "daphne.log")
-    server.start()
-    try:
+    with serving(env, var / "daphne.log") as server:
         yield server.base
-    finally:
-        server.stop()
 
 
 def test_server_monitor_users_with_token_returns_demo_users(demo_url):

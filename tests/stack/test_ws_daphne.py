@@ -15,8 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.support.daphne import Daphne, manage, rss, server_env, staff_session, wait_until
-from tests.support.machine import free_port
+from tests.support.daphne import Daphne, manage, rss, server_env, serving, staff_session, wait_until
 
 MiB = 1024 * 1024
 
@@ -48,12 +47,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     manage(env, "migrate", "--noinput", "-v", "0")
     cookie = staff_session(env)
-    server = Daphne(free_port(), env, var / "daphne.log")
-    server.start()
-    try:
+    with serving(env, var / "daphne.log") as server:
         yield Served(server, cookie)
-    finally:
-        server.stop()
 
 
 async def _handshake(served: Served, path: str, *, origin: str | None = None, cookie: bool = True) -> int:

@@ -8,10 +8,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.machine import ROOT
+from tests.support.machine import ROOT, free_port
 
 # Seconds a process gets to stop on SIGTERM: an embedded producer's Daphne waits up to 10 s for its
 # child to write its history (publish.child.STOP_WAIT).
@@ -168,3 +169,14 @@ def rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[Daphne]:
+    """A Daphne with ``env`` on a free loopback port, answering; always stopped (SIGTERM, checked) after."""
+    server = Daphne(free_port(), env, log_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
