@@ -42,15 +42,18 @@ def ensure_venv(requirements: str) -> None:
         print(f"Creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256()
-    for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+    for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml", "companion/pyproject.toml"):
         digest.update((ROOT / name).read_bytes())
     stamp = VENV / f".usermetrics-{Path(requirements).stem}"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
     sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", ROOT / requirements)
     # The project itself, editable: its metadata (the version /api/status reports) comes from pyproject.toml.
+    # And the NAT companion's package without its dependencies (NAT itself): the dashboard shares its
+    # Django-free core (the seed, the histogram, the report's wire form).
     pip = (PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", "--no-build-isolation")
     sh(*pip, "-e", ROOT)
+    sh(*pip, "-e", ROOT / "companion")
     stamp.write_text(digest.hexdigest())
     if requirements == "requirements-dev.txt":
         # The dev set includes the runtime set: the run command has nothing left to install.

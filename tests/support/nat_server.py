@@ -1,9 +1,10 @@
 """Real NAT servers for tests (sync helpers): a cached NAT virtualenv and `nat serve` processes.
 
 The virtualenv ``.venv-nat/`` at the repository root holds ``nvidia-nat-core==1.9.0``, the
-SQLAlchemy it needs to serve, and the test plugin in ``tests/support/nat_plugin`` (a per-user workflow
-without an LLM). It is built when absent or when the pins or the plugin change, and reused
-otherwise. Where it cannot be built (no network) the NAT tests skip, except in CI
+SQLAlchemy it needs to serve, gunicorn (NAT's production mode: several worker processes), our NAT
+companion (``companion/``, ``usermetrics_nat``) and the test plugin in ``tests/support/nat_plugin`` (a
+per-user workflow without an LLM). It is built when absent or when the pins, the companion or the
+plugin change, and reused otherwise. Where it cannot be built (no network) the NAT tests skip, except in CI
 (``USERMETRICS_REQUIRE_SERVICES=1``), where that is a failure.
 """
 
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import venv
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -26,18 +28,20 @@ import pytest
 from tests.support.machine import REQUIRE_SERVICES, ROOT, free_port
 
 PLUGIN = Path(__file__).resolve().parent / "nat_plugin"
+COMPANION = ROOT / "companion"
 NAT_VENV = Path(os.environ.get("USERMETRICS_NAT_VENV", ROOT / ".venv-nat"))
-NAT_REQUIREMENTS = ["nvidia-nat-core==1.9.0", "sqlalchemy[asyncio]~=2.0"]
+NAT_REQUIREMENTS = ["nvidia-nat-core==1.9.0", "sqlalchemy[asyncio]~=2.0", "gunicorn==27.0.1"]
 INSTALL_TIMEOUT = 20 * 60  # seconds; a cold install takes about a minute here
 START_TIMEOUT = 90.0  # seconds for `nat serve` to answer
 
 
 def _stamp() -> str:
     digest = hashlib.sha256("\n".join(NAT_REQUIREMENTS).encode())
-    for path in sorted(PLUGIN.rglob("*")):
-        if path.is_file() and "egg-info" not in str(path) and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(PLUGIN)).encode())
-            digest.update(path.read_bytes())
+    for tree in (PLUGIN, COMPANION):
+        for path in sorted(tree.rglob("*")):
+            if path.is_file() and "egg-info" not in str(path) and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -61,17 +65,17 @@ def ensure_nat_venv() -> Path:
             venv.EnvBuilder(with_pip=True, clear=True).create(NAT_VENV)
         pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         subprocess.run([*pip, *NAT_REQUIREMENTS], check=True, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
-        # Build from a copy: setuptools leaves build/ and *.egg-info next to the sources.
+        # Build from copies: setuptools leaves build/ and *.egg-info next to the sources. The
+        # companion is installed as its docs say (`pip install ./companion`: its dependencies too),
+        # then again by itself, so that a changed companion of the same version replaces the old.
         with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "plugin"
-            shutil.copytree(PLUGIN, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-            subprocess.run(
-                [*pip, "--no-deps", "--no-build-isolation", "--force-reinstall", str(copy)],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=INSTALL_TIMEOUT,
-            )
+            ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+            plugin, companion = Path(tmp) / "plugin", Path(tmp) / "companion"
+            shutil.copytree(PLUGIN, plugin, ignore=ignore)
+            shutil.copytree(COMPANION, companion, ignore=ignore)
+            again = ["--no-deps", "--force-reinstall"]
+            for command in ([str(companion)], [*again, str(companion)], [*again, "--no-build-isolation", str(plugin)]):
+                subprocess.run([*pip, *command], check=True, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
     except subprocess.CalledProcessError as exc:
         _unavailable(f"installing NAT into {NAT_VENV} failed: {(exc.stderr or exc.stdout or '').strip()[-2000:]}")
     except (subprocess.TimeoutExpired, OSError) as exc:
@@ -93,8 +97,14 @@ class NatServer:
         per_user_workflow_timeout: float = 1800,
         cleanup_interval: float = 300,
         monitoring: bool = True,
+        workers: int = 1,
+        companion: Mapping[str, str] | None = None,
     ) -> None:
-        """Prepare the config in ``workdir``; ``start()`` runs the server."""
+        """Prepare the config in ``workdir``; ``start()`` runs the server.
+
+        ``workers`` > 1 serves as NAT documents for production (gunicorn, one process each);
+        ``companion`` switches our companion on (``runner_class``) with these environment variables.
+        """
         self.nat = nat
         self.name = name
         self.port = free_port()
@@ -102,12 +112,17 @@ class NatServer:
         self.workdir = workdir
         self.per_user_workflow_timeout = per_user_workflow_timeout
         self.config = workdir / f"{name}.yml"
+        front_end = ["  front_end:\n", "    _type: fastapi\n"]
+        if workers > 1:
+            front_end += [f"    workers: {workers}\n", "    use_gunicorn: true\n"]
+        if companion is not None:
+            front_end.append("    runner_class: usermetrics_nat.CompanionWorker\n")
+        self.companion_env = dict(companion or {})
         self.config.write_text(
             "general:\n"
             f"  enable_per_user_monitoring: {'true' if monitoring else 'false'}\n"
             f"  per_user_workflow_timeout: {per_user_workflow_timeout}\n"
-            f"  per_user_workflow_cleanup_interval: {cleanup_interval}\n"
-            "workflow:\n"
+            f"  per_user_workflow_cleanup_interval: {cleanup_interval}\n" + "".join(front_end) + "workflow:\n"
             "  _type: usermetrics_probe\n"
         )
         self.log_path = workdir / f"{name}.log"
@@ -117,6 +132,7 @@ class NatServer:
         """Start the process (does not wait; see ``wait_ready``)."""
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "USERMETRICS_"))}
+        env.update(self.companion_env)
         self.proc = subprocess.Popen(
             [
                 str(self.nat),

@@ -29,9 +29,9 @@ def dev(tmp_path, monkeypatch):
     return module
 
 
-# Each install is the requirement set, then the project itself (editable, from the repository root).
-RUN = ["requirements.txt", ROOT.name]
-TEST = ["requirements-dev.txt", ROOT.name]
+# Each install is the requirement set, then the project itself and the NAT companion's package (editable).
+RUN = ["requirements.txt", ROOT.name, "companion"]
+TEST = ["requirements-dev.txt", ROOT.name, "companion"]
 
 
 def test_devscript_run_and_test_alternate_without_reinstalling(dev):
@@ -50,15 +50,16 @@ def test_devscript_test_first_leaves_nothing_for_run(dev):
     assert dev.installs == TEST
 
 
-@pytest.mark.parametrize("changed", ["requirements.txt", "pyproject.toml"])
+@pytest.mark.parametrize("changed", ["requirements.txt", "pyproject.toml", "companion/pyproject.toml"])
 def test_devscript_a_changed_file_installs_again(dev, monkeypatch, tmp_path, changed):
     dev.ensure_venv("requirements.txt")
-    for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+    (tmp_path / "companion").mkdir()
+    for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml", "companion/pyproject.toml"):
         text = (ROOT / name).read_text()
         (tmp_path / name).write_text(text + "\n# changed\n" if name == changed else text)
     monkeypatch.setattr(dev, "ROOT", tmp_path)
     dev.ensure_venv("requirements.txt")
-    assert dev.installs == [*RUN, "requirements.txt", tmp_path.name]
+    assert dev.installs == [*RUN, "requirements.txt", tmp_path.name, "companion"]
 
 
 README_LINK = re.compile(r"\]\(([^)\s]+)\)")
