@@ -12,6 +12,7 @@ Compression is ISA-L's (``isal``), several times faster than zlib at the same ra
 
 from __future__ import annotations
 
+import json
 import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +28,7 @@ from isal import igzip, isal_zlib
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.snapshot import SourceHealth, SourcesHealth, Totals, is_active
 
-FORMAT = 2  # bumped when the encoding changes; a face refuses a board it cannot read
+FORMAT = 3  # bumped when the encoding changes; a face refuses a board it cannot read
 GZIP_LEVEL = 1  # ISA-L's levels run 0-3; the body is mostly repeated keys, 1 takes it to about a tenth
 
 # The columns a board packs, each with its array type and how it reads a user's record. Sorting
@@ -45,9 +46,14 @@ COLUMNS: dict[str, tuple[str, Callable[[PerUserResourceUsage], float]]] = {
     "per_user_function_groups_count": ("q", lambda u: u.memory.per_user_function_groups_count),
     "exit_stack_size": ("q", lambda u: u.memory.exit_stack_size),
 }
+# What NAT companions say of a user beyond its record (``extras.Extras``): latency percentiles over
+# every request counted (-1: none counted, or no companion reports the user) and requests queued now.
+EXTRAS_COLUMNS = {"p50_ms": "d", "p95_ms": "d", "p99_ms": "d", "queued": "q"}
+NO_PERCENTILE = -1.0
 # Per-user facts that are not the record's own: its sources (a bit per source), when it is due to
-# be evicted (NaN: not known or in flight), its lifecycle flags (a bit per name in flag_names).
-EXTRA_COLUMNS = {"origins": "Q", "evicted_at": "d", "flags": "B"}
+# be evicted (NaN: not known or in flight), its lifecycle flags (a bit per name in flag_names),
+# and the companions' extras.
+EXTRA_COLUMNS = {"origins": "Q", "evicted_at": "d", "flags": "B", **EXTRAS_COLUMNS}
 
 
 def body_prefix(timestamp: datetime, total: int) -> bytes:
@@ -76,6 +82,8 @@ class Board(SourcesHealth):
     body_gzip: bytes
     # The producer's own counters at publishing time (refreshes, the recorder's observed totals).
     meta: Mapping[str, float] = field(default_factory=dict)
+    # user_id -> JSON of its extras (``Extras.as_dict``), for the users NAT companions report.
+    extras: Mapping[str, bytes] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-board results (orders, search)
 
     # Results in ``memo`` that depend on the user ids alone: a board of the same users, in the
@@ -133,6 +141,11 @@ class Board(SourcesHealth):
         """Each source's own record of a merged user ([] when one source reported it once)."""
         return [(name, PerUserResourceUsage.model_validate_json(doc)) for name, doc in self.parts.get(user_id, [])]
 
+    def extras_of(self, user_id: str) -> dict[str, Any] | None:
+        """The user's extras document (``Extras.as_dict``), when NAT companions report it."""
+        doc = self.extras.get(user_id)
+        return json.loads(doc) if doc is not None else None
+
     def evicted_at(self, user_id: str) -> datetime | None:
         """``Snapshot.evicted_at`` of the user, as the producer worked it out."""
         i = self.index.get(user_id)
@@ -189,6 +202,7 @@ class Board(SourcesHealth):
                 "flag_names": list(self.flag_names),
                 "body_gzip": self.body_gzip,
                 "meta": dict(self.meta),
+                "extras": dict(self.extras),
             },
             use_bin_type=True,
         )
@@ -219,6 +233,7 @@ class Board(SourcesHealth):
             flag_names=tuple(doc["flag_names"]),
             body_gzip=doc["body_gzip"],
             meta=doc["meta"],
+            extras=doc["extras"],
         )
 
 

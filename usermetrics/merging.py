@@ -7,11 +7,12 @@ Unchanged records are the very same objects between refreshes, and the merge kee
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from itertools import compress, count
 from operator import attrgetter, is_not
 
+from usermetrics.extras import Extras
 from usermetrics.metrics import (
     PerUserMemoryMetrics,
     PerUserRequestMetrics,
@@ -78,6 +79,7 @@ def merge(
     timestamp: datetime,
     sources: list[SourceHealth],
     ids: Sequence[Sequence[str]] | None = None,
+    extras: Mapping[str, Extras] | None = None,
 ) -> Snapshot:
     """Merge each source's users (``(source name, users)``, in source order) into one snapshot.
 
@@ -99,6 +101,7 @@ def merge(
                 origins=dict.fromkeys(by_id, (name,)),
                 parts={},
                 sources=sources,
+                extras=extras or {},
             )
     by_id = {}
     origins: dict[str, tuple[str, ...]] = {}
@@ -127,4 +130,5 @@ def merge(
         origins=origins,
         parts=parts,
         sources=sources,
+        extras=extras or {},
     )

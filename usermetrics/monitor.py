@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from usermetrics.clock import Clock, to_utc, utcnow
+from usermetrics.extras import Extras, extras_merged
 from usermetrics.merging import ids_of, merge
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.snapshot import Snapshot, SourceHealth
@@ -31,6 +32,7 @@ class _SourceState:
     health: SourceHealth
     last_good: list[PerUserResourceUsage] = field(default_factory=list)
     last_ids: list[str] = field(default_factory=list)  # the user ids of last_good, in order
+    last_extras: Mapping[str, Extras] | None = None  # a companion stream's per-user extras, as last fetched
 
 
 class MonitorService:
@@ -95,6 +97,7 @@ class MonitorService:
             seq=self._seq,
             timestamp=self.clock(),
             sources=[replace(st.health) for st in self._states],  # copies frozen at this instant
+            extras=extras_merged([st.last_extras for st in self._states if st.last_extras]),
         )
         self._snapshot = snapshot
         self.refresh_count += 1
@@ -129,6 +132,8 @@ class MonitorService:
         else:
             state.last_ids = ids_of(users, state.last_good, state.last_ids)
             state.last_good = users
+            extras = getattr(state.source, "extras", None)  # a companion stream's, read as of this fetch
+            state.last_extras = extras() if callable(extras) else None
             health.state = "ok"
             health.last_success = self.clock()
             health.failing_since = None

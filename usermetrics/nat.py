@@ -19,6 +19,7 @@ import httpx
 
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.nat_body import NatBody, SourceError
+from usermetrics.nat_stream import NatStreamSource, without_credentials
 
 __all__ = ["MonitoringDisabled", "NatBody", "NatHttpSource", "ResponseTooLarge", "SourceEntry", "SourceError"]
 
@@ -141,8 +142,19 @@ class NatHttpSource:
 
 
 SOURCE_KEYS = frozenset(
-    {"NAME", "URL", "TIMEOUT", "HEADERS", "TIMEZONE", "PER_USER_WORKFLOW_TIMEOUT", "MAX_RESPONSE_BYTES"}
+    {
+        "NAME",
+        "URL",
+        "TIMEOUT",
+        "HEADERS",
+        "TIMEZONE",
+        "PER_USER_WORKFLOW_TIMEOUT",
+        "MAX_RESPONSE_BYTES",
+        "STREAM",
+        "DEPLOYMENT",
+    }
 )
+STREAM_SCHEMES = ("redis://", "rediss://", "unix://")  # a source at such a URL is a companion stream
 
 
 @dataclass(frozen=True)
@@ -156,10 +168,17 @@ class SourceEntry:
     timezone: str | None = None  # IANA zone of the server's naive timestamps; None: this host's
     per_user_workflow_timeout: float | None = None  # seconds, when known
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    stream: str | None = None  # a companion stream's key (None: usermetrics:nat:<deployment>)
+    deployment: str | None = None  # the NAT deployment a companion stream reports (None: the source's name)
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether the source is a NAT deployment's companion stream in Redis (else a NAT server over HTTP)."""
+        return self.url.startswith(STREAM_SCHEMES)
 
     def __repr__(self) -> str:
-        """Name and URL; never the headers, which may hold a token."""
-        return f"SourceEntry({self.name!r}, {self.url!r})"
+        """Name and URL without its credentials; never the headers, which may hold a token."""
+        return f"SourceEntry({self.name!r}, {without_credentials(self.url)!r})"
 
 
 def source_entry_parse(entry: Mapping[str, Any]) -> SourceEntry:
@@ -171,8 +190,11 @@ def source_entry_parse(entry: Mapping[str, Any]) -> SourceEntry:
     if not name or not url:
         raise ValueError(f"every source needs NAME and URL, got {sorted(entry)}")
     name, url = str(name), str(url)
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"source {name!r}: URL must start with http:// or https://, got {url!r}")
+    if not url.startswith(("http://", "https://", *STREAM_SCHEMES)):
+        raise ValueError(
+            f"source {name!r}: URL must start with http:// or https:// (a NAT server) or redis://, rediss://"
+            f" or unix:// (a NAT deployment's companion stream), got {httpx.URL(url).scheme or url!r}"
+        )
     zone_name = entry.get("TIMEZONE") or None
     if zone_name is not None:
         try:
@@ -192,14 +214,36 @@ def source_entry_parse(entry: Mapping[str, Any]) -> SourceEntry:
             timezone=str(zone_name) if zone_name is not None else None,
             per_user_workflow_timeout=float(evict) if evict is not None else None,
             max_response_bytes=int(entry.get("MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES),
+            stream=str(entry["STREAM"]) if entry.get("STREAM") else None,
+            deployment=str(entry["DEPLOYMENT"]) if entry.get("DEPLOYMENT") else None,
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"source {name!r}: {exc}") from None
 
 
-def nat_sources_build(entries: Iterable[SourceEntry], *, default_timeout: float) -> list[NatHttpSource]:
-    """One ``NatHttpSource`` per configured entry, in order."""
-    return [NatHttpSource.from_entry(entry, default_timeout=default_timeout) for entry in entries]
+def nat_sources_build(
+    entries: Iterable[SourceEntry], *, default_timeout: float, interval: float = 2.0
+) -> list[NatHttpSource | NatStreamSource]:
+    """One source per configured entry, in order: a NAT server over HTTP, or a deployment's companion stream."""
+    sources: list[NatHttpSource | NatStreamSource] = []
+    for entry in entries:
+        if entry.is_stream:
+            evict = entry.per_user_workflow_timeout
+            sources.append(
+                NatStreamSource(
+                    entry.name,
+                    entry.url,
+                    stream=entry.stream,
+                    deployment=entry.deployment,
+                    timeout=entry.timeout or default_timeout,
+                    interval=interval,
+                    per_user_workflow_timeout=timedelta(seconds=evict) if evict is not None else None,
+                    max_report_bytes=entry.max_response_bytes,
+                )
+            )
+        else:
+            sources.append(NatHttpSource.from_entry(entry, default_timeout=default_timeout))
+    return sources
 
 
 def parse_nat_sources(value: str) -> list[dict[str, str]]:

@@ -7,16 +7,18 @@ says "unchanged" and its JSON and column values are reused; Python touches only 
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import accumulate, compress, count, repeat
-from operator import is_, itemgetter
+from operator import is_, is_not, itemgetter
 from typing import Any
 
 from isal import igzip
 
-from usermetrics.board import COLUMNS, GZIP_LEVEL, Board, body_prefix
+from usermetrics.board import COLUMNS, EXTRAS_COLUMNS, GZIP_LEVEL, NO_PERCENTILE, Board, body_prefix
+from usermetrics.extras import Extras
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.snapshot import Snapshot, is_active, totals_of
 
@@ -43,6 +45,16 @@ def column_values(usage: PerUserResourceUsage) -> tuple[float, ...]:
     )
 
 
+# What a user without extras has in the extras columns (``board.EXTRAS_COLUMNS``, in order).
+NO_EXTRAS_VALUES = (NO_PERCENTILE, NO_PERCENTILE, NO_PERCENTILE, 0)
+
+
+def extras_values(extras: Extras) -> tuple[float, ...]:
+    """One user's values for ``EXTRAS_COLUMNS``, in their order."""
+    p50, p95, p99 = (NO_PERCENTILE if p is None else p for p in extras.percentiles)
+    return (p50, p95, p99, extras.queued)
+
+
 _doc = itemgetter(1)
 _values = itemgetter(2)
 _plus_one = (1).__add__
@@ -65,6 +77,10 @@ class BoardCache:
         self._columns: dict[str, array] = {}
         self._last: Board | None = None
         self._same_ids = False
+        # The extras packed last: the objects by place, their column values and documents.
+        self._extras_of: list[Extras | None] = []
+        self._extras_rows: dict[int, tuple[tuple[float, ...], bytes]] = {}
+        self._extras_columns: dict[str, array] = {}
         self.hits = 0
         self.misses = 0
 
@@ -93,6 +109,42 @@ class BoardCache:
         self.hits += len(rows) - len(changed)
         self.misses += len(changed)
         return rows, dict(columns)  # the same arrays: a board never changes them, the next pack copies
+
+    def pack_extras(self, ids: list[str], extras: Mapping[str, Extras]) -> tuple[dict[str, array], dict[str, bytes]]:
+        """The extras columns of the users ``ids`` (in order) and the extras documents of those that have any.
+
+        The sources hand back the very same ``Extras`` for a user that did not change: as with
+        records, when the users are those of last time, last time's columns are copied and only
+        the changed places rewritten.
+        """
+        n = len(ids)
+        if not extras:
+            self._extras_of, self._extras_rows, self._extras_columns = [], {}, {}
+            return {
+                name: array(code, [value]) * n
+                for (name, code), value in zip(EXTRAS_COLUMNS.items(), NO_EXTRAS_VALUES, strict=True)
+            }, {}
+        xs = list(map(extras.get, ids))
+        rows: dict[int, tuple[tuple[float, ...], bytes]] = {}
+        previous = self._extras_rows
+        for x in xs:
+            if x is not None and id(x) not in rows:
+                rows[id(x)] = previous.get(id(x)) or (extras_values(x), json.dumps(x.as_dict()).encode())
+        if self._same_ids and len(self._extras_of) == n and self._extras_columns:
+            columns = {name: column[:] for name, column in self._extras_columns.items()}
+            changed = compress(count(), map(is_not, xs, self._extras_of))
+        else:
+            columns = {name: array(code, [0]) * n for name, code in EXTRAS_COLUMNS.items()}
+            changed = iter(range(n))
+        names = tuple(EXTRAS_COLUMNS)
+        for i in changed:
+            x = xs[i]
+            values = rows[id(x)][0] if x is not None else NO_EXTRAS_VALUES
+            for name, value in zip(names, values, strict=True):
+                columns[name][i] = value
+        self._extras_of, self._extras_rows, self._extras_columns = xs, rows, columns
+        docs = {uid: rows[id(x)][1] for uid, x in zip(ids, xs, strict=True) if x is not None}
+        return dict(columns), docs
 
     def carry(self, board: Board) -> None:
         """Hand ``board`` what the last board worked out from the same user ids (its orders, its search keys)."""
@@ -132,6 +184,8 @@ def board_build(
         columns["origins"] = array("Q", map(masks.__getitem__, map(snapshot.origins.__getitem__, ids)))
     columns["evicted_at"] = snapshot.evictions(columns["last_activity"], columns["ref_count"])
     columns["flags"] = array("B", bytes(len(rows)))
+    extras_columns, extras_docs = cache.pack_extras(ids, snapshot.extras)
+    columns.update(extras_columns)
     totals = totals_of(
         ref_count=columns["ref_count"],
         total_requests=columns["total_requests"],
@@ -158,6 +212,7 @@ def board_build(
         flag_names=tuple(flag_names),
         body_gzip=igzip.compress(body, GZIP_LEVEL, mtime=0),
         meta=dict(meta or {}),
+        extras=extras_docs,
     )
     cache.carry(board)
     if flags:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from usermetrics.board import COLUMNS, Board
+from usermetrics.board import COLUMNS, EXTRAS_COLUMNS, Board
 from usermetrics.snapshot import SourceHealth, Totals
 from usermetrics.windows import DEFAULT_WINDOW, RATE_WINDOWS, window_choose
 
@@ -41,9 +41,10 @@ def matches_folded(needle: str, folded_id: str, folded_label: str | None) -> boo
 
 # --- sort keys and states --------------------------------------------------------------------------
 
-# Sort keys are the seed's field names: the user id, or a board column (board.COLUMNS), whose
-# extractor also sorts records that are not on a board (ended users).
-SORT_KEYS: tuple[str, ...] = ("user_id", *COLUMNS)
+# Sort keys are the seed's field names (the user id, or a board column, board.COLUMNS) and the
+# companions' extras columns (board.EXTRAS_COLUMNS); the ended users' list sorts by the same keys
+# in the database (history.ended).
+SORT_KEYS: tuple[str, ...] = ("user_id", *COLUMNS, *EXTRAS_COLUMNS)
 DEFAULT_SORT = "-last_activity"
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from itertools import compress, count
 from operator import mul
 from typing import Any, Literal
 
+from usermetrics.extras import Extras
 from usermetrics.metrics import (
     PerUserMonitorResponse,
     PerUserResourceUsage,
@@ -209,6 +210,8 @@ class Snapshot(SourcesHealth):
     # user_id -> (source name, that source's own record) when more than one record was merged.
     parts: dict[str, list[tuple[str, PerUserResourceUsage]]]
     sources: list[SourceHealth]
+    # user_id -> what NAT companions say of it beyond its record (only users of companion streams).
+    extras: Mapping[str, Extras] = field(default_factory=dict)
 
     @cached_property
     def totals(self) -> Totals:

@@ -56,7 +56,12 @@ SOURCE_ENTRY: dict[str, Setting] = {
     "NAME": Setting(
         None, casts.text, "Required. Unique name, shown with the source's health and in each user's per-source records."
     ),
-    "URL": Setting(None, casts.text, "Required. The NAT server's base URL; usermetrics reads `<URL>/monitor/users`."),
+    "URL": Setting(
+        None,
+        casts.text,
+        "Required. A NAT server's base URL (usermetrics reads `<URL>/monitor/users`), or the Redis URL "
+        "(`redis://`, `rediss://`, `unix://`) where a NAT deployment's companions report (see the NAT companion page).",
+    ),
     "TIMEOUT": Setting(None, casts.optional(casts.number), "Seconds for one fetch (connect, headers and body)."),
     "HEADERS": Setting(
         {},
@@ -73,7 +78,17 @@ SOURCE_ENTRY: dict[str, Setting] = {
         "The server's `general.per_user_workflow_timeout` in seconds, to say when an idle user will be evicted.",
     ),
     "MAX_RESPONSE_BYTES": Setting(
-        DEFAULT_MAX_RESPONSE_BYTES, casts.integer, "A larger response is refused (reading stops at the cap)."
+        DEFAULT_MAX_RESPONSE_BYTES,
+        casts.integer,
+        "A larger response is refused (reading stops at the cap); for a companion stream, a larger report is skipped.",
+    ),
+    "STREAM": Setting(
+        None, casts.text, "A companion stream's key (`None`: `usermetrics:nat:<DEPLOYMENT>`, the companions' default)."
+    ),
+    "DEPLOYMENT": Setting(
+        None,
+        casts.text,
+        "The NAT deployment a companion stream reports (`None`: the source's NAME); others are skipped.",
     ),
 }
 

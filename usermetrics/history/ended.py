@@ -17,6 +17,7 @@ from django.db import connections
 from django.db.models import Case, F, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce, Collate
 
+from usermetrics.board import NO_PERCENTILE
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.humanize import ago
@@ -122,6 +123,9 @@ def _order_fields(qs: Any) -> tuple[Any, dict[str, Any]]:
         o_user_id=user_id,
         o_is_active=Case(When(ref_count__gt=0, then=Value(1)), default=Value(0)),
         o_last_activity=Coalesce("last_activity", "ended_at", "first_seen"),
+        # An ended user has no companion figures now: as on a board, no percentile and nothing queued.
+        o_no_percentile=Value(NO_PERCENTILE),
+        o_nothing_queued=Value(0),
     )
     fields = {
         "user_id": "o_user_id",
@@ -136,6 +140,10 @@ def _order_fields(qs: Any) -> tuple[Any, dict[str, Any]]:
         "per_user_functions_count": "functions",
         "per_user_function_groups_count": "groups",
         "exit_stack_size": "exit_stack",
+        "p50_ms": "o_no_percentile",
+        "p95_ms": "o_no_percentile",
+        "p99_ms": "o_no_percentile",
+        "queued": "o_nothing_queued",
     }
     return qs, fields
 

@@ -31,7 +31,9 @@ ONE_FACE = "local"  # the name of the one face of a process that has its produce
 def monitor_build(*, config: Config | None = None) -> MonitorService:
     """The configured sources (NAT servers, and the demo when it is on) behind one monitor."""
     cfg = config or get_config()
-    sources: list[Source] = list(nat_sources_build(cfg.sources, default_timeout=cfg.source_timeout))
+    sources: list[Source] = list(
+        nat_sources_build(cfg.sources, default_timeout=cfg.source_timeout, interval=cfg.refresh_interval)
+    )
     if cfg.demo.enabled:
         demo = cfg.demo
         manager, workload = demo_session_manager(
