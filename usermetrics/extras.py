@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from usermetrics_nat.histogram import EMPTY, Counts, added, percentiles
+from usermetrics_nat.meters import UserStats
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,17 @@ class Extras:
             },
             "workers": list(self.workers),
         }
+
+
+def extras_from_meters(stats: UserStats) -> Extras:
+    """A user's extras from the meters of one in-process session registry (no NAT workers)."""
+    return Extras(
+        latency=tuple(stats.latency),
+        queued=stats.queued,
+        max_concurrency=stats.max_concurrency,
+        wait_ms=stats.wait_ms,
+        run_ms=stats.run_ms,
+    )
 
 
 def extras_merged(per_source: list[Mapping[str, Extras]]) -> Mapping[str, Extras]:

@@ -134,6 +134,9 @@ class MonitorService:
             state.last_good = users
             extras = getattr(state.source, "extras", None)  # a companion stream's, read as of this fetch
             state.last_extras = extras() if callable(extras) else None
+            workers = getattr(state.source, "workers_summary", None)
+            if callable(workers):
+                health.workers, health.skipped = workers(), state.source.skipped_by_kind()
             health.state = "ok"
             health.last_success = self.clock()
             health.failing_since = None

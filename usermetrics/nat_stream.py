@@ -123,6 +123,10 @@ class NatStreamSource:
         """The deployment's workers, running and recently ended (the sources page's table)."""
         return self.state.summary()
 
+    def skipped_by_kind(self) -> dict[str, int]:
+        """Stream entries and lines skipped so far, by kind (garbage, too large, another deployment...)."""
+        return dict(self.state.skipped.by_kind)
+
     # -- reading -------------------------------------------------------------------------------
 
     def _apply(self, fields: Mapping[bytes, bytes], *, replay: bool = False) -> int:

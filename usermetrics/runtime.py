@@ -10,6 +10,7 @@ idle longer than the timeout with no references and closes their exit stacks, li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from usermetrics_nat.meters import MeteredSemaphore, UserStats, record_latency
 
 from usermetrics.clock import utcnow
 
@@ -76,6 +79,9 @@ class PerUserBuilderInfo:
     error_count: int = 0
     total_latency_ms: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # NAT's per-user semaphore (``max_concurrency`` requests run at once, the others wait), metered
+    # as the NAT companion meters NAT's (usermetrics_nat.meters): queue, wait and run times, latency.
+    semaphore: MeteredSemaphore | None = None
 
     def record_request(self, latency_ms: float, success: bool) -> None:
         """Count one finished request with its latency and outcome."""
@@ -95,14 +101,17 @@ class SessionManager:
         per_user_workflow_cleanup_interval: timedelta = timedelta(minutes=5),
         builder_factory: BuilderFactory = default_builder_factory,
         clock: Callable[[], datetime] = utcnow,
+        max_concurrency: int = 8,
     ) -> None:
-        """Configure eviction like NAT's ``general.per_user_workflow_*`` settings."""
+        """Configure eviction like NAT's ``general.per_user_workflow_*`` settings, and each user's
+        concurrency like NAT's ``max_concurrency`` (0: unlimited)."""
         self._per_user_builders: dict[str, PerUserBuilderInfo] = {}
         self._per_user_builders_lock = asyncio.Lock()
         self._per_user_session_timeout = per_user_workflow_timeout
         self._per_user_session_cleanup_interval = per_user_workflow_cleanup_interval
         self._builder_factory = builder_factory
         self._clock = clock
+        self._max_concurrency = max(0, max_concurrency)
         self._cleanup_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -136,7 +145,11 @@ class SessionManager:
             if info is None:
                 builder = await self._builder_factory(user_id)
                 now = self._clock()
-                info = PerUserBuilderInfo(builder=builder, created_at=now, last_activity=now)
+                limit = self._max_concurrency
+                semaphore = MeteredSemaphore(
+                    asyncio.Semaphore(limit) if limit else contextlib.nullcontext(), UserStats(limit)
+                )
+                info = PerUserBuilderInfo(builder=builder, created_at=now, last_activity=now, semaphore=semaphore)
                 self._per_user_builders[user_id] = info
                 logger.debug("Created per-user builder for %s (%d users)", user_id, len(self._per_user_builders))
             else:
@@ -145,7 +158,8 @@ class SessionManager:
 
     @asynccontextmanager
     async def session(self, user_id: str) -> AsyncIterator[PerUserBuilder]:
-        """Run one request as ``user_id``: count the reference, time it, count an error if it raises."""
+        """Run one request as ``user_id``: count the reference, wait for the user's semaphore as NAT does,
+        time it, count an error if it raises."""
         if not user_id:
             raise ValueError("user_id is required for a per-user session")
         if self._closed:
@@ -156,7 +170,8 @@ class SessionManager:
         started = time.perf_counter()
         success = True
         try:
-            yield info.builder
+            async with info.semaphore or contextlib.nullcontext():
+                yield info.builder
         except Exception:
             # Like NAT: a failed request is one that raised; a cancelled one is not an error.
             success = False
@@ -167,6 +182,13 @@ class SessionManager:
                 info.ref_count -= 1
                 info.last_activity = self._clock()
                 info.record_request(latency_ms, success)
+            if info.semaphore is not None:
+                record_latency(info.semaphore.stats, latency_ms)
+
+    def stats_of(self, user_id: str | None) -> UserStats | None:
+        """The user's meters while its per-user builder lives (as the NAT companion's session manager has)."""
+        info = self._per_user_builders.get(user_id) if user_id else None
+        return info.semaphore.stats if info is not None and info.semaphore is not None else None
 
     async def cleanup_idle(self) -> int:
         """Evict users idle longer than the timeout with no references; close their exit stacks."""

@@ -80,6 +80,10 @@ class SourceHealth:
     url: str | None = None
     # The source's per_user_workflow_timeout in seconds when known (for "evicted in N min").
     per_user_workflow_timeout: float | None = None
+    # A companion stream's NAT workers, running and recently ended (``Workers.summary``); None otherwise.
+    workers: list[dict[str, Any]] | None = None
+    # A companion stream's entries skipped (garbage, too large, another deployment), by kind.
+    skipped: dict[str, int] | None = None
 
     @property
     def users_stale(self) -> bool:
@@ -102,6 +106,8 @@ class SourceHealth:
             "users_stale": self.users_stale,
             "url": self.url,
             "per_user_workflow_timeout": self.per_user_workflow_timeout,
+            "workers": self.workers,
+            "skipped": self.skipped,
         }
 
     @classmethod

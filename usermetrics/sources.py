@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import timedelta, tzinfo
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from usermetrics.extras import Extras, extras_from_meters
 from usermetrics.metrics import PerUserMetricsCollector, PerUserMonitorResponse, SessionManagerLike
 
 logger = logging.getLogger(__name__)
@@ -57,10 +59,31 @@ class LocalSource:
         timeout = getattr(session_manager, "per_user_workflow_timeout", None)
         self.per_user_workflow_timeout: timedelta | None = timeout if isinstance(timeout, timedelta) else None
         self._workload_task: asyncio.Task[None] | None = None
+        self._extras: dict[str, tuple[tuple[Any, ...], Extras]] = {}
 
     async def fetch(self) -> PerUserMonitorResponse:
         """Collect every user's metrics under the session manager's lock."""
         return await self.collector.collect_all_metrics()
+
+    def extras(self) -> Mapping[str, Extras] | None:
+        """Each user's latency histogram and queue, when the session manager meters them (``stats_of``).
+
+        Ours does (``runtime``), and so does the NAT companion's; a user whose meters did not move
+        keeps the very same ``Extras`` (the board reuses what it packed of it).
+        """
+        stats_of = getattr(self.session_manager, "stats_of", None)
+        if stats_of is None:
+            return None
+        before, now = self._extras, {}
+        for user_id in list(self.session_manager._per_user_builders):
+            stats = stats_of(user_id)
+            if stats is None:
+                continue
+            key = stats.fingerprint()
+            hit = before.get(user_id)
+            now[user_id] = hit if hit is not None and hit[0] == key else (key, extras_from_meters(stats))
+        self._extras = now
+        return {user_id: extras for user_id, (_, extras) in now.items()}
 
     async def start(self) -> None:
         """Start the session manager's cleanup and the workload, if any, on the running loop."""
