@@ -130,7 +130,7 @@ class Workers:
         self._running: dict[str, dict[tuple[str, int], Share]] = {}
         self._rows: dict[str, PerUserResourceUsage] = {}
         self._extras: dict[str, Extras] = {}
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, None] = {}  # users to merge again, in the order they changed (rows keep it)
 
     # -- applying reports ----------------------------------------------------------------------
 
@@ -167,7 +167,7 @@ class Workers:
             share = _share(raw, line)
             worker.shares[k] = share
             self._running.setdefault(k[1], {})[(key, k[0])] = share
-            self._dirty.add(k[1])
+            self._dirty.setdefault(k[1])
         leaving = [k for k in worker.shares if k not in seen] if header.full else [tuple(g) for g in header.gone]
         for k in leaving:
             self._retire(key, worker, k)  # type: ignore[arg-type]
@@ -204,7 +204,7 @@ class Workers:
             # Nothing of the user runs any more: it leaves, and what ended with it is forgotten.
             del self._running[k[1]]
             self._retired.pop(k[1], None)
-        self._dirty.add(k[1])
+        self._dirty.setdefault(k[1])
 
     def _end(self, worker_key: str) -> None:
         worker = self.workers.pop(worker_key)

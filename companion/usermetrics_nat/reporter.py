@@ -113,13 +113,8 @@ class Reporter:
 
     # -- sending -------------------------------------------------------------------------------
 
-    async def send(self, payload: bytes) -> bool:
-        """Add ``payload`` (and whatever waited before it) to the stream; False while Redis is unreachable."""
-        self._buffer.append(payload)
-        while len(self._buffer) > self.settings.buffer:
-            self._buffer.popleft()
-            self.dropped += 1
-            self._full_next = True  # a lost report: the next one says everything again
+    async def flush(self) -> bool:
+        """Add every waiting report to the stream, oldest first; False while Redis is unreachable."""
         try:
             while self._buffer:
                 await asyncio.wait_for(
@@ -153,8 +148,19 @@ class Reporter:
     # -- running -------------------------------------------------------------------------------
 
     async def tick(self) -> bool:
-        """Build and send one report now (tests, and each interval)."""
-        return await self.send(await self.build())
+        """Send what waits, then build and send one report now (each interval); False while Redis is away.
+
+        At most ``buffer`` reports wait: when the buffer is full the oldest goes (counted), and the
+        report built next lists every user, so that what was lost is said again.
+        """
+        if self._buffer:
+            await self.flush()
+        while len(self._buffer) >= self.settings.buffer:
+            self._buffer.popleft()
+            self.dropped += 1
+            self._full_next = True
+        self._buffer.append(await self.build())
+        return await self.flush()
 
     async def run(self) -> None:
         """Report every interval until ``stop()``."""
@@ -185,7 +191,8 @@ class Reporter:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         try:
-            await asyncio.wait_for(self.send(await self.build(bye=True)), SEND_TIMEOUT)
+            self._buffer.append(await self.build(bye=True))
+            await asyncio.wait_for(self.flush(), SEND_TIMEOUT)
         except Exception:
             logger.warning("usermetrics companion: the last report could not be sent", exc_info=True)
         await self.redis.aclose()

@@ -1,0 +1,171 @@
+"""A NAT deployment's companion stream as a source, against a real Redis: merged, applied once, taken over."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from usermetrics_nat.report import FIELD, VERSION, Header, WorkerIdentity, encode
+from usermetrics_nat.reporter import Reporter
+from usermetrics_nat.settings import CompanionSettings
+
+from usermetrics.nat_stream import GROUP, NatStreamSource, without_credentials
+from usermetrics.runtime import SessionManager
+
+pytestmark = pytest.mark.redis
+
+
+def identity(pid: int) -> WorkerIdentity:
+    """A NAT worker process."""
+    return WorkerIdentity(
+        host="nat-1", pid=pid, started_at=datetime(2026, 12, 7, 9, tzinfo=UTC), nat_version="1.9.0", config="probe"
+    )
+
+
+class Deployment:
+    """Two NAT workers' session registries, each with a companion reporter on the test's stream."""
+
+    def __init__(self, redis: Redis, stream: str) -> None:
+        """Report to ``stream``."""
+        self.redis, self.stream = redis, stream
+        settings = CompanionSettings.from_env({"USERMETRICS_NAT_STREAM": stream, "USERMETRICS_NAT_FULL_EVERY": "100"})
+        self.managers = [SessionManager(), SessionManager()]
+        self.reporters = [
+            Reporter([m], settings=settings, identity=identity(100 + n), redis=redis)
+            for n, m in enumerate(self.managers)
+        ]
+
+    async def requests(self, worker: int, user_id: str, count: int = 1) -> None:
+        """``count`` requests of ``user_id`` served by ``worker``."""
+        for _ in range(count):
+            async with self.managers[worker].session(user_id):
+                pass
+
+    async def report(self) -> None:
+        """Each worker reports once."""
+        for reporter in self.reporters:
+            assert await reporter.tick()
+
+    async def aclose(self) -> None:
+        """Close the registries."""
+        for manager in self.managers:
+            await manager.aclose()
+
+
+@pytest.fixture
+async def deployment(redis):
+    """Two workers reporting to a stream of this test's own."""
+    made = Deployment(redis, f"{redis.test_prefix}:nat")
+    yield made
+    await made.aclose()
+
+
+def source(stream: str, **kwargs: object) -> NatStreamSource:
+    """A reader of ``stream`` in the test Redis."""
+    return NatStreamSource("nat", os.environ["REDIS_URL"], stream=stream, **kwargs)
+
+
+def totals(users: list) -> dict[str, int]:
+    """Requests by user."""
+    return {u.user_id: u.requests.total_requests for u in users}
+
+
+async def test_nat_stream_merges_a_deployments_workers_per_user(deployment):
+    await deployment.requests(0, "alice", 3)
+    await deployment.requests(1, "alice", 2)
+    await deployment.requests(1, "bob")
+    await deployment.report()
+    reader = source(deployment.stream)
+    try:
+        response = await reader.fetch()
+        assert totals(response.users) == {"alice": 5, "bob": 1} and response.total_active_users == 2
+        alice = reader.extras()["alice"]
+        assert alice.workers == ("nat-1:100", "nat-1:101") and sum(alice.latency) == 5
+        await deployment.requests(0, "bob", 4)
+        await deployment.report()
+        assert totals((await reader.fetch()).users) == {"alice": 5, "bob": 5}
+        assert await deployment.redis.xpending(deployment.stream, GROUP) == {
+            "pending": 0, "min": None, "max": None, "consumers": []
+        }  # fmt: skip
+        assert [w["label"] for w in reader.workers_summary()] == ["nat-1:100", "nat-1:101"]
+    finally:
+        await reader.aclose()
+
+
+async def test_nat_stream_a_standby_takes_over_what_a_killed_reader_left_pending(deployment):
+    await deployment.requests(0, "alice", 2)
+    await deployment.report()
+    first = source(deployment.stream, consumer="leader")
+    try:
+        await first.fetch()
+    finally:
+        await first.aclose()
+    await deployment.requests(0, "alice", 3)
+    await deployment.requests(1, "bob", 1)
+    await deployment.report()
+    # The leader reads the new reports and is SIGKILLed before it acknowledges them.
+    redis = deployment.redis
+    read = await redis.xreadgroup(GROUP, "leader", {deployment.stream: ">"})
+    assert len(read[0][1]) == 2
+    standby = source(deployment.stream, consumer="standby", interval=0.0001)  # claims at once
+    try:
+        response = await standby.fetch()
+        assert totals(response.users) == {"alice": 5, "bob": 1}  # each report counted once
+        assert (await redis.xpending(deployment.stream, GROUP))["pending"] == 0  # claimed and acknowledged
+        assert standby.state.duplicates >= 2  # the replay had them already: applied once
+        await deployment.requests(1, "alice")
+        await deployment.report()
+        assert totals((await standby.fetch()).users) == {"alice": 6, "bob": 1}
+    finally:
+        await standby.aclose()
+
+
+async def test_nat_stream_skips_what_is_not_a_report_and_goes_on(deployment):
+    redis, stream = deployment.redis, deployment.stream
+    await redis.xadd(stream, {FIELD: b"garbage"})
+    await redis.xadd(stream, {b"other": b"field"})
+    await redis.xadd(stream, {FIELD: zlib.compress(b"x" * 100_000)})  # no header: too long for a header, not one
+    stranger = Header(
+        v=VERSION, deployment="elsewhere", worker=identity(9), seq=1, full=True, interval=2.0,
+        sent_at=datetime.now(UTC),
+    )  # fmt: skip
+    await redis.xadd(stream, {FIELD: encode(stranger, [])})
+    await deployment.requests(0, "alice")
+    await deployment.report()
+    reader = source(stream, max_report_bytes=50_000)
+    try:
+        assert totals((await reader.fetch()).users) == {"alice": 1}
+        assert reader.skipped_by_kind() == {"an entry that is not a report": 2, "an entry without a report": 1,
+                                            "another deployment": 1}  # fmt: skip
+    finally:
+        await reader.aclose()
+
+
+async def test_nat_stream_a_reader_that_lost_its_place_reads_everything_again(deployment):
+    await deployment.requests(0, "alice", 2)
+    await deployment.report()
+    now = [0.0]
+    reader = source(deployment.stream, interval=1.0, clock=lambda: now[0])
+    try:
+        await reader.fetch()
+        state = reader.state
+        now[0] = 10.0  # more than three intervals since it last read (it stood by, then led again)
+        await deployment.requests(0, "alice")
+        await deployment.report()
+        assert totals((await reader.fetch()).users) == {"alice": 3}
+        assert state.applied == 2 + 4  # the 2 reports; then, after the reset, every report there is again
+    finally:
+        await reader.aclose()
+
+
+async def test_nat_stream_redis_away_is_a_failed_fetch_and_urls_hide_passwords():
+    reader = NatStreamSource("nat", "redis://user:secret@127.0.0.1:1/0", timeout=0.5)
+    assert reader.url == "redis://127.0.0.1:1/0" and "secret" not in repr(reader)
+    assert without_credentials("rediss://:pw@host:6380/2") == "rediss://host:6380/2"
+    with pytest.raises(RedisError):  # the monitor marks the source stale, then down
+        await reader.fetch()
+    await reader.aclose()

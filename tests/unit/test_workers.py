@@ -1,0 +1,147 @@
+"""NAT workers' reports folded into one row per user: merged, applied once, shares ended without a false new life."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from usermetrics_nat.histogram import BUCKETS
+from usermetrics_nat.report import VERSION, Header, UserExtras, WorkerIdentity, line_of
+
+from tests.support.factories import BASE_TIME, usage
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.workers import Workers
+
+
+def worker(pid: int) -> WorkerIdentity:
+    """A NAT worker process on one host."""
+    return WorkerIdentity(
+        host="nat-1", pid=pid, started_at=datetime(2026, 12, 7, 9, tzinfo=UTC), nat_version="1.9.0", config="probe"
+    )
+
+
+A, B = worker(101), worker(102)
+
+
+def header(who: WorkerIdentity, seq: int, *, full: bool = False, **changes: object) -> Header:
+    """Report ``seq`` of worker ``who``."""
+    return Header(
+        v=VERSION,
+        deployment=changes.pop("deployment", "nat"),
+        worker=who,
+        seq=seq,
+        full=full,
+        interval=2.0,
+        sent_at=datetime(2026, 12, 7, 9, 0, seq, tzinfo=UTC),
+        **changes,
+    )
+
+
+def record(user_id: str, *, requests: int, active: int = 0, created_minutes_ago: float = 10) -> PerUserResourceUsage:
+    """A user's record as a worker sends it (aware UTC times)."""
+    u = usage(user_id, requests=requests, active=active)
+    return u.model_copy(
+        update={
+            "session": u.session.model_copy(update={"created_at": BASE_TIME - timedelta(minutes=created_minutes_ago)})
+        }
+    )
+
+
+def line(
+    user_id: str, *, requests: int, active: int = 0, queued: int = 0, bucket: int = 3, created: float = 10
+) -> bytes:
+    """A user's line: ``requests`` requests, all in one latency bucket."""
+    extras = UserExtras(latency=[(bucket, requests)] if requests else [], queued=queued, max_concurrency=8)
+    return line_of(0, record(user_id, requests=requests, active=active, created_minutes_ago=created), extras)
+
+
+def test_workers_merge_a_user_across_workers_into_one_row():
+    w = Workers("nat")
+    assert w.apply(
+        header(A, 1, full=True), [line("alice", requests=3, active=1, created=30), line("bob", requests=1)], 0
+    )
+    assert w.apply(header(B, 1, full=True), [line("alice", requests=2, queued=2, bucket=10, created=5)], 0)
+    rows = {r.user_id: r for r in w.rows()}
+    assert sorted(rows) == ["alice", "bob"]
+    alice = rows["alice"]
+    assert alice.requests.total_requests == 5 and alice.session.ref_count == 1
+    assert alice.session.created_at == BASE_TIME - timedelta(minutes=30)  # the earliest
+    x = w.extras()["alice"]
+    assert x.latency[3] == 3 and x.latency[10] == 2 and sum(x.latency) == 5 and len(x.latency) == BUCKETS
+    assert x.queued == 2 and x.max_concurrency == 16 and x.workers == ("nat-1:101", "nat-1:102")
+    assert w.extras()["bob"].workers == ("nat-1:101",)
+
+
+def test_workers_apply_a_report_once_and_keep_unchanged_users_as_they_were():
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=1), line("bob", requests=1)], 0)
+    before = {r.user_id: r for r in w.rows()}
+    assert w.apply(header(A, 2), [line("alice", requests=2)], 2)
+    assert not w.apply(header(A, 2), [line("alice", requests=9)], 2)  # read again after a takeover
+    assert not w.apply(header(A, 1, full=True), [line("alice", requests=9)], 2)
+    after = {r.user_id: r for r in w.rows()}
+    assert after["alice"].requests.total_requests == 2 and w.duplicates == 2
+    assert after["bob"] is before["bob"]  # untouched: the very same record (the board reuses what it packed)
+    # A full report whose lines did not change validates nothing again, and keeps the records.
+    w.apply(header(A, 3, full=True), [line("alice", requests=2), line("bob", requests=1)], 4)
+    assert {r.user_id: r for r in w.rows()} == after and w.rows()[0] is after["alice"]
+
+
+def test_workers_skip_what_is_not_theirs_and_count_it():
+    w = Workers("nat")
+    assert not w.apply(header(A, 1, full=True, deployment="other"), [line("eve", requests=1)], 0)
+    assert w.apply(header(A, 1, full=True), [b"{not json", line("alice", requests=1), b'{"e": 0}'], 0)
+    assert [r.user_id for r in w.rows()] == ["alice"]
+    assert w.skipped.by_kind == {"another deployment": 1, "a user line that does not validate": 2}
+
+
+def test_workers_a_share_that_ends_keeps_its_counters_while_the_user_runs_elsewhere():
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=3, active=1, created=30), line("bob", requests=4)], 0)
+    w.apply(header(B, 1, full=True), [line("alice", requests=2, created=5)], 0)
+    w.rows()
+    # NAT evicted alice in worker A: her requests there happened; her row must not go backwards.
+    w.apply(header(A, 2, gone=[(0, "alice")]), [], 2)
+    alice = {r.user_id: r for r in w.rows()}["alice"]
+    assert alice.requests.total_requests == 5 and alice.session.ref_count == 0
+    assert alice.session.created_at == BASE_TIME - timedelta(minutes=30)  # the same life, not a new one
+    assert sum(w.extras()["alice"].latency) == 5 and w.extras()["alice"].workers == ("nat-1:102",)
+    # When nothing of her runs any more, she leaves (and comes back as a new life if she returns).
+    w.apply(header(B, 2, gone=[(0, "alice")]), [], 2)
+    assert [r.user_id for r in w.rows()] == ["bob"] and "alice" not in w.extras()
+
+
+def test_workers_a_silent_worker_ends_after_three_of_its_intervals():
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=3), line("bob", requests=1)], 0)
+    w.apply(header(B, 1, full=True), [line("alice", requests=2)], 0)
+    for now in (2.0, 4.0):
+        w.apply(header(B, int(now), full=False), [], now)
+    assert w.end_silent(6.0) == []  # A: 6 s without a report, three intervals of 2 s: not yet
+    ended = w.end_silent(6.5)
+    assert [x.identity.label for x in ended] == ["nat-1:101"]
+    rows = {r.user_id: r for r in w.rows()}
+    assert sorted(rows) == ["alice"] and rows["alice"].requests.total_requests == 5  # bob ran only on A
+    assert [s["label"] for s in w.summary()] == ["nat-1:102", "nat-1:101"]
+    assert [s["state"] for s in w.summary()] == ["ok", "ended"]
+
+
+def test_workers_a_goodbye_ends_the_share_at_once():
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=3)], 0)
+    w.apply(header(A, 2, bye=True), [], 1)
+    assert w.rows() == [] and w.workers == {}
+    assert not w.apply(header(A, 2, bye=True), [], 1)  # the goodbye read again: nothing
+
+
+def test_workers_a_full_report_drops_the_users_it_no_longer_lists():
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=1), line("bob", requests=1)], 0)
+    w.apply(header(A, 2, full=True), [line("alice", requests=1)], 2)
+    assert [r.user_id for r in w.rows()] == ["alice"]
+
+
+def test_workers_count_the_reports_that_never_arrived():
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=1)], 0)
+    w.apply(header(A, 5), [line("alice", requests=4)], 8)
+    assert w.summary()[0]["gaps"] == 3 and w.rows()[0].requests.total_requests == 4
