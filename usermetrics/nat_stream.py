@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,7 +80,8 @@ class NatStreamSource:
         self.interval = interval
         self.per_user_workflow_timeout = per_user_workflow_timeout
         self.max_report_bytes = max_report_bytes
-        self.consumer = consumer or f"reader-{uuid.uuid4().hex[:12]}"
+        # Named after this process: what it leaves pending when it dies is plainly whose.
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
         self.clock = clock
         self.state = Workers(self.deployment)
         self.last_body_bytes: int | None = None

@@ -1,0 +1,219 @@
+"""The NAT companion inside a real NAT 1.9.0 with two gunicorn workers, reporting through Redis to a real dashboard.
+
+NAT's own ``/monitor/users`` answers from whichever worker takes the poll; the companion in each
+worker reports to a Redis stream and the dashboard's producer merges the workers: every poll shows
+every user and every request. A worker SIGKILLed: its share ends after three of its intervals and
+the figures stay steady. A producer SIGKILLed with reports read but not acknowledged: the standby
+takes them over, and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from usermetrics_nat.report import FIELD, Line, decode
+
+from tests.support.daphne import Runmonitor, http_get, manage, server_env, serving, wait_until
+from tests.support.nat_server import NatServer, ensure_nat_venv
+from usermetrics.nat_stream import GROUP
+
+pytestmark = [pytest.mark.nat, pytest.mark.redis]
+
+TOKEN = "companion-test-token-" + "c" * 24
+INTERVAL = 0.5  # the companions' and the producer's
+USERS, REQUESTS = 20, 3
+WAIT = 30.0  # the bound on every wait for a process to reach a state (a loaded 2-core machine)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gunicorn's workers, of its master)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.extend(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def workers_of(nat: NatServer) -> list[int]:
+    """The gunicorn worker pids of ``nat serve`` (it is gunicorn's master: they are its children)."""
+    assert nat.proc is not None
+    return children(nat.proc.pid)
+
+
+def call(nat: NatServer, user: str, message: str = "hi") -> None:
+    """One request of ``user`` (its ``nat-session`` cookie names it), on a connection of its own."""
+    request = urllib.request.Request(
+        nat.url + "/generate",
+        data=json.dumps({"message": message}).encode(),
+        headers={"Content-Type": "application/json", "Cookie": f"nat-session={user}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def figures(base: str) -> tuple[int, int] | None:
+    """(users, requests) of the dashboard's ``/monitor/users``, NAT's own shape (None: no 200 yet)."""
+    code, body = http_get(base + "/monitor/users", TOKEN)
+    if code != 200:
+        return None
+    doc = json.loads(body)
+    return len(doc["users"]), sum(u["requests"]["total_requests"] for u in doc["users"])
+
+
+def stream_truth(store: redis.Redis, stream: str) -> dict[str, dict[str, int]]:
+    """Each worker's last state read straight from the stream: worker key -> user -> requests."""
+    state: dict[str, dict[str, int]] = {}
+    for _, fields in store.xrange(stream):
+        header, lines = decode(fields[FIELD])
+        users = state.setdefault(header.worker.key, {})
+        if header.full:
+            users.clear()
+        for gone in header.gone:
+            users.pop(gone[1], None)
+        for line in map(Line.model_validate_json, lines):
+            users[line.u.user_id] = line.u.requests.total_requests
+    return state
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[tuple[NatServer, str, redis.Redis]]:
+    """A NAT server with two gunicorn workers and the companion, its stream of its own; removed after."""
+    name = f"nat-{uuid.uuid4().hex[:8]}"
+    companion = {
+        "USERMETRICS_NAT_REDIS_URL": os.environ["REDIS_URL"],
+        "USERMETRICS_NAT_DEPLOYMENT": name,
+        "USERMETRICS_NAT_INTERVAL": str(INTERVAL),
+    }
+    nat = NatServer(ensure_nat_venv(), tmp_path, name=name, workers=2, companion=companion)
+    store = redis.Redis.from_url(os.environ["REDIS_URL"])
+    nat.start()
+    try:
+        nat.wait_ready()
+        wait_until(lambda: len(workers_of(nat)) == 2, what="two gunicorn workers", deadline=WAIT)
+        yield nat, name, store
+    finally:
+        nat.stop()
+        store.delete(f"usermetrics:nat:{name}")
+        store.close()
+
+
+def dashboard_env(tmp_path: Path, name: str, **extra: str) -> dict[str, str]:
+    """The dashboard reading the deployment's companion stream as its one source."""
+    return server_env(
+        tmp_path,
+        NAT_SOURCES=f"{name}={os.environ['REDIS_URL']}",
+        USERMETRICS_API_TOKENS=TOKEN,
+        USERMETRICS_REFRESH_INTERVAL=str(INTERVAL),
+        **extra,
+    )
+
+
+def test_companion_every_poll_shows_every_user_and_request_and_a_killed_worker_settles(deployment, tmp_path):
+    nat, name, store = deployment
+    for user in range(USERS):
+        for _ in range(REQUESTS):
+            call(nat, f"user-{user:02d}")
+    env = dashboard_env(tmp_path, name)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    with serving(env, tmp_path / "daphne.log") as face:
+        every = (USERS, USERS * REQUESTS)
+        wait_until(lambda: figures(face.base) == every, what="every user and request", deadline=WAIT)
+        # Every poll the same: no worker's view alternating with the other's, no counter reset.
+        assert [figures(face.base) for _ in range(10)] == [every] * 10
+        truth = stream_truth(store, f"usermetrics:nat:{name}")
+        assert len(truth) == 2 and sum(sum(u.values()) for u in truth.values()) == USERS * REQUESTS
+
+        # One worker SIGKILLed (gunicorn starts another, with no users): its share ends after three
+        # intervals. Users that ran on the other one stay, with every request (the ended share's too);
+        # users that ran only on the killed one leave, as if NAT had evicted them.
+        # The worker with users of its own is killed, so that some users leave (gunicorn spreads the
+        # connections unevenly: most often both workers have some).
+        (key_a, users_a), (key_b, users_b) = truth.items()
+        own_a, own_b = len(set(users_a) - set(users_b)), len(set(users_b) - set(users_a))
+        victim_key, survivor = (key_a, users_b) if own_a >= own_b else (key_b, users_a)
+        killed = next(pid for pid in workers_of(nat) if f":{pid}:" in victim_key)
+        os.kill(killed, signal.SIGKILL)
+        expected = (len(survivor), sum(sum(u.get(uid, 0) for u in truth.values()) for uid in survivor))
+        wait_until(lambda: figures(face.base) == expected, what=f"the figures to settle at {expected}", deadline=WAIT)
+        assert [figures(face.base) for _ in range(10)] == [expected] * 10
+
+        def workers() -> list[dict[str, object]]:
+            return json.loads(http_get(face.base + "/api/sources", TOKEN)[1])["sources"][0]["workers"]
+
+        wait_until(lambda: any(w["pid"] == killed and w["state"] == "ended" for w in workers()),
+                   what=f"worker {killed} listed as ended", deadline=WAIT)  # fmt: skip
+        assert "Traceback" not in face.log(), face.log()[-3000:]
+
+
+def test_companion_a_standby_producer_takes_over_pending_reports_counting_nothing_twice(deployment, tmp_path):
+    nat, name, store = deployment
+    prefix = f"umcomp-{uuid.uuid4().hex[:8]}"
+    env = dashboard_env(tmp_path, name, REDIS_URL=os.environ["REDIS_URL"], USERMETRICS_REDIS_PREFIX=prefix)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    leader = Runmonitor(env, tmp_path / "leader.log")
+    standby = Runmonitor(env, tmp_path / "standby.log")
+    face_env = {**env, "USERMETRICS_PRODUCER": "external"}
+    try:
+        leader.start()
+        for user in range(5):
+            call(nat, f"user-{user}")
+        with serving(face_env, tmp_path / "face.log") as face:
+            wait_until(lambda: figures(face.base) == (5, 5), what="the first users", deadline=WAIT)
+            standby.start()
+            # Freeze the leader, let new reports arrive, and read them as the leader would: they
+            # are pending under its name when it is SIGKILLed.
+            assert leader.proc is not None
+            os.kill(leader.proc.pid, signal.SIGSTOP)
+            for user in range(5):
+                call(nat, f"user-{user}")
+                call(nat, f"late-{user}")
+            stream = f"usermetrics:nat:{name}"
+            consumer = f"{os.uname().nodename}:{leader.proc.pid}"
+            wait_until(
+                lambda: (
+                    len(stream_truth(store, stream)) == 2
+                    and sum(sum(u.values()) for u in stream_truth(store, stream).values()) == 15
+                ),
+                what="the companions to report the new requests",
+                deadline=WAIT,
+            )
+            taken = store.xreadgroup(GROUP, consumer, {stream: ">"})
+            assert taken and taken[0][1], "no report was left for the leader to hold"
+            leader.kill()
+            assert store.xpending(stream, GROUP)["pending"] >= 1
+            wait_until(lambda: figures(face.base) == (10, 15), what="the standby's figures", deadline=WAIT)
+            assert [figures(face.base) for _ in range(5)] == [(10, 15)] * 5  # each request once
+            wait_until(lambda: store.xpending(stream, GROUP)["pending"] == 0, what="nothing pending", deadline=WAIT)
+    finally:
+        if leader.proc is not None:
+            leader.kill()
+        standby.stop()
+        for key in store.scan_iter(match=f"{prefix}*"):
+            store.delete(key)
+
+
+def test_companion_without_redis_nat_keeps_serving(tmp_path: Path):
+    # Redis unreachable from the start: requests are served as before; the companion says so once.
+    companion = {"USERMETRICS_NAT_REDIS_URL": "redis://127.0.0.1:1/0", "USERMETRICS_NAT_INTERVAL": "0.2"}
+    nat = NatServer(ensure_nat_venv(), tmp_path, name="nat-no-redis", workers=2, companion=companion)
+    nat.start()
+    try:
+        nat.wait_ready()
+        for user in range(5):
+            call(nat, f"user-{user}")
+        code, body = http_get(nat.url + "/monitor/users")
+        assert code == 200 and json.loads(body)["users"]  # NAT's own endpoint, from one of its workers
+        wait_until(lambda: "cannot report to Redis" in nat.log_tail(200), what="the companion's warning", deadline=WAIT)
+        assert sum(line.count("cannot report to Redis") for line in nat.log_tail(400).splitlines()) <= 2  # once each
+    finally:
+        nat.stop()
