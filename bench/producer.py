@@ -1,7 +1,10 @@
-"""Producer CPU per refresh in the steady state: ``runmonitor`` over a NAT-compatible source.
+"""Producer CPU per refresh in the steady state: ``runmonitor`` polling NAT-compatible bodies, and reading companions.
 
-A NAT-compatible source (``tests/support/fake_nat.py``, in this process, so its work is not counted)
-holds ``--users`` users, ``--moving`` of them changing between two reads. One ``runmonitor``
+``--source poll``: a NAT-compatible server (``tests/support/fake_nat.py``, in this process, so its
+work is not counted) holds ``--users`` users, ``--moving`` of them changing between two reads.
+``--source stream``: NAT companions of two workers (``tests/support/fake_companions.py``, in this
+process) report the same users to a Redis stream every interval, the moved ones (and everyone
+every 15th report). ``--source both`` (the default) runs one, then the other, in the same run. One ``runmonitor``
 (history on: PostgreSQL when ``DATABASE_URL`` names one, else SQLite) publishes through Redis;
 one face serves a websocket client on the list page, so every refresh also builds and sends a
 frame. After the cold refreshes, the producer's CPU time (user + system, from /proc, every
@@ -10,6 +13,7 @@ again ``--refreshes`` boards later. Printed: CPU per refresh (mean over the wind
 producer's own wall time per tick (p50 and max, from the boards it published), and boards.
 Needs Redis (``REDIS_URL``, default redis://127.0.0.1:6379/0).
 Usage: .venv/bin/python bench/producer.py [--users 10000] [--moving 0.1] [--refreshes 30] [--interval 1]
+       [--source poll|stream|both]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import django  # noqa: E402
 django.setup()  # the test helpers it borrows import the app
 
 from tests.support.daphne import Daphne, Process, Runmonitor, manage, server_env, staff_session, wait_until  # noqa: E402
+from tests.support.fake_companions import FakeCompanions  # noqa: E402
 from tests.support.fake_nat import FakeNat  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
 from usermetrics.board import Board  # noqa: E402
@@ -114,29 +119,28 @@ async def measure(args: argparse.Namespace, face: Daphne, pid: int, cookie: str,
     }
 
 
-def main() -> None:
-    """Start the producer and a face, measure, stop everything, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--moving", type=float, default=0.1)
-    parser.add_argument("--refreshes", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--interval", type=float, default=1.0)
-    args = parser.parse_args()
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+def run_one(kind: str, args: argparse.Namespace, url: str) -> dict:
+    """Start the source of ``kind``, a producer and a face; measure; stop everything."""
     prefix = f"umcpu-{uuid.uuid4().hex[:8]}"
-    nat = FakeNat(args.users, moving=args.moving).start()
+    if kind == "poll":
+        nat = FakeNat(args.users, moving=args.moving).start()
+        source = f"nat={nat.url}"
+    else:
+        deployment = f"bench-{uuid.uuid4().hex[:8]}"
+        nat = FakeCompanions(url, users=args.users, deployment=deployment, moving=args.moving, interval=args.interval)
+        nat.start()
+        source = f"{deployment}={url}"
     processes: list[Process] = []
     extra = {
         "REDIS_URL": url,
         "USERMETRICS_REDIS_PREFIX": prefix,
-        "NAT_SOURCES": f"nat={nat.url}",
+        "NAT_SOURCES": source,
         "USERMETRICS_DEMO": "0",
         "USERMETRICS_REFRESH_INTERVAL": str(args.interval),
         "USERMETRICS_SOURCE_TIMEOUT": "30",
         "USERMETRICS_LOG_LEVEL": "WARNING",
     }
-    database = f"bench_producer_{os.getpid()}"
+    database = f"bench_producer_{os.getpid()}_{kind}"
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         extra["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}"
         subprocess.run(["psql", os.environ["DATABASE_URL"], "-qc", f"CREATE DATABASE {database}"], check=True)
@@ -161,17 +165,47 @@ def main() -> None:
         nat.stop()
         if "DATABASE_URL" in extra:
             subprocess.run(["psql", os.environ["DATABASE_URL"], "-qc", f"DROP DATABASE {database}"])
-    history = "PostgreSQL" if "DATABASE_URL" in extra else "SQLite"
+    result["history"] = "PostgreSQL" if "DATABASE_URL" in extra else "SQLite"
+    return result
+
+
+def main() -> None:
+    """Measure each source kind asked for, one after the other, and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--moving", type=float, default=0.1)
+    parser.add_argument("--refreshes", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--source", choices=("poll", "stream", "both"), default="both")
+    args = parser.parse_args()
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    kinds = ["poll", "stream"] if args.source == "both" else [args.source]
+    results = {kind: run_one(kind, args, url) for kind in kinds}
+    names = {"poll": "polling NAT-compatible bodies", "stream": "companion stream (2 workers)"}
     print()
-    columns = ["users", "moving", "history", "refreshes", "producer CPU / refresh", "tick p50 (wall)", "tick max"]
+    columns = [
+        "source",
+        "users",
+        "moving",
+        "history",
+        "refreshes",
+        "producer CPU / refresh",
+        "tick p50 (wall)",
+        "tick max",
+    ]
     print("| " + " | ".join(columns) + " |")
-    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
-    print(
-        f"| {args.users:,} | {args.moving:.0%} | {history} | {result['boards']} | {result['cpu_ms']:.1f} ms | "
-        f"{result['tick_p50']:.1f} ms | {result['tick_max']:.1f} ms |"
-    )
-    print(f"\n{result['frames']} frames reached the watching socket.")
-    print("Goal: <= 50 ms of producer CPU per steady-state refresh at 10,000 users, 10% changing.")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for kind, r in results.items():
+        print(
+            f"| {names[kind]} | {args.users:,} | {args.moving:.0%} | {r['history']} | {r['boards']} | "
+            f"{r['cpu_ms']:.1f} ms | {r['tick_p50']:.1f} ms | {r['tick_max']:.1f} ms |"
+        )
+    for kind, r in results.items():
+        print(f"{names[kind]}: {r['frames']} frames reached the watching socket.")
+    if len(results) == 2:
+        print(f"stream / poll, producer CPU per refresh: {results['stream']['cpu_ms'] / results['poll']['cpu_ms']:.2f}")
+    print("Goal: <= 50 ms of producer CPU per steady-state refresh at 10,000 users, 10% changing (polling).")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 A page asks for a table with a marker line such as ``<!-- generated: usermetrics-settings -->``;
 ``on_page_markdown`` replaces it. The tables come from ``usermetrics.conf`` (every key's default and
-meaning), from the two environment tables of ``monitor_site/settings.py`` (read with ``ast``, without
+meaning), from the NAT companion's variables and latency buckets (``usermetrics_nat``), from the two
+environment tables of ``monitor_site/settings.py`` (read with ``ast``, without
 running the settings) and from ``pyproject.toml``'s import-linter contracts, so they cannot drift from
 them. An unknown marker fails the build.
 """
@@ -24,7 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # mkdocs loads this file by path; the app's packages live at the root
     sys.path.insert(0, str(ROOT))
 
+from usermetrics_nat.histogram import BOUNDS_MS  # noqa: E402
+from usermetrics_nat.settings import ACL_COMMANDS as COMPANION_ACL  # noqa: E402
+from usermetrics_nat.settings import VARIABLES  # noqa: E402
+
 from usermetrics.conf import ALERT_RULE, ALERT_RULE_DEFAULTS, DEFAULTS, SETTINGS, SOURCE_ENTRY, leaves  # noqa: E402
+from usermetrics.nat_stream import ACL_COMMANDS as READER_ACL  # noqa: E402
 
 MARKER = re.compile(r"<!-- generated: ([a-z-]+) -->")
 
@@ -167,6 +173,33 @@ def import_contracts_list(path: Path = ROOT / "pyproject.toml") -> str:
     return "\n".join(items)
 
 
+def companion_variables_table() -> str:
+    """The NAT companion's environment variables (``usermetrics_nat.settings.VARIABLES``)."""
+    rows = [[f"`{v.name}`", f"`{v.default}`" if v.default else "(unset)", _cell(v.meaning)] for v in VARIABLES]
+    return _table(["variable", "default", "meaning"], rows)
+
+
+def latency_buckets_list() -> str:
+    """The latency histogram's bucket bounds (``usermetrics_nat.histogram.BOUNDS_MS``)."""
+    bounds = ", ".join(f"{b:,g}" for b in BOUNDS_MS)
+    return f"Upper bounds in ms, each inclusive: {bounds}; and one bucket above {BOUNDS_MS[-1]:,g} ms."
+
+
+def companion_acl_block() -> str:
+    """The Redis ACL users of a companion stream: the companions' (XADD only) and the producer's."""
+    keys = "resetkeys ~usermetrics:nat:prod resetchannels"
+    return "\n".join(
+        [
+            "```",
+            "# the NAT companions: may only add entries to their stream",
+            f"ACL SETUSER nat-companion on >COMPANION_PASSWORD {keys} {COMPANION_ACL}",
+            "# usermetrics' producers: may only read that stream as a consumer group",
+            f"ACL SETUSER usermetrics-reader on >READER_PASSWORD {keys} {READER_ACL}",
+            "```",
+        ]
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "site-env": site_env_table,
     "usermetrics-settings": usermetrics_settings_table,
@@ -174,6 +207,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "alert-rule-keys": alert_rule_keys_table,
     "alert-rules": alert_rules_table,
     "import-contracts": import_contracts_list,
+    "companion-variables": companion_variables_table,
+    "latency-buckets": latency_buckets_list,
+    "companion-acl": companion_acl_block,
 }
 
 

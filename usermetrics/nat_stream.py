@@ -35,6 +35,10 @@ from usermetrics.workers import Workers
 logger = logging.getLogger(__name__)
 
 GROUP = "usermetrics"
+# What the producer needs of Redis to read a companion stream (an ACL user may have only these, on
+# only the stream's key): read it whole when it takes over, read and acknowledge as a group member,
+# claim what a dead reader left, and make the group.
+ACL_COMMANDS = "-@all +select +xrange +xreadgroup +xack +xautoclaim +xgroup|create +xgroup|setid"
 READ_COUNT = 500  # entries per XREADGROUP / XRANGE call
 DEFAULT_MAX_REPORT_BYTES = 64 * 1024 * 1024
 

@@ -1,15 +1,7 @@
 """The companion's settings (sync, no NAT): read once from the NAT server's environment, checked, with defaults.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| ``USERMETRICS_NAT_REDIS_URL`` | (unset: no reports) | where to report, e.g. ``redis://user:pass@redis:6379/0`` |
-| ``USERMETRICS_NAT_DEPLOYMENT`` | ``nat`` | the NAT deployment's name; usermetrics reads only its own |
-| ``USERMETRICS_NAT_STREAM`` | ``usermetrics:nat:<deployment>`` | the Redis stream's key |
-| ``USERMETRICS_NAT_INTERVAL`` | ``2`` | seconds between two reports of a worker |
-| ``USERMETRICS_NAT_FULL_EVERY`` | ``15`` | every this many reports lists every user (the others: what changed) |
-| ``USERMETRICS_NAT_MAXLEN`` | ``10000`` | the stream's bound (``XADD MAXLEN ~``), in entries |
-| ``USERMETRICS_NAT_BUFFER`` | ``60`` | reports kept while Redis is unreachable; the oldest go first, counted |
-| ``USERMETRICS_NAT_CONFIG_NAME`` | the workflow's type | what the worker's identity calls its config |
+``VARIABLES`` is the one table of them (name, default, meaning); the docs' table is generated
+from it.
 """
 
 from __future__ import annotations
@@ -17,6 +9,53 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable of the companion."""
+
+    name: str
+    default: str  # as written in the environment ("" : unset)
+    meaning: str
+
+
+VARIABLES = (
+    Variable(
+        "USERMETRICS_NAT_REDIS_URL",
+        "",
+        "Where to report, e.g. `redis://companion:secret@redis:6379/0`. Unset: no reports (NAT serves as always).",
+    ),
+    Variable(
+        "USERMETRICS_NAT_DEPLOYMENT",
+        "nat",
+        "The NAT deployment's name, in every report; usermetrics reads only its own.",
+    ),
+    Variable("USERMETRICS_NAT_STREAM", "usermetrics:nat:<deployment>", "The Redis stream's key."),
+    Variable(
+        "USERMETRICS_NAT_INTERVAL",
+        "2",
+        "Seconds between two reports of a worker (a worker silent for three of them has stopped).",
+    ),
+    Variable(
+        "USERMETRICS_NAT_FULL_EVERY",
+        "15",
+        "Every this many reports lists every user; the others list the users that changed.",
+    ),
+    Variable("USERMETRICS_NAT_MAXLEN", "10000", "The stream's bound in entries (`XADD ... MAXLEN ~`)."),
+    Variable(
+        "USERMETRICS_NAT_BUFFER",
+        "60",
+        "Reports kept while Redis is unreachable; when full, the oldest goes (counted).",
+    ),
+    Variable("USERMETRICS_NAT_CONFIG_NAME", "the workflow's type", "What the worker's identity calls its NAT config."),
+)
+
+
+# What a companion needs of Redis: to add entries to its stream (and to select the database its URL
+# names). A Redis ACL user with these commands and only its stream's key (``~<stream>``) may do
+# nothing else: ``ACL SETUSER <user> on ><password> resetkeys ~<stream> resetchannels -@all +xadd +select``.
+ACL_COMMANDS = "-@all +xadd +select"
 
 
 class SettingsError(ValueError):

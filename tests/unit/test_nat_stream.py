@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 from usermetrics_nat.report import FIELD, VERSION, Header, WorkerIdentity, encode
 from usermetrics_nat.reporter import Reporter
+from usermetrics_nat.settings import ACL_COMMANDS as COMPANION_ACL
 from usermetrics_nat.settings import CompanionSettings
 
+from usermetrics.nat_stream import ACL_COMMANDS as READER_ACL
 from usermetrics.nat_stream import GROUP, NatStreamSource, without_credentials
 from usermetrics.runtime import SessionManager
 
@@ -169,3 +171,44 @@ async def test_nat_stream_redis_away_is_a_failed_fetch_and_urls_hide_passwords()
     with pytest.raises(RedisError):  # the monitor marks the source stale, then down
         await reader.fetch()
     await reader.aclose()
+
+
+@pytest.fixture
+async def acl_users(redis):
+    """Two Redis ACL users limited to the test's stream: a companion's and a reader's (deleted after)."""
+    stream = f"{redis.test_prefix}:acl"
+    names = {"companion": f"{redis.test_prefix}-companion", "reader": f"{redis.test_prefix}-reader"}
+    for role, commands in (("companion", COMPANION_ACL), ("reader", READER_ACL)):
+        await redis.execute_command(
+            "ACL", "SETUSER", names[role], "on", f">pw-{role}", "resetkeys", f"~{stream}", "resetchannels",
+            *commands.split(),
+        )  # fmt: skip
+    base = os.environ["REDIS_URL"].split("://", 1)[1].rpartition("@")[2]
+    urls = {role: f"redis://{name}:pw-{role}@{base}" for role, name in names.items()}
+    yield stream, urls
+    await redis.execute_command("ACL", "DELUSER", *names.values())
+
+
+async def test_nat_stream_works_with_redis_users_that_may_do_nothing_else(acl_users, manager):
+    stream, urls = acl_users
+    companion = Redis.from_url(urls["companion"])
+    settings = CompanionSettings.from_env({"USERMETRICS_NAT_STREAM": stream})
+    reporter = Reporter([manager], settings=settings, identity=identity(1), redis=companion)
+    async with manager.session("alice"):
+        pass
+    assert await reporter.tick()
+    with pytest.raises(NoPermissionError):
+        await companion.xrange(stream)  # the companion may only add to its stream
+    with pytest.raises(NoPermissionError):
+        await companion.xadd(f"{stream}-other", {FIELD: b"x"})
+    await companion.aclose()
+    reader = NatStreamSource("nat", urls["reader"], stream=stream)
+    try:
+        assert totals((await reader.fetch()).users) == {"alice": 1}
+        assert totals((await reader.fetch()).users) == {"alice": 1}
+    finally:
+        await reader.aclose()
+    denied = Redis.from_url(urls["reader"])
+    with pytest.raises(NoPermissionError):
+        await denied.xadd(stream, {FIELD: b"x"})  # the reader may not write
+    await denied.aclose()

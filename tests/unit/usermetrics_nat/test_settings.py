@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import pytest
-from usermetrics_nat.settings import CompanionSettings, SettingsError
+from usermetrics_nat.settings import VARIABLES, CompanionSettings, SettingsError
 
 
 def test_settings_defaults_report_nowhere_until_redis_is_given():
@@ -38,3 +41,8 @@ def test_settings_from_the_environment():
 def test_settings_say_which_variable_is_wrong(name, value, words):
     with pytest.raises(SettingsError, match=f"{name} {words}"):
         CompanionSettings.from_env({name: value})
+
+
+def test_settings_the_table_names_every_variable_read():
+    read = set(re.findall(r'"(USERMETRICS_NAT_[A-Z_]+)"', inspect.getsource(CompanionSettings.from_env)))
+    assert read == {v.name for v in VARIABLES}
