@@ -12,7 +12,6 @@ Compression is ISA-L's (``isal``), several times faster than zlib at the same ra
 
 from __future__ import annotations
 
-import json
 import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,11 +23,13 @@ from typing import Any
 
 import msgpack
 from isal import igzip, isal_zlib
+from usermetrics_nat.histogram import dense
 
+from usermetrics.extras import Extras
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.snapshot import SourceHealth, SourcesHealth, Totals, is_active
 
-FORMAT = 3  # bumped when the encoding changes; a face refuses a board it cannot read
+FORMAT = 4  # bumped when the encoding changes; a face refuses a board it cannot read
 GZIP_LEVEL = 1  # ISA-L's levels run 0-3; the body is mostly repeated keys, 1 takes it to about a tenth
 
 # The columns a board packs, each with its array type and how it reads a user's record. Sorting
@@ -50,10 +51,17 @@ COLUMNS: dict[str, tuple[str, Callable[[PerUserResourceUsage], float]]] = {
 # every request counted (-1: none counted, or no companion reports the user) and requests queued now.
 EXTRAS_COLUMNS = {"p50_ms": "d", "p95_ms": "d", "p99_ms": "d", "queued": "q"}
 NO_PERCENTILE = -1.0
+# The rest of a user's extras, packed as columns too so that a refresh touches only the users that
+# changed (no per-user document to write or read): whether any companion reports the user, its
+# semaphores' sizes, time waiting and running, and its workers (an index into ``worker_sets``).
+# Its latency histogram sits in ``Board.latency`` (``latency_offsets``), as each user's JSON in the body.
+EXTRAS_DETAIL_COLUMNS = {"has_extras": "B", "max_concurrency": "q", "wait_ms": "d", "run_ms": "d", "worker_set": "I"}
 # Per-user facts that are not the record's own: its sources (a bit per source), when it is due to
 # be evicted (NaN: not known or in flight), its lifecycle flags (a bit per name in flag_names),
 # and the companions' extras.
-EXTRA_COLUMNS = {"origins": "Q", "evicted_at": "d", "flags": "B", **EXTRAS_COLUMNS}
+EXTRA_COLUMNS = {"origins": "Q", "evicted_at": "d", "flags": "B", **EXTRAS_COLUMNS, **EXTRAS_DETAIL_COLUMNS}
+# A histogram's sparse (bucket, count) pairs as packed in ``Board.latency``.
+LATENCY_CODE = "I"
 
 
 def body_prefix(timestamp: datetime, total: int) -> bytes:
@@ -82,8 +90,12 @@ class Board(SourcesHealth):
     body_gzip: bytes
     # The producer's own counters at publishing time (refreshes, the recorder's observed totals).
     meta: Mapping[str, float] = field(default_factory=dict)
-    # user_id -> JSON of its extras (``Extras.as_dict``), for the users NAT companions report.
-    extras: Mapping[str, bytes] = field(default_factory=dict)
+    # Each user's cumulative latency histogram as sparse (bucket, count) pairs of ``LATENCY_CODE``:
+    # user i's are latency[latency_offsets[i] : latency_offsets[i + 1]] (n + 1 offsets, in bytes).
+    latency: bytes = b""
+    latency_offsets: Sequence[int] = ()
+    # The distinct sets of worker labels users run on; ``columns["worker_set"]`` indexes them (0: none).
+    worker_sets: Sequence[tuple[str, ...]] = ((),)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-board results (orders, search)
 
     # Results in ``memo`` that depend on the user ids alone: a board of the same users, in the
@@ -141,10 +153,26 @@ class Board(SourcesHealth):
         """Each source's own record of a merged user ([] when one source reported it once)."""
         return [(name, PerUserResourceUsage.model_validate_json(doc)) for name, doc in self.parts.get(user_id, [])]
 
+    def extras_at(self, i: int) -> Extras | None:
+        """The ``i``-th user's extras as packed, when NAT companions (or the meters of the demo) report any."""
+        columns = self.columns
+        if not self.latency_offsets or not columns["has_extras"][i]:
+            return None
+        pairs = memoryview(self.latency)[self.latency_offsets[i] : self.latency_offsets[i + 1]].cast(LATENCY_CODE)
+        return Extras(
+            latency=dense(zip(pairs[::2], pairs[1::2], strict=True)),
+            queued=int(columns["queued"][i]),
+            max_concurrency=int(columns["max_concurrency"][i]),
+            wait_ms=columns["wait_ms"][i],
+            run_ms=columns["run_ms"][i],
+            workers=tuple(self.worker_sets[columns["worker_set"][i]]),
+        )
+
     def extras_of(self, user_id: str) -> dict[str, Any] | None:
         """The user's extras document (``Extras.as_dict``), when NAT companions report it."""
-        doc = self.extras.get(user_id)
-        return json.loads(doc) if doc is not None else None
+        i = self.index.get(user_id)
+        extras = self.extras_at(i) if i is not None else None
+        return extras.as_dict() if extras is not None else None
 
     def evicted_at(self, user_id: str) -> datetime | None:
         """``Snapshot.evicted_at`` of the user, as the producer worked it out."""
@@ -202,7 +230,9 @@ class Board(SourcesHealth):
                 "flag_names": list(self.flag_names),
                 "body_gzip": self.body_gzip,
                 "meta": dict(self.meta),
-                "extras": dict(self.extras),
+                "latency": self.latency,
+                "latency_offsets": _raw(self.latency_offsets),
+                "worker_sets": [list(labels) for labels in self.worker_sets],
             },
             use_bin_type=True,
         )
@@ -233,7 +263,9 @@ class Board(SourcesHealth):
             flag_names=tuple(doc["flag_names"]),
             body_gzip=doc["body_gzip"],
             meta=doc["meta"],
-            extras=doc["extras"],
+            latency=doc["latency"],
+            latency_offsets=memoryview(doc["latency_offsets"]).cast("Q"),
+            worker_sets=[tuple(labels) for labels in doc["worker_sets"]],
         )
 
 
