@@ -8,7 +8,7 @@ says "unchanged" and its JSON and column values are reused; Python touches only 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import accumulate, compress, count, repeat
 from operator import is_, is_not, itemgetter
@@ -19,10 +19,10 @@ from usermetrics_nat.histogram import sparse
 
 from usermetrics.board import (
     COLUMNS,
+    DETAIL_CODE,
     EXTRAS_COLUMNS,
     EXTRAS_DETAIL_COLUMNS,
     GZIP_LEVEL,
-    LATENCY_CODE,
     NO_PERCENTILE,
     Board,
     body_prefix,
@@ -58,28 +58,38 @@ def column_values(usage: PerUserResourceUsage) -> tuple[float, ...]:
 _EXTRAS_NAMES = (*EXTRAS_COLUMNS, *EXTRAS_DETAIL_COLUMNS)
 _EXTRAS_CODES = (*EXTRAS_COLUMNS.values(), *EXTRAS_DETAIL_COLUMNS.values())
 # One user's extras as packed: the ``Extras`` (kept so that its id() stays its own), its column
-# values (the worker set's index last) and its histogram's sparse pairs as bytes.
+# values and its detail (histogram pairs and per-model counts) as bytes.
 ExtrasRow = tuple[Extras | None, tuple[float, ...], bytes]
 # What a user without extras has: no percentile, nothing queued, no histogram, no workers.
-NO_EXTRAS_ROW: ExtrasRow = (None, (NO_PERCENTILE, NO_PERCENTILE, NO_PERCENTILE, 0, 0, 0, 0.0, 0.0, 0), b"")
+NO_EXTRAS_ROW: ExtrasRow = (None, (NO_PERCENTILE, NO_PERCENTILE, NO_PERCENTILE, 0, 0, 0, 0.0, 0.0, 0, 0, 0, 0), b"")
 
 
-def extras_row(extras: Extras, worker_set: int) -> ExtrasRow:
-    """One user's packed extras (``worker_set``: the index of its workers' labels in the board's table)."""
+def extras_row(extras: Extras, worker_set: int, model_index: Callable[[str], int]) -> ExtrasRow:
+    """One user's packed extras (``worker_set``: the index of its workers' labels in the board's table;
+    ``model_index``: a model's index in the board's models)."""
     p50, p95, p99 = (NO_PERCENTILE if p is None else p for p in extras.percentiles)
-    values = (p50, p95, p99, extras.queued, 1, extras.max_concurrency, extras.wait_ms, extras.run_ms, worker_set)
-    pairs = array(LATENCY_CODE, [v for pair in sparse(extras.latency) for v in pair])
-    return (extras, values, pairs.tobytes())
+    total = extras.llm_total
+    values = (
+        *(p50, p95, p99, extras.queued),
+        *(1, extras.max_concurrency, extras.wait_ms, extras.run_ms, worker_set),
+        *(total[0], total[-1], extras.tool_calls),
+    )
+    pairs = sparse(extras.latency)
+    detail = array(DETAIL_CODE, [len(pairs), *(v for pair in pairs for v in pair)])
+    for model, usage in extras.llm:
+        detail.append(model_index(model))
+        detail.extend(usage)
+    return (extras, values, detail.tobytes())
 
 
 _doc = itemgetter(1)
 _values = itemgetter(2)
 _extras_values = itemgetter(1)  # an ExtrasRow's column values
-_extras_pairs = itemgetter(2)  # an ExtrasRow's histogram pairs
+_extras_detail = itemgetter(2)  # an ExtrasRow's detail bytes
 # Distinct sets of workers a board numbers before starting afresh (workers that came and went).
 WORKER_SETS_MAX = 4096
-# The extras as packed: columns, histograms and their offsets, the workers' sets by index.
-ExtrasPacked = tuple[dict[str, array], bytes, array, tuple[tuple[str, ...], ...]]
+# The extras as packed: columns, the details and their offsets, the workers' sets and the models by index.
+ExtrasPacked = tuple[dict[str, array], bytes, array, tuple[tuple[str, ...], ...], tuple[str, ...]]
 _plus_one = (1).__add__
 
 
@@ -106,6 +116,7 @@ class BoardCache:
         self._extras_rows: list[ExtrasRow] = []
         self._extras_columns: dict[str, array] = {}
         self._worker_sets: dict[tuple[str, ...], int] = {(): 0}
+        self._models: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -150,10 +161,11 @@ class BoardCache:
                 name: array(code, [value]) * n
                 for name, code, value in zip(_EXTRAS_NAMES, _EXTRAS_CODES, NO_EXTRAS_ROW[1], strict=True)
             }
-            return columns, b"", array("Q", [0]) * (n + 1), ((),)
+            return columns, b"", array("Q", [0]) * (n + 1), ((),), ()
         xs = list(map(extras.get, ids))
-        if len(self._worker_sets) > WORKER_SETS_MAX:
-            self._worker_sets = {(): 0}  # workers came and went: number the sets afresh, every row again
+        if len(self._worker_sets) > WORKER_SETS_MAX or len(self._models) > WORKER_SETS_MAX:
+            # Workers or models came and went: number them afresh, every row again.
+            self._worker_sets, self._models = {(): 0}, {}
             self._extras_of, self._extras_rows = [], []
         if self._same_ids and len(self._extras_of) == n and self._extras_columns:
             rows = self._extras_rows[:]
@@ -175,15 +187,19 @@ class BoardCache:
                 for name, code, values in zip(_EXTRAS_NAMES, _EXTRAS_CODES, by_column, strict=True)
             }
         self._extras_of, self._extras_rows, self._extras_columns = xs, rows, columns
-        pairs = list(map(_extras_pairs, rows))
-        offsets = array("Q", accumulate(map(len, pairs), initial=0))
-        worker_sets = tuple(sorted(self._worker_sets, key=self._worker_sets.__getitem__))
-        return dict(columns), b"".join(pairs), offsets, worker_sets
+        details = list(map(_extras_detail, rows))
+        offsets = array("Q", accumulate(map(len, details), initial=0))
+        worker_sets = tuple(self._worker_sets)  # in index order: a dict keeps its insertion order
+        return dict(columns), b"".join(details), offsets, worker_sets, tuple(self._models)
 
     def _extras_row(self, extras: Extras | None) -> ExtrasRow:
         if extras is None:
             return NO_EXTRAS_ROW
-        return extras_row(extras, self._worker_sets.setdefault(extras.workers, len(self._worker_sets)))
+        worker_set = self._worker_sets.setdefault(extras.workers, len(self._worker_sets))
+        return extras_row(extras, worker_set, self._model_index)
+
+    def _model_index(self, model: str) -> int:
+        return self._models.setdefault(model, len(self._models))
 
     def carry(self, board: Board) -> None:
         """Hand ``board`` what the last board worked out from the same user ids (its orders, its search keys)."""
@@ -223,7 +239,7 @@ def board_build(
         columns["origins"] = array("Q", map(masks.__getitem__, map(snapshot.origins.__getitem__, ids)))
     columns["evicted_at"] = snapshot.evictions(columns["last_activity"], columns["ref_count"])
     columns["flags"] = array("B", bytes(len(rows)))
-    extras_columns, latency, latency_offsets, worker_sets = cache.pack_extras(ids, snapshot.extras)
+    extras_columns, detail, detail_offsets, worker_sets, models = cache.pack_extras(ids, snapshot.extras)
     columns.update(extras_columns)
     totals = totals_of(
         ref_count=columns["ref_count"],
@@ -251,9 +267,10 @@ def board_build(
         flag_names=tuple(flag_names),
         body_gzip=igzip.compress(body, GZIP_LEVEL, mtime=0),
         meta=dict(meta or {}),
-        latency=latency,
-        latency_offsets=latency_offsets,
+        detail=detail,
+        detail_offsets=detail_offsets,
         worker_sets=worker_sets,
+        models=models,
     )
     cache.carry(board)
     if flags:

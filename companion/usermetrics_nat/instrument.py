@@ -11,14 +11,19 @@ wait there: that wait is what ``queued`` counts.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from nat.builder.context import Context
+from nat.data_models.intermediate_step import IntermediateStep, IntermediateStepType
 from nat.runtime.session import SessionManager
 
-from .meters import MeteredSemaphore, UserStats, record_latency
+from .meters import MeteredSemaphore, UserStats, record_latency, record_llm, record_tool
+
+logger = logging.getLogger("usermetrics_nat")
 
 
 class CompanionSessionManager(SessionManager):
@@ -37,6 +42,8 @@ class CompanionSessionManager(SessionManager):
         """NAT's session; a per-user workflow's request is timed into its user's histogram."""
         async with super().session(*args, **kwargs) as session:
             started = time.perf_counter()
+            if self._is_workflow_per_user:
+                session.run = _counting_steps(session.run, lambda: self.stats_of(session.user_id))
             try:
                 yield session
             finally:
@@ -49,3 +56,46 @@ class CompanionSessionManager(SessionManager):
         info = self._per_user_builders.get(user_id) if user_id else None
         semaphore = getattr(info, "semaphore", None)
         return semaphore.stats if isinstance(semaphore, MeteredSemaphore) else None
+
+
+def _counting_steps(run: Callable[..., Any], stats_of: Callable[[], UserStats | None]) -> Callable[..., Any]:
+    """``Session.run``, listening to the run's event stream for the user's LLM and tool calls.
+
+    NAT's runner sets a new event stream as it starts, so the subscription is taken once the
+    runner is entered, and dropped when the run ends.
+    """
+
+    @asynccontextmanager
+    async def counted(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with run(*args, **kwargs) as runner:
+            subscription = Context.get().intermediate_step_manager.subscribe(_on_step(stats_of))
+            try:
+                yield runner
+            finally:
+                subscription.unsubscribe()
+
+    return counted
+
+
+def _on_step(stats_of: Callable[[], UserStats | None]) -> Callable[[IntermediateStep], None]:
+    def on_next(step: IntermediateStep) -> None:
+        try:
+            kind = step.payload.event_type
+            if kind not in _COUNTED:
+                return
+            stats = stats_of()
+            if stats is None:
+                return
+            if kind == IntermediateStepType.LLM_END:
+                usage = step.payload.usage_info
+                tokens = usage.token_usage.model_dump() if usage is not None else {}
+                record_llm(stats, step.payload.name, tokens)
+            else:
+                record_tool(stats)
+        except Exception:  # a step we cannot read never disturbs NAT's run
+            logger.exception("usermetrics companion: an intermediate step could not be counted")
+
+    return on_next
+
+
+_COUNTED = frozenset({IntermediateStepType.LLM_END, IntermediateStepType.TOOL_END})

@@ -9,6 +9,7 @@ takes them over, and nothing is counted twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -23,7 +24,8 @@ from usermetrics_nat.report import FIELD, Line, decode
 
 from tests.support.daphne import Runmonitor, http_get, manage, server_env, serving, wait_until
 from tests.support.nat_server import NatServer, ensure_nat_venv
-from usermetrics.nat_stream import GROUP
+from usermetrics.extras import Extras
+from usermetrics.nat_stream import GROUP, NatStreamSource
 
 pytestmark = [pytest.mark.nat, pytest.mark.redis]
 
@@ -50,15 +52,21 @@ def workers_of(nat: NatServer) -> list[int]:
     return children(nat.proc.pid)
 
 
-def call(nat: NatServer, user: str, message: str = "hi") -> None:
+def call(nat: NatServer, user: str, message: str = "hi", *, path: str = "/generate") -> None:
     """One request of ``user`` (its ``nat-session`` cookie names it), on a connection of its own."""
     request = urllib.request.Request(
-        nat.url + "/generate",
+        nat.url + path,
         data=json.dumps({"message": message}).encode(),
         headers={"Content-Type": "application/json", "Cookie": f"nat-session={user}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
+        response.read()  # a streamed answer ends with its last event
+
+
+def nat_user_id(cookie: str) -> str:
+    """The user id NAT 1.9.0 gives the ``nat-session`` cookie ``cookie`` (``UserInfo._from_session_cookie``)."""
+    return str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_DNS, "nemo-agent-toolkit"), cookie))
 
 
 def figures(base: str) -> tuple[int, int] | None:
@@ -217,3 +225,46 @@ def test_companion_without_redis_nat_keeps_serving(tmp_path: Path):
         assert sum(line.count("cannot report to Redis") for line in nat.log_tail(400).splitlines()) <= 2  # once each
     finally:
         nat.stop()
+
+
+LLM_STEPS = "steps:llm:model-a:100:20,llm:model-b:7:3:2:1,tool:search"
+
+
+def test_companion_counts_each_users_llm_calls_and_tokens_per_model_from_nats_event_stream(deployment):
+    """A workflow whose LLM client reports its calls on NAT's event stream, served by two workers: each
+    user's calls and tokens per model exact, added up over the workers that served it."""
+    nat, name, _ = deployment
+    cookies = {f"spender-{k}": k + 1 for k in range(6)}  # cookie -> requests, each request the same calls
+    for cookie, requests in cookies.items():
+        for _ in range(requests):
+            call(nat, cookie, LLM_STEPS)
+    call(nat, "quiet", "hi")  # a request that calls no LLM
+    call(nat, "streamer", LLM_STEPS, path="/generate/stream")  # the streaming route runs the workflow too
+    users = {nat_user_id(cookie): n for cookie, n in {**cookies, "streamer": 1}.items()}
+    quiet = nat_user_id("quiet")
+    reader = NatStreamSource("nat", os.environ["REDIS_URL"], deployment=name, interval=INTERVAL)
+
+    def extras() -> dict[str, Extras]:
+        async def read() -> dict[str, Extras]:
+            try:
+                await reader.fetch()
+                return dict(reader.extras())
+            finally:
+                await reader.aclose()
+
+        return asyncio.run(read())
+
+    def all_counted() -> bool:
+        seen = extras()
+        return all(user in seen and seen[user].tool_calls == n for user, n in users.items()) and quiet in seen
+
+    wait_until(all_counted, what="every user's LLM and tool calls", deadline=WAIT)
+    seen = extras()
+    for user, n in users.items():
+        assert dict(seen[user].llm) == {
+            "model-a": (n, 100 * n, 20 * n, 0, 0, 120 * n),
+            "model-b": (n, 7 * n, 3 * n, 2 * n, 1 * n, 11 * n),
+        }, user
+        doc = seen[user].as_dict()["llm"]
+        assert (doc["prompt_tokens"], doc["completion_tokens"], doc["calls"]) == (107 * n, 23 * n, 2 * n)
+    assert seen[quiet].llm == () and seen[quiet].tool_calls == 0

@@ -64,7 +64,10 @@ def _extras(rng: random.Random, workers: tuple[str, ...]) -> Extras:
     latency = [0] * BUCKETS
     for _ in range(rng.randrange(6)):
         latency[rng.randrange(BUCKETS)] += rng.randrange(1, 50)
+    models = rng.sample(["model-a", "model-b", f"model-{rng.randrange(5)}x"], rng.randrange(3))
     return Extras(
+        llm=tuple((m, tuple(rng.randrange(2**40) for _ in range(6))) for m in models),
+        tool_calls=rng.randrange(9),
         latency=tuple(latency),
         queued=rng.randrange(3),
         max_concurrency=8,
@@ -74,7 +77,7 @@ def _extras(rng: random.Random, workers: tuple[str, ...]) -> Extras:
     )
 
 
-@pytest.mark.parametrize("worker_sets_max", [4096, 2])
+@pytest.mark.parametrize("worker_sets_max", [4096, 3])
 def test_packing_extras_pack_like_a_fresh_board_and_read_back_exactly(monkeypatch, worker_sets_max):
     """Extras changing, users with and without them coming and going, a new order, workers coming and going:
     every board's extras columns, histograms and documents read as one packed afresh, also after the wire."""
