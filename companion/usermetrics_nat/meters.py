@@ -78,6 +78,11 @@ class MeteredSemaphore:
         self._held.append(now)
         return entered
 
+    @property
+    def running(self) -> int:
+        """Requests holding it now."""
+        return len(self._held)
+
     async def __aexit__(self, *exc: Any) -> Any:
         """Release it, counting the time it was held."""
         started = self._held.pop(0) if self._held else time.perf_counter()
