@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -11,6 +12,8 @@ from django.db import connections
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
+
+from .latency import ExtrasSum, encode_sum
 
 
 class Counters(NamedTuple):
@@ -34,6 +37,7 @@ COUNTER_FIELDS: tuple[str, ...] = Counters._fields
 # UserSample's columns in the order a sample row is built (see lives.LifeBook._sample).
 SAMPLE_COLUMNS = (
     "life_id", "ts", *COUNTER_FIELDS, "d_requests", "d_errors", "d_latency_ms", "d_exit_stack", "d_functions",
+    "extras",
 )  # fmt: skip
 
 
@@ -118,9 +122,21 @@ def insert_samples(rows: list[tuple[Any, ...]], *, ts: datetime, batch_size: int
             cursor.executemany(sql, [(row[0], db_ts, *row[2:]) for row in chunk])
 
 
-def totals_row(snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_ms: float) -> TotalsSample:
-    """The totals row of one refresh: the snapshot's totals and the sums of the deltas written."""
+def totals_row(
+    snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_ms: float, extras: ExtrasSum | None = None
+) -> TotalsSample:
+    """The totals row of one refresh: the snapshot's totals and the sums of the deltas written.
+
+    ``extras``: the sum of the extras written in this refresh; with it, or with any user of the
+    snapshot reporting extras, the row's ``extras`` holds that sum and every user's queue now.
+    """
     t = snapshot.totals
+    if extras is not None or snapshot.extras:
+        queued = sum(x.queued for x in snapshot.extras.values())
+        total = replace(extras if extras is not None else ExtrasSum.empty(), queued=queued)
+        extras_column: bytes | None = encode_sum(total)
+    else:
+        extras_column = None
     return TotalsSample(
         ts=snapshot.timestamp,
         users=t.users,
@@ -133,6 +149,7 @@ def totals_row(snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_
         d_requests=d_requests,
         d_errors=d_errors,
         d_latency_ms=round(d_latency_ms, 3),
+        extras=extras_column,
         sources_up=sum(1 for s in snapshot.sources if s.state == "ok"),
         sources_total=len(snapshot.sources),
     )
