@@ -57,9 +57,15 @@ class AlertEngine:
 
     # -- async side ----------------------------------------------------------------------------
 
-    async def __call__(self, snapshot: Snapshot, flags: Mapping[str, Sequence[str]]) -> None:
-        """Hand one refresh (and its users' flags, ``FlagTracker.flags``) to the worker; return at once."""
-        self._evaluator.submit(Reading.of(snapshot, flags))
+    async def __call__(
+        self,
+        snapshot: Snapshot,
+        flags: Mapping[str, Sequence[str]],
+        *,
+        window_p95: Mapping[str, float] | None = None,
+    ) -> None:
+        """Hand one refresh (its users' flags and windowed p95, ``FlagTracker``) to the worker; return at once."""
+        self._evaluator.submit(Reading.of(snapshot, flags, window_p95=window_p95))
 
     def _evaluate_in_thread(self, reading: Reading) -> None:
         close_old_connections()

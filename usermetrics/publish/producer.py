@@ -95,6 +95,7 @@ class FlagTracker:
         """Re-read the stats ``every`` seconds."""
         self.every = every
         self._stats: dict[str, WindowStats] | None = None
+        self._p95: dict[str, float] | None = None
         self._read_at: float | None = None
         # One read at a time, awaited: nothing ever waits behind it, so "only the newest waits" is moot here.
         self._reader: Handoff[datetime] = Handoff(
@@ -109,7 +110,10 @@ class FlagTracker:
     def _read(self, now: datetime) -> None:
         close_old_connections()
         try:
-            self._stats = flag_stats(None, now=now)  # kept only when the read succeeds
+            stats = flag_stats(None, now=now)  # kept only when the read succeeds
+            # The windowed p95 the latency alerts read, worked out once per read (not per refresh).
+            self._p95 = {uid: p for uid, s in (stats or {}).items() if (p := s.percentiles[1]) is not None}
+            self._stats = stats
         finally:
             close_old_connections()
 
@@ -121,6 +125,10 @@ class FlagTracker:
             await self._reader.flush()
         stats = self._stats if get_config().history.enabled else None
         return flagged(snapshot, board, stats, now=snapshot.timestamp)
+
+    def latency_p95(self) -> dict[str, float] | None:
+        """Each user's p95 over the flag window as of the last read (users with requests in it); None: no history."""
+        return self._p95 if get_config().history.enabled else None
 
     async def aclose(self) -> None:
         """Close the stats thread's database connection and stop the thread."""
@@ -212,7 +220,9 @@ class Producer:
         if rec is not None:
             await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
         if self.alerts is not None:
-            await self.alerts(snapshot, names)  # hands the refresh to the alerts thread; never waits
+            # Hands the refresh to the alerts thread; never waits.
+            window_p95 = self.flag_tracker.latency_p95() if self.flag_tracker is not None else None
+            await self.alerts(snapshot, names, window_p95=window_p95)
         await self._send_frames(board, previous)
         self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
         return board
