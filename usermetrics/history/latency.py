@@ -15,7 +15,7 @@ is a new count from zero, never a negative change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from usermetrics_nat.histogram import BUCKETS, EMPTY, Counts, percentiles
@@ -163,3 +163,23 @@ def summed(raws: Iterable[bytes | memoryview | None]) -> ExtrasSum | None:
 def encode_sum(total: ExtrasSum) -> bytes:
     """A sum (a roll-up hour, a refresh's totals) in the column's form; ``queued`` is its most queued."""
     return encode(Cumulative(tuple(total.latency), total.wait_ms, total.run_ms), total.queued)
+
+
+# The recorder's histogram of every request it recorded, as the producer puts it in ``Board.meta``
+# (numbers only: the board's meta travels as floats) and ``/metrics`` reads it back.
+META_BUCKET = "observed_histogram:"  # + bucket index: that bucket's count (not cumulative)
+META_SUM = "observed_histogram_ms"
+
+
+def histogram_meta(counts: Iterable[int] | None, sum_ms: float) -> dict[str, float]:
+    """The meta keys of the recorder's histogram ({} before it recorded one)."""
+    if counts is None:
+        return {}
+    return {**{f"{META_BUCKET}{i}": float(n) for i, n in enumerate(counts)}, META_SUM: sum_ms}
+
+
+def histogram_of_meta(meta: Mapping[str, float]) -> tuple[Counts, float] | None:
+    """The recorder's histogram and NAT's latency sum of its requests, read back from a board's meta (None: none)."""
+    if META_SUM not in meta:
+        return None
+    return tuple(int(meta.get(f"{META_BUCKET}{i}", 0)) for i in range(BUCKETS)), float(meta[META_SUM])

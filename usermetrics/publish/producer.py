@@ -29,6 +29,7 @@ from usermetrics.feed.builder import FrameBuilder, face_messages
 from usermetrics.feed.subscriptions import Subscription
 from usermetrics.handoff import Handoff
 from usermetrics.history.flags import flag_stats, flagged
+from usermetrics.history.latency import histogram_meta
 from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
@@ -199,6 +200,8 @@ class Producer:
             "observed_errors": rec.observed_errors if rec else 0,
             "observed_latency_ms": rec.observed_latency_ms if rec else 0.0,
             "recording": 1 if rec else 0,
+            # The companions' histogram of the recorded requests (/metrics' usermetrics_request_latency_ms).
+            **(histogram_meta(rec.observed_histogram, rec.observed_histogram_ms) if rec else {}),
             **(self.alerts.meta() if self.alerts is not None else {}),  # the alerts firing (usermetrics.firing)
         }
         board = board_build(
