@@ -8,7 +8,6 @@ Every sample carries its change since the previous one, so windowed rates are su
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import compress
 from operator import is_not
@@ -24,12 +23,14 @@ from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
 from .latency import ZERO as ZERO_EXTRAS
-from .latency import Cumulative, ExtrasSum, cumulative_of, sample_extras
+from .latency import cumulative_of, sample_extras
 from .samples import (
     COUNTER_FIELDS,
     NO_CHANGE,
     ZERO,
     Counters,
+    OpenLife,
+    RecordResult,
     chunks,
     counters_of,
     counters_stored,
@@ -37,57 +38,6 @@ from .samples import (
     insert_samples,
     totals_row,
 )
-
-
-@dataclass
-class OpenLife:
-    """What the recorder remembers of one open life between refreshes."""
-
-    pk: int
-    life: int
-    created_at: datetime
-    sources: str
-    counters: Counters  # as of the latest snapshot
-    last_activity: datetime | None
-    written: Counters  # as of the latest sample written
-    written_ts: datetime | None
-    # The companions' figures (``history.latency``), for users that have them: as of the latest
-    # snapshot, and as of the latest sample written (None: not known, the next one is a baseline).
-    extras: Cumulative | None = None
-    queued: int = 0
-    written_extras: Cumulative | None = None
-    written_queued: int = 0
-
-    def unwritten(self) -> bool:
-        """Whether the latest snapshot says something the latest sample does not."""
-        return self.counters != self.written or (
-            self.extras is not None and (self.extras != self.written_extras or self.queued != self.written_queued)
-        )
-
-
-@dataclass
-class RecordResult:
-    """What one ``record`` call did (for tests, logs and the process totals)."""
-
-    samples: int = 0
-    new_lives: int = 0
-    ended: int = 0
-    reopened: int = 0
-    d_requests: int = 0
-    d_errors: int = 0
-    d_latency_ms: float = 0.0
-    # The sum of the extras written (None: nobody's): the totals row's, and the process's histogram.
-    extras: ExtrasSum | None = None
-    # NAT's latency sum (Δ avg x count) of the requests that the written histograms count.
-    d_latency_ms_counted: float = 0.0
-
-    def add_extras(self, counted: ExtrasSum, d_latency_ms: float) -> None:
-        """Count one sample's extras (``d_latency_ms``: its NAT latency sum)."""
-        if self.extras is None:
-            self.extras = ExtrasSum.empty()
-        self.extras.add(counted)
-        if counted.requests:
-            self.d_latency_ms_counted += d_latency_ms
 
 
 def is_new_life(old_created: datetime, old: Counters, created: datetime, new: Counters) -> bool:

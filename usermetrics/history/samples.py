@@ -1,9 +1,9 @@
-"""Sample rows (sync ORM): a user's counters as a named tuple, and writing samples and totals in bulk."""
+"""Sample rows (sync ORM): a user's counters, what the recorder keeps of an open life, samples and totals in bulk."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -13,7 +13,7 @@ from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
-from .latency import ExtrasSum, encode_sum
+from .latency import Cumulative, ExtrasSum, encode_sum
 
 
 class Counters(NamedTuple):
@@ -65,6 +65,57 @@ def delta(new: Counters, old: Counters | None) -> Delta:
         new.exit_stack - old.exit_stack,
         (new.functions + new.groups) - (old.functions + old.groups),
     )
+
+
+@dataclass
+class OpenLife:
+    """What the recorder remembers of one open life between refreshes."""
+
+    pk: int
+    life: int
+    created_at: datetime
+    sources: str
+    counters: Counters  # as of the latest snapshot
+    last_activity: datetime | None
+    written: Counters  # as of the latest sample written
+    written_ts: datetime | None
+    # The companions' figures (``history.latency``), for users that have them: as of the latest
+    # snapshot, and as of the latest sample written (None: not known, the next one is a baseline).
+    extras: Cumulative | None = None
+    queued: int = 0
+    written_extras: Cumulative | None = None
+    written_queued: int = 0
+
+    def unwritten(self) -> bool:
+        """Whether the latest snapshot says something the latest sample does not."""
+        return self.counters != self.written or (
+            self.extras is not None and (self.extras != self.written_extras or self.queued != self.written_queued)
+        )
+
+
+@dataclass
+class RecordResult:
+    """What one ``record`` call did (for tests, logs and the process totals)."""
+
+    samples: int = 0
+    new_lives: int = 0
+    ended: int = 0
+    reopened: int = 0
+    d_requests: int = 0
+    d_errors: int = 0
+    d_latency_ms: float = 0.0
+    # The sum of the extras written (None: nobody's): the totals row's, and the process's histogram.
+    extras: ExtrasSum | None = None
+    # NAT's latency sum (Δ avg x count) of the requests that the written histograms count.
+    d_latency_ms_counted: float = 0.0
+
+    def add_extras(self, counted: ExtrasSum, d_latency_ms: float) -> None:
+        """Count one sample's extras (``d_latency_ms``: its NAT latency sum)."""
+        if self.extras is None:
+            self.extras = ExtrasSum.empty()
+        self.extras.add(counted)
+        if counted.requests:
+            self.d_latency_ms_counted += d_latency_ms
 
 
 def counters_of(usage: PerUserResourceUsage) -> Counters:
