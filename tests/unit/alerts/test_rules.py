@@ -151,7 +151,8 @@ async def test_rules_latency_p95_with_history_is_the_flag_windows_from_the_track
     tracker = FlagTracker()
     try:
         assert tracker.latency_p95() is None  # not read yet: the live figure serves
-        await sync_to_async(tracker._read, thread_sensitive=False)(now)
+        tracker._reader.submit(now)  # the read FlagTracker.flags runs, in the tracker's own thread
+        await tracker._reader.flush()
         window_p95 = tracker.latency_p95()
     finally:
         await tracker.aclose()
