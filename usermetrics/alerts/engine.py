@@ -41,6 +41,9 @@ class AlertEngine:
         self.book: Book | None = None
         self.evaluations = 0
         self.last_ms = 0.0
+        # Whether an enabled rule reads the windowed p95 (as of the last evaluation): the producer's
+        # flag reads sum every user's histograms only then.
+        self.reads_percentiles = False
         self._meta: dict[str, float] = {}
         self._evaluator: Handoff[Reading] = Handoff(
             self._evaluate_in_thread,
@@ -96,6 +99,7 @@ class AlertEngine:
         if self.book is None:
             self.book = book_load()
         rules = rules_load()
+        self.reads_percentiles = any(KINDS[r.kind].reads_percentiles for r in rules)
         step = self.book.step(rules, reading, silences_load(reading.now))
         if step.fired or step.resolved or step.closed or step.notices:
             users = any(KINDS[n.rule.kind].subject == "user" for n in step.notices)

@@ -92,6 +92,7 @@ class Kind(Protocol):
     subject: SubjectKind
     noun: str  # what its subjects are called in words ("user", "source", "")
     phrase: str  # what a firing subject is ("stuck", "down", ...)
+    reads_percentiles: bool  # it reads ``Reading.window_p95`` (the producer sums histograms for it)
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """Each subject's value now; subjects left out read 0."""
@@ -107,6 +108,7 @@ class SourceDown:
 
     subject: SubjectKind = "source"
     noun, phrase = "source", "down"
+    reads_percentiles = False
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """1 for each source that is down."""
@@ -122,6 +124,7 @@ class SourceStale:
 
     subject: SubjectKind = "source"
     noun, phrase = "source", "stale"
+    reads_percentiles = False
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """The age of each failing source's last good answer."""
@@ -141,6 +144,7 @@ class UserFlag:
 
     subject: SubjectKind = "user"
     noun = "user"
+    reads_percentiles = False
 
     def __init__(self, flag: str, phrase: str) -> None:
         """Watch the flag named ``flag``."""
@@ -166,6 +170,7 @@ class UserLatencyP95:
 
     subject: SubjectKind = "user"
     noun, phrase = "user", "slow (p95 latency above the threshold)"
+    reads_percentiles = True
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """Each user's p95 (users without requests counted read 0: clear)."""
@@ -185,6 +190,7 @@ class UserSaturated:
 
     subject: SubjectKind = "user"
     noun, phrase = "user", "saturated (requests queued)"
+    reads_percentiles = False
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """The requests queued of each saturated user."""
@@ -200,6 +206,7 @@ class TotalAbove:
 
     subject: SubjectKind = "total"
     noun = ""
+    reads_percentiles = False
 
     def __init__(self, field: str, phrase: str) -> None:
         """Watch ``Totals.<field>``."""

@@ -112,9 +112,16 @@ def _split(start: datetime, now: datetime) -> tuple[datetime, datetime] | None:
 
 
 def window_stats(
-    *, window: timedelta, now: datetime | None = None, user_ids: Iterable[str] | None = None
+    *,
+    window: timedelta,
+    now: datetime | None = None,
+    user_ids: Iterable[str] | None = None,
+    percentiles: bool = True,
 ) -> dict[str, WindowStats]:
     """Per user id: requests, errors, latency and resource growth over the last ``window``.
+
+    ``percentiles``: also sum the companions' histograms (``WindowStats.extras``); the flags of
+    every user skip them unless an alert reads them (they cost about three times the sums).
 
     Sums the recorded deltas, so evictions and counter resets are handled (a new life counts
     from zero). Complete hours come from the roll-ups when they exist; the rest from raw samples.
@@ -152,7 +159,7 @@ def window_stats(
             stats.latency_sum_ms += row["lat"] or 0.0
             stats.exit_stack_growth += row["x"] or 0
             stats.functions_growth += row["f"] or 0
-    for uid, extras in _extras_of_users(ranges, lives).items():
+    for uid, extras in (_extras_of_users(ranges, lives) if percentiles else {}).items():
         out.setdefault(uid, WindowStats(seconds=span.seconds, since=span.since)).extras = extras
     return out
 

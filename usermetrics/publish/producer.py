@@ -98,6 +98,8 @@ class FlagTracker:
         self._stats: dict[str, WindowStats] | None = None
         self._p95: dict[str, float] | None = None
         self._read_at: float | None = None
+        # Whether to sum every user's histograms too (an enabled user_latency_p95 rule reads them).
+        self.percentiles = False
         # One read at a time, awaited: nothing ever waits behind it, so "only the newest waits" is moot here.
         self._reader: Handoff[datetime] = Handoff(
             self._read,
@@ -111,7 +113,7 @@ class FlagTracker:
     def _read(self, now: datetime) -> None:
         close_old_connections()
         try:
-            stats = flag_stats(None, now=now)  # kept only when the read succeeds
+            stats = flag_stats(None, now=now, percentiles=self.percentiles)  # kept only when the read succeeds
             # The windowed p95 the latency alerts read, worked out once per read (not per refresh).
             self._p95 = {uid: p for uid, s in (stats or {}).items() if (p := s.percentiles[1]) is not None}
             self._stats = stats
@@ -213,6 +215,8 @@ class Producer:
             meta=meta,
         )
         # The flags are found from the board's columns, then set on it.
+        if self.flag_tracker is not None and self.alerts is not None:
+            self.flag_tracker.percentiles = self.alerts.reads_percentiles
         names = await self.flag_tracker.flags(snapshot, board) if self.flag_tracker is not None else {}
         board.flags_set(names)
         if not await self.lease.hold():

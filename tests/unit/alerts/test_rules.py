@@ -123,7 +123,7 @@ async def test_rules_saturated_end_to_end_through_the_producer(receiver, alerts_
     await sync_to_async(rule_set)("user-saturated", for_seconds=60, clear_seconds=0)
     source = CompanionSource("nat", [usage("ada", active=9), usage("bob", active=1)], {"ada": 1})
     clock = ManualClock(BASE_TIME)
-    producer = producer_with_alerts([source], clock=clock)
+    producer = producer_with_alerts([source], clock=clock, flags=True)
     for _ in range(3):  # 0 s, 30 s, 60 s
         await producer.tick()
         await settle(producer)
@@ -133,6 +133,13 @@ async def test_rules_saturated_end_to_end_through_the_producer(receiver, alerts_
     await producer.tick()
     await settle(producer)
     assert [m["title"] for m in r.received][-1] == "[RESOLVED] user-saturated: ada is saturated (requests queued)"
+    # The default p95 rule is off: the flag reads skip the histograms until a rule reads them.
+    assert not producer.alerts.reads_percentiles and not producer.flag_tracker.percentiles
+    await sync_to_async(rule_set)("user-latency-p95", enabled=True)
+    await producer.tick()
+    await settle(producer)
+    await producer.tick()
+    assert producer.alerts.reads_percentiles and producer.flag_tracker.percentiles
 
 
 @pytest.mark.django_db(transaction=True)
@@ -152,6 +159,10 @@ async def test_rules_latency_p95_with_history_is_the_flag_windows_from_the_track
     try:
         assert tracker.latency_p95() is None  # not read yet: the live figure serves
         tracker._reader.submit(now)  # the read FlagTracker.flags runs, in the tracker's own thread
+        await tracker._reader.flush()
+        assert tracker.latency_p95() == {}  # no rule reads percentiles: the histograms are not summed
+        tracker.percentiles = True
+        tracker._reader.submit(now)
         await tracker._reader.flush()
         window_p95 = tracker.latency_p95()
     finally:
