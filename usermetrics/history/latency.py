@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import add, sub
 
 from usermetrics_nat.histogram import BUCKETS, EMPTY, Counts, percentiles
 
@@ -56,10 +57,7 @@ class ExtrasSum:
 
     def add(self, other: ExtrasSum) -> None:
         """Add ``other``'s changes (and keep the larger queue)."""
-        latency = self.latency
-        for i, n in enumerate(other.latency):
-            if n:
-                latency[i] += n
+        self.latency = list(map(add, self.latency, other.latency))  # in C: this runs per sample written
         self.wait_ms += other.wait_ms
         self.run_ms += other.run_ms
         self.queued = max(self.queued, other.queued)
@@ -79,10 +77,8 @@ def change(new: Cumulative, old: Cumulative | None) -> Cumulative:
     """The change from ``old`` to ``new``: ``old`` None, or anything gone backwards, counts from zero (a new count)."""
     if old is None:
         return new
-    if any(a < b for a, b in zip(new.latency, old.latency, strict=True)):
-        latency = new.latency
-    else:
-        latency = tuple(a - b for a, b in zip(new.latency, old.latency, strict=True))
+    d = tuple(map(sub, new.latency, old.latency))  # in C: this runs per sample written
+    latency = new.latency if min(d) < 0 else d
     wait = new.wait_ms - old.wait_ms if new.wait_ms >= old.wait_ms else new.wait_ms
     run = new.run_ms - old.run_ms if new.run_ms >= old.run_ms else new.run_ms
     return Cumulative(latency, wait, run)
