@@ -17,50 +17,23 @@ would look like a new workflow to the history. A user with no running share left
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from usermetrics_nat.histogram import Counts, added, dense
-from usermetrics_nat.report import Header, Line, WorkerIdentity
+from usermetrics_nat.histogram import added
+from usermetrics_nat.report import Header, Line
 
-from usermetrics.extras import Extras, Usage, llm_added
+from usermetrics.extras import Extras, llm_added
 from usermetrics.merging import merge_usages
-from usermetrics.metrics import PerUserRequestMetrics, PerUserResourceUsage, PerUserSessionMetrics
+from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.shares import Key, Share, Worker, frozen, new_life, share_of
 
 logger = logging.getLogger(__name__)
 
 SILENT_AFTER = 3  # a worker that has not reported for this many of its intervals has stopped
-
-Key = tuple[int, str]  # (endpoint, user_id) within one worker
-
-
-@dataclass
-class Share:
-    """One worker's view of one user on one endpoint."""
-
-    digest: int  # hash of its line as received: an unchanged line is not validated again
-    usage: PerUserResourceUsage
-    latency: Counts
-    queued: int
-    max_concurrency: int
-    wait_ms: float
-    run_ms: float
-    llm: tuple[tuple[str, Usage], ...] = ()
-    tool_calls: int = 0
-
-
-@dataclass
-class Worker:
-    """The last state of one reporting worker process."""
-
-    identity: WorkerIdentity
-    seq: int = 0
-    seen_at: float = 0.0  # when its last report was applied (the source's clock)
-    interval: float = 2.0
-    dropped: int = 0  # reports it could not send (Redis down), as it last said
-    gaps: int = 0  # reports of it that never arrived here (numbering jumped)
-    shares: dict[Key, Share] = field(default_factory=dict)
+TOMBSTONES = 50  # ended workers kept as they ended, in case one reports again
 
 
 @dataclass
@@ -79,41 +52,6 @@ class Counted:
     def total(self) -> int:
         """Everything refused."""
         return sum(self.by_kind.values())
-
-
-def _share(raw: bytes, line: Line) -> Share:
-    x = line.x
-    return Share(
-        digest=hash(raw),
-        usage=line.u,
-        latency=dense(x.latency),
-        queued=x.queued,
-        max_concurrency=x.max_concurrency,
-        wait_ms=x.wait_ms,
-        run_ms=x.run_ms,
-        llm=tuple((u.m, (u.calls, u.prompt, u.completion, u.cached, u.reasoning, u.total)) for u in x.llm),
-        tool_calls=x.tool_calls,
-    )
-
-
-def _frozen(share: Share) -> Share:
-    """An ended share: its counters as they were, nothing in flight or waiting."""
-    u = share.usage
-    s, r = u.session, u.requests
-    usage = PerUserResourceUsage.model_construct(
-        user_id=u.user_id,
-        session=PerUserSessionMetrics.model_construct(
-            created_at=s.created_at, last_activity=s.last_activity, ref_count=0, is_active=False
-        ),
-        requests=PerUserRequestMetrics.model_construct(
-            total_requests=r.total_requests,
-            active_requests=0,
-            avg_latency_ms=r.avg_latency_ms,
-            error_count=r.error_count,
-        ),
-        memory=u.memory,
-    )
-    return Share(0, usage, share.latency, 0, 0, share.wait_ms, share.run_ms, share.llm, share.tool_calls)
 
 
 class Workers:
@@ -135,6 +73,10 @@ class Workers:
         self._rows: dict[str, PerUserResourceUsage] = {}
         self._extras: dict[str, Extras] = {}
         self._dirty: dict[str, None] = {}  # users to merge again, in the order they changed (rows keep it)
+        # Workers ended here (silent, or said goodbye) as they were when they ended, newest last: one
+        # that reports again (it was only slow, or Redis was away) takes up its shares again instead
+        # of being counted twice, once frozen and once running.
+        self._tombstones: OrderedDict[str, Worker] = OrderedDict()
 
     # -- applying reports ----------------------------------------------------------------------
 
@@ -148,7 +90,8 @@ class Workers:
         if worker is None:
             if header.bye and not raw_lines:
                 return False  # the goodbye of a worker that ended here already
-            worker = self.workers[key] = Worker(header.worker)
+            worker = self._revive(key) or Worker(header.worker)
+            self.workers[key] = worker
         if header.seq <= worker.seq:
             self.duplicates += 1
             return False
@@ -168,7 +111,10 @@ class Workers:
                 continue
             k = (line.e, line.u.user_id)
             seen.add(k)
-            share = _share(raw, line)
+            share = share_of(raw, line)
+            before = worker.shares.get(k)
+            if before is not None and new_life(before, share):
+                self._life_ended(key, k, before)
             worker.shares[k] = share
             self._running.setdefault(k[1], {})[(key, k[0])] = share
             self._dirty.setdefault(k[1])
@@ -196,25 +142,56 @@ class Workers:
             return None
         return line
 
-    def _retire(self, worker_key: str, worker: Worker, k: Key) -> None:
+    def _retire(self, worker_key: str, worker: Worker, k: Key, *, ended: bool = False) -> None:
         share = worker.shares.pop(k, None)
         running = self._running.get(k[1])
         if share is None or running is None:
             return
         running.pop((worker_key, k[0]), None)
         if running:
-            self._retired.setdefault(k[1], []).append(_frozen(share))
+            self._retired.setdefault(k[1], []).append(frozen(share, worker_key if ended else ""))
         else:
             # Nothing of the user runs any more: it leaves, and what ended with it is forgotten.
             del self._running[k[1]]
             self._retired.pop(k[1], None)
         self._dirty.setdefault(k[1])
 
+    def _life_ended(self, worker_key: str, k: Key, before: Share) -> None:
+        """The worker's workflow of the user ended and another began (NAT evicted and rebuilt it between
+        two reports): the ended life's counters stay frozen while the user runs elsewhere."""
+        running = self._running.get(k[1], {})
+        if any(where != (worker_key, k[0]) for where in running):
+            self._retired.setdefault(k[1], []).append(frozen(before))
+        else:
+            self._retired.pop(k[1], None)  # it ran nowhere else: a new life of the user, from zero
+
     def _end(self, worker_key: str) -> None:
         worker = self.workers.pop(worker_key)
+        self._tombstones[worker_key] = replace(worker, shares=dict(worker.shares))
+        while len(self._tombstones) > TOMBSTONES:
+            self._tombstones.popitem(last=False)
         for k in list(worker.shares):
-            self._retire(worker_key, worker, k)
+            self._retire(worker_key, worker, k, ended=True)
         self.ended = [*self.ended[-9:], worker]
+
+    def _revive(self, worker_key: str) -> Worker | None:
+        """An ended worker that reports again, with its shares as they were when it ended (None: not ended here)."""
+        worker = self._tombstones.pop(worker_key, None)
+        if worker is None:
+            return None
+        logger.warning("Companion stream: worker %s reports again; its share runs again", worker.identity.label)
+        for e, user_id in worker.shares:
+            frozen = self._retired.get(user_id)
+            if frozen:
+                kept = [s for s in frozen if s.ended_with != worker_key]
+                if kept:
+                    self._retired[user_id] = kept
+                else:
+                    del self._retired[user_id]
+            self._running.setdefault(user_id, {})[(worker_key, e)] = worker.shares[(e, user_id)]
+            self._dirty.setdefault(user_id)
+        self.ended = [w for w in self.ended if w.identity.key != worker_key]
+        return worker
 
     def end_silent(self, now: float) -> list[Worker]:
         """End the share of every worker that has not reported for ``silent_after`` of its intervals."""
@@ -272,6 +249,7 @@ class Workers:
         self._rows.clear()
         self._extras.clear()
         self._dirty.clear()
+        self._tombstones.clear()
 
     def summary(self) -> list[dict[str, Any]]:
         """Each worker, running or recently ended, as the sources page lists them."""

@@ -175,3 +175,40 @@ def test_workers_add_a_users_llm_calls_per_model_across_workers_and_keep_an_ende
     w.apply(header(A, 2, bye=True), [], 2)
     w.rows()
     assert w.extras()["alice"].llm_total == (4, 157, 28, 10, 5, 190) and w.extras()["alice"].tool_calls == 3
+
+
+def test_workers_a_worker_ended_for_silence_that_reports_again_is_not_counted_twice():
+    """Its loop was blocked, or Redis away longer than three intervals: it comes back with its buffered reports."""
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=100, created=30), line("bob", requests=7)], 0)
+    w.apply(header(B, 1, full=True), [line("alice", requests=10, created=5)], 0)
+    w.apply(header(B, 2), [line("alice", requests=11, created=5)], 8)
+    assert [x.identity.key for x in w.end_silent(8.0)] == [A.key]
+    assert totals(w) == {"alice": 111}  # A's share frozen; bob ran only on A: he left
+    w.apply(header(A, 2), [line("alice", requests=101, created=30)], 9)  # incremental: bob unchanged, not listed
+    assert totals(w) == {"alice": 112, "bob": 7}
+    assert not w.apply(header(A, 2), [line("alice", requests=999, created=30)], 9)  # its numbering goes on
+    assert [x.identity.key for x in w.ended] == []  # running again, not listed as ended
+    w.apply(header(A, 3, bye=True), [line("alice", requests=102, created=30)], 10)  # then it really stops
+    assert totals(w) == {"alice": 113}
+
+
+def test_workers_a_workflow_rebuilt_between_two_reports_keeps_the_ended_lifes_counts_while_the_user_runs_elsewhere():
+    w = Workers("nat")
+    w.apply(header(A, 1, full=True), [line("alice", requests=100, created=30), line("bob", requests=9, created=30)], 0)
+    w.apply(header(B, 1, full=True), [line("alice", requests=50, created=20)], 0)
+    assert totals(w) == {"alice": 150, "bob": 9}
+    # NAT evicted alice's workflow on B and her next request built a new one: B lists her again, from 1.
+    w.apply(header(B, 2), [line("alice", requests=1, created=0.01)], 2)
+    rows = {r.user_id: r for r in w.rows()}
+    assert rows["alice"].requests.total_requests == 151  # never backwards: the ended life's 50 stay
+    assert rows["alice"].session.created_at == BASE_TIME - timedelta(minutes=30)
+    assert sum(w.extras()["alice"].latency) == 151
+    # bob's workflow on A rebuilt, and he runs nowhere else: a new life, from zero.
+    w.apply(header(A, 2), [line("bob", requests=2, created=0.01)], 2)
+    assert totals(w)["bob"] == 2
+
+
+def totals(w: Workers) -> dict[str, int]:
+    """Requests by user, as merged."""
+    return {r.user_id: r.requests.total_requests for r in w.rows()}
