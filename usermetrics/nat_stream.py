@@ -109,14 +109,16 @@ class NatStreamSource:
     async def fetch(self) -> PerUserMonitorResponse:
         """Apply every report not read yet (rebuilding first after a takeover); every user, merged."""
         redis = self._client()
-        now = self.clock()
-        if self._read_at is None or now - self._read_at > 3 * self.interval:
+        if self._read_at is None or self.clock() - self._read_at > 3 * self.interval:
             await self._rebuild(redis)  # first read, or this reader lost its place: start over
-        self._read_at = now
-        size = await self._claim(redis) + await self._read_new(redis)
+        # Its own unacknowledged reports first (a fetch cut short), then a dead reader's, then new ones:
+        # a worker's reports are applied in their order, so none is taken for a duplicate.
+        size = await self._read_own_pending(redis) + await self._claim(redis) + await self._read_new(redis)
         self.state.end_silent(self.clock())
         users = self.state.rows()
         self.last_body_bytes = size or self.last_body_bytes
+        # Read through to here: a long fetch (a rebuild) does not count as having lost the place.
+        self._read_at = self.clock()
         return PerUserMonitorResponse.model_construct(
             timestamp=datetime.now(UTC), total_active_users=len(users), users=users
         )
@@ -137,7 +139,7 @@ class NatStreamSource:
 
     def _apply(self, fields: Mapping[bytes, bytes], *, replay: bool = False) -> int:
         """Apply one stream entry; its size (0: skipped). ``replay``: read again from the stream's start,
-        so its worker was last heard of when the report was sent, not now."""
+        so its worker was last heard of when the report was sent, not now, and workers silent by then end."""
         payload = fields.get(FIELD)
         if not isinstance(payload, bytes):
             self.state.skipped.add("an entry without a report", repr(sorted(fields))[:100])
@@ -150,7 +152,13 @@ class NatStreamSource:
         now = self.clock()
         if replay:
             now -= max(0.0, (datetime.now(UTC) - header.sent_at).total_seconds())
-        self.state.apply(header, lines, now)
+            self.state.end_silent(now)  # as the live reader would have, before this report arrived
+        try:
+            self.state.apply(header, lines, now)
+        except Exception as exc:  # a report that validates but cannot be applied never stops a refresh
+            logger.exception("Companion stream %s: a report could not be applied", self.stream)
+            self.state.skipped.add("a report that could not be applied", f"{type(exc).__name__}: {exc}")
+            return 0
         return len(payload)
 
     async def _rebuild(self, redis: Redis) -> None:
@@ -170,9 +178,23 @@ class NatStreamSource:
             if len(entries) < READ_COUNT:
                 break
             start = "(" + entries[-1][0].decode()
+            await asyncio.sleep(0)  # a long stream: let the producer's other work run between batches
         if last is not None:
             # Read as delivered to the group: what a dead reader left pending stays claimable.
             await redis.xgroup_setid(self.stream, GROUP, id=last)
+
+    async def _read_own_pending(self, redis: Redis) -> int:
+        """The reports delivered to this reader and never acknowledged (a fetch cut short), in their order."""
+        size = 0
+        while True:
+            reply = await redis.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=READ_COUNT)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return size
+            for _, fields in entries:
+                if fields:  # empty: trimmed from the stream meanwhile, only acknowledged
+                    size += self._apply(fields)
+            await redis.xack(self.stream, GROUP, *(entry_id for entry_id, _ in entries))
 
     async def _claim(self, redis: Redis) -> int:
         """Take over the reports another reader of the group read and never acknowledged (it died)."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from .histogram import BUCKETS
 from .metrics import PerUserResourceUsage
 
 VERSION = 1
@@ -73,7 +74,9 @@ class UserExtras(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     # Cumulative latency histogram of the user's requests (``histogram.sparse`` pairs).
-    latency: list[tuple[int, int]] = Field(default_factory=list)
+    latency: list[tuple[Annotated[int, Field(ge=0, lt=BUCKETS)], Annotated[int, Field(ge=0)]]] = Field(
+        default_factory=list, max_length=BUCKETS
+    )
     queued: int = Field(ge=0, default=0, description="Requests waiting on the user's semaphore now")
     max_concurrency: int = Field(ge=0, default=0, description="The semaphore's size (0: unlimited)")
     wait_ms: float = Field(ge=0, default=0.0, description="Time spent waiting on the semaphore, summed")

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, RedisError
-from usermetrics_nat.report import FIELD, VERSION, Header, WorkerIdentity, encode
+from usermetrics_nat.report import FIELD, VERSION, Header, UserExtras, WorkerIdentity, encode, line_of
 from usermetrics_nat.reporter import Reporter
 from usermetrics_nat.settings import ACL_COMMANDS as COMPANION_ACL
 from usermetrics_nat.settings import CompanionSettings
 
+from tests.support.factories import usage
 from tests.support.fake_nat import FakeNat
 from usermetrics.monitor import MonitorService
 from usermetrics.nat import NatHttpSource
@@ -141,13 +142,69 @@ async def test_nat_stream_skips_what_is_not_a_report_and_goes_on(deployment):
         sent_at=datetime.now(UTC),
     )  # fmt: skip
     await redis.xadd(stream, {FIELD: encode(stranger, [])})
+    # A line whose histogram names a bucket that does not exist: that line is skipped, never the refresh.
+    poisoned = Header(v=VERSION, deployment="nat", worker=identity(8), seq=1, full=True, interval=2.0,
+                      sent_at=datetime.now(UTC))  # fmt: skip
+    bad = b'{"e":0,"u":' + usage("mallory").model_dump_json().encode() + b',"x":{"latency":[[99,1]]}}'
+    await redis.xadd(stream, {FIELD: encode(poisoned, [bad])})
     await deployment.requests(0, "alice")
     await deployment.report()
     reader = source(stream, max_report_bytes=50_000)
     try:
         assert totals((await reader.fetch()).users) == {"alice": 1}
-        assert reader.skipped_by_kind() == {"an entry that is not a report": 2, "an entry without a report": 1,
-                                            "another deployment": 1}  # fmt: skip
+        assert reader.skipped_by_kind() == {
+            "an entry that is not a report": 2, "an entry without a report": 1, "another deployment": 1,
+            "a user line that does not validate": 1,
+        }  # fmt: skip
+        assert totals((await reader.fetch()).users) == {"alice": 1}  # and the next refresh too
+    finally:
+        await reader.aclose()
+
+
+async def test_nat_stream_a_fetch_cut_short_leaves_nothing_applied_out_of_order(deployment):
+    """Reports delivered to this reader but never applied (its fetch timed out) come first next time: a
+    worker's later report read before them would make them duplicates, and their changes would be lost."""
+    await deployment.requests(0, "alice")
+    await deployment.report()
+    reader = source(deployment.stream, consumer="leader")
+    try:
+        assert totals((await reader.fetch()).users) == {"alice": 1}
+        await deployment.requests(0, "alice", 4)
+        await deployment.report()
+        await deployment.redis.xreadgroup(GROUP, "leader", {deployment.stream: ">"})  # delivered, then cut short
+        await deployment.requests(0, "bob")
+        await deployment.report()
+        assert totals((await reader.fetch()).users) == {"alice": 5, "bob": 1}
+        assert reader.state.duplicates == 0
+        assert (await deployment.redis.xpending(deployment.stream, GROUP))["pending"] == 0
+    finally:
+        await reader.aclose()
+
+
+async def test_nat_stream_a_rebuild_ends_the_workers_that_were_silent_as_the_live_reader_did(deployment):
+    """A worker that died, then its user's next requests on another worker: read again from the stream's
+    start, the dead worker's share ends where it ended live, and the user is the new life it is live."""
+    redis, stream = deployment.redis, deployment.stream
+    start = datetime.now(UTC) - timedelta(seconds=60)
+
+    def report(worker: int, seq: int, at: float, user_line: bytes) -> bytes:
+        sent = start + timedelta(seconds=at)
+        head = Header(v=VERSION, deployment="nat", worker=identity(worker), seq=seq, full=True, interval=2.0,
+                      sent_at=sent)  # fmt: skip
+        return encode(head, [user_line])
+
+    def alice(requests: int, created: datetime) -> bytes:
+        u = usage("alice", requests=requests)
+        u = u.model_copy(update={"session": u.session.model_copy(update={"created_at": created})})
+        return line_of(0, u, UserExtras())
+
+    await redis.xadd(stream, {FIELD: report(1, 1, 0, alice(100, start))})  # worker 1, then nothing more
+    later = start + timedelta(seconds=59)
+    await redis.xadd(stream, {FIELD: report(2, 1, 59, alice(3, later))})  # a minute on: alice anew on worker 2
+    reader = source(stream)
+    try:
+        users = (await reader.fetch()).users
+        assert totals(users) == {"alice": 3} and users[0].session.created_at == later
     finally:
         await reader.aclose()
 
@@ -247,3 +304,31 @@ async def test_nat_stream_mixes_with_a_plain_nat_server_in_one_deployment(deploy
     finally:
         await monitor.aclose()
         plain.stop()
+
+
+async def test_nat_stream_a_long_rebuild_is_not_taken_for_a_lost_place(deployment):
+    """A rebuild that takes longer than three intervals (a long stream) is followed by plain reads, not by
+    another rebuild at every fetch."""
+    await deployment.requests(0, "alice")
+    await deployment.report()
+    now = [1000.0]
+    reader = source(deployment.stream, interval=2.0, clock=lambda: now[0])
+    rebuilds = 0
+    rebuild = reader._rebuild
+
+    async def slow_rebuild(redis: Redis) -> None:
+        nonlocal rebuilds
+        rebuilds += 1
+        await rebuild(redis)
+        now[0] += 60.0  # the replay took a minute, while the workers went on reporting
+        await deployment.report()
+
+    reader._rebuild = slow_rebuild  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            assert totals((await reader.fetch()).users) == {"alice": 1}
+            now[0] += 2.0
+            await deployment.report()
+        assert rebuilds == 1
+    finally:
+        await reader.aclose()
