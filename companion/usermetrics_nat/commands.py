@@ -127,7 +127,7 @@ class CommandReader:
             command = self._parse(fields)
             if command is None or command.action == "evict":
                 continue  # an eviction acts once, when it is new; an old one is long answered
-            await self._apply(command, now, answer=False)
+            await self._apply(command, now, answer=False, replay=True)
 
     async def read_once(self) -> int:
         """Answer every command added since the last read (waiting up to ``block`` for one); how many."""
@@ -149,10 +149,10 @@ class CommandReader:
             logger.warning("usermetrics companion: a command that does not validate was skipped (%s)", exc.errors()[:1])
             return None
 
-    async def _apply(self, command: Command, now: datetime, *, answer: bool) -> None:
+    async def _apply(self, command: Command, now: datetime, *, answer: bool, replay: bool = False) -> None:
         outcome = self._seen.get(command.id)
         if outcome is None:
-            outcome = await self._carry_out(command, now)
+            outcome = await self._carry_out(command, now, replay=replay)
             self._seen[command.id] = outcome
             while len(self._seen) > SEEN_MAX:
                 self._seen.popitem(last=False)
@@ -163,11 +163,14 @@ class CommandReader:
                 pipe.expire(key, RESULTS_TTL)
                 await pipe.execute()
 
-    async def _carry_out(self, command: Command, now: datetime) -> Outcome:
+    async def _carry_out(self, command: Command, now: datetime, *, replay: bool = False) -> Outcome:
+        """Carry ``command`` out; ``replay``: read again at start-up, where a hold counts until its end
+        (its delivery deadline long past) and a release ends it."""
+
         def outcome(status: str, message: str = "", in_flight: int = 0) -> Outcome:
             return Outcome(worker=self.worker, status=status, message=message, in_flight=in_flight, at=utc_now())
 
-        if command.expires_at <= now:
+        if command.expires_at <= now and not replay:
             return outcome("expired", f"expired at {command.expires_at.isoformat()} before this worker read it")
         try:
             if command.action == "evict":

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -102,36 +102,51 @@ class CompanionSessionManager(SessionManager):
             self._started(_starting_user.get())  # NAT failed between the lookup and the reference
 
     async def evict(self, user_id: str) -> tuple[str, str, int]:
-        """End the user's per-user workflow here as NAT's idle clean-up does; (status, message, in flight).
+        """End the user's per-user workflow here (``evict_everywhere`` over this endpoint alone)."""
+        return await evict_everywhere([self], user_id)
 
-        Refused while any request of the user runs, waits on its semaphore or is starting (a
-        streamed answer runs after NAT's session has ended: the semaphore still counts it).
-        """
-        async with self._per_user_builders_lock:
-            info = self._per_user_builders.get(user_id)
-            if info is None:
-                return "absent", "no per-user workflow of this user here", 0
-            semaphore = info.semaphore
-            running = semaphore.running if isinstance(semaphore, MeteredSemaphore) else 0
-            queued = semaphore.stats.queued if isinstance(semaphore, MeteredSemaphore) else 0
-            # NAT's ref_count counts the requests inside its session (queued ones too); a streamed
-            # answer runs after its session ended, so the semaphore's holders and waiters count too.
-            busy = max(info.ref_count, running + queued) + self._starting.get(user_id, 0)
-            if busy:
-                return "refused", f"{busy} request(s) of this user run here; evict when none does", busy
-            del self._per_user_builders[user_id]
-        try:
-            await info.builder.__aexit__(None, None, None)
-        except Exception:
-            logger.exception("usermetrics companion: cleaning up the evicted workflow of user %s failed", user_id)
-        logger.info("usermetrics companion: evicted the per-user workflow of user=%s", user_id)
-        return "done", "evicted", 0
+    def _busy(self, user_id: str, info: Any) -> int:
+        """The user's requests running, waiting or starting on this endpoint (its builder ``info``)."""
+        semaphore = info.semaphore
+        running = semaphore.running if isinstance(semaphore, MeteredSemaphore) else 0
+        queued = semaphore.stats.queued if isinstance(semaphore, MeteredSemaphore) else 0
+        # NAT's ref_count counts the requests inside its session (queued ones too); a streamed answer
+        # runs after its session ended, so the semaphore's holders and waiters count too.
+        return max(info.ref_count, running + queued) + self._starting.get(user_id, 0)
 
     def stats_of(self, user_id: str | None) -> UserStats | None:
         """The user's figures while its per-user builder lives (None otherwise)."""
         info = self._per_user_builders.get(user_id) if user_id else None
         semaphore = getattr(info, "semaphore", None)
         return semaphore.stats if isinstance(semaphore, MeteredSemaphore) else None
+
+
+async def evict_everywhere(managers: list[CompanionSessionManager], user_id: str) -> tuple[str, str, int]:
+    """End the user's per-user workflow on every endpoint of the worker as NAT's idle clean-up does; all or
+    none: (status, message, requests in flight).
+
+    Refused while any request of the user runs, waits on its semaphore or is starting on any of
+    them (a streamed answer runs after NAT's session has ended: the semaphore still counts it).
+    Every endpoint's lock is held while deciding, so no request starts between the look and the end.
+    """
+    async with AsyncExitStack() as locks:
+        for manager in managers:
+            await locks.enter_async_context(manager._per_user_builders_lock)
+        found = [(m, m._per_user_builders[user_id]) for m in managers if user_id in m._per_user_builders]
+        if not found:
+            return "absent", "no per-user workflow of this user here", 0
+        busy = sum(manager._busy(user_id, info) for manager, info in found)
+        if busy:
+            return "refused", f"{busy} request(s) of this user run here; evict when none does", busy
+        for manager, _ in found:
+            del manager._per_user_builders[user_id]
+    for _, info in found:
+        try:
+            await info.builder.__aexit__(None, None, None)
+        except Exception:
+            logger.exception("usermetrics companion: cleaning up the evicted workflow of user %s failed", user_id)
+    logger.info("usermetrics companion: evicted the per-user workflow of user=%s", user_id)
+    return "done", "evicted", 0
 
 
 def _counting_steps(run: Callable[..., Any], stats_of: Callable[[], UserStats | None]) -> Callable[..., Any]:

@@ -122,20 +122,24 @@ class Reporter:
                 await asyncio.sleep(0)  # NAT's requests run between two chunks
         gone = [key for key in self._last if key not in seen]
         self._last = seen
-        header = Header(
-            v=VERSION,
-            deployment=self.settings.deployment,
-            worker=self.identity,
-            seq=self.seq,
-            full=full,
-            interval=self.settings.interval,
-            sent_at=utc_now(),
-            gone=gone,
-            dropped=self.dropped,
-            bye=bye,
-        )
-        # Encoding a full report of many users is the one long piece of work: off the serving loop.
-        return await asyncio.to_thread(encode, header, lines)
+        try:
+            header = Header(
+                v=VERSION,
+                deployment=self.settings.deployment,
+                worker=self.identity,
+                seq=self.seq,
+                full=full,
+                interval=self.settings.interval,
+                sent_at=utc_now(),
+                gone=gone,
+                dropped=self.dropped,
+                bye=bye,
+            )
+            # Encoding a full report of many users is the one long piece of work: off the serving loop.
+            return await asyncio.to_thread(encode, header, lines)
+        except BaseException:
+            self._full_next = True  # what this report would have said is said by the next, in full
+            raise
 
     # -- sending -------------------------------------------------------------------------------
 

@@ -19,12 +19,14 @@ from nat.front_ends.fastapi.fastapi_front_end_plugin_worker import FastApiFrontE
 from redis.asyncio import Redis
 
 from .commands import CommandReader, Holds
-from .instrument import CompanionSessionManager
+from .instrument import CompanionSessionManager, evict_everywhere
 from .report import WorkerIdentity, utc_now
 from .reporter import Reporter
 from .settings import CompanionSettings, SettingsError
 
 logger = logging.getLogger("usermetrics_nat")
+
+SOCKET_TIMEOUT = 5.0  # seconds any Redis call of the companion may take before Redis counts as away
 
 
 def nat_version() -> str:
@@ -71,7 +73,7 @@ class CompanionWorker(FastApiFrontEndPluginWorker):
             nat_version=nat_version(),
             config=settings.config_name,
         )
-        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT)
         self._reporter = Reporter(self._session_managers, settings=settings, identity=identity, redis=redis)
         self._reporter.start()
         logger.info(
@@ -90,19 +92,14 @@ class CompanionWorker(FastApiFrontEndPluginWorker):
                 worker=identity.label,
                 holds=holds,
                 evict=self._evict,
-                block=settings.interval,
+                # A blocked read must end before the client's socket timeout takes it for a dead link.
+                block=min(settings.interval, SOCKET_TIMEOUT - 1),
             )
             self._commands.start()
 
     async def _evict(self, user_id: str) -> tuple[str, str, int]:
-        """Evict the user on every endpoint of this worker: refused if any endpoint runs a request of theirs."""
-        answers = [await manager.evict(user_id) for manager in self._session_managers]
-        refused = [a for a in answers if a[0] == "refused"]
-        if refused:
-            return "refused", refused[0][1], sum(a[2] for a in refused)
-        if any(a[0] == "done" for a in answers):
-            return "done", "evicted", 0
-        return "absent", "no per-user workflow of this user here", 0
+        """Evict the user on every endpoint of this worker, or on none while a request of theirs runs on one."""
+        return await evict_everywhere(self._session_managers, user_id)
 
     async def cleanup_session_managers(self) -> None:
         """Stop reporting (a last report says goodbye), then NAT's own clean-up."""

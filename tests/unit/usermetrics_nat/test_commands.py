@@ -77,8 +77,9 @@ async def test_commands_are_carried_out_once_answered_and_expire(redis):
 async def test_commands_a_worker_that_starts_takes_up_running_holds_but_no_old_eviction(redis):
     stream, evict = f"{redis.test_prefix}:nat", Evictions()
     now = datetime.now(UTC)
+    delivered_long_ago = now - timedelta(minutes=10)  # a one-hour hold set ten minutes before this worker started
     for command in (
-        command_new("hold", "alice", expires_in=timedelta(seconds=30), until=now + timedelta(minutes=5)),
+        Command(action="hold", user_id="alice", until=now + timedelta(minutes=50), expires_at=delivered_long_ago),
         command_new("hold", "bob", expires_in=timedelta(seconds=30), until=now + timedelta(minutes=5)),
         command_new("release", "bob", expires_in=timedelta(seconds=30)),
         command_new("evict", "carol", expires_in=timedelta(seconds=30)),
