@@ -98,8 +98,10 @@ class FlagTracker:
         self._stats: dict[str, WindowStats] | None = None
         self._p95: dict[str, float] | None = None
         self._read_at: float | None = None
-        # Whether to sum every user's histograms too (an enabled user_latency_p95 rule reads them).
+        # Whether to sum every user's histograms too (an enabled user_latency_p95 rule reads them), and
+        # whether the last read did: a rule enabled since is read for at the next refresh, not 30 s on.
         self.percentiles = False
+        self._summed = False
         # One read at a time, awaited: nothing ever waits behind it, so "only the newest waits" is moot here.
         self._reader: Handoff[datetime] = Handoff(
             self._read,
@@ -113,16 +115,21 @@ class FlagTracker:
     def _read(self, now: datetime) -> None:
         close_old_connections()
         try:
-            stats = flag_stats(None, now=now, percentiles=self.percentiles)  # kept only when the read succeeds
-            # The windowed p95 the latency alerts read, worked out once per read (not per refresh).
-            self._p95 = {uid: p for uid, s in (stats or {}).items() if (p := s.percentiles[1]) is not None}
-            self._stats = stats
+            summed = self.percentiles
+            stats = flag_stats(None, now=now, percentiles=summed)  # kept only when the read succeeds
+            # The windowed p95 the latency alerts read, worked out once per read (not per refresh); None
+            # (not "nobody") when this read did not sum the histograms.
+            self._p95 = (
+                {uid: p for uid, s in (stats or {}).items() if (p := s.percentiles[1]) is not None} if summed else None
+            )
+            self._stats, self._summed = stats, summed
         finally:
             close_old_connections()
 
     async def flags(self, snapshot: Snapshot, board: Board) -> dict[str, list[str]]:
         """Every user's raised flags (but idle) as of ``snapshot`` (``board`` is its board)."""
-        if get_config().history.enabled and (self._read_at is None or time.monotonic() - self._read_at >= self.every):
+        due = self._read_at is None or time.monotonic() - self._read_at >= self.every
+        if get_config().history.enabled and (due or (self.percentiles and not self._summed)):
             self._read_at = time.monotonic()
             self._reader.submit(snapshot.timestamp)
             await self._reader.flush()

@@ -160,7 +160,7 @@ async def test_rules_latency_p95_with_history_is_the_flag_windows_from_the_track
         assert tracker.latency_p95() is None  # not read yet: the live figure serves
         tracker._reader.submit(now)  # the read FlagTracker.flags runs, in the tracker's own thread
         await tracker._reader.flush()
-        assert tracker.latency_p95() == {}  # no rule reads percentiles: the histograms are not summed
+        assert tracker.latency_p95() is None  # no rule reads percentiles: not summed, so not known (not "nobody")
         tracker.percentiles = True
         tracker._reader.submit(now)
         await tracker._reader.flush()
