@@ -178,3 +178,17 @@ def producer_words(last_publish: datetime | None) -> str:
         return "No producer is publishing: none has published a board yet."
     stamp = last_publish.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"No producer is publishing: the last board was published at {stamp}."
+
+
+def percentile_words(ms: float | None) -> str:
+    """A latency percentile as the pages write it ('206.99 ms', '1.61 s'); ``NO_VALUE`` without one.
+
+    None is a user no NAT companion reports, or one with no request counted yet
+    (format.js ``percentileWords`` says the same).
+    """
+    return NO_VALUE if ms is None else latency_fit(ms)
+
+
+def figure_count(value: int | None) -> str:
+    """A companion's count ('3 queued' is '3'); ``NO_VALUE`` for a user none reports (format.js ``figureCount``)."""
+    return NO_VALUE if value is None else str(value)

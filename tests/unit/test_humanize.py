@@ -65,3 +65,9 @@ def test_humanize_big_numbers_fit_a_card_and_latency_picks_its_unit():
     assert humanize.latency_fit(3.3306690738e300) == "3.3e+297 s"  # not "3.3306690738e300 ms"
     assert [humanize.latency_fit(v) for v in (206.99, 1612.3, 185_000)] == ["206.99 ms", "1.61 s", "3 min"]
     assert [humanize.bytes_words(v) for v in (812, 1843, 3_880_000)] == ["812 B", "1.8 KiB", "3.7 MiB"]
+
+
+def test_humanize_percentile_and_count_words_say_no_value_without_a_companion():
+    assert humanize.percentile_words(206.99) == "206.99 ms" and humanize.percentile_words(1610.0) == "1.61 s"
+    assert humanize.percentile_words(None) == humanize.NO_VALUE
+    assert humanize.figure_count(0) == "0" and humanize.figure_count(None) == humanize.NO_VALUE
