@@ -45,13 +45,14 @@ def wait_share(wait_ms: float, run_ms: float) -> float | None:
 def extras_public(doc: dict[str, Any]) -> dict[str, Any]:
     """An extras document (``Extras.as_dict``) as the API and the user frame carry it.
 
-    The buckets name their upper bound (``le_ms``, inclusive; null for the last, everything slower)
-    instead of the companion's bucket index, so a client needs no table of bounds; the queue adds
-    ``wait_share``, the share of time spent waiting.
+    The buckets name their bounds (``gt_ms`` < latency <= ``le_ms``; ``le_ms`` null for the last,
+    everything slower) instead of the companion's bucket index, so a client needs no table of
+    bounds; the queue adds ``wait_share``, the share of time spent waiting.
     """
     latency, queue = doc["latency"], doc["queue"]
     buckets = [
-        {"le_ms": BOUNDS_MS[i] if i < len(BOUNDS_MS) else None, "count": n} for i, n in latency.get("buckets", [])
+        {"gt_ms": BOUNDS_MS[i - 1] if i else 0, "le_ms": BOUNDS_MS[i] if i < len(BOUNDS_MS) else None, "count": n}
+        for i, n in latency.get("buckets", [])
     ]
     return {
         "latency": {**latency, "buckets": buckets},

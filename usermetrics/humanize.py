@@ -192,3 +192,23 @@ def percentile_words(ms: float | None) -> str:
 def figure_count(value: int | None) -> str:
     """A companion's count ('3 queued' is '3'); ``NO_VALUE`` for a user none reports (format.js ``figureCount``)."""
     return NO_VALUE if value is None else str(value)
+
+
+def percentiles_title(figures: Mapping[str, float | None]) -> str:
+    """'p50 12 ms · p95 140 ms · p99 1.2 s' from a user's figures (format.js ``percentilesTitle``)."""
+    return " · ".join(f"p{q} {percentile_words(figures.get(f'p{q}_ms'))}" for q in (50, 95, 99))
+
+
+def bucket_words(gt_ms: float, le_ms: float | None) -> str:
+    """A latency bucket: '≤ 15 ms' (above the bucket before), '> 5 min' for the last (format.js ``bucketWords``)."""
+    return f"> {latency_fit(gt_ms)}" if le_ms is None else f"\u2264 {latency_fit(le_ms)}"
+
+
+def concurrency_words(max_concurrency: int) -> str:
+    """A semaphore's size: '8', or 'unlimited' for 0 (NAT runs the user's requests without one)."""
+    return str(max_concurrency) if max_concurrency else "unlimited"
+
+
+def workers_words(count: int) -> str:
+    """Where a user runs: 'on 1 worker', 'on 3 workers' (format.js ``workersWords``)."""
+    return f"on {count} worker" + ("" if count == 1 else "s")

@@ -231,3 +231,34 @@ def extras_of(latencies_ms: list[float] = (), **queue: object) -> Extras:
     for ms in latencies_ms:
         counts[bucket_of(ms)] += 1
     return Extras(latency=tuple(counts), **queue)
+
+
+class CompanionSource(StaticSource):
+    """A ``StaticSource`` that also says what a companion stream says: extras per user, its workers, skips."""
+
+    kind = "nat-stream"
+
+    def __init__(
+        self,
+        name: str,
+        users: list[PerUserResourceUsage],
+        extras: Mapping[str, Extras],
+        workers: list[dict[str, object]] | None = None,
+        skipped: dict[str, int] | None = None,
+    ) -> None:
+        super().__init__(name, users)
+        self.extras_now = dict(extras)
+        self.workers = workers or []
+        self.skipped = skipped or {}
+
+    def extras(self) -> Mapping[str, Extras]:
+        """Each user's extras as of the last fetch."""
+        return self.extras_now
+
+    def workers_summary(self) -> list[dict[str, object]]:
+        """The workers, as ``Workers.summary`` lists them."""
+        return self.workers
+
+    def skipped_by_kind(self) -> dict[str, int]:
+        """Entries skipped, by kind."""
+        return self.skipped

@@ -32,9 +32,9 @@ def test_figures_extras_public_names_bucket_bounds_and_the_waiting_share():
     assert doc is not None
     assert doc["latency"]["requests"] == 4
     assert doc["latency"]["buckets"] == [
-        {"le_ms": 1, "count": 1},
-        {"le_ms": 15, "count": 2},
-        {"le_ms": None, "count": 1},  # slower than the last bound
+        {"gt_ms": 0, "le_ms": 1, "count": 1},
+        {"gt_ms": 10, "le_ms": 15, "count": 2},
+        {"gt_ms": 300_000, "le_ms": None, "count": 1},  # slower than the last bound
     ]
     assert doc["queue"]["wait_share"] == 0.25 and doc["queue"]["wait_ms"] == 30.0
     assert doc["workers"] == ["h:1", "h:2"]

@@ -25,7 +25,8 @@ class Column:
     title: str = ""  # the header's tooltip, where the label needs one
 
 
-# The seed's fields, in the table's order.
+# The seed's fields, in the table's order, with the NAT companions' figures beside the seed field
+# they sharpen ("—" for a user no companion reports; sorted by the board's extras columns).
 COLUMNS = (
     Column("created_at", "Created", "session", numeric=False),
     Column("last_activity", "Last activity", "session", numeric=False),
@@ -33,7 +34,9 @@ COLUMNS = (
     Column("is_active", "State", "session", numeric=False),
     Column("total_requests", "Requests", "requests"),
     Column("active_requests", "In flight", "requests"),
+    Column("queued", "Queued", "requests", title="Requests waiting on the user's semaphore now (NAT companion)"),
     Column("avg_latency_ms", "Avg latency", "requests"),
+    Column("p95_ms", "p95", "requests", title="95th percentile latency of every request counted (NAT companion)"),
     Column("error_count", "Errors", "requests"),
     Column("per_user_functions_count", "Functions", "memory"),
     Column("per_user_function_groups_count", "Groups", "memory"),
@@ -83,6 +86,7 @@ def sort_headers(spec: ViewSpec) -> list[dict[str, Any]]:
                 "label": column.label,
                 "numeric": column.numeric,
                 "group": column.group,
+                "title": column.title,
                 "order": order,
                 "url": view_link(spec, sort=next_sort, page=1),
             }

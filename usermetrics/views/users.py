@@ -79,6 +79,45 @@ def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> d
         "per_user_functions_count": str(m.per_user_functions_count),
         "per_user_function_groups_count": str(m.per_user_function_groups_count),
         "exit_stack_size": str(m.exit_stack_size),
+        **_figure_cells(row.figures),
+    }
+
+
+def _figure_cells(figures: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The NAT companions' cells of a row: p95 (with p50/p95/p99 on hover) and queued; ``NO_VALUE`` without them."""
+    f = figures or {}
+    return {
+        "p95_ms": humanize.percentile_words(f.get("p95_ms")),
+        "p95_ms_title": humanize.percentiles_title(f) if figures else "",
+        "queued": humanize.figure_count(f.get("queued")),
+        "has_queue": bool(f.get("queued")),
+    }
+
+
+def _extras_panels(extras: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The detail page's Latency and Queue panels and its workers, in words (figures.js writes the same live)."""
+    if extras is None:
+        return None
+    latency, queue, workers = extras["latency"], extras["queue"], extras["workers"]
+    top = max((b["count"] for b in latency["buckets"]), default=0)
+    share = queue["wait_share"]
+    return {
+        "p50_ms": humanize.percentile_words(latency["p50_ms"]),
+        "p95_ms": humanize.percentile_words(latency["p95_ms"]),
+        "p99_ms": humanize.percentile_words(latency["p99_ms"]),
+        "requests": str(latency["requests"]),
+        "buckets": [
+            {"words": humanize.bucket_words(b["gt_ms"], b["le_ms"]), "count": b["count"], "top": top}
+            for b in latency["buckets"]
+        ],
+        "queued": str(queue["queued"]),
+        "saturated": queue["queued"] > 0,
+        "max_concurrency": humanize.concurrency_words(queue["max_concurrency"]),
+        "wait_ms": humanize.latency_fit(queue["wait_ms"]),
+        "run_ms": humanize.latency_fit(queue["run_ms"]),
+        "wait_share": humanize.NO_VALUE if share is None else humanize.share_words(share),
+        "workers": workers,
+        "workers_words": humanize.workers_words(len(workers)) if workers else "",
     }
 
 
@@ -217,6 +256,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         origins=found.origins,
         parts=board.user_parts(user_id),
         stale=board.user_is_stale(user_id),
+        figures=_extras_panels(found.extras),
         lifecycle=ended.ended_ago(board.timestamp)
         if ended
         else humanize.lifecycle_words(

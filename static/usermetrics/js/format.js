@@ -154,6 +154,42 @@ export function rateWords(stats) {
   };
 }
 
+// What a figure without a value reads (usermetrics.humanize.NO_VALUE): an en dash.
+export const NO_VALUE = "\u2013";
+
+// As usermetrics.humanize.percentile_words: a latency percentile, or NO_VALUE without one (no
+// NAT companion reports the user, or none of its requests was counted yet).
+export function percentileWords(ms) {
+  return none(ms) ? NO_VALUE : latencyFit(ms);
+}
+
+// As usermetrics.humanize.figure_count: a companion's count ("3"), NO_VALUE without a companion.
+export function figureCount(value) {
+  return none(value) ? NO_VALUE : String(value);
+}
+
+// As usermetrics.humanize.percentiles_title: "p50 12 ms · p95 140 ms · p99 1.2 s".
+export function percentilesTitle(figures) {
+  return [50, 95, 99].map(function (q) {
+    return "p" + q + " " + percentileWords(figures["p" + q + "_ms"]);
+  }).join(" · ");
+}
+
+// As usermetrics.humanize.bucket_words: "≤ 15 ms", "> 5 min" for the last bucket.
+export function bucketWords(bucket) {
+  return bucket.le_ms === null ? "> " + latencyFit(bucket.gt_ms) : "\u2264 " + latencyFit(bucket.le_ms);
+}
+
+// As usermetrics.humanize.concurrency_words: "8", or "unlimited" for 0.
+export function concurrencyWords(size) {
+  return size ? String(size) : "unlimited";
+}
+
+// As usermetrics.humanize.workers_words: "on 1 worker", "on 3 workers".
+export function workersWords(count) {
+  return "on " + count + " worker" + (count === 1 ? "" : "s");
+}
+
 export function latency(value) {
   // Python prints floats with at least one decimal; match it so values do not flicker.
   return (Number.isInteger(value) ? value.toFixed(1) : String(value)) + " ms";

@@ -93,7 +93,8 @@ def test_feed_frames_user_frame_carries_the_extras_or_null():
     )
     doc = json.loads(user_frame(board, "ada", budget=512 * 1024, stuck_after=300))
     extras = doc["extras"]
-    assert extras["latency"]["requests"] == 2 and extras["latency"]["buckets"] == [{"le_ms": 15, "count": 2}]
+    assert extras["latency"]["requests"] == 2
+    assert extras["latency"]["buckets"] == [{"gt_ms": 10, "le_ms": 15, "count": 2}]
     assert extras["queue"] == {"queued": 1, "max_concurrency": 4, "wait_ms": 1.0, "run_ms": 3.0, "wait_share": 0.25}
     assert extras["workers"] == ["h:7"]
     assert json.loads(user_frame(board, "bob", budget=512 * 1024, stuck_after=300))["extras"] is None
