@@ -212,3 +212,13 @@ def concurrency_words(max_concurrency: int) -> str:
 def workers_words(count: int) -> str:
     """Where a user runs: 'on 1 worker', 'on 3 workers' (format.js ``workersWords``)."""
     return f"on {count} worker" + ("" if count == 1 else "s")
+
+
+def worker_state_words(state: str) -> str:
+    """A NAT worker's state on the sources page: 'live' (reporting) or 'ended' (format.js ``workerStateWords``)."""
+    return "live" if state == "ok" else state
+
+
+def skipped_words(by_kind: Mapping[str, int]) -> str:
+    """A stream's skipped entries: 'garbage: 2, too large: 1', or 'none' (format.js ``skippedWords``)."""
+    return ", ".join(f"{kind}: {n}" for kind, n in sorted(by_kind.items())) or "none"

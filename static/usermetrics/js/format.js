@@ -190,6 +190,17 @@ export function workersWords(count) {
   return "on " + count + " worker" + (count === 1 ? "" : "s");
 }
 
+// As usermetrics.humanize.worker_state_words: a NAT worker "live" (reporting) or "ended".
+export function workerStateWords(state) {
+  return state === "ok" ? "live" : state;
+}
+
+// As usermetrics.humanize.skipped_words: "garbage: 2, too large: 1", or "none".
+export function skippedWords(byKind) {
+  const kinds = Object.keys(byKind || {}).sort();
+  return kinds.length ? kinds.map(function (k) { return k + ": " + byKind[k]; }).join(", ") : "none";
+}
+
 export function latency(value) {
   // Python prints floats with at least one decimal; match it so values do not flicker.
   return (Number.isInteger(value) ? value.toFixed(1) : String(value)) + " ms";
