@@ -13,6 +13,7 @@ function bucketRow(bucket, top) {
   th.scope = "row";
   th.textContent = bucketWords(bucket);
   const bar = document.createElement("td");
+  bar.className = "um-bar";
   const meter = document.createElement("meter");
   meter.min = 0;
   meter.max = top;
