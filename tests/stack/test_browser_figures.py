@@ -1,0 +1,127 @@
+"""Browser: the NAT companions' figures live on the pages (real Daphne, Redis, Chromium).
+
+One Daphne reads a companion stream of fake NAT workers (``FakeCompanions``: two workers, six
+users, in the Redis of ``REDIS_URL``) and a plain fake NAT server (no companion: its users have no
+figures). The list's p95 and Queued cells, the detail page's panels and the sources page's
+workers table are checked once the page's script has written them from the feed or the API.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
+from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
+from tests.support.fake_companions import FakeCompanions
+from tests.support.fake_nat import FakeNat
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytestmark = [needs_chromium, pytest.mark.redis]
+
+TOKEN = "browser-figures-token-" + "f" * 24
+DEPLOYMENT = f"figures{os.getpid()}"  # its own stream, whatever else uses this Redis
+COMPANION_USER = "user-000001@example.com"
+PLAIN_USER = "nat-000000@example.com"  # of the plain NAT server: no companion
+NO_VALUE = "\u2013"
+
+
+@pytest.fixture(scope="module")
+def figures_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
+    """Daphne over a companion stream of two fake workers and a plain fake NAT server."""
+    companions = FakeCompanions(
+        os.environ["REDIS_URL"], users=6, deployment=DEPLOYMENT, workers=2, moving=0.5, interval=0.5
+    ).start()
+    nat = FakeNat(3, moving=1.0, prefix="nat").start()
+    var = tmp_path_factory.mktemp("figures-var")
+    env = server_env(
+        var,
+        NAT_SOURCES=f"{DEPLOYMENT}={os.environ['REDIS_URL']},plain={nat.url}",
+        USERMETRICS_REFRESH_INTERVAL="0.5",
+        USERMETRICS_API_TOKENS=TOKEN,
+        DASHBOARD_ADMIN_PASSWORD=PASSWORD,
+    )
+    try:
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "ensureadmin")
+        with serving(env, var / "daphne.log") as daphne:
+            wait_until(
+                lambda: http_get(daphne.base + "/api/users/" + COMPANION_USER, TOKEN)[0] == 200,
+                what="the companion's users on a published board",
+            )
+            yield daphne
+    finally:
+        nat.stop()
+        companions.stop()
+
+
+@pytest.fixture
+def page(figures_server: Daphne, browser: object) -> Iterator[object]:
+    """A logged-in tab at 1,366 px."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    tab.goto(figures_server.base + "/admin/login/?next=/")
+    tab.fill("#id_username", "admin")
+    tab.fill("#id_password", PASSWORD)
+    tab.click("input[type=submit]")
+    tab.wait_for_url(figures_server.base + "/")
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def cell_text(tab: object, user_id: str, field: str) -> str:
+    return tab.locator(f'#um-rows tr[data-user-id="{user_id}"] [data-field="{field}"]').inner_text()
+
+
+def test_browser_figures_list_cells_written_from_frames_and_sortable(page):
+    page.wait_for_selector("#um-conn[data-state=live]")
+    # setValue marks what the script wrote (data-v): the cells are kept by the feed, not left as served.
+    page.wait_for_selector(f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"][data-v]')
+    assert re.fullmatch(r"[\d.]+ (ms|s)", cell_text(page, COMPANION_USER, "p95_ms"))
+    assert re.fullmatch(r"\d+", cell_text(page, COMPANION_USER, "queued"))
+    title = page.locator(f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"]').get_attribute("title")
+    assert title.startswith("p50 ") and " · p99 " in title
+    # A user of the plain NAT server has no figures: a dash, not zero.
+    assert cell_text(page, PLAIN_USER, "p95_ms") == NO_VALUE and cell_text(page, PLAIN_USER, "queued") == NO_VALUE
+    page.click("a[data-sort=p95_ms]")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('sort') === '-p95_ms'")
+    page.wait_for_function(
+        "() => { const ids = Array.from(document.querySelectorAll('#um-rows tr')).map(r => r.dataset.userId);"
+        " return ids.length === 9 && ids.slice(0, 6).every(id => id.startsWith('user-'))"
+        " && ids.slice(6).every(id => id.startsWith('nat-')); }"
+    )
+
+
+def test_browser_figures_detail_panels_live(page, figures_server):
+    page.goto(figures_server.base + f"/users/{COMPANION_USER}/")
+    page.wait_for_selector("#um-conn[data-state=live]")
+    page.wait_for_selector('[data-figure="p95_ms"][data-v]')
+    assert page.locator("#um-latency-module").is_visible() and page.locator("#um-queue-module").is_visible()
+    assert re.fullmatch(r"[\d.]+ (ms|s)", page.locator('[data-figure="p99_ms"]').inner_text())
+    assert int(page.locator('[data-figure="requests"]').inner_text()) > 0
+    assert page.locator("#um-buckets tr").count() >= 1 and page.locator("#um-buckets meter").count() >= 1
+    assert page.locator("#um-workers-words").inner_text() == "on 1 worker"
+    assert re.fullmatch(r"fake:100[01]", page.locator("#um-worker-labels").inner_text())
+    page.goto(figures_server.base + f"/users/{PLAIN_USER}/")
+    page.wait_for_selector("#um-conn[data-state=live]")
+    assert page.locator("#um-latency-module").is_hidden() and page.locator("#um-workers").is_hidden()
+
+
+def test_browser_figures_sources_page_lists_the_workers(page, figures_server):
+    page.goto(figures_server.base + "/sources/")
+    page.wait_for_selector("#um-conn[data-state=live]")
+    workers = page.locator(f'tr[data-workers-of="{DEPLOYMENT}"] tr[data-worker]')
+    assert sorted(workers.all_inner_texts())[0].startswith("fake:1000")
+    assert workers.count() == 2
+    # Rebuilt by the script from /api/sources: its times are in the browser's zone, with the offset.
+    page.wait_for_function(
+        f"() => document.querySelector('tr[data-workers-of=\"{DEPLOYMENT}\"] tr[data-worker] td[data-time]')"
+        ".title.includes('UTC+')"
+    )
+    assert "live" in workers.first.inner_text() and page.locator('tr[data-workers-of="plain"]').count() == 0
