@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -18,6 +18,7 @@ from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
 from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
 from tests.support.fake_companions import FakeCompanions
 from tests.support.fake_nat import FakeNat
+from tests.support.machine import ROOT
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [needs_chromium, pytest.mark.redis]
@@ -27,6 +28,7 @@ DEPLOYMENT = f"figures{os.getpid()}"  # its own stream, whatever else uses this 
 COMPANION_USER = "user-000001@example.com"
 PLAIN_USER = "nat-000000@example.com"  # of the plain NAT server: no companion
 NO_VALUE = "\u2013"
+AXE = ROOT / "tests" / "support" / "vendor" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="module")
@@ -59,20 +61,33 @@ def figures_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]
 
 
 @pytest.fixture
-def page(figures_server: Daphne, browser: object) -> Iterator[object]:
-    """A logged-in tab at 1,366 px."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    context.set_default_timeout(WAIT_MS)
-    tab = context.new_page()
-    tab.goto(figures_server.base + "/admin/login/?next=/")
-    tab.fill("#id_username", "admin")
-    tab.fill("#id_password", PASSWORD)
-    tab.click("input[type=submit]")
-    tab.wait_for_url(figures_server.base + "/")
+def open_tab(figures_server: Daphne, browser: object) -> Iterator[Callable[..., object]]:
+    """``open_tab(scheme="light", **context_options)``: a logged-in tab at 1,366 px, on the list."""
+    contexts: list[object] = []
+
+    def make(scheme: str = "light", **options: object) -> object:
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, color_scheme=scheme, **options)
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        tab = context.new_page()
+        tab.goto(figures_server.base + "/admin/login/?next=/")
+        tab.fill("#id_username", "admin")
+        tab.fill("#id_password", PASSWORD)
+        tab.click("input[type=submit]")
+        tab.wait_for_url(figures_server.base + "/")
+        return tab
+
     try:
-        yield tab
+        yield make
     finally:
-        context.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def page(open_tab: Callable[..., object]) -> object:
+    """A logged-in tab at 1,366 px, light."""
+    return open_tab()
 
 
 def cell_text(tab: object, user_id: str, field: str) -> str:
@@ -125,3 +140,25 @@ def test_browser_figures_sources_page_lists_the_workers(page, figures_server):
         ".title.includes('UTC+')"
     )
     assert "live" in workers.first.inner_text() and page.locator('tr[data-workers-of="plain"]').count() == 0
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_browser_figures_axe_finds_nothing_serious(open_tab, figures_server, scheme):
+    # axe-core is injected by the test only (bypass_csp: the page's CSP would refuse it).
+    tab = open_tab(scheme, bypass_csp=True)
+    found = {}
+    for path, ready in (
+        ("/", f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"][data-v]'),
+        (f"/users/{COMPANION_USER}/", '[data-figure="p95_ms"][data-v]'),
+        ("/sources/", f'tr[data-workers-of="{DEPLOYMENT}"] tr[data-worker]'),
+    ):
+        tab.goto(figures_server.base + path)
+        tab.wait_for_selector(ready)
+        tab.add_script_tag(path=str(AXE))
+        violations = tab.evaluate("() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
+        found[path] = [
+            (v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]])
+            for v in violations
+            if v["impact"] in ("serious", "critical")
+        ]
+    assert all(not v for v in found.values()), found
