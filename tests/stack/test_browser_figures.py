@@ -26,6 +26,7 @@ pytestmark = [needs_chromium, pytest.mark.redis]
 TOKEN = "browser-figures-token-" + "f" * 24
 DEPLOYMENT = f"figures{os.getpid()}"  # its own stream, whatever else uses this Redis
 COMPANION_USER = "user-000001@example.com"
+SATURATED_USER = "user-000000@example.com"
 PLAIN_USER = "nat-000000@example.com"  # of the plain NAT server: no companion
 NO_VALUE = "\u2013"
 AXE = ROOT / "tests" / "support" / "vendor" / "axe-core" / "axe.min.js"
@@ -35,7 +36,7 @@ AXE = ROOT / "tests" / "support" / "vendor" / "axe-core" / "axe.min.js"
 def figures_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
     """Daphne over a companion stream of two fake workers and a plain fake NAT server."""
     companions = FakeCompanions(
-        os.environ["REDIS_URL"], users=6, deployment=DEPLOYMENT, workers=2, moving=0.5, interval=0.5
+        os.environ["REDIS_URL"], users=6, deployment=DEPLOYMENT, workers=2, moving=0.5, interval=0.5, saturated=1
     ).start()
     nat = FakeNat(3, moving=1.0, prefix="nat").start()
     var = tmp_path_factory.mktemp("figures-var")
@@ -99,7 +100,10 @@ def test_browser_figures_list_cells_written_from_frames_and_sortable(page):
     # setValue marks what the script wrote (data-v): the cells are kept by the feed, not left as served.
     page.wait_for_selector(f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"][data-v]')
     assert re.fullmatch(r"[\d.]+ (ms|s)", cell_text(page, COMPANION_USER, "p95_ms"))
-    assert re.fullmatch(r"\d+", cell_text(page, COMPANION_USER, "queued"))
+    assert cell_text(page, COMPANION_USER, "queued") == "0"
+    # user 0 has 2 requests waiting on its semaphore: in the warning colour.
+    assert cell_text(page, SATURATED_USER, "queued") == "2"
+    assert page.locator(f'#um-rows tr[data-user-id="{SATURATED_USER}"] td.um-has-queue').count() == 1
     title = page.locator(f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"]').get_attribute("title")
     assert title.startswith("p50 ") and " · p99 " in title
     # A user of the plain NAT server has no figures: a dash, not zero.
@@ -148,8 +152,8 @@ def test_browser_figures_axe_finds_nothing_serious(open_tab, figures_server, sch
     tab = open_tab(scheme, bypass_csp=True)
     found = {}
     for path, ready in (
-        ("/", f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"][data-v]'),
-        (f"/users/{COMPANION_USER}/", '[data-figure="p95_ms"][data-v]'),
+        ("/", f'#um-rows tr[data-user-id="{SATURATED_USER}"] [data-field="queued"][data-v]'),
+        (f"/users/{SATURATED_USER}/", '[data-figure="p95_ms"][data-v]'),
         ("/sources/", f'tr[data-workers-of="{DEPLOYMENT}"] tr[data-worker]'),
     ):
         tab.goto(figures_server.base + path)
