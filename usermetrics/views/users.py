@@ -42,6 +42,7 @@ STATE_LABELS = {
     "active": "Active",
     "idle": "Idle",
     "errors": "With errors",
+    "saturated": "Saturated",
     "stuck": "Stuck",
     "rising": "Rising resources",
     "erroring": "Erroring",

@@ -83,3 +83,9 @@ async def test_views_figures_pages_need_staff(companion):
     client = AsyncClient()
     await client.aforce_login(await User.objects.acreate(username="plain"))
     assert (await client.get("/users/ada/")).status_code == 302
+
+
+async def test_views_list_filters_the_saturated_users(companion, staff_client):
+    html = (await staff_client.get("/")).content.decode()
+    assert 'data-state-value="saturated">Saturated</a>' in html
+    assert row_ids((await staff_client.get("/?state=saturated")).content.decode()) == ["ada"]
