@@ -55,6 +55,7 @@ def extras_public(doc: dict[str, Any]) -> dict[str, Any]:
         for i, n in latency.get("buckets", [])
     ]
     return {
+        **doc,  # keys a newer companion adds pass through as they are
         "latency": {**latency, "buckets": buckets},
         "queue": {**queue, "wait_share": wait_share(queue["wait_ms"], queue["run_ms"])},
         "workers": list(doc.get("workers", [])),

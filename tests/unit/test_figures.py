@@ -45,5 +45,7 @@ def test_figures_wait_share_without_time_is_none():
     assert wait_share(0.0, 0.0) is None
     assert wait_share(0.0, 5.0) == 0.0
     raw = {"latency": {"p50_ms": None, "p95_ms": None, "p99_ms": None, "requests": 0, "buckets": []}}
-    doc = extras_public({**raw, "queue": {"queued": 0, "max_concurrency": 8, "wait_ms": 0.0, "run_ms": 0.0}})
+    queue = {"queued": 0, "max_concurrency": 8, "wait_ms": 0.0, "run_ms": 0.0}
+    doc = extras_public({**raw, "queue": queue, "tool_calls": 3})
     assert doc["queue"]["wait_share"] is None and doc["workers"] == [] and doc["latency"]["buckets"] == []
+    assert doc["tool_calls"] == 3  # what a newer companion adds passes through
