@@ -8,7 +8,11 @@ written at most once per ``SAMPLE_INTERVAL`` (15 s by default), totals once per 
 SQLite by default (a scratch file); with ``DATABASE_URL=postgres://...`` a scratch PostgreSQL
 database ``bench_usermetrics_<pid>`` is created and dropped.
 
-    .venv/bin/python bench/history_size.py [--users 1000 10000] [--minutes 60]
+    .venv/bin/python bench/history_size.py [--users 1000 10000] [--minutes 60] [--extras]
+
+``--extras``: every user is reported by NAT companions too (``extras.Extras``): each sample then
+also holds its latency histogram's change (three requests over two or three buckets), its queue
+and its waiting and running time (``history.latency``).
 """
 
 from __future__ import annotations
@@ -30,12 +34,15 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="usermetrics-bench-"))
 os.environ.setdefault("USERMETRICS_VAR_DIR", str(SCRATCH))
 
 import django  # noqa: E402
+from usermetrics_nat.histogram import BUCKETS  # noqa: E402
 
 django.setup()
 
 from django.db import connection  # noqa: E402
 
 from usermetrics.conf import get_config  # noqa: E402
+from usermetrics.extras import Extras  # noqa: E402
+from usermetrics.history.query import window_stats  # noqa: E402
 from usermetrics.history.recorder import Recorder  # noqa: E402
 from usermetrics.history.rollup import rollup  # noqa: E402
 from usermetrics.history.samples import totals_row  # noqa: E402
@@ -77,8 +84,24 @@ def make_users(n: int, step: int, created: datetime, now: datetime) -> list[PerU
     return users
 
 
-def snapshot(ts: datetime, users: list[PerUserResourceUsage], seq: int) -> Snapshot:
-    """A one-source snapshot of ``users``."""
+def make_extras(users: list[PerUserResourceUsage], step: int) -> dict[str, Extras]:
+    """Each user's companion figures at ``step``: its requests so far spread over three buckets of its own."""
+    out = {}
+    for i, u in enumerate(users):
+        counts = [0] * BUCKETS
+        total = u.requests.total_requests
+        low = 12 + i % 9  # 50 ms and up: a few neighbouring buckets per user
+        counts[low], counts[low + 2], counts[low + 5] = total - total // 3 - total // 9, total // 3, total // 9
+        out[u.user_id] = Extras(
+            latency=tuple(counts), queued=step % 2, max_concurrency=8, wait_ms=step * 1.5, run_ms=step * 2400.0
+        )
+    return out
+
+
+def snapshot(
+    ts: datetime, users: list[PerUserResourceUsage], seq: int, extras: dict[str, Extras] | None = None
+) -> Snapshot:
+    """A one-source snapshot of ``users`` (with ``extras``: what NAT companions say of them)."""
     health = SourceHealth(name="nat", kind="nat", state="ok", last_success=ts, users=len(users))
     return Snapshot(
         timestamp=ts,
@@ -88,6 +111,7 @@ def snapshot(ts: datetime, users: list[PerUserResourceUsage], seq: int) -> Snaps
         origins={u.user_id: ("nat",) for u in users},
         parts={},
         sources=[health],
+        extras=extras or {},
     )
 
 
@@ -117,7 +141,7 @@ def store_bytes(tables: tuple[str, ...] = (*TABLES, "usermetrics_userhourly", "u
             return pages * cursor.fetchone()[0]
 
 
-def run(users: int, minutes: int) -> None:
+def run(users: int, minutes: int, *, extras: bool = False) -> None:
     """Fill the store for ``users`` active users over ``minutes`` simulated minutes and print its size."""
     for model in ("UserSample", "TotalsSample", "UserLife", "UserHourly", "TotalsHourly"):
         from django.apps import apps
@@ -134,7 +158,8 @@ def run(users: int, minutes: int) -> None:
     # exactly as with a snapshot every 2 s where the recorder skips the ones in between.
     for step in range(steps):
         ts = start + timedelta(seconds=step * sample_every)
-        snap = snapshot(ts, make_users(users, step, created, ts), step + 1)
+        people = make_users(users, step, created, ts)
+        snap = snapshot(ts, people, step + 1, make_extras(people, step) if extras else None)
         began = time.perf_counter()
         recorder.record(snap)
         record_ms.append((time.perf_counter() - began) * 1000)
@@ -149,6 +174,10 @@ def run(users: int, minutes: int) -> None:
     from usermetrics.models import UserSample
 
     samples = UserSample.objects.count()
+    # What the flags (and the p95 alerts) read every 30 s: every user's stats over a 15-minute window.
+    began = time.perf_counter()
+    window_stats(window=timedelta(minutes=15), now=start + timedelta(minutes=minutes))
+    window_ms = (time.perf_counter() - began) * 1000
     # The hourly roll-up of the same data (kept 90 days after the raw rows are pruned).
     hourly_tables = ("usermetrics_userhourly", "usermetrics_totalshourly")
     hourly_base = store_bytes(hourly_tables)
@@ -158,11 +187,13 @@ def run(users: int, minutes: int) -> None:
     user_hours = UserHourly.objects.count()
     hourly = store_bytes(hourly_tables) - hourly_base
     steady = sorted(record_ms[1:]) or record_ms
+    kind = " with extras" if extras else ""
     print(
-        f"{connection.vendor:10} {users:>7,} active users: {per_hour / 1e6:8.1f} MB/hour "
+        f"{connection.vendor:10} {users:>7,} active users{kind}: {per_hour / 1e6:8.1f} MB/hour "
         f"({per_hour * 24 * 7 / 1e9:6.2f} GB for 7 days raw), {samples * 60 / minutes:>10,.0f} samples/hour, "
         f"{used / max(samples, 1):5.0f} B/sample; record() median {steady[len(steady) // 2]:7.1f} ms, "
-        f"max {max(steady):7.1f} ms per refresh; hourly roll-up {hourly / max(user_hours, 1):4.0f} B per user-hour",
+        f"max {max(steady):7.1f} ms per refresh; hourly roll-up {hourly / max(user_hours, 1):4.0f} B per user-hour; "
+        f"everyone's 15 min window stats {window_ms:6.0f} ms",
         flush=True,
     )
 
@@ -172,6 +203,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--minutes", type=int, default=60, help="simulated minutes (bytes are scaled to an hour)")
+    parser.add_argument("--extras", action="store_true", help="users reported by NAT companions (histograms, queue)")
     args = parser.parse_args()
     if connection.vendor == "sqlite":
         connection.settings_dict["TEST"]["NAME"] = str(SCRATCH / "bench.sqlite3")
@@ -182,7 +214,7 @@ def main() -> None:
     print(f"scratch database: {name}; sample interval {get_config().history.sample_interval:g} s", flush=True)
     try:
         for users in args.users:
-            run(users, args.minutes)
+            run(users, args.minutes, extras=args.extras)
     finally:
         connection.creation.destroy_test_db(name, verbosity=0)
 

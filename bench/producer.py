@@ -10,7 +10,10 @@ one face serves a websocket client on the list page, so every refresh also build
 frame. After the cold refreshes, the producer's CPU time (user + system, from /proc, every
 thread: fetch, parse, merge, board, frames, history, flags) is read at one published board and
 again ``--refreshes`` boards later. Printed: CPU per refresh (mean over the window), the
-producer's own wall time per tick (p50 and max, from the boards it published), and boards.
+producer's own wall time per tick (p50 and max, from the boards it published), the wall time of
+its source's fetch (p50: reading and parsing a body, or reading and applying the stream's reports;
+the one step where the two kinds differ, and for polling it includes the fake server's answer),
+and boards.
 Needs Redis (``REDIS_URL``, default redis://127.0.0.1:6379/0).
 Usage: .venv/bin/python bench/producer.py [--users 10000] [--moving 0.1] [--refreshes 30] [--interval 1]
        [--source poll|stream|both]
@@ -54,10 +57,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime and stime, fields 14 and 15 of stat(5)
 
 
-def last_tick_ms(client: redis.Redis, prefix: str) -> float:
-    """The wall time of the producer's tick before the published board's (the board's meta says)."""
+def last_tick_ms(client: redis.Redis, prefix: str) -> tuple[float, float]:
+    """The wall time of the producer's tick before the published board's (the board's meta says), and
+    of the published refresh's fetch of its one source (reading and parsing: where the two kinds differ)."""
     raw = client.get(f"{prefix}:board")
-    return float(Board.decode(raw).meta.get("refresh_ms", 0.0)) if raw else 0.0
+    if not raw:
+        return 0.0, 0.0
+    board = Board.decode(raw)
+    return float(board.meta.get("refresh_ms", 0.0)), float(board.sources[0].last_duration_ms or 0.0)
 
 
 async def watch(url: str, cookie: str, origin: str, stop: asyncio.Event) -> int:
@@ -99,10 +106,13 @@ async def measure(args: argparse.Namespace, face: Daphne, pid: int, cookie: str,
             *record, "-d", str(int(args.refreshes * args.interval)), stdout=subprocess.DEVNULL
         )
     ticks: list[float] = []
+    fetches: list[float] = []
     last = first
     while last - first < args.refreshes:
         last = await next_board()
-        ticks.append(last_tick_ms(client, prefix))
+        tick, fetch = last_tick_ms(client, prefix)
+        ticks.append(tick)
+        fetches.append(fetch)
     cpu_last = cpu_seconds(pid)
     if spy is not None:
         await asyncio.wait_for(spy.wait(), timeout=60)
@@ -114,6 +124,7 @@ async def measure(args: argparse.Namespace, face: Daphne, pid: int, cookie: str,
         "cpu_ms": (cpu_last - cpu_first) * 1000 / (last - first),
         "tick_p50": statistics.median(ticks),
         "tick_max": max(ticks),
+        "fetch_p50": statistics.median(fetches),
         "boards": last - first,
         "frames": frames,
     }
@@ -193,13 +204,14 @@ def main() -> None:
         "producer CPU / refresh",
         "tick p50 (wall)",
         "tick max",
+        "source fetch p50 (wall)",
     ]
     print("| " + " | ".join(columns) + " |")
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for kind, r in results.items():
         print(
             f"| {names[kind]} | {args.users:,} | {args.moving:.0%} | {r['history']} | {r['boards']} | "
-            f"{r['cpu_ms']:.1f} ms | {r['tick_p50']:.1f} ms | {r['tick_max']:.1f} ms |"
+            f"{r['cpu_ms']:.1f} ms | {r['tick_p50']:.1f} ms | {r['tick_max']:.1f} ms | {r['fetch_p50']:.1f} ms |"
         )
     for kind, r in results.items():
         print(f"{names[kind]}: {r['frames']} frames reached the watching socket.")

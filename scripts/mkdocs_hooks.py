@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:  # mkdocs loads this file by path; the app's packa
 
 from usermetrics_nat.histogram import BOUNDS_MS  # noqa: E402
 from usermetrics_nat.settings import ACL_COMMANDS as COMPANION_ACL  # noqa: E402
-from usermetrics_nat.settings import VARIABLES  # noqa: E402
+from usermetrics_nat.settings import ACL_COMMANDS_TAKING, VARIABLES, acl_keys_taking  # noqa: E402
 
 from usermetrics.conf import ALERT_RULE, ALERT_RULE_DEFAULTS, DEFAULTS, SETTINGS, SOURCE_ENTRY, leaves  # noqa: E402
 from usermetrics.nat_stream import ACL_COMMANDS as READER_ACL  # noqa: E402
@@ -193,6 +193,10 @@ def companion_acl_block() -> str:
             "```",
             "# the NAT companions: may only add entries to their stream",
             f"ACL SETUSER nat-companion on >COMPANION_PASSWORD {keys} {COMPANION_ACL}",
+            "# or, for companions that also take usermetrics' commands (evict, hold): write the stream",
+            "# and the answers, read the commands, nothing else",
+            f"ACL SETUSER nat-companion on >COMPANION_PASSWORD resetkeys {acl_keys_taking('usermetrics:nat:prod')}"
+            f" resetchannels {ACL_COMMANDS_TAKING}",
             "# usermetrics' producers: may only read that stream as a consumer group",
             f"ACL SETUSER usermetrics-reader on >READER_PASSWORD {keys} {READER_ACL}",
             "```",

@@ -12,7 +12,6 @@ Compression is ISA-L's (``isal``), several times faster than zlib at the same ra
 
 from __future__ import annotations
 
-import json
 import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,11 +23,13 @@ from typing import Any
 
 import msgpack
 from isal import igzip, isal_zlib
+from usermetrics_nat.histogram import dense
 
+from usermetrics.extras import NO_USAGE, Extras
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.snapshot import SourceHealth, SourcesHealth, Totals, is_active
 
-FORMAT = 3  # bumped when the encoding changes; a face refuses a board it cannot read
+FORMAT = 4  # bumped when the encoding changes; a face refuses a board it cannot read
 GZIP_LEVEL = 1  # ISA-L's levels run 0-3; the body is mostly repeated keys, 1 takes it to about a tenth
 
 # The columns a board packs, each with its array type and how it reads a user's record. Sorting
@@ -50,10 +51,29 @@ COLUMNS: dict[str, tuple[str, Callable[[PerUserResourceUsage], float]]] = {
 # every request counted (-1: none counted, or no companion reports the user) and requests queued now.
 EXTRAS_COLUMNS = {"p50_ms": "d", "p95_ms": "d", "p99_ms": "d", "queued": "q"}
 NO_PERCENTILE = -1.0
+# The rest of a user's extras, packed as columns too so that a refresh touches only the users that
+# changed (no per-user document to write or read): whether any companion reports the user, its
+# semaphores' sizes, time waiting and running, its workers (an index into ``worker_sets``), its
+# LLM calls, their tokens and its tool calls. Its latency histogram and its per-model LLM counts
+# sit in ``Board.detail`` (``detail_offsets``), as each user's JSON in the body.
+EXTRAS_DETAIL_COLUMNS = {
+    "has_extras": "B",
+    "max_concurrency": "q",
+    "wait_ms": "d",
+    "run_ms": "d",
+    "worker_set": "I",
+    "llm_calls": "q",
+    "tokens": "q",
+    "tool_calls": "q",
+}
 # Per-user facts that are not the record's own: its sources (a bit per source), when it is due to
 # be evicted (NaN: not known or in flight), its lifecycle flags (a bit per name in flag_names),
 # and the companions' extras.
-EXTRA_COLUMNS = {"origins": "Q", "evicted_at": "d", "flags": "B", **EXTRAS_COLUMNS}
+EXTRA_COLUMNS = {"origins": "Q", "evicted_at": "d", "flags": "B", **EXTRAS_COLUMNS, **EXTRAS_DETAIL_COLUMNS}
+# A user's detail as packed in ``Board.detail``, unsigned 64-bit numbers: how many histogram
+# pairs, the sparse (bucket, count) pairs, then per model its index in ``Board.models`` and its
+# counts (``extras.Usage``).
+DETAIL_CODE = "Q"
 
 
 def body_prefix(timestamp: datetime, total: int) -> bytes:
@@ -82,8 +102,14 @@ class Board(SourcesHealth):
     body_gzip: bytes
     # The producer's own counters at publishing time (refreshes, the recorder's observed totals).
     meta: Mapping[str, float] = field(default_factory=dict)
-    # user_id -> JSON of its extras (``Extras.as_dict``), for the users NAT companions report.
-    extras: Mapping[str, bytes] = field(default_factory=dict)
+    # Each user's latency histogram and per-model LLM counts (``DETAIL_CODE``): user i's are
+    # detail[detail_offsets[i] : detail_offsets[i + 1]] (n + 1 offsets, in bytes).
+    detail: bytes = b""
+    detail_offsets: Sequence[int] = ()
+    # The distinct sets of worker labels users run on; ``columns["worker_set"]`` indexes them (0: none).
+    worker_sets: Sequence[tuple[str, ...]] = ((),)
+    # The models users' LLM calls ran on; the detail's model indices point here.
+    models: Sequence[str] = ()
     memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-board results (orders, search)
 
     # Results in ``memo`` that depend on the user ids alone: a board of the same users, in the
@@ -141,10 +167,33 @@ class Board(SourcesHealth):
         """Each source's own record of a merged user ([] when one source reported it once)."""
         return [(name, PerUserResourceUsage.model_validate_json(doc)) for name, doc in self.parts.get(user_id, [])]
 
+    def extras_at(self, i: int) -> Extras | None:
+        """The ``i``-th user's extras as packed, when NAT companions (or the meters of the demo) report any."""
+        columns = self.columns
+        if not self.detail_offsets or not columns["has_extras"][i]:
+            return None
+        numbers = memoryview(self.detail)[self.detail_offsets[i] : self.detail_offsets[i + 1]].cast(DETAIL_CODE)
+        end = 1 + 2 * numbers[0]
+        pairs, per_model, width = numbers[1:end], numbers[end:], 1 + len(NO_USAGE)
+        return Extras(
+            latency=dense(zip(pairs[::2], pairs[1::2], strict=True)),
+            queued=int(columns["queued"][i]),
+            max_concurrency=int(columns["max_concurrency"][i]),
+            wait_ms=columns["wait_ms"][i],
+            run_ms=columns["run_ms"][i],
+            workers=tuple(self.worker_sets[columns["worker_set"][i]]),
+            llm=tuple(
+                (self.models[per_model[k]], tuple(per_model[k + 1 : k + width]))
+                for k in range(0, len(per_model), width)
+            ),
+            tool_calls=int(columns["tool_calls"][i]),
+        )
+
     def extras_of(self, user_id: str) -> dict[str, Any] | None:
         """The user's extras document (``Extras.as_dict``), when NAT companions report it."""
-        doc = self.extras.get(user_id)
-        return json.loads(doc) if doc is not None else None
+        i = self.index.get(user_id)
+        extras = self.extras_at(i) if i is not None else None
+        return extras.as_dict() if extras is not None else None
 
     def evicted_at(self, user_id: str) -> datetime | None:
         """``Snapshot.evicted_at`` of the user, as the producer worked it out."""
@@ -202,7 +251,10 @@ class Board(SourcesHealth):
                 "flag_names": list(self.flag_names),
                 "body_gzip": self.body_gzip,
                 "meta": dict(self.meta),
-                "extras": dict(self.extras),
+                "detail": self.detail,
+                "detail_offsets": _raw(self.detail_offsets),
+                "worker_sets": [list(labels) for labels in self.worker_sets],
+                "models": list(self.models),
             },
             use_bin_type=True,
         )
@@ -233,7 +285,10 @@ class Board(SourcesHealth):
             flag_names=tuple(doc["flag_names"]),
             body_gzip=doc["body_gzip"],
             meta=doc["meta"],
-            extras=doc["extras"],
+            detail=doc["detail"],
+            detail_offsets=memoryview(doc["detail_offsets"]).cast("Q"),
+            worker_sets=[tuple(labels) for labels in doc["worker_sets"]],
+            models=doc["models"],
         )
 
 

@@ -1,8 +1,9 @@
 """A user's extras (sync, no Django): what NAT companions say of it beyond NAT's record, merged over its workers.
 
-A source that has them (a companion stream, ``nat_stream``) hands one ``Extras`` per user; the
-snapshot carries them, the board packs their percentiles and queue as columns and their document
-per user, and the history records their histograms. Users of other sources have none.
+A source that has them (a companion stream, ``nat_stream``) hands one ``Extras`` per user: its
+latency histogram, its queue, its LLM calls and tokens per model and its tool calls. The snapshot
+carries them, the board packs them as columns (and each user's histogram and per-model counts as
+bytes), and the history records their histograms. Users of other sources have none.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from usermetrics_nat.histogram import EMPTY, Counts, added, percentiles
-from usermetrics_nat.meters import UserStats
+from usermetrics_nat.meters import USAGE_FIELDS, UserStats
+
+# One model's counts: calls, then prompt, completion, cached, reasoning and total tokens (``USAGE_FIELDS``).
+Usage = tuple[int, ...]
+# What each count is called in documents (the API, frames, exports): NAT's own token names.
+USAGE_KEYS = ("calls", *(f"{field}_tokens" for field in USAGE_FIELDS[1:]))
+NO_USAGE: Usage = (0,) * len(USAGE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,13 @@ class Extras:
     wait_ms: float = 0.0  # time spent waiting, summed
     run_ms: float = 0.0  # time spent running (holding a semaphore), summed
     workers: tuple[str, ...] = ()  # labels of the workers running it now
+    llm: tuple[tuple[str, Usage], ...] = ()  # per model (in the order first counted): its LLM calls and tokens
+    tool_calls: int = 0
+
+    @property
+    def llm_total(self) -> Usage:
+        """Every model's counts added up (``USAGE_FIELDS``' order)."""
+        return tuple(map(sum, zip(*(usage for _, usage in self.llm), strict=True))) if self.llm else NO_USAGE
 
     @property
     def percentiles(self) -> tuple[float | None, ...]:
@@ -54,6 +68,11 @@ class Extras:
                 "run_ms": round(self.run_ms, 3),
             },
             "workers": list(self.workers),
+            "llm": {
+                **dict(zip(USAGE_KEYS, self.llm_total, strict=True)),
+                "by_model": {model: dict(zip(USAGE_KEYS, usage, strict=True)) for model, usage in self.llm},
+            },
+            "tool_calls": self.tool_calls,
         }
 
 
@@ -65,6 +84,8 @@ def extras_from_meters(stats: UserStats) -> Extras:
         max_concurrency=stats.max_concurrency,
         wait_ms=stats.wait_ms,
         run_ms=stats.run_ms,
+        llm=tuple((model, tuple(counts)) for model, counts in stats.llm.items()),
+        tool_calls=stats.tool_calls,
     )
 
 
@@ -91,4 +112,18 @@ def extras_added(a: Extras, b: Extras) -> Extras:
         wait_ms=a.wait_ms + b.wait_ms,
         run_ms=a.run_ms + b.run_ms,
         workers=tuple(sorted({*a.workers, *b.workers})),
+        llm=llm_added(a.llm, b.llm),
+        tool_calls=a.tool_calls + b.tool_calls,
     )
+
+
+def llm_added(*per_model: tuple[tuple[str, Usage], ...]) -> tuple[tuple[str, Usage], ...]:
+    """Several shares' per-model counts, added model by model (models in the order first seen)."""
+    if len(per_model) == 1:
+        return per_model[0]
+    out: dict[str, Usage] = {}
+    for pairs in per_model:
+        for model, usage in pairs:
+            before = out.get(model)
+            out[model] = usage if before is None else tuple(map(int.__add__, before, usage))
+    return tuple(out.items())

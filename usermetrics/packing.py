@@ -7,17 +7,26 @@ says "unchanged" and its JSON and column values are reused; Python touches only 
 
 from __future__ import annotations
 
-import json
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import accumulate, compress, count, repeat
 from operator import is_, is_not, itemgetter
 from typing import Any
 
 from isal import igzip
+from usermetrics_nat.histogram import sparse
 
-from usermetrics.board import COLUMNS, EXTRAS_COLUMNS, GZIP_LEVEL, NO_PERCENTILE, Board, body_prefix
+from usermetrics.board import (
+    COLUMNS,
+    DETAIL_CODE,
+    EXTRAS_COLUMNS,
+    EXTRAS_DETAIL_COLUMNS,
+    GZIP_LEVEL,
+    NO_PERCENTILE,
+    Board,
+    body_prefix,
+)
 from usermetrics.extras import Extras
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.snapshot import Snapshot, is_active, totals_of
@@ -45,18 +54,42 @@ def column_values(usage: PerUserResourceUsage) -> tuple[float, ...]:
     )
 
 
-# What a user without extras has in the extras columns (``board.EXTRAS_COLUMNS``, in order).
-NO_EXTRAS_VALUES = (NO_PERCENTILE, NO_PERCENTILE, NO_PERCENTILE, 0)
+# The extras columns packed per user (``board.EXTRAS_COLUMNS`` then ``EXTRAS_DETAIL_COLUMNS``), in order.
+_EXTRAS_NAMES = (*EXTRAS_COLUMNS, *EXTRAS_DETAIL_COLUMNS)
+_EXTRAS_CODES = (*EXTRAS_COLUMNS.values(), *EXTRAS_DETAIL_COLUMNS.values())
+# One user's extras as packed: the ``Extras`` (kept so that its id() stays its own), its column
+# values and its detail (histogram pairs and per-model counts) as bytes.
+ExtrasRow = tuple[Extras | None, tuple[float, ...], bytes]
+# What a user without extras has: no percentile, nothing queued, no histogram, no workers.
+NO_EXTRAS_ROW: ExtrasRow = (None, (NO_PERCENTILE, NO_PERCENTILE, NO_PERCENTILE, 0, 0, 0, 0.0, 0.0, 0, 0, 0, 0), b"")
 
 
-def extras_values(extras: Extras) -> tuple[float, ...]:
-    """One user's values for ``EXTRAS_COLUMNS``, in their order."""
+def extras_row(extras: Extras, worker_set: int, model_index: Callable[[str], int]) -> ExtrasRow:
+    """One user's packed extras (``worker_set``: the index of its workers' labels in the board's table;
+    ``model_index``: a model's index in the board's models)."""
     p50, p95, p99 = (NO_PERCENTILE if p is None else p for p in extras.percentiles)
-    return (p50, p95, p99, extras.queued)
+    total = extras.llm_total
+    values = (
+        *(p50, p95, p99, extras.queued),
+        *(1, extras.max_concurrency, extras.wait_ms, extras.run_ms, worker_set),
+        *(total[0], total[-1], extras.tool_calls),
+    )
+    pairs = sparse(extras.latency)
+    detail = array(DETAIL_CODE, [len(pairs), *(v for pair in pairs for v in pair)])
+    for model, usage in extras.llm:
+        detail.append(model_index(model))
+        detail.extend(usage)
+    return (extras, values, detail.tobytes())
 
 
 _doc = itemgetter(1)
 _values = itemgetter(2)
+_extras_values = itemgetter(1)  # an ExtrasRow's column values
+_extras_detail = itemgetter(2)  # an ExtrasRow's detail bytes
+# Distinct sets of workers a board numbers before starting afresh (workers that came and went).
+WORKER_SETS_MAX = 4096
+# The extras as packed: columns, the details and their offsets, the workers' sets and the models by index.
+ExtrasPacked = tuple[dict[str, array], bytes, array, tuple[tuple[str, ...], ...], tuple[str, ...]]
 _plus_one = (1).__add__
 
 
@@ -77,10 +110,13 @@ class BoardCache:
         self._columns: dict[str, array] = {}
         self._last: Board | None = None
         self._same_ids = False
-        # The extras packed last: the objects by place, their column values and documents.
+        # The extras packed last: the objects by place, their rows by the objects' ids, their columns,
+        # and the table of the workers' label sets (index 0: none), kept so that indices stay put.
         self._extras_of: list[Extras | None] = []
-        self._extras_rows: dict[int, tuple[tuple[float, ...], bytes]] = {}
+        self._extras_rows: list[ExtrasRow] = []
         self._extras_columns: dict[str, array] = {}
+        self._worker_sets: dict[tuple[str, ...], int] = {(): 0}
+        self._models: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -110,41 +146,60 @@ class BoardCache:
         self.misses += len(changed)
         return rows, dict(columns)  # the same arrays: a board never changes them, the next pack copies
 
-    def pack_extras(self, ids: list[str], extras: Mapping[str, Extras]) -> tuple[dict[str, array], dict[str, bytes]]:
-        """The extras columns of the users ``ids`` (in order) and the extras documents of those that have any.
+    def pack_extras(self, ids: list[str], extras: Mapping[str, Extras]) -> ExtrasPacked:
+        """The extras columns of the users ``ids`` (in order), their histograms packed and the workers' sets.
 
         The sources hand back the very same ``Extras`` for a user that did not change: as with
-        records, when the users are those of last time, last time's columns are copied and only
-        the changed places rewritten.
+        records, its row is reused by the object's identity, and when the users are those of last
+        time, last time's columns are copied and only the changed places rewritten. Every pass
+        over all users runs in C; Python touches only the changed ones.
         """
         n = len(ids)
         if not extras:
-            self._extras_of, self._extras_rows, self._extras_columns = [], {}, {}
-            return {
+            self._extras_of, self._extras_rows, self._extras_columns = [], [], {}
+            columns = {
                 name: array(code, [value]) * n
-                for (name, code), value in zip(EXTRAS_COLUMNS.items(), NO_EXTRAS_VALUES, strict=True)
-            }, {}
+                for name, code, value in zip(_EXTRAS_NAMES, _EXTRAS_CODES, NO_EXTRAS_ROW[1], strict=True)
+            }
+            return columns, b"", array("Q", [0]) * (n + 1), ((),), ()
         xs = list(map(extras.get, ids))
-        rows: dict[int, tuple[tuple[float, ...], bytes]] = {}
-        previous = self._extras_rows
-        for x in xs:
-            if x is not None and id(x) not in rows:
-                rows[id(x)] = previous.get(id(x)) or (extras_values(x), json.dumps(x.as_dict()).encode())
+        if len(self._worker_sets) > WORKER_SETS_MAX or len(self._models) > WORKER_SETS_MAX:
+            # Workers or models came and went: number them afresh, every row again.
+            self._worker_sets, self._models = {(): 0}, {}
+            self._extras_of, self._extras_rows = [], []
         if self._same_ids and len(self._extras_of) == n and self._extras_columns:
+            rows = self._extras_rows[:]
             columns = {name: column[:] for name, column in self._extras_columns.items()}
-            changed = compress(count(), map(is_not, xs, self._extras_of))
+            for i in compress(count(), map(is_not, xs, self._extras_of)):
+                rows[i] = row = self._extras_row(xs[i])
+                for name, value in zip(_EXTRAS_NAMES, row[1], strict=True):
+                    columns[name][i] = value
         else:
-            columns = {name: array(code, [0]) * n for name, code in EXTRAS_COLUMNS.items()}
-            changed = iter(range(n))
-        names = tuple(EXTRAS_COLUMNS)
-        for i in changed:
-            x = xs[i]
-            values = rows[id(x)][0] if x is not None else NO_EXTRAS_VALUES
-            for name, value in zip(names, values, strict=True):
-                columns[name][i] = value
+            # Other users or another order: last time's rows by their objects' identities (each row
+            # holds its object, so no id here can be a new object's), the others packed anew.
+            by_id = dict(zip(map(id, self._extras_of), self._extras_rows, strict=True))
+            rows = list(map(by_id.get, map(id, xs)))
+            for i in compress(count(), map(is_, rows, repeat(None))):
+                rows[i] = self._extras_row(xs[i])
+            by_column = zip(*map(_extras_values, rows), strict=True) if rows else [()] * len(_EXTRAS_NAMES)
+            columns = {
+                name: array(code, values)
+                for name, code, values in zip(_EXTRAS_NAMES, _EXTRAS_CODES, by_column, strict=True)
+            }
         self._extras_of, self._extras_rows, self._extras_columns = xs, rows, columns
-        docs = {uid: rows[id(x)][1] for uid, x in zip(ids, xs, strict=True) if x is not None}
-        return dict(columns), docs
+        details = list(map(_extras_detail, rows))
+        offsets = array("Q", accumulate(map(len, details), initial=0))
+        worker_sets = tuple(self._worker_sets)  # in index order: a dict keeps its insertion order
+        return dict(columns), b"".join(details), offsets, worker_sets, tuple(self._models)
+
+    def _extras_row(self, extras: Extras | None) -> ExtrasRow:
+        if extras is None:
+            return NO_EXTRAS_ROW
+        worker_set = self._worker_sets.setdefault(extras.workers, len(self._worker_sets))
+        return extras_row(extras, worker_set, self._model_index)
+
+    def _model_index(self, model: str) -> int:
+        return self._models.setdefault(model, len(self._models))
 
     def carry(self, board: Board) -> None:
         """Hand ``board`` what the last board worked out from the same user ids (its orders, its search keys)."""
@@ -184,7 +239,7 @@ def board_build(
         columns["origins"] = array("Q", map(masks.__getitem__, map(snapshot.origins.__getitem__, ids)))
     columns["evicted_at"] = snapshot.evictions(columns["last_activity"], columns["ref_count"])
     columns["flags"] = array("B", bytes(len(rows)))
-    extras_columns, extras_docs = cache.pack_extras(ids, snapshot.extras)
+    extras_columns, detail, detail_offsets, worker_sets, models = cache.pack_extras(ids, snapshot.extras)
     columns.update(extras_columns)
     totals = totals_of(
         ref_count=columns["ref_count"],
@@ -212,7 +267,10 @@ def board_build(
         flag_names=tuple(flag_names),
         body_gzip=igzip.compress(body, GZIP_LEVEL, mtime=0),
         meta=dict(meta or {}),
-        extras=extras_docs,
+        detail=detail,
+        detail_offsets=detail_offsets,
+        worker_sets=worker_sets,
+        models=models,
     )
     cache.carry(board)
     if flags:

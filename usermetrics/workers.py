@@ -24,7 +24,7 @@ from typing import Any
 from usermetrics_nat.histogram import Counts, added, dense
 from usermetrics_nat.report import Header, Line, WorkerIdentity
 
-from usermetrics.extras import Extras
+from usermetrics.extras import Extras, Usage, llm_added
 from usermetrics.merging import merge_usages
 from usermetrics.metrics import PerUserRequestMetrics, PerUserResourceUsage, PerUserSessionMetrics
 
@@ -46,6 +46,8 @@ class Share:
     max_concurrency: int
     wait_ms: float
     run_ms: float
+    llm: tuple[tuple[str, Usage], ...] = ()
+    tool_calls: int = 0
 
 
 @dataclass
@@ -89,6 +91,8 @@ def _share(raw: bytes, line: Line) -> Share:
         max_concurrency=x.max_concurrency,
         wait_ms=x.wait_ms,
         run_ms=x.run_ms,
+        llm=tuple((u.m, (u.calls, u.prompt, u.completion, u.cached, u.reasoning, u.total)) for u in x.llm),
+        tool_calls=x.tool_calls,
     )
 
 
@@ -109,7 +113,7 @@ def _frozen(share: Share) -> Share:
         ),
         memory=u.memory,
     )
-    return Share(0, usage, share.latency, 0, 0, share.wait_ms, share.run_ms)
+    return Share(0, usage, share.latency, 0, 0, share.wait_ms, share.run_ms, share.llm, share.tool_calls)
 
 
 class Workers:
@@ -240,6 +244,8 @@ class Workers:
             wait_ms=sum(s.wait_ms for s in shares),
             run_ms=sum(s.run_ms for s in shares),
             workers=tuple(sorted({self._label(key) for key, _ in running})),
+            llm=llm_added(*(s.llm for s in shares)),
+            tool_calls=sum(s.tool_calls for s in shares),
         )
 
     def _label(self, worker_key: str) -> str:

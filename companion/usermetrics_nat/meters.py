@@ -13,13 +13,16 @@ import time
 from typing import Any
 
 from .histogram import BUCKETS, bucket_of, sparse
-from .report import UserExtras
+from .report import MODEL_NAME_MAX, MODELS_MAX, OTHER_MODELS, ModelUsage, UserExtras
+
+# A model's counts in ``UserStats.llm``, in order (``ModelUsage``'s fields after its name).
+USAGE_FIELDS = ("calls", "prompt", "completion", "cached", "reasoning", "total")
 
 
 class UserStats:
     """What the companion counts of one user's per-user workflow (one per builder: a new builder starts at zero)."""
 
-    __slots__ = ("latency", "max_concurrency", "queued", "run_ms", "wait_ms")
+    __slots__ = ("latency", "llm", "llm_calls", "max_concurrency", "queued", "run_ms", "tool_calls", "wait_ms")
 
     def __init__(self, max_concurrency: int) -> None:
         """Start counting; ``max_concurrency`` is the semaphore's size (0: none)."""
@@ -28,10 +31,14 @@ class UserStats:
         self.queued = 0
         self.wait_ms = 0.0
         self.run_ms = 0.0
+        # model -> [calls, prompt, completion, cached, reasoning, total tokens] (LLM_END steps), in first-seen order
+        self.llm: dict[str, list[int]] = {}
+        self.llm_calls = 0
+        self.tool_calls = 0
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Everything ``extras()`` reads, to tell a user that changed from one that did not."""
-        return (self.queued, self.wait_ms, self.run_ms, sum(self.latency))
+        return (self.queued, self.wait_ms, self.run_ms, sum(self.latency), self.llm_calls, self.tool_calls)
 
     def extras(self) -> UserExtras:
         """The figures as they travel."""
@@ -41,6 +48,10 @@ class UserStats:
             max_concurrency=self.max_concurrency,
             wait_ms=round(self.wait_ms, 3),
             run_ms=round(self.run_ms, 3),
+            llm=[
+                ModelUsage.model_construct(m=m, **dict(zip(USAGE_FIELDS, n, strict=True))) for m, n in self.llm.items()
+            ],
+            tool_calls=self.tool_calls,
         )
 
 
@@ -67,6 +78,11 @@ class MeteredSemaphore:
         self._held.append(now)
         return entered
 
+    @property
+    def running(self) -> int:
+        """Requests holding it now."""
+        return len(self._held)
+
     async def __aexit__(self, *exc: Any) -> Any:
         """Release it, counting the time it was held."""
         started = self._held.pop(0) if self._held else time.perf_counter()
@@ -77,3 +93,26 @@ class MeteredSemaphore:
 def record_latency(stats: UserStats, latency_ms: float) -> None:
     """Count one finished request of the user into its histogram."""
     stats.latency[bucket_of(latency_ms)] += 1
+
+
+def record_llm(stats: UserStats, model: str | None, tokens: dict[str, int]) -> None:
+    """Count one LLM call of the user's workflow that ended, with the tokens its client reported.
+
+    ``tokens`` holds NAT's ``TokenUsageBaseModel`` fields (``prompt_tokens``...); a call without
+    them counts as a call with none. Past ``MODELS_MAX`` models, further ones count together.
+    """
+    name = (model or "(unnamed)")[:MODEL_NAME_MAX]
+    counts = stats.llm.get(name)
+    if counts is None:
+        if len(stats.llm) >= MODELS_MAX:
+            name = OTHER_MODELS
+        counts = stats.llm.setdefault(name, [0] * len(USAGE_FIELDS))
+    counts[0] += 1
+    for n, field in enumerate(USAGE_FIELDS[1:], start=1):
+        counts[n] += max(0, int(tokens.get(f"{field}_tokens", 0) or 0))
+    stats.llm_calls += 1
+
+
+def record_tool(stats: UserStats) -> None:
+    """Count one tool call of the user's workflow that ended."""
+    stats.tool_calls += 1

@@ -24,6 +24,11 @@ FIELD = b"r"  # the stream entry's one field
 # What one report may decompress to at most; a larger one is skipped as garbage (it would be a
 # million users in one worker). A consumer may set its own bound.
 MAX_REPORT_BYTES = 256 * 1024 * 1024
+# A model's name as counted (longer names are cut), and how many models a user's workflow has
+# counted apart at most; calls of any further model count under OTHER_MODELS.
+MODEL_NAME_MAX = 200
+MODELS_MAX = 50
+OTHER_MODELS = "(other models)"
 
 
 class WorkerIdentity(BaseModel):
@@ -48,6 +53,20 @@ class WorkerIdentity(BaseModel):
         return f"{self.host}:{self.pid}"
 
 
+class ModelUsage(BaseModel):
+    """One model's LLM calls in a user's workflow and their tokens (NAT's ``LLM_END`` steps), summed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    m: str = Field(max_length=MODEL_NAME_MAX, description="The model: the LLM_END step's name")
+    calls: int = Field(ge=0, default=0)
+    prompt: int = Field(ge=0, default=0, description="Prompt tokens")
+    completion: int = Field(ge=0, default=0, description="Completion tokens")
+    cached: int = Field(ge=0, default=0, description="Prompt tokens read from the provider's cache")
+    reasoning: int = Field(ge=0, default=0, description="Reasoning tokens")
+    total: int = Field(ge=0, default=0, description="Total tokens, as the LLM client reported them")
+
+
 class UserExtras(BaseModel):
     """What a worker sees of a user that NAT's ``/monitor/users`` does not say."""
 
@@ -59,6 +78,9 @@ class UserExtras(BaseModel):
     max_concurrency: int = Field(ge=0, default=0, description="The semaphore's size (0: unlimited)")
     wait_ms: float = Field(ge=0, default=0.0, description="Time spent waiting on the semaphore, summed")
     run_ms: float = Field(ge=0, default=0.0, description="Time spent holding it (running), summed")
+    # Cumulative, per model; added in a later companion: a report without them reads as none.
+    llm: list[ModelUsage] = Field(default_factory=list, max_length=MODELS_MAX + 1)
+    tool_calls: int = Field(ge=0, default=0, description="Tool calls that ended (NAT's TOOL_END steps)")
 
 
 class Header(BaseModel):

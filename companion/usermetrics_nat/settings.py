@@ -49,6 +49,11 @@ VARIABLES = (
         "Reports kept while Redis is unreachable; when full, the oldest goes (counted).",
     ),
     Variable("USERMETRICS_NAT_CONFIG_NAME", "the workflow's type", "What the worker's identity calls its NAT config."),
+    Variable(
+        "USERMETRICS_NAT_COMMANDS",
+        "on",
+        "`off`: ignore usermetrics' commands (evict, hold); the dashboard then reports that no worker answered.",
+    ),
 )
 
 
@@ -56,6 +61,14 @@ VARIABLES = (
 # names). A Redis ACL user with these commands and only its stream's key (``~<stream>``) may do
 # nothing else: ``ACL SETUSER <user> on ><password> resetkeys ~<stream> resetchannels -@all +xadd +select``.
 ACL_COMMANDS = "-@all +xadd +select"
+# And to take usermetrics' commands (``commands``): read the command stream and write each answer,
+# with key permissions that let it only write its stream and the answers and only read the commands.
+ACL_COMMANDS_TAKING = "-@all +xadd +select +xread +xrange +hset +expire"
+
+
+def acl_keys_taking(stream: str) -> str:
+    """The key permissions (Redis 7) of a companion that takes commands, for ``ACL SETUSER``."""
+    return f"%W~{stream} %R~{stream}:commands %W~{stream}:results:*"
 
 
 class SettingsError(ValueError):
@@ -74,6 +87,7 @@ class CompanionSettings:
     maxlen: int
     buffer: int
     config_name: str
+    commands: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, config_name: str = "") -> CompanionSettings:
@@ -93,6 +107,16 @@ class CompanionSettings:
                 raise SettingsError(f"{name} must be at least {minimum:g}, got {value:g}")
             return value
 
+        def switch(name: str, default: bool) -> bool:
+            raw = text(name, "").lower()
+            if not raw:
+                return default
+            if raw in ("on", "1", "true", "yes"):
+                return True
+            if raw in ("off", "0", "false", "no"):
+                return False
+            raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
         deployment = text("USERMETRICS_NAT_DEPLOYMENT", "nat")
         return cls(
             redis_url=text("USERMETRICS_NAT_REDIS_URL", ""),
@@ -103,4 +127,5 @@ class CompanionSettings:
             maxlen=int(number("USERMETRICS_NAT_MAXLEN", 10_000, 10)),
             buffer=int(number("USERMETRICS_NAT_BUFFER", 60, 1)),
             config_name=text("USERMETRICS_NAT_CONFIG_NAME", config_name or "nat"),
+            commands=switch("USERMETRICS_NAT_COMMANDS", True),
         )

@@ -18,6 +18,7 @@ from typing import Any
 from nat.front_ends.fastapi.fastapi_front_end_plugin_worker import FastApiFrontEndPluginWorker
 from redis.asyncio import Redis
 
+from .commands import CommandReader, Holds
 from .instrument import CompanionSessionManager
 from .report import WorkerIdentity, utc_now
 from .reporter import Reporter
@@ -41,6 +42,7 @@ class CompanionWorker(FastApiFrontEndPluginWorker):
         """As NAT's worker; no reporter until a worker process configures its app."""
         super().__init__(config)
         self._reporter: Reporter | None = None
+        self._commands: CommandReader | None = None
 
     async def _create_session_manager(self, builder: Any, entry_function: str | None = None) -> Any:
         """NAT's session manager for an endpoint, measured (``CompanionSessionManager``)."""
@@ -78,10 +80,36 @@ class CompanionWorker(FastApiFrontEndPluginWorker):
             settings.stream,
             settings.interval,
         )
+        if settings.commands:
+            holds = Holds()
+            for manager in self._session_managers:
+                manager.holds = holds
+            self._commands = CommandReader(
+                redis,
+                stream=settings.stream,
+                worker=identity.label,
+                holds=holds,
+                evict=self._evict,
+                block=settings.interval,
+            )
+            self._commands.start()
+
+    async def _evict(self, user_id: str) -> tuple[str, str, int]:
+        """Evict the user on every endpoint of this worker: refused if any endpoint runs a request of theirs."""
+        answers = [await manager.evict(user_id) for manager in self._session_managers]
+        refused = [a for a in answers if a[0] == "refused"]
+        if refused:
+            return "refused", refused[0][1], sum(a[2] for a in refused)
+        if any(a[0] == "done" for a in answers):
+            return "done", "evicted", 0
+        return "absent", "no per-user workflow of this user here", 0
 
     async def cleanup_session_managers(self) -> None:
         """Stop reporting (a last report says goodbye), then NAT's own clean-up."""
         reporter, self._reporter = self._reporter, None
+        commands, self._commands = self._commands, None
+        if commands is not None:
+            await commands.stop()
         if reporter is not None:
             await reporter.stop()
         await super().cleanup_session_managers()

@@ -9,21 +9,27 @@ takes them over, and nothing is counted twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import threading
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
+from usermetrics_nat.commands import COMMAND_FIELD, Command, Outcome, command_new
 from usermetrics_nat.report import FIELD, Line, decode
 
 from tests.support.daphne import Runmonitor, http_get, manage, server_env, serving, wait_until
 from tests.support.nat_server import NatServer, ensure_nat_venv
-from usermetrics.nat_stream import GROUP
+from usermetrics.extras import Extras
+from usermetrics.nat_stream import GROUP, NatStreamSource
 
 pytestmark = [pytest.mark.nat, pytest.mark.redis]
 
@@ -50,15 +56,21 @@ def workers_of(nat: NatServer) -> list[int]:
     return children(nat.proc.pid)
 
 
-def call(nat: NatServer, user: str, message: str = "hi") -> None:
+def call(nat: NatServer, user: str, message: str = "hi", *, path: str = "/generate") -> None:
     """One request of ``user`` (its ``nat-session`` cookie names it), on a connection of its own."""
     request = urllib.request.Request(
-        nat.url + "/generate",
+        nat.url + path,
         data=json.dumps({"message": message}).encode(),
         headers={"Content-Type": "application/json", "Cookie": f"nat-session={user}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
+        response.read()  # a streamed answer ends with its last event
+
+
+def nat_user_id(cookie: str) -> str:
+    """The user id NAT 1.9.0 gives the ``nat-session`` cookie ``cookie`` (``UserInfo._from_session_cookie``)."""
+    return str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_DNS, "nemo-agent-toolkit"), cookie))
 
 
 def figures(base: str) -> tuple[int, int] | None:
@@ -217,3 +229,127 @@ def test_companion_without_redis_nat_keeps_serving(tmp_path: Path):
         assert sum(line.count("cannot report to Redis") for line in nat.log_tail(400).splitlines()) <= 2  # once each
     finally:
         nat.stop()
+
+
+LLM_STEPS = "steps:llm:model-a:100:20,llm:model-b:7:3:2:1,tool:search"
+
+
+def test_companion_counts_each_users_llm_calls_and_tokens_per_model_from_nats_event_stream(deployment):
+    """A workflow whose LLM client reports its calls on NAT's event stream, served by two workers: each
+    user's calls and tokens per model exact, added up over the workers that served it."""
+    nat, name, _ = deployment
+    cookies = {f"spender-{k}": k + 1 for k in range(6)}  # cookie -> requests, each request the same calls
+    for cookie, requests in cookies.items():
+        for _ in range(requests):
+            call(nat, cookie, LLM_STEPS)
+    call(nat, "quiet", "hi")  # a request that calls no LLM
+    call(nat, "streamer", LLM_STEPS, path="/generate/stream")  # the streaming route runs the workflow too
+    users = {nat_user_id(cookie): n for cookie, n in {**cookies, "streamer": 1}.items()}
+    quiet = nat_user_id("quiet")
+    reader = NatStreamSource("nat", os.environ["REDIS_URL"], deployment=name, interval=INTERVAL)
+
+    def extras() -> dict[str, Extras]:
+        async def read() -> dict[str, Extras]:
+            try:
+                await reader.fetch()
+                return dict(reader.extras())
+            finally:
+                await reader.aclose()
+
+        return asyncio.run(read())
+
+    def all_counted() -> bool:
+        seen = extras()
+        return all(user in seen and seen[user].tool_calls == n for user, n in users.items()) and quiet in seen
+
+    wait_until(all_counted, what="every user's LLM and tool calls", deadline=WAIT)
+    seen = extras()
+    for user, n in users.items():
+        assert dict(seen[user].llm) == {
+            "model-a": (n, 100 * n, 20 * n, 0, 0, 120 * n),
+            "model-b": (n, 7 * n, 3 * n, 2 * n, 1 * n, 11 * n),
+        }, user
+        doc = seen[user].as_dict()["llm"]
+        assert (doc["prompt_tokens"], doc["completion_tokens"], doc["calls"]) == (107 * n, 23 * n, 2 * n)
+    assert seen[quiet].llm == () and seen[quiet].tool_calls == 0
+
+
+def command(store: redis.Redis, stream: str, sent: Command, workers: int) -> dict[str, Outcome]:
+    """Add ``sent`` to the deployment's command stream; each worker's answer (all ``workers`` of them)."""
+    store.xadd(f"{stream}:commands", {COMMAND_FIELD: sent.model_dump_json()})
+    key = f"{stream}:results:{sent.id}"
+    wait_until(lambda: store.hlen(key) == workers, what=f"{workers} workers' answers to {sent.action}", deadline=WAIT)
+    return {worker.decode(): Outcome.model_validate_json(raw) for worker, raw in store.hgetall(key).items()}
+
+
+def status(nat: NatServer, user: str, message: str = "hi") -> tuple[int, dict[str, str], str]:
+    """One request of ``user``: its status, headers and body, whatever the status."""
+    request = urllib.request.Request(
+        nat.url + "/generate",
+        data=json.dumps({"message": message}).encode(),
+        headers={"Content-Type": "application/json", "Cookie": f"nat-session={user}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def test_companion_holds_and_evicts_a_user_in_every_worker_on_command(deployment, tmp_path):
+    """Hold: the held user's requests get 429 from every worker, another user's do not; released, they work.
+    Evict: refused while a request of the user runs; done when none does, and NAT no longer lists the user."""
+    nat, name, store = deployment
+    stream, workers = f"usermetrics:nat:{name}", len(workers_of(nat))
+    for _ in range(4):  # connections of their own: most often both workers build a workflow for each
+        call(nat, "held-user")
+        call(nat, "other-user")
+    until = datetime.now(UTC) + timedelta(minutes=10)
+    hold = command_new(
+        "hold", nat_user_id("held-user"), expires_in=timedelta(seconds=30), until=until, by="ops@example.com",
+        reason="runaway",
+    )  # fmt: skip
+    assert {o.status for o in command(store, stream, hold, workers).values()} == {"done"}
+    for _ in range(6):  # whichever worker takes it
+        code, headers, body = status(nat, "held-user")
+        assert code == 429 and 590 <= int(headers["retry-after"]) <= 600, (code, body)
+        assert "ops@example.com" in body and "runaway" in body
+        assert status(nat, "other-user")[0] == 200
+    release = command_new("release", nat_user_id("held-user"), expires_in=timedelta(seconds=30))
+    assert {o.status for o in command(store, stream, release, workers).values()} == {"done"}
+    assert [status(nat, "held-user")[0] for _ in range(6)] == [200] * 6
+
+    # A request of the user in flight: the worker that runs it refuses, saying how many run.
+    release_file = tmp_path / "release"
+    busy = threading.Thread(target=call, args=(nat, "held-user", f"hold:{release_file}"))
+    busy.start()
+    try:
+        wait_until(lambda: any(u["session"]["ref_count"] for u in nat_users(nat)), what="a request in flight",
+                   deadline=WAIT)  # fmt: skip
+        evict = command_new("evict", nat_user_id("held-user"), expires_in=timedelta(seconds=30))
+        answers = command(store, stream, evict, workers)
+        refused = [o for o in answers.values() if o.status == "refused"]
+        assert len(refused) == 1 and refused[0].in_flight == 1 and "1 request(s)" in refused[0].message
+    finally:
+        release_file.touch()
+        busy.join(timeout=WAIT)
+    # Nothing in flight: evicted wherever it ran; every worker's NAT endpoint no longer lists the user.
+    evict = command_new("evict", nat_user_id("held-user"), expires_in=timedelta(seconds=30))
+    answers = command(store, stream, evict, workers)
+    assert {o.status for o in answers.values()} <= {"done", "absent"} and "done" in {o.status for o in answers.values()}
+    for _ in range(10):
+        assert nat_user_id("held-user") not in {u["user_id"] for u in nat_users(nat)}
+    # The same command again (read twice after a restart, say): the same answers, nothing done twice.
+    store.delete(f"{stream}:results:{evict.id}")
+    assert command(store, stream, evict, workers) == answers
+    # An expired command is answered so, and not carried out.
+    late = Command(action="hold", user_id=nat_user_id("other-user"), until=datetime.now(UTC) + timedelta(minutes=1),
+                   expires_at=datetime.now(UTC) - timedelta(seconds=1))  # fmt: skip
+    assert {o.status for o in command(store, stream, late, workers).values()} == {"expired"}
+    assert status(nat, "other-user")[0] == 200
+
+
+def nat_users(nat: NatServer) -> list[dict[str, object]]:
+    """NAT's own ``/monitor/users`` (from whichever worker takes the connection)."""
+    with urllib.request.urlopen(nat.url + "/monitor/users", timeout=30) as response:
+        return json.loads(response.read())["users"]

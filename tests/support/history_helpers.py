@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from usermetrics_nat.histogram import BUCKETS, bucket_of
+
 from usermetrics.conf import HistoryConfig
+from usermetrics.extras import Extras
 from usermetrics.history.recorder import Recorder
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.snapshot import Snapshot, SourceHealth
@@ -55,8 +59,15 @@ def usage(
     )
 
 
-def snapshot(ts: datetime, users: list[PerUserResourceUsage], *, seq: int = 1, source: str = "demo") -> Snapshot:
-    """A snapshot of ``users`` at ``ts`` from one healthy source."""
+def snapshot(
+    ts: datetime,
+    users: list[PerUserResourceUsage],
+    *,
+    seq: int = 1,
+    source: str = "demo",
+    extras: Mapping[str, Extras] | None = None,
+) -> Snapshot:
+    """A snapshot of ``users`` at ``ts`` from one healthy source (``extras``: what companions say of them)."""
     health = SourceHealth(name=source, kind="local", state="ok", last_success=ts, users=len(users))
     return Snapshot(
         timestamp=ts,
@@ -66,6 +77,7 @@ def snapshot(ts: datetime, users: list[PerUserResourceUsage], *, seq: int = 1, s
         origins={u.user_id: (source,) for u in users},
         parts={},
         sources=[health],
+        extras=extras or {},
     )
 
 
@@ -90,3 +102,11 @@ class FixedSource:
     async def fetch(self) -> PerUserMonitorResponse:
         """The users as they are now."""
         return PerUserMonitorResponse(total_active_users=len(self.users), users=self.users)
+
+
+def histogram(*latencies_ms: float) -> tuple[int, ...]:
+    """A cumulative latency histogram counting ``latencies_ms`` (``usermetrics_nat.histogram`` buckets)."""
+    counts = [0] * BUCKETS
+    for ms in latencies_ms:
+        counts[bucket_of(ms)] += 1
+    return tuple(counts)

@@ -88,6 +88,7 @@ def seeded_rules(transactional_db) -> None:
     failed on duplicate content types after a non-transactional test.
     """
     import_module("usermetrics.migrations.0004_alerts").rules_seed(django_apps, None)
+    import_module("usermetrics.migrations.0006_companion_extras").rules_seed(django_apps, None)
 
 
 @pytest.fixture

@@ -125,3 +125,30 @@ def test_identity_admin_requires_credential_and_refuses_duplicates(admin_client)
 async def test_admin_index_links_to_the_dashboard(source, staff_client):
     html = (await staff_client.get("/admin/")).content.decode()
     assert 'href="/">Live dashboard</a>' in html
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("seeded_rules")
+async def test_admin_offers_the_companions_kinds_and_asks_the_p95_rule_for_its_threshold(admin_async):
+    page = (await admin_async.get("/admin/usermetrics/alertrule/add/")).content.decode()
+    assert 'value="user_latency_p95"' in page and 'value="user_saturated"' in page
+    form = {
+        "name": "slow-users",
+        "kind": "user_latency_p95",
+        "enabled": "on",
+        "severity": "warning",
+        "threshold": "",
+        "for_seconds": "300",
+        "clear_seconds": "30",
+        "remind_seconds": "0",
+        "description": "",
+        "routes_new": "",
+    }
+    response = await admin_async.post("/admin/usermetrics/alertrule/add/", form)
+    assert response.status_code == 200 and "This kind of rule needs a threshold." in response.content.decode()
+    added = await admin_async.post("/admin/usermetrics/alertrule/add/", {**form, "threshold": "2500"})
+    assert added.status_code == 302
+    saturated = {**form, "name": "queued-users", "kind": "user_saturated"}  # no threshold needed
+    assert (await admin_async.post("/admin/usermetrics/alertrule/add/", saturated)).status_code == 302
+    kinds = await sync_to_async(lambda: dict(AlertRule.objects.values_list("name", "kind")))()
+    assert kinds["slow-users"] == "user_latency_p95" and kinds["queued-users"] == "user_saturated"

@@ -65,7 +65,8 @@ def test_conf_alerts_defaults_and_routes(settings):
         ("source-stale", True),
         ("user-stuck", True),
     ]
-    assert not any(r.enabled for r in alerts.rules[3:])  # on by default: the first three only
+    # On by default: those three, and user-saturated (only NAT companions' users can fire it).
+    assert [r.name for r in alerts.rules[3:] if r.enabled] == ["user-saturated"]
     stale = alerts.rules[1]
     assert (stale.threshold, stale.for_seconds, stale.clear_seconds, stale.remind_seconds) == (300.0, 0.0, 30.0, 3600.0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 from datetime import UTC, datetime
@@ -14,8 +15,12 @@ from usermetrics_nat.reporter import Reporter
 from usermetrics_nat.settings import ACL_COMMANDS as COMPANION_ACL
 from usermetrics_nat.settings import CompanionSettings
 
+from tests.support.fake_nat import FakeNat
+from usermetrics.monitor import MonitorService
+from usermetrics.nat import NatHttpSource
 from usermetrics.nat_stream import ACL_COMMANDS as READER_ACL
 from usermetrics.nat_stream import GROUP, NatStreamSource, without_credentials
+from usermetrics.packing import BoardCache, board_build
 from usermetrics.runtime import SessionManager
 
 pytestmark = pytest.mark.redis
@@ -212,3 +217,33 @@ async def test_nat_stream_works_with_redis_users_that_may_do_nothing_else(acl_us
     with pytest.raises(NoPermissionError):
         await denied.xadd(stream, {FIELD: b"x"})  # the reader may not write
     await denied.aclose()
+
+
+async def test_nat_stream_mixes_with_a_plain_nat_server_in_one_deployment(deployment):
+    """A plain NAT polled as before and a companion stream, side by side: every user once, a user both
+    report merged, the companions' figures only where a companion reports the user."""
+    await deployment.requests(0, "alice", 3)
+    await deployment.requests(1, "carol", 2)
+    await deployment.report()
+    plain = FakeNat(2, moving=0.0, prefix="plain").start()
+    plain.users[1]["user_id"] = "carol"  # carol also runs on the plain NAT, with its own requests
+    plain.docs[1] = json.dumps(plain.users[1]).encode()
+    reader = source(deployment.stream)
+    monitor = MonitorService([NatHttpSource("old", plain.url), reader])
+    try:
+        snapshot = await monitor.refresh()
+        assert {s.name: s.state for s in snapshot.sources} == {"old": "ok", "nat": "ok"}
+        board = board_build(snapshot, producer="p", published_at=snapshot.timestamp, cache=BoardCache())
+        expected = {
+            "plain-000000@example.com": 0,
+            "alice": 3,
+            "carol": 2 + plain.users[1]["requests"]["total_requests"],
+        }
+        assert {uid: board.user(uid).requests.total_requests for uid in board.ids} == expected
+        assert board.origins("carol") == ("old", "nat")
+        assert board.extras_of("alice")["latency"]["requests"] == 3
+        assert board.extras_of("carol")["workers"] == ["nat-1:101"]  # the companion's share of carol
+        assert board.extras_of("plain-000000@example.com") is None  # no companion reports it
+    finally:
+        await monitor.aclose()
+        plain.stop()

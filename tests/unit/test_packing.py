@@ -5,8 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from usermetrics_nat.histogram import BUCKETS
 
 from tests.support.factories import BASE_TIME, record, sample_users, usage
+from usermetrics import packing
+from usermetrics.board import EXTRAS_COLUMNS, EXTRAS_DETAIL_COLUMNS, NO_PERCENTILE, Board
+from usermetrics.extras import Extras
 from usermetrics.merging import merge
 from usermetrics.packing import BoardCache, board_build
 from usermetrics.snapshot import SourceHealth, totals
@@ -54,3 +58,69 @@ def test_packing_cache_packs_like_a_fresh_board_through_any_changes():
         assert board.totals == fresh.totals == totals(users)
         assert [board.usage_at(i) for i in range(len(board))] == users
     assert cache.hits > cache.misses  # most records were packed once
+
+
+def _extras(rng: random.Random, workers: tuple[str, ...]) -> Extras:
+    latency = [0] * BUCKETS
+    for _ in range(rng.randrange(6)):
+        latency[rng.randrange(BUCKETS)] += rng.randrange(1, 50)
+    models = rng.sample(["model-a", "model-b", f"model-{rng.randrange(5)}x"], rng.randrange(3))
+    return Extras(
+        llm=tuple((m, tuple(rng.randrange(2**40) for _ in range(6))) for m in models),
+        tool_calls=rng.randrange(9),
+        latency=tuple(latency),
+        queued=rng.randrange(3),
+        max_concurrency=8,
+        wait_ms=rng.random() * 100,
+        run_ms=rng.random() * 1000,
+        workers=workers,
+    )
+
+
+@pytest.mark.parametrize("worker_sets_max", [4096, 3])
+def test_packing_extras_pack_like_a_fresh_board_and_read_back_exactly(monkeypatch, worker_sets_max):
+    """Extras changing, users with and without them coming and going, a new order, workers coming and going:
+    every board's extras columns, histograms and documents read as one packed afresh, also after the wire."""
+    monkeypatch.setattr(packing, "WORKER_SETS_MAX", worker_sets_max)
+    rng = random.Random(11)
+    users = sample_users()
+    labels = [("w:1",), ("w:2",), ("w:1", "w:2"), ("w:3",)]
+    extras = {u.user_id: _extras(rng, rng.choice(labels)) for u in users[::2]}  # half of them have extras
+    cache = BoardCache()
+    sources = [SourceHealth(name="s", kind="t")]
+    for step in range(40):
+        action = step % 4
+        if action == 0:  # a few users' extras change (new objects), the others stay the very same
+            for user_id in rng.sample(sorted(extras), 2):
+                extras[user_id] = _extras(rng, rng.choice(labels))
+        elif action == 1:  # one leaves, one arrives with extras
+            gone = users.pop(rng.randrange(len(users)))
+            extras.pop(gone.user_id, None)
+            users.append(usage(f"n{step}", requests=step))
+            extras[f"n{step}"] = _extras(rng, (f"w:{step}",))  # a worker set never seen before
+        elif action == 2:
+            rng.shuffle(users)
+        snapshot = merge([("s", list(users))], seq=step, timestamp=BASE_TIME, sources=sources, extras=dict(extras))
+        board = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=cache)
+        fresh = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache())
+        for name in (*EXTRAS_COLUMNS, *EXTRAS_DETAIL_COLUMNS):
+            if name != "worker_set":  # numbered in the order sets were first seen: compare the sets instead
+                assert list(board.columns[name]) == list(fresh.columns[name]), name
+        wire = Board.decode(board.encode())
+        for user in users:
+            x = extras.get(user.user_id)
+            expected = x.as_dict() if x is not None else None
+            assert board.extras_of(user.user_id) == expected == wire.extras_of(user.user_id), (step, user.user_id)
+        sort = board.columns["p95_ms"]
+        for i, user in enumerate(board.ids):
+            p95 = extras[user].percentiles[1] if user in extras else None
+            assert sort[i] == (NO_PERCENTILE if p95 is None else p95)
+
+
+def test_packing_extras_of_a_board_without_any():
+    users = sample_users()
+    snapshot = merge([("s", users)], seq=1, timestamp=BASE_TIME, sources=[SourceHealth(name="s", kind="t")])
+    board = Board.decode(board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache()).encode())
+    assert board.extras_of(users[0].user_id) is None
+    assert list(board.columns["queued"]) == [0] * len(users)
+    assert set(board.columns["p50_ms"]) == {NO_PERCENTILE}

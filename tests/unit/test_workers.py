@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from usermetrics_nat.histogram import BUCKETS
-from usermetrics_nat.report import VERSION, Header, UserExtras, WorkerIdentity, line_of
+from usermetrics_nat.report import VERSION, Header, ModelUsage, UserExtras, WorkerIdentity, line_of
 
 from tests.support.factories import BASE_TIME, usage
 from usermetrics.metrics import PerUserResourceUsage
@@ -147,3 +147,33 @@ def test_workers_count_the_reports_that_never_arrived():
     w.apply(header(A, 1, full=True), [line("alice", requests=1)], 0)
     w.apply(header(A, 5), [line("alice", requests=4)], 8)
     assert w.summary()[0]["gaps"] == 3 and w.rows()[0].requests.total_requests == 4
+
+
+def test_workers_add_a_users_llm_calls_per_model_across_workers_and_keep_an_ended_shares():
+    def with_llm(user_id: str, llm: list[ModelUsage], tools: int) -> bytes:
+        extras = UserExtras(latency=[(3, 1)], llm=llm, tool_calls=tools)
+        return line_of(0, record(user_id, requests=1), extras)
+
+    w = Workers("nat")
+    a = [ModelUsage(m="model-a", calls=2, prompt=100, completion=20, cached=10, reasoning=5, total=125)]
+    b = [
+        ModelUsage(m="model-b", calls=1, prompt=7, completion=3, total=10),
+        ModelUsage(m="model-a", calls=1, prompt=50, completion=5, total=55),
+    ]
+    w.apply(header(A, 1, full=True), [with_llm("alice", a, 1)], 0)
+    w.apply(header(B, 1, full=True), [with_llm("alice", b, 2), line("bob", requests=1)], 0)
+    w.rows()
+    alice = w.extras()["alice"]
+    assert dict(alice.llm) == {"model-a": (3, 150, 25, 10, 5, 180), "model-b": (1, 7, 3, 0, 0, 10)}
+    assert alice.llm_total == (4, 157, 28, 10, 5, 190) and alice.tool_calls == 3
+    llm = alice.as_dict()["llm"]
+    assert (llm["calls"], llm["prompt_tokens"], llm["completion_tokens"], llm["total_tokens"]) == (4, 157, 28, 190)
+    assert llm["by_model"]["model-b"] == {
+        "calls": 1, "prompt_tokens": 7, "completion_tokens": 3, "cached_tokens": 0, "reasoning_tokens": 0,
+        "total_tokens": 10,
+    }  # fmt: skip
+    assert w.extras()["bob"].llm == () and w.extras()["bob"].as_dict()["llm"]["total_tokens"] == 0
+    # Worker A ends: the calls made there were made; alice's counts do not go backwards.
+    w.apply(header(A, 2, bye=True), [], 2)
+    w.rows()
+    assert w.extras()["alice"].llm_total == (4, 157, 28, 10, 5, 190) and w.extras()["alice"].tool_calls == 3

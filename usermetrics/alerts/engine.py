@@ -41,6 +41,9 @@ class AlertEngine:
         self.book: Book | None = None
         self.evaluations = 0
         self.last_ms = 0.0
+        # Whether an enabled rule reads the windowed p95 (as of the last evaluation): the producer's
+        # flag reads sum every user's histograms only then.
+        self.reads_percentiles = False
         self._meta: dict[str, float] = {}
         self._evaluator: Handoff[Reading] = Handoff(
             self._evaluate_in_thread,
@@ -57,9 +60,15 @@ class AlertEngine:
 
     # -- async side ----------------------------------------------------------------------------
 
-    async def __call__(self, snapshot: Snapshot, flags: Mapping[str, Sequence[str]]) -> None:
-        """Hand one refresh (and its users' flags, ``FlagTracker.flags``) to the worker; return at once."""
-        self._evaluator.submit(Reading.of(snapshot, flags))
+    async def __call__(
+        self,
+        snapshot: Snapshot,
+        flags: Mapping[str, Sequence[str]],
+        *,
+        window_p95: Mapping[str, float] | None = None,
+    ) -> None:
+        """Hand one refresh (its users' flags and windowed p95, ``FlagTracker``) to the worker; return at once."""
+        self._evaluator.submit(Reading.of(snapshot, flags, window_p95=window_p95))
 
     def _evaluate_in_thread(self, reading: Reading) -> None:
         close_old_connections()
@@ -90,6 +99,7 @@ class AlertEngine:
         if self.book is None:
             self.book = book_load()
         rules = rules_load()
+        self.reads_percentiles = any(KINDS[r.kind].reads_percentiles for r in rules)
         step = self.book.step(rules, reading, silences_load(reading.now))
         if step.fired or step.resolved or step.closed or step.notices:
             users = any(KINDS[n.rule.kind].subject == "user" for n in step.notices)

@@ -1,20 +1,24 @@
 """Alert rule kinds (sync): how each kind reads one refresh, and when its condition holds.
 
 One rule, one home: user rules read the lifecycle flags the producer already worked out for the
-refresh (``history.flags`` through ``FlagTracker``), source rules read ``SourceHealth``, count
-rules read ``Snapshot.totals``. Nothing here re-derives any of them. A kind says, per subject (a
-user id, a source name, or ``""`` for a count), the value it reads; a subject it does not list
-reads 0 (clear). Counts have hysteresis in value (``clear_threshold``), every kind in time
-(``clear_seconds``, in ``incidents``).
+refresh (``history.flags`` through ``FlagTracker``), or what NAT companions say of the user
+(``Snapshot.extras``; its p95 over the flag window from the same window stats the flags read),
+source rules read ``SourceHealth``, count rules read ``Snapshot.totals``. Nothing here re-derives
+any of them. A kind says, per subject (a user id, a source name, or ``""`` for a count), the value
+it reads; a subject it does not list reads 0 (clear). Counts and the p95 have hysteresis in value
+(``clear_threshold``), every kind in time (``clear_seconds``, in ``incidents``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from usermetrics_nat.histogram import quantile
+
+from usermetrics.extras import Extras
 from usermetrics.history.flags import Erroring, Rising, Stuck
 from usermetrics.snapshot import Snapshot, SourceHealth, Totals
 
@@ -32,16 +36,29 @@ class Reading:
     totals: Totals
     flags: Mapping[str, Sequence[str]]  # user id -> raised flag names (FlagTracker.flags), flagged users only
     origins: Mapping[str, tuple[str, ...]]  # user id -> its sources (Snapshot.origins)
+    # What NAT companions say of each user they report (Snapshot.extras): its histogram and queue now.
+    extras: Mapping[str, Extras] = field(default_factory=dict)
+    # Each user's p95 latency over the flag window, from the history (FlagTracker.latency_p95), for
+    # the users with requests in it; None with the history off: then the live figure of the current life.
+    window_p95: Mapping[str, float] | None = None
 
     @classmethod
-    def of(cls, snapshot: Snapshot, flags: Mapping[str, Sequence[str]]) -> Reading:
-        """What ``snapshot`` and its users' flags offer (no copy: a snapshot never changes)."""
+    def of(
+        cls,
+        snapshot: Snapshot,
+        flags: Mapping[str, Sequence[str]],
+        *,
+        window_p95: Mapping[str, float] | None = None,
+    ) -> Reading:
+        """What ``snapshot``, its users' flags and their windowed p95 offer (no copy: a snapshot never changes)."""
         return cls(
             now=snapshot.timestamp,
             sources=snapshot.sources,
             totals=snapshot.totals,
             flags=flags,
             origins=snapshot.origins,
+            extras=snapshot.extras,
+            window_p95=window_p95,
         )
 
 
@@ -75,6 +92,7 @@ class Kind(Protocol):
     subject: SubjectKind
     noun: str  # what its subjects are called in words ("user", "source", "")
     phrase: str  # what a firing subject is ("stuck", "down", ...)
+    reads_percentiles: bool  # it reads ``Reading.window_p95`` (the producer sums histograms for it)
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """Each subject's value now; subjects left out read 0."""
@@ -90,6 +108,7 @@ class SourceDown:
 
     subject: SubjectKind = "source"
     noun, phrase = "source", "down"
+    reads_percentiles = False
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """1 for each source that is down."""
@@ -105,6 +124,7 @@ class SourceStale:
 
     subject: SubjectKind = "source"
     noun, phrase = "source", "stale"
+    reads_percentiles = False
 
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """The age of each failing source's last good answer."""
@@ -124,6 +144,7 @@ class UserFlag:
 
     subject: SubjectKind = "user"
     noun = "user"
+    reads_percentiles = False
 
     def __init__(self, flag: str, phrase: str) -> None:
         """Watch the flag named ``flag``."""
@@ -139,11 +160,53 @@ class UserFlag:
         return value >= 1
 
 
+class UserLatencyP95:
+    """A user's p95 latency (ms) above ``threshold``; clears at or below ``clear_at``.
+
+    Over the flag window (``FLAGS["WINDOW"]``, the history's windowed histogram: what the user's
+    page shows for that window) when the history is on; with it off, over every request of the
+    user's current life (the live figure of its row). Users no companion reports never fire.
+    """
+
+    subject: SubjectKind = "user"
+    noun, phrase = "user", "slow (p95 latency above the threshold)"
+    reads_percentiles = True
+
+    def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
+        """Each user's p95 (users without requests counted read 0: clear)."""
+        if reading.window_p95 is not None:
+            return dict(reading.window_p95)
+        # Only the quantile asked for, and only of users with requests: this runs over every user.
+        return {uid: p95 for uid, x in reading.extras.items() if any(x.latency) and (p95 := quantile(x.latency, 0.95))}
+
+    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
+        """Above the threshold to fire; above the clear level to stay firing (no flapping on the edge)."""
+        limit = rule.clear_at if firing else rule.threshold
+        return limit is not None and value > limit
+
+
+class UserSaturated:
+    """A user has requests queued on its semaphore (``Extras.saturated``); the rule's **for** makes it "for a while"."""
+
+    subject: SubjectKind = "user"
+    noun, phrase = "user", "saturated (requests queued)"
+    reads_percentiles = False
+
+    def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
+        """The requests queued of each saturated user."""
+        return {uid: float(x.queued) for uid, x in reading.extras.items() if x.saturated}
+
+    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
+        """Queued is saturated; a refresh with nothing queued clears it (and restarts a pending **for**)."""
+        return value >= 1
+
+
 class TotalAbove:
     """A total over all users (``Snapshot.totals``) above ``threshold``; clears at or below ``clear_at``."""
 
     subject: SubjectKind = "total"
     noun = ""
+    reads_percentiles = False
 
     def __init__(self, field: str, phrase: str) -> None:
         """Watch ``Totals.<field>``."""
@@ -165,8 +228,10 @@ KINDS: dict[str, Kind] = {
     "user_stuck": UserFlag(Stuck.name, "stuck"),
     "user_erroring": UserFlag(Erroring.name, "erroring"),
     "user_rising": UserFlag(Rising.name, "with resources rising"),
+    "user_latency_p95": UserLatencyP95(),
+    "user_saturated": UserSaturated(),
     "users_total": TotalAbove("users", "users"),
     "users_in_flight": TotalAbove("in_flight", "requests in flight"),
 }
 # Kinds that need a threshold to mean anything (the admin form asks for one).
-THRESHOLD_KINDS = frozenset({"source_stale", "users_total", "users_in_flight"})
+THRESHOLD_KINDS = frozenset({"source_stale", "user_latency_p95", "users_total", "users_in_flight"})

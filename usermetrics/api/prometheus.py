@@ -13,13 +13,16 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterator
+from itertools import accumulate
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from usermetrics_nat.histogram import BOUNDS_MS
 
 from usermetrics import services
 from usermetrics.conf import get_config
@@ -36,7 +39,7 @@ class SnapshotCollector(Collector):
         """Report ``state``."""
         self.state = state
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         """The metric families of this scrape."""
         st = self.state
         t = st.board.totals
@@ -109,6 +112,7 @@ class SnapshotCollector(Collector):
                 duration.add_metric([health.name], health.last_duration_ms / 1000)
                 slowest = max(slowest, health.last_duration_ms / 1000)
         yield from (up, stale, source_users, duration)
+        yield from companion_families(st)
         # Sources are fetched at once, so a refresh takes as long as its slowest source.
         yield GaugeMetricFamily(
             "usermetrics_refresh_duration_seconds", "Duration of the last refresh (its slowest source).", value=slowest
@@ -138,6 +142,55 @@ class SnapshotCollector(Collector):
             for rule, count in sorted(st.alerts.by_rule.items()):
                 firing.add_metric([rule], count)
             yield firing
+
+
+def companion_families(st: services.ScrapeState) -> Iterator[Metric]:
+    """What NAT companions add: the latency histogram over every user, the queues, and each companion stream's health.
+
+    The histogram is the recorder's (every recorded request of every user the companions report,
+    monotonic per producer process like the ``observed`` counters), so ``rate()`` and
+    ``histogram_quantile()`` work on it; its ``_sum`` is NAT's own latency sum of the same requests.
+    """
+    if st.latency is not None:
+        counts, sum_ms = st.latency
+        # Prometheus buckets are cumulative: each ``le`` counts every request at or below it.
+        cumulative = list(accumulate(counts))
+        bounds = [floatToGoString(b) for b in BOUNDS_MS] + ["+Inf"]
+        yield HistogramMetricFamily(
+            "usermetrics_request_latency_ms",
+            "Latency of the requests recorded, every user NAT companions report (ms; _sum: NAT's own timer).",
+            buckets=list(zip(bounds, cumulative, strict=True)),
+            sum_value=round(sum_ms, 3),
+        )
+    yield GaugeMetricFamily(
+        "usermetrics_queued_requests", "Requests waiting on their user's semaphore now, all users.", value=st.queued
+    )
+    yield GaugeMetricFamily(
+        "usermetrics_users_saturated", "Users with a request queued on their semaphore now.", value=st.saturated
+    )
+    workers = GaugeMetricFamily(
+        "usermetrics_nat_workers",
+        "A companion stream's NAT workers: running, and ended recently (the ones its source still lists).",
+        labels=["source", "state"],
+    )
+    skipped = CounterMetricFamily(
+        "usermetrics_nat_stream_skipped", "Stream entries and lines skipped, by kind.", labels=["source", "kind"]
+    )
+    dropped = GaugeMetricFamily(
+        "usermetrics_nat_reports_dropped",
+        "Reports the running workers could not send (Redis away), as they last said.",
+        labels=["source"],
+    )
+    for health in st.board.sources:
+        if health.workers is None:  # not a companion stream
+            continue
+        running = [w for w in health.workers if w.get("state") == "ok"]
+        workers.add_metric([health.name, "running"], len(running))
+        workers.add_metric([health.name, "ended"], len(health.workers) - len(running))
+        dropped.add_metric([health.name], sum(int(w.get("dropped", 0)) for w in running))
+        for kind, n in sorted((health.skipped or {}).items()):
+            skipped.add_metric([health.name, kind], n)
+    yield from (workers, skipped, dropped)
 
 
 def render(state: services.ScrapeState) -> bytes:

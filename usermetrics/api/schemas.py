@@ -135,6 +135,10 @@ class WindowStatsDoc(BaseModel):
     )
     exit_stack_growth: int
     functions_growth: int
+    p50_ms: float | None = Field(None, description="median of the window's requests (NAT companions' histograms)")
+    p95_ms: float | None = Field(None, description="95th percentile, summed over the window's histogram changes")
+    p99_ms: float | None = Field(None, description="99th percentile (None: no companion counted a request)")
+    max_queued: int | None = Field(None, description="the most requests queued at any sample of the window")
     seconds: float = Field(description="the span the numbers cover: the window, or less when the history is younger")
     since: datetime | None = Field(description="where that span starts")
 
@@ -173,6 +177,10 @@ class SeriesDoc(BaseModel):
     requests_per_min: list[float]
     errors_per_min: list[float]
     latency_ms: list[float | None]
+    p50_ms: list[float | None] = Field(default_factory=list, description="per point, from its histogram changes")
+    p95_ms: list[float | None] = Field(default_factory=list)
+    p99_ms: list[float | None] = Field(default_factory=list)
+    queued: list[int | None] = Field(default_factory=list, description="requests queued (the most in the point)")
     stats: WindowStatsDoc
 
 

@@ -33,15 +33,15 @@ ALERT_RULE: dict[str, Setting] = {
     "KIND": Setting(
         None,
         casts.text,
-        "Required. `source_down`, `source_stale`, `user_stuck`, `user_erroring`, `user_rising`, `users_total` or "
-        "`users_in_flight`.",
+        "Required. `source_down`, `source_stale`, `user_stuck`, `user_erroring`, `user_rising`, `user_latency_p95`, "
+        "`user_saturated`, `users_total` or `users_in_flight`.",
     ),
     "ENABLED": Setting(True, casts.on_off, "Evaluate the rule."),
     "SEVERITY": Setting("warning", casts.text, "`info`, `warning` or `critical`."),
     "THRESHOLD": Setting(
         None,
         casts.optional(casts.number),
-        "Counts: users or requests; `source_stale`: seconds since the last good answer.",
+        "Counts: users or requests; `source_stale`: seconds since the last good answer; `user_latency_p95`: ms.",
     ),
     "CLEAR_THRESHOLD": Setting(
         None, casts.optional(casts.number), "Counts: resolve at or below this (`None`: 90% of `THRESHOLD`)."
@@ -242,6 +242,15 @@ SETTINGS: dict[str, Setting | dict[str, Setting]] = {
                 {"NAME": "user-stuck", "KIND": "user_stuck", "SEVERITY": "warning"},
                 {"NAME": "user-erroring", "KIND": "user_erroring", "ENABLED": False, "FOR": 300.0},
                 {"NAME": "user-rising", "KIND": "user_rising", "ENABLED": False, "FOR": 600.0},
+                # NAT companions' figures (users of other sources never fire them).
+                {"NAME": "user-saturated", "KIND": "user_saturated", "SEVERITY": "warning", "FOR": 120.0},
+                {
+                    "NAME": "user-latency-p95",
+                    "KIND": "user_latency_p95",
+                    "ENABLED": False,
+                    "THRESHOLD": 10000,
+                    "FOR": 300.0,
+                },
                 {
                     "NAME": "users-total",
                     "KIND": "users_total",

@@ -165,6 +165,7 @@ def flag_stats(
     *,
     now: datetime,
     have: tuple[str, Mapping[str, WindowStats]] | None = None,
+    percentiles: bool = True,
 ) -> Mapping[str, WindowStats] | None:
     """Window stats over the flag window for ``user_ids`` (None: everyone); None when the history is off.
 
@@ -176,7 +177,7 @@ def flag_stats(
         return None
     if have is not None and have[0] == cfg.flags.window:
         return have[1]
-    return window_stats(window=cfg.flags.window_length, user_ids=user_ids, now=now)
+    return window_stats(window=cfg.flags.window_length, user_ids=user_ids, now=now, percentiles=percentiles)
 
 
 class UsersView(Protocol):

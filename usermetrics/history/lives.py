@@ -8,7 +8,6 @@ Every sample carries its change since the previous one, so windowed rates are su
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import compress
 from operator import is_not
@@ -18,15 +17,20 @@ from django.db import transaction
 from django.db.models import Max, OuterRef, Subquery
 
 from usermetrics.conf import HistoryConfig
+from usermetrics.extras import Extras
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
+from .latency import ZERO as ZERO_EXTRAS
+from .latency import cumulative_of, sample_extras
 from .samples import (
     COUNTER_FIELDS,
     NO_CHANGE,
     ZERO,
     Counters,
+    OpenLife,
+    RecordResult,
     chunks,
     counters_of,
     counters_stored,
@@ -34,33 +38,6 @@ from .samples import (
     insert_samples,
     totals_row,
 )
-
-
-@dataclass
-class OpenLife:
-    """What the recorder remembers of one open life between refreshes."""
-
-    pk: int
-    life: int
-    created_at: datetime
-    sources: str
-    counters: Counters  # as of the latest snapshot
-    last_activity: datetime | None
-    written: Counters  # as of the latest sample written
-    written_ts: datetime | None
-
-
-@dataclass
-class RecordResult:
-    """What one ``record`` call did (for tests, logs and the process totals)."""
-
-    samples: int = 0
-    new_lives: int = 0
-    ended: int = 0
-    reopened: int = 0
-    d_requests: int = 0
-    d_errors: int = 0
-    d_latency_ms: float = 0.0
 
 
 def is_new_life(old_created: datetime, old: Counters, created: datetime, new: Counters) -> bool:
@@ -146,6 +123,7 @@ class LifeBook:
                 new_lives.append((_new_life(uid, life.life + 1, usage, ts, sources, from_zero=True), usage))
                 continue
             life.counters, life.last_activity, life.sources = counters, usage.session.last_activity, sources
+            _extras_seen(life, snapshot.extras.get(uid))
             held.setdefault(life.written_ts, set()).add(uid)  # written below once due
         # Users with a change not written yet, once the sample interval since their last sample has
         # passed (entries of users written or ended meanwhile are passed over).
@@ -153,7 +131,7 @@ class LifeBook:
             for uid in held.pop(written_ts):
                 life = open_lives.get(uid)
                 if life is not None and uid in present and life.written_ts == written_ts:
-                    if life.counters != life.written:
+                    if life.unwritten():
                         samples.append(_sample(life, ts, result))
         # The open lives are the users of the last snapshot written (once warm): when this one has
         # the same users, nobody left, and the set difference over everyone is not needed.
@@ -162,7 +140,7 @@ class LifeBook:
                 ended.append(open_lives.pop(uid))
         # A user that left with changes not yet written gets its last sample now.
         for life in ended:
-            if life.counters != life.written:
+            if life.unwritten():
                 samples.append(_sample(life, ts, result))
         with transaction.atomic():
             if reopened:
@@ -180,13 +158,18 @@ class LifeBook:
                         ZERO,
                         None,
                     )
+                    _extras_seen(life, snapshot.extras.get(row.user_id))
                     open_lives[row.user_id] = life
                     samples.append(_sample(life, ts, result, first=True, from_zero=row.from_zero))
             insert_samples(samples, ts=ts, batch_size=self.batch_size)
             if ended:
                 _end(ended, ended_at=_cold_end_time(ts) if cold else ts)
             totals_row(
-                snapshot, d_requests=result.d_requests, d_errors=result.d_errors, d_latency_ms=result.d_latency_ms
+                snapshot,
+                d_requests=result.d_requests,
+                d_errors=result.d_errors,
+                d_latency_ms=result.d_latency_ms,
+                extras=result.extras,
             ).save(force_insert=True)
         self._seen = present
         result.samples, result.new_lives, result.ended, result.reopened = (
@@ -240,8 +223,22 @@ def _sample(
     result.d_requests += d.requests
     result.d_errors += d.errors
     result.d_latency_ms += d.latency_ms
+    extras = None
+    if life.extras is not None:
+        # The companions' figures change as the counters do: from zero in a new life, a baseline
+        # where the base is not known (a life already running at a start, or continued after one).
+        base = (ZERO_EXTRAS if from_zero else None) if first else life.written_extras
+        extras, counted = sample_extras(life.extras, base, life.queued)
+        life.written_extras, life.written_queued = life.extras, life.queued
+        result.add_extras(counted, d.latency_ms)
     # A plain row in SAMPLE_COLUMNS order (see samples.insert_samples): no model instance per sample.
-    return (life.pk, ts, *c, d.requests, d.errors, round(d.latency_ms, 3), d.exit_stack, d.functions)
+    return (life.pk, ts, *c, d.requests, d.errors, round(d.latency_ms, 3), d.exit_stack, d.functions, extras)
+
+
+def _extras_seen(life: OpenLife, extras: Extras | None) -> None:
+    """Remember the user's extras of the latest snapshot (a user without keeps what it had: nothing new)."""
+    if extras is not None:
+        life.extras, life.queued = cumulative_of(extras), extras.queued
 
 
 def _new_life(

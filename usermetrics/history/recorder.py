@@ -39,6 +39,10 @@ class Recorder:
         self.observed_requests = 0
         self.observed_errors = 0
         self.observed_latency_ms = 0.0
+        # The companions' histograms of the recorded requests, added up (None until one is recorded),
+        # and NAT's latency sum of those same requests: a Prometheus histogram over every user.
+        self.observed_histogram: list[int] | None = None
+        self.observed_histogram_ms = 0.0
         self.records = 0
         # The writer thread keeps its one connection from record to record (opening one per refresh
         # cost more than the writes themselves at 10,000 users); one that failed is closed, so the
@@ -75,6 +79,11 @@ class Recorder:
         self.observed_requests += result.d_requests
         self.observed_errors += result.d_errors
         self.observed_latency_ms += result.d_latency_ms
+        if result.extras is not None:
+            counts = result.extras.latency
+            seen = self.observed_histogram or [0] * len(counts)
+            self.observed_histogram = [a + b for a, b in zip(seen, counts, strict=True)]
+            self.observed_histogram_ms += result.d_latency_ms_counted
         self.records += 1
         ts = snapshot.timestamp
         if self._last_maintenance is None or ts - self._last_maintenance >= self.maintenance_interval:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Max, Min, Sum
@@ -10,6 +11,8 @@ from django.db.models.functions import TruncHour
 
 from usermetrics.conf import HistoryConfig
 from usermetrics.models import SourceSample, TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
+
+from .latency import ExtrasSum, decode, encode_sum
 
 HOUR = timedelta(hours=1)
 
@@ -61,6 +64,10 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
             mx=Max("exit_stack"),
         )
     )
+    # The histograms are bytes, summed here (only the rows that have one are read).
+    user_rows = UserSample.objects.filter(**window).values_list("life_id", "ts", "extras")
+    user_extras = _hourly_extras(user_rows, by_key=True)
+    total_extras = _hourly_extras(TotalsSample.objects.filter(**window).values_list("id", "ts", "extras"), by_key=False)
     with transaction.atomic():
         hours = [
             TotalsHourly(
@@ -73,6 +80,7 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
                 max_active=t["ma"],
                 max_in_flight=t["mi"],
                 max_exit_stack=t["mx"],
+                extras=_column(total_extras, t["hour"]),
             )
             for t in totals
         ]
@@ -90,6 +98,7 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
                     d_functions=u["df"],
                     max_ref_count=u["mr"],
                     max_exit_stack=u["mx"],
+                    extras=_column(user_extras, (u["life_id"], u["hour"])),
                 )
             )
             if len(batch) >= batch_size:
@@ -100,6 +109,25 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
             # No totals in these hours (the dashboard was down): mark them done so they are not scanned again.
             TotalsHourly.objects.bulk_create([_empty_hour(end - HOUR)], ignore_conflicts=True)
     return len(hours)
+
+
+def _hourly_extras(rows: Any, *, by_key: bool) -> dict[Any, ExtrasSum]:
+    """The extras columns of ``rows`` ((key, ts, extras) tuples) summed per (key, UTC hour), or per hour."""
+    out: dict[Any, ExtrasSum] = {}
+    for key, ts, raw in rows.filter(extras__isnull=False).iterator(chunk_size=2000):
+        hour = floor_hour(ts.astimezone(UTC))
+        k = (key, hour) if by_key else hour
+        one = decode(raw)
+        if k in out:
+            out[k].add(one)
+        else:
+            out[k] = one
+    return out
+
+
+def _column(sums: dict[Any, ExtrasSum], key: Any) -> bytes | None:
+    found = sums.get(key)
+    return encode_sum(found) if found is not None else None
 
 
 def _empty_hour(hour: datetime) -> TotalsHourly:

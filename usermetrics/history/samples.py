@@ -1,8 +1,9 @@
-"""Sample rows (sync ORM): a user's counters as a named tuple, and writing samples and totals in bulk."""
+"""Sample rows (sync ORM): a user's counters, what the recorder keeps of an open life, samples and totals in bulk."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -11,6 +12,8 @@ from django.db import connections
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
+
+from .latency import Cumulative, ExtrasSum, encode_sum
 
 
 class Counters(NamedTuple):
@@ -34,6 +37,7 @@ COUNTER_FIELDS: tuple[str, ...] = Counters._fields
 # UserSample's columns in the order a sample row is built (see lives.LifeBook._sample).
 SAMPLE_COLUMNS = (
     "life_id", "ts", *COUNTER_FIELDS, "d_requests", "d_errors", "d_latency_ms", "d_exit_stack", "d_functions",
+    "extras",
 )  # fmt: skip
 
 
@@ -61,6 +65,57 @@ def delta(new: Counters, old: Counters | None) -> Delta:
         new.exit_stack - old.exit_stack,
         (new.functions + new.groups) - (old.functions + old.groups),
     )
+
+
+@dataclass
+class OpenLife:
+    """What the recorder remembers of one open life between refreshes."""
+
+    pk: int
+    life: int
+    created_at: datetime
+    sources: str
+    counters: Counters  # as of the latest snapshot
+    last_activity: datetime | None
+    written: Counters  # as of the latest sample written
+    written_ts: datetime | None
+    # The companions' figures (``history.latency``), for users that have them: as of the latest
+    # snapshot, and as of the latest sample written (None: not known, the next one is a baseline).
+    extras: Cumulative | None = None
+    queued: int = 0
+    written_extras: Cumulative | None = None
+    written_queued: int = 0
+
+    def unwritten(self) -> bool:
+        """Whether the latest snapshot says something the latest sample does not."""
+        return self.counters != self.written or (
+            self.extras is not None and (self.extras != self.written_extras or self.queued != self.written_queued)
+        )
+
+
+@dataclass
+class RecordResult:
+    """What one ``record`` call did (for tests, logs and the process totals)."""
+
+    samples: int = 0
+    new_lives: int = 0
+    ended: int = 0
+    reopened: int = 0
+    d_requests: int = 0
+    d_errors: int = 0
+    d_latency_ms: float = 0.0
+    # The sum of the extras written (None: nobody's): the totals row's, and the process's histogram.
+    extras: ExtrasSum | None = None
+    # NAT's latency sum (Δ avg x count) of the requests that the written histograms count.
+    d_latency_ms_counted: float = 0.0
+
+    def add_extras(self, counted: ExtrasSum, d_latency_ms: float) -> None:
+        """Count one sample's extras (``d_latency_ms``: its NAT latency sum)."""
+        if self.extras is None:
+            self.extras = ExtrasSum.empty()
+        self.extras.add(counted)
+        if counted.requests:
+            self.d_latency_ms_counted += d_latency_ms
 
 
 def counters_of(usage: PerUserResourceUsage) -> Counters:
@@ -118,9 +173,21 @@ def insert_samples(rows: list[tuple[Any, ...]], *, ts: datetime, batch_size: int
             cursor.executemany(sql, [(row[0], db_ts, *row[2:]) for row in chunk])
 
 
-def totals_row(snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_ms: float) -> TotalsSample:
-    """The totals row of one refresh: the snapshot's totals and the sums of the deltas written."""
+def totals_row(
+    snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_ms: float, extras: ExtrasSum | None = None
+) -> TotalsSample:
+    """The totals row of one refresh: the snapshot's totals and the sums of the deltas written.
+
+    ``extras``: the sum of the extras written in this refresh; with it, or with any user of the
+    snapshot reporting extras, the row's ``extras`` holds that sum and every user's queue now.
+    """
     t = snapshot.totals
+    if extras is not None or snapshot.extras:
+        queued = sum(x.queued for x in snapshot.extras.values())
+        total = replace(extras if extras is not None else ExtrasSum.empty(), queued=queued)
+        extras_column: bytes | None = encode_sum(total)
+    else:
+        extras_column = None
     return TotalsSample(
         ts=snapshot.timestamp,
         users=t.users,
@@ -133,6 +200,7 @@ def totals_row(snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_
         d_requests=d_requests,
         d_errors=d_errors,
         d_latency_ms=round(d_latency_ms, 3),
+        extras=extras_column,
         sources_up=sum(1 for s in snapshot.sources if s.state == "ok"),
         sources_total=len(snapshot.sources),
     )

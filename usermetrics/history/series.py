@@ -14,6 +14,8 @@ from usermetrics.clock import utcnow
 from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample, user_key
 from usermetrics.windows import chart_points, window_name
 
+from .latency import ExtrasSum, decode
+from .query import PERCENTILE_KEYS
 from .rollup import HOUR
 from .samples import chunks, lives_of
 
@@ -28,6 +30,17 @@ class _Bucket:
     errors: int = 0
     latency_sum: float = 0.0
     gauges: dict[str, float] = field(default_factory=dict)
+    extras: ExtrasSum | None = None  # the companions' histogram changes of the bucket's samples
+
+    def add(self, requests: int, errors: int, latency_sum: float, extras: ExtrasSum | None) -> None:
+        self.requests += requests
+        self.errors += errors
+        self.latency_sum += latency_sum
+        if extras is None:
+            return
+        if self.extras is None:
+            self.extras = ExtrasSum.empty()
+        self.extras.add(extras)
 
 
 def _buckets(window: timedelta, points: int, now: datetime) -> tuple[datetime, float]:
@@ -46,9 +59,33 @@ def _series_doc(start: datetime, step: float, buckets: list[_Bucket], gauges: tu
         "errors_per_min": [round(b.errors * per_min, 3) for b in buckets],
         "latency_ms": [round(b.latency_sum / b.requests, 2) if b.requests > 0 else None for b in buckets],
     }
+    # Each bucket's percentiles from the sum of its histogram changes (None: no request counted).
+    each = [b.extras.percentiles if b.extras is not None else (None, None, None) for b in buckets]
+    for n, key in enumerate(PERCENTILE_KEYS):
+        doc[key] = [p[n] for p in each]
     for name in gauges:
         doc[name] = [b.gauges.get(name) for b in buckets]
     return doc
+
+
+def _decoded(raw: bytes | memoryview | None) -> ExtrasSum | None:
+    return decode(raw) if raw is not None else None
+
+
+def _gauges(in_flight: int, exit_stack: int, extras: ExtrasSum | None) -> dict[str, float]:
+    """A user's gauges at a sample: ``queued`` only where the companions report it."""
+    gauges: dict[str, float] = {"in_flight": in_flight, "exit_stack": exit_stack}
+    if extras is not None:
+        gauges["queued"] = extras.queued
+    return gauges
+
+
+def _gauges_total(users: int, active: int, in_flight: int, extras: ExtrasSum | None) -> dict[str, float]:
+    """Everyone's gauges at a totals row: ``queued`` (over every user) where any user has extras."""
+    gauges: dict[str, float] = {"users": users, "active": active, "in_flight": in_flight}
+    if extras is not None:
+        gauges["queued"] = extras.queued
+    return gauges
 
 
 def user_series(
@@ -73,30 +110,37 @@ def user_series(
         if not use_hourly:
             before = UserSample.objects.filter(life=life, ts__lte=start).order_by("-ts").first()
             if before is not None:
-                last_gauges = {"in_flight": before.ref_count, "exit_stack": before.exit_stack}
+                last_gauges = _gauges(before.ref_count, before.exit_stack, _decoded(before.extras))
             rows = UserSample.objects.filter(life=life, ts__gt=start, ts__lte=now).order_by("ts")
-            marks = [(s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack) for s in rows]
+            marks = [
+                (s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack, _decoded(s.extras))
+                for s in rows
+            ]
         else:
             # An hourly row covers [hour, hour + 1 h): it is placed by its start, like a bucket.
             rows_h = UserHourly.objects.filter(life=life, hour__gte=start).order_by("hour")
             marks = [
-                (h.hour, h.d_requests, h.d_errors, h.d_latency_ms, h.max_ref_count, h.max_exit_stack) for h in rows_h
-            ]
+                (h.hour, h.d_requests, h.d_errors, h.d_latency_ms, h.max_ref_count, h.max_exit_stack,
+                 _decoded(h.extras))
+                for h in rows_h
+            ]  # fmt: skip
             rolled = max((h.hour + HOUR for h in rows_h), default=start)
             rows = UserSample.objects.filter(life=life, ts__gte=max(start, rolled), ts__lte=now).order_by("ts")
-            marks += [(s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack) for s in rows]
+            marks += [
+                (s.ts, s.d_requests, s.d_errors, s.d_latency_ms, s.ref_count, s.exit_stack, _decoded(s.extras))
+                for s in rows
+            ]
         index_of = {ts: min(points - 1, max(0, int((ts - start).total_seconds() // step))) for ts, *_ in marks}
         filled: dict[int, dict[str, float]] = {}
-        for ts, dr, de, dl, ref, stack in marks:
+        for ts, dr, de, dl, ref, stack, extras in marks:
             if ts < start:
                 continue
-            b = buckets[index_of[ts]]
-            b.requests += dr
-            b.errors += de
-            b.latency_sum += dl
+            buckets[index_of[ts]].add(dr, de, dl, extras)
             g = filled.setdefault(index_of[ts], {"in_flight": 0, "exit_stack": 0})
             g["in_flight"] = max(g["in_flight"], ref)
             g["exit_stack"] = stack
+            if extras is not None:  # the most queued in the bucket, for users the companions report
+                g["queued"] = max(g.get("queued", 0), extras.queued)
         begin = 0 if life.first_seen <= start else int((life.first_seen - start).total_seconds() // step)
         end = points - 1 if life.ended_at is None else int((life.ended_at - start).total_seconds() // step)
         for i in range(max(0, begin), min(points - 1, end) + 1):
@@ -105,7 +149,7 @@ def user_series(
             if last_gauges is not None:
                 for name, value in last_gauges.items():
                     buckets[i].gauges[name] = buckets[i].gauges.get(name, 0) + value
-    doc = _series_doc(start, step, buckets, ("in_flight", "exit_stack"))
+    doc = _series_doc(start, step, buckets, ("in_flight", "exit_stack", "queued"))
     doc.update(
         user_id=user_id,
         window=window_name(window),
@@ -128,29 +172,29 @@ def overview_series(*, window: timedelta, now: datetime | None = None, points: i
     points = points or chart_points(window)
     start, step = _buckets(window, points, now)
     buckets = [_Bucket() for _ in range(points)]
-    marks: list[tuple[datetime, int, int, float, dict[str, float]]] = []
+    marks: list[tuple[datetime, int, int, float, dict[str, float], ExtrasSum | None]] = []
     rolled_to = start
     if window > timedelta(days=1):
         # An hourly row covers [hour, hour + 1 h): it is placed by its start, like a bucket.
         for h in TotalsHourly.objects.filter(hour__gte=start, hour__lt=now).order_by("hour"):
-            gauges = {"users": h.max_users, "active": h.max_active, "in_flight": h.max_in_flight}
-            marks.append((h.hour, h.d_requests, h.d_errors, h.d_latency_ms, gauges))
+            extras = _decoded(h.extras)
+            gauges = _gauges_total(h.max_users, h.max_active, h.max_in_flight, extras)
+            marks.append((h.hour, h.d_requests, h.d_errors, h.d_latency_ms, gauges, extras))
             rolled_to = h.hour + HOUR
     rows = TotalsSample.objects.filter(ts__gte=max(start, rolled_to), ts__lte=now).order_by("ts")
-    columns = ("ts", "d_requests", "d_errors", "d_latency_ms", "users", "active", "in_flight")
-    for ts, dr, de, dl, users, active, in_flight in rows.values_list(*columns):
-        marks.append((ts, dr, de, dl, {"users": users, "active": active, "in_flight": in_flight}))
-    for ts, dr, de, dl, gauges in marks:
+    columns = ("ts", "d_requests", "d_errors", "d_latency_ms", "users", "active", "in_flight", "extras")
+    for ts, dr, de, dl, users, active, in_flight, raw in rows.values_list(*columns):
+        extras = _decoded(raw)
+        marks.append((ts, dr, de, dl, _gauges_total(users, active, in_flight, extras), extras))
+    for ts, dr, de, dl, gauges, extras in marks:
         if ts < start:
             continue
         i = min(points - 1, int((ts - start).total_seconds() // step))
         b = buckets[i]
-        b.requests += dr
-        b.errors += de
-        b.latency_sum += dl
+        b.add(dr, de, dl, extras)
         for name, value in gauges.items():
             b.gauges[name] = max(b.gauges.get(name, 0), value)
-    doc = _series_doc(start, step, buckets, ("users", "active", "in_flight"))
+    doc = _series_doc(start, step, buckets, ("users", "active", "in_flight", "queued"))
     doc["window"] = window_name(window)
     return doc
 
@@ -185,6 +229,6 @@ def user_samples(*, user_id: str, since: datetime) -> Any:
     return (
         UserSample.objects.filter(life__user_key=user_key(user_id), ts__gt=since)
         .annotate(life_number=F("life__life"))
-        .defer("life_id", "d_exit_stack", "d_functions")
+        .defer("life_id", "d_exit_stack", "d_functions", "extras")
         .order_by("ts", "life_number")
     )

@@ -8,13 +8,22 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from usermetrics.conf import get_config
 
+# Kinds that later migrations add (and seed): this one leaves their rules to them.
+LATER_KINDS = frozenset({"user_latency_p95", "user_saturated"})
 
-def rules_seed(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    """The rules of USERMETRICS["ALERTS"]["RULES"]: what a new database starts with (then the admin edits them)."""
+
+def rules_seed(apps: Apps, schema_editor: BaseDatabaseSchemaEditor, *, only: frozenset[str] | None = None) -> None:
+    """The rules of USERMETRICS["ALERTS"]["RULES"]: what a new database starts with (then the admin edits them).
+
+    ``only``: seed just the rules of these kinds (a later migration adding kinds); else every rule
+    but those of ``LATER_KINDS``.
+    """
     rule = apps.get_model("usermetrics", "AlertRule")
     kinds = {value for value, _ in rule._meta.get_field("kind").choices}
     severities = {value for value, _ in rule._meta.get_field("severity").choices}
     for r in get_config().alerts.rules:
+        if (r.kind not in only) if only is not None else (r.kind in LATER_KINDS):
+            continue
         if r.kind not in kinds or r.severity not in severities:
             raise ImproperlyConfigured(
                 f"USERMETRICS['ALERTS']['RULES'] {r.name!r}: KIND is one of {sorted(kinds)},"

@@ -15,6 +15,8 @@ class AlertKind(models.TextChoices):
     USER_STUCK = "user_stuck", "a user is stuck (the lifecycle flag)"
     USER_ERRORING = "user_erroring", "a user is erroring (the lifecycle flag)"
     USER_RISING = "user_rising", "a user's resources are rising (the lifecycle flag)"
+    USER_LATENCY_P95 = "user_latency_p95", "a user's p95 latency over the flag window is above the threshold (ms)"
+    USER_SATURATED = "user_saturated", "a user has requests queued on its semaphore (NAT companions)"
     USERS_TOTAL = "users_total", "the number of users is above the threshold"
     USERS_IN_FLIGHT = "users_in_flight", "the requests in flight over all users are above the threshold"
 
@@ -35,7 +37,9 @@ class AlertRule(models.Model):
     enabled = models.BooleanField(default=True)
     severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
     threshold = models.FloatField(
-        null=True, blank=True, help_text="Counts: users. Source stale: seconds since its last good answer."
+        null=True,
+        blank=True,
+        help_text="Counts: users. Source stale: seconds since its last good answer. User p95 latency: ms.",
     )
     clear_threshold = models.FloatField(
         null=True, blank=True, help_text="Counts: resolve at or below this (empty: 90% of the threshold)."

@@ -81,6 +81,9 @@ class UserSample(models.Model):
     d_latency_ms = models.FloatField(help_text="Change of avg_latency_ms x total_requests.")
     d_exit_stack = models.IntegerField()
     d_functions = models.IntegerField(help_text="Change of functions + groups.")
+    # What NAT companions add (``history.latency``): the latency histogram's change, queued now, and
+    # the change of waiting and running time, in a dozen bytes; NULL for users without companions.
+    extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
 
     class Meta:
         # The primary key serves one user's series and the newest sample of a life; this one
@@ -106,6 +109,9 @@ class TotalsSample(models.Model):
     d_requests = models.BigIntegerField()
     d_errors = models.BigIntegerField()
     d_latency_ms = models.FloatField()
+    # The sum of the per-user ``extras`` written in this refresh (histogram, waiting, running) and
+    # every user's queue now; NULL when no user has extras.
+    extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
     sources_up = models.PositiveSmallIntegerField()
     sources_total = models.PositiveSmallIntegerField()
 
@@ -125,6 +131,8 @@ class UserHourly(models.Model):
     d_functions = models.IntegerField()
     max_ref_count = models.PositiveIntegerField()
     max_exit_stack = models.PositiveIntegerField()
+    # The hour's samples' extras summed (the most queued at any of them); NULL without companions.
+    extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["life", "hour"], name="usermetrics_userhourly_life_hour")]
@@ -146,6 +154,7 @@ class TotalsHourly(models.Model):
     max_active = models.PositiveIntegerField()
     max_in_flight = models.PositiveIntegerField()
     max_exit_stack = models.PositiveBigIntegerField()
+    extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
 
     def __str__(self) -> str:
         return f"totals, hour {self.hour:%Y-%m-%d %H:00}"

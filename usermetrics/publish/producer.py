@@ -29,6 +29,7 @@ from usermetrics.feed.builder import FrameBuilder, face_messages
 from usermetrics.feed.subscriptions import Subscription
 from usermetrics.handoff import Handoff
 from usermetrics.history.flags import flag_stats, flagged
+from usermetrics.history.latency import histogram_meta
 from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
@@ -95,7 +96,10 @@ class FlagTracker:
         """Re-read the stats ``every`` seconds."""
         self.every = every
         self._stats: dict[str, WindowStats] | None = None
+        self._p95: dict[str, float] | None = None
         self._read_at: float | None = None
+        # Whether to sum every user's histograms too (an enabled user_latency_p95 rule reads them).
+        self.percentiles = False
         # One read at a time, awaited: nothing ever waits behind it, so "only the newest waits" is moot here.
         self._reader: Handoff[datetime] = Handoff(
             self._read,
@@ -109,7 +113,10 @@ class FlagTracker:
     def _read(self, now: datetime) -> None:
         close_old_connections()
         try:
-            self._stats = flag_stats(None, now=now)  # kept only when the read succeeds
+            stats = flag_stats(None, now=now, percentiles=self.percentiles)  # kept only when the read succeeds
+            # The windowed p95 the latency alerts read, worked out once per read (not per refresh).
+            self._p95 = {uid: p for uid, s in (stats or {}).items() if (p := s.percentiles[1]) is not None}
+            self._stats = stats
         finally:
             close_old_connections()
 
@@ -121,6 +128,10 @@ class FlagTracker:
             await self._reader.flush()
         stats = self._stats if get_config().history.enabled else None
         return flagged(snapshot, board, stats, now=snapshot.timestamp)
+
+    def latency_p95(self) -> dict[str, float] | None:
+        """Each user's p95 over the flag window as of the last read (users with requests in it); None: no history."""
+        return self._p95 if get_config().history.enabled else None
 
     async def aclose(self) -> None:
         """Close the stats thread's database connection and stop the thread."""
@@ -191,6 +202,8 @@ class Producer:
             "observed_errors": rec.observed_errors if rec else 0,
             "observed_latency_ms": rec.observed_latency_ms if rec else 0.0,
             "recording": 1 if rec else 0,
+            # The companions' histogram of the recorded requests (/metrics' usermetrics_request_latency_ms).
+            **(histogram_meta(rec.observed_histogram, rec.observed_histogram_ms) if rec else {}),
             **(self.alerts.meta() if self.alerts is not None else {}),  # the alerts firing (usermetrics.firing)
         }
         board = board_build(
@@ -202,6 +215,8 @@ class Producer:
             meta=meta,
         )
         # The flags are found from the board's columns, then set on it.
+        if self.flag_tracker is not None and self.alerts is not None:
+            self.flag_tracker.percentiles = self.alerts.reads_percentiles
         names = await self.flag_tracker.flags(snapshot, board) if self.flag_tracker is not None else {}
         board.flags_set(names)
         if not await self.lease.hold():
@@ -212,7 +227,9 @@ class Producer:
         if rec is not None:
             await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
         if self.alerts is not None:
-            await self.alerts(snapshot, names)  # hands the refresh to the alerts thread; never waits
+            # Hands the refresh to the alerts thread; never waits.
+            window_p95 = self.flag_tracker.latency_p95() if self.flag_tracker is not None else None
+            await self.alerts(snapshot, names, window_p95=window_p95)
         await self._send_frames(board, previous)
         self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
         return board

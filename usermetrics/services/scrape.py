@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
+from usermetrics_nat.histogram import Counts
 
 from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.firing import Firing, firing_of
 from usermetrics.history.ended import ended_count
+from usermetrics.history.latency import histogram_of_meta
 from usermetrics.publish.follower import ProducerState
 
 from .live import board_get, producer_state
@@ -41,6 +43,11 @@ class ScrapeState:
     ended: int | None  # ended users kept by the history (None: history off or unreadable)
     observed: Observed | None  # None: the producer records no history
     alerts: Firing  # firing subjects per rule, as the producer published them
+    # The companions' histogram of every recorded request (not cumulative per bucket) and NAT's
+    # latency sum of those requests; None: the producer records no history, or no companion counted one.
+    latency: tuple[Counts, float] | None = None
+    queued: int = 0  # requests queued on users' semaphores now, over every user
+    saturated: int = 0  # users with a request queued now
 
 
 async def scrape_get() -> ScrapeState:
@@ -67,4 +74,8 @@ async def scrape_get() -> ScrapeState:
         ended=ended,
         observed=observed,
         alerts=firing_of(meta),
+        latency=histogram_of_meta(meta),
+        # The board's packed column (C-speed sums at any number of users); users without extras read 0.
+        queued=int(sum(board.columns["queued"])),
+        saturated=sum(map(bool, board.columns["queued"])),
     )

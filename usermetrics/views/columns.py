@@ -48,6 +48,8 @@ WINDOW_COLUMNS = (
     Column("w_requests_per_min", "Req/min", "window", title="Requests per minute over the window"),
     Column("w_error_rate", "Error rate", "window", title="Failed share of the window's requests"),
     Column("w_latency_ms", "Latency", "window", title="Mean latency of the window's requests"),
+    # From the NAT companions' histograms (``history.latency``): empty for users no companion reports.
+    Column("w_p95_ms", "p95", "window", title="95th percentile latency of the window's requests (NAT companions)"),
     Column("w_activity", "Activity", "window", numeric=False),
 )
 # Hidden until the column chooser shows them, so the table fits 1,366 px (the chooser remembers).

@@ -11,8 +11,9 @@ from django.test import AsyncClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.alert_helpers import firing_source_down
-from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
+from tests.support.history_helpers import FixedSource, histogram, recorder, snapshot, usage
 from usermetrics.clock import utcnow
+from usermetrics.extras import Extras
 from usermetrics.models import AlertRule
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,3 +144,72 @@ async def test_prometheus_shows_the_alerts_firing_gauge_per_rule(producer_with_a
     # One series per enabled rule, labelled by the rule only: never by user or source.
     enabled = await sync_to_async(lambda: set(AlertRule.objects.filter(enabled=True).values_list("name", flat=True)))()
     assert {dict(k)["rule"] for k in firing} == enabled and all(len(k) == 1 for k in firing)
+
+
+class CompanionSource(FixedSource):
+    """A companion stream as the monitor reads one: users with extras, its workers and what it skipped."""
+
+    kind = "nat-stream"
+
+    def __init__(self, name: str, users: list, extras: dict[str, Extras]) -> None:
+        super().__init__(name, users)
+        self.extras_now = extras
+        self.workers = [
+            {"label": "w1", "state": "ok", "dropped": 2},
+            {"label": "w2", "state": "ok", "dropped": 1},
+            {"label": "w0", "state": "ended", "dropped": 5},
+        ]
+
+    def extras(self) -> dict[str, Extras]:
+        return self.extras_now
+
+    def workers_summary(self) -> list[dict]:
+        return self.workers
+
+    def skipped_by_kind(self) -> dict[str, int]:
+        return {"an entry that is not a report": 4, "another deployment": 1}
+
+
+async def test_prometheus_companions_histogram_queues_and_streams(install_service, scrape_token):
+    fast, slow = [10.0] * 10, [1000.0] * 20
+    source = CompanionSource(
+        "nat", [usage(SECRET_IDS[0], total=10, avg=10.0)], {SECRET_IDS[0]: Extras(latency=histogram(*fast))}
+    )
+    producer = await install_service([source, FixedSource("plain", [usage("plain-user")])], interval=3600)
+    producer.recorder = rec = recorder()
+    await sync_to_async(rec.record)(snapshot(utcnow() - timedelta(minutes=1), []))  # recording since before
+    await producer.tick()  # the user's life starts while recorded: its 10 requests count
+    await rec.flush()
+    source.users = [usage(SECRET_IDS[0], total=30, avg=670.0, ref=11), usage(SECRET_IDS[1], total=1, avg=1.0)]
+    source.extras_now = {
+        SECRET_IDS[0]: Extras(latency=histogram(*fast, *slow), queued=3, max_concurrency=8),
+        SECRET_IDS[1]: Extras(latency=histogram(1.0), max_concurrency=8),
+    }
+    await producer.tick()
+    await rec.flush()
+    await producer.tick()  # the board's meta carries what the recorder counted so far
+    response = await AsyncClient().get("/metrics", headers={"Authorization": f"Bearer {scrape_token}"})
+    text = response.content.decode()
+    assert all(user_id not in text for user_id in SECRET_IDS)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["usermetrics_request_latency_ms"].type == "histogram"
+    metrics = _families(text)
+    buckets = {dict(k)["le"]: v for k, v in metrics["usermetrics_request_latency_ms_bucket"].items()}
+    # Cumulative, Prometheus-style: every request at or below each bound; +Inf is the count.
+    wanted = {"0.5": None, "1.0": 1, "7.5": 1, "10.0": 11, "750.0": 11, "1000.0": 31, "300000.0": 31, "+Inf": 31}
+    assert {le: buckets.get(le) for le in wanted} == wanted and list(buckets.values()) == sorted(buckets.values())
+    assert metrics["usermetrics_request_latency_ms_count"][()] == 31
+    assert metrics["usermetrics_request_latency_ms_sum"][()] == pytest.approx(30 * 670.0 + 1.0)  # NAT's own timer
+    assert metrics["usermetrics_queued_requests"][()] == 3
+    assert metrics["usermetrics_users_saturated"][()] == 1
+    assert metrics["usermetrics_nat_workers"] == {
+        (("source", "nat"), ("state", "running")): 2.0,
+        (("source", "nat"), ("state", "ended")): 1.0,
+    }  # "plain" is not a companion stream: no series
+    assert metrics["usermetrics_nat_reports_dropped"] == {(("source", "nat"),): 3.0}
+    assert metrics["usermetrics_nat_stream_skipped_total"] == {
+        (("kind", "an entry that is not a report"), ("source", "nat")): 4.0,
+        (("kind", "another deployment"), ("source", "nat")): 1.0,
+    }
+    labels = {name for samples in metrics.values() for key in samples for name, _ in key}
+    assert labels <= {"state", "source", "le", "kind"}

@@ -28,7 +28,7 @@ async def test_publish_producer_flag_tracker_keeps_the_last_stats_while_reads_fa
     answers: list[object] = [stats, down, down]
     threads: list[str] = []
 
-    def read(user_ids, *, now):
+    def read(user_ids, *, now, percentiles):
         threads.append(threading.current_thread().name)
         answer = answers.pop(0)
         if isinstance(answer, Exception):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from asgiref.sync import sync_to_async
+from usermetrics_nat.histogram import percentiles
 
-from usermetrics.history.query import overview_stats
+from tests.support.history_helpers import FixedSource, histogram, recorder, snapshot, usage
+from usermetrics.clock import utcnow
+from usermetrics.extras import Extras
+from usermetrics.history.query import overview_stats, window_stats
 from usermetrics.services.history_docs import (
     MAX_USERS,
     overview_history_doc,
@@ -13,6 +19,7 @@ from usermetrics.services.history_docs import (
     sparklines_doc,
     user_history_doc,
 )
+from usermetrics.views.columns import WINDOW_COLUMNS
 from usermetrics.windows import window_length
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,3 +81,45 @@ async def test_history_docs_rows_window_reads_at_most_a_page_of_users(recorded_f
     many = ["bob", *(f"u{i:04d}" for i in range(MAX_USERS + 10))]
     doc = await rows_window_doc(user_ids=many, window="1h")
     assert len(doc["users"]) == MAX_USERS and "bob" in doc["users"] and f"u{MAX_USERS:04d}" not in doc["users"]
+
+
+@pytest.fixture
+async def recorded_latency(install_service):
+    """alice, reported by NAT companions: 10 fast requests, then 20 slow ones with 2 queued; bob without extras."""
+    now = utcnow()
+    fast, slow = [10.0] * 10, [1000.0] * 20
+    rec = recorder()
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=5), []))
+    first = [usage("alice", total=10, avg=10.0), usage("bob", total=1, avg=5.0)]
+    extras = {"alice": Extras(latency=histogram(*fast))}
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=3), first, extras=extras))
+    after = [usage("alice", total=30, avg=670.0, ref=10), usage("bob", total=2, avg=5.0)]
+    extras = {"alice": Extras(latency=histogram(*fast, *slow), queued=2)}
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=1), after, extras=extras))
+    await install_service([FixedSource("demo", after)], interval=3600)
+    return percentiles(histogram(*fast, *slow)), percentiles(histogram(*slow))
+
+
+async def test_history_docs_carry_the_windows_percentiles_and_queue(recorded_latency):
+    whole, _ = recorded_latency
+    doc = await user_history_doc(user_id="alice", window="15m")
+    assert (doc["stats"]["p50_ms"], doc["stats"]["p95_ms"], doc["stats"]["p99_ms"]) == whole
+    assert doc["stats"]["max_queued"] == 2
+    assert len(doc["p95_ms"]) == len(doc["queued"]) == len(doc["t"])
+    assert max(q for q in doc["queued"] if q is not None) == 2
+    assert any(p is not None for p in doc["p99_ms"])
+    bob = await user_history_doc(user_id="bob", window="15m")
+    assert bob["stats"]["p95_ms"] is None and not any(q is not None for q in bob["queued"])
+    overview = await overview_history_doc(window="15m")
+    assert overview["stats"]["p95_ms"] == whole[1] and max(q for q in overview["queued"] if q is not None) == 2
+
+
+async def test_history_docs_list_rows_have_the_windows_p95(recorded_latency):
+    _, slow = recorded_latency
+    doc = await rows_window_doc(user_ids=["alice", "bob"], window="5m")
+    assert doc["users"]["alice"]["stats"]["p95_ms"] is not None
+    assert doc["users"]["bob"]["stats"]["p95_ms"] is None
+    assert "w_p95_ms" in [c.field for c in WINDOW_COLUMNS]  # the list's column ("p95" over the window)
+    # The window of the last two minutes holds the slow requests only.
+    found = await sync_to_async(lambda: window_stats(window=timedelta(minutes=2), user_ids=["alice"]))()
+    assert found["alice"].percentiles == slow
