@@ -98,7 +98,9 @@ def cell_text(tab: object, user_id: str, field: str) -> str:
 def test_browser_figures_list_cells_written_from_frames_and_sortable(page):
     page.wait_for_selector("#um-conn[data-state=live]")
     # setValue marks what the script wrote (data-v): the cells are kept by the feed, not left as served.
-    page.wait_for_selector(f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"][data-v]')
+    page.wait_for_selector(
+        f'#um-rows tr[data-user-id="{COMPANION_USER}"] [data-field="p95_ms"][data-v]', state="attached"
+    )
     assert re.fullmatch(r"[\d.]+ (ms|s)", cell_text(page, COMPANION_USER, "p95_ms"))
     assert cell_text(page, COMPANION_USER, "queued") == "0"
     # user 0 has 2 requests waiting on its semaphore: in the warning colour.
@@ -108,6 +110,10 @@ def test_browser_figures_list_cells_written_from_frames_and_sortable(page):
     assert title.startswith("p50 ") and " · p99 " in title
     # A user of the plain NAT server has no figures: a dash, not zero.
     assert cell_text(page, PLAIN_USER, "p95_ms") == NO_VALUE and cell_text(page, PLAIN_USER, "queued") == NO_VALUE
+    # The lifetime p95 gives way to the window's by default (the history is on): the chooser shows it.
+    assert page.locator("th[data-field=p95_ms]").is_hidden() and page.locator("th[data-field=w_p95_ms]").is_visible()
+    page.click("#um-columns summary")
+    page.check("#um-columns input[value=p95_ms]")
     page.click("a[data-sort=p95_ms]")
     page.wait_for_function("() => new URL(location.href).searchParams.get('sort') === '-p95_ms'")
     page.wait_for_function(

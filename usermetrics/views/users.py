@@ -27,9 +27,9 @@ from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, wind
 
 from .columns import (
     COLUMNS,
-    DEFAULT_HIDDEN,
     WINDOW_COLUMNS,
     column_choices,
+    default_hidden,
     group_headers,
     page_links,
     sort_headers,
@@ -167,9 +167,9 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "window_columns": WINDOW_COLUMNS if enabled else (),
         "headers": sort_headers(spec),
         "page_links": page_links(result),
-        "groups": group_headers(),
+        "groups": group_headers(history=enabled),
         "column_choices": column_choices(history=enabled),
-        "hidden_classes": " ".join(f"um-hide-{field}" for field in DEFAULT_HIDDEN),
+        "hidden_classes": " ".join(f"um-hide-{field}" for field in default_hidden(history=enabled)),
         "page_sizes": PAGE_SIZES,
         "state_links": [
             {
@@ -201,7 +201,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
             window_url=reverse("usermetrics:api-users-window") if enabled else None,
             overview_url=reverse("usermetrics:api-overview-history") if enabled else None,
             span=page.span.as_dict() if page.span else None,
-            hidden_columns=list(DEFAULT_HIDDEN),
+            hidden_columns=list(default_hidden(history=enabled)),
         ),
     }
     return TemplateResponse(request, "usermetrics/user_list.html", context)

@@ -7,7 +7,15 @@ from urllib.parse import parse_qs
 
 from tests.support.machine import ROOT
 from usermetrics.selection import ViewResult, ViewSpec
-from usermetrics.views.columns import COLUMNS, DEFAULT_HIDDEN, page_links, sort_headers, view_link
+from usermetrics.views.columns import (
+    COLUMNS,
+    column_choices,
+    default_hidden,
+    group_headers,
+    page_links,
+    sort_headers,
+    view_link,
+)
 
 
 def test_columns_sort_headers_flip_the_current_sort_and_keep_the_view():
@@ -41,4 +49,11 @@ def test_columns_the_companions_figures_sort_and_say_what_they_are():
     headers = {h["field"]: h for h in sort_headers(ViewSpec(sort="-p95_ms"))}
     assert headers["p95_ms"]["order"] == "descending" and "percentile" in headers["p95_ms"]["title"]
     assert parse_qs(headers["queued"]["url"][1:])["sort"] == ["-queued"] and "semaphore" in headers["queued"]["title"]
-    assert "p95_ms" not in DEFAULT_HIDDEN and "queued" not in DEFAULT_HIDDEN
+    # The lifetime p95 gives way to the window's when the history shows one; Queued always shows.
+    assert "p95_ms" in default_hidden(history=True) and "p95_ms" not in default_hidden(history=False)
+    assert "queued" not in default_hidden(history=True)
+    choices = {c["field"]: c for c in column_choices(history=True)}
+    assert choices["p95_ms"] == {"field": "p95_ms", "label": "Lifetime p95", "shown": False}
+    assert choices["w_p95_ms"]["shown"] and choices["queued"]["shown"]
+    assert dict((k, n) for k, _, n in group_headers(history=False))["requests"] == 5
+    assert dict((k, n) for k, _, n in group_headers(history=True))["requests"] == 4
