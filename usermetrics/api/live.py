@@ -24,7 +24,7 @@ from .auth import api_access_required, json_error, producer_required
 
 JSON = "application/json"
 # The keys ``/api/users/{id}`` adds to NAT's record (``figures.extras_public``), null without a companion.
-EXTRAS_KEYS = ("latency", "queue", "workers")
+EXTRAS_KEYS = ("latency", "queue", "workers", "llm", "tool_calls")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:

@@ -44,12 +44,31 @@ class QueueDoc(BaseModel):
     wait_share: float | None = Field(description="wait_ms / (wait_ms + run_ms); null before any time counted")
 
 
+class LlmUsageDoc(BaseModel):
+    """LLM calls and the tokens their usage reported, counted over the user's current life."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+
+
+class LlmDoc(LlmUsageDoc):
+    """Every model's calls and tokens added up, and each model's own (``(other models)`` past 50)."""
+
+    by_model: dict[str, LlmUsageDoc]
+
+
 class UserDoc(PerUserResourceUsage):
     """``/api/users/{id}``: NAT's PerUserResourceUsage, and what a NAT companion adds (null without one)."""
 
     latency: LatencyDoc | None = Field(description="null: no NAT companion reports the user (or it ended)")
     queue: QueueDoc | None
     workers: list[str] | None = Field(description="labels (host:pid) of the NAT workers running it now")
+    llm: LlmDoc | None = Field(None, description="LLM calls and tokens, from NAT's intermediate steps")
+    tool_calls: int | None = Field(None, description="tool calls, from NAT's intermediate steps")
 
 
 class ErrorDetail(BaseModel):

@@ -33,6 +33,7 @@ async def test_api_user_carries_latency_queue_and_workers(companion, staff_clien
     ]
     assert doc["queue"] == {"queued": 2, "max_concurrency": 16, "wait_ms": 300.0, "run_ms": 900.0, "wait_share": 0.25}
     assert doc["workers"] == ["nat-1:101", "nat-1:102"]
+    assert doc["llm"]["calls"] == 0 and doc["llm"]["by_model"] == {} and doc["tool_calls"] == 0
     # Still NAT's record for a client of NAT's model, and what the schema says.
     assert PerUserResourceUsage.model_validate_json(response.content).user_id == "ada"
     UserDoc.model_validate_json(response.content)
@@ -40,7 +41,7 @@ async def test_api_user_carries_latency_queue_and_workers(companion, staff_clien
 
 async def test_api_user_without_a_companion_has_null_figures(companion, staff_client):
     doc = json.loads((await staff_client.get("/api/users/cy")).content)
-    assert (doc["latency"], doc["queue"], doc["workers"]) == (None, None, None)
+    assert (doc["latency"], doc["queue"], doc["workers"], doc["llm"], doc["tool_calls"]) == (None,) * 5
     assert doc["requests"]["total_requests"] == 5
 
 
