@@ -145,12 +145,18 @@ HISTORY_UNAVAILABLE = "History is unavailable: the database cannot be reached."
 NO_VALUE = "\u2013"
 
 
-def rates_words(requests_per_min: float, error_rate: float | None, latency_ms: float | None) -> dict[str, str]:
-    """A window's rates as the pages write them: '12.5', '3.2 %', '140 ms'; ``NO_VALUE`` without requests."""
+def rates_words(
+    requests_per_min: float, error_rate: float | None, latency_ms: float | None, p95_ms: float | None = None
+) -> dict[str, str]:
+    """A window's rates as the pages write them: '12.5', '3.2 %', '140 ms'; ``NO_VALUE`` without requests.
+
+    ``p95_ms`` is the window's p95 from the NAT companions' histograms (``NO_VALUE`` without one).
+    """
     return {
         "requests_per_min": number(requests_per_min),
         "error_rate": NO_VALUE if error_rate is None else f"{number(error_rate * 100)} %",
         "latency_ms": NO_VALUE if latency_ms is None else f"{number(latency_ms)} ms",
+        "p95_ms": percentile_words(p95_ms),
     }
 
 

@@ -47,6 +47,7 @@ def test_humanize_numbers_rates_and_names():
         "requests_per_min": "12.5",
         "error_rate": "3.2 %",
         "latency_ms": "140 ms",
+        "p95_ms": humanize.NO_VALUE,
     }
     assert humanize.rates_words(0.0, None, None)["error_rate"] == humanize.NO_VALUE
     assert humanize.user_display("3f2a", {"3f2a": "Ada"}) == "Ada (3f2a)"
@@ -71,3 +72,8 @@ def test_humanize_percentile_and_count_words_say_no_value_without_a_companion():
     assert humanize.percentile_words(206.99) == "206.99 ms" and humanize.percentile_words(1610.0) == "1.61 s"
     assert humanize.percentile_words(None) == humanize.NO_VALUE
     assert humanize.figure_count(0) == "0" and humanize.figure_count(None) == humanize.NO_VALUE
+
+
+def test_humanize_rates_words_say_the_windows_p95():
+    assert humanize.rates_words(1.0, 0.0, 120.0, 147.5)["p95_ms"] == "147.5 ms"
+    assert humanize.rates_words(1.0, 0.0, 120.0)["p95_ms"] == humanize.NO_VALUE  # no companion

@@ -123,7 +123,7 @@ def _extras_panels(extras: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _rates(stats: Any) -> dict[str, str]:
-    return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms)
+    return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms, stats.percentiles[1])
 
 
 def _coverage(window: str, span: Any) -> dict[str, Any]:

@@ -151,6 +151,7 @@ export function rateWords(stats) {
     requests_per_min: number(stats.requests_per_min || 0),
     error_rate: none(stats.error_rate) ? "–" : number(stats.error_rate * 100) + " %",
     latency_ms: none(stats.latency_ms) ? "–" : number(stats.latency_ms) + " ms",
+    p95_ms: percentileWords(stats.p95_ms),
   };
 }
 

@@ -9,6 +9,7 @@ from tests.support.machine import ROOT
 from usermetrics.selection import ViewResult, ViewSpec
 from usermetrics.views.columns import (
     COLUMNS,
+    WINDOW_COLUMNS,
     column_choices,
     default_hidden,
     group_headers,
@@ -41,6 +42,8 @@ def test_columns_the_scripts_rows_have_the_views_columns_in_its_order():
     script = (ROOT / "static" / "usermetrics" / "js" / "rows.js").read_text()
     listed = re.search(r"export const COLUMNS = \[(.*?)\];", script, re.S).group(1)
     assert re.findall(r'"([a-z0-9_]+)"', listed) == [c.field for c in COLUMNS]
+    window = re.search(r"export const WINDOW_FIELDS = \[(.*?)\];", script, re.S).group(1)
+    assert ["w_" + f for f in re.findall(r'"([a-z0-9_]+)"', window)] == [c.field for c in WINDOW_COLUMNS if c.numeric]
     figures = re.search(r"export const FIGURES = \[(.*?)\];", script, re.S).group(1)
     assert set(re.findall(r'"([a-z0-9_]+)"', figures)) == {"queued", "p95_ms"} <= {c.field for c in COLUMNS}
 
