@@ -145,12 +145,18 @@ HISTORY_UNAVAILABLE = "History is unavailable: the database cannot be reached."
 NO_VALUE = "\u2013"
 
 
-def rates_words(requests_per_min: float, error_rate: float | None, latency_ms: float | None) -> dict[str, str]:
-    """A window's rates as the pages write them: '12.5', '3.2 %', '140 ms'; ``NO_VALUE`` without requests."""
+def rates_words(
+    requests_per_min: float, error_rate: float | None, latency_ms: float | None, p95_ms: float | None = None
+) -> dict[str, str]:
+    """A window's rates as the pages write them: '12.5', '3.2 %', '140 ms'; ``NO_VALUE`` without requests.
+
+    ``p95_ms`` is the window's p95 from the NAT companions' histograms (``NO_VALUE`` without one).
+    """
     return {
         "requests_per_min": number(requests_per_min),
         "error_rate": NO_VALUE if error_rate is None else f"{number(error_rate * 100)} %",
         "latency_ms": NO_VALUE if latency_ms is None else f"{number(latency_ms)} ms",
+        "p95_ms": percentile_words(p95_ms),
     }
 
 
@@ -178,3 +184,47 @@ def producer_words(last_publish: datetime | None) -> str:
         return "No producer is publishing: none has published a board yet."
     stamp = last_publish.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"No producer is publishing: the last board was published at {stamp}."
+
+
+def percentile_words(ms: float | None) -> str:
+    """A latency percentile as the pages write it ('206.99 ms', '1.61 s'); ``NO_VALUE`` without one.
+
+    None is a user no NAT companion reports, or one with no request counted yet
+    (format.js ``percentileWords`` says the same).
+    """
+    return NO_VALUE if ms is None else latency_fit(ms)
+
+
+def figure_count(value: int | None) -> str:
+    """A companion's count ('3 queued' is '3'); ``NO_VALUE`` for a user none reports (format.js ``figureCount``)."""
+    return NO_VALUE if value is None else str(value)
+
+
+def percentiles_title(figures: Mapping[str, float | None]) -> str:
+    """'p50 12 ms · p95 140 ms · p99 1.2 s' from a user's figures (format.js ``percentilesTitle``)."""
+    return " · ".join(f"p{q} {percentile_words(figures.get(f'p{q}_ms'))}" for q in (50, 95, 99))
+
+
+def bucket_words(gt_ms: float, le_ms: float | None) -> str:
+    """A latency bucket: '≤ 15 ms' (above the bucket before), '> 5 min' for the last (format.js ``bucketWords``)."""
+    return f"> {latency_fit(gt_ms)}" if le_ms is None else f"\u2264 {latency_fit(le_ms)}"
+
+
+def concurrency_words(max_concurrency: int) -> str:
+    """A semaphore's size: '8', or 'unlimited' for 0 (NAT runs the user's requests without one)."""
+    return str(max_concurrency) if max_concurrency else "unlimited"
+
+
+def workers_words(count: int) -> str:
+    """Where a user runs: 'on 1 worker', 'on 3 workers' (format.js ``workersWords``)."""
+    return f"on {count} worker" + ("" if count == 1 else "s")
+
+
+def worker_state_words(state: str) -> str:
+    """A NAT worker's state on the sources page: 'live' (reporting) or 'ended' (format.js ``workerStateWords``)."""
+    return "live" if state == "ok" else state
+
+
+def skipped_words(by_kind: Mapping[str, int]) -> str:
+    """A stream's skipped entries: 'garbage: 2, too large: 1', or 'none' (format.js ``skippedWords``)."""
+    return ", ".join(f"{kind}: {n}" for kind, n in sorted(by_kind.items())) or "none"

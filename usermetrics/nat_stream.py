@@ -129,7 +129,7 @@ class NatStreamSource:
 
     def workers_summary(self) -> list[dict[str, Any]]:
         """The deployment's workers, running and recently ended (the sources page's table)."""
-        return self.state.summary()
+        return self.state.summary(self.clock())
 
     def skipped_by_kind(self) -> dict[str, int]:
         """Stream entries and lines skipped so far, by kind (garbage, too large, another deployment...)."""

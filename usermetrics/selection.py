@@ -53,6 +53,8 @@ STATES: dict[str, Callable[[Board], Callable[[int], bool]]] = {
     "active": lambda b: b.columns["is_active"].__getitem__,
     "idle": lambda b: lambda i: not b.columns["is_active"][i],
     "errors": lambda b: lambda i: b.columns["error_count"][i] > 0,
+    # Requests wait on the user's semaphore now (a NAT companion's figure, ``Extras.saturated``).
+    "saturated": lambda b: lambda i: b.columns["queued"][i] > 0,
 }
 # States that are lifecycle flags (usermetrics.history.flags), as the producer published them.
 FLAG_STATES = ("stuck", "rising", "erroring")

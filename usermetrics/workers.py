@@ -251,8 +251,12 @@ class Workers:
         self._dirty.clear()
         self._tombstones.clear()
 
-    def summary(self) -> list[dict[str, Any]]:
-        """Each worker, running or recently ended, as the sources page lists them."""
+    def summary(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Each worker, running or recently ended, as the sources page lists them.
+
+        ``now`` (the source's clock, as ``apply`` was given): each says how long ago its last
+        report was applied (``silent_s``; None without ``now``).
+        """
         out = []
         for state, workers in (("ok", self.workers.values()), ("ended", reversed(self.ended))):
             for w in workers:
@@ -266,6 +270,7 @@ class Workers:
                         "interval": w.interval,
                         "dropped": w.dropped,
                         "gaps": w.gaps,
+                        "silent_s": None if now is None else round(max(0.0, now - w.seen_at), 1),
                     }
                 )
         return out

@@ -237,3 +237,51 @@ def test_format_js_words_as_humanize_does(page_dir):
     # Percent-encoded differently from reverse() (encodeURIComponent escapes "@", "+", "&", "="),
     # but the same path once decoded, so the link opens the same user.
     assert [unquote(u) for u in got["url"]] == [unquote(reverse("usermetrics:user-detail", args=[i])) for i in ids]
+
+
+# format.js's words of the NAT companions' figures, on the cases in figures.json.
+FIGURES_PAGE = FORMAT_PAGE.replace("format_page.js", "figures_page.js")
+FIGURES_JS = """
+import * as f from "./format.js";
+fetch("figures.json").then(function (r) { return r.json(); }).then(function (c) {
+  document.title = JSON.stringify({
+    percentile: c.percentile.map(function (v) { return f.percentileWords(v); }),
+    count: c.count.map(function (v) { return f.figureCount(v); }),
+    title: c.title.map(function (x) { return f.percentilesTitle(x); }),
+    bucket: c.bucket.map(function (b) { return f.bucketWords(b); }),
+    concurrency: c.concurrency.map(function (v) { return f.concurrencyWords(v); }),
+    workers: c.workers.map(function (v) { return f.workersWords(v); }),
+    state: c.state.map(function (v) { return f.workerStateWords(v); }),
+    skipped: c.skipped.map(function (v) { return f.skippedWords(v); }),
+  });
+});
+"""
+
+
+@needs_chromium
+def test_format_js_words_the_companions_figures_as_humanize_does(page_dir):
+    cases = {
+        "percentile": [None, 0.0, 147.5, 1612.3, 301000.0],
+        "count": [None, 0, 3],
+        "title": [{"p50_ms": 12.0, "p95_ms": 140.0, "p99_ms": 1200.0}, {"p50_ms": None, "p95_ms": None}],
+        "bucket": [{"gt_ms": 0, "le_ms": 1}, {"gt_ms": 100, "le_ms": 150}, {"gt_ms": 300000, "le_ms": None}],
+        "concurrency": [0, 8],
+        "workers": [1, 3],
+        "state": ["ok", "ended"],
+        "skipped": [{}, {"too large": 1, "garbage": 2}],
+    }
+    (page_dir / "figures.json").write_text(json.dumps(cases))
+    (page_dir / "figures.html").write_text(FIGURES_PAGE)
+    (page_dir / "figures_page.js").write_text(FIGURES_JS)
+    title, stderr = _title(page_dir, "figures.html")
+    assert title.startswith("{"), (title, stderr)
+    got = json.loads(title)
+    assert got["percentile"] == [humanize.percentile_words(v) for v in cases["percentile"]]
+    assert got["count"] == [humanize.figure_count(v) for v in cases["count"]] == ["\u2013", "0", "3"]
+    assert got["title"] == [humanize.percentiles_title(x) for x in cases["title"]]
+    assert got["bucket"] == [humanize.bucket_words(b["gt_ms"], b["le_ms"]) for b in cases["bucket"]]
+    assert got["bucket"] == ["\u2264 1 ms", "\u2264 150 ms", "> 5 min"]
+    assert got["concurrency"] == [humanize.concurrency_words(v) for v in cases["concurrency"]]
+    assert got["workers"] == [humanize.workers_words(v) for v in cases["workers"]]
+    assert got["state"] == [humanize.worker_state_words(v) for v in cases["state"]] == ["live", "ended"]
+    assert got["skipped"] == [humanize.skipped_words(v) for v in cases["skipped"]]

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import tomllib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+
+from usermetrics_nat.histogram import BUCKETS, bucket_of
 
 from tests.support.machine import ROOT
 from usermetrics.clock import utcnow
+from usermetrics.extras import Extras
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.packing import BoardCache, board_build
@@ -144,10 +148,20 @@ class ManualClock:
         self.now += timedelta(seconds=seconds)
 
 
-def board_of(users: list[PerUserResourceUsage], *, seq: int = 1, timeout: float | None = None, flags=None):
-    """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout)."""
+def board_of(
+    users: list[PerUserResourceUsage],
+    *,
+    seq: int = 1,
+    timeout: float | None = None,
+    flags=None,
+    extras: Mapping[str, Extras] | None = None,
+):
+    """A board of ``users`` from one healthy source ``s`` (``timeout``: its per-user workflow timeout).
+
+    ``extras``: what NAT companions say of some of them (``extras.Extras`` by user id).
+    """
     health = SourceHealth(name="s", kind="t", state="ok", per_user_workflow_timeout=timeout)
-    snapshot = merge([("s", users)], seq=seq, timestamp=BASE_TIME, sources=[health])
+    snapshot = merge([("s", users)], seq=seq, timestamp=BASE_TIME, sources=[health], extras=extras)
     return board_build(
         snapshot, producer="p", published_at=utcnow(), cache=BoardCache(), flags=flags, flag_names=FLAG_STATES
     )
@@ -209,3 +223,42 @@ API_PATHS = {
     "/api/export/users.csv",
     "/api/export/users.json",
 }
+
+
+def extras_of(latencies_ms: list[float] = (), **queue: object) -> Extras:
+    """A user's companion extras: its requests' latencies counted into the histogram, and ``queue``'s fields."""
+    counts = [0] * BUCKETS
+    for ms in latencies_ms:
+        counts[bucket_of(ms)] += 1
+    return Extras(latency=tuple(counts), **queue)
+
+
+class CompanionSource(StaticSource):
+    """A ``StaticSource`` that also says what a companion stream says: extras per user, its workers, skips."""
+
+    kind = "nat-stream"
+
+    def __init__(
+        self,
+        name: str,
+        users: list[PerUserResourceUsage],
+        extras: Mapping[str, Extras],
+        workers: list[dict[str, object]] | None = None,
+        skipped: dict[str, int] | None = None,
+    ) -> None:
+        super().__init__(name, users)
+        self.extras_now = dict(extras)
+        self.workers = workers or []
+        self.skipped = skipped or {}
+
+    def extras(self) -> Mapping[str, Extras]:
+        """Each user's extras as of the last fetch."""
+        return self.extras_now
+
+    def workers_summary(self) -> list[dict[str, object]]:
+        """The workers, as ``Workers.summary`` lists them."""
+        return self.workers
+
+    def skipped_by_kind(self) -> dict[str, int]:
+        """Entries skipped, by kind."""
+        return self.skipped

@@ -35,6 +35,7 @@ class FakeCompanions:
         interval: float = 1.0,
         full_every: int = 15,
         seed: int = 0,
+        saturated: int = 0,
     ) -> None:
         """Generate the users (``user-000000@example.com``...), user i on worker ``i % workers``."""
         self.redis = redis.Redis.from_url(url)
@@ -42,6 +43,7 @@ class FakeCompanions:
         self.stream = f"usermetrics:nat:{deployment}"
         self.moving, self.interval, self.full_every = moving, interval, full_every
         self.rng = random.Random(seed)
+        self.saturated = saturated
         started = datetime.now(UTC).replace(microsecond=0)
         self.identities = [
             WorkerIdentity(host="fake", pid=1000 + n, started_at=started, nat_version="1.9.0", config="fake")
@@ -84,7 +86,11 @@ class FakeCompanions:
         self.reports = 0
 
     def _line(self, i: int) -> bytes:
-        extras = UserExtras(latency=[tuple(self.latency[i])], max_concurrency=8, run_ms=120.0 * self.latency[i][1])
+        # The first ``saturated`` users have requests waiting on their semaphore (8) now.
+        queued = 2 if i < self.saturated else 0
+        extras = UserExtras(
+            latency=[tuple(self.latency[i])], queued=queued, max_concurrency=8, run_ms=120.0 * self.latency[i][1]
+        )
         return line_of(0, self.records[i], extras)
 
     def _move(self, i: int, now: datetime) -> None:

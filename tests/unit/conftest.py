@@ -16,7 +16,8 @@ from channels.layers import get_channel_layer
 from django.apps import apps as django_apps
 
 from tests.support.alert_receiver import Receiver
-from tests.support.factories import ManualClock, StaticSource, sample_users
+from tests.support.factories import CompanionSource, ManualClock, StaticSource, extras_of, sample_users
+from tests.support.factories import usage as listed_usage
 from tests.support.history_helpers import FixedSource, recorder, snapshot, usage
 from usermetrics import identities, testing
 from usermetrics.alerts.engine import AlertEngine
@@ -134,3 +135,34 @@ async def producer_with_alerts() -> AsyncIterator[Callable[..., Producer]]:
     for producer in made:
         await producer.close()
     testing.face_install(previous)
+
+
+WORKERS = [
+    {
+        "host": "nat-1", "pid": 101, "started_at": "2026-01-01T11:00:00+00:00", "nat_version": "1.9.0",
+        "config": "per_user_echo", "label": "nat-1:101", "state": "ok", "users": 2, "reports": 40,
+        "interval": 2.0, "dropped": 3, "gaps": 1, "silent_s": 1.5,
+    },
+    {
+        "host": "nat-1", "pid": 99, "started_at": "2026-01-01T10:00:00+00:00", "nat_version": "1.9.0",
+        "config": "per_user_echo", "label": "nat-1:99", "state": "ended", "users": 0, "reports": 7,
+        "interval": 2.0, "dropped": 0, "gaps": 0, "silent_s": 61.0,
+    },
+]  # fmt: skip
+
+
+@pytest.fixture
+async def companion(install_service):
+    """Two companion users (ada: slow, 2 queued on 2 workers; bob: fast) and one of a plain NAT source (cy)."""
+    extras = {
+        "ada": extras_of(
+            [50.0] * 90 + [900.0] * 10, queued=2, max_concurrency=16, wait_ms=300.0, run_ms=900.0,
+            workers=("nat-1:101", "nat-1:102"),
+        ),
+        "bob": extras_of([3.0] * 10, max_concurrency=8, run_ms=30.0, workers=("nat-1:101",)),
+    }  # fmt: skip
+    stream = CompanionSource(
+        "nat", [listed_usage("ada", requests=100), listed_usage("bob", requests=10)], extras, WORKERS, {"garbage": 2}
+    )
+    plain = StaticSource("plain", [listed_usage("cy", requests=5)])
+    await install_service([stream, plain], interval=3600)

@@ -47,6 +47,7 @@ def test_humanize_numbers_rates_and_names():
         "requests_per_min": "12.5",
         "error_rate": "3.2 %",
         "latency_ms": "140 ms",
+        "p95_ms": humanize.NO_VALUE,
     }
     assert humanize.rates_words(0.0, None, None)["error_rate"] == humanize.NO_VALUE
     assert humanize.user_display("3f2a", {"3f2a": "Ada"}) == "Ada (3f2a)"
@@ -65,3 +66,14 @@ def test_humanize_big_numbers_fit_a_card_and_latency_picks_its_unit():
     assert humanize.latency_fit(3.3306690738e300) == "3.3e+297 s"  # not "3.3306690738e300 ms"
     assert [humanize.latency_fit(v) for v in (206.99, 1612.3, 185_000)] == ["206.99 ms", "1.61 s", "3 min"]
     assert [humanize.bytes_words(v) for v in (812, 1843, 3_880_000)] == ["812 B", "1.8 KiB", "3.7 MiB"]
+
+
+def test_humanize_percentile_and_count_words_say_no_value_without_a_companion():
+    assert humanize.percentile_words(206.99) == "206.99 ms" and humanize.percentile_words(1610.0) == "1.61 s"
+    assert humanize.percentile_words(None) == humanize.NO_VALUE
+    assert humanize.figure_count(0) == "0" and humanize.figure_count(None) == humanize.NO_VALUE
+
+
+def test_humanize_rates_words_say_the_windows_p95():
+    assert humanize.rates_words(1.0, 0.0, 120.0, 147.5)["p95_ms"] == "147.5 ms"
+    assert humanize.rates_words(1.0, 0.0, 120.0)["p95_ms"] == humanize.NO_VALUE  # no companion

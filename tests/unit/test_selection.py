@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.factories import board_of, record, sample_users
+from tests.support.factories import board_of, extras_of, record, sample_users
 from usermetrics.selection import DEFAULT_SORT, ViewSpec, matches, search_needle, summary_get, view_filter, view_select
 
 
@@ -113,6 +113,18 @@ def test_selection_active_state_uses_the_ref_count_rule():
     snapshot = snap([liar])
     assert view_filter(snapshot, ViewSpec(state="active")) == []
     assert ids(snapshot, view_filter(snapshot, ViewSpec(state="idle"))) == ["liar"]
+
+
+def test_selection_saturated_state_keeps_users_with_a_queue_and_sorts_by_the_figures():
+    board = board_of(
+        [record("a"), record("b"), record("c"), record("d")],
+        extras={"a": extras_of([5.0], queued=0), "b": extras_of([500.0], queued=3), "c": extras_of([50.0], queued=1)},
+    )
+    assert ids(board, view_filter(board, ViewSpec(state="saturated", sort="user_id"))) == ["b", "c"]  # not d: none
+    assert ViewSpec.from_params({"state": "saturated"}).state == "saturated"
+    # No companion (d) sorts below every figure, as an unknown percentile (-1) does.
+    assert ids(board, view_filter(board, ViewSpec(sort="-p95_ms"))) == ["b", "c", "a", "d"]
+    assert ids(board, view_filter(board, ViewSpec(sort="-queued")))[:2] == ["b", "c"]
 
 
 def test_selection_summary_is_the_snapshot_totals():

@@ -123,6 +123,8 @@ def test_workers_a_silent_worker_ends_after_three_of_its_intervals():
     assert sorted(rows) == ["alice"] and rows["alice"].requests.total_requests == 5  # bob ran only on A
     assert [s["label"] for s in w.summary()] == ["nat-1:102", "nat-1:101"]
     assert [s["state"] for s in w.summary()] == ["ok", "ended"]
+    # How long ago each was last heard of (the sources page's "last report"), at the source's clock.
+    assert [s["silent_s"] for s in w.summary(7.0)] == [3.0, 7.0] and w.summary()[0]["silent_s"] is None
 
 
 def test_workers_a_goodbye_ends_the_share_at_once():

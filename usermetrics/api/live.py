@@ -8,6 +8,7 @@ publishes, the live endpoints answer 503 with a JSON body instead of stale data.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -22,6 +23,8 @@ from usermetrics.board import Board, document_end
 from .auth import api_access_required, json_error, producer_required
 
 JSON = "application/json"
+# The keys ``/api/users/{id}`` adds to NAT's record (``figures.extras_public``), null without a companion.
+EXTRAS_KEYS = ("latency", "queue", "workers", "llm", "tool_calls")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -93,8 +96,12 @@ async def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     found = await sync_to_async(services.user_lookup)(services.board_get(), user_id)
     if found is None:
         return json_error("No such user in any source or in the history.", 404, user_id=user_id)
-    response = HttpResponse(found.usage.model_dump_json(), content_type=JSON)
-    # The body stays exactly NAT's model; whether the user is live or ended travels in headers.
+    # NAT's model with what a companion adds (``figures.extras_public``; null keys without one): a client
+    # of NAT's own PerUserResourceUsage still reads it. Whether the user is live or ended travels in headers.
+    extras = found.extras or {}
+    added = {key: extras.get(key) for key in EXTRAS_KEYS}
+    body = found.usage.model_dump_json().encode()[:-1] + b"," + json.dumps(added, separators=(",", ":"))[1:].encode()
+    response = HttpResponse(body, content_type=JSON)
     response["Usermetrics-User-State"] = "ended" if found.ended is not None else "live"
     if found.ended is not None:
         response["Usermetrics-Ended-At"] = found.ended.ended_at.isoformat()

@@ -13,7 +13,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
 
-from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
+from usermetrics.metrics import PerUserMonitorResponse
 
 from . import export, history, live
 from .schemas import (
@@ -24,6 +24,7 @@ from .schemas import (
     SourcesDoc,
     SparklinesDoc,
     StatusDoc,
+    UserDoc,
     UserExportRow,
     UserHistoryDoc,
 )
@@ -77,12 +78,14 @@ async def monitor_users(request: HttpRequest, user_id: str | None = None) -> Htt
 
 @router.get(
     "/api/users/{userid:user_id}",
-    response={200: PerUserResourceUsage, 404: ErrorDetail, **LIVE_ERRORS},
+    response={200: UserDoc, 404: ErrorDetail, **LIVE_ERRORS},
     url_name="api-user",
     tags=["live"],
-    summary="One user's PerUserResourceUsage",
+    summary="One user's PerUserResourceUsage, with a NAT companion's figures",
     description="A live user's merged record, or an ended user's last known values"
-    " (header `Usermetrics-User-State: ended`, with `Usermetrics-Ended-At`).",
+    " (header `Usermetrics-User-State: ended`, with `Usermetrics-Ended-At`). `latency` (p50/p95/p99 and"
+    " the histogram's buckets), `queue` and `workers` are what NAT companions say of the user; null when"
+    " none reports it. The body still validates as NAT's PerUserResourceUsage.",
     openapi_extra={
         "responses": {
             200: {

@@ -16,6 +16,61 @@ from pydantic import BaseModel, ConfigDict, Field
 from usermetrics.metrics import PerUserResourceUsage
 
 
+class LatencyBucketDoc(BaseModel):
+    """Requests whose latency was above ``gt_ms`` and at most ``le_ms`` (null: slower than every bound)."""
+
+    gt_ms: float
+    le_ms: float | None
+    count: int
+
+
+class LatencyDoc(BaseModel):
+    """A user's latency over every request of its current life, from a NAT companion's histogram."""
+
+    p50_ms: float | None = Field(description="median; null before the first request counted")
+    p95_ms: float | None
+    p99_ms: float | None
+    requests: int = Field(description="requests counted")
+    buckets: list[LatencyBucketDoc] = Field(description="the non-empty buckets, fastest first")
+
+
+class QueueDoc(BaseModel):
+    """A user's queue on NAT's per-user semaphore, summed over the workers that run it."""
+
+    queued: int = Field(description="requests waiting on the semaphore now")
+    max_concurrency: int = Field(description="the semaphore's size (0: unlimited)")
+    wait_ms: float = Field(description="time its requests spent waiting")
+    run_ms: float = Field(description="time its requests spent holding it")
+    wait_share: float | None = Field(description="wait_ms / (wait_ms + run_ms); null before any time counted")
+
+
+class LlmUsageDoc(BaseModel):
+    """LLM calls and the tokens their usage reported, counted over the user's current life."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+
+
+class LlmDoc(LlmUsageDoc):
+    """Every model's calls and tokens added up, and each model's own (``(other models)`` past 50)."""
+
+    by_model: dict[str, LlmUsageDoc]
+
+
+class UserDoc(PerUserResourceUsage):
+    """``/api/users/{id}``: NAT's PerUserResourceUsage, and what a NAT companion adds (null without one)."""
+
+    latency: LatencyDoc | None = Field(description="null: no NAT companion reports the user (or it ended)")
+    queue: QueueDoc | None
+    workers: list[str] | None = Field(description="labels (host:pid) of the NAT workers running it now")
+    llm: LlmDoc | None = Field(None, description="LLM calls and tokens, from NAT's intermediate steps")
+    tool_calls: int | None = Field(None, description="tool calls, from NAT's intermediate steps")
+
+
 class ErrorDetail(BaseModel):
     """Every error of the JSON API: ``detail`` says why (404s name the ``user_id``, 503s the producer)."""
 
@@ -35,6 +90,24 @@ class ProducerState(BaseModel):
     words: str
 
 
+class WorkerDoc(BaseModel):
+    """One NAT worker of a companion stream, running or recently ended (``Workers.summary``)."""
+
+    host: str
+    pid: int
+    started_at: datetime
+    nat_version: str
+    config: str = Field(description="the NAT config it serves (its workflow's name)")
+    label: str = Field(description="what the pages call it: host:pid")
+    state: Literal["ok", "ended"] = Field(description="ok: reporting (the pages say live); ended: stopped reporting")
+    users: int
+    reports: int = Field(description="reports applied (its last report's number)")
+    interval: float = Field(description="its reporting interval, in seconds")
+    dropped: int = Field(description="reports it could not send while Redis was away, as it last said")
+    gaps: int = Field(description="reports of it that never arrived here")
+    silent_s: float | None = Field(description="seconds from its last report to the last refresh")
+
+
 class SourceHealthDoc(BaseModel):
     """One source's health, as of the last refresh."""
 
@@ -51,6 +124,8 @@ class SourceHealthDoc(BaseModel):
     users_stale: bool
     url: str | None
     per_user_workflow_timeout: float | None
+    workers: list[WorkerDoc] | None = Field(None, description="a companion stream's NAT workers; null for others")
+    skipped: dict[str, int] | None = Field(None, description="a companion stream's entries skipped, by kind")
 
 
 class StatusDoc(BaseModel):
@@ -183,6 +258,10 @@ class UserExportRow(BaseModel):
     total_requests: int
     error_count: int
     avg_latency_ms: float
+    p50_ms: float | None = Field(description="NAT companion's latency percentiles; null without one")
+    p95_ms: float | None
+    p99_ms: float | None
+    queued: int | None = Field(description="requests waiting on the user's semaphore now; null without a companion")
     functions: int
     function_groups: int
     exit_stack: int

@@ -1,9 +1,9 @@
 """Websocket frames (sync, no Django): a view of a board as one JSON text within a byte budget.
 
 Frames are ``PerUserMonitorResponse`` documents with the feed's metadata as extra top-level keys
-(``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``alerts``, ``gone``, ``labels``;
-for one user ``origins``, ``parts``, ``label``, ``evicted_at`` and ``lifecycle``). Each is spliced from
-the users' JSON already on the board: no user is serialized again. No frame is larger than the
+(``type``, ``seq``, ``view``, ``summary``, ``sources``, ``stale``, ``alerts``, ``gone``, ``labels``,
+``figures``; for one user ``origins``, ``parts``, ``label``, ``evicted_at``, ``lifecycle`` and ``extras``).
+Each is spliced from the users' JSON already on the board: no user is serialized again. No frame is larger than the
 budget: a page that would not fit is shrunk.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from usermetrics.board import Board
+from usermetrics.figures import row_figures, user_extras
 from usermetrics.firing import firing_of
 from usermetrics.humanize import lifecycle_words
 from usermetrics.selection import Summary, ViewResult, ViewSpec, sources_brief, summary_get, view_select
@@ -61,6 +62,9 @@ def list_frame(
             "gone": gone_ids,
             # Registered names of this page's users (usermetrics.identities), by user id.
             "labels": {uid: names[uid] for uid in page_ids if uid in names},
+            # The NAT companions' figures of this page's users (p50/p95/p99 ms, queued), by user id;
+            # a user no companion reports is left out. Inside the budget: a page that does not fit shrinks.
+            "figures": {uid: f for uid in page_ids if (f := row_figures(board, uid)) is not None},
         }
         return frame_text(board, res.users, extra)
 
@@ -116,6 +120,8 @@ def user_frame(board: Board, user_id: str, *, budget: int, stuck_after: float, l
             "sources": sources_brief(board.sources),
             "stale": board.stale_sources,
             "alerts": firing_of(board.meta).as_dict(),
+            # What NAT companions say of the user (figures.extras_public); null without a companion.
+            "extras": user_extras(board, user_id) if chosen else None,
         }
         return frame_text(board, chosen, extra)
 

@@ -8,7 +8,7 @@ holds exactly the page's users in the page's order, every page of them, streamed
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
+from usermetrics.figures import FIGURES, row_figures
 from usermetrics.history.ended import ended_iter, ended_select
 from usermetrics.history.flags import Flag, users_flags
 from usermetrics.history.query import WindowStats, window_stats
@@ -32,9 +33,11 @@ from .names import labels_aget
 # Columns of the list export, in order (the HTML list shows the same facts).
 USER_COLUMNS = (
     "user_id", "state", "sources", "created_at", "last_activity", "ended_at", "in_flight", "total_requests",
-    "error_count", "avg_latency_ms", "functions", "function_groups", "exit_stack", "window", "requests_per_min",
-    "error_rate", "window_latency_ms", "flags",
+    "error_count", "avg_latency_ms", "p50_ms", "p95_ms", "p99_ms", "queued", "functions", "function_groups",
+    "exit_stack", "window", "requests_per_min", "error_rate", "window_latency_ms", "flags",
 )  # fmt: skip
+# The NAT companions' figures of a user that none reports (empty in the CSV, null in the JSON).
+NO_FIGURES = dict.fromkeys(FIGURES)
 HISTORY_COLUMNS = (
     "ts", "life", "in_flight", "total_requests", "error_count", "avg_latency_ms", "functions", "function_groups",
     "exit_stack", "requests", "errors", "window_latency_ms",
@@ -60,11 +63,14 @@ def _user_row(
     stats: WindowStats | None,
     flags: Sequence[Flag] = (),
     ended_at: datetime | None = None,
+    figures: Mapping[str, float | int | None] | None = None,
 ) -> tuple[Any, ...]:
     s, r, m = usage.session, usage.requests, usage.memory
+    f = figures or NO_FIGURES
     return (
         usage.user_id, state, " ".join(sources), s.created_at, s.last_activity, ended_at, s.ref_count,
-        r.total_requests, r.error_count, r.avg_latency_ms, m.per_user_functions_count,
+        r.total_requests, r.error_count, r.avg_latency_ms, f["p50_ms"], f["p95_ms"], f["p99_ms"], f["queued"],
+        m.per_user_functions_count,
         m.per_user_function_groups_count, m.exit_stack_size, window if stats is not None else "",
         stats.requests_per_min if stats is not None else None, stats.error_rate if stats is not None else None,
         stats.latency_ms if stats is not None else None, " ".join(f.name for f in flags),
@@ -99,6 +105,7 @@ async def users_export(*, spec: ViewSpec) -> Export:
                     window=spec.window,
                     stats=stats.get(uid, empty) if enabled else None,
                     flags=flags.get(uid, []),
+                    figures=row_figures(board, uid),
                 )
 
     return Export(USER_COLUMNS, rows(), "users")

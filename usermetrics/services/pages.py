@@ -17,6 +17,7 @@ from django.db import DatabaseError
 from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
+from usermetrics.figures import row_figures, user_extras
 from usermetrics.history.ended import EndedUser, ended_page, ended_select, ended_user_get
 from usermetrics.history.flags import Flag, flag_stats, users_flags
 from usermetrics.history.query import WindowStats, covered, window_stats
@@ -86,6 +87,8 @@ class Row:
     usage: PerUserResourceUsage
     ended: EndedUser | None = None
     window: RowWindow | None = None
+    # What NAT companions say of the user (``figures.row_figures``); None for other sources' users.
+    figures: dict[str, float | int | None] | None = None
 
 
 @dataclass
@@ -155,7 +158,15 @@ def list_page_get(board: Board, *, spec: ViewSpec, publishing: bool = True) -> L
             windows = history_or_none(rows_window, board, user_ids=ids, window=result.spec.window)
         span = history_or_none(covered, window_length(result.spec.window), utcnow())
         unavailable = windows is None or span is None
-    rows = [Row(u, ended=ended.get(u.user_id), window=(windows or {}).get(u.user_id)) for u in result.users]
+    rows = [
+        Row(
+            u,
+            ended=ended.get(u.user_id),
+            window=(windows or {}).get(u.user_id),
+            figures=None if u.user_id in ended else row_figures(board, u.user_id),
+        )
+        for u in result.users
+    ]
     return ListPage(
         board=board,
         spec=result.spec,  # a page past the end is shown as the last page
@@ -181,6 +192,8 @@ class UserLookup:
     usage: PerUserResourceUsage  # live, or the last known values of an ended user
     ended: EndedUser | None
     origins: tuple[str, ...] = field(default=())
+    # What NAT companions say of a live user (``figures.extras_public``); None without one, or ended.
+    extras: dict[str, Any] | None = None
 
 
 def user_lookup(board: Board, user_id: str) -> UserLookup | None:
@@ -191,7 +204,7 @@ def user_lookup(board: Board, user_id: str) -> UserLookup | None:
     """
     usage = board.user(user_id)
     if usage is not None:
-        return UserLookup(user_id, board, usage, None, board.origins(user_id))
+        return UserLookup(user_id, board, usage, None, board.origins(user_id), user_extras(board, user_id))
     ended = None
     if get_config().history.enabled:
         try:

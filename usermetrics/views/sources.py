@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +30,19 @@ def _source_row(source: dict[str, Any], now: datetime) -> dict[str, Any]:
         "size": humanize.bytes_words(size) if size is not None else "",
         "duration": humanize.latency_fit(duration) if duration is not None else "",
         "shares": [(state, humanize.share_words(shares.get(state, 0.0))) for state in ("ok", "stale", "down")],
+        "worker_rows": [_worker_row(w, now) for w in source.get("workers") or []],
+        "skipped_words": humanize.skipped_words(source.get("skipped") or {}),
+    }
+
+
+def _worker_row(worker: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """One NAT worker of a companion stream (``Workers.summary``) with its texts made (workers.js writes the same)."""
+    silent = worker.get("silent_s")
+    return {
+        **worker,
+        "state_words": humanize.worker_state_words(worker["state"]),
+        "started": time_cell(datetime.fromisoformat(worker["started_at"]), now),
+        "last_report": humanize.ago(now - timedelta(seconds=silent), now) if silent is not None else "",
     }
 
 

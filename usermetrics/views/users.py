@@ -27,9 +27,9 @@ from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, wind
 
 from .columns import (
     COLUMNS,
-    DEFAULT_HIDDEN,
     WINDOW_COLUMNS,
     column_choices,
+    default_hidden,
     group_headers,
     page_links,
     sort_headers,
@@ -42,6 +42,7 @@ STATE_LABELS = {
     "active": "Active",
     "idle": "Idle",
     "errors": "With errors",
+    "saturated": "Saturated",
     "stuck": "Stuck",
     "rising": "Rising resources",
     "erroring": "Erroring",
@@ -79,11 +80,50 @@ def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> d
         "per_user_functions_count": str(m.per_user_functions_count),
         "per_user_function_groups_count": str(m.per_user_function_groups_count),
         "exit_stack_size": str(m.exit_stack_size),
+        **_figure_cells(row.figures),
+    }
+
+
+def _figure_cells(figures: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The NAT companions' cells of a row: p95 (with p50/p95/p99 on hover) and queued; ``NO_VALUE`` without them."""
+    f = figures or {}
+    return {
+        "p95_ms": humanize.percentile_words(f.get("p95_ms")),
+        "p95_ms_title": humanize.percentiles_title(f) if figures else "",
+        "queued": humanize.figure_count(f.get("queued")),
+        "has_queue": bool(f.get("queued")),
+    }
+
+
+def _extras_panels(extras: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The detail page's Latency and Queue panels and its workers, in words (figures.js writes the same live)."""
+    if extras is None:
+        return None
+    latency, queue, workers = extras["latency"], extras["queue"], extras["workers"]
+    top = max((b["count"] for b in latency["buckets"]), default=0)
+    share = queue["wait_share"]
+    return {
+        "p50_ms": humanize.percentile_words(latency["p50_ms"]),
+        "p95_ms": humanize.percentile_words(latency["p95_ms"]),
+        "p99_ms": humanize.percentile_words(latency["p99_ms"]),
+        "requests": str(latency["requests"]),
+        "buckets": [
+            {"words": humanize.bucket_words(b["gt_ms"], b["le_ms"]), "count": b["count"], "top": top}
+            for b in latency["buckets"]
+        ],
+        "queued": str(queue["queued"]),
+        "saturated": queue["queued"] > 0,
+        "max_concurrency": humanize.concurrency_words(queue["max_concurrency"]),
+        "wait_ms": humanize.latency_fit(queue["wait_ms"]),
+        "run_ms": humanize.latency_fit(queue["run_ms"]),
+        "wait_share": humanize.NO_VALUE if share is None else humanize.share_words(share),
+        "workers": workers,
+        "workers_words": humanize.workers_words(len(workers)) if workers else "",
     }
 
 
 def _rates(stats: Any) -> dict[str, str]:
-    return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms)
+    return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms, stats.percentiles[1])
 
 
 def _coverage(window: str, span: Any) -> dict[str, Any]:
@@ -127,9 +167,9 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "window_columns": WINDOW_COLUMNS if enabled else (),
         "headers": sort_headers(spec),
         "page_links": page_links(result),
-        "groups": group_headers(),
+        "groups": group_headers(history=enabled),
         "column_choices": column_choices(history=enabled),
-        "hidden_classes": " ".join(f"um-hide-{field}" for field in DEFAULT_HIDDEN),
+        "hidden_classes": " ".join(f"um-hide-{field}" for field in default_hidden(history=enabled)),
         "page_sizes": PAGE_SIZES,
         "state_links": [
             {
@@ -161,7 +201,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
             window_url=reverse("usermetrics:api-users-window") if enabled else None,
             overview_url=reverse("usermetrics:api-overview-history") if enabled else None,
             span=page.span.as_dict() if page.span else None,
-            hidden_columns=list(DEFAULT_HIDDEN),
+            hidden_columns=list(default_hidden(history=enabled)),
         ),
     }
     return TemplateResponse(request, "usermetrics/user_list.html", context)
@@ -217,6 +257,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         origins=found.origins,
         parts=board.user_parts(user_id),
         stale=board.user_is_stale(user_id),
+        figures=_extras_panels(found.extras),
         lifecycle=ended.ended_ago(board.timestamp)
         if ended
         else humanize.lifecycle_words(

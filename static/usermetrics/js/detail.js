@@ -3,6 +3,7 @@
  */
 import { available as chartsAvailable, mount } from "./charts.js";
 import { byId, setValue } from "./dom.js";
+import { applyExtras } from "./figures.js";
 import { ago, coverageWords, isActive, latency, localExact, parseTime, rateWords } from "./format.js";
 import { NUMERIC } from "./rows.js";
 
@@ -145,6 +146,7 @@ export function startDetail(config, feed) {
     const list = byId("um-origins");
     list.replaceChildren.apply(list, origins);
     applyParts(frame.parts || []);
+    applyExtras(frame.extras || null);
   }
 
   return {

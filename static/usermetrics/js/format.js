@@ -151,7 +151,55 @@ export function rateWords(stats) {
     requests_per_min: number(stats.requests_per_min || 0),
     error_rate: none(stats.error_rate) ? "–" : number(stats.error_rate * 100) + " %",
     latency_ms: none(stats.latency_ms) ? "–" : number(stats.latency_ms) + " ms",
+    p95_ms: percentileWords(stats.p95_ms),
   };
+}
+
+// What a figure without a value reads (usermetrics.humanize.NO_VALUE): an en dash.
+export const NO_VALUE = "\u2013";
+
+// As usermetrics.humanize.percentile_words: a latency percentile, or NO_VALUE without one (no
+// NAT companion reports the user, or none of its requests was counted yet).
+export function percentileWords(ms) {
+  return none(ms) ? NO_VALUE : latencyFit(ms);
+}
+
+// As usermetrics.humanize.figure_count: a companion's count ("3"), NO_VALUE without a companion.
+export function figureCount(value) {
+  return none(value) ? NO_VALUE : String(value);
+}
+
+// As usermetrics.humanize.percentiles_title: "p50 12 ms · p95 140 ms · p99 1.2 s".
+export function percentilesTitle(figures) {
+  return [50, 95, 99].map(function (q) {
+    return "p" + q + " " + percentileWords(figures["p" + q + "_ms"]);
+  }).join(" · ");
+}
+
+// As usermetrics.humanize.bucket_words: "≤ 15 ms", "> 5 min" for the last bucket.
+export function bucketWords(bucket) {
+  return bucket.le_ms === null ? "> " + latencyFit(bucket.gt_ms) : "\u2264 " + latencyFit(bucket.le_ms);
+}
+
+// As usermetrics.humanize.concurrency_words: "8", or "unlimited" for 0.
+export function concurrencyWords(size) {
+  return size ? String(size) : "unlimited";
+}
+
+// As usermetrics.humanize.workers_words: "on 1 worker", "on 3 workers".
+export function workersWords(count) {
+  return "on " + count + " worker" + (count === 1 ? "" : "s");
+}
+
+// As usermetrics.humanize.worker_state_words: a NAT worker "live" (reporting) or "ended".
+export function workerStateWords(state) {
+  return state === "ok" ? "live" : state;
+}
+
+// As usermetrics.humanize.skipped_words: "garbage: 2, too large: 1", or "none".
+export function skippedWords(byKind) {
+  const kinds = Object.keys(byKind || {}).sort();
+  return kinds.length ? kinds.map(function (k) { return k + ": " + byKind[k]; }).join(", ") : "none";
 }
 
 export function latency(value) {

@@ -2,11 +2,13 @@
  * order, flashed when they change, marked gone for a few frames when every source lost them.
  */
 import { byId, flash, setValue } from "./dom.js";
-import { ago, detailUrl, isActive, latency, parseTime, userDisplay, localExact } from "./format.js";
+import {
+  ago, detailUrl, figureCount, isActive, latency, localExact, parseTime, percentilesTitle, percentileWords, userDisplay,
+} from "./format.js";
 
 export const COLUMNS = [
-  "created_at", "last_activity", "ref_count", "is_active", "total_requests", "active_requests",
-  "avg_latency_ms", "error_count", "per_user_functions_count", "per_user_function_groups_count",
+  "created_at", "last_activity", "ref_count", "is_active", "total_requests", "active_requests", "queued",
+  "avg_latency_ms", "p95_ms", "error_count", "per_user_functions_count", "per_user_function_groups_count",
   "exit_stack_size",
 ];
 // Where each counter sits in a PerUserResourceUsage: [section, field].
@@ -19,8 +21,10 @@ export const NUMERIC = {
   per_user_function_groups_count: ["memory", "per_user_function_groups_count"],
   exit_stack_size: ["memory", "exit_stack_size"],
 };
+// The NAT companions' columns, from the frame's `figures` (NO_VALUE for a user without a companion).
+export const FIGURES = ["queued", "p95_ms"];
 // The window's columns (fetched, not pushed: see rates.js).
-export const WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms"];
+export const WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms", "p95_ms"];
 
 // `withWindow`: the page shows the window's rates and activity (the history is on).
 function buildRow(user, withWindow) {
@@ -57,7 +61,7 @@ function buildRow(user, withWindow) {
   COLUMNS.forEach(function (field) {
     const td = document.createElement("td");
     td.dataset.field = field;
-    if (NUMERIC[field] || field === "avg_latency_ms") td.className = "um-num";
+    if (NUMERIC[field] || FIGURES.indexOf(field) >= 0 || field === "avg_latency_ms") td.className = "um-num";
     if (field === "is_active") {
       const badge = document.createElement("span");
       badge.className = "um-badge";
@@ -75,7 +79,16 @@ function fillTime(td, iso, nowMs, animate) {
   td.title = localExact(ms);
 }
 
-function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
+// `figures`: the frame's figures of this user (p50/p95/p99 ms, queued), absent without a companion.
+function fillFigures(cells, figures, animate) {
+  const f = figures || {};
+  setValue(cells.p95_ms, f.p95_ms, percentileWords(f.p95_ms), animate);
+  cells.p95_ms.title = figures ? percentilesTitle(figures) : "";
+  setValue(cells.queued, f.queued, figureCount(f.queued), animate);
+  cells.queued.classList.toggle("um-has-queue", f.queued > 0);
+}
+
+function fillRow(tr, user, label, figures, nowMs, animate, detailPrefix) {
   const cells = {};
   Array.prototype.forEach.call(tr.children, function (cell) {
     cells[cell.dataset.field] = cell;
@@ -96,6 +109,7 @@ function fillRow(tr, user, label, nowMs, animate, detailPrefix) {
   });
   setValue(cells.avg_latency_ms, user.requests.avg_latency_ms, latency(user.requests.avg_latency_ms), animate);
   cells.error_count.classList.toggle("um-has-errors", user.requests.error_count > 0);
+  fillFigures(cells, figures, animate);
   const state = isActive(user) ? "active" : "idle";
   const badge = cells.is_active.querySelector(".um-badge");
   badge.dataset.state = state;
@@ -114,6 +128,7 @@ export function applyRows(tbody, frame, nowMs, sameView, config) {
   });
   const gone = new Set(frame.gone || []);
   const labels = frame.labels || {};
+  const figures = frame.figures || {};
   const ordered = [];
   frame.users.forEach(function (user) {
     let tr = existing.get(user.user_id);
@@ -121,10 +136,10 @@ export function applyRows(tbody, frame, nowMs, sameView, config) {
       existing.delete(user.user_id);
       tr.classList.remove("um-gone");
       delete tr.dataset.goneFrames;
-      fillRow(tr, user, labels[user.user_id], nowMs, sameView, config.detail_prefix);
+      fillRow(tr, user, labels[user.user_id], figures[user.user_id], nowMs, sameView, config.detail_prefix);
     } else {
       tr = buildRow(user, !!config.window_url);
-      fillRow(tr, user, labels[user.user_id], nowMs, false, config.detail_prefix);
+      fillRow(tr, user, labels[user.user_id], figures[user.user_id], nowMs, false, config.detail_prefix);
       if (sameView) flash(tr); // a user new to this page since the last frame
     }
     ordered.push(tr);

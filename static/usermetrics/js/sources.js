@@ -5,6 +5,7 @@
 import { available as chartsAvailable, sparkline } from "./charts.js";
 import { setValue } from "./dom.js";
 import { ago, bytesWords, latencyFit, localExact, parseTime, shareWords } from "./format.js";
+import { applyWorkers } from "./workers.js";
 
 const DOC_REFRESH_MS = 5000;
 const STATES = ["ok", "stale", "down"];
@@ -82,6 +83,7 @@ export function startSources(config, feed) {
   function applyDoc(doc) {
     const nowMs = feed.serverNow();
     doc.sources.forEach(function (s) {
+      applyWorkers(s, nowMs);
       const c = applyHealth(s, nowMs);
       if (!c) return;
       c.duration.textContent = s.last_duration_ms === null ? "–" : latencyFit(s.last_duration_ms);

@@ -22,12 +22,14 @@ def test_templatetags_table_row_escapes_every_value():
         "rates": {"requests_per_min": hostile, "error_rate": "", "latency_ms": ""},
         "created_at": cell, "last_activity": cell, "has_errors": False,
         **{key: hostile for key in ("ref_count", "total_requests", "active_requests", "avg_latency_ms", "error_count",
-                                    "per_user_functions_count", "per_user_function_groups_count", "exit_stack_size")},
+                                    "per_user_functions_count", "per_user_function_groups_count", "exit_stack_size",
+                                    "queued", "p95_ms", "p95_ms_title")},
     }  # fmt: skip
     html = table_row(row, COLUMNS, WINDOW_COLUMNS)
     assert "<img" not in html and '"<' not in html
-    # id, display and its title, two flag texts, one rate, the sparkline's id, two times x three, eight numbers
-    assert html.count("&lt;img src=x onerror=alert(1)&gt;&quot;") == 21
+    # id, display and its title, two flag texts, one rate, the sparkline's id, two times x three, ten numbers and
+    # the p95's title
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;&quot;") == 24
 
 
 def test_templatetags_table_row_cells_follow_the_views_columns():
