@@ -4,9 +4,12 @@ One ``nat serve`` (one worker, the test plugin's per-user workflow answering at 
 request is NAT's own cost) is started without the companion, loaded, stopped; then with it
 (``runner_class: usermetrics_nat.CompanionWorker``, reporting every ``--interval`` to Redis), the
 same load; and again, alternating ``--rounds`` times so that the machine's drift falls on both.
-The load: ``--clients`` threads, each on a kept-alive connection, sending ``--requests`` requests
-in all for ``--users`` users. Printed per configuration: requests, p50, p90, p99 and mean latency
-as the clients saw them, and the companion's p99 minus NAT's (the goal: at most 1 ms).
+The load: for each number in ``--clients`` (default 1 and 4), that many threads, each on a
+kept-alive connection, sending ``--requests`` requests in all for ``--users`` users: one client
+leaves NAT's one worker idle between requests, four keep it saturated on this machine (the load
+generator shares its cores), where any CPU the companion takes shows as queueing. Printed per
+configuration: requests, p50, p90, p99 and mean latency as the clients saw them, and the
+companion's p99 minus NAT's (the goal: at most 1 ms).
 
 Then, in this process (steady, whatever the machine's load): what the meters add to one request
 (a metered semaphore and a histogram count against NAT's bare ``asyncio.Semaphore``), and the
@@ -15,7 +18,7 @@ longest the reporter holds the event loop while it builds a report of ``--users`
 can wait on it; in the first report after start-up and over the next three, as a worker that has
 run a while builds them (the first pays one-time costs, a garbage collection of the new objects).
 Needs Redis (``REDIS_URL``, default redis://127.0.0.1:6379/0) and builds ``.venv-nat/`` on first use.
-Usage: .venv/bin/python bench/companion.py [--users 100] [--requests 4000] [--clients 4] [--rounds 2]
+Usage: .venv/bin/python bench/companion.py [--users 100] [--requests 4000] [--clients 1,4] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -180,36 +183,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--clients", default="1,4", help="concurrent clients, one load per number (comma-separated)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--interval", type=float, default=2.0)
     args = parser.parse_args()
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     stream = f"umbench-{uuid.uuid4().hex[:8]}"
     nat_bin = ensure_nat_venv()
-    results: dict[bool, list[float]] = {False: [], True: []}
+    loads = [int(n) for n in str(args.clients).split(",")]
+    results: dict[tuple[int, bool], list[float]] = {(n, c): [] for n in loads for c in (False, True)}
     try:
         with tempfile.TemporaryDirectory(prefix="usermetrics-companion-bench-") as tmp:
             for _ in range(args.rounds):
-                for companion in (False, True):
-                    results[companion] += run(nat_bin, Path(tmp), args, companion=companion, url=url, stream=stream)
+                for clients in loads:
+                    for companion in (False, True):
+                        one = argparse.Namespace(**{**vars(args), "clients": clients})
+                        results[clients, companion] += run(
+                            nat_bin, Path(tmp), one, companion=companion, url=url, stream=stream
+                        )
     finally:
         client = redis.Redis.from_url(url)
         reports = client.xlen(stream) if client.exists(stream) else 0
         client.delete(stream)
         client.close()
     print()
-    print(f"{args.users} users, {args.clients} clients, {args.rounds} rounds; the companion reported {reports} times")
-    print("| NAT 1.9.0, one worker | requests | p50 | p90 | p99 | mean |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for companion, name in ((False, "without the companion"), (True, "with the companion")):
-        v = results[companion]
-        print(
-            f"| {name} | {len(v):,} | {percentile(v, 0.5):.2f} ms | {percentile(v, 0.9):.2f} ms | "
-            f"{percentile(v, 0.99):.2f} ms | {statistics.fmean(v):.2f} ms |"
-        )
-    cost = percentile(results[True], 0.99) - percentile(results[False], 0.99)
-    print(f"\nThe companion's p99 minus NAT's: {cost:+.2f} ms (goal: at most +1 ms)")
+    print(f"{args.users} users, {args.rounds} rounds; the companion reported {reports} times")
+    print("| NAT 1.9.0, one worker | clients | requests | p50 | p90 | p99 | mean |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for clients in loads:
+        for companion, name in ((False, "without the companion"), (True, "with the companion")):
+            v = results[clients, companion]
+            print(
+                f"| {name} | {clients} | {len(v):,} | {percentile(v, 0.5):.2f} ms | {percentile(v, 0.9):.2f} ms | "
+                f"{percentile(v, 0.99):.2f} ms | {statistics.fmean(v):.2f} ms |"
+            )
+    for clients in loads:
+        cost = percentile(results[clients, True], 0.99) - percentile(results[clients, False], 0.99)
+        print(f"{clients} client(s): the companion's p99 minus NAT's: {cost:+.2f} ms (goal: at most +1 ms)")
     in_process(args.users)
 
 
