@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
+from tests.support.browser import PASSWORD, WAIT_MS, admin_login, needs_chromium
 from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
 from tests.support.fake_companions import FakeCompanions
 from tests.support.fake_nat import FakeNat
@@ -72,11 +72,7 @@ def open_tab(figures_server: Daphne, browser: object) -> Iterator[Callable[..., 
         context.set_default_timeout(WAIT_MS)
         contexts.append(context)
         tab = context.new_page()
-        tab.goto(figures_server.base + "/admin/login/?next=/")
-        tab.fill("#id_username", "admin")
-        tab.fill("#id_password", PASSWORD)
-        tab.click("input[type=submit]")
-        tab.wait_for_url(figures_server.base + "/")
+        admin_login(tab, figures_server.base)
         return tab
 
     try:

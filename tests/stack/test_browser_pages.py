@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import PASSWORD, WAIT_MS, needs_chromium
+from tests.support.browser import PASSWORD, WAIT_MS, admin_login, needs_chromium
 from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
 from tests.support.fake_nat import FakeNat
 from tests.support.machine import ROOT
@@ -70,11 +70,7 @@ def logged_in(demo_and_nat_server: Daphne, browser: object) -> dict[str, object]
     """The cookies of one login through the admin login page, for every context of the module."""
     context = browser.new_context()
     page = context.new_page()
-    page.goto(demo_and_nat_server.base + "/admin/login/?next=/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(demo_and_nat_server.base + "/")
+    admin_login(page, demo_and_nat_server.base)
     state = context.storage_state()
     context.close()
     return state
@@ -307,10 +303,7 @@ def test_browser_pages_a_logout_elsewhere_says_session_ended_and_stays_closed(de
     context.set_default_timeout(WAIT_MS)
     try:
         page = context.new_page()
-        page.goto(demo_and_nat_server.base + "/admin/login/?next=/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
+        admin_login(page, demo_and_nat_server.base)
         page.wait_for_selector("#um-conn[data-state=live]")
         other = context.new_page()  # the same session
         other.goto(demo_and_nat_server.base + "/admin/")

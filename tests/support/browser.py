@@ -46,3 +46,12 @@ def chromium_browser(executable: str, args: list[str]) -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+def admin_login(page: object, base: str) -> None:
+    """Log ``page`` in as the browser tests' admin through the admin's login page; it lands on the list."""
+    page.goto(base + "/admin/login/?next=/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(base + "/")
