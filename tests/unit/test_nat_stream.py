@@ -332,3 +332,26 @@ async def test_nat_stream_a_long_rebuild_is_not_taken_for_a_lost_place(deploymen
         assert rebuilds == 1
     finally:
         await reader.aclose()
+
+
+async def test_nat_stream_a_stream_deleted_under_the_reader_is_read_again_after_three_intervals(deployment):
+    """Redis restarted without persistence (the stream and its group gone): the fetches fail, then the
+    reader counts its place lost and starts over on the new stream, as after a takeover."""
+    await deployment.requests(0, "alice")
+    await deployment.report()
+    now = [1000.0]
+    reader = source(deployment.stream, interval=2.0, clock=lambda: now[0])
+    try:
+        assert totals((await reader.fetch()).users) == {"alice": 1}
+        await deployment.redis.delete(deployment.stream)
+        await deployment.requests(1, "bob")
+        await deployment.report()  # the workers report to a new stream, without the group
+        for _ in range(3):  # a refresh every interval, each failing
+            now[0] += 2.0
+            with pytest.raises(RedisError, match="NOGROUP"):
+                await reader.fetch()
+        now[0] += 2.0  # more than three intervals since the last good read
+        # Read again from the new stream: what it holds (alice, unchanged, comes with the next full report).
+        assert totals((await reader.fetch()).users) == {"bob": 1}
+    finally:
+        await reader.aclose()
