@@ -119,15 +119,20 @@ class CommandReader:
         self._last_error: str | None = None
 
     async def catch_up(self) -> None:
-        """Take up the holds still running from the stream's start, and read new commands from its end."""
+        """Read the stream from its start: carry out and answer every command still within its delivery
+        deadline (this worker started after it was sent), take up the holds still running of the older
+        ones; then read new commands from its end."""
         entries = await self.redis.xrange(self.commands, min="-", max="+")
         now = utc_now()
         for entry_id, fields in entries:
             self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             command = self._parse(fields)
-            if command is None or command.action == "evict":
-                continue  # an eviction acts once, when it is new; an old one is long answered
-            await self._apply(command, now, answer=False, replay=True)
+            if command is None:
+                continue
+            if command.expires_at > now:
+                await self._apply(command, now, answer=True)  # still wanted: as if it had just arrived
+            elif command.action != "evict":  # an old eviction acted once, when it was new
+                await self._apply(command, now, answer=False, replay=True)
 
     async def read_once(self) -> int:
         """Answer every command added since the last read (waiting up to ``block`` for one); how many."""

@@ -74,23 +74,32 @@ async def test_commands_are_carried_out_once_answered_and_expire(redis):
     assert 0 < await redis.ttl(f"{stream}:results:{sent[0].id}") <= 3600
 
 
-async def test_commands_a_worker_that_starts_takes_up_running_holds_but_no_old_eviction(redis):
+async def test_commands_a_worker_that_starts_late_answers_the_live_commands_and_takes_up_running_holds(redis):
+    """A worker gunicorn starts after commands were sent: those still within their delivery deadline are
+    carried out and answered as if new; of the older ones, the holds still running are taken up and the
+    evictions are not done again."""
     stream, evict = f"{redis.test_prefix}:nat", Evictions()
     now = datetime.now(UTC)
-    delivered_long_ago = now - timedelta(minutes=10)  # a one-hour hold set ten minutes before this worker started
-    for command in (
-        Command(action="hold", user_id="alice", until=now + timedelta(minutes=50), expires_at=delivered_long_ago),
+    long_ago = now - timedelta(minutes=10)  # delivered ten minutes before this worker started
+    live = [
         command_new("hold", "bob", expires_in=timedelta(seconds=30), until=now + timedelta(minutes=5)),
         command_new("release", "bob", expires_in=timedelta(seconds=30)),
         command_new("evict", "carol", expires_in=timedelta(seconds=30)),
+    ]
+    for command in (
+        Command(action="hold", user_id="alice", until=now + timedelta(minutes=50), expires_at=long_ago),
+        Command(action="evict", user_id="dave", expires_at=long_ago),
+        *live,
     ):
         await send(redis, stream, command)
-    late = reader(redis, stream, evict)  # a worker gunicorn started after them
+    late = reader(redis, stream, evict)
     await late.catch_up()
     assert late.holds.get("alice") is not None and late.holds.get("bob") is None
-    assert evict.done == [] and await late.read_once() == 0  # nothing new: nothing answered
-    await send(redis, stream, command_new("evict", "carol", expires_in=timedelta(seconds=30)))
-    assert await late.read_once() == 1 and evict.done == ["carol"]
+    assert evict.done == ["carol"]  # not dave: that eviction was done (or not) when it was new
+    assert [(await answers(redis, stream, c))["w:1"].status for c in live] == ["done", "done", "done"]
+    assert await late.read_once() == 0  # nothing new
+    await send(redis, stream, command_new("evict", "erin", expires_in=timedelta(seconds=30)))
+    assert await late.read_once() == 1 and evict.done == ["carol", "erin"]
 
 
 async def test_commands_work_for_a_redis_user_that_may_do_nothing_else(redis):
