@@ -113,7 +113,7 @@ class NatStreamSource:
             await self._rebuild(redis)  # first read, or this reader lost its place: start over
         # Its own unacknowledged reports first (a fetch cut short), then a dead reader's, then new ones:
         # a worker's reports are applied in their order, so none is taken for a duplicate.
-        size = await self._read_own_pending(redis) + await self._claim(redis) + await self._read_new(redis)
+        size = await self._read_group(redis, "0") + await self._claim(redis) + await self._read_group(redis, ">")
         self.state.end_silent(self.clock())
         users = self.state.rows()
         self.last_body_bytes = size or self.last_body_bytes
@@ -183,19 +183,6 @@ class NatStreamSource:
             # Read as delivered to the group: what a dead reader left pending stays claimable.
             await redis.xgroup_setid(self.stream, GROUP, id=last)
 
-    async def _read_own_pending(self, redis: Redis) -> int:
-        """The reports delivered to this reader and never acknowledged (a fetch cut short), in their order."""
-        size = 0
-        while True:
-            reply = await redis.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=READ_COUNT)
-            entries = reply[0][1] if reply else []
-            if not entries:
-                return size
-            for _, fields in entries:
-                if fields:  # empty: trimmed from the stream meanwhile, only acknowledged
-                    size += self._apply(fields)
-            await redis.xack(self.stream, GROUP, *(entry_id for entry_id, _ in entries))
-
     async def _claim(self, redis: Redis) -> int:
         """Take over the reports another reader of the group read and never acknowledged (it died)."""
         size = 0
@@ -219,14 +206,17 @@ class NatStreamSource:
             if start in (b"0-0", "0-0"):
                 return size
 
-    async def _read_new(self, redis: Redis) -> int:
-        """Every report no reader of the group has had yet, acknowledged once applied."""
+    async def _read_group(self, redis: Redis, start: str) -> int:
+        """Read as this member of the group, applying and acknowledging each report in order: from ``"0"``,
+        what was delivered to this reader and never acknowledged (a fetch cut short); from ``">"``,
+        every report no reader of the group has had yet."""
         size = 0
         while True:
-            reply = await redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=READ_COUNT)
+            reply = await redis.xreadgroup(GROUP, self.consumer, {self.stream: start}, count=READ_COUNT)
             entries = reply[0][1] if reply else []
             for _, fields in entries:
-                size += self._apply(fields)
+                if fields:  # empty: trimmed from the stream meanwhile, only acknowledged
+                    size += self._apply(fields)
             if entries:
                 await redis.xack(self.stream, GROUP, *(entry_id for entry_id, _ in entries))
             if len(entries) < READ_COUNT:

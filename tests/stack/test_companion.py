@@ -27,6 +27,7 @@ from usermetrics_nat.commands import COMMAND_FIELD, Command, Outcome, command_ne
 from usermetrics_nat.report import FIELD, Line, decode
 
 from tests.support.daphne import Runmonitor, http_get, manage, server_env, serving, wait_until
+from tests.support.leftovers import children
 from tests.support.nat_server import NatServer, ensure_nat_venv
 from usermetrics.extras import Extras
 from usermetrics.nat_stream import GROUP, NatStreamSource
@@ -37,17 +38,6 @@ TOKEN = "companion-test-token-" + "c" * 24
 INTERVAL = 0.5  # the companions' and the producer's
 USERS, REQUESTS = 20, 3
 WAIT = 30.0  # the bound on every wait for a process to reach a state (a loaded 2-core machine)
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (gunicorn's workers, of its master)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.extend(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
 
 
 def workers_of(nat: NatServer) -> list[int]:

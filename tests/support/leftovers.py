@@ -33,7 +33,7 @@ def _state_and_cmdline(pid: int) -> tuple[str, str] | None:
     return state, cmdline
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (from every thread's ``children`` list)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -47,19 +47,19 @@ def _children(pid: int) -> list[int]:
 def running_descendants(pid: int) -> dict[int, str]:
     """Every live (not zombie) descendant of ``pid`` with its command line."""
     found: dict[int, str] = {}
-    todo = _children(pid)
+    todo = children(pid)
     while todo:
         child = todo.pop()
         seen = _state_and_cmdline(child)
         if seen is not None and seen[0] != "Z":
             found[child] = seen[1]
-        todo.extend(_children(child))
+        todo.extend(children(child))
     return found
 
 
 def _reap() -> None:
     """Collect the exit status of orphans re-parented to us that have ended (no zombies left behind)."""
-    for pid in _children(os.getpid()):
+    for pid in children(os.getpid()):
         seen = _state_and_cmdline(pid)
         if seen is not None and seen[0] == "Z":
             try:
