@@ -366,6 +366,9 @@ USERMETRICS_ENV: dict[str, tuple[str, ...]] = {
     # zones and eviction timeouts write a list of USERMETRICS["SOURCES"] dicts instead.
     "NAT_SOURCES": ("SOURCES",),
     "USERMETRICS_API_TOKENS": ("API_TOKENS",),
+    # API tokens that may also evict, hold and release users (the Actions page of the docs).
+    "USERMETRICS_ACTIONS_TOKENS": ("ACTIONS_TOKENS",),
+    "USERMETRICS_ACTIONS_TIMEOUT": ("ACTIONS_TIMEOUT",),
     "USERMETRICS_DEMO": ("DEMO", "ENABLED"),
     "USERMETRICS_DEMO_USERS": ("DEMO", "USERS"),
     "USERMETRICS_DEMO_SEED": ("DEMO", "SEED"),

@@ -19,7 +19,7 @@ import httpx
 
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.nat_body import NatBody, SourceError
-from usermetrics.nat_stream import NatStreamSource, without_credentials
+from usermetrics.nat_stream import NatStreamSource, stream_key, without_credentials
 
 __all__ = ["MonitoringDisabled", "NatBody", "NatHttpSource", "ResponseTooLarge", "SourceEntry", "SourceError"]
 
@@ -175,6 +175,11 @@ class SourceEntry:
     def is_stream(self) -> bool:
         """Whether the source is a NAT deployment's companion stream in Redis (else a NAT server over HTTP)."""
         return self.url.startswith(STREAM_SCHEMES)
+
+    @property
+    def stream_key(self) -> str:
+        """A companion stream's Redis key (its commands go to ``<key>:commands``)."""
+        return stream_key(self.name, stream=self.stream, deployment=self.deployment)
 
     def __repr__(self) -> str:
         """Name and URL without its credentials; never the headers, which may hold a token."""

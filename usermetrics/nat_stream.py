@@ -43,6 +43,11 @@ READ_COUNT = 500  # entries per XREADGROUP / XRANGE call
 DEFAULT_MAX_REPORT_BYTES = 64 * 1024 * 1024
 
 
+def stream_key(name: str, *, stream: str | None = None, deployment: str | None = None) -> str:
+    """Source ``name``'s companion stream key: ``stream``, else ``usermetrics:nat:<deployment or name>``."""
+    return stream or f"usermetrics:nat:{deployment or name}"
+
+
 def without_credentials(url: str) -> str:
     """``url`` without a user name or password (what pages, logs and the API may show)."""
     parts = urlsplit(url)
@@ -79,7 +84,7 @@ class NatStreamSource:
         self.url = without_credentials(url)  # shown with the source's health
         self._connect_to = url
         self.deployment = deployment or name
-        self.stream = stream or f"usermetrics:nat:{self.deployment}"
+        self.stream = stream_key(name, stream=stream, deployment=deployment)
         self.timeout = timeout
         self.interval = interval
         self.per_user_workflow_timeout = per_user_workflow_timeout

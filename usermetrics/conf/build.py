@@ -106,6 +106,8 @@ def config_build(user: Any, env: EnvNames) -> Config:
         source_down_after=raw["SOURCE_DOWN_AFTER"],
         sources=sources,
         api_tokens=raw["API_TOKENS"],
+        actions_tokens=raw["ACTIONS_TOKENS"],
+        actions_timeout=raw["ACTIONS_TIMEOUT"],
         # The one home of "the demo runs unless NAT servers are configured".
         demo=_record(DemoConfig, demo, enabled=demo["ENABLED"] if demo["ENABLED"] is not None else not sources),
         feed_max_frame_bytes=raw["FEED_MAX_FRAME_BYTES"],

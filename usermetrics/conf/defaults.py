@@ -111,6 +111,18 @@ SETTINGS: dict[str, Setting | dict[str, Setting]] = {
         "With any, the demo is off unless `DEMO.ENABLED` asks for it.",
     ),
     "API_TOKENS": Setting([], casts.strings, "Bearer tokens accepted by the JSON API (compared in constant time)."),
+    "ACTIONS_TOKENS": Setting(
+        [],
+        casts.strings,
+        "Bearer tokens that may also act on users (evict, hold, release) through the API; an API token not listed "
+        "here may only read (see the Actions page).",
+    ),
+    "ACTIONS_TIMEOUT": Setting(
+        5.0,
+        casts.number,
+        "Seconds an action waits for the NAT workers' answers; a worker that has not answered by then is reported "
+        "`no answer`, and the command expires (a worker reading it later does not carry it out).",
+    ),
     "DEMO": {
         "ENABLED": Setting(
             None,

@@ -98,6 +98,8 @@ class Config:
     source_down_after: float
     sources: tuple[SourceEntry, ...]
     api_tokens: tuple[str, ...]
+    actions_tokens: tuple[str, ...]
+    actions_timeout: float
     demo: DemoConfig
     feed_max_frame_bytes: int
     feed_max_unsent_bytes: int

@@ -2,9 +2,12 @@
 
 Importers and migrations keep writing ``from usermetrics.models import ...`` (and
 ``usermetrics.models.UserIdField``); the modules here are where each domain's tables live:
-``fields`` (the user-id column and its key), ``identities``, ``history`` and ``alerts``.
+``fields`` (the user-id column and its key), ``identities``, ``history``, ``alerts`` and ``actions``.
 """
 
+from usermetrics.models.actions import ActionKind as ActionKind
+from usermetrics.models.actions import ActionOutcome as ActionOutcome
+from usermetrics.models.actions import UserAction as UserAction
 from usermetrics.models.alerts import AlertKind as AlertKind
 from usermetrics.models.alerts import AlertRule as AlertRule
 from usermetrics.models.alerts import Delivery as Delivery

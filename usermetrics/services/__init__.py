@@ -5,13 +5,26 @@
 the not-found rule; ``history_docs`` (async): the history API's documents; ``exports`` (async):
 streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and async): the
 sources page and a one-off check of the sources; ``alerts`` (sync): what fires, the alerts page
-and a test send; ``access`` (async): whether a socket's session is still staff's. ``UNREACHABLE``
+and a test send; ``access`` (async): whether a socket's session is still staff's; ``actions`` (async to act,
+sync to read): evict, hold or release a user through the NAT companions, and the actions' log. ``UNREACHABLE``
 are the database's outage errors and ``history_or_none`` the one way a page reads the history
 through one. Starting a face or a producer is ``usermetrics.publish``'s; test hooks are
 ``usermetrics.testing``'s.
 """
 
 from .access import feed_access_check
+from .actions import (
+    NOT_REPORTED,
+    PERMISSION,
+    PERMISSION_WORDS,
+    ActionRefused,
+    ActionsPanel,
+    action_doc,
+    user_action_do,
+    user_actions_list,
+    user_actions_panel_get,
+    user_hold_get,
+)
 from .alerts import (
     AlertsOverview,
     Firing,
@@ -21,6 +34,7 @@ from .alerts import (
     alerts_overview_get,
     alerts_test_send,
 )
+from .commands import outcome_words
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
@@ -53,8 +67,13 @@ from .sources import sources_check, sources_doc, sources_page_get
 __all__ = [
     "CHANNEL_LAYER_ERRORS",
     "MAX_USERS",
+    "NOT_REPORTED",
+    "PERMISSION",
+    "PERMISSION_WORDS",
     "UNREACHABLE",
     "VERSION",
+    "ActionRefused",
+    "ActionsPanel",
     "AlertsOverview",
     "Export",
     "Firing",
@@ -65,6 +84,7 @@ __all__ = [
     "ScrapeState",
     "UserLookup",
     "UserWindow",
+    "action_doc",
     "alert_routes",
     "alerts_firing",
     "alerts_overview_get",
@@ -80,6 +100,7 @@ __all__ = [
     "labels_aget",
     "labels_get",
     "list_page_get",
+    "outcome_words",
     "overview_history_doc",
     "producer_state",
     "rows_window_doc",
@@ -89,8 +110,12 @@ __all__ = [
     "sources_doc",
     "sources_page_get",
     "sparklines_doc",
+    "user_action_do",
+    "user_actions_list",
+    "user_actions_panel_get",
     "user_history_doc",
     "user_history_export",
+    "user_hold_get",
     "user_lookup",
     "user_window",
     "users_export",

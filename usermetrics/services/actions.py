@@ -1,0 +1,181 @@
+"""Acting on a user (async to act, sync to read): evict, hold or release it in every NAT worker that runs it.
+
+The one door for the API and the user page. An action goes to the NAT companion streams that report
+the user now (the published board: its sources, and each source's workers in state ok, who are the
+answers waited for), as one ``Command`` (``usermetrics_nat.commands.command_new``); every worker's
+answer, or "no answer" after ``ACTIONS_TIMEOUT``, is kept in a ``UserAction`` and an admin log entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.db.models import Q
+from usermetrics_nat.commands import command_new
+
+from usermetrics.board import Board
+from usermetrics.clock import utcnow
+from usermetrics.conf import get_config
+from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_key
+from usermetrics.snapshot import iso
+
+from .commands import Target, commands_send, outcome_of, outcome_words
+from .live import board_get
+
+ACTIONS = tuple(ActionKind.values)
+PERMISSION = "usermetrics.act_on_users"
+PERMISSION_WORDS = "You need the 'Can evict, hold and release users' permission"
+MAX_HOLD = timedelta(days=7)
+MAX_REASON = 1000  # the command's own bound (``usermetrics_nat.commands.Command.reason``)
+NOT_REPORTED = "is not reported by any NAT companion: nothing was sent"
+TAKEN = (ActionOutcome.DONE, ActionOutcome.PARTLY)  # a hold or release that some worker carried out
+
+
+class ActionRefused(ValueError):
+    """An action that cannot be asked as it is (unknown action, no or too long a hold, too long a reason)."""
+
+
+@dataclass(frozen=True)
+class ActionsPanel:
+    """What the user page shows of actions: whether one can be sent, the running hold, the latest actions."""
+
+    sendable: bool  # a NAT companion reports the user now
+    hold: UserAction | None
+    log: list[UserAction]
+
+
+def action_targets(board: Board, user_id: str) -> list[Target]:
+    """The companion streams that report ``user_id`` on ``board``, each with its workers in state ok."""
+    entries = {e.name: e for e in get_config().sources if e.is_stream}
+    health = board.health_by_name()
+    targets = []
+    for name in board.origins(user_id) if board.user(user_id) is not None else ():
+        entry, source = entries.get(name), health.get(name)
+        if entry is None or source is None:
+            continue  # not a companion stream (a NAT server over HTTP, the demo): nothing to command
+        workers = tuple(w["label"] for w in source.workers or () if w.get("state") == "ok")
+        targets.append(Target(source=name, url=entry.url, stream=entry.stream_key, workers=workers))
+    return targets
+
+
+def _checked(action: str, reason: str, hold_seconds: float | None) -> timedelta | None:
+    """How long a hold lasts (None for the other actions); ``ActionRefused`` says what is wrong."""
+    if action not in ACTIONS:
+        raise ActionRefused(f"Unknown action {action!r}: one of {', '.join(ACTIONS)}.")
+    if len(reason) > MAX_REASON:
+        raise ActionRefused(f"The reason is too long: at most {MAX_REASON} characters.")
+    if action != ActionKind.HOLD:
+        return None
+    if hold_seconds is None or not 1 <= hold_seconds <= MAX_HOLD.total_seconds():
+        raise ActionRefused(f"A hold needs seconds between 1 and {int(MAX_HOLD.total_seconds())}.")
+    return timedelta(seconds=hold_seconds)
+
+
+async def user_action_do(
+    *,
+    user_id: str,
+    action: str,
+    by_user: Any,
+    by_label: str,
+    reason: str = "",
+    hold_seconds: float | None = None,
+) -> UserAction | None:
+    """Ask every NAT worker that may run ``user_id`` to ``action`` it; the recorded action with each worker's answer.
+
+    None (nothing sent, nothing recorded) when no companion stream reports the user.
+    ``ActionRefused`` for an action that cannot be asked as it is. ``by_user``: the Django user
+    who asked (None for an API token); ``by_label``: how the log names them.
+    """
+    length = _checked(action, reason, hold_seconds)
+    targets = action_targets(board_get(), user_id)
+    if not targets:
+        return None
+    timeout = get_config().actions_timeout
+    until = utcnow() + length if length is not None else None
+    # The command expires when the wait ends: a worker that reads it later answers "expired" and
+    # does nothing, so an action reported "no answer" never takes effect behind the operator's back.
+    command = command_new(
+        action, user_id, expires_in=timedelta(seconds=timeout), until=until, by=by_label[:255], reason=reason
+    )
+    results = await commands_send(targets, command, wait=timeout)
+    return await sync_to_async(_record)(
+        user_id=user_id,
+        action=action,
+        by_user=by_user,
+        by=by_label[:255],
+        reason=reason,
+        until=until,
+        command_id=command.id,
+        results=dict(sorted(results.items())),
+    )
+
+
+def _record(*, by_user: Any, **fields: Any) -> UserAction:
+    """Keep the action, and the admin's log entry of it when a Django user asked (LogEntry needs one)."""
+    done = UserAction(by_user=by_user if by_user is not None and by_user.pk else None, **fields)
+    done.outcome = outcome_of(done.results)
+    done.save()
+    if done.by_user is not None:
+        LogEntry.objects.log_actions(
+            done.by_user.pk, [done], ADDITION, change_message=change_message(done), single_object=True
+        )
+    return done
+
+
+def change_message(done: UserAction) -> str:
+    """The admin log entry's words: action, user, reason, outcome and every worker's answer."""
+    answers = "; ".join(
+        f"{worker}: {r['status']}{' (' + r['message'] + ')' if r.get('message') else ''}"
+        for worker, r in done.results.items()
+    )
+    until = f" until {iso(done.until)}" if done.until else ""
+    return (
+        f"{done.action}{until} of user {done.user_id}: {outcome_words(done.outcome, done.results)}."
+        f" Reason: {done.reason or '(none)'}. Workers: {answers or '(none)'}."
+    )
+
+
+def action_doc(done: UserAction) -> dict[str, Any]:
+    """The API's document of one action."""
+    return {
+        "id": done.pk,
+        "user_id": done.user_id,
+        "action": done.action,
+        "by": done.by,
+        "at": iso(done.at),
+        "reason": done.reason,
+        "until": iso(done.until),
+        "command_id": done.command_id,
+        "outcome": done.outcome,
+        "words": outcome_words(done.outcome, done.results),
+        "results": done.results,
+    }
+
+
+def user_actions_list(*, user_id: str, limit: int = 20) -> list[UserAction]:
+    """The user's latest actions, newest first."""
+    return list(UserAction.objects.filter(user_key=user_key(user_id)).order_by("-at", "-pk")[:limit])
+
+
+def user_hold_get(*, user_id: str) -> UserAction | None:
+    """The user's running hold: the latest hold that a worker took, not over and not released since; None."""
+    mine = UserAction.objects.filter(user_key=user_key(user_id))
+    taken = mine.filter(action=ActionKind.HOLD, until__gt=utcnow(), outcome__in=TAKEN)
+    hold = taken.order_by("-at", "-pk").first()
+    if hold is None:
+        return None
+    released = mine.filter(Q(at__gt=hold.at) | Q(at=hold.at, pk__gt=hold.pk), action=ActionKind.RELEASE)
+    return None if released.filter(outcome__in=TAKEN).exists() else hold
+
+
+def user_actions_panel_get(*, user_id: str, limit: int = 20) -> ActionsPanel:
+    """The user page's Actions panel: can an action be sent now, the running hold, the latest actions."""
+    return ActionsPanel(
+        sendable=bool(action_targets(board_get(), user_id)),
+        hold=user_hold_get(user_id=user_id),
+        log=user_actions_list(user_id=user_id, limit=limit),
+    )
