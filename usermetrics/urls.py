@@ -15,6 +15,7 @@ app_name = "usermetrics"
 urlpatterns = [
     path("", views.user_list, name="user-list"),
     path("users/<userid:user_id>/", views.user_detail, name="user-detail"),
+    path("users/<userid:user_id>/actions/<str:action>", views.user_action, name="user-action"),
     path("sources/", views.sources_page, name="sources"),
     path("alerts/", views.alerts, name="alerts"),
     path("alerts/test", views.alerts_test, name="alerts-test"),

@@ -18,13 +18,16 @@ from ninja import NinjaAPI
 
 from usermetrics import services
 
+from . import actions
 from .auth import api_access_required
 from .operations import router
 
 DESCRIPTION = """Per-user resource usage of NVIDIA NeMo Agent Toolkit (NAT) workflows, live and over time.
 
 Every endpoint needs a staff session (the Django admin login) or `Authorization: Bearer <token>`
-with one of `USERMETRICS_API_TOKENS`; anything else is a `401` with a JSON `detail`. A user id in
+with one of `USERMETRICS_API_TOKENS`; anything else is a `401` with a JSON `detail`. Acting on a
+user (the `actions` endpoints) needs more: the `usermetrics.act_on_users` permission and the CSRF
+token for a session, a token of `USERMETRICS_ACTIONS_TOKENS` for a bearer; else a `403`. A user id in
 a path is one segment: `/` is written `~2F` (`%2F` works too), `~` is `~7E`, a leading `.` is `~2E`,
 and the empty id is `~`. An unknown
 `window` (or `state`, `sort`) falls back to the default, and each document says which it used.
@@ -40,6 +43,7 @@ api = NinjaAPI(
     openapi_extra={"security": [{"bearer": []}, {"session": []}]},
 )
 api.add_router("", router)
+api.add_router("", actions.router)  # the POSTs that act on a user (evict, hold, release)
 # The two ways in, as the one access check (``auth.api_access_required``) takes them.
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "one of USERMETRICS_API_TOKENS"},

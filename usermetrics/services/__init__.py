@@ -14,6 +14,7 @@ through one. Starting a face or a producer is ``usermetrics.publish``'s; test ho
 
 from .access import feed_access_check
 from .actions import (
+    ACTIONS,
     NOT_REPORTED,
     PERMISSION,
     PERMISSION_WORDS,
@@ -65,6 +66,7 @@ from .scrape import ScrapeState, scrape_get
 from .sources import sources_check, sources_doc, sources_page_get
 
 __all__ = [
+    "ACTIONS",
     "CHANNEL_LAYER_ERRORS",
     "MAX_USERS",
     "NOT_REPORTED",

@@ -25,6 +25,7 @@ from usermetrics.snapshot import is_active
 from usermetrics.templatetags.usermetrics import iso, utc
 from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length
 
+from .actions import actions_context
 from .columns import (
     COLUMNS,
     WINDOW_COLUMNS,
@@ -264,6 +265,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
             found.usage, board.timestamp, evicted_at, stuck_after=get_config().flags.stuck_after
         ),
         history_enabled=enabled,
+        **actions_context(request, user_id),
     )
     if own is not None:
         window_query = "?" + urlencode({"window": window})
