@@ -1,4 +1,5 @@
-"""Django admin (sync): identities (names for NAT's user UUIDs, no secret stored), alert rules and silences."""
+"""Django admin (sync): identities (names for NAT's user UUIDs, no secret stored), alert rules, silences, and the
+log of actions on users (read-only)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 from usermetrics.alerts.delivery import route_label, route_valid, routes_parse
 from usermetrics.alerts.rules import THRESHOLD_KINDS
 from usermetrics.identities import user_id_derive
-from usermetrics.models import AlertRule, Identity, Silence
+from usermetrics.models import AlertRule, Identity, Silence, UserAction
 
 
 class IdentityForm(forms.ModelForm):
@@ -192,3 +193,38 @@ class SilenceAdmin(admin.ModelAdmin):
         if not change and isinstance(obj, Silence):
             obj.created_by = request.user.get_username()
         super().save_model(request, obj, form, change)
+
+
+@admin.register(UserAction)
+class UserActionAdmin(admin.ModelAdmin):
+    """The actions taken on users (evict, hold, release): a log, read-only; the user page and the API write it."""
+
+    list_display = ["by", "at", "user_id", "action", "reason", "outcome"]
+    list_filter = ["action", "outcome", "at"]
+    search_fields = ["user_id", "by", "reason"]
+    date_hierarchy = "at"
+    readonly_fields = [
+        "by",
+        "by_user",
+        "at",
+        "user_id",
+        "action",
+        "reason",
+        "until",
+        "command_id",
+        "outcome",
+        "results",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Actions are taken on the user's page or through the API, never typed in here."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        """A log is not edited."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        """Nor pruned by hand."""
+        return False

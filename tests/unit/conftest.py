@@ -4,6 +4,7 @@ with the engine)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -14,6 +15,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.apps import apps as django_apps
+from django.contrib.auth.models import Permission
+from redis.asyncio import Redis
 
 from tests.support.alert_receiver import Receiver
 from tests.support.factories import CompanionSource, ManualClock, StaticSource, extras_of, sample_users
@@ -166,3 +169,38 @@ async def companion(install_service):
     )
     plain = StaticSource("plain", [listed_usage("cy", requests=5)])
     await install_service([stream, plain], interval=3600)
+
+
+ACTING_WORKERS = [
+    {**WORKERS[0], "label": "nat-1:101", "pid": 101},
+    {**WORKERS[0], "label": "nat-1:102", "pid": 102},
+    WORKERS[1],  # ended: no answer is waited for from it
+]
+
+
+@pytest.fixture
+async def acting(install_service, settings) -> AsyncIterator[str]:
+    """A companion stream "nat" (users ada and bob, workers nat-1:101 and nat-1:102 running, nat-1:99 ended)
+    whose commands go to a Redis stream of the test's own, and a plain source "plain" (cy); the stream's key.
+
+    Actions wait half a second for the answers; the test starts the workers that answer
+    (``tests.support.fake_workers``). Its keys are deleted after.
+    """
+    prefix = f"{settings.USERMETRICS['REDIS_PREFIX']}-act-{uuid.uuid4().hex[:8]}"
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    entry = {"NAME": "nat", "URL": url, "STREAM": f"{prefix}:nat"}
+    settings.USERMETRICS = {**settings.USERMETRICS, "SOURCES": [entry], "ACTIONS_TIMEOUT": 0.5}
+    stream = CompanionSource("nat", [listed_usage("ada", requests=3), listed_usage("bob")], {}, ACTING_WORKERS)
+    await install_service([stream, StaticSource("plain", [listed_usage("cy")])], interval=3600)
+    yield entry["STREAM"]
+    client = Redis.from_url(url)
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+def acting_staff(staff_user) -> Any:
+    """The staff user, granted the permission to act on users."""
+    staff_user.user_permissions.add(Permission.objects.get(codename="act_on_users"))
+    return staff_user

@@ -51,7 +51,7 @@ class ActionsPanel:
 def action_targets(board: Board, user_id: str) -> list[Target]:
     """The companion streams that report ``user_id`` on ``board``, each with its workers in state ok."""
     entries = {e.name: e for e in get_config().sources if e.is_stream}
-    health = board.health_by_name()
+    health = board.health_by_name
     targets = []
     for name in board.origins(user_id) if board.user(user_id) is not None else ():
         entry, source = entries.get(name), health.get(name)

@@ -61,7 +61,7 @@ async def command_send(target: Target, command: Command, *, wait: float) -> dict
     """
     deadline = time.monotonic() + wait
     key = f"{target.stream}:results:{command.id}"
-    redis = Redis.from_url(target.url, socket_wait=wait, socket_connect_wait=wait)
+    redis = Redis.from_url(target.url, socket_timeout=wait, socket_connect_timeout=wait)
     answers: dict[str, dict] = {}
     try:
         await redis.xadd(f"{target.stream}:commands", {COMMAND_FIELD: command.model_dump_json()})
@@ -97,18 +97,20 @@ async def commands_send(targets: list[Target], command: Command, *, wait: float)
 def outcome_of(results: dict[str, dict]) -> str:
     """The action's outcome over every worker's answer (``UserAction.outcome``).
 
-    done: every worker did it or had nothing of the user (``absent``); no answer: none answered;
-    refused / failed: nobody did it and some refused (or failed, or let it expire); partly: some did.
+    done: every worker did it or had nothing of the user to act on (``absent``); partly: some did it
+    and some did not; refused: none did and some refused (an eviction with requests in flight);
+    failed: none did and some failed or let it expire; no answer: none did and the others were silent.
     """
-    statuses = [r["status"] for r in results.values()]
-    if not statuses or all(s == NO_ANSWER for s in statuses):
+    statuses = {r["status"] for r in results.values()}
+    if statuses <= {NO_ANSWER}:
         return NO_ANSWER
-    good = [s for s in statuses if s in ("done", "absent")]
-    if len(good) == len(statuses):
+    if statuses <= {"done", "absent"}:
         return "done"
-    if good:
+    if "done" in statuses:
         return "partly"
-    return "refused" if "refused" in statuses else "failed"
+    if "refused" in statuses:
+        return "refused"
+    return "failed" if statuses & {"failed", "expired"} else NO_ANSWER
 
 
 def outcome_words(outcome: str, results: dict[str, dict]) -> str:

@@ -1,0 +1,179 @@
+"""Acting on a user through the JSON API: who may (permission, CSRF, ACTIONS_TOKENS), every worker's answer, the log."""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import urlencode
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.admin.models import LogEntry
+from django.test import AsyncClient
+from redis.asyncio import Redis
+
+from tests.support.fake_workers import workers_answering
+from usermetrics import services
+from usermetrics.models import UserAction
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+EVICT = "/api/users/ada/actions/evict"
+ACT_TOKEN = "act-token-" + "z" * 24
+
+
+async def commands_sent(stream: str) -> int:
+    """How many commands the deployment's command stream holds."""
+    client = Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    try:
+        return await client.xlen(f"{stream}:commands")
+    finally:
+        await client.aclose()
+
+
+async def csrf_client(user) -> tuple[AsyncClient, str]:
+    """A client that Django's CSRF check applies to, logged in as ``user``, and its CSRF token (from the user page)."""
+    client = AsyncClient(enforce_csrf_checks=True)
+    await client.aforce_login(user)
+    assert (await client.get("/users/ada/")).status_code == 200
+    return client, client.cookies["csrftoken"].value
+
+
+def detail(response) -> str:
+    assert response["Content-Type"] == "application/json", response.content
+    return json.loads(response.content)["detail"]
+
+
+async def test_api_actions_staff_without_the_permission_gets_403_and_nothing_is_sent(acting, staff_user):
+    client, token = await csrf_client(staff_user)
+    response = await client.post(
+        EVICT, {"reason": "x"}, content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 403
+    assert "Can evict, hold and release users" in detail(response)
+    assert await commands_sent(acting) == 0
+    assert await UserAction.objects.acount() == 0
+
+
+async def test_api_actions_session_post_without_the_csrf_token_is_403(acting, acting_staff):
+    client, _ = await csrf_client(acting_staff)
+    response = await client.post(EVICT, {"reason": "x"}, content_type="application/json")
+    assert response.status_code == 403 and "CSRF" in detail(response)
+    assert await commands_sent(acting) == 0
+
+
+async def test_api_actions_evict_with_the_permission_every_answer_and_a_silent_worker_is_no_answer(
+    acting, acting_staff
+):
+    client, token = await csrf_client(acting_staff)
+    async with workers_answering(acting, "nat-1:101"):  # nat-1:102 runs but never answers
+        response = await client.post(
+            EVICT, {"reason": "leaking memory"}, content_type="application/json", headers={"X-CSRFToken": token}
+        )
+    assert response.status_code == 200, response.content
+    doc = json.loads(response.content)
+    assert doc["action"] == "evict" and doc["user_id"] == "ada" and doc["by"] == "staff"
+    assert doc["outcome"] == "partly" and doc["words"] == "partly: 1 worker did not answer"
+    assert set(doc["results"]) == {"nat-1:101", "nat-1:102"}  # the ended worker is not asked
+    assert doc["results"]["nat-1:101"]["status"] == "done"
+    assert doc["results"]["nat-1:102"]["status"] == "no answer"
+    assert doc["results"]["nat-1:102"]["message"] == "no answer within 0.5 s"
+
+    done = await UserAction.objects.aget()
+    assert (done.by_user_id, done.by, done.user_id, done.action, done.reason) == (
+        acting_staff.pk, "staff", "ada", "evict", "leaking memory",
+    )  # fmt: skip
+    assert done.results == doc["results"] and done.command_id == doc["command_id"]
+    entry = await LogEntry.objects.aget()
+    assert (entry.user_id, entry.object_id) == (acting_staff.pk, str(done.pk))
+    message = entry.get_change_message()
+    assert message.startswith("evict of user ada: partly") and "Reason: leaking memory." in message
+    assert "nat-1:101: done (evicted)" in message and "nat-1:102: no answer" in message
+
+
+async def test_api_actions_evict_refused_while_requests_run_says_how_many(acting, acting_staff):
+    client, token = await csrf_client(acting_staff)
+    async with workers_answering(acting, "nat-1:101", "nat-1:102", status="refused", in_flight=2):
+        response = await client.post(EVICT, content_type="application/json", headers={"X-CSRFToken": token})
+    assert response.status_code == 409
+    doc = json.loads(response.content)
+    assert doc["outcome"] == "refused" and doc["words"] == "refused: 4 requests running"
+    assert {r["in_flight"] for r in doc["results"].values()} == {2}
+
+
+async def test_api_actions_bearer_token_acts_only_when_listed_in_actions_tokens(acting, api_tokens, settings):
+    bearer = {"Authorization": f"Bearer {api_tokens[0]}"}
+    response = await AsyncClient().post(EVICT, {}, content_type="application/json", headers=bearer)
+    assert response.status_code == 403 and "ACTIONS_TOKENS" in detail(response)
+    assert await commands_sent(acting) == 0
+
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    wrong = {"Authorization": f"Bearer {ACT_TOKEN}x"}
+    assert (await AsyncClient().post(EVICT, {}, content_type="application/json", headers=wrong)).status_code == 401
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(  # no CSRF token: a bearer request needs none
+            EVICT, {"reason": "cron"}, content_type="application/json", headers={"Authorization": f"Bearer {ACT_TOKEN}"}
+        )
+    assert response.status_code == 200, response.content
+    doc = json.loads(response.content)
+    assert doc["outcome"] == "done" and doc["by"] == "token:…zzzz"
+    assert (await UserAction.objects.aget()).by_user_id is None
+    assert await LogEntry.objects.acount() == 0  # the admin's log entries need a Django user: the action list has it
+
+
+async def test_api_actions_hold_then_release_ends_it(acting, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    bearer = {"Authorization": f"Bearer {ACT_TOKEN}"}
+    async with workers_answering(acting, "nat-1:101", "nat-1:102") as holds:
+        response = await AsyncClient().post(
+            "/api/users/ada/actions/hold", {"seconds": 600, "reason": "runaway"}, content_type="application/json",
+            headers=bearer,
+        )  # fmt: skip
+        assert response.status_code == 200, response.content
+        assert all(h.get("ada") is not None and h.get("ada").reason == "runaway" for h in holds.values())
+        hold = await sync_to_async(services.user_hold_get)(user_id="ada")
+        assert hold is not None and (hold.by, hold.reason) == ("token:…zzzz", "runaway")
+        # Form-encoded works as well as JSON.
+        response = await AsyncClient().post(
+            "/api/users/ada/actions/release", urlencode({"reason": "fixed"}),
+            content_type="application/x-www-form-urlencoded", headers=bearer,
+        )  # fmt: skip
+        assert response.status_code == 200, response.content
+        assert all(h.get("ada") is None for h in holds.values())
+    assert await sync_to_async(services.user_hold_get)(user_id="ada") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({}, "A hold needs seconds"),
+        ({"seconds": "soon"}, "seconds must be a number"),
+        ({"seconds": 30 * 86400}, "A hold needs seconds"),
+        ({"seconds": 60, "reason": 5}, "reason must be a string"),
+    ],
+)
+async def test_api_actions_hold_with_bad_fields_is_400_and_nothing_is_sent(acting, settings, body, words):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    response = await AsyncClient().post(
+        "/api/users/ada/actions/hold", body, content_type="application/json",
+        headers={"Authorization": f"Bearer {ACT_TOKEN}"},
+    )  # fmt: skip
+    assert response.status_code == 400 and words in detail(response)
+    assert await commands_sent(acting) == 0
+
+
+@pytest.mark.parametrize("user_id", ["cy", "nobody"])  # reported by a plain NAT source only; reported by none
+async def test_api_actions_user_no_companion_reports_is_404_and_nothing_is_sent(acting, settings, user_id):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    response = await AsyncClient().post(
+        f"/api/users/{user_id}/actions/evict", headers={"Authorization": f"Bearer {ACT_TOKEN}"}
+    )
+    assert response.status_code == 404
+    assert detail(response) == f"User {user_id} is not reported by any NAT companion: nothing was sent."
+    assert await commands_sent(acting) == 0
+
+
+async def test_api_actions_anonymous_is_401_and_get_is_405(acting):
+    assert (await AsyncClient().post(EVICT)).status_code == 401
+    response = await AsyncClient().get(EVICT)
+    assert response.status_code == 405 and response["Content-Type"] == "application/json"
