@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from tests.support.alert_helpers import SECRET, TOKEN, secret_url
 from tests.support.factories import NAT_REPORTED
+from usermetrics import services
 from usermetrics.identities import identity_labels, identity_register
 from usermetrics.models import AlertRule, Identity, Silence
 
@@ -152,3 +153,23 @@ async def test_admin_offers_the_companions_kinds_and_asks_the_p95_rule_for_its_t
     assert (await admin_async.post("/admin/usermetrics/alertrule/add/", saturated)).status_code == 302
     kinds = await sync_to_async(lambda: dict(AlertRule.objects.values_list("name", "kind")))()
     assert kinds["slow-users"] == "user_latency_p95" and kinds["queued-users"] == "user_saturated"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_admin_lists_actions_read_only_and_each_is_a_recent_action(acting, admin_async, django_user_model):
+    root = await django_user_model.objects.aget(username="root")
+    done = await services.user_action_do(
+        user_id="ada", action="evict", by_user=root, by_label="root", reason="stuck for an hour"
+    )
+    listing = (await admin_async.get("/admin/usermetrics/useraction/?q=ada")).content.decode()
+    assert "stuck for an hour" in listing and "no answer" in listing
+    assert "/admin/usermetrics/useraction/add/" not in listing
+    assert (await admin_async.get("/admin/usermetrics/useraction/add/")).status_code == 403
+    change = await admin_async.get(f"/admin/usermetrics/useraction/{done.pk}/change/")
+    assert change.status_code == 200 and 'type="submit" value="Save"' not in change.content.decode()
+    assert (
+        await admin_async.post(f"/admin/usermetrics/useraction/{done.pk}/delete/", {"post": "yes"})
+    ).status_code == 403
+    index = (await admin_async.get("/admin/")).content.decode()
+    assert "Recent actions" in index and str(done) in index

@@ -82,7 +82,7 @@ def user_action(request: HttpRequest, user_id: str, action: str) -> HttpResponse
         messages.error(request, str(exc))
         return back
     if done is None:
-        messages.error(request, f"Nothing was sent: this user {services.NOT_REPORTED.removeprefix('is ')}.")
+        messages.error(request, f"User {humanize.user_display(user_id, {})} {services.NOT_REPORTED}.")
         return back
     words = services.outcome_words(done.outcome, done.results)
     level = {"done": messages.SUCCESS, "partly": messages.WARNING}.get(done.outcome, messages.ERROR)
@@ -90,5 +90,5 @@ def user_action(request: HttpRequest, user_id: str, action: str) -> HttpResponse
     messages.add_message(request, level, f"{verb} {humanize.user_display(user_id, {})} — {words}.")
     for worker, answer in done.results.items():
         detail = f" ({answer['message']})" if answer.get("message") else ""
-        messages.info(request, f"{worker}: {answer['status']}{detail}")
+        messages.info(request, f"Worker {worker}: {answer['status']}{detail}")
     return back

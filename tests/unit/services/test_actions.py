@@ -1,0 +1,76 @@
+"""The actions service: the outcome over every worker's answer, a silent deployment, the running hold."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from tests.support.fake_workers import workers_answering
+from usermetrics import services
+from usermetrics.services.commands import outcome_of, outcome_words
+
+
+def answers(*statuses: str, in_flight: int = 0) -> dict[str, dict]:
+    return {f"w{i}": {"status": s, "in_flight": in_flight if s == "refused" else 0} for i, s in enumerate(statuses)}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "outcome"),
+    [
+        (("done", "done"), "done"),
+        (("done", "absent"), "done"),
+        (("absent", "absent"), "done"),  # nothing of the user anywhere: nothing left to do
+        (("done", "no answer"), "partly"),
+        (("done", "refused"), "partly"),
+        (("refused", "absent"), "refused"),
+        (("failed", "absent"), "failed"),
+        (("expired", "no answer"), "failed"),
+        (("absent", "no answer"), "no answer"),
+        (("no answer", "no answer"), "no answer"),
+        ((), "no answer"),
+    ],
+)
+def test_services_actions_outcome_over_the_workers_answers(statuses, outcome):
+    assert outcome_of(answers(*statuses)) == outcome
+
+
+def test_services_actions_outcome_words_count_the_running_requests_and_the_silent():
+    assert outcome_words("refused", answers("refused", "absent", in_flight=1)) == "refused: 1 request running"
+    assert outcome_words("partly", answers("done", "refused", "no answer", in_flight=3)) == (
+        "partly: 3 requests running, 1 worker did not answer"
+    )
+    assert outcome_words("no answer", answers("no answer", "no answer")) == "no answer"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_services_actions_no_worker_answers_each_is_no_answer_within_the_timeout(acting):
+    done = await services.user_action_do(user_id="bob", action="evict", by_user=None, by_label="test")
+    assert done.outcome == "no answer"
+    assert {w: r["status"] for w, r in done.results.items()} == {"nat-1:101": "no answer", "nat-1:102": "no answer"}
+    # The command expired with the wait: a worker that reads it now does not carry it out.
+    async with workers_answering(acting, "nat-1:101"):
+        late = await services.user_action_do(user_id="bob", action="release", by_user=None, by_label="test")
+    assert late.results["nat-1:101"]["status"] == "absent"  # no hold to release; the expired eviction was not done
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_services_actions_the_running_hold_is_the_latest_taken_and_not_released(acting, acting_staff):
+    hold_get = sync_to_async(services.user_hold_get)
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        first = await services.user_action_do(
+            user_id="ada", action="hold", by_user=acting_staff, by_label="staff", reason="one", hold_seconds=60
+        )
+        second = await services.user_action_do(
+            user_id="ada", action="hold", by_user=acting_staff, by_label="staff", reason="two", hold_seconds=600
+        )
+        assert (await hold_get(user_id="ada")).pk == second.pk != first.pk
+        assert await hold_get(user_id="bob") is None
+        await services.user_action_do(user_id="ada", action="release", by_user=None, by_label="token:…abcd")
+    assert await hold_get(user_id="ada") is None
+    log = await sync_to_async(services.user_actions_list)(user_id="ada", limit=2)
+    assert [a.action for a in log] == ["release", "hold"]
+    # A hold no worker took (none answered) is not running.
+    await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=60)
+    assert await hold_get(user_id="ada") is None
