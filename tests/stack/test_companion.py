@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -28,6 +30,7 @@ from usermetrics_nat.report import FIELD, Line, decode
 
 from tests.support.daphne import Runmonitor, http_get, manage, server_env, serving, wait_until
 from tests.support.leftovers import children
+from tests.support.machine import ROOT
 from tests.support.nat_server import NatServer, ensure_nat_venv
 from usermetrics.extras import Extras
 from usermetrics.nat_stream import GROUP, NatStreamSource
@@ -343,3 +346,133 @@ def nat_users(nat: NatServer) -> list[dict[str, object]]:
     """NAT's own ``/monitor/users`` (from whichever worker takes the connection)."""
     with urllib.request.urlopen(nat.url + "/monitor/users", timeout=30) as response:
         return json.loads(response.read())["users"]
+
+
+ACTOR_SESSION = """
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from usermetrics.outage import SessionStore
+user, _ = get_user_model().objects.get_or_create(username=USERNAME, defaults={"is_staff": True})
+if PERMITTED:  # an operator: acts on users and reads the admin's list of actions
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["act_on_users", "view_useraction"]))
+store = SessionStore()
+store["_auth_user_id"] = str(user.pk)
+store["_auth_user_backend"] = "usermetrics.outage.OutageTolerantBackend"
+store["_auth_user_hash"] = user.get_session_auth_hash()
+store.create()
+print(store.session_key)
+"""
+
+
+def actor_session(env: dict[str, str], username: str, *, permitted: bool) -> str:
+    """A logged-in staff session (``sessionid``) of ``username``, with the permission to act on users or without."""
+    code = ACTOR_SESSION.replace("USERNAME", repr(username)).replace("PERMITTED", repr(permitted))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def page(base: str, path: str, session: str) -> tuple[str, str]:
+    """A dashboard page as ``session`` sees it, and the CSRF token Django set with it ("" when none)."""
+    request = urllib.request.Request(base + path, headers={"Cookie": f"sessionid={session}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        cookies = response.headers.get_all("Set-Cookie") or []
+        html = response.read().decode()
+    token = next((c.split(";")[0].partition("=")[2] for c in cookies if c.startswith("csrftoken=")), "")
+    return html, token
+
+
+def act(base: str, session: str, user_id: str, action: str, **body: object) -> tuple[int, dict[str, object]]:
+    """``POST /api/users/<id>/actions/<action>`` from ``session`` with its CSRF token: the status and the JSON body."""
+    _, token = page(base, f"/users/{user_id}/", session)
+    assert token, "the user page set no CSRF token"
+    request = urllib.request.Request(
+        f"{base}/api/users/{user_id}/actions/{action}",
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Cookie": f"sessionid={session}; csrftoken={token}",
+            "X-CSRFToken": token,
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_companion_dashboard_evicts_and_holds_a_user_with_permission_and_logs_it(deployment, tmp_path):
+    """Through the dashboard's API: evict refused without the permission, done with it (and logged, and NAT's
+    every worker no longer lists the user); refused while a request runs; a hold makes NAT answer 429, a release 200."""
+    nat, name, _ = deployment
+    for _ in range(4):  # connections of their own: most often both workers build a workflow for each
+        call(nat, "evict-me")
+        call(nat, "held-user")
+        call(nat, "other-user")
+    evictee, held = nat_user_id("evict-me"), nat_user_id("held-user")
+    env = dashboard_env(tmp_path, name, USERMETRICS_ACTIONS_TIMEOUT="20")
+    manage(env, "migrate", "--noinput", "-v", "0")
+    bystander = actor_session(env, "bystander", permitted=False)
+    operator = actor_session(env, "operator", permitted=True)
+    with serving(env, tmp_path / "daphne.log") as face:
+
+        def reported(user_id: str) -> bool:
+            return http_get(f"{face.base}/api/users/{user_id}", TOKEN)[0] == 200
+
+        def workers_ok() -> int:
+            sources = json.loads(http_get(face.base + "/api/sources", TOKEN)[1])["sources"]
+            return sum(w["state"] == "ok" for w in sources[0]["workers"] or [])
+
+        wait_until(lambda: reported(evictee) and reported(held) and workers_ok() == 2, what="the users and two workers",
+                   deadline=WAIT)  # fmt: skip
+
+        # Evict: a staff member without the permission is refused; one with it evicts, everywhere.
+        code, doc = act(face.base, bystander, evictee, "evict", reason="try")
+        assert code == 403 and "Can evict, hold and release users" in doc["detail"]
+        code, doc = act(face.base, operator, evictee, "evict", reason="leaking memory")
+        assert code == 200 and doc["outcome"] == "done", doc
+        answers = doc["results"]
+        assert len(answers) == 2 and {a["status"] for a in answers.values()} <= {"done", "absent"}
+        assert "done" in {a["status"] for a in answers.values()}
+        for _ in range(10):  # each poll answers from whichever worker takes it
+            assert evictee not in {u["user_id"] for u in nat_users(nat)}
+        # Logged: the admin's list of actions (the evicted user's own page is gone with it).
+        log_html, _ = page(face.base, "/admin/usermetrics/useraction/?q=" + evictee, operator)
+        assert "leaking memory" in log_html and "operator" in log_html
+
+        # A user whose one request is in flight: the worker that runs it refuses, saying how many run; the
+        # other has nothing of it (absent): refused. (A user idle on the other worker would be evicted
+        # there: "partly".)
+        release_file, busy_user = tmp_path / "release", nat_user_id("busy-user")
+        busy = threading.Thread(target=call, args=(nat, "busy-user", f"hold:{release_file}"))
+        busy.start()
+        try:
+            wait_until(lambda: reported(busy_user), what="the dashboard reporting the busy user", deadline=WAIT)
+            code, doc = act(face.base, operator, busy_user, "evict")
+            assert code == 409 and doc["outcome"] == "refused" and doc["words"] == "refused: 1 request running", doc
+            assert sorted(a["status"] for a in doc["results"].values()) == ["absent", "refused"]
+        finally:
+            release_file.touch()
+            busy.join(timeout=WAIT)
+
+        # Hold: NAT answers the held user 429 from every worker, another user 200; released early, 200 again.
+        code, doc = act(face.base, operator, held, "hold", seconds=600, reason="runaway")
+        assert code == 200 and doc["outcome"] == "done", doc
+        for _ in range(6):  # whichever worker takes it
+            code, headers, body = status(nat, "held-user")
+            assert code == 429 and 590 <= int(headers["retry-after"]) <= 600, (code, body)
+            assert "operator" in body and "runaway" in body
+            assert status(nat, "other-user")[0] == 200
+        html, _ = page(face.base, f"/users/{held}/", operator)
+        assert "by <strong>operator</strong>: runaway." in html
+        code, doc = act(face.base, operator, held, "release", reason="calm again")
+        assert code == 200 and doc["outcome"] == "done", doc
+        assert [status(nat, "held-user")[0] for _ in range(6)] == [200] * 6
+        html, _ = page(face.base, f"/users/{held}/", operator)
+        assert "Not held" in html and html.count("<tr data-outcome=") == 2  # the release, the hold
+        assert "Traceback" not in face.log(), face.log()[-3000:]

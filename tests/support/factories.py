@@ -222,6 +222,9 @@ API_PATHS = {
     "/api/list/window",
     "/api/export/users.csv",
     "/api/export/users.json",
+    "/api/users/{user_id}/actions/evict",
+    "/api/users/{user_id}/actions/hold",
+    "/api/users/{user_id}/actions/release",
 }
 
 
