@@ -15,6 +15,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.db.models import Q
+from pydantic import ValidationError
 from usermetrics_nat.commands import command_new
 
 from usermetrics.board import Board
@@ -98,9 +99,12 @@ async def user_action_do(
     until = utcnow() + length if length is not None else None
     # The command expires when the wait ends: a worker that reads it later answers "expired" and
     # does nothing, so an action reported "no answer" never takes effect behind the operator's back.
-    command = command_new(
-        action, user_id, expires_in=timedelta(seconds=timeout), until=until, by=by_label[:255], reason=reason
-    )
+    try:
+        command = command_new(
+            action, user_id, expires_in=timedelta(seconds=timeout), until=until, by=by_label[:255], reason=reason
+        )
+    except ValidationError as exc:  # the command's own bounds: a user id over 1,024 characters
+        raise ActionRefused(f"No command can name this user: {exc.errors()[0]['msg']}.") from None
     results = await commands_send(targets, command, wait=timeout)
     return await sync_to_async(_record)(
         user_id=user_id,

@@ -74,3 +74,14 @@ async def test_services_actions_the_running_hold_is_the_latest_taken_and_not_rel
     # A hold no worker took (none answered) is not running.
     await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=60)
     assert await hold_get(user_id="ada") is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_services_actions_refuse_what_cannot_be_asked_before_sending(acting):
+    with pytest.raises(services.ActionRefused, match="Unknown action"):
+        await services.user_action_do(user_id="ada", action="reboot", by_user=None, by_label="x")
+    with pytest.raises(services.ActionRefused, match="too long"):
+        await services.user_action_do(user_id="ada", action="evict", by_user=None, by_label="x", reason="r" * 1001)
+    with pytest.raises(services.ActionRefused, match="A hold needs seconds"):
+        await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=0)
