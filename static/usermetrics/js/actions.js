@@ -4,9 +4,6 @@
  * without JavaScript; this module asks first, in the panel's <dialog>, and sends the form only
  * when confirmed. A sent form's button is disabled so that one click sends one command.
  */
-const dialog = document.getElementById("um-action-dialog");
-const question = document.getElementById("um-action-question");
-let pending = null;
 
 // The question, with the hold's duration and the reason as the operator typed them (as text).
 function describe(form) {
@@ -25,7 +22,12 @@ function send(form) {
   form.submit(); // submit() sends without another submit event
 }
 
-if (dialog && question && typeof dialog.showModal === "function") {
+// Started by main.js on every page: it does something only where the panel is (a user's page).
+export function startActions() {
+  const dialog = document.getElementById("um-action-dialog");
+  const question = document.getElementById("um-action-question");
+  if (!dialog || !question || typeof dialog.showModal !== "function") return;
+  let pending = null;
   Array.prototype.forEach.call(document.querySelectorAll("form.um-action-form[data-confirm]"), function (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();

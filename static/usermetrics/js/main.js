@@ -5,6 +5,7 @@
  * Data from the server only ever reaches the DOM as text (textContent, attribute values,
  * URL-encoded hrefs), never as HTML.
  */
+import { startActions } from "./actions.js";
 import { startAlerts } from "./alerts.js";
 import { createFeed } from "./connection.js";
 import { startDetail } from "./detail.js";
@@ -32,6 +33,7 @@ function localizeTimes() {
 }
 
 localizeTimes();
+startActions(); // the user page's Actions panel: a confirmation before each action's form is sent
 const configNode = document.getElementById("um-config");
 if (configNode) {
   const config = JSON.parse(configNode.textContent);
