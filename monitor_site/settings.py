@@ -366,6 +366,9 @@ USERMETRICS_ENV: dict[str, tuple[str, ...]] = {
     # zones and eviction timeouts write a list of USERMETRICS["SOURCES"] dicts instead.
     "NAT_SOURCES": ("SOURCES",),
     "USERMETRICS_API_TOKENS": ("API_TOKENS",),
+    # {"model": {"prompt": 2.5, "completion": 10, "cached": 1.25}} per million tokens, in USERMETRICS_CURRENCY.
+    "USERMETRICS_PRICES": ("PRICES",),
+    "USERMETRICS_CURRENCY": ("CURRENCY",),
     "USERMETRICS_DEMO": ("DEMO", "ENABLED"),
     "USERMETRICS_DEMO_USERS": ("DEMO", "USERS"),
     "USERMETRICS_DEMO_SEED": ("DEMO", "SEED"),

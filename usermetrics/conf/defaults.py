@@ -111,6 +111,17 @@ SETTINGS: dict[str, Setting | dict[str, Setting]] = {
         "With any, the demo is off unless `DEMO.ENABLED` asks for it.",
     ),
     "API_TOKENS": Setting([], casts.strings, "Bearer tokens accepted by the JSON API (compared in constant time)."),
+    "PRICES": Setting(
+        {},
+        casts.as_is,
+        "What tokens cost, per model (the name NAT's LLM steps carry) and per million tokens: "
+        '`{"gpt-4o": {"prompt": 2.5, "completion": 10, "cached": 1.25}}` (JSON in the environment; `cached` '
+        "defaults to `prompt`). Prices set in the admin win over these. A model with no price shows its tokens "
+        'and "no price".',
+    ),
+    "CURRENCY": Setting(
+        "USD", casts.text, "The price table's one currency (every price is in it: costs of two currencies never add)."
+    ),
     "DEMO": {
         "ENABLED": Setting(
             None,

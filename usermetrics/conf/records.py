@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from usermetrics.nat import SourceEntry
+from usermetrics.prices import PriceTable
 from usermetrics.windows import window_length
 
 
@@ -98,6 +99,7 @@ class Config:
     source_down_after: float
     sources: tuple[SourceEntry, ...]
     api_tokens: tuple[str, ...]
+    prices: PriceTable  # the settings' table; the admin's prices go over it (``usermetrics.pricing``)
     demo: DemoConfig
     feed_max_frame_bytes: int
     feed_max_unsent_bytes: int
