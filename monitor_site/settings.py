@@ -369,6 +369,9 @@ USERMETRICS_ENV: dict[str, tuple[str, ...]] = {
     # API tokens that may also evict, hold and release users (the Actions page of the docs).
     "USERMETRICS_ACTIONS_TOKENS": ("ACTIONS_TOKENS",),
     "USERMETRICS_ACTIONS_TIMEOUT": ("ACTIONS_TIMEOUT",),
+    # {"model": {"prompt": 2.5, "completion": 10, "cached": 1.25}} per million tokens, in USERMETRICS_CURRENCY.
+    "USERMETRICS_PRICES": ("PRICES",),
+    "USERMETRICS_CURRENCY": ("CURRENCY",),
     "USERMETRICS_DEMO": ("DEMO", "ENABLED"),
     "USERMETRICS_DEMO_USERS": ("DEMO", "USERS"),
     "USERMETRICS_DEMO_SEED": ("DEMO", "SEED"),

@@ -10,5 +10,5 @@ class UsermetricsConfig(AppConfig):
     verbose_name = "User metrics"
 
     def ready(self) -> None:
-        """Connect the signals that keep the label cache in step with the database."""
-        from usermetrics import identities  # noqa: F401 - imported for its signal receivers
+        """Connect the signals that keep the label cache and the price table in step with the database."""
+        from usermetrics import identities, pricing  # noqa: F401 - imported for their signal receivers

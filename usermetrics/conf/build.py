@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 
 from usermetrics.nat import SourceEntry, parse_nat_sources, source_entry_parse
+from usermetrics.prices import PriceTable, price_table_parse
 
 from .casts import where_words
 from .defaults import ALERT_RULE, SETTINGS, Setting
@@ -58,6 +59,13 @@ def _sources(value: Any, where: str) -> tuple[SourceEntry, ...]:
     if len(set(names)) != len(names):
         raise ImproperlyConfigured(f"{where}: source names must be unique, got {names}")
     return tuple(parsed)
+
+
+def _prices(value: Any, currency: str, env: EnvNames) -> PriceTable:
+    try:
+        return price_table_parse(value, currency)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{where_words(('PRICES',), env.get(('PRICES',)))}: {exc}") from None
 
 
 def _alert_rule(entry: Any) -> AlertRuleDefault:
@@ -108,6 +116,7 @@ def config_build(user: Any, env: EnvNames) -> Config:
         api_tokens=raw["API_TOKENS"],
         actions_tokens=raw["ACTIONS_TOKENS"],
         actions_timeout=raw["ACTIONS_TIMEOUT"],
+        prices=_prices(raw["PRICES"], raw["CURRENCY"], env),
         # The one home of "the demo runs unless NAT servers are configured".
         demo=_record(DemoConfig, demo, enabled=demo["ENABLED"] if demo["ENABLED"] is not None else not sources),
         feed_max_frame_bytes=raw["FEED_MAX_FRAME_BYTES"],

@@ -123,6 +123,17 @@ SETTINGS: dict[str, Setting | dict[str, Setting]] = {
         "Seconds an action waits for the NAT workers' answers; a worker that has not answered by then is reported "
         "`no answer`, and the command expires (a worker reading it later does not carry it out).",
     ),
+    "PRICES": Setting(
+        {},
+        casts.as_is,
+        "What tokens cost, per model (the name NAT's LLM steps carry) and per million tokens: "
+        '`{"gpt-4o": {"prompt": 2.5, "completion": 10, "cached": 1.25}}` (JSON in the environment; `cached` '
+        "defaults to `prompt`). Prices set in the admin win over these. A model with no price shows its tokens "
+        'and "no price".',
+    ),
+    "CURRENCY": Setting(
+        "USD", casts.text, "The price table's one currency (every price is in it: costs of two currencies never add)."
+    ),
     "DEMO": {
         "ENABLED": Setting(
             None,

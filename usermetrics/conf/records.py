@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from usermetrics.nat import SourceEntry
+from usermetrics.prices import PriceTable
 from usermetrics.windows import window_length
 
 
@@ -100,6 +101,7 @@ class Config:
     api_tokens: tuple[str, ...]
     actions_tokens: tuple[str, ...]
     actions_timeout: float
+    prices: PriceTable  # the settings' table; the admin's prices go over it (``usermetrics.pricing``)
     demo: DemoConfig
     feed_max_frame_bytes: int
     feed_max_unsent_bytes: int

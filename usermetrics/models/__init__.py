@@ -2,7 +2,7 @@
 
 Importers and migrations keep writing ``from usermetrics.models import ...`` (and
 ``usermetrics.models.UserIdField``); the modules here are where each domain's tables live:
-``fields`` (the user-id column and its key), ``identities``, ``history``, ``alerts`` and ``actions``.
+``fields`` (the user-id column and its key), ``identities``, ``history``, ``alerts``, ``prices`` and ``actions``.
 """
 
 from usermetrics.models.actions import ActionKind as ActionKind
@@ -28,3 +28,4 @@ from usermetrics.models.history import UserLife as UserLife
 from usermetrics.models.history import UserSample as UserSample
 from usermetrics.models.identities import Identity as Identity
 from usermetrics.models.identities import IdentityKind as IdentityKind
+from usermetrics.models.prices import ModelPrice as ModelPrice

@@ -10,7 +10,7 @@ import usermetrics.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("usermetrics", "0006_companion_extras"),
+        ("usermetrics", "0007_model_prices"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
