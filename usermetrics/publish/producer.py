@@ -34,6 +34,7 @@ from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.packing import BoardCache, board_build
+from usermetrics.pricing import aprice_table_get
 from usermetrics.selection import FLAG_STATES
 from usermetrics.snapshot import Snapshot
 
@@ -264,7 +265,9 @@ class Producer:
             logger.warning("Identity labels unavailable; sending frames without names", exc_info=True)
             labels = {}
         # Each subscription's frame once, however many faces and sockets hold it; then one message per face.
-        texts = dict(self.frames.frames(board, held, labels=labels, previous_board=previous))
+        # A user frame's cost (the table is read from the database at most every 10 s); list frames carry none.
+        prices = await aprice_table_get() if any(s.user_id is not None for s in held.values()) else None
+        texts = dict(self.frames.frames(board, held, labels=labels, previous_board=previous, prices=prices))
         for face, by_group in faces.items():
             for message in face_messages(texts, by_group, seq=board.seq, producer=board.producer):
                 try:
