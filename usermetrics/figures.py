@@ -19,7 +19,7 @@ from usermetrics_nat.histogram import BOUNDS_MS
 from usermetrics_nat.report import OTHER_MODELS
 
 from usermetrics.board import Board
-from usermetrics.extras import Usage
+from usermetrics.extras import Extras, Usage
 from usermetrics.prices import PriceTable
 
 # The list's figures, named as the board's extras columns (and sort keys) are.
@@ -100,6 +100,30 @@ def cost_doc(prices: PriceTable, llm: Iterable[tuple[str, Usage]]) -> dict[str, 
         "unpriced": list(cost.unpriced),
         "by_model": dict(cost.by_model),
     }
+
+
+# A user's LLM calls, tokens and cost as the exports' columns (after NAT's and the window's).
+LLM_COLUMNS = (
+    "llm_calls", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "total_tokens",
+    "tool_calls", "cost", "cost_currency", "cost_complete",
+)  # fmt: skip
+
+
+def llm_cells(extras: Extras | None, prices: PriceTable) -> tuple[Any, ...]:
+    """A user's ``LLM_COLUMNS``: every model's counts added up, its tool calls and its cost (all None without a
+    companion). The cost is None, with no currency, when none of its models with calls has a price; a user
+    without calls costs 0."""
+    if extras is None:
+        return (None,) * len(LLM_COLUMNS)
+    cost = prices.cost(extras.llm)
+    priced = not extras.llm or len(cost.unpriced) < len(extras.llm)
+    return (
+        *extras.llm_total,
+        extras.tool_calls,
+        cost.total if priced else None,
+        prices.currency if priced else None,
+        cost.complete,
+    )
 
 
 # The fleet's per-model counts (``/metrics``): past this many models, the rest add up as ``OTHER``.

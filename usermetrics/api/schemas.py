@@ -223,6 +223,16 @@ class UserExportRow(BaseModel):
     error_rate: float | None
     window_latency_ms: float | None
     flags: str
+    llm_calls: int | None = Field(description="LLM calls over the user's current life; null without a NAT companion")
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None = Field(description="prompt tokens read from a cache (part of prompt_tokens)")
+    reasoning_tokens: int | None = Field(description="completion tokens spent reasoning (part of completion_tokens)")
+    total_tokens: int | None
+    tool_calls: int | None
+    cost: float | None = Field(description="the priced models' cost; null when none of the user's models has a price")
+    cost_currency: str | None
+    cost_complete: bool | None = Field(description="every model with calls has a price; null without a companion")
 
 
 class SampleExportRow(BaseModel):
