@@ -68,7 +68,7 @@ async def test_demo_counts_its_llm_and_tool_calls_in_the_users_meters():
         if stats is None:  # evicted meanwhile
             continue
         assert stats.llm_calls == sum(n for n, *_ in stats.llm.values()) > 0
-        for model, (calls, prompt, completion, cached, reasoning, total) in stats.llm.items():
+        for model, (_calls, prompt, completion, cached, reasoning, total) in stats.llm.items():
             assert model in ("demo-large", "demo-small") and total == prompt + completion
             assert cached <= prompt and reasoning <= completion
     await manager.aclose()
