@@ -4,7 +4,7 @@
 ``names`` (sync and async): names for user ids; ``pages`` (sync): the list and detail pages and
 the not-found rule; ``history_docs`` (async): the history API's documents; ``exports`` (async):
 streamed export rows; ``scrape`` (async): a Prometheus scrape; ``costs`` (async): what users' LLM
-calls cost now, and the price table; ``sources`` (sync and async): the sources page and a one-off
+calls cost now; ``sources`` (sync and async): the sources page and a one-off
 check of the sources; ``alerts`` (sync): what fires, the alerts page and a test send; ``access``
 (async): whether a socket's session is still staff's. ``UNREACHABLE`` are the database's outage
 errors and ``history_or_none`` the one way a page reads the history through one. Starting a face
@@ -21,7 +21,7 @@ from .alerts import (
     alerts_overview_get,
     alerts_test_send,
 )
-from .costs import fleet_llm_get, prices_aget, user_cost_get
+from .costs import fleet_llm_get, user_cost_get
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
@@ -83,7 +83,6 @@ __all__ = [
     "labels_get",
     "list_page_get",
     "overview_history_doc",
-    "prices_aget",
     "producer_state",
     "rows_window_doc",
     "scrape_get",

@@ -1,8 +1,8 @@
 """What users' LLM calls cost now (async): the price table in force over the board's per-model counts.
 
-Every cost a face shows comes through here or from the frames, both with the table that
-``usermetrics.pricing`` keeps (the settings' prices, the admin's over them) and the one rule of
-the document (``figures.cost_doc``); nothing else computes a cost.
+Every cost the dashboard shows is ``prices.PriceTable.cost`` over the table ``usermetrics.pricing``
+keeps (the settings' prices, the admin's over them), put in words by ``figures`` (``cost_doc`` for a
+user here and in its frames, ``llm_cells`` for the exports, ``fleet_llm`` for ``/metrics``).
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ from typing import Any
 
 from usermetrics.board import Board
 from usermetrics.figures import ModelTotal, cost_doc, fleet_llm
-from usermetrics.prices import PriceTable
 from usermetrics.pricing import aprice_table_get
 
 FLEET_LLM = "fleet_llm"  # the board's memo of ``fleet_llm_get``: (the table it used, the totals)
-
-
-async def prices_aget() -> PriceTable:
-    """The price table in force (at most ``pricing.RELOAD_SECONDS`` old)."""
-    return await aprice_table_get()
 
 
 async def user_cost_get(*, board: Board, user_id: str) -> dict[str, Any] | None:
