@@ -18,8 +18,8 @@ from typing import Any
 from usermetrics_nat.histogram import BOUNDS_MS
 from usermetrics_nat.report import OTHER_MODELS
 
-from usermetrics.board import Board
-from usermetrics.extras import Extras, Usage
+from usermetrics.board import DETAIL_CODE, Board
+from usermetrics.extras import NO_USAGE, Extras, Usage
 from usermetrics.prices import PriceTable
 
 # The list's figures, named as the board's extras columns (and sort keys) are.
@@ -148,15 +148,23 @@ def fleet_llm(board: Board, prices: PriceTable, *, limit: int = FLEET_MODELS_MAX
     ``llm_calls`` column picks them out), so a fleet without any costs one pass over a column.
     """
     sums: dict[str, list[int]] = {}
+    # Read straight off the packed detail (``board.DETAIL_CODE`` numbers: the histogram's pair count and
+    # pairs, then per model its index and counts), not through ``Board.extras_at``: no histogram to
+    # decode, a few times faster at 100k users on the serving loop.
+    numbers = memoryview(board.detail).cast(DETAIL_CODE) if board.detail else memoryview(b"").cast(DETAIL_CODE)
+    size, width = numbers.itemsize, 1 + len(NO_USAGE)
     for i in compress(range(len(board)), board.columns["llm_calls"]):
-        extras = board.extras_at(i)
-        for model, usage in extras.llm if extras is not None else ():
+        start, end = board.detail_offsets[i] // size, board.detail_offsets[i + 1] // size
+        per_model = numbers[start + 1 + 2 * numbers[start] : end]
+        for k in range(0, len(per_model), width):
+            model = board.models[per_model[k]]
+            usage = per_model[k + 1 : k + width]
             total = sums.get(model)
             if total is None:
                 sums[model] = list(usage)
             else:
-                for k, n in enumerate(usage):
-                    total[k] += n
+                for j, n in enumerate(usage):
+                    total[j] += n
     named = sorted((m for m in sums if m not in (OTHER, OTHER_MODELS)), key=lambda m: (-sums[m][-1], m))[:limit]
     out = [ModelTotal(m, tuple(sums[m]), prices.cost_of(m, tuple(sums[m]))) for m in sorted(named)]
     rest = [m for m in sums if m not in set(named)]
