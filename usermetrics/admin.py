@@ -1,5 +1,5 @@
-"""Django admin (sync): identities (names for NAT's user UUIDs, no secret stored), alert rules, silences, and the
-log of actions on users (read-only)."""
+"""Django admin (sync): identities (names for NAT's user UUIDs, no secret stored), alert rules, silences, prices,
+and the log of actions on users (read-only)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Model
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from usermetrics.alerts.delivery import route_label, route_valid, routes_parse
 from usermetrics.alerts.rules import THRESHOLD_KINDS
+from usermetrics.conf import get_config
 from usermetrics.identities import user_id_derive
-from usermetrics.models import AlertRule, Identity, Silence, UserAction
+from usermetrics.models import AlertRule, Identity, ModelPrice, Silence, UserAction
+from usermetrics.prices import PriceTable
 
 
 class IdentityForm(forms.ModelForm):
@@ -228,3 +230,59 @@ class UserActionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         """Nor pruned by hand."""
         return False
+
+
+def settings_prices_words(table: PriceTable) -> list[str]:
+    """The settings' prices, one line per model: 'gpt-4o: prompt 2.5, completion 10, cached 1.25 USD per million'."""
+    return [
+        f"{model}: prompt {p.prompt:g}, completion {p.completion:g}, cached {p.cached:g} {table.currency} per million"
+        for model, p in sorted(table.prices.items())
+    ]
+
+
+class ModelPriceForm(forms.ModelForm):
+    """A model's prices, in the deployment's one currency (costs of two currencies never add up)."""
+
+    class Meta:
+        model = ModelPrice
+        fields = ["model", "prompt", "completion", "cached", "currency"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The currency starts as the deployment's; the model's help names the models the settings price."""
+        super().__init__(*args, **kwargs)
+        table = get_config().prices
+        self.fields["currency"].initial = table.currency
+        self.fields["currency"].help_text = f"The deployment's currency, {table.currency} (USERMETRICS_CURRENCY)."
+        priced = ", ".join(sorted(table.prices)) or "none"
+        self.fields["model"].help_text += f" Priced by the settings (USERMETRICS_PRICES; a price here wins): {priced}."
+
+    def clean_currency(self) -> str:
+        """The deployment's currency, or a clear refusal: a cost is never the sum of two currencies."""
+        currency = (self.cleaned_data.get("currency") or "").strip().upper()
+        expected = get_config().prices.currency
+        if currency != expected:
+            raise forms.ValidationError(
+                f"Prices here are in {expected} (USERMETRICS_CURRENCY), not {currency or 'no currency'}: costs in"
+                f" two currencies cannot be added up. Enter the price in {expected}."
+            )
+        return currency
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """What models' tokens cost, per million, over the settings' prices (users' costs see a change within 10 s)."""
+
+    form = ModelPriceForm
+    list_display = ["model", "prompt", "completion", "cached", "currency", "updated_at"]
+    search_fields = ["model"]
+    readonly_fields = ["updated_at"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The list, with the prices the settings set (read-only here) under its title."""
+        table = get_config().prices
+        context = {
+            "settings_prices": settings_prices_words(table),
+            "currency": table.currency,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)

@@ -16,54 +16,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from usermetrics_nat.meters import record_llm, record_tool
+
 from usermetrics.runtime import PerUserBuilder, SessionManager
 
 logger = logging.getLogger(__name__)
 
 _FIRST = (
-    "ada",
-    "grace",
-    "alan",
-    "edsger",
-    "barbara",
-    "donald",
-    "frances",
-    "ken",
-    "margaret",
-    "dennis",
-    "radia",
-    "john",
-    "sophie",
-    "linus",
-    "katherine",
-    "tim",
-    "hedy",
-    "claude",
-    "annie",
-    "guido",
-)
+    "ada", "grace", "alan", "edsger", "barbara", "donald", "frances", "ken", "margaret", "dennis",
+    "radia", "john", "sophie", "linus", "katherine", "tim", "hedy", "claude", "annie", "guido",
+)  # fmt: skip
 _LAST = (
-    "lovelace",
-    "hopper",
-    "turing",
-    "dijkstra",
-    "liskov",
-    "knuth",
-    "allen",
-    "thompson",
-    "hamilton",
-    "ritchie",
-    "perlman",
-    "backus",
-    "wilson",
-    "torvalds",
-    "johnson",
-    "berners-lee",
-    "lamarr",
-    "shannon",
-    "easley",
-    "van-rossum",
-)
+    "lovelace", "hopper", "turing", "dijkstra", "liskov", "knuth", "allen", "thompson", "hamilton", "ritchie",
+    "perlman", "backus", "wilson", "torvalds", "johnson", "berners-lee", "lamarr", "shannon", "easley", "van-rossum",
+)  # fmt: skip
+# The demo's LLMs (made-up names, and no price anywhere unless an operator sets one, docs/costs.md): the
+# large one reasons, both read part of their prompts from a cache.
+DEMO_MODELS = ("demo-large", "demo-small")
 
 
 class DemoRequestFailed(RuntimeError):
@@ -86,14 +55,20 @@ class UserProfile:
     leaky: bool = False  # every request leaves a resource on the exit stack
 
 
+# One LLM call of a demo request: its model, then prompt, completion, cached and reasoning tokens.
+LlmCall = tuple[str, int, int, int, int]
+
+
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One request the workload will send."""
+    """One request the workload will send, and the LLM and tool calls it makes."""
 
     user_id: str
     latency_ms: float
     fails: bool
     leaks: bool
+    llm: tuple[LlmCall, ...] = ()
+    tools: int = 0
 
 
 def make_profiles(users: int, rng: random.Random) -> list[UserProfile]:
@@ -167,6 +142,10 @@ class DemoWorkload:
             self.profiles.append(profile)
             self._phase[user_id] = profile.burst_ticks
         self._by_id = {p.user_id: p for p in self.profiles}
+        # The LLM calls come from their own generator (of the same seed), so that the requests a seed
+        # plans stay what they were before the demo made LLM calls; each user has its share of the large model.
+        self._llm_rng = random.Random(seed + 0x11A)
+        self._large_share = {p.user_id: self._llm_rng.choice((0.0, 0.3, 0.7, 1.0)) for p in self.profiles}
         self._tasks: set[asyncio.Task[None]] = set()
         self.ticks = 0
 
@@ -201,6 +180,8 @@ class DemoWorkload:
                             latency_ms=latency,
                             fails=rng.random() < p.error_rate,
                             leaks=p.leaky,
+                            llm=self._llm_calls(p.user_id),
+                            tools=self._llm_rng.randint(0, 2),
                         )
                     )
                 phase -= 1
@@ -214,10 +195,30 @@ class DemoWorkload:
         self.ticks += 1
         return planned
 
+    def _llm_calls(self, user_id: str) -> tuple[LlmCall, ...]:
+        """One to three LLM calls with their tokens, as NAT's usage_info counts them (cached within prompt)."""
+        rng = self._llm_rng
+        calls = []
+        for _ in range(rng.randint(1, 3)):
+            large = rng.random() < self._large_share.get(user_id, 0.5)
+            prompt, completion = rng.randint(400, 3000), rng.randint(50, 600)
+            cached = int(prompt * rng.choice((0.0, 0.25, 0.5)))
+            reasoning = int(completion * rng.uniform(0.2, 0.6)) if large else 0
+            calls.append((DEMO_MODELS[0 if large else 1], prompt, completion, cached, reasoning))
+        return tuple(calls)
+
     async def _send(self, req: PlannedRequest) -> None:
         try:
             async with self.manager.session(req.user_id) as builder:
                 await asyncio.sleep(req.latency_ms / 1000 * self.time_scale)
+                stats = self.manager.stats_of(req.user_id)
+                if stats is not None:  # the request's LLM and tool calls, as the NAT companion counts them
+                    for model, prompt, completion, cached, reasoning in req.llm:
+                        tokens = {"prompt_tokens": prompt, "completion_tokens": completion, "cached_tokens": cached}
+                        tokens.update(reasoning_tokens=reasoning, total_tokens=prompt + completion)
+                        record_llm(stats, model, tokens)
+                    for _ in range(req.tools):
+                        record_tool(stats)
                 if req.leaks:
                     builder.push_resource(_release)
                 if req.fails:

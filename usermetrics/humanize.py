@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.snapshot import in_flight, is_active
@@ -228,3 +230,36 @@ def worker_state_words(state: str) -> str:
 def skipped_words(by_kind: Mapping[str, int]) -> str:
     """A stream's skipped entries: 'garbage: 2, too large: 1', or 'none' (format.js ``skippedWords``)."""
     return ", ".join(f"{kind}: {n}" for kind, n in sorted(by_kind.items())) or "none"
+
+
+# What a model with no price costs on the pages: not a number (prices.py: never a made-up cost).
+NO_PRICE = "no price"
+
+
+def money_words(amount: float, currency: str) -> str:
+    """An amount of money: '1,234.57 USD', '0.0123 USD', '0.000042 USD' (format.js ``moneyWords`` says the same).
+
+    Two decimals from one unit up; below, about three significant digits (a user's cost is often
+    a fraction of a cent), never fewer than two decimals nor more than eight.
+    """
+    a = abs(amount)
+    if a >= 1:
+        return f"{amount:,.2f} {currency}"
+    decimals = min(8, max(2, 3 - math.floor(math.log10(a)))) if a > 0 else 2
+    text = f"{amount:.{decimals}f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')} {currency}"
+
+
+def cost_words(cost: Mapping[str, Any]) -> str:
+    """A cost document's total (``figures.cost_doc``): '1.23 USD', '1.23 USD + 2 unpriced models', or 'no price'.
+
+    'no price' when no model with calls has one (format.js ``costWords`` says the same).
+    """
+    unpriced = len(cost["unpriced"])
+    if unpriced and unpriced == len(cost["by_model"]):
+        return NO_PRICE
+    words = money_words(cost["total"], cost["currency"])
+    if unpriced:
+        words += f" + {unpriced} unpriced model" + ("" if unpriced == 1 else "s")
+    return words

@@ -267,6 +267,52 @@ def test_companion_counts_each_users_llm_calls_and_tokens_per_model_from_nats_ev
     assert seen[quiet].llm == () and seen[quiet].tool_calls == 0
 
 
+# model-b's price per million tokens (prompt, completion, cached); model-a has none.
+PRICE_B = (2.5, 10.0, 1.25)
+
+
+def test_companion_costs_each_user_from_the_dashboards_price_table(deployment, tmp_path):
+    """The same LLM calls seen by a dashboard whose USERMETRICS_PRICES prices model-b only: each user's cost of
+    model-b exact by the docs' formula, model-a "no price" (null), the total incomplete; /metrics per model."""
+    nat, name, _ = deployment
+    cookies = {f"payer-{k}": k + 1 for k in range(3)}
+    for cookie, requests in cookies.items():
+        for _ in range(requests):
+            call(nat, cookie, LLM_STEPS)
+    prompt, completion, cached = PRICE_B
+    prices = {"model-b": {"prompt": prompt, "completion": completion, "cached": cached}}
+    env = dashboard_env(tmp_path, name, USERMETRICS_PRICES=json.dumps(prices), USERMETRICS_METRICS_TOKENS=TOKEN)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    with serving(env, tmp_path / "daphne.log") as face:
+
+        def user_doc(cookie: str) -> dict:
+            code, body = http_get(f"{face.base}/api/users/{nat_user_id(cookie)}", TOKEN)
+            return json.loads(body) if code == 200 else {}
+
+        def counted() -> bool:
+            return all((user_doc(c).get("llm") or {}).get("calls") == 2 * n for c, n in cookies.items())
+
+        wait_until(counted, what="every user's LLM calls on the dashboard", deadline=WAIT)
+        whole = 0.0
+        for cookie, n in cookies.items():
+            doc = user_doc(cookie)
+            # model-b per request: 7 prompt tokens (2 of them cached), 3 completion (1 of them reasoning).
+            b_prompt, b_completion, b_cached = 7 * n, 3 * n, 2 * n
+            expected = ((b_prompt - b_cached) * prompt + b_cached * cached + b_completion * completion) / 1_000_000
+            whole += expected
+            assert doc["llm"]["by_model"]["model-b"]["cached_tokens"] == b_cached
+            assert doc["cost"]["by_model"] == {"model-a": None, "model-b": pytest.approx(expected, rel=1e-12)}
+            assert doc["cost"]["total"] == pytest.approx(expected, rel=1e-12)
+            assert (doc["cost"]["complete"], doc["cost"]["unpriced"], doc["cost"]["currency"]) == (
+                False, ["model-a"], "USD"
+            )  # fmt: skip
+        metrics = http_get(face.base + "/metrics", TOKEN)[1].decode()
+        costs = [line for line in metrics.splitlines() if line.startswith("usermetrics_llm_cost{")]
+        assert len(costs) == 1 and 'model="model-b"' in costs[0], costs
+        assert float(costs[0].rsplit(" ", 1)[1]) == pytest.approx(whole, rel=1e-9)
+        assert "Traceback" not in face.log(), face.log()[-3000:]
+
+
 def command(store: redis.Redis, stream: str, sent: Command, workers: int) -> dict[str, Outcome]:
     """Add ``sent`` to the deployment's command stream; each worker's answer (all ``workers`` of them)."""
     store.xadd(f"{stream}:commands", {COMMAND_FIELD: sent.model_dump_json()})

@@ -204,3 +204,25 @@ def acting_staff(staff_user) -> Any:
     """The staff user, granted the permission to act on users."""
     staff_user.user_permissions.add(Permission.objects.get(codename="act_on_users"))
     return staff_user
+
+
+# Two models with calls for ada, one for bob (all of them cached and reasoning within prompt and completion).
+LLM_ADA = (("gpt-priced", (3, 3000, 600, 1000, 200, 3600)), ("gpt-unpriced", (2, 500, 100, 0, 0, 600)))
+LLM_BOB = (("gpt-priced", (1, 1_000_000, 2_000_000, 0, 0, 3_000_000)),)
+# gpt-priced at 2 (prompt), 8 (completion), 0.5 (cached) per million; gpt-unpriced has no price.
+PRICED = {"CURRENCY": "EUR", "PRICES": {"gpt-priced": {"prompt": 2, "completion": 8, "cached": 0.5}}}
+
+
+@pytest.fixture
+async def llm_companion(install_service, settings):
+    """A companion stream whose users made LLM calls (ada: a priced and an unpriced model; bob: the priced one,
+    with 2 tool calls; cy: none yet) and one of a plain NAT source (dan); ``PRICED`` in force."""
+    settings.USERMETRICS = {**getattr(settings, "USERMETRICS", {}), **PRICED}
+    extras = {
+        "ada": extras_of([50.0] * 4, llm=LLM_ADA, tool_calls=5),
+        "bob": extras_of([3.0], llm=LLM_BOB, tool_calls=2),
+        "cy": extras_of([3.0]),
+    }
+    users = [listed_usage(uid, requests=4) for uid in extras]
+    stream = CompanionSource("nat", users, extras, WORKERS, {})
+    await install_service([stream, StaticSource("plain", [listed_usage("dan", requests=1)])], interval=3600)

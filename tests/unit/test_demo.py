@@ -45,3 +45,30 @@ async def test_demo_drives_a_session_manager():
     leaky = [p.user_id for p in workload.profiles if p.leaky and p.user_id in by_id]
     assert leaky and max(by_id[u].memory.exit_stack_size for u in leaky) > 5  # the exit stack grows
     await manager.aclose()
+
+
+def test_demo_plans_llm_calls_by_seed_without_changing_the_requests():
+    plan = _plan(7, 60)
+    calls = [call for ticks in plan for req in ticks for call in req.llm]
+    assert calls and {model for model, *_ in calls} == {"demo-large", "demo-small"}
+    assert all(cached <= prompt and reasoning <= completion for _, prompt, completion, cached, reasoning in calls)
+    assert all(reasoning == 0 for model, *_, reasoning in calls if model == "demo-small")
+    assert plan == _plan(7, 60)  # the same seed, the same LLM calls
+
+
+async def test_demo_counts_its_llm_and_tool_calls_in_the_users_meters():
+    manager, workload = demo_session_manager(users=12, seed=3)
+    workload.time_scale = 0.0
+    sent = []
+    for _ in range(50):
+        sent += workload.send_tick()
+        await workload.drain()
+    for user_id in {req.user_id for req in sent}:
+        stats = manager.stats_of(user_id)
+        if stats is None:  # evicted meanwhile
+            continue
+        assert stats.llm_calls == sum(n for n, *_ in stats.llm.values()) > 0
+        for model, (_calls, prompt, completion, cached, reasoning, total) in stats.llm.items():
+            assert model in ("demo-large", "demo-small") and total == prompt + completion
+            assert cached <= prompt and reasoning <= completion
+    await manager.aclose()

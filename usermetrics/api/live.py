@@ -23,8 +23,9 @@ from usermetrics.board import Board, document_end
 from .auth import api_access_required, json_error, producer_required
 
 JSON = "application/json"
-# The keys ``/api/users/{id}`` adds to NAT's record (``figures.extras_public``), null without a companion.
-EXTRAS_KEYS = ("latency", "queue", "workers", "llm", "tool_calls")
+# The keys ``/api/users/{id}`` adds to NAT's record (``figures.extras_public``, and the ``cost`` of its
+# ``llm``: ``services.user_cost_get``), null without a companion.
+EXTRAS_KEYS = ("latency", "queue", "workers", "llm", "cost", "tool_calls")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -99,6 +100,8 @@ async def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     # NAT's model with what a companion adds (``figures.extras_public``; null keys without one): a client
     # of NAT's own PerUserResourceUsage still reads it. Whether the user is live or ended travels in headers.
     extras = found.extras or {}
+    if found.extras is not None:
+        extras = {**extras, "cost": await services.user_cost_get(board=found.board, user_id=user_id)}
     added = {key: extras.get(key) for key in EXTRAS_KEYS}
     body = found.usage.model_dump_json().encode()[:-1] + b"," + json.dumps(added, separators=(",", ":"))[1:].encode()
     response = HttpResponse(body, content_type=JSON)

@@ -113,6 +113,7 @@ class SnapshotCollector(Collector):
                 slowest = max(slowest, health.last_duration_ms / 1000)
         yield from (up, stale, source_users, duration)
         yield from companion_families(st)
+        yield from llm_families(st)
         # Sources are fetched at once, so a refresh takes as long as its slowest source.
         yield GaugeMetricFamily(
             "usermetrics_refresh_duration_seconds", "Duration of the last refresh (its slowest source).", value=slowest
@@ -191,6 +192,45 @@ def companion_families(st: services.ScrapeState) -> Iterator[Metric]:
         for kind, n in sorted((health.skipped or {}).items()):
             skipped.add_metric([health.name, kind], n)
     yield from (workers, skipped, dropped)
+
+
+# The kinds of token ``usermetrics_llm_tokens`` counts, by where each sits in a ``Usage``. No "total" kind: it is
+# prompt + completion, and summing the kinds would count twice (cached is within prompt, reasoning within completion).
+TOKEN_KINDS = (("prompt", 1), ("completion", 2), ("cached", 3), ("reasoning", 4))
+
+
+def llm_families(st: services.ScrapeState) -> Iterator[Metric]:
+    """LLM calls, tokens and cost per model, and tool calls, over the users the sources report now.
+
+    Gauges, like ``usermetrics_requests``: they add NAT's lifetime counters of the users reported now,
+    so they drop when a user is evicted (and the cost moves when a price changes). ``model`` is bounded:
+    the 50 models with the most tokens, the rest as ``other``; never a user label.
+    """
+    calls = GaugeMetricFamily(
+        "usermetrics_llm_calls", "LLM calls of the users reported now, per model (drops when users are evicted).",
+        labels=["model"],
+    )  # fmt: skip
+    tokens = GaugeMetricFamily(
+        "usermetrics_llm_tokens",
+        "Tokens of those calls per model and kind (cached is part of prompt, reasoning part of completion).",
+        labels=["model", "kind"],
+    )
+    cost = GaugeMetricFamily(
+        "usermetrics_llm_cost",
+        "What those calls cost at the prices in force, per priced model (a model without a price is left out).",
+        labels=["model", "currency"],
+    )
+    for total in st.llm:
+        calls.add_metric([total.model], total.usage[0])
+        for kind, k in TOKEN_KINDS:
+            tokens.add_metric([total.model, kind], total.usage[k])
+        if total.cost is not None:
+            cost.add_metric([total.model, st.currency], total.cost)
+    yield from (calls, tokens, cost)
+    yield GaugeMetricFamily(
+        "usermetrics_tool_calls", "Tool calls of the users reported now (drops when users are evicted).",
+        value=st.tool_calls,
+    )  # fmt: skip
 
 
 def render(state: services.ScrapeState) -> bytes:

@@ -1,7 +1,8 @@
 """The JSON API's documents as pydantic classes (no I/O): what the OpenAPI schema says each endpoint returns.
 
 NAT's own classes (``usermetrics.metrics``) are used as they are for NAT's endpoints; these
-describe the documents usermetrics adds. They are the schema's source, never a second
+describe the documents usermetrics adds (one user's, with what NAT companions add to it and its
+cost, in ``user_schemas``). They are the schema's source, never a second
 serializer: the views still write their bodies as before, and a test (schemathesis) checks the
 bodies against these descriptions.
 """
@@ -15,60 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from usermetrics.metrics import PerUserResourceUsage
 
-
-class LatencyBucketDoc(BaseModel):
-    """Requests whose latency was above ``gt_ms`` and at most ``le_ms`` (null: slower than every bound)."""
-
-    gt_ms: float
-    le_ms: float | None
-    count: int
-
-
-class LatencyDoc(BaseModel):
-    """A user's latency over every request of its current life, from a NAT companion's histogram."""
-
-    p50_ms: float | None = Field(description="median; null before the first request counted")
-    p95_ms: float | None
-    p99_ms: float | None
-    requests: int = Field(description="requests counted")
-    buckets: list[LatencyBucketDoc] = Field(description="the non-empty buckets, fastest first")
-
-
-class QueueDoc(BaseModel):
-    """A user's queue on NAT's per-user semaphore, summed over the workers that run it."""
-
-    queued: int = Field(description="requests waiting on the semaphore now")
-    max_concurrency: int = Field(description="the semaphore's size (0: unlimited)")
-    wait_ms: float = Field(description="time its requests spent waiting")
-    run_ms: float = Field(description="time its requests spent holding it")
-    wait_share: float | None = Field(description="wait_ms / (wait_ms + run_ms); null before any time counted")
-
-
-class LlmUsageDoc(BaseModel):
-    """LLM calls and the tokens their usage reported, counted over the user's current life."""
-
-    calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
-    total_tokens: int
-
-
-class LlmDoc(LlmUsageDoc):
-    """Every model's calls and tokens added up, and each model's own (``(other models)`` past 50)."""
-
-    by_model: dict[str, LlmUsageDoc]
-
-
-class UserDoc(PerUserResourceUsage):
-    """``/api/users/{id}``: NAT's PerUserResourceUsage, and what a NAT companion adds (null without one)."""
-
-    latency: LatencyDoc | None = Field(description="null: no NAT companion reports the user (or it ended)")
-    queue: QueueDoc | None
-    workers: list[str] | None = Field(description="labels (host:pid) of the NAT workers running it now")
-    llm: LlmDoc | None = Field(None, description="LLM calls and tokens, from NAT's intermediate steps")
-    tool_calls: int | None = Field(None, description="tool calls, from NAT's intermediate steps")
+# One user's document and what NAT companions add to it live in their own module; named here too.
+from .user_schemas import CostDoc as CostDoc
+from .user_schemas import LatencyDoc as LatencyDoc
+from .user_schemas import LlmDoc as LlmDoc
+from .user_schemas import QueueDoc as QueueDoc
+from .user_schemas import UserDoc as UserDoc
 
 
 class ErrorDetail(BaseModel):
@@ -270,6 +223,16 @@ class UserExportRow(BaseModel):
     error_rate: float | None
     window_latency_ms: float | None
     flags: str
+    llm_calls: int | None = Field(description="LLM calls over the user's current life; null without a NAT companion")
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None = Field(description="prompt tokens read from a cache (part of prompt_tokens)")
+    reasoning_tokens: int | None = Field(description="completion tokens spent reasoning (part of completion_tokens)")
+    total_tokens: int | None
+    tool_calls: int | None
+    cost: float | None = Field(description="the priced models' cost; null when none of the user's models has a price")
+    cost_currency: str | None
+    cost_complete: bool | None = Field(description="every model with calls has a price; null without a companion")
 
 
 class SampleExportRow(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 from usermetrics.board import Board
 from usermetrics.conf import get_config
+from usermetrics.prices import PriceTable
 from usermetrics.selection import memoized, summary_get
 
 from .frames import list_frame, user_frame
@@ -59,9 +60,17 @@ def face_frames(message: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any
 
 
 def subscription_frame(
-    board: Board, subscription: Subscription, *, labels: Mapping[str, str], gone: list[str] | None = None
+    board: Board,
+    subscription: Subscription,
+    *,
+    labels: Mapping[str, str],
+    gone: list[str] | None = None,
+    prices: PriceTable | None = None,
 ) -> tuple[str, list[str]]:
-    """The frame of ``subscription`` on ``board`` and the ids of the page it shows (``gone``: ids that left it)."""
+    """The frame of ``subscription`` on ``board`` and the ids of the page it shows (``gone``: ids that left it).
+
+    ``prices``: the table a user frame's cost is worked out with (``pricing``; None: no cost).
+    """
     config = get_config()
     if subscription.spec is not None:
         text, result = list_frame(
@@ -80,14 +89,19 @@ def subscription_frame(
         budget=config.feed_max_frame_bytes,
         stuck_after=config.flags.stuck_after,
         label=labels.get(user_id),
+        prices=prices,
     )
     return text, [user_id]
 
 
-def first_frame(board: Board, subscription: Subscription, *, labels: Mapping[str, str]) -> str:
+def first_frame(
+    board: Board, subscription: Subscription, *, labels: Mapping[str, str], prices: PriceTable | None = None
+) -> str:
     """A new subscriber's full frame of ``subscription`` (built once per board and subscription, whoever asks)."""
     return memoized(
-        board, ("first", subscription.group), lambda: subscription_frame(board, subscription, labels=labels)[0]
+        board,
+        ("first", subscription.group),
+        lambda: subscription_frame(board, subscription, labels=labels, prices=prices)[0],
     )
 
 
@@ -107,11 +121,12 @@ class FrameBuilder:
         *,
         labels: Mapping[str, str],
         previous_board: Board | None = None,
+        prices: PriceTable | None = None,
     ) -> list[tuple[str, str]]:
         """``(group, text)`` for every one of ``subscriptions``; those nobody holds any more are forgotten.
 
         A subscription first seen now had its subscribers' first frames built from ``previous_board`` (by
-        the face), so who left its page is read from there.
+        the face), so who left its page is read from there. ``prices``: the table users' costs are worked out with.
         """
         out: list[tuple[str, str]] = []
         for group, subscription in subscriptions.items():
@@ -122,7 +137,7 @@ class FrameBuilder:
                 else:
                     previous = []
             gone = [uid for uid in previous if uid not in board.index] if subscription.spec is not None else []
-            text, ids = subscription_frame(board, subscription, labels=labels, gone=gone)
+            text, ids = subscription_frame(board, subscription, labels=labels, gone=gone, prices=prices)
             self._last_ids[group] = ids
             self.frames_built += 1
             out.append((group, text))

@@ -18,6 +18,7 @@ from usermetrics.board import Board
 from usermetrics.figures import row_figures, user_extras
 from usermetrics.firing import firing_of
 from usermetrics.humanize import lifecycle_words
+from usermetrics.prices import PriceTable
 from usermetrics.selection import Summary, ViewResult, ViewSpec, sources_brief, summary_get, view_select
 from usermetrics.snapshot import iso
 
@@ -89,8 +90,19 @@ def list_frame(
     return text, result
 
 
-def user_frame(board: Board, user_id: str, *, budget: int, stuck_after: float, label: str | None = None) -> str:
-    """The frame of the per-user view: that user as a one-element list, or an empty one when gone."""
+def user_frame(
+    board: Board,
+    user_id: str,
+    *,
+    budget: int,
+    stuck_after: float,
+    label: str | None = None,
+    prices: PriceTable | None = None,
+) -> str:
+    """The frame of the per-user view: that user as a one-element list, or an empty one when gone.
+
+    ``prices`` (the table in force) puts the user's ``cost`` in its ``extras``, next to its ``llm``.
+    """
     position = board.index.get(user_id)
     usage = board.usage_at(position) if position is not None else None
     evicted_at = board.evicted_at(user_id) if usage is not None else None
@@ -120,8 +132,8 @@ def user_frame(board: Board, user_id: str, *, budget: int, stuck_after: float, l
             "sources": sources_brief(board.sources),
             "stale": board.stale_sources,
             "alerts": firing_of(board.meta).as_dict(),
-            # What NAT companions say of the user (figures.extras_public); null without a companion.
-            "extras": user_extras(board, user_id) if chosen else None,
+            # What NAT companions say of the user (figures.extras_public) and its cost; null without a companion.
+            "extras": user_extras(board, user_id, prices=prices) if chosen else None,
         }
         return frame_text(board, chosen, extra)
 

@@ -18,6 +18,7 @@ from usermetrics.feed.subscriptions import Subscription, SubscriptionDirectory, 
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.nat import nat_sources_build
+from usermetrics.pricing import aprice_table_get
 from usermetrics.sources import LocalSource, Source
 
 from .bus import LocalBus, RedisBus
@@ -92,6 +93,7 @@ def producer_build(
         subscriptions=held,
         send=send,
         labels=identities.identity_labels_aget,  # the producer's frames carry the page's names
+        prices=aprice_table_get,  # and a user's cost
         recorder=recorder,
         flag_tracker=FlagTracker(),
         alerts=AlertEngine(cfg.alerts) if alert and cfg.alerts.enabled else None,

@@ -34,6 +34,7 @@ from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.packing import BoardCache, board_build
+from usermetrics.prices import PriceTable
 from usermetrics.selection import FLAG_STATES
 from usermetrics.snapshot import Snapshot
 
@@ -56,6 +57,8 @@ Sender = Callable[[str, dict[str, object]], Awaitable[None]]
 # What the sockets subscribe to, by face and then by group.
 SubscriptionsSource = Callable[[], Awaitable[Mapping[str, Mapping[str, Subscription]]]]
 LabelsSource = Callable[[], Awaitable[Mapping[str, str]]]
+# ``prices()``: the price table in force (``pricing.aprice_table_get``), for the cost in user frames.
+PricesSource = Callable[[], Awaitable[PriceTable]]
 
 
 class Bus(Protocol):
@@ -157,6 +160,7 @@ class Producer:
         subscriptions: SubscriptionsSource,
         send: Sender,
         labels: LabelsSource,
+        prices: PricesSource | None = None,
         recorder: Recorder | None = None,
         flag_tracker: FlagTracker | None = None,
         alerts: AlertEngine | None = None,
@@ -165,13 +169,14 @@ class Producer:
     ) -> None:
         """Refresh ``monitor`` every interval while leading on ``lease``; publish on ``bus``; send each
         face the frames of what ``subscriptions()`` says its sockets subscribe to with ``send(face, message)``; name
-        users with ``labels()``."""
+        users with ``labels()`` and cost them with ``prices()`` (None: user frames carry no cost)."""
         self.monitor = monitor
         self.bus = bus
         self.lease = lease
         self.subscriptions = subscriptions
         self.send = send
         self.labels = labels
+        self.prices = prices
         self.recorder = recorder
         self.flag_tracker = flag_tracker
         self.alerts = alerts  # evaluates the alert rules after each published refresh (in its own thread)
@@ -264,7 +269,14 @@ class Producer:
             logger.warning("Identity labels unavailable; sending frames without names", exc_info=True)
             labels = {}
         # Each subscription's frame once, however many faces and sockets hold it; then one message per face.
-        texts = dict(self.frames.frames(board, held, labels=labels, previous_board=previous))
+        # A user frame's cost (the table is read from the database at most every 10 s); list frames carry none.
+        prices = None
+        if self.prices is not None and any(s.user_id is not None for s in held.values()):
+            try:
+                prices = await self.prices()
+            except Exception:
+                logger.warning("Prices unavailable; sending user frames without costs", exc_info=True)
+        texts = dict(self.frames.frames(board, held, labels=labels, previous_board=previous, prices=prices))
         for face, by_group in faces.items():
             for message in face_messages(texts, by_group, seq=board.seq, producer=board.producer):
                 try:

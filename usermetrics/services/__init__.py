@@ -3,13 +3,13 @@
 ``live`` (async): the latest board, the producer's state, the status and the feed's registry;
 ``names`` (sync and async): names for user ids; ``pages`` (sync): the list and detail pages and
 the not-found rule; ``history_docs`` (async): the history API's documents; ``exports`` (async):
-streamed export rows; ``scrape`` (async): a Prometheus scrape; ``sources`` (sync and async): the
-sources page and a one-off check of the sources; ``alerts`` (sync): what fires, the alerts page
-and a test send; ``access`` (async): whether a socket's session is still staff's; ``actions`` (async to act,
-sync to read): evict, hold or release a user through the NAT companions, and the actions' log. ``UNREACHABLE``
-are the database's outage errors and ``history_or_none`` the one way a page reads the history
-through one. Starting a face or a producer is ``usermetrics.publish``'s; test hooks are
-``usermetrics.testing``'s.
+streamed export rows; ``scrape`` (async): a Prometheus scrape; ``costs`` (async): what users' LLM
+calls cost now; ``sources`` (sync and async): the sources page and a one-off check of the sources;
+``alerts`` (sync): what fires, the alerts page and a test send; ``access`` (async): whether a
+socket's session is still staff's; ``actions`` (async to act, sync to read): evict, hold or release
+a user through the NAT companions, and the actions' log. ``UNREACHABLE`` are the database's outage
+errors and ``history_or_none`` the one way a page reads the history through one. Starting a face
+or a producer is ``usermetrics.publish``'s; test hooks are ``usermetrics.testing``'s.
 """
 
 from .access import feed_access_check
@@ -36,6 +36,7 @@ from .alerts import (
     alerts_test_send,
 )
 from .commands import outcome_words
+from .costs import fleet_llm_get, user_cost_get
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
@@ -97,6 +98,7 @@ __all__ = [
     "feed_status",
     "feed_subscribe",
     "feed_unsubscribe",
+    "fleet_llm_get",
     "history_or_none",
     "identities_import",
     "labels_aget",
@@ -115,6 +117,7 @@ __all__ = [
     "user_action_do",
     "user_actions_list",
     "user_actions_panel_get",
+    "user_cost_get",
     "user_history_doc",
     "user_history_export",
     "user_hold_get",

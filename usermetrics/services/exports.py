@@ -17,12 +17,13 @@ from asgiref.sync import sync_to_async
 
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
-from usermetrics.figures import FIGURES, row_figures
+from usermetrics.figures import FIGURES, LLM_COLUMNS, llm_cells, row_figures
 from usermetrics.history.ended import ended_iter, ended_select
 from usermetrics.history.flags import Flag, users_flags
 from usermetrics.history.query import WindowStats, window_stats
 from usermetrics.history.series import user_samples
 from usermetrics.metrics import PerUserResourceUsage
+from usermetrics.pricing import aprice_table_get
 from usermetrics.selection import ENDED, ViewSpec, view_filter
 from usermetrics.snapshot import is_active
 from usermetrics.windows import window_choose, window_length
@@ -34,10 +35,11 @@ from .names import labels_aget
 USER_COLUMNS = (
     "user_id", "state", "sources", "created_at", "last_activity", "ended_at", "in_flight", "total_requests",
     "error_count", "avg_latency_ms", "p50_ms", "p95_ms", "p99_ms", "queued", "functions", "function_groups",
-    "exit_stack", "window", "requests_per_min", "error_rate", "window_latency_ms", "flags",
+    "exit_stack", "window", "requests_per_min", "error_rate", "window_latency_ms", "flags", *LLM_COLUMNS,
 )  # fmt: skip
 # The NAT companions' figures of a user that none reports (empty in the CSV, null in the JSON).
 NO_FIGURES = dict.fromkeys(FIGURES)
+NO_LLM = (None,) * len(LLM_COLUMNS)
 HISTORY_COLUMNS = (
     "ts", "life", "in_flight", "total_requests", "error_count", "avg_latency_ms", "functions", "function_groups",
     "exit_stack", "requests", "errors", "window_latency_ms",
@@ -64,6 +66,7 @@ def _user_row(
     flags: Sequence[Flag] = (),
     ended_at: datetime | None = None,
     figures: Mapping[str, float | int | None] | None = None,
+    llm: tuple[Any, ...] = NO_LLM,
 ) -> tuple[Any, ...]:
     s, r, m = usage.session, usage.requests, usage.memory
     f = figures or NO_FIGURES
@@ -73,7 +76,7 @@ def _user_row(
         m.per_user_functions_count,
         m.per_user_function_groups_count, m.exit_stack_size, window if stats is not None else "",
         stats.requests_per_min if stats is not None else None, stats.error_rate if stats is not None else None,
-        stats.latency_ms if stats is not None else None, " ".join(f.name for f in flags),
+        stats.latency_ms if stats is not None else None, " ".join(f.name for f in flags), *llm,
     )  # fmt: skip
 
 
@@ -85,6 +88,7 @@ async def users_export(*, spec: ViewSpec) -> Export:
         pks = await sync_to_async(ended_select)(q=spec.q, sort=spec.sort, labels=labels) if enabled else []
         return Export(USER_COLUMNS, _ended_rows(pks), "users-ended")
     board = board_get()
+    prices = await aprice_table_get()
     length = window_length(spec.window)
     positions = view_filter(board, spec, labels=labels)
 
@@ -106,6 +110,7 @@ async def users_export(*, spec: ViewSpec) -> Export:
                     stats=stats.get(uid, empty) if enabled else None,
                     flags=flags.get(uid, []),
                     figures=row_figures(board, uid),
+                    llm=llm_cells(board.extras_at(board.index[uid]), prices),
                 )
 
     return Export(USER_COLUMNS, rows(), "users")

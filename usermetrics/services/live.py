@@ -16,6 +16,7 @@ from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.feed.builder import first_frame
 from usermetrics.feed.subscriptions import Receiver, Subscription
+from usermetrics.pricing import aprice_table_get
 from usermetrics.publish.face import face_get
 from usermetrics.publish.follower import ProducerState
 from usermetrics.selection import ViewSpec
@@ -81,7 +82,10 @@ async def feed_first_frame(group: str) -> tuple[str, int, str] | None:
     subscription = face.registry.subscription_of(group)
     if board is None or subscription is None:
         return None
-    return first_frame(board, subscription, labels=await labels_aget()), board.seq, board.producer
+    # Only a user's frame carries a cost (the list's rows do not).
+    prices = await aprice_table_get() if subscription.user_id is not None else None
+    frame = first_frame(board, subscription, labels=await labels_aget(), prices=prices)
+    return frame, board.seq, board.producer
 
 
 def feed_status() -> str:

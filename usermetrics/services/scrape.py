@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
@@ -12,11 +12,14 @@ from usermetrics_nat.histogram import Counts
 from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
+from usermetrics.figures import ModelTotal
 from usermetrics.firing import Firing, firing_of
 from usermetrics.history.ended import ended_count
 from usermetrics.history.latency import histogram_of_meta
+from usermetrics.pricing import aprice_table_get
 from usermetrics.publish.follower import ProducerState
 
+from .costs import fleet_llm_get
 from .live import board_get, producer_state
 
 logger = logging.getLogger(__name__)
@@ -48,6 +51,11 @@ class ScrapeState:
     latency: tuple[Counts, float] | None = None
     queued: int = 0  # requests queued on users' semaphores now, over every user
     saturated: int = 0  # users with a request queued now
+    # Every user's LLM calls, tokens and cost per model (bounded: ``figures.FLEET_MODELS_MAX``, then
+    # "other"), the table's currency, and the tool calls over every user.
+    llm: list[ModelTotal] = field(default_factory=list)
+    currency: str = ""
+    tool_calls: int = 0
 
 
 async def scrape_get() -> ScrapeState:
@@ -78,4 +86,7 @@ async def scrape_get() -> ScrapeState:
         # The board's packed column (C-speed sums at any number of users); users without extras read 0.
         queued=int(sum(board.columns["queued"])),
         saturated=sum(map(bool, board.columns["queued"])),
+        llm=await fleet_llm_get(board),
+        currency=(await aprice_table_get()).currency,
+        tool_calls=int(sum(board.columns["tool_calls"])),
     )

@@ -37,6 +37,7 @@ from .columns import (
     view_link,
 )
 from .context import board_context, page_config, time_cell
+from .costs import cost_panel_get
 
 STATE_LABELS = {
     "": "All",
@@ -259,6 +260,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         parts=board.user_parts(user_id),
         stale=board.user_is_stale(user_id),
         figures=_extras_panels(found.extras),
+        cost=cost_panel_get(found),
         lifecycle=ended.ended_ago(board.timestamp)
         if ended
         else humanize.lifecycle_words(

@@ -2,6 +2,7 @@
  * records from the feed; its history charts, rates and flags from the history API.
  */
 import { available as chartsAvailable, mount } from "./charts.js";
+import { applyCost } from "./cost.js";
 import { byId, setValue } from "./dom.js";
 import { applyExtras } from "./figures.js";
 import { ago, coverageWords, isActive, latency, localExact, parseTime, rateWords } from "./format.js";
@@ -147,6 +148,7 @@ export function startDetail(config, feed) {
     list.replaceChildren.apply(list, origins);
     applyParts(frame.parts || []);
     applyExtras(frame.extras || null);
+    applyCost(frame.extras || null);
   }
 
   return {

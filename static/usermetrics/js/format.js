@@ -291,3 +291,20 @@ export function chartStatusWords(windowName, stats) {
     (none(stats.error_rate) ? "–" : number(stats.error_rate * 100) + " %") +
     ", latency " + (none(stats.latency_ms) ? "–" : latencyFit(stats.latency_ms));
 }
+
+// As usermetrics.humanize.money_words / cost_words: "1,234.57 USD", "0.0123 USD"; a cost document's
+// total, "1.23 USD + 2 unpriced models", or "no price" when no model with calls has one.
+export const NO_PRICE = "no price";
+export function moneyWords(amount, currency) {
+  const a = Math.abs(amount);
+  const decimals = a >= 1 ? 2 : a > 0 ? Math.min(8, Math.max(2, 3 - Math.floor(Math.log10(a)))) : 2;
+  let parts = amount.toFixed(decimals).split(".");
+  if (a < 1) parts = [parts[0], parts[1].replace(/0+$/, "").padEnd(2, "0")];
+  return parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + parts[1] + " " + currency;
+}
+export function costWords(cost) {
+  const unpriced = cost.unpriced.length;
+  if (unpriced && unpriced === Object.keys(cost.by_model).length) return NO_PRICE;
+  const words = moneyWords(cost.total, cost.currency);
+  return unpriced ? words + " + " + unpriced + " unpriced model" + (unpriced === 1 ? "" : "s") : words;
+}
