@@ -216,8 +216,11 @@ def test_companion_without_redis_nat_keeps_serving(tmp_path: Path):
         nat.wait_ready()
         for user in range(5):
             call(nat, f"user-{user}")
-        code, body = http_get(nat.url + "/monitor/users")
-        assert code == 200 and json.loads(body)["users"]  # NAT's own endpoint, from one of its workers
+        # NAT's own endpoint answers from one of its two workers, which may hold none of the five users
+        # (all five requests can land on the other): every answer a 200, and some answer lists users.
+        answers = [http_get(nat.url + "/monitor/users") for _ in range(20)]
+        assert {code for code, _ in answers} == {200}
+        assert any(json.loads(body)["users"] for _, body in answers)
         wait_until(lambda: "cannot report to Redis" in nat.log_tail(200), what="the companion's warning", deadline=WAIT)
         assert sum(line.count("cannot report to Redis") for line in nat.log_tail(400).splitlines()) <= 2  # once each
     finally:
