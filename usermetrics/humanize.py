@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.snapshot import in_flight, is_active
@@ -228,3 +230,41 @@ def worker_state_words(state: str) -> str:
 def skipped_words(by_kind: Mapping[str, int]) -> str:
     """A stream's skipped entries: 'garbage: 2, too large: 1', or 'none' (format.js ``skippedWords``)."""
     return ", ".join(f"{kind}: {n}" for kind, n in sorted(by_kind.items())) or "none"
+
+
+# Currency symbols the pages write before an amount; any other code is written after it.
+_SYMBOLS = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3", "JPY": "\u00a5"}
+
+
+def money_words(amount: float, currency: str) -> str:
+    """A cost: '$12.35', '$0.0031' (two significant digits below a cent), '1,234 CHF' (format.js ``moneyWords``)."""
+    a = abs(amount)
+    if a >= 100:
+        text = f"{a:,.0f}"
+    elif a >= 0.01 or a == 0:
+        text = f"{a:.2f}"
+    else:
+        text = f"{a:.{min(9, 1 - math.floor(math.log10(a)))}f}"
+    sign = "-" if amount < 0 else ""
+    symbol = _SYMBOLS.get(currency)
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
+def spend_words(doc: Mapping[str, Any] | None, currency: str) -> dict[str, str]:
+    """A window's tokens and cost as the list writes them (format.js ``spendWords``); ``NO_VALUE`` without a companion.
+
+    ``doc`` is ``history.tokens.TokenSum.as_dict()``. A cost says "no price" when none of the
+    tokens had one, and "≥" when some had none (the hover says how many).
+    """
+    if doc is None:
+        return {"tokens": NO_VALUE, "tokens_title": "", "cost": NO_VALUE, "cost_title": ""}
+    unpriced, total = doc["unpriced_tokens"], doc["total_tokens"]
+    prompt, completion, calls = doc["prompt_tokens"], doc["completion_tokens"], doc["llm_calls"]
+    tokens_title = f"{prompt:,} prompt, {completion:,} completion tokens; {calls:,} LLM calls"
+    cost = money_words(doc["cost"], currency)
+    cost_title = ""
+    if doc["pricing"] == "unpriced":
+        cost, cost_title = "no price", f"No price for the models used: {total:,} tokens unpriced"
+    elif doc["pricing"] == "partly":
+        cost, cost_title = f"\u2265 {cost}", f"+{unpriced:,} tokens unpriced (models without a price)"
+    return {"tokens": big_number(total), "tokens_title": tokens_title, "cost": cost, "cost_title": cost_title}

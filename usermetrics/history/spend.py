@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import F, Sum
 
 from usermetrics.clock import utcnow
-from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserSample
+from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
 
 from .llm_models import model_names
 from .query import ranges_of
@@ -103,3 +103,11 @@ def top_users(
     chosen = [uid for uid, _ in ranked[:limit]]
     sums = window_tokens(window=window, user_ids=chosen, now=now)
     return [(uid, sums.get(uid, TokenSum())) for uid in chosen]
+
+
+def life_users(pks: Iterable[int]) -> dict[int, str]:
+    """Life key -> user id of the lives ``pks`` (the ended list's rows, to order them by their window)."""
+    out: dict[int, str] = {}
+    for chunk in chunks(list(pks), 500):
+        out.update(UserLife.objects.filter(pk__in=chunk).values_list("pk", "user_id"))
+    return out

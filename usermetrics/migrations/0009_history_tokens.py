@@ -4,77 +4,76 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('usermetrics', '0007_model_prices'),
+        ("usermetrics", "0007_model_prices"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LlmModel',
+            name="LlmModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255, unique=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=255, unique=True)),
             ],
         ),
         migrations.AddField(
-            model_name='totalshourly',
-            name='d_cost',
-            field=models.BigIntegerField(blank=True, help_text='nano-units of the currency', null=True),
+            model_name="totalshourly",
+            name="d_cost",
+            field=models.BigIntegerField(blank=True, help_text="nano-units of the currency", null=True),
         ),
         migrations.AddField(
-            model_name='totalshourly',
-            name='d_tokens',
+            model_name="totalshourly",
+            name="d_tokens",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='totalshourly',
-            name='llm',
-            field=models.BinaryField(blank=True, help_text='history.tokens.encode', null=True),
+            model_name="totalshourly",
+            name="llm",
+            field=models.BinaryField(blank=True, help_text="history.tokens.encode", null=True),
         ),
         migrations.AddField(
-            model_name='totalssample',
-            name='d_cost',
-            field=models.BigIntegerField(blank=True, help_text='nano-units of the currency', null=True),
+            model_name="totalssample",
+            name="d_cost",
+            field=models.BigIntegerField(blank=True, help_text="nano-units of the currency", null=True),
         ),
         migrations.AddField(
-            model_name='totalssample',
-            name='d_tokens',
+            model_name="totalssample",
+            name="d_tokens",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='totalssample',
-            name='llm',
-            field=models.BinaryField(blank=True, help_text='history.tokens.encode', null=True),
+            model_name="totalssample",
+            name="llm",
+            field=models.BinaryField(blank=True, help_text="history.tokens.encode", null=True),
         ),
         migrations.AddField(
-            model_name='userhourly',
-            name='d_cost',
-            field=models.BigIntegerField(blank=True, help_text='nano-units of the currency', null=True),
+            model_name="userhourly",
+            name="d_cost",
+            field=models.BigIntegerField(blank=True, help_text="nano-units of the currency", null=True),
         ),
         migrations.AddField(
-            model_name='userhourly',
-            name='d_tokens',
+            model_name="userhourly",
+            name="d_tokens",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='userhourly',
-            name='llm',
-            field=models.BinaryField(blank=True, help_text='history.tokens.encode', null=True),
+            model_name="userhourly",
+            name="llm",
+            field=models.BinaryField(blank=True, help_text="history.tokens.encode", null=True),
         ),
         migrations.AddField(
-            model_name='usersample',
-            name='d_cost',
-            field=models.BigIntegerField(blank=True, help_text='nano-units of the currency', null=True),
+            model_name="usersample",
+            name="d_cost",
+            field=models.BigIntegerField(blank=True, help_text="nano-units of the currency", null=True),
         ),
         migrations.AddField(
-            model_name='usersample',
-            name='d_tokens',
+            model_name="usersample",
+            name="d_tokens",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='usersample',
-            name='llm',
-            field=models.BinaryField(blank=True, help_text='history.tokens.encode', null=True),
+            model_name="usersample",
+            name="llm",
+            field=models.BinaryField(blank=True, help_text="history.tokens.encode", null=True),
         ),
     ]

@@ -49,6 +49,7 @@ from .pages import (
 )
 from .scrape import ScrapeState, scrape_get
 from .sources import sources_check, sources_doc, sources_page_get
+from .spend import SpendOverview, currency_get, spend_overview_get
 
 __all__ = [
     "CHANNEL_LAYER_ERRORS",
@@ -63,6 +64,7 @@ __all__ = [
     "Row",
     "RowWindow",
     "ScrapeState",
+    "SpendOverview",
     "UserLookup",
     "UserWindow",
     "alert_routes",
@@ -70,6 +72,7 @@ __all__ = [
     "alerts_overview_get",
     "alerts_test_send",
     "board_get",
+    "currency_get",
     "feed_access_check",
     "feed_first_frame",
     "feed_status",
@@ -89,6 +92,7 @@ __all__ = [
     "sources_doc",
     "sources_page_get",
     "sparklines_doc",
+    "spend_overview_get",
     "user_history_doc",
     "user_history_export",
     "user_lookup",

@@ -34,6 +34,7 @@ from .columns import (
     page_links,
     sort_headers,
     view_link,
+    window_headers,
 )
 from .context import board_context, page_config, time_cell
 
@@ -50,7 +51,7 @@ STATE_LABELS = {
 }
 
 
-def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime, currency: str) -> dict[str, Any]:
     """One row of the user table with every text already made.
 
     A hundred rows of fifteen cells are most of a page's work; text made here skips the template
@@ -67,7 +68,7 @@ def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> d
         "state": state,
         "ended": {"exact": utc(row.ended.ended_at), "ago": row.ended.ended_ago(now)} if row.ended else None,
         "flags": row.window.flags if row.window else [],
-        "rates": _rates(row.window.stats) if row.window else None,
+        "rates": {**_rates(row.window.stats), **_spend(row.window.tokens, currency)} if row.window else None,
         "sparkline": row.window.sparkline if row.window else None,
         "created_at": time_cell(s.created_at, now),
         "last_activity": time_cell(s.last_activity, now),
@@ -126,6 +127,11 @@ def _rates(stats: Any) -> dict[str, str]:
     return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms, stats.percentiles[1])
 
 
+def _spend(tokens: Any, currency: str) -> dict[str, str]:
+    """The window's tokens and cost cells (``humanize.spend_words``; NO_VALUE for a user no companion reports)."""
+    return humanize.spend_words(tokens.as_dict() if tokens is not None else None, currency)
+
+
 def _coverage(window: str, span: Any) -> dict[str, Any]:
     """What the rates cover, in words and as data for the script (which keeps it current)."""
     whole = window_length(window).total_seconds()
@@ -150,7 +156,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
         board, spec=ViewSpec.from_params(request.GET), publishing=services.producer_state().publishing
     )
     spec, result, enabled = page.spec, page.result, page.history_enabled
-    rows = [_table_row(row, page.labels, board.timestamp) for row in page.rows]
+    currency = services.currency_get()
+    rows = [_table_row(row, page.labels, board.timestamp, currency) for row in page.rows]
     # Exports take the whole filtered list: every parameter but the paging.
     export_query = "?" + urlencode(spec.as_params(page=1, page_size=DEFAULT_PAGE_SIZE))
     context = {
@@ -166,6 +173,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "columns": COLUMNS,
         "window_columns": WINDOW_COLUMNS if enabled else (),
         "headers": sort_headers(spec),
+        "window_headers": window_headers(spec) if enabled else [],
         "page_links": page_links(result),
         "groups": group_headers(history=enabled),
         "column_choices": column_choices(history=enabled),
@@ -202,6 +210,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
             overview_url=reverse("usermetrics:api-overview-history") if enabled else None,
             span=page.span.as_dict() if page.span else None,
             hidden_columns=list(default_hidden(history=enabled)),
+            currency=currency,
         ),
     }
     return TemplateResponse(request, "usermetrics/user_list.html", context)

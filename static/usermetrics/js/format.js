@@ -155,6 +155,44 @@ export function rateWords(stats) {
   };
 }
 
+// As usermetrics.humanize: the currency symbols written before an amount (any other code after it).
+const SYMBOLS = { USD: "$", EUR: "\u20ac", GBP: "\u00a3", JPY: "\u00a5" };
+
+// As usermetrics.humanize.money_words: "$12.35", "$0.0031" (two significant digits below a cent), "1,234 CHF".
+export function moneyWords(amount, currency) {
+  const a = Math.abs(amount);
+  let text;
+  if (a >= 100) text = Math.round(a).toLocaleString("en-US");
+  else if (a >= 0.01 || a === 0) text = a.toFixed(2);
+  else text = a.toFixed(Math.min(9, 1 - Math.floor(Math.log10(a))));
+  const sign = amount < 0 ? "-" : "";
+  const symbol = SYMBOLS[currency];
+  return symbol ? sign + symbol + text : sign + text + " " + currency;
+}
+
+// As usermetrics.humanize.spend_words: a window's tokens and cost (NO_VALUE without a companion);
+// "no price" when none of the tokens had a price, "≥" when some had none.
+export function spendWords(doc, currency) {
+  if (none(doc)) return { tokens: NO_VALUE, tokens_title: "", cost: NO_VALUE, cost_title: "" };
+  const n = function (v) { return Number(v).toLocaleString("en-US"); };
+  let cost = moneyWords(doc.cost, currency);
+  let costTitle = "";
+  if (doc.pricing === "unpriced") {
+    cost = "no price";
+    costTitle = "No price for the models used: " + n(doc.total_tokens) + " tokens unpriced";
+  } else if (doc.pricing === "partly") {
+    cost = "\u2265 " + cost;
+    costTitle = "+" + n(doc.unpriced_tokens) + " tokens unpriced (models without a price)";
+  }
+  return {
+    tokens: bigNumber(doc.total_tokens),
+    tokens_title: n(doc.prompt_tokens) + " prompt, " + n(doc.completion_tokens) + " completion tokens; "
+      + n(doc.llm_calls) + " LLM calls",
+    cost: cost,
+    cost_title: costTitle,
+  };
+}
+
 // What a figure without a value reads (usermetrics.humanize.NO_VALUE): an en dash.
 export const NO_VALUE = "\u2013";
 

@@ -9,7 +9,7 @@ import {
 } from "./panels.js";
 import { createRates } from "./rates.js";
 import { applyRows } from "./rows.js";
-import { DEFAULT_VIEW, frameMatches, linkView, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewKey } from "./view.js";
+import { DEFAULT_VIEW, frameMatches, linkView, pageLoad, queryOf, viewFromMeta, viewKey } from "./view.js";
 
 // The history is fetched again this often (the live frames add their points in between).
 const OVERVIEW_RELOAD_MS = 60000;
@@ -61,8 +61,9 @@ export function startList(config, feed) {
     applySummary(frame.summary, true);
     if (overview) overview.appendLive(frame.summary, frame.timestamp);
     applySources(frame.sources, feed.serverNow());
-    // The ended users are not in the feed: their rows stay as the server rendered them.
-    if (PAGE_LOAD_STATES.indexOf(meta.state) >= 0) return;
+    // The ended users, and the order by the window's tokens or cost, are not the feed's: their
+    // rows stay as the server rendered them (rates.js keeps their window's figures current).
+    if (pageLoad(meta)) return;
     applyHeaders(meta);
     applyLinks(view);
     applyControls(meta, view);
@@ -74,7 +75,7 @@ export function startList(config, feed) {
   }
 
   function subscribe(next) {
-    if (PAGE_LOAD_STATES.indexOf(next.state) >= 0 || PAGE_LOAD_STATES.indexOf(view.state) >= 0) {
+    if (pageLoad(next) || pageLoad(view)) {
       window.location.assign(window.location.pathname + queryOf(next)); // served by the page, not the feed
       return;
     }
