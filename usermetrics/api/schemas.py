@@ -229,12 +229,38 @@ class SparklinesDoc(BaseModel):
     users: dict[str, list[float]]
 
 
+class ModelTokensDoc(BaseModel):
+    """One model's LLM calls and tokens over a window (NAT's token names)."""
+
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+
+
+class WindowTokensDoc(BaseModel):
+    """LLM calls, tokens and cost over a window, from the history (priced when the tokens were used)."""
+
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    tool_calls: int
+    cost: float = Field(description="what the priced tokens cost, in the price table's currency")
+    unpriced_tokens: int = Field(description="tokens of models that had no price when used (not in `cost`)")
+    pricing: Literal["priced", "partly", "unpriced"]
+    by_model: dict[str, ModelTokensDoc]
+
+
 class RowWindowDoc(BaseModel):
-    """One list row's window: rates, flags and sparkline."""
+    """One list row's window: rates, flags, sparkline, tokens and cost."""
 
     stats: WindowStatsDoc
     flags: list[FlagDoc]
     sparkline: list[float]
+    tokens: WindowTokensDoc | None = Field(None, description="null: no NAT companion reports the user")
 
 
 class ListWindowDoc(BaseModel):

@@ -1,0 +1,89 @@
+"""The list's Tokens and Cost over the window: cells, "no price", sorts from the history, the rows' window API."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html import unescape
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from tests.support.factories import CompanionSource, StaticSource
+from tests.support.factories import usage as listed_usage
+from tests.support.history_helpers import recorder, snapshot, usage
+from tests.support.html import row_ids
+from usermetrics.clock import utcnow
+from usermetrics.extras import Extras
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PRICES = {"gpt": {"prompt": 2, "completion": 8}}
+
+
+def u(prompt: int, completion: int) -> tuple[int, ...]:
+    return (1, prompt, completion, 0, 0, prompt + completion)
+
+
+@pytest.fixture
+async def spending(install_service, settings):
+    """ada: 1.5 M gpt tokens ($3.50 + unpriced); bob: 10 k gpt tokens; eve: unpriced only; cy: no companion."""
+    settings.USERMETRICS = {**settings.USERMETRICS, "PRICES": PRICES}
+    now = utcnow()
+    llm = {
+        "ada": Extras(llm=(("gpt", u(1_000_000, 187_500)), ("local", u(300_000, 12_500)))),
+        "bob": Extras(llm=(("gpt", u(8_000, 2_000)),)),
+        "eve": Extras(llm=(("local", u(40_000, 2_000)),)),
+    }
+    people = [usage(n, total=1) for n in ("ada", "bob", "eve", "cy")]
+    rec = recorder()
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=5), []))
+    await sync_to_async(rec.record)(snapshot(now - timedelta(minutes=2), people, extras=llm))
+    stream = CompanionSource("nat", [listed_usage(n, requests=1) for n in ("ada", "bob", "eve")], llm)
+    await install_service([stream, StaticSource("plain", [listed_usage("cy", requests=1)])], interval=3600)
+
+
+def cell(html: str, user_id: str, field: str) -> tuple[str, str]:
+    row = re.search(rf'<tr data-user-id="{user_id}".*?</tr>', html, re.S).group(0)
+    found = re.search(rf'<td([^>]*data-field="{field}"[^>]*)>(.*?)</td>', row, re.S)
+    return unescape(found.group(1)), unescape(found.group(2))
+
+
+async def test_views_list_shows_window_tokens_and_cost(spending, staff_client):
+    html = (await staff_client.get("/")).content.decode()
+    assert 'data-sort="w_tokens"' in html and 'data-sort="w_cost"' in html
+    attrs, tokens = cell(html, "ada", "w_tokens")
+    assert tokens == "1.5M" and "1,300,000 prompt, 200,000 completion tokens; 2 LLM calls" in attrs
+    attrs, cost = cell(html, "ada", "w_cost")  # 1 M x $2 + 187,500 x $8 per million; "local" has no price
+    assert cost == "\u2265 $3.50" and "+312,500 tokens unpriced" in attrs
+    assert cell(html, "bob", "w_cost")[1] == "$0.03"
+    assert cell(html, "eve", "w_cost")[1] == "no price"
+    assert cell(html, "cy", "w_tokens")[1] == cell(html, "cy", "w_cost")[1] == "\u2013"  # no companion
+
+
+@pytest.mark.parametrize(
+    ("sort", "order"),
+    [
+        ("-w_cost", ["ada", "bob", "eve", "cy"]),  # eve's 0 (no price) before cy, who has none at all
+        ("w_cost", ["eve", "bob", "ada", "cy"]),
+        ("-w_tokens", ["ada", "eve", "bob", "cy"]),
+    ],
+)
+async def test_views_list_sorts_by_the_windows_tokens_and_cost(spending, staff_client, sort, order):
+    html = (await staff_client.get(f"/?sort={sort}")).content.decode()
+    assert row_ids(html) == order
+    assert 'aria-sort="' in re.search(rf'<th[^>]*data-field="{sort.lstrip("-")}"[^>]*>', html).group(0)
+
+
+async def test_views_list_window_api_carries_tokens_and_cost(spending, staff_client):
+    response = await staff_client.get("/api/list/window", {"user_id": ["ada", "cy"], "window": "1h"})
+    users = response.json()["users"]
+    ada = users["ada"]["tokens"]
+    assert (ada["prompt_tokens"], ada["completion_tokens"], ada["pricing"]) == (1_300_000, 200_000, "partly")
+    assert ada["cost"] == 3.5 and ada["unpriced_tokens"] == 312_500 and ada["by_model"]["gpt"]["llm_calls"] == 1
+    assert users["cy"]["tokens"] is None
+
+
+async def test_views_ended_list_sorts_by_window_cost(spending, staff_client):
+    response = await staff_client.get("/?state=ended&sort=-w_cost")
+    assert response.status_code == 200 and row_ids(response.content.decode()) == []
