@@ -200,6 +200,12 @@ class SeriesDoc(BaseModel):
     p95_ms: list[float | None] = Field(default_factory=list)
     p99_ms: list[float | None] = Field(default_factory=list)
     queued: list[int | None] = Field(default_factory=list, description="requests queued (the most in the point)")
+    tokens_per_min: list[float | None] = Field(
+        default_factory=list, description="LLM tokens per minute (NAT companions); null: none reported in the window"
+    )
+    cost_per_hour: list[float | None] = Field(
+        default_factory=list, description="what the tokens cost per hour, priced when used (the table's currency)"
+    )
     stats: WindowStatsDoc
 
 

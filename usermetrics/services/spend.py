@@ -17,7 +17,6 @@ from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.figures import row_figures
 from usermetrics.history.spend import COST, TOKENS, fleet_tokens, life_users, top_users, window_tokens, window_totals
-from usermetrics.history.token_series import fleet_cost_series
 from usermetrics.history.tokens import TokenSum
 from usermetrics.pricing import price_table_get
 from usermetrics.selection import WINDOW_SORT_KEYS, memoized
@@ -77,13 +76,12 @@ def rows_tokens(board: Board, *, user_ids: Sequence[str], window: str, now: date
 
 @dataclass
 class SpendOverview:
-    """The overview's cost: the fleet's last hour, its cost per hour over a day, the top users of the window."""
+    """The overview's cost: the fleet's last hour (its chart reads the overview's series), the window's top users."""
 
     currency: str
     last_hour: TokenSum | None  # None: no companion's tokens in the last hour
     top_by_cost: list[tuple[str, TokenSum]]
     top_by_tokens: list[tuple[str, TokenSum]]
-    series: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -92,12 +90,16 @@ class SpendOverview:
             "last_hour": self.last_hour.as_dict() if self.last_hour is not None else None,
             "top_by_cost": [{"user_id": uid, **s.as_dict()} for uid, s in self.top_by_cost],
             "top_by_tokens": [{"user_id": uid, **s.as_dict()} for uid, s in self.top_by_tokens],
-            "series": self.series,
         }
+
+    @property
+    def empty(self) -> bool:
+        """No companion's tokens in the last hour nor in the window: nothing to show."""
+        return self.last_hour is None and not self.top_by_cost and not self.top_by_tokens
 
 
 def spend_overview_get(*, window: str, limit: int = 5, now: datetime | None = None) -> SpendOverview:
-    """The fleet's cost over the last hour, its cost per hour over the last 24 h, and the top users over ``window``."""
+    """The fleet's tokens and cost over the last hour, and the top users by cost and by tokens over ``window``."""
     now = now or utcnow()
     length = window_length(window)
     return SpendOverview(
@@ -105,5 +107,4 @@ def spend_overview_get(*, window: str, limit: int = 5, now: datetime | None = No
         last_hour=fleet_tokens(window=HOUR, now=now),
         top_by_cost=top_users(window=length, by=COST, limit=limit, now=now),
         top_by_tokens=top_users(window=length, by=TOKENS, limit=limit, now=now),
-        series=fleet_cost_series(window=timedelta(hours=24), now=now),
     )

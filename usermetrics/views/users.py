@@ -37,6 +37,7 @@ from .columns import (
     window_headers,
 )
 from .context import board_context, page_config, time_cell
+from .spend import spend_cells, spend_panel
 
 STATE_LABELS = {
     "": "All",
@@ -68,7 +69,7 @@ def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime, curr
         "state": state,
         "ended": {"exact": utc(row.ended.ended_at), "ago": row.ended.ended_ago(now)} if row.ended else None,
         "flags": row.window.flags if row.window else [],
-        "rates": {**_rates(row.window.stats), **_spend(row.window.tokens, currency)} if row.window else None,
+        "rates": {**_rates(row.window.stats), **spend_cells(row.window.tokens, currency)} if row.window else None,
         "sparkline": row.window.sparkline if row.window else None,
         "created_at": time_cell(s.created_at, now),
         "last_activity": time_cell(s.last_activity, now),
@@ -125,11 +126,6 @@ def _extras_panels(extras: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _rates(stats: Any) -> dict[str, str]:
     return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms, stats.percentiles[1])
-
-
-def _spend(tokens: Any, currency: str) -> dict[str, str]:
-    """The window's tokens and cost cells (``humanize.spend_words``; NO_VALUE for a user no companion reports)."""
-    return humanize.spend_words(tokens.as_dict() if tokens is not None else None, currency)
 
 
 def _coverage(window: str, span: Any) -> dict[str, Any]:
@@ -199,6 +195,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "sparklines": {r["user_id"]: r["sparkline"] for r in rows if r["sparkline"] is not None},
         "clear_url": view_link(spec, q="", state="", page=1),
         "empty_reason": page.empty_reason,
+        # The fleet's cost over the last hour and the window's top users (None: no companion's tokens).
+        "spend": spend_panel(window=spec.window, labels=page.labels, currency=currency) if enabled else None,
         "first_index": (spec.page - 1) * spec.page_size + 1,
         "last_index": (spec.page - 1) * spec.page_size + len(result.users),
         "page_config": page_config(
@@ -298,5 +296,6 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         ended=ended is not None,
         history_url=reverse("usermetrics:api-user-history", args=[user_id]) if enabled else None,
         window=window,
+        currency=services.currency_get(),
     )
     return TemplateResponse(request, "usermetrics/user_detail.html", context)

@@ -1,7 +1,7 @@
 /* list.js — the list page: applies the feed's frames to the table and its panels, and turns its
  * links and search form into re-subscriptions of the feed instead of page loads.
  */
-import { available as chartsAvailable, mount, OVERVIEW_CHARTS, summarySample } from "./charts.js";
+import { available as chartsAvailable, mount, OVERVIEW_CHARTS, spendCharts, summarySample } from "./charts.js";
 import { startColumns } from "./columns.js";
 import { byId } from "./dom.js";
 import {
@@ -34,6 +34,23 @@ function startOverview(config, feed) {
   return charts;
 }
 
+// The overview's cost per hour and tokens per minute (the overview's own series: no live points).
+function startSpend(config, feed) {
+  const box = byId("um-spend-chart");
+  if (!box || !config.overview_url || !chartsAvailable()) return;
+  const charts = mount(box, {
+    historyUrl: config.overview_url,
+    window: "24h",
+    charts: spendCharts(config.currency),
+    height: 130,
+    columns: 2,
+    legend: false,
+  });
+  window.setInterval(function () {
+    if (!feed.paused() && !document.hidden && feed.live()) charts.reload();
+  }, OVERVIEW_RELOAD_MS);
+}
+
 /** Start the list page of `config` (its um-config) on `feed`; returns the page for feed.start(). */
 export function startList(config, feed) {
   let view = viewFromMeta(config.view);
@@ -41,6 +58,7 @@ export function startList(config, feed) {
   const rates = createRates(config, feed, function () { return view; });
   startColumns(config);
   const overview = startOverview(config, feed);
+  startSpend(config, feed);
 
   function applyExports() {
     // The exports take the whole filtered list: the view without its paging.

@@ -87,3 +87,21 @@ async def test_views_list_window_api_carries_tokens_and_cost(spending, staff_cli
 async def test_views_ended_list_sorts_by_window_cost(spending, staff_client):
     response = await staff_client.get("/?state=ended&sort=-w_cost")
     assert response.status_code == 200 and row_ids(response.content.decode()) == []
+
+
+async def test_views_overview_shows_the_fleets_last_hour_and_the_top_users(spending, staff_client):
+    html = unescape((await staff_client.get("/")).content.decode())
+    panel = re.search(r'<section class="module um-overview um-spend".*?</section>', html, re.S).group(0)
+    assert "Cost: <span" in panel and "≥ $3.53</span> in the last hour (1.6M tokens)" in panel
+    assert "+354,500 tokens unpriced (models without a price)." in panel
+    by_cost, by_tokens = re.findall(r"<caption>(.*?)</caption>.*?<tbody>(.*?)</tbody>", panel, re.S)
+    assert by_cost[0] == "Top users by cost over the last 1h" and by_tokens[0] == "Top users by tokens over the last 1h"
+    assert re.findall(r'data-top-user="([^"]+)"', by_cost[1]) == ["ada", "bob"]  # eve's tokens cost nothing known
+    assert re.findall(r'data-top-user="([^"]+)"', by_tokens[1]) == ["ada", "eve", "bob"]
+    assert '<a href="/users/ada/" title="ada">ada</a>' in by_cost[1]
+    assert 'id="um-spend-chart"' in panel
+
+
+async def test_views_overview_has_no_cost_panel_without_tokens(recorded_flags, staff_client):
+    html = (await staff_client.get("/")).content.decode()
+    assert "um-spend" not in html
