@@ -92,17 +92,28 @@ def fleet_tokens(*, window: timedelta, now: datetime | None = None) -> TokenSum 
 
 
 def top_users(
-    *, window: timedelta, by: str = COST, limit: int = 10, now: datetime | None = None
-) -> list[tuple[str, TokenSum]]:
-    """The ``limit`` users with the highest cost (or tokens, ``by``) over ``window``, highest first, ties by id."""
+    *,
+    window: timedelta,
+    by: tuple[str, ...] = (COST,),
+    limit: int = 10,
+    now: datetime | None = None,
+) -> dict[str, list[tuple[str, TokenSum]]]:
+    """For each of ``by`` (``COST``, ``TOKENS``): the ``limit`` users highest over ``window``, highest first.
+
+    Ties by user id; users with none of it are left out. One grouped query for every user, then
+    the chosen users' sums per model.
+    """
     now = now or utcnow()
     totals = window_totals(window=window, now=now)
-    index = 1 if by == COST else 0
-    ranked = sorted((item for item in totals.items() if item[1][index] > 0), key=lambda kv: kv[0])
-    ranked.sort(key=lambda kv: kv[1][index], reverse=True)
-    chosen = [uid for uid, _ in ranked[:limit]]
-    sums = window_tokens(window=window, user_ids=chosen, now=now)
-    return [(uid, sums.get(uid, TokenSum())) for uid in chosen]
+    ranked: dict[str, list[str]] = {}
+    for key in by:
+        index = 1 if key == COST else 0
+        order = sorted((uid for uid, pair in totals.items() if pair[index] > 0))
+        order.sort(key=lambda uid: totals[uid][index], reverse=True)
+        ranked[key] = order[:limit]
+    chosen = {uid for uids in ranked.values() for uid in uids}
+    sums = window_tokens(window=window, user_ids=sorted(chosen), now=now) if chosen else {}
+    return {key: [(uid, sums.get(uid, TokenSum())) for uid in uids] for key, uids in ranked.items()}
 
 
 def life_users(pks: Iterable[int]) -> dict[int, str]:

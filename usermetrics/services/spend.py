@@ -101,10 +101,10 @@ class SpendOverview:
 def spend_overview_get(*, window: str, limit: int = 5, now: datetime | None = None) -> SpendOverview:
     """The fleet's tokens and cost over the last hour, and the top users by cost and by tokens over ``window``."""
     now = now or utcnow()
-    length = window_length(window)
+    top = top_users(window=window_length(window), by=(COST, TOKENS), limit=limit, now=now)
     return SpendOverview(
         currency=price_table_get().currency,
         last_hour=fleet_tokens(window=HOUR, now=now),
-        top_by_cost=top_users(window=length, by=COST, limit=limit, now=now),
-        top_by_tokens=top_users(window=length, by=TOKENS, limit=limit, now=now),
+        top_by_cost=top[COST],
+        top_by_tokens=top[TOKENS],
     )
