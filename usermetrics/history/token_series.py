@@ -2,8 +2,8 @@
 
 On the same time axis as ``series`` (``bucket_grid``: buckets aligned to the step, ``t`` the end
 of each), so the pages draw them beside the request charts. Costs are what the tokens cost when
-they were used (``history.tokens``). A user with no companion's tokens in the window has
-``null`` points (no chart to draw), one with a companion and no call has zeros.
+they were used (``history.tokens``). Without a token counted in the window (no companion, or no
+LLM call), every point is ``null``: the pages draw no chart for it.
 """
 
 from __future__ import annotations
@@ -56,11 +56,13 @@ def user_token_series(
     marks: list[tuple[datetime, int | None, int | None]] = []
     rolled_to = start
     if window > HOURLY_AFTER:
-        hourly = UserHourly.objects.filter(life_id__in=lives, hour__gte=start, hour__lt=now, llm__isnull=False)
+        hourly = UserHourly.objects.filter(life_id__in=lives, hour__gte=start, hour__lt=now, d_tokens__isnull=False)
         for hour, d_tokens, d_cost in hourly.values_list("hour", "d_tokens", "d_cost"):
             marks.append((hour, d_tokens, d_cost))
             rolled_to = max(rolled_to, hour + HOUR)
-    raw = UserSample.objects.filter(life_id__in=lives, ts__gt=start, ts__gte=rolled_to, ts__lte=now, llm__isnull=False)
+    raw = UserSample.objects.filter(
+        life_id__in=lives, ts__gt=start, ts__gte=rolled_to, ts__lte=now, d_tokens__isnull=False
+    )
     marks += raw.values_list("ts", "d_tokens", "d_cost")
     return _doc(marks, start, step, points)
 
@@ -74,10 +76,10 @@ def fleet_cost_series(*, window: timedelta, now: datetime | None = None, points:
     rolled_to = start
     if window > HOURLY_AFTER:
         for hour, d_tokens, d_cost in TotalsHourly.objects.filter(
-            hour__gte=start, hour__lt=now, llm__isnull=False
+            hour__gte=start, hour__lt=now, d_tokens__isnull=False
         ).values_list("hour", "d_tokens", "d_cost"):
             marks.append((hour, d_tokens, d_cost))
             rolled_to = max(rolled_to, hour + HOUR)
-    raw = TotalsSample.objects.filter(ts__gt=start, ts__gte=rolled_to, ts__lte=now, llm__isnull=False)
+    raw = TotalsSample.objects.filter(ts__gt=start, ts__gte=rolled_to, ts__lte=now, d_tokens__isnull=False)
     marks += raw.values_list("ts", "d_tokens", "d_cost")
     return {**_doc(marks, start, step, points), "step": step}
