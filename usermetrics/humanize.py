@@ -260,11 +260,21 @@ def spend_words(doc: Mapping[str, Any] | None, currency: str) -> dict[str, str]:
         return {"tokens": NO_VALUE, "tokens_title": "", "cost": NO_VALUE, "cost_title": ""}
     unpriced, total = doc["unpriced_tokens"], doc["total_tokens"]
     prompt, completion, calls = doc["prompt_tokens"], doc["completion_tokens"], doc["llm_calls"]
-    tokens_title = f"{prompt:,} prompt, {completion:,} completion tokens; {calls:,} LLM calls"
+    tokens_title = f"{total:,} tokens: {prompt:,} prompt, {completion:,} completion; {calls:,} LLM calls"
     cost = money_words(doc["cost"], currency)
-    cost_title = ""
+    cost_title = tokens_title
     if doc["pricing"] == "unpriced":
         cost, cost_title = "no price", f"No price for the models used: {total:,} tokens unpriced"
     elif doc["pricing"] == "partly":
-        cost, cost_title = f"\u2265 {cost}", f"+{unpriced:,} tokens unpriced (models without a price)"
-    return {"tokens": big_number(total), "tokens_title": tokens_title, "cost": cost, "cost_title": cost_title}
+        cost, cost_title = f"\u2265 {cost}", f"{tokens_title}; +{unpriced:,} tokens unpriced (models without a price)"
+    return {"tokens": tokens_words(total), "tokens_title": tokens_title, "cost": cost, "cost_title": cost_title}
+
+
+def tokens_words(count: int) -> str:
+    """A token count that fits a narrow cell: '950', '4.5k', '218k', '1.5M' (format.js ``tokensWords``)."""
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        k = count / 1000
+        return f"{number(round(k, 1))}k" if k < 10 else f"{round(k):,}k"
+    return big_number(count)

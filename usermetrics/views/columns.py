@@ -76,8 +76,9 @@ DEFAULT_HIDDEN = (
 )
 # With the history on, the lifetime p95 gives way to the window's too (the "p95" of the window
 # group): the one an operator acts on, and the room it takes keeps the table within 1,366 px.
-# Without the history it is the only percentile shown.
-HIDDEN_WITH_HISTORY = ("p95_ms",)
+# Without the history it is the only percentile shown. The window's tokens wait in the chooser
+# too: the cost is the question asked first, and its cell says the tokens on hover.
+HIDDEN_WITH_HISTORY = ("p95_ms", "w_tokens")
 
 
 def default_hidden(*, history: bool) -> tuple[str, ...]:
@@ -137,6 +138,12 @@ def page_links(result: ViewResult) -> list[dict[str, Any]]:
         links.append({"number": number, "url": view_link(spec, page=number), "current": number == spec.page})
         previous = number
     return links
+
+
+def window_span(*, history: bool) -> int:
+    """How many window columns are shown by default (the window group's span; columns.js recounts after a choice)."""
+    hidden = default_hidden(history=history)
+    return sum(c.field not in hidden for c in WINDOW_COLUMNS) if history else 0
 
 
 def group_headers(*, history: bool) -> list[tuple[str, str, int]]:

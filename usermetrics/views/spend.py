@@ -43,7 +43,9 @@ def spend_panel(*, window: str, labels: Mapping[str, str], currency: str) -> dic
         "last_hour": humanize.spend_words(hour, currency)
         if hour
         else {"cost": humanize.money_words(0, currency), "tokens": "0"},
-        "last_hour_unpriced": hour["unpriced_tokens"] if hour else 0,
-        "tops": [("Top users by cost", by_cost), ("Top users by tokens", by_tokens)],
+        "unpriced_words": f"+{hour['unpriced_tokens']:,} tokens unpriced (models without a price)"
+        if hour and hour["unpriced_tokens"]
+        else "",
+        "tops": [("Top by cost", by_cost), ("Top by tokens", by_tokens)],
         "currency": currency,
     }

@@ -35,6 +35,7 @@ from .columns import (
     sort_headers,
     view_link,
     window_headers,
+    window_span,
 )
 from .context import board_context, page_config, time_cell
 from .spend import spend_cells, spend_panel
@@ -170,6 +171,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "window_columns": WINDOW_COLUMNS if enabled else (),
         "headers": sort_headers(spec),
         "window_headers": window_headers(spec) if enabled else [],
+        "window_span": window_span(history=enabled),
         "page_links": page_links(result),
         "groups": group_headers(history=enabled),
         "column_choices": column_choices(history=enabled),

@@ -92,9 +92,18 @@ export function summarySample(summary) {
   };
 }
 
+// An axis value that fits its 50 px: "300k", "1.2M" (a token count per minute runs to millions).
+function axisValue(v) {
+  const a = Math.abs(v);
+  if (a >= 1e6) return String(Math.round(v / 1e5) / 10) + "M";
+  if (a >= 1e4) return String(Math.round(v / 1e3)) + "k";
+  return String(Math.round(v * 1000) / 1000);
+}
+
 function chartOptions(title, unit, colourVar, width, height, legend) {
   const t = theme();
   const axis = { stroke: t.quiet, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.border, width: 1 } };
+  const values = function (u, splits) { return splits.map(axisValue); };
   return {
     title: title,
     width: width,
@@ -102,7 +111,7 @@ function chartOptions(title, unit, colourVar, width, height, legend) {
     cursor: { drag: { x: false, y: false } },
     legend: { show: legend },
     scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
-    axes: [axis, Object.assign({}, axis, { label: unit, labelSize: 18, size: 50 })],
+    axes: [axis, Object.assign({}, axis, { label: unit, labelSize: 18, size: 50, values: values })],
     series: [
       {},
       {
@@ -190,7 +199,8 @@ export function mount(element, options) {
       buttons[name].setAttribute("aria-pressed", String(name === state.window));
     });
     const stats = doc.stats || {};
-    status.textContent = chartStatusWords(state.window, stats);
+    // The requests' words, unless these charts are of something else (the overview's cost).
+    status.textContent = options.stats === false ? "" : chartStatusWords(state.window, stats);
     draw();
     if (options.onLoad) options.onLoad(doc, state.window);
   }

@@ -175,22 +175,28 @@ export function moneyWords(amount, currency) {
 export function spendWords(doc, currency) {
   if (none(doc)) return { tokens: NO_VALUE, tokens_title: "", cost: NO_VALUE, cost_title: "" };
   const n = function (v) { return Number(v).toLocaleString("en-US"); };
+  const tokensTitle = n(doc.total_tokens) + " tokens: " + n(doc.prompt_tokens) + " prompt, "
+    + n(doc.completion_tokens) + " completion; " + n(doc.llm_calls) + " LLM calls";
   let cost = moneyWords(doc.cost, currency);
-  let costTitle = "";
+  let costTitle = tokensTitle;
   if (doc.pricing === "unpriced") {
     cost = "no price";
     costTitle = "No price for the models used: " + n(doc.total_tokens) + " tokens unpriced";
   } else if (doc.pricing === "partly") {
     cost = "\u2265 " + cost;
-    costTitle = "+" + n(doc.unpriced_tokens) + " tokens unpriced (models without a price)";
+    costTitle = tokensTitle + "; +" + n(doc.unpriced_tokens) + " tokens unpriced (models without a price)";
   }
-  return {
-    tokens: bigNumber(doc.total_tokens),
-    tokens_title: n(doc.prompt_tokens) + " prompt, " + n(doc.completion_tokens) + " completion tokens; "
-      + n(doc.llm_calls) + " LLM calls",
-    cost: cost,
-    cost_title: costTitle,
-  };
+  return { tokens: tokensWords(doc.total_tokens), tokens_title: tokensTitle, cost: cost, cost_title: costTitle };
+}
+
+// As usermetrics.humanize.tokens_words: a token count that fits a narrow cell ("950", "4.5k", "218k", "1.5M").
+export function tokensWords(count) {
+  if (count < 1000) return String(count);
+  if (count < 1000000) {
+    const k = count / 1000;
+    return k < 10 ? number(Math.round(k * 10) / 10) + "k" : Math.round(k).toLocaleString("en-US") + "k";
+  }
+  return bigNumber(count);
 }
 
 // What a figure without a value reads (usermetrics.humanize.NO_VALUE): an en dash.

@@ -45,6 +45,7 @@ function startSpend(config, feed) {
     height: 130,
     columns: 2,
     legend: false,
+    stats: false, // the overview's request stats are said above
   });
   window.setInterval(function () {
     if (!feed.paused() && !document.hidden && feed.live()) charts.reload();

@@ -53,9 +53,9 @@ async def test_views_list_shows_window_tokens_and_cost(spending, staff_client):
     html = (await staff_client.get("/")).content.decode()
     assert 'data-sort="w_tokens"' in html and 'data-sort="w_cost"' in html
     attrs, tokens = cell(html, "ada", "w_tokens")
-    assert tokens == "1.5M" and "1,300,000 prompt, 200,000 completion tokens; 2 LLM calls" in attrs
+    assert tokens == "1.5M" and "1,500,000 tokens: 1,300,000 prompt, 200,000 completion; 2 LLM calls" in attrs
     attrs, cost = cell(html, "ada", "w_cost")  # 1 M x $2 + 187,500 x $8 per million; "local" has no price
-    assert cost == "\u2265 $3.50" and "+312,500 tokens unpriced" in attrs
+    assert cost == "\u2265 $3.50" and "+312,500 tokens unpriced" in attrs and "1,500,000 tokens: " in attrs
     assert cell(html, "bob", "w_cost")[1] == "$0.03"
     assert cell(html, "eve", "w_cost")[1] == "no price"
     assert cell(html, "cy", "w_tokens")[1] == cell(html, "cy", "w_cost")[1] == "\u2013"  # no companion
@@ -95,7 +95,7 @@ async def test_views_overview_shows_the_fleets_last_hour_and_the_top_users(spend
     assert "Cost: <span" in panel and "≥ $3.53</span> in the last hour (1.6M tokens)" in panel
     assert "+354,500 tokens unpriced (models without a price)." in panel
     by_cost, by_tokens = re.findall(r"<caption>(.*?)</caption>.*?<tbody>(.*?)</tbody>", panel, re.S)
-    assert by_cost[0] == "Top users by cost over the last 1h" and by_tokens[0] == "Top users by tokens over the last 1h"
+    assert by_cost[0] == "Top by cost, last 1h" and by_tokens[0] == "Top by tokens, last 1h"
     assert re.findall(r'data-top-user="([^"]+)"', by_cost[1]) == ["ada", "bob"]  # eve's tokens cost nothing known
     assert re.findall(r'data-top-user="([^"]+)"', by_tokens[1]) == ["ada", "eve", "bob"]
     assert '<a href="/users/ada/" title="ada">ada</a>' in by_cost[1]
