@@ -105,3 +105,13 @@ async def test_views_overview_shows_the_fleets_last_hour_and_the_top_users(spend
 async def test_views_overview_has_no_cost_panel_without_tokens(recorded_flags, staff_client):
     html = (await staff_client.get("/")).content.decode()
     assert "um-spend" not in html
+
+
+async def test_views_history_api_carries_the_windows_tokens_and_their_series(spending, staff_client):
+    doc = (await staff_client.get("/api/users/ada/history", {"window": "1h"})).json()
+    assert doc["tokens"]["total_tokens"] == 1_500_000 and doc["tokens"]["cost"] == 3.5
+    assert len(doc["cost_per_hour"]) == len(doc["tokens_per_min"]) == len(doc["t"])
+    assert sum(v or 0 for v in doc["tokens_per_min"]) * doc["step"] / 60 == 1_500_000
+    assert (await staff_client.get("/api/users/cy/history")).json()["tokens"] is None
+    overview = (await staff_client.get("/api/overview/history")).json()
+    assert overview["tokens"]["total_tokens"] == 1_500_000 + 10_000 + 42_000
