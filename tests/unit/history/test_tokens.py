@@ -9,12 +9,15 @@ import pytest
 from django.test import override_settings
 
 from tests.support.history_helpers import MIN, T0, recorder, snapshot, usage
+from usermetrics.clock import utcnow
 from usermetrics.extras import Extras
+from usermetrics.history.ended import ended_select
 from usermetrics.history.rollup import rollup
 from usermetrics.history.spend import fleet_tokens, top_users, window_tokens, window_totals
 from usermetrics.history.tokens import NANO, LlmCumulative, TokenSum, decode, encode, llm_change
 from usermetrics.models import LlmModel, TotalsSample, UserHourly, UserSample
 from usermetrics.pricing import price_table_forget
+from usermetrics.services.spend import ended_window_order
 
 # gpt: 1 per million prompt tokens, 2 per million completion; "free" has no price.
 PRICES = {"PRICES": {"gpt": {"prompt": 1, "completion": 2}}}
@@ -198,3 +201,19 @@ def test_tokens_top_users_rank_by_cost_or_tokens():
     assert [uid for uid, _ in top["cost"]] == ["b", "a"]  # c's tokens cost nothing known
     assert top["cost"][0][1].total == 3000
     assert [uid for uid, _ in top["tokens"]] == ["c", "b"]
+
+
+@pytest.mark.django_db
+def test_tokens_ended_users_order_by_their_windows_cost():
+    now = utcnow()
+    rec = recorder()
+    rec.record(snapshot(now - 3 * MIN, []))
+    users = [usage(n, total=1) for n in "abc"]
+    spent = {"a": x(gpt=u(1, 1000, 0)), "b": x(gpt=u(1, 5000, 0)), "c": x()}
+    rec.record(snapshot(now - 2 * MIN, users, extras=spent))
+    rec.record(snapshot(now - MIN, []))  # all three left
+    pks = ended_select(sort="-w_cost", now=now)  # the database leaves the user-id order
+    by_cost = ended_window_order(pks, sort="-w_cost", window="1h")
+    names = dict(UserSample.objects.values_list("life_id", "life__user_id"))
+    assert [names[pk] for pk in by_cost] == ["b", "a", "c"]  # c: no tokens, last
+    assert [names[pk] for pk in ended_window_order(pks, sort="w_cost", window="1h")] == ["a", "b", "c"]
