@@ -13,6 +13,8 @@ database ``bench_usermetrics_<pid>`` is created and dropped.
 ``--extras``: every user is reported by NAT companions too (``extras.Extras``): each sample then
 also holds its latency histogram's change (three requests over two or three buckets), its queue
 and its waiting and running time (``history.latency``).
+``--tokens`` (with ``--extras``): every request also makes LLM calls on two models, one priced
+and one not: each sample then holds its tokens' change per model and its cost (``history.tokens``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("USERMETRICS_DEMO", "0")
 SCRATCH = Path(tempfile.mkdtemp(prefix="usermetrics-bench-"))
 os.environ.setdefault("USERMETRICS_VAR_DIR", str(SCRATCH))
+# --tokens: one of the two models has a price (the other is counted as unpriced tokens).
+os.environ.setdefault("USERMETRICS_PRICES", '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6, "cached": 0.075}}')
 
 import django  # noqa: E402
 from usermetrics_nat.histogram import BUCKETS  # noqa: E402
@@ -84,16 +88,33 @@ def make_users(n: int, step: int, created: datetime, now: datetime) -> list[PerU
     return users
 
 
-def make_extras(users: list[PerUserResourceUsage], step: int) -> dict[str, Extras]:
-    """Each user's companion figures at ``step``: its requests so far spread over three buckets of its own."""
+def make_extras(users: list[PerUserResourceUsage], step: int, *, tokens: bool = False) -> dict[str, Extras]:
+    """Each user's companion figures at ``step``: its requests so far spread over three buckets of its own.
+
+    ``tokens``: each request made two calls to one model (about 1,800 prompt and 250 completion
+    tokens) and one to another, with a tool call.
+    """
     out = {}
     for i, u in enumerate(users):
         counts = [0] * BUCKETS
         total = u.requests.total_requests
         low = 12 + i % 9  # 50 ms and up: a few neighbouring buckets per user
         counts[low], counts[low + 2], counts[low + 5] = total - total // 3 - total // 9, total // 3, total // 9
+        llm: tuple[tuple[str, tuple[int, ...]], ...] = ()
+        if tokens:
+            prompt, completion = total * (1800 + i % 50), total * (250 + i % 30)
+            llm = (
+                ("gpt-4o-mini", (2 * total, prompt, completion, total * 512, 0, prompt + completion)),
+                ("local-llama", (total, total * 300, total * 40, 0, 0, total * 340)),
+            )
         out[u.user_id] = Extras(
-            latency=tuple(counts), queued=step % 2, max_concurrency=8, wait_ms=step * 1.5, run_ms=step * 2400.0
+            latency=tuple(counts),
+            queued=step % 2,
+            max_concurrency=8,
+            wait_ms=step * 1.5,
+            run_ms=step * 2400.0,
+            llm=llm,
+            tool_calls=total if tokens else 0,
         )
     return out
 
@@ -141,7 +162,7 @@ def store_bytes(tables: tuple[str, ...] = (*TABLES, "usermetrics_userhourly", "u
             return pages * cursor.fetchone()[0]
 
 
-def run(users: int, minutes: int, *, extras: bool = False) -> None:
+def run(users: int, minutes: int, *, extras: bool = False, tokens: bool = False) -> None:
     """Fill the store for ``users`` active users over ``minutes`` simulated minutes and print its size."""
     for model in ("UserSample", "TotalsSample", "UserLife", "UserHourly", "TotalsHourly"):
         from django.apps import apps
@@ -159,7 +180,7 @@ def run(users: int, minutes: int, *, extras: bool = False) -> None:
     for step in range(steps):
         ts = start + timedelta(seconds=step * sample_every)
         people = make_users(users, step, created, ts)
-        snap = snapshot(ts, people, step + 1, make_extras(people, step) if extras else None)
+        snap = snapshot(ts, people, step + 1, make_extras(people, step, tokens=tokens) if extras else None)
         began = time.perf_counter()
         recorder.record(snap)
         record_ms.append((time.perf_counter() - began) * 1000)
@@ -187,7 +208,7 @@ def run(users: int, minutes: int, *, extras: bool = False) -> None:
     user_hours = UserHourly.objects.count()
     hourly = store_bytes(hourly_tables) - hourly_base
     steady = sorted(record_ms[1:]) or record_ms
-    kind = " with extras" if extras else ""
+    kind = (" with extras and tokens" if tokens else " with extras") if extras else ""
     print(
         f"{connection.vendor:10} {users:>7,} active users{kind}: {per_hour / 1e6:8.1f} MB/hour "
         f"({per_hour * 24 * 7 / 1e9:6.2f} GB for 7 days raw), {samples * 60 / minutes:>10,.0f} samples/hour, "
@@ -204,6 +225,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--minutes", type=int, default=60, help="simulated minutes (bytes are scaled to an hour)")
     parser.add_argument("--extras", action="store_true", help="users reported by NAT companions (histograms, queue)")
+    parser.add_argument("--tokens", action="store_true", help="with --extras: LLM calls on two models, one priced")
     args = parser.parse_args()
     if connection.vendor == "sqlite":
         connection.settings_dict["TEST"]["NAME"] = str(SCRATCH / "bench.sqlite3")
@@ -214,7 +236,7 @@ def main() -> None:
     print(f"scratch database: {name}; sample interval {get_config().history.sample_interval:g} s", flush=True)
     try:
         for users in args.users:
-            run(users, args.minutes, extras=args.extras)
+            run(users, args.minutes, extras=args.extras, tokens=args.tokens)
     finally:
         connection.creation.destroy_test_db(name, verbosity=0)
 

@@ -109,6 +109,7 @@ class AlertRuleForm(forms.ModelForm):
             "severity",
             "threshold",
             "clear_threshold",
+            "window",
             "for_seconds",
             "clear_seconds",
             "remind_seconds",
@@ -126,12 +127,16 @@ class AlertRuleForm(forms.ModelForm):
             f" routes are never shown). Now: {now}."
         )
         self.fields["routes_clear"].help_text = "Forget this rule's own routes."
+        # Only user budgets read the window: a form that leaves it out keeps the default.
+        self.fields["window"].required = False
 
     def clean(self) -> dict[str, Any]:
         """A threshold where the kind needs one; every route an Apprise URL (named by line, never echoed)."""
         cleaned = super().clean()
         if cleaned.get("kind") in THRESHOLD_KINDS and cleaned.get("threshold") is None:
             self.add_error("threshold", "This kind of rule needs a threshold.")
+        if not cleaned.get("window"):
+            cleaned["window"] = self.instance.window or AlertRule._meta.get_field("window").default
         text = cleaned.get("routes_new") or ""
         lines = [line for line in text.splitlines() if line.strip()]
         bad = [n for n, line in enumerate(lines, 1) if not all(route_valid(u) for u in routes_parse(line) or [line])]

@@ -236,21 +236,6 @@ def skipped_words(by_kind: Mapping[str, int]) -> str:
 NO_PRICE = "no price"
 
 
-def money_words(amount: float, currency: str) -> str:
-    """An amount of money: '1,234.57 USD', '0.0123 USD', '0.000042 USD' (format.js ``moneyWords`` says the same).
-
-    Two decimals from one unit up; below, about three significant digits (a user's cost is often
-    a fraction of a cent), never fewer than two decimals nor more than eight.
-    """
-    a = abs(amount)
-    if a >= 1:
-        return f"{amount:,.2f} {currency}"
-    decimals = min(8, max(2, 3 - math.floor(math.log10(a)))) if a > 0 else 2
-    text = f"{amount:.{decimals}f}".rstrip("0")
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')} {currency}"
-
-
 def cost_words(cost: Mapping[str, Any]) -> str:
     """A cost document's total (``figures.cost_doc``): '1.23 USD', '1.23 USD + 2 unpriced models', or 'no price'.
 
@@ -263,3 +248,51 @@ def cost_words(cost: Mapping[str, Any]) -> str:
     if unpriced:
         words += f" + {unpriced} unpriced model" + ("" if unpriced == 1 else "s")
     return words
+
+
+# Currency symbols the pages write before an amount; any other code is written after it.
+_SYMBOLS = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3", "JPY": "\u00a5"}
+
+
+def money_words(amount: float, currency: str) -> str:
+    """A cost: '$12.35', '$0.0031' (two significant digits below a cent), '1,234 CHF' (format.js ``moneyWords``)."""
+    a = abs(amount)
+    if a >= 100:
+        text = f"{a:,.0f}"
+    elif a >= 0.01 or a == 0:
+        text = f"{a:.2f}"
+    else:
+        text = f"{a:.{min(9, 1 - math.floor(math.log10(a)))}f}"
+    sign = "-" if amount < 0 else ""
+    symbol = _SYMBOLS.get(currency)
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
+def spend_words(doc: Mapping[str, Any] | None, currency: str) -> dict[str, str]:
+    """A window's tokens and cost as the list writes them (format.js ``spendWords``); ``NO_VALUE`` without a companion.
+
+    ``doc`` is ``history.tokens.TokenSum.as_dict()``. A cost says "no price" when none of the
+    tokens had one, and "≥" when some had none (the hover says how many).
+    """
+    if doc is None:
+        return {"tokens": NO_VALUE, "tokens_title": "", "cost": NO_VALUE, "cost_title": ""}
+    unpriced, total = doc["unpriced_tokens"], doc["total_tokens"]
+    prompt, completion, calls = doc["prompt_tokens"], doc["completion_tokens"], doc["llm_calls"]
+    tokens_title = f"{total:,} tokens: {prompt:,} prompt, {completion:,} completion; {calls:,} LLM calls"
+    cost = money_words(doc["cost"], currency)
+    cost_title = tokens_title
+    if doc["pricing"] == "unpriced":
+        cost, cost_title = NO_PRICE, f"No price for the models used: {total:,} tokens unpriced"
+    elif doc["pricing"] == "partly":
+        cost, cost_title = f"\u2265 {cost}", f"{tokens_title}; +{unpriced:,} tokens unpriced (models without a price)"
+    return {"tokens": tokens_words(total), "tokens_title": tokens_title, "cost": cost, "cost_title": cost_title}
+
+
+def tokens_words(count: int) -> str:
+    """A token count that fits a narrow cell: '950', '4.5k', '218k', '1.5M' (format.js ``tokensWords``)."""
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        k = count / 1000
+        return f"{number(round(k, 1))}k" if k < 10 else f"{round(k):,}k"
+    return big_number(count)

@@ -43,8 +43,11 @@ def matches_folded(needle: str, folded_id: str, folded_label: str | None) -> boo
 
 # Sort keys are the seed's field names (the user id, or a board column, board.COLUMNS) and the
 # companions' extras columns (board.EXTRAS_COLUMNS); the ended users' list sorts by the same keys
-# in the database (history.ended).
-SORT_KEYS: tuple[str, ...] = ("user_id", *COLUMNS, *EXTRAS_COLUMNS)
+# in the database (history.ended). The window's tokens and cost are sort keys too, but no board
+# holds them: the list page orders by them from the history (``services.spend``), and here they
+# leave the user-id order.
+WINDOW_SORT_KEYS: tuple[str, ...] = ("w_tokens", "w_cost")
+SORT_KEYS: tuple[str, ...] = ("user_id", *COLUMNS, *EXTRAS_COLUMNS, *WINDOW_SORT_KEYS)
 DEFAULT_SORT = "-last_activity"
 
 
@@ -199,7 +202,7 @@ def board_order(board: Board, sort: str) -> list[int]:
         positions = memoized(board, Board.ID_ORDER, by_id)
         descending = sort.startswith("-")
         name = sort.lstrip("-")
-        if name == "user_id" and not descending:
+        if (name == "user_id" and not descending) or name in WINDOW_SORT_KEYS:
             return positions
         key = board.ids.__getitem__ if name == "user_id" else board.columns[name].__getitem__
         return sorted(positions, key=key, reverse=descending)  # stable: ties stay in user-id order

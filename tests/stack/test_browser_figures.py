@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.browser import PASSWORD, WAIT_MS, admin_login, needs_chromium
 from tests.support.daphne import Daphne, http_get, manage, server_env, serving, wait_until
-from tests.support.fake_companions import FakeCompanions
+from tests.support.fake_companions import LLM_MODELS, FakeCompanions
 from tests.support.fake_nat import FakeNat
 from tests.support.machine import ROOT
 
@@ -37,7 +37,14 @@ AXE = ROOT / "tests" / "support" / "vendor" / "axe-core" / "axe.min.js"
 def figures_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
     """Daphne over a companion stream of two fake workers and a plain fake NAT server."""
     companions = FakeCompanions(
-        os.environ["REDIS_URL"], users=6, deployment=DEPLOYMENT, workers=2, moving=0.5, interval=0.5, saturated=1
+        os.environ["REDIS_URL"],
+        users=6,
+        deployment=DEPLOYMENT,
+        workers=2,
+        moving=0.5,
+        interval=0.5,
+        saturated=1,
+        llm=True,
     ).start()
     nat = FakeNat(3, moving=1.0, prefix="nat").start()
     var = tmp_path_factory.mktemp("figures-var")
@@ -48,6 +55,8 @@ def figures_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]
         USERMETRICS_HISTORY_SAMPLE_INTERVAL="1",
         USERMETRICS_API_TOKENS=TOKEN,
         DASHBOARD_ADMIN_PASSWORD=PASSWORD,
+        # The companions' first model has a price, the second none (``LLM_MODELS``).
+        USERMETRICS_PRICES=json.dumps({LLM_MODELS[0]: {"prompt": 0.15, "completion": 0.6}}),
     )
     try:
         manage(env, "migrate", "--noinput", "-v", "0")
@@ -138,6 +147,30 @@ def test_browser_figures_list_cells_written_from_frames_and_sortable(page, figur
         f"'#um-rows tr[data-user-id=\"{COMPANION_USER}\"] [data-field=w_p95_ms]').textContent)"
     )
     assert cell_text(page, PLAIN_USER, "w_p95_ms") == NO_VALUE
+
+
+def window_tokens(base: str, user_id: str) -> int:
+    """The user's tokens over the list's default window, as the page's rates fetch reads it (0: none yet)."""
+    code, body = http_get(f"{base}/api/list/window?window=1h&user_id={user_id}", TOKEN)
+    entry = json.loads(body)["users"].get(user_id) if code == 200 else None
+    return (entry.get("tokens") or {}).get("total_tokens", 0) if entry else 0
+
+
+def test_browser_figures_list_tokens_and_cost_sorted_from_the_history(page, figures_server):
+    # The last user moves, and spends the most per request: once it has, it leads the sort by cost.
+    last = "user-000005@example.com"
+    wait_until(lambda: window_tokens(figures_server.base, last) > 0, what="recorded tokens")
+    page.goto(figures_server.base + "/?sort=-w_cost")
+    page.wait_for_selector("#um-conn[data-state=live]")
+    ids = page.eval_on_selector_all("#um-rows tr", "rows => rows.map(r => r.dataset.userId)")
+    assert ids[0].startswith("user-") and all(i.startswith("nat-") for i in ids[6:])  # no companion: last
+    assert page.locator("th[data-field=w_cost]").get_attribute("aria-sort") == "descending"
+    assert re.fullmatch(r"\$[\d.,]+|≥ \$[\d.,]+", cell_text(page, ids[0], "w_cost"))
+    assert re.fullmatch(r"[\d.,]+[kMB]?", cell_text(page, ids[0], "w_tokens"))
+    assert cell_text(page, PLAIN_USER, "w_cost") == NO_VALUE
+    # The overview's cost panel links the top spenders to their pages.
+    assert page.locator("#um-spend-title").is_visible()
+    assert page.locator(".um-spend-top tbody tr[data-top-user] a").count() >= 1
 
 
 def test_browser_figures_detail_panels_live(page, figures_server):

@@ -16,9 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from usermetrics_nat.histogram import bucket_of
-from usermetrics_nat.report import FIELD, VERSION, Header, UserExtras, WorkerIdentity, encode, line_of
+from usermetrics_nat.report import FIELD, VERSION, Header, ModelUsage, UserExtras, WorkerIdentity, encode, line_of
 
 from usermetrics.metrics import PerUserResourceUsage
+
+# The models of ``FakeCompanions(llm=True)``'s users: give the first a price, leave the second without one.
+LLM_MODELS = ("gpt-4o-mini", "local-llama")
 
 
 class FakeCompanions:
@@ -36,14 +39,20 @@ class FakeCompanions:
         full_every: int = 15,
         seed: int = 0,
         saturated: int = 0,
+        llm: bool = False,
     ) -> None:
-        """Generate the users (``user-000000@example.com``...), user i on worker ``i % workers``."""
+        """Generate the users (``user-000000@example.com``...), user i on worker ``i % workers``.
+
+        ``llm``: each request of a user also makes LLM calls (``LLM_MODELS``: user i calls the first model
+        with i + 1 times the tokens, every third user the second, unpriced in the tests, as well).
+        """
         self.redis = redis.Redis.from_url(url)
         self.deployment = deployment
         self.stream = f"usermetrics:nat:{deployment}"
         self.moving, self.interval, self.full_every = moving, interval, full_every
         self.rng = random.Random(seed)
         self.saturated = saturated
+        self.llm = llm
         started = datetime.now(UTC).replace(microsecond=0)
         self.identities = [
             WorkerIdentity(host="fake", pid=1000 + n, started_at=started, nat_version="1.9.0", config="fake")
@@ -88,8 +97,21 @@ class FakeCompanions:
     def _line(self, i: int) -> bytes:
         # The first ``saturated`` users have requests waiting on their semaphore (8) now.
         queued = 2 if i < self.saturated else 0
+        requests = self.latency[i][1]
+        llm = []
+        if self.llm:
+            prompt, completion = 900 * (i + 1) * requests, 150 * (i + 1) * requests
+            llm.append(ModelUsage(m=LLM_MODELS[0], calls=requests, prompt=prompt, completion=completion,
+                                  total=prompt + completion))  # fmt: skip
+            if i % 3 == 0:
+                llm.append(ModelUsage(m=LLM_MODELS[1], calls=requests, prompt=400 * requests, total=400 * requests))
         extras = UserExtras(
-            latency=[tuple(self.latency[i])], queued=queued, max_concurrency=8, run_ms=120.0 * self.latency[i][1]
+            latency=[tuple(self.latency[i])],
+            queued=queued,
+            max_concurrency=8,
+            run_ms=120.0 * requests,
+            llm=llm,
+            tool_calls=requests if self.llm else 0,
         )
         return line_of(0, self.records[i], extras)
 

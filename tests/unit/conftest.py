@@ -92,6 +92,7 @@ def seeded_rules(transactional_db) -> None:
     """
     import_module("usermetrics.migrations.0004_alerts").rules_seed(django_apps, None)
     import_module("usermetrics.migrations.0006_companion_extras").rules_seed(django_apps, None)
+    import_module("usermetrics.migrations.0009_history_tokens").rules_seed(django_apps, None)
 
 
 @pytest.fixture

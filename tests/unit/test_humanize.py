@@ -81,9 +81,10 @@ def test_humanize_rates_words_say_the_windows_p95():
 
 def test_humanize_money_words_fit_fractions_of_a_cent_and_cost_words_say_what_is_left_out():
     words = [humanize.money_words(x, "USD") for x in (0, 0.5, 0.0123, 0.000042, 1234.567)]
-    assert words == ["0.00 USD", "0.50 USD", "0.0123 USD", "0.000042 USD", "1,234.57 USD"]
+    assert words == ["$0.00", "$0.50", "$0.01", "$0.000042", "$1,235"]
+    assert humanize.money_words(0.0031, "CHF") == "0.0031 CHF"  # a code without a symbol: written after
     cost = {"currency": "EUR", "total": 1.5, "unpriced": ["b", "c"], "by_model": {"a": 1.5, "b": None, "c": None}}
-    assert humanize.cost_words(cost) == "1.50 EUR + 2 unpriced models"
+    assert humanize.cost_words(cost) == "\u20ac1.50 + 2 unpriced models"
     one = {**cost, "unpriced": ["b"], "by_model": {"a": 1.5, "b": None}}
     assert humanize.cost_words(one).endswith("+ 1 unpriced model")
     assert humanize.cost_words({**cost, "by_model": {"b": None, "c": None}}) == humanize.NO_PRICE

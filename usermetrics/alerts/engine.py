@@ -14,21 +14,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import close_old_connections, connections
 
-from usermetrics.conf import AlertsConfig
+from usermetrics.conf import AlertsConfig, get_config
 from usermetrics.firing import firing_meta
 from usermetrics.handoff import Handoff
+from usermetrics.history.spend import fleet_tokens, window_totals
 from usermetrics.identities import identity_labels
 from usermetrics.snapshot import Snapshot
+from usermetrics.windows import window_length
 
 from .delivery import Courier
 from .incidents import Book, Step
-from .rules import KINDS, Reading
+from .rules import FLEET_BUDGET_KINDS, KINDS, USER_BUDGET_KINDS, Reading, RuleSpec
 from .store import book_load, rules_load, silences_load, step_write
 
 logger = logging.getLogger(__name__)
+
+# How often the budgets read the history again (every user's sums over a window are one grouped
+# query: not one per refresh). A budget crossed is seen within this, plus the rule's **for**.
+SPEND_EVERY = timedelta(seconds=30)
 
 
 class AlertEngine:
@@ -45,6 +54,8 @@ class AlertEngine:
         # flag reads sum every user's histograms only then.
         self.reads_percentiles = False
         self._meta: dict[str, float] = {}
+        # The budgets' reads of the history: by window name (``""``: the fleet's last hour), when and what.
+        self._spend: dict[str, tuple[datetime, Any]] = {}
         self._evaluator: Handoff[Reading] = Handoff(
             self._evaluate_in_thread,
             name="usermetrics-alerts",
@@ -100,6 +111,7 @@ class AlertEngine:
             self.book = book_load()
         rules = rules_load()
         self.reads_percentiles = any(KINDS[r.kind].reads_percentiles for r in rules)
+        reading = self._with_spend(reading, rules)
         step = self.book.step(rules, reading, silences_load(reading.now))
         if step.fired or step.resolved or step.closed or step.notices:
             users = any(KINDS[n.rule.kind].subject == "user" for n in step.notices)
@@ -118,3 +130,26 @@ class AlertEngine:
         self.evaluations += 1
         self.last_ms = round((time.perf_counter() - started) * 1000, 3)
         return step
+
+    def _with_spend(self, reading: Reading, rules: list[RuleSpec]) -> Reading:
+        """``reading`` with what its enabled budget rules read of the history (none: as it is)."""
+        windows = {r.window for r in rules if r.kind in USER_BUDGET_KINDS}
+        fleet = any(r.kind in FLEET_BUDGET_KINDS for r in rules)
+        if not (windows or fleet) or not get_config().history.enabled:
+            return reading
+        spend = {w: self._spend_read(w, reading.now) for w in sorted(windows)}
+        hour = self._spend_read("", reading.now) if fleet else None
+        return replace(reading, spend=spend, fleet_hour_cost=hour)
+
+    def _spend_read(self, window: str, now: datetime) -> Any:
+        """A window's (tokens, cost) per user (``""``: the fleet's cost in the last hour), read every SPEND_EVERY."""
+        kept = self._spend.get(window)
+        if kept is not None and timedelta(0) <= now - kept[0] < SPEND_EVERY:
+            return kept[1]
+        if window:
+            value: Any = window_totals(window=window_length(window), now=now)
+        else:
+            total = fleet_tokens(window=timedelta(hours=1), now=now)
+            value = total.cost if total is not None else None
+        self._spend[window] = (now, value)
+        return value

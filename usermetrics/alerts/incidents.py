@@ -137,7 +137,9 @@ class Book:
         by_rule: dict[str, int] = {}
         firing = silenced = worst = 0
         for rule in rules:
+            before = len(step.resolved)
             self._advance(rule, reading, step)
+            resolved = step.resolved[before:]  # this rule's: another rule's resolved subjects are not its
             own = self.tracked.get(rule.id, {})
             by_rule[rule.name] = sum(1 for t in own.values() if t.state == "firing")
             for key in [k for k in self.incidents if k[0] == rule.id]:
@@ -147,7 +149,7 @@ class Book:
                     del self.incidents[key]
                     step.closed.append(incident)
                     if incident.notified:
-                        gone = [(t.subject, t.value) for t in step.resolved if self._group(rule, t.subject) == key[1]]
+                        gone = [(t.subject, t.value) for t in resolved if self._group(rule, t.subject) == key[1]]
                         step.notices.append(Notice("resolved", rule, incident, gone, now))
                     continue
                 active = [(t.subject, t.value) for t in members if not muted(rule, t.subject)]

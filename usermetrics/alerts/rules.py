@@ -3,7 +3,8 @@
 One rule, one home: user rules read the lifecycle flags the producer already worked out for the
 refresh (``history.flags`` through ``FlagTracker``), or what NAT companions say of the user
 (``Snapshot.extras``; its p95 over the flag window from the same window stats the flags read),
-source rules read ``SourceHealth``, count rules read ``Snapshot.totals``. Nothing here re-derives
+source rules read ``SourceHealth``, count rules read ``Snapshot.totals``, budgets read the
+history's tokens and cost (``history.spend``, which the engine reads for them). Nothing here re-derives
 any of them. A kind says, per subject (a user id, a source name, or ``""`` for a count), the value
 it reads; a subject it does not list reads 0 (clear). Counts and the p95 have hysteresis in value
 (``clear_threshold``), every kind in time (``clear_seconds``, in ``incidents``).
@@ -20,6 +21,7 @@ from usermetrics_nat.histogram import quantile
 
 from usermetrics.extras import Extras
 from usermetrics.history.flags import Erroring, Rising, Stuck
+from usermetrics.history.tokens import NANO
 from usermetrics.snapshot import Snapshot, SourceHealth, Totals
 
 SubjectKind = Literal["user", "source", "total"]
@@ -41,6 +43,10 @@ class Reading:
     # Each user's p95 latency over the flag window, from the history (FlagTracker.latency_p95), for
     # the users with requests in it; None with the history off: then the live figure of the current life.
     window_p95: Mapping[str, float] | None = None
+    # Budgets (the engine reads them from the history for the enabled budget rules): each user's
+    # (tokens, cost in nano-units) by window name, and everyone's cost over the last hour.
+    spend: Mapping[str, Mapping[str, tuple[int, int]]] = field(default_factory=dict)
+    fleet_hour_cost: float | None = None
 
     @classmethod
     def of(
@@ -75,6 +81,7 @@ class RuleSpec:
     for_seconds: float = 0.0
     clear_seconds: float = 0.0
     remind_seconds: float = 0.0
+    window: str = "1h"  # user budgets: the window their cost or tokens are summed over
     routes: tuple[str, ...] = ()  # Apprise URLs; empty: the default routes
     description: str = ""  # the admin's words, added to its notifications
 
@@ -201,6 +208,51 @@ class UserSaturated:
         return value >= 1
 
 
+class UserBudget:
+    """A user's cost (in the currency) or tokens over the rule's ``window`` above ``threshold``; clears at ``clear_at``.
+
+    From what the history recorded (costs at the prices in force when the tokens were used);
+    users no companion reports never fire.
+    """
+
+    subject: SubjectKind = "user"
+    noun = "user"
+    reads_percentiles = False
+
+    def __init__(self, index: int, phrase: str) -> None:
+        """Watch the window's tokens (``index`` 0) or cost (1)."""
+        self.index, self.phrase = index, phrase
+
+    def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
+        """Each spending user's tokens or cost over the window."""
+        totals = reading.spend.get(rule.window, {})
+        if self.index == 0:
+            return {uid: float(pair[0]) for uid, pair in totals.items() if pair[0]}
+        return {uid: pair[1] / NANO for uid, pair in totals.items() if pair[1]}
+
+    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
+        """Over the budget to fire; over the clear level to stay firing."""
+        limit = rule.clear_at if firing else rule.threshold
+        return limit is not None and value > limit
+
+
+class FleetCostPerHour:
+    """Everyone's cost over the last hour (the history's totals) above ``threshold``; clears at ``clear_at``."""
+
+    subject: SubjectKind = "total"
+    noun, phrase = "", "cost in the last hour"
+    reads_percentiles = False
+
+    def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
+        """The one cost (none without the history)."""
+        return {"": reading.fleet_hour_cost} if reading.fleet_hour_cost else {}
+
+    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
+        """Over the budget to fire; over the clear level to stay firing."""
+        limit = rule.clear_at if firing else rule.threshold
+        return limit is not None and value > limit
+
+
 class TotalAbove:
     """A total over all users (``Snapshot.totals``) above ``threshold``; clears at or below ``clear_at``."""
 
@@ -232,6 +284,15 @@ KINDS: dict[str, Kind] = {
     "user_saturated": UserSaturated(),
     "users_total": TotalAbove("users", "users"),
     "users_in_flight": TotalAbove("in_flight", "requests in flight"),
+    "user_tokens": UserBudget(0, "over the token budget"),
+    "user_cost": UserBudget(1, "over the cost budget"),
+    "fleet_cost_per_hour": FleetCostPerHour(),
 }
 # Kinds that need a threshold to mean anything (the admin form asks for one).
-THRESHOLD_KINDS = frozenset({"source_stale", "user_latency_p95", "users_total", "users_in_flight"})
+THRESHOLD_KINDS = frozenset(
+    {"source_stale", "user_latency_p95", "users_total", "users_in_flight", "user_cost", "user_tokens",
+     "fleet_cost_per_hour"}
+)  # fmt: skip
+# Kinds that read the history's spending (``Reading.spend``, ``Reading.fleet_hour_cost``).
+USER_BUDGET_KINDS = frozenset({"user_cost", "user_tokens"})
+FLEET_BUDGET_KINDS = frozenset({"fleet_cost_per_hour"})

@@ -34,6 +34,7 @@ def rule_spec(row: AlertRule) -> RuleSpec:
         for_seconds=row.for_seconds,
         clear_seconds=row.clear_seconds,
         remind_seconds=row.remind_seconds,
+        window=row.window,
         routes=tuple(routes_parse(row.routes)),
         description=row.description,
     )

@@ -222,7 +222,7 @@ async def sparklines(
     response={200: ListWindowDoc, 400: ErrorDetail, **HISTORY_ERRORS},
     url_name="api-users-window",
     tags=["history"],
-    summary="Rates, flags and sparklines of a page of users",
+    summary="Rates, flags, sparklines, tokens and cost of a page of users",
 )
 async def users_window(
     request: HttpRequest,

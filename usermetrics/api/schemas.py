@@ -140,6 +140,31 @@ class EndedDoc(BaseModel):
     last: PerUserResourceUsage
 
 
+class ModelTokensDoc(BaseModel):
+    """One model's LLM calls and tokens over a window (NAT's token names)."""
+
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+
+
+class WindowTokensDoc(BaseModel):
+    """LLM calls, tokens and cost over a window, from the history (priced when the tokens were used)."""
+
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    tool_calls: int
+    cost: float = Field(description="what the priced tokens cost, in the price table's currency")
+    unpriced_tokens: int = Field(description="tokens of models that had no price when used (not in `cost`)")
+    pricing: Literal["priced", "partly", "unpriced"]
+    by_model: dict[str, ModelTokensDoc]
+
+
 class SeriesDoc(BaseModel):
     """Chart series sharing the time axis ``t`` (epoch seconds, the end of each ``step``-second bucket)."""
 
@@ -153,7 +178,16 @@ class SeriesDoc(BaseModel):
     p95_ms: list[float | None] = Field(default_factory=list)
     p99_ms: list[float | None] = Field(default_factory=list)
     queued: list[int | None] = Field(default_factory=list, description="requests queued (the most in the point)")
+    tokens_per_min: list[float | None] = Field(
+        default_factory=list, description="LLM tokens per minute (NAT companions); null: none reported in the window"
+    )
+    cost_per_hour: list[float | None] = Field(
+        default_factory=list, description="what the tokens cost per hour, priced when used (the table's currency)"
+    )
     stats: WindowStatsDoc
+    tokens: WindowTokensDoc | None = Field(
+        None, description="LLM calls, tokens and cost over the window; null: no NAT companion counted any"
+    )
 
 
 class UserHistoryDoc(SeriesDoc):
@@ -183,11 +217,12 @@ class SparklinesDoc(BaseModel):
 
 
 class RowWindowDoc(BaseModel):
-    """One list row's window: rates, flags and sparkline."""
+    """One list row's window: rates, flags, sparkline, tokens and cost."""
 
     stats: WindowStatsDoc
     flags: list[FlagDoc]
     sparkline: list[float]
+    tokens: WindowTokensDoc | None = Field(None, description="null: no NAT companion reports the user")
 
 
 class ListWindowDoc(BaseModel):

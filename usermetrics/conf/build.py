@@ -84,6 +84,7 @@ def _alert_rule(entry: Any) -> AlertRuleDefault:
         for_seconds=e["FOR"],
         clear_seconds=e["CLEAR_FOR"],
         remind_seconds=e["REMIND_EVERY"],
+        window=e["WINDOW"],
     )
 
 

@@ -34,17 +34,23 @@ ALERT_RULE: dict[str, Setting] = {
         None,
         casts.text,
         "Required. `source_down`, `source_stale`, `user_stuck`, `user_erroring`, `user_rising`, `user_latency_p95`, "
-        "`user_saturated`, `users_total` or `users_in_flight`.",
+        "`user_saturated`, `users_total`, `users_in_flight`, `user_cost`, `user_tokens` or `fleet_cost_per_hour`.",
     ),
     "ENABLED": Setting(True, casts.on_off, "Evaluate the rule."),
     "SEVERITY": Setting("warning", casts.text, "`info`, `warning` or `critical`."),
     "THRESHOLD": Setting(
         None,
         casts.optional(casts.number),
-        "Counts: users or requests; `source_stale`: seconds since the last good answer; `user_latency_p95`: ms.",
+        "Counts: users or requests; `source_stale`: seconds since the last good answer; `user_latency_p95`: ms; "
+        "`user_cost` and `fleet_cost_per_hour`: the price table's currency; `user_tokens`: tokens.",
     ),
     "CLEAR_THRESHOLD": Setting(
         None, casts.optional(casts.number), "Counts: resolve at or below this (`None`: 90% of `THRESHOLD`)."
+    ),
+    "WINDOW": Setting(
+        "1h",
+        casts.choice(*WINDOWS),
+        "`user_cost`, `user_tokens`: the window a user's cost or tokens are summed over (`5m` ... `7d`).",
     ),
     "FOR": Setting(0.0, casts.number, "Seconds the condition must hold before the rule fires."),
     "CLEAR_FOR": Setting(30.0, casts.number, "Seconds it must stay clear before the rule resolves."),
@@ -288,6 +294,10 @@ SETTINGS: dict[str, Setting | dict[str, Setting]] = {
                     "THRESHOLD": 1000,
                     "FOR": 120.0,
                 },
+                # Budgets, from the tokens the history records and their cost when used.
+                {"NAME": "user-cost", "KIND": "user_cost", "ENABLED": False, "THRESHOLD": 10.0, "WINDOW": "24h"},
+                {"NAME": "user-tokens", "KIND": "user_tokens", "ENABLED": False, "THRESHOLD": 1000000, "WINDOW": "1h"},
+                {"NAME": "fleet-cost-per-hour", "KIND": "fleet_cost_per_hour", "ENABLED": False, "THRESHOLD": 50.0},
             ],
             casts.as_is,
             "The rules a new database starts with: its first migration writes them, then the admin edits them.",

@@ -74,6 +74,7 @@ class AlertRuleDefault:
     for_seconds: float
     clear_seconds: float
     remind_seconds: float
+    window: str = "1h"  # user budgets: the window their cost or tokens are summed over
 
 
 @dataclass(frozen=True)

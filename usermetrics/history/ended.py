@@ -28,7 +28,7 @@ from usermetrics.metrics import (
     PerUserSessionMetrics,
 )
 from usermetrics.models import UserLife, user_key
-from usermetrics.selection import matches, search_needle
+from usermetrics.selection import WINDOW_SORT_KEYS, matches, search_needle
 
 from .samples import chunks
 
@@ -158,6 +158,8 @@ def ended_select(
     later (``ended_page``).
     """
     qs, fields = _order_fields(ended_lives(now=now))
+    if sort.removeprefix("-") in WINDOW_SORT_KEYS:
+        sort = "user_id"  # the page orders these by the window's sums (``services.spend``)
     name = fields[sort.removeprefix("-")]
     ordering = [("-" if sort.startswith("-") else "") + name]
     if name != "o_user_id":

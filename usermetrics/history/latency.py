@@ -23,6 +23,8 @@ from usermetrics_nat.histogram import BUCKETS, EMPTY, Counts, percentiles
 
 from usermetrics.extras import Extras
 
+from .varints import varint_next, varint_put
+
 
 @dataclass(frozen=True)
 class Cumulative:
@@ -90,22 +92,15 @@ def sample_extras(new: Cumulative, base: Cumulative | None, queued: int) -> tupl
     return encode(d, queued), ExtrasSum(list(d.latency), d.wait_ms, d.run_ms, queued)
 
 
-def _varint(value: int, out: bytearray) -> None:
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-
-
 def encode(d: Cumulative, queued: int) -> bytes:
     """A sample's extras column: varints queued, Δwait, Δrun, then (bucket, varint count) per non-empty bucket."""
     out = bytearray()
     for value in (queued, d.wait_ms, d.run_ms):
-        _varint(max(0, value), out)
+        varint_put(max(0, value), out)
     for i, n in enumerate(d.latency):
         if n:
             out.append(i)
-            _varint(n, out)
+            varint_put(n, out)
     return bytes(out)
 
 
@@ -125,16 +120,7 @@ def _add_into(raw: bytes | memoryview, latency: list[int]) -> tuple[int, int, in
             if index >= BUCKETS:
                 raise ValueError(f"not a histogram bucket: {index}")
             continue
-        value = shift = 0
-        while True:
-            if pos >= end:
-                raise ValueError("a truncated extras column")
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        value, pos = varint_next(data, pos, "extras")
         if index < 0:
             values.append(value)
         else:

@@ -24,6 +24,7 @@ from usermetrics.snapshot import Snapshot
 
 from .latency import ZERO as ZERO_EXTRAS
 from .latency import cumulative_of, sample_extras
+from .llm_models import TokenColumns
 from .samples import (
     COUNTER_FIELDS,
     NO_CHANGE,
@@ -38,6 +39,8 @@ from .samples import (
     insert_samples,
     totals_row,
 )
+from .tokens import NOTHING as NO_LLM
+from .tokens import llm_cumulative_of
 
 
 def is_new_life(old_created: datetime, old: Counters, created: datetime, new: Counters) -> bool:
@@ -58,18 +61,21 @@ class LifeBook:
         # sample interval held back, by the time of their last sample: looked at once that is due.
         self._seen: dict[str, PerUserResourceUsage] = {}
         self._held: dict[datetime | None, set[str]] = {}
+        self.tokens = TokenColumns()
 
     def record(self, snapshot: Snapshot) -> RecordResult:
         """Write one snapshot: totals, changed users, new lives, ended users."""
         try:
             return self._record(snapshot)
         except Exception:
-            # The memory of open lives may no longer match the rolled-back database: read it again.
+            # The memory of open lives (and of model names) may no longer match the rolled-back database: read it again.
             self._open = None
+            self.tokens.ids.forget()
             raise
 
     def _record(self, snapshot: Snapshot) -> RecordResult:
         ts = snapshot.timestamp
+        self.tokens.begin()
         cold = self._open is None
         if self._open is None:
             self._open = self._load_open()
@@ -132,7 +138,7 @@ class LifeBook:
                 life = open_lives.get(uid)
                 if life is not None and uid in present and life.written_ts == written_ts:
                     if life.unwritten():
-                        samples.append(_sample(life, ts, result))
+                        samples.append(_sample(life, ts, result, self.tokens))
         # The open lives are the users of the last snapshot written (once warm): when this one has
         # the same users, nobody left, and the set difference over everyone is not needed.
         if not (self._seen and self._seen.keys() == present.keys() and len(open_lives) == len(present)):
@@ -141,7 +147,7 @@ class LifeBook:
         # A user that left with changes not yet written gets its last sample now.
         for life in ended:
             if life.unwritten():
-                samples.append(_sample(life, ts, result))
+                samples.append(_sample(life, ts, result, self.tokens))
         with transaction.atomic():
             if reopened:
                 UserLife.objects.filter(pk__in=reopened).update(ended_at=None)
@@ -160,7 +166,7 @@ class LifeBook:
                     )
                     _extras_seen(life, snapshot.extras.get(row.user_id))
                     open_lives[row.user_id] = life
-                    samples.append(_sample(life, ts, result, first=True, from_zero=row.from_zero))
+                    samples.append(_sample(life, ts, result, self.tokens, first=True, from_zero=row.from_zero))
             insert_samples(samples, ts=ts, batch_size=self.batch_size)
             if ended:
                 _end(ended, ended_at=_cold_end_time(ts) if cold else ts)
@@ -170,6 +176,7 @@ class LifeBook:
                 d_errors=result.d_errors,
                 d_latency_ms=result.d_latency_ms,
                 extras=result.extras,
+                tokens=result.tokens,
             ).save(force_insert=True)
         self._seen = present
         result.samples, result.new_lives, result.ended, result.reopened = (
@@ -212,7 +219,13 @@ class LifeBook:
 
 
 def _sample(
-    life: OpenLife, ts: datetime, result: RecordResult, *, first: bool = False, from_zero: bool = True
+    life: OpenLife,
+    ts: datetime,
+    result: RecordResult,
+    tokens: TokenColumns,
+    *,
+    first: bool = False,
+    from_zero: bool = True,
 ) -> tuple[Any, ...]:
     c = life.counters
     if first:
@@ -231,14 +244,19 @@ def _sample(
         extras, counted = sample_extras(life.extras, base, life.queued)
         life.written_extras, life.written_queued = life.extras, life.queued
         result.add_extras(counted, d.latency_ms)
+    llm: tuple[int | None, int | None, bytes | None] = (None, None, None)
+    if life.llm is not None:
+        # Tokens change by the same rule, priced at the prices in force now (``history.tokens``).
+        llm = tokens.columns(life.llm, (NO_LLM if from_zero else None) if first else life.written_llm, result)
+        life.written_llm = life.llm
     # A plain row in SAMPLE_COLUMNS order (see samples.insert_samples): no model instance per sample.
-    return (life.pk, ts, *c, d.requests, d.errors, round(d.latency_ms, 3), d.exit_stack, d.functions, extras)
+    return (life.pk, ts, *c, d.requests, d.errors, round(d.latency_ms, 3), d.exit_stack, d.functions, extras, *llm)
 
 
 def _extras_seen(life: OpenLife, extras: Extras | None) -> None:
     """Remember the user's extras of the latest snapshot (a user without keeps what it had: nothing new)."""
     if extras is not None:
-        life.extras, life.queued = cumulative_of(extras), extras.queued
+        life.extras, life.queued, life.llm = cumulative_of(extras), extras.queued, llm_cumulative_of(extras)
 
 
 def _new_life(

@@ -111,6 +111,22 @@ def _split(start: datetime, now: datetime) -> tuple[datetime, datetime] | None:
     return (a, b) if b - a >= HOUR else None
 
 
+def ranges_of(start: datetime, now: datetime, *, raw: Any, hourly: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """The (model, lookup) parts of the window (``start``, ``now``]: raw rows around the complete hours rolled up.
+
+    ``raw`` is the table of samples (``ts``), ``hourly`` its roll-up (``hour``); every windowed sum reads these.
+    """
+    split = _split(start, now)
+    if split is None:
+        return [(raw, {"ts__gt": start, "ts__lte": now})]
+    a, b = split
+    return [
+        (raw, {"ts__gt": start, "ts__lt": a}),
+        (hourly, {"hour__gte": a, "hour__lt": b}),
+        (raw, {"ts__gte": b, "ts__lte": now}),
+    ]
+
+
 def window_stats(
     *,
     window: timedelta,
@@ -127,18 +143,9 @@ def window_stats(
     from zero). Complete hours come from the roll-ups when they exist; the rest from raw samples.
     """
     now = now or utcnow()
-    start = now - window
-    split = _split(start, now)
     span = covered(window, now)
     out: dict[str, WindowStats] = {}
-    ranges: list[tuple[Any, dict[str, Any]]] = []
-    if split is None:
-        ranges.append((UserSample, {"ts__gt": start, "ts__lte": now}))
-    else:
-        a, b = split
-        ranges.append((UserSample, {"ts__gt": start, "ts__lt": a}))
-        ranges.append((UserHourly, {"hour__gte": a, "hour__lt": b}))
-        ranges.append((UserSample, {"ts__gte": b, "ts__lte": now}))
+    ranges = ranges_of(now - window, now, raw=UserSample, hourly=UserHourly)
     lives = lives_of(user_ids) if user_ids is not None else None
     sums = {"r": Sum("d_requests"), "e": Sum("d_errors"), "lat": Sum("d_latency_ms")}
     sums |= {"x": Sum("d_exit_stack"), "f": Sum("d_functions")}
@@ -196,19 +203,8 @@ def _extras_of_users(ranges: list[tuple[Any, dict[str, Any]]], lives: dict[int, 
 def overview_stats(*, window: timedelta, now: datetime | None = None) -> WindowStats:
     """Everyone's requests, errors and latency over the last ``window``."""
     now = now or utcnow()
-    start = now - window
-    split = _split(start, now)
     stats = covered(window, now)
-    ranges: list[tuple[Any, dict[str, Any]]] = []
-    if split is None:
-        ranges.append((TotalsSample, {"ts__gt": start, "ts__lte": now}))
-    else:
-        a, b = split
-        ranges += [
-            (TotalsSample, {"ts__gt": start, "ts__lt": a}),
-            (TotalsHourly, {"hour__gte": a, "hour__lt": b}),
-            (TotalsSample, {"ts__gte": b, "ts__lte": now}),
-        ]
+    ranges = ranges_of(now - window, now, raw=TotalsSample, hourly=TotalsHourly)
     for model, lookup in ranges:
         row = model.objects.filter(**lookup).aggregate(r=Sum("d_requests"), e=Sum("d_errors"), lat=Sum("d_latency_ms"))
         stats.requests += row["r"] or 0

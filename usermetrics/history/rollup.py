@@ -13,6 +13,8 @@ from usermetrics.conf import HistoryConfig
 from usermetrics.models import SourceSample, TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
 
 from .latency import ExtrasSum, decode, encode_sum
+from .tokens import TokenSum, add_into
+from .tokens import encode_sum as encode_tokens
 
 HOUR = timedelta(hours=1)
 
@@ -48,6 +50,8 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
             ma=Max("active"),
             mi=Max("in_flight"),
             mx=Max("exit_stack"),
+            dt=Sum("d_tokens"),
+            dc=Sum("d_cost"),
         )
     )
     per_user = (
@@ -62,12 +66,17 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
             df=Sum("d_functions"),
             mr=Max("ref_count"),
             mx=Max("exit_stack"),
+            dt=Sum("d_tokens"),
+            dc=Sum("d_cost"),
         )
     )
     # The histograms are bytes, summed here (only the rows that have one are read).
     user_rows = UserSample.objects.filter(**window).values_list("life_id", "ts", "extras")
     user_extras = _hourly_extras(user_rows, by_key=True)
     total_extras = _hourly_extras(TotalsSample.objects.filter(**window).values_list("id", "ts", "extras"), by_key=False)
+    # Tokens per model likewise (a NULL column: no companion; empty bytes: a companion, no change).
+    user_llm = _hourly_tokens(UserSample.objects.filter(**window).values_list("life_id", "ts", "llm"), by_key=True)
+    total_llm = _hourly_tokens(TotalsSample.objects.filter(**window).values_list("id", "ts", "llm"), by_key=False)
     with transaction.atomic():
         hours = [
             TotalsHourly(
@@ -81,6 +90,9 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
                 max_in_flight=t["mi"],
                 max_exit_stack=t["mx"],
                 extras=_column(total_extras, t["hour"]),
+                d_tokens=t["dt"],
+                d_cost=t["dc"],
+                llm=_tokens_column(total_llm, t["hour"]),
             )
             for t in totals
         ]
@@ -99,6 +111,9 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
                     max_ref_count=u["mr"],
                     max_exit_stack=u["mx"],
                     extras=_column(user_extras, (u["life_id"], u["hour"])),
+                    d_tokens=u["dt"],
+                    d_cost=u["dc"],
+                    llm=_tokens_column(user_llm, (u["life_id"], u["hour"])),
                 )
             )
             if len(batch) >= batch_size:
@@ -123,6 +138,20 @@ def _hourly_extras(rows: Any, *, by_key: bool) -> dict[Any, ExtrasSum]:
         else:
             out[k] = one
     return out
+
+
+def _hourly_tokens(rows: Any, *, by_key: bool) -> dict[Any, TokenSum]:
+    """The ``llm`` columns of ``rows`` ((key, ts, llm) tuples) summed per (key, UTC hour), or per hour."""
+    out: dict[Any, TokenSum] = {}
+    for key, ts, raw in rows.filter(llm__isnull=False).iterator(chunk_size=2000):
+        hour = floor_hour(ts.astimezone(UTC))
+        add_into(raw, out.setdefault((key, hour) if by_key else hour, TokenSum()))
+    return out
+
+
+def _tokens_column(sums: dict[Any, TokenSum], key: Any) -> bytes | None:
+    found = sums.get(key)
+    return encode_tokens(found) if found is not None else None
 
 
 def _column(sums: dict[Any, ExtrasSum], key: Any) -> bytes | None:

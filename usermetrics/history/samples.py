@@ -14,6 +14,8 @@ from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
 from .latency import Cumulative, ExtrasSum, encode_sum
+from .tokens import LlmCumulative, TokenSum
+from .tokens import encode_sum as encode_tokens
 
 
 class Counters(NamedTuple):
@@ -37,7 +39,7 @@ COUNTER_FIELDS: tuple[str, ...] = Counters._fields
 # UserSample's columns in the order a sample row is built (see lives.LifeBook._sample).
 SAMPLE_COLUMNS = (
     "life_id", "ts", *COUNTER_FIELDS, "d_requests", "d_errors", "d_latency_ms", "d_exit_stack", "d_functions",
-    "extras",
+    "extras", "d_tokens", "d_cost", "llm",
 )  # fmt: skip
 
 
@@ -85,11 +87,17 @@ class OpenLife:
     queued: int = 0
     written_extras: Cumulative | None = None
     written_queued: int = 0
+    # Its LLM calls and tokens per model (``history.tokens``), likewise.
+    llm: LlmCumulative | None = None
+    written_llm: LlmCumulative | None = None
 
     def unwritten(self) -> bool:
         """Whether the latest snapshot says something the latest sample does not."""
         return self.counters != self.written or (
-            self.extras is not None and (self.extras != self.written_extras or self.queued != self.written_queued)
+            self.extras is not None
+            and (
+                self.extras != self.written_extras or self.queued != self.written_queued or self.llm != self.written_llm
+            )
         )
 
 
@@ -108,6 +116,14 @@ class RecordResult:
     extras: ExtrasSum | None = None
     # NAT's latency sum (Δ avg x count) of the requests that the written histograms count.
     d_latency_ms_counted: float = 0.0
+    # The sum of the tokens and costs written (None: nobody's), models by id: the totals row's.
+    tokens: TokenSum | None = None
+
+    def add_tokens(self, written: TokenSum) -> None:
+        """Count one sample's tokens and cost."""
+        if self.tokens is None:
+            self.tokens = TokenSum()
+        self.tokens.add(written)
 
     def add_extras(self, counted: ExtrasSum, d_latency_ms: float) -> None:
         """Count one sample's extras (``d_latency_ms``: its NAT latency sum)."""
@@ -174,12 +190,20 @@ def insert_samples(rows: list[tuple[Any, ...]], *, ts: datetime, batch_size: int
 
 
 def totals_row(
-    snapshot: Snapshot, *, d_requests: int, d_errors: int, d_latency_ms: float, extras: ExtrasSum | None = None
+    snapshot: Snapshot,
+    *,
+    d_requests: int,
+    d_errors: int,
+    d_latency_ms: float,
+    extras: ExtrasSum | None = None,
+    tokens: TokenSum | None = None,
 ) -> TotalsSample:
     """The totals row of one refresh: the snapshot's totals and the sums of the deltas written.
 
     ``extras``: the sum of the extras written in this refresh; with it, or with any user of the
     snapshot reporting extras, the row's ``extras`` holds that sum and every user's queue now.
+    ``tokens``: the sum of the tokens and costs written (models by id), for its ``d_tokens``,
+    ``d_cost`` and ``llm``.
     """
     t = snapshot.totals
     if extras is not None or snapshot.extras:
@@ -201,6 +225,9 @@ def totals_row(
         d_errors=d_errors,
         d_latency_ms=round(d_latency_ms, 3),
         extras=extras_column,
+        d_tokens=tokens.total if tokens is not None else None,
+        d_cost=tokens.cost_nano if tokens is not None else None,
+        llm=encode_tokens(tokens) if tokens is not None else None,
         sources_up=sum(1 for s in snapshot.sources if s.state == "ok"),
         sources_total=len(snapshot.sources),
     )

@@ -20,7 +20,8 @@ from .rollup import HOUR
 from .samples import chunks, lives_of
 
 
-def _epoch(value: datetime) -> float:
+def epoch(value: datetime) -> float:
+    """``value`` as epoch seconds (ms precision): the charts' time axis."""
     return round(value.timestamp(), 3)
 
 
@@ -43,7 +44,8 @@ class _Bucket:
         self.extras.add(extras)
 
 
-def _buckets(window: timedelta, points: int, now: datetime) -> tuple[datetime, float]:
+def bucket_grid(window: timedelta, points: int, now: datetime) -> tuple[datetime, float]:
+    """The start of the first of ``points`` buckets over ``window`` ending at ``now``, and their step (s)."""
     step = window.total_seconds() / points
     # Align to the step so that two calls a second apart give the same buckets.
     end_epoch = math.ceil(now.timestamp() / step) * step
@@ -54,7 +56,7 @@ def _series_doc(start: datetime, step: float, buckets: list[_Bucket], gauges: tu
     per_min = 60 / step
     doc: dict[str, Any] = {
         "step": step,
-        "t": [_epoch(start) + step * (i + 1) for i in range(len(buckets))],
+        "t": [epoch(start) + step * (i + 1) for i in range(len(buckets))],
         "requests_per_min": [round(b.requests * per_min, 3) for b in buckets],
         "errors_per_min": [round(b.errors * per_min, 3) for b in buckets],
         "latency_ms": [round(b.latency_sum / b.requests, 2) if b.requests > 0 else None for b in buckets],
@@ -99,7 +101,7 @@ def user_series(
     """
     now = now or utcnow()
     points = points or chart_points(window)
-    start, step = _buckets(window, points, now)
+    start, step = bucket_grid(window, points, now)
     buckets = [_Bucket() for _ in range(points)]
     lives = list(UserLife.objects.filter(user_key=user_key(user_id)).order_by("life"))
     use_hourly = window > timedelta(days=1)
@@ -170,7 +172,7 @@ def overview_series(*, window: timedelta, now: datetime | None = None, points: i
     """Everyone's chart series over ``window``: users, active, in-flight, requests/min, errors/min, latency."""
     now = now or utcnow()
     points = points or chart_points(window)
-    start, step = _buckets(window, points, now)
+    start, step = bucket_grid(window, points, now)
     buckets = [_Bucket() for _ in range(points)]
     marks: list[tuple[datetime, int, int, float, dict[str, float], ExtrasSum | None]] = []
     rolled_to = start
@@ -208,7 +210,7 @@ def sparklines(
     """
     now = now or utcnow()
     ids = list(dict.fromkeys(user_ids))
-    start, step = _buckets(window, points, now)
+    start, step = bucket_grid(window, points, now)
     out = {uid: [0.0] * points for uid in ids}
     per_min = 60 / step
     lives = lives_of(ids)

@@ -20,6 +20,7 @@ from usermetrics.models.fields import UserIdField as UserIdField
 from usermetrics.models.fields import db_text as db_text
 from usermetrics.models.fields import db_text_loaded as db_text_loaded
 from usermetrics.models.fields import user_key as user_key
+from usermetrics.models.history import LlmModel as LlmModel
 from usermetrics.models.history import SourceSample as SourceSample
 from usermetrics.models.history import TotalsHourly as TotalsHourly
 from usermetrics.models.history import TotalsSample as TotalsSample

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from usermetrics.models.fields import UserIdField
+from usermetrics.windows import WINDOWS
 
 
 class AlertKind(models.TextChoices):
@@ -19,6 +20,9 @@ class AlertKind(models.TextChoices):
     USER_SATURATED = "user_saturated", "a user has requests queued on its semaphore (NAT companions)"
     USERS_TOTAL = "users_total", "the number of users is above the threshold"
     USERS_IN_FLIGHT = "users_in_flight", "the requests in flight over all users are above the threshold"
+    USER_COST = "user_cost", "a user's cost over the rule's window is above the threshold (a budget, in the currency)"
+    USER_TOKENS = "user_tokens", "a user's tokens over the rule's window are above the threshold (a budget)"
+    FLEET_COST_PER_HOUR = "fleet_cost_per_hour", "everyone's cost in the last hour is above the threshold (a budget)"
 
 
 class Severity(models.TextChoices):
@@ -39,10 +43,17 @@ class AlertRule(models.Model):
     threshold = models.FloatField(
         null=True,
         blank=True,
-        help_text="Counts: users. Source stale: seconds since its last good answer. User p95 latency: ms.",
+        help_text="Counts: users. Source stale: seconds since its last good answer. User p95 latency: ms."
+        " Budgets: the currency, or tokens.",
     )
     clear_threshold = models.FloatField(
         null=True, blank=True, help_text="Counts: resolve at or below this (empty: 90% of the threshold)."
+    )
+    window = models.CharField(
+        max_length=8,
+        choices=[(name, name) for name in WINDOWS],
+        default="1h",
+        help_text="User budgets (cost, tokens): the window a user's spending is summed over.",
     )
     for_seconds = models.FloatField("for (s)", default=0.0, help_text="The condition must hold this long to fire.")
     clear_seconds = models.FloatField(

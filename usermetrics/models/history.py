@@ -84,6 +84,11 @@ class UserSample(models.Model):
     # What NAT companions add (``history.latency``): the latency histogram's change, queued now, and
     # the change of waiting and running time, in a dozen bytes; NULL for users without companions.
     extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
+    # Tokens and cost (``history.tokens``): the change of total tokens, its cost when used (nano-units of the
+    # currency), and per model in a few bytes; NULL for users without companions (and, for the two sums, no change).
+    d_tokens = models.BigIntegerField(null=True, blank=True)
+    d_cost = models.BigIntegerField(null=True, blank=True, help_text="nano-units of the currency")
+    llm = models.BinaryField(null=True, blank=True, help_text="history.tokens.encode")
 
     class Meta:
         # The primary key serves one user's series and the newest sample of a life; this one
@@ -112,6 +117,10 @@ class TotalsSample(models.Model):
     # The sum of the per-user ``extras`` written in this refresh (histogram, waiting, running) and
     # every user's queue now; NULL when no user has extras.
     extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
+    # The sums of the per-user tokens and costs written in this refresh (``history.tokens``).
+    d_tokens = models.BigIntegerField(null=True, blank=True)
+    d_cost = models.BigIntegerField(null=True, blank=True, help_text="nano-units of the currency")
+    llm = models.BinaryField(null=True, blank=True, help_text="history.tokens.encode")
     sources_up = models.PositiveSmallIntegerField()
     sources_total = models.PositiveSmallIntegerField()
 
@@ -133,6 +142,9 @@ class UserHourly(models.Model):
     max_exit_stack = models.PositiveIntegerField()
     # The hour's samples' extras summed (the most queued at any of them); NULL without companions.
     extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
+    d_tokens = models.BigIntegerField(null=True, blank=True)
+    d_cost = models.BigIntegerField(null=True, blank=True, help_text="nano-units of the currency")
+    llm = models.BinaryField(null=True, blank=True, help_text="history.tokens.encode")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["life", "hour"], name="usermetrics_userhourly_life_hour")]
@@ -155,9 +167,21 @@ class TotalsHourly(models.Model):
     max_in_flight = models.PositiveIntegerField()
     max_exit_stack = models.PositiveBigIntegerField()
     extras = models.BinaryField(null=True, blank=True, help_text="history.latency.encode")
+    d_tokens = models.BigIntegerField(null=True, blank=True)
+    d_cost = models.BigIntegerField(null=True, blank=True, help_text="nano-units of the currency")
+    llm = models.BinaryField(null=True, blank=True, help_text="history.tokens.encode")
 
     def __str__(self) -> str:
         return f"totals, hour {self.hour:%Y-%m-%d %H:00}"
+
+
+class LlmModel(models.Model):
+    """A model name the history's ``llm`` columns refer to by this row's id (written once, not per sample)."""
+
+    name = models.CharField(max_length=255, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class SourceSample(models.Model):

@@ -65,6 +65,7 @@ from .pages import (
 )
 from .scrape import ScrapeState, scrape_get
 from .sources import sources_check, sources_doc, sources_page_get
+from .spend import SpendOverview, currency_get, spend_overview_get
 
 __all__ = [
     "ACTIONS",
@@ -85,6 +86,7 @@ __all__ = [
     "Row",
     "RowWindow",
     "ScrapeState",
+    "SpendOverview",
     "UserLookup",
     "UserWindow",
     "action_doc",
@@ -93,6 +95,7 @@ __all__ = [
     "alerts_overview_get",
     "alerts_test_send",
     "board_get",
+    "currency_get",
     "feed_access_check",
     "feed_first_frame",
     "feed_status",
@@ -114,6 +117,7 @@ __all__ = [
     "sources_doc",
     "sources_page_get",
     "sparklines_doc",
+    "spend_overview_get",
     "user_action_do",
     "user_actions_list",
     "user_actions_panel_get",

@@ -16,6 +16,8 @@ from asgiref.sync import sync_to_async
 from usermetrics.clock import utcnow
 from usermetrics.history.query import covered, overview_stats
 from usermetrics.history.series import overview_series, sparklines, user_series
+from usermetrics.history.spend import fleet_tokens, window_tokens
+from usermetrics.history.token_series import fleet_cost_series, user_token_series
 from usermetrics.windows import RATE_WINDOWS, window_choose, window_length
 
 from .live import board_get
@@ -26,7 +28,7 @@ MAX_USERS = 500
 
 
 async def user_history_doc(*, user_id: str, window: str | None) -> dict[str, Any] | None:
-    """One user's chart series, window stats, flags and lives, and ``ended`` with its last values when it left.
+    """One user's chart series (tokens/min and cost/hour too), window stats, flags and lives, and ``ended``.
 
     None when the user is not found (the not-found rule of ``pages.user_lookup``).
     """
@@ -34,7 +36,12 @@ async def user_history_doc(*, user_id: str, window: str | None) -> dict[str, Any
     found = await sync_to_async(user_lookup)(board_get(), user_id)
     if found is None:
         return None
-    doc = await sync_to_async(user_series)(user_id=user_id, window=window_length(name))
+    now = utcnow()  # one time axis for the request and the token series
+    doc = await sync_to_async(user_series)(user_id=user_id, window=window_length(name), now=now)
+    spend = await sync_to_async(user_token_series)(user_id=user_id, window=window_length(name), now=now)
+    doc.update(tokens_per_min=spend["tokens_per_min"], cost_per_hour=spend["cost_per_hour"])
+    tokens = await sync_to_async(window_tokens)(window=window_length(name), user_ids=[user_id], now=now)
+    doc["tokens"] = tokens[user_id].as_dict() if user_id in tokens else None
     own = await sync_to_async(user_window)(found, window=name)
     doc["stats"] = own.stats.as_dict()
     doc["flags"] = [asdict(f) for f in own.flags]
@@ -49,9 +56,14 @@ async def user_history_doc(*, user_id: str, window: str | None) -> dict[str, Any
 
 
 async def overview_history_doc(*, window: str | None) -> dict[str, Any]:
-    """Everyone's chart series and window stats."""
+    """Everyone's chart series (the fleet's tokens/min and cost/hour too) and window stats."""
     length = window_length(window_choose(window))
-    doc = await sync_to_async(overview_series)(window=length)
+    now = utcnow()
+    doc = await sync_to_async(overview_series)(window=length, now=now)
+    spend = await sync_to_async(fleet_cost_series)(window=length, now=now)
+    doc.update(tokens_per_min=spend["tokens_per_min"], cost_per_hour=spend["cost_per_hour"])
+    fleet = await sync_to_async(fleet_tokens)(window=length, now=now)
+    doc["tokens"] = fleet.as_dict() if fleet is not None else None
     doc["stats"] = (await sync_to_async(overview_stats)(window=length)).as_dict()
     return doc
 

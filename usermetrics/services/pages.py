@@ -22,13 +22,15 @@ from usermetrics.history.ended import EndedUser, ended_page, ended_select, ended
 from usermetrics.history.flags import Flag, flag_stats, users_flags
 from usermetrics.history.query import WindowStats, covered, window_stats
 from usermetrics.history.series import sparklines
+from usermetrics.history.tokens import TokenSum
 from usermetrics.humanize import HISTORY_UNAVAILABLE
 from usermetrics.metrics import PerUserResourceUsage
 from usermetrics.outage import UNREACHABLE
-from usermetrics.selection import ENDED, Summary, ViewResult, ViewSpec, page_of, summary_get, view_select
+from usermetrics.selection import ENDED, Summary, ViewResult, ViewSpec, page_of, summary_get, view_filter, view_select
 from usermetrics.windows import window_length
 
 from .names import labels_get
+from .spend import board_window_order, ended_window_order, is_window_sort, rows_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +52,27 @@ def history_or_none(read: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) 
 
 @dataclass
 class RowWindow:
-    """What the list shows of one user's window: its rates, its flags and its activity sparkline."""
+    """What the list shows of one user's window: its rates, flags, activity sparkline, tokens and cost."""
 
     stats: WindowStats
     flags: list[Flag]
     sparkline: list[float]
+    tokens: TokenSum | None = None  # None: no NAT companion reports the user (``spend.rows_tokens``)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"stats": self.stats.as_dict(), "flags": [asdict(f) for f in self.flags], "sparkline": self.sparkline}
+        return {
+            "stats": self.stats.as_dict(),
+            "flags": [asdict(f) for f in self.flags],
+            "sparkline": self.sparkline,
+            "tokens": self.tokens.as_dict() if self.tokens is not None else None,
+        }
 
 
 def rows_window(
     board: Board, *, user_ids: Sequence[str], window: str, now: datetime | None = None
 ) -> dict[str, RowWindow]:
-    """Rates, flags and sparklines of a page of users (three queries whatever the page size).
+    """Rates, flags, sparklines, tokens and cost of a page of users (a few queries whatever the page size).
 
     Only ``user_ids`` are read, never every user. Flags look at their own window
     (``FLAGS["WINDOW"]``); users the board does not hold (ended users) get rates and a sparkline
@@ -76,8 +84,12 @@ def rows_window(
     stats = window_stats(window=length, user_ids=ids, now=now)
     flags = users_flags(board, ids, now=now, stats=flag_stats(ids, now=now, have=(window, stats)))
     lines = sparklines(user_ids=ids, window=length, now=now)
+    tokens = rows_tokens(board, user_ids=ids, window=window, now=now)
     empty = covered(length, now)
-    return {uid: RowWindow(stats=stats.get(uid, empty), flags=flags.get(uid, []), sparkline=lines[uid]) for uid in ids}
+    return {
+        uid: RowWindow(stats=stats.get(uid, empty), flags=flags.get(uid, []), sparkline=lines[uid], tokens=tokens[uid])
+        for uid in ids
+    }
 
 
 @dataclass
@@ -129,6 +141,8 @@ def _empty_reason(board: Board, result: ViewResult, publishing: bool) -> str | N
 def ended_view(spec: ViewSpec, labels: Mapping[str, str]) -> tuple[ViewResult, dict[str, EndedUser]]:
     """A page of the ended users (from the history store); only the page's rows are read."""
     pks = ended_select(q=spec.q, sort=spec.sort, labels=labels)
+    if is_window_sort(spec.sort):
+        pks = ended_window_order(pks, sort=spec.sort, window=spec.window)
     result = page_of(pks, spec)
     ended = ended_page(result.users)
     return replace(result, users=[e.usage for e in ended]), {e.user_id: e for e in ended}
@@ -148,7 +162,15 @@ def list_page_get(board: Board, *, spec: ViewSpec, publishing: bool = True) -> L
         unavailable = found is None
         result, ended = found or (page_of([], spec), {})
     else:
-        positions = view_select(board, spec, labels=labels)
+        if is_window_sort(spec.sort) and enabled:
+            # The window's tokens or cost: no board holds them, the history orders the filtered users.
+            found_order = history_or_none(
+                board_window_order, board, view_filter(board, spec, labels=labels), sort=spec.sort, window=spec.window
+            )
+            unavailable = found_order is None
+            positions = page_of(view_filter(board, spec, labels=labels) if found_order is None else found_order, spec)
+        else:
+            positions = view_select(board, spec, labels=labels)
         result = replace(positions, users=[board.usage_at(i) for i in positions.users])
     windows: dict[str, RowWindow] | None = {}
     span = None

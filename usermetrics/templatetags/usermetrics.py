@@ -87,7 +87,9 @@ def table_row(row: dict[str, Any], columns: Sequence[Any], window_columns: Seque
     for column in window_columns:
         field = column.field
         if column.numeric:  # the window's rates, keyed in ``humanize.rates_words`` by the name after "w_"
-            cells.append(f'<td class="um-num um-rate" data-field="{field}">{e(rates.get(field[2:], ""))}</td>')
+            title = rates.get(f"{field[2:]}_title")  # the tokens' split and the cost's unpriced tokens
+            hover = f' title="{e(title)}"' if title else ""
+            cells.append(f'<td class="um-num um-rate" data-field="{field}"{hover}>{e(rates.get(field[2:], ""))}</td>')
         else:
             spark = f'<span data-sparkline-user="{e(row["user_id"])}"></span>'
             cells.append(f'<td class="um-col-spark" data-field="{field}">{spark}</td>')

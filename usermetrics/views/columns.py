@@ -23,6 +23,7 @@ class Column:
     group: str
     numeric: bool = True
     title: str = ""  # the header's tooltip, where the label needs one
+    sortable: bool = True  # a window column sorts only where the history can order every user by it
 
 
 # The seed's fields, in the table's order, with the NAT companions' figures beside the seed field
@@ -45,14 +46,24 @@ COLUMNS = (
     Column("exit_stack_size", "Exit stack", "memory"),
 )
 GROUPS = (("session", "Session"), ("requests", "Requests"), ("memory", "Memory"))
-# The window's columns (with the history on), between the user and the seed fields; not sortable.
+# The window's columns (with the history on), between the user and the seed fields; the tokens and
+# the cost sort (``services.spend`` orders every user by the history's sums), the rates do not.
 WINDOW_COLUMNS = (
-    Column("w_requests_per_min", "Req/min", "window", title="Requests per minute over the window"),
-    Column("w_error_rate", "Error rate", "window", title="Failed share of the window's requests"),
-    Column("w_latency_ms", "Latency", "window", title="Mean latency of the window's requests"),
+    Column("w_requests_per_min", "Req/min", "window", title="Requests per minute over the window", sortable=False),
+    Column("w_error_rate", "Error rate", "window", title="Failed share of the window's requests", sortable=False),
+    Column("w_latency_ms", "Latency", "window", title="Mean latency of the window's requests", sortable=False),
     # From the NAT companions' histograms (``history.latency``): empty for users no companion reports.
-    Column("w_p95_ms", "p95", "window", title="95th percentile latency of the window's requests (NAT companions)"),
-    Column("w_activity", "Activity", "window", numeric=False),
+    Column(
+        "w_p95_ms",
+        "p95",
+        "window",
+        title="95th percentile latency of the window's requests (NAT companions)",
+        sortable=False,
+    ),
+    # From the tokens the companions counted, priced when used (``history.tokens``).
+    Column("w_tokens", "Tokens", "window", title="LLM tokens used over the window (NAT companions)"),
+    Column("w_cost", "Cost", "window", title="What the window's LLM tokens cost, at the prices in force when used"),
+    Column("w_activity", "Activity", "window", numeric=False, sortable=False),
 )
 # Hidden until the column chooser shows them, so the table fits 1,366 px (the chooser remembers).
 # The lifetime mean latency gives way to the window's (the "Latency" of the window group).
@@ -65,8 +76,9 @@ DEFAULT_HIDDEN = (
 )
 # With the history on, the lifetime p95 gives way to the window's too (the "p95" of the window
 # group): the one an operator acts on, and the room it takes keeps the table within 1,366 px.
-# Without the history it is the only percentile shown.
-HIDDEN_WITH_HISTORY = ("p95_ms",)
+# Without the history it is the only percentile shown. The window's tokens wait in the chooser
+# too: the cost is the question asked first, and its cell says the tokens on hover.
+HIDDEN_WITH_HISTORY = ("p95_ms", "w_tokens")
 
 
 def default_hidden(*, history: bool) -> tuple[str, ...]:
@@ -79,12 +91,12 @@ def view_link(spec: ViewSpec, **changes: Any) -> str:
     return "?" + urlencode(spec.as_params(**changes))
 
 
-def sort_headers(spec: ViewSpec) -> list[dict[str, Any]]:
-    """The sortable headers: user id first, then every seed field, each with the link that sorts by it."""
+def sort_headers(spec: ViewSpec, columns: tuple[Column, ...] = COLUMNS) -> list[dict[str, Any]]:
+    """The headers: user id first, then ``columns`` (the seed's), each sortable one with the link that sorts by it."""
     current = spec.sort.lstrip("-")
     descending = spec.sort.startswith("-")
     headers = []
-    for column in (Column("user_id", "User", "", numeric=False), *COLUMNS):
+    for column in (Column("user_id", "User", "", numeric=False), *columns):
         field = column.field
         if field == current:
             next_sort = field if descending else f"-{field}"
@@ -100,11 +112,16 @@ def sort_headers(spec: ViewSpec) -> list[dict[str, Any]]:
                 "numeric": column.numeric,
                 "group": column.group,
                 "title": column.title,
-                "order": order,
-                "url": view_link(spec, sort=next_sort, page=1),
+                "order": order if column.sortable else "",
+                "url": view_link(spec, sort=next_sort, page=1) if column.sortable else None,
             }
         )
     return headers
+
+
+def window_headers(spec: ViewSpec) -> list[dict[str, Any]]:
+    """The window columns' headers (the history on): the tokens' and the cost's with their sort links."""
+    return sort_headers(spec, WINDOW_COLUMNS)[1:]
 
 
 def page_links(result: ViewResult) -> list[dict[str, Any]]:
@@ -121,6 +138,12 @@ def page_links(result: ViewResult) -> list[dict[str, Any]]:
         links.append({"number": number, "url": view_link(spec, page=number), "current": number == spec.page})
         previous = number
     return links
+
+
+def window_span(*, history: bool) -> int:
+    """How many window columns are shown by default (the window group's span; columns.js recounts after a choice)."""
+    hidden = default_hidden(history=history)
+    return sum(c.field not in hidden for c in WINDOW_COLUMNS) if history else 0
 
 
 def group_headers(*, history: bool) -> list[tuple[str, str, int]]:

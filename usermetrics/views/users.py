@@ -35,9 +35,12 @@ from .columns import (
     page_links,
     sort_headers,
     view_link,
+    window_headers,
+    window_span,
 )
 from .context import board_context, page_config, time_cell
 from .costs import cost_panel_get
+from .spend import spend_cells, spend_panel
 
 STATE_LABELS = {
     "": "All",
@@ -52,7 +55,7 @@ STATE_LABELS = {
 }
 
 
-def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime, currency: str) -> dict[str, Any]:
     """One row of the user table with every text already made.
 
     A hundred rows of fifteen cells are most of a page's work; text made here skips the template
@@ -69,7 +72,7 @@ def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime) -> d
         "state": state,
         "ended": {"exact": utc(row.ended.ended_at), "ago": row.ended.ended_ago(now)} if row.ended else None,
         "flags": row.window.flags if row.window else [],
-        "rates": _rates(row.window.stats) if row.window else None,
+        "rates": {**_rates(row.window.stats), **spend_cells(row.window.tokens, currency)} if row.window else None,
         "sparkline": row.window.sparkline if row.window else None,
         "created_at": time_cell(s.created_at, now),
         "last_activity": time_cell(s.last_activity, now),
@@ -152,7 +155,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
         board, spec=ViewSpec.from_params(request.GET), publishing=services.producer_state().publishing
     )
     spec, result, enabled = page.spec, page.result, page.history_enabled
-    rows = [_table_row(row, page.labels, board.timestamp) for row in page.rows]
+    currency = services.currency_get()
+    rows = [_table_row(row, page.labels, board.timestamp, currency) for row in page.rows]
     # Exports take the whole filtered list: every parameter but the paging.
     export_query = "?" + urlencode(spec.as_params(page=1, page_size=DEFAULT_PAGE_SIZE))
     context = {
@@ -168,6 +172,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "columns": COLUMNS,
         "window_columns": WINDOW_COLUMNS if enabled else (),
         "headers": sort_headers(spec),
+        "window_headers": window_headers(spec) if enabled else [],
+        "window_span": window_span(history=enabled),
         "page_links": page_links(result),
         "groups": group_headers(history=enabled),
         "column_choices": column_choices(history=enabled),
@@ -193,6 +199,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "sparklines": {r["user_id"]: r["sparkline"] for r in rows if r["sparkline"] is not None},
         "clear_url": view_link(spec, q="", state="", page=1),
         "empty_reason": page.empty_reason,
+        # The fleet's cost over the last hour and the window's top users (None: no companion's tokens).
+        "spend": spend_panel(window=spec.window, labels=page.labels, currency=currency) if enabled else None,
         "first_index": (spec.page - 1) * spec.page_size + 1,
         "last_index": (spec.page - 1) * spec.page_size + len(result.users),
         "page_config": page_config(
@@ -204,6 +212,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
             overview_url=reverse("usermetrics:api-overview-history") if enabled else None,
             span=page.span.as_dict() if page.span else None,
             hidden_columns=list(default_hidden(history=enabled)),
+            currency=currency,
         ),
     }
     return TemplateResponse(request, "usermetrics/user_list.html", context)
@@ -293,5 +302,6 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         ended=ended is not None,
         history_url=reverse("usermetrics:api-user-history", args=[user_id]) if enabled else None,
         window=window,
+        currency=services.currency_get(),
     )
     return TemplateResponse(request, "usermetrics/user_detail.html", context)

@@ -14,6 +14,7 @@
  *     historyUrl: "/api/users/<segment>/history",   // reverse("usermetrics:api-user-history", args=[id])
  *     window: "1h",                                // 15m | 1h | 24h | 7d
  *     onLoad: function (doc, windowName) {},       // optional: after each history fetch
+ *     charts: userCharts("USD"),                   // optional: which series (USER_CHARTS' form)
  *   });
  *   charts.appendLive(usage, timestamp);  // what `sample` reads (a PerUserResourceUsage; the overview:
  *                                         // a frame's summary), the frame's timestamp
@@ -34,8 +35,10 @@ export const WINDOWS = ["15m", "1h", "24h", "7d"];
 export { sparkline, sparklines } from "./sparklines.js";
 
 // What a page charts: [key in the history JSON, title, unit, colour variable, what a live point
-// adds: "requests" or "errors" (per minute of the bucket), "latency" (the bucket's mean), or
-// "gauge" (the live value, in the order the sampler's gauges come)].
+// adds: "requests" or "errors" (per minute of the bucket), "latency" (the bucket's mean),
+// "gauge" (the live value, in the order the sampler's gauges come), or "history" (nothing: the
+// frames do not carry it, the next reload brings it); and "optional" for a chart drawn only when
+// its series has a value (the tokens of users a NAT companion reports)].
 export const USER_CHARTS = [
   ["requests_per_min", "Requests / min", "req/min", "--link-fg", "requests"],
   ["errors_per_min", "Errors / min", "err/min", "--error-fg", "errors"],
@@ -43,6 +46,19 @@ export const USER_CHARTS = [
   ["in_flight", "In-flight references", "refs", "--accent", "gauge"],
   ["exit_stack", "Exit stack size", "resources", "--body-quiet-color", "gauge"],
 ];
+// The tokens and cost charts (history.token_series): per minute, and in `currency` per hour.
+export function spendCharts(currency) {
+  return [
+    ["cost_per_hour", "Cost / hour", (currency || "USD") + "/h", "--link-fg", "history", "optional"],
+    ["tokens_per_min", "Tokens / min", "tokens/min", "--secondary", "history", "optional"],
+  ];
+}
+
+// A user's charts: USER_CHARTS, then its tokens and cost where a NAT companion reports it.
+export function userCharts(currency) {
+  return USER_CHARTS.concat(spendCharts(currency));
+}
+
 // The list page's overview: everyone, from /api/overview/history and the frames' summary.
 export const OVERVIEW_CHARTS = [
   ["users", "Users", "users", "--body-quiet-color", "gauge"],
@@ -76,9 +92,18 @@ export function summarySample(summary) {
   };
 }
 
+// An axis value that fits its 50 px: "300k", "1.2M" (a token count per minute runs to millions).
+function axisValue(v) {
+  const a = Math.abs(v);
+  if (a >= 1e6) return String(Math.round(v / 1e5) / 10) + "M";
+  if (a >= 1e4) return String(Math.round(v / 1e3)) + "k";
+  return String(Math.round(v * 1000) / 1000);
+}
+
 function chartOptions(title, unit, colourVar, width, height, legend) {
   const t = theme();
   const axis = { stroke: t.quiet, grid: { stroke: t.grid, width: 1 }, ticks: { stroke: t.border, width: 1 } };
+  const values = function (u, splits) { return splits.map(axisValue); };
   return {
     title: title,
     width: width,
@@ -86,7 +111,7 @@ function chartOptions(title, unit, colourVar, width, height, legend) {
     cursor: { drag: { x: false, y: false } },
     legend: { show: legend },
     scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
-    axes: [axis, Object.assign({}, axis, { label: unit, labelSize: 18, size: 50 })],
+    axes: [axis, Object.assign({}, axis, { label: unit, labelSize: 18, size: 50, values: values })],
     series: [
       {},
       {
@@ -114,6 +139,7 @@ export function mount(element, options) {
     doc: null,
     plots: [],
     data: [],
+    shown: [], // the index in `charts` of each plot drawn
     previous: null, // the last live usage, to turn counters into rates
     bucket: null, // the live bucket being filled
     stopTheme: null,
@@ -144,14 +170,22 @@ export function mount(element, options) {
     return Math.max(200, Math.floor((total - 12 * (columns - 1)) / columns - 8));
   }
 
+  // An optional chart is drawn only when its series has a value (a user no companion reports has none).
+  function shown(i) {
+    return charts[i][5] !== "optional" || state.data[i][1].some(function (v) { return v !== null && v !== undefined; });
+  }
+
   function draw() {
     state.plots.forEach(function (p) { p.destroy(); });
     state.plots = [];
+    state.shown = [];
     while (grid.firstChild) grid.removeChild(grid.firstChild);
     const width = chartWidth();
     charts.forEach(function (spec, i) {
+      if (!shown(i)) return;
       const box = el("div", "usermetrics-chart");
       grid.appendChild(box);
+      state.shown.push(i);
       state.plots.push(new uPlot(chartOptions(spec[1], spec[2], spec[3], width, height, options.legend !== false), state.data[i], box));
     });
   }
@@ -165,7 +199,8 @@ export function mount(element, options) {
       buttons[name].setAttribute("aria-pressed", String(name === state.window));
     });
     const stats = doc.stats || {};
-    status.textContent = chartStatusWords(state.window, stats);
+    // The requests' words, unless these charts are of something else (the overview's cost).
+    status.textContent = options.stats === false ? "" : chartStatusWords(state.window, stats);
     draw();
     if (options.onLoad) options.onLoad(doc, state.window);
   }
@@ -231,14 +266,14 @@ export function mount(element, options) {
       const values = charts.map(function (spec, i) {
         if (spec[4] === "gauge") return now.gauges[gauge++];
         const base = bucket.base ? bucket.base[i] : null;
+        if (spec[4] === "history") return base; // a new bucket stays empty until the next reload
         if (spec[4] === "latency") return live.latency === null ? base : live.latency;
         return (base || 0) + live[spec[4]];
       });
       const append = bucket.append;
       bucket.append = false;
       const start = end - state.doc.t.length * step;
-      state.plots.forEach(function (plot, i) {
-        const d = state.data[i];
+      state.data.forEach(function (d, i) {
         if (append) {
           d[0].push(end);
           d[1].push(values[i]);
@@ -246,8 +281,8 @@ export function mount(element, options) {
           d[1][d[1].length - 1] = values[i];
         }
         while (d[0].length && d[0][0] <= start) { d[0].shift(); d[1].shift(); }
-        plot.setData(d);
       });
+      state.plots.forEach(function (plot, k) { plot.setData(state.data[state.shown[k]]); });
     },
     destroy: function () {
       state.plots.forEach(function (p) { p.destroy(); });

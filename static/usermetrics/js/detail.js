@@ -1,7 +1,7 @@
 /* detail.js — the detail page: one user's fields, state, lifecycle line, sources and per-source
  * records from the feed; its history charts, rates and flags from the history API.
  */
-import { available as chartsAvailable, mount } from "./charts.js";
+import { available as chartsAvailable, mount, userCharts } from "./charts.js";
 import { applyCost } from "./cost.js";
 import { byId, setValue } from "./dom.js";
 import { applyExtras } from "./figures.js";
@@ -92,6 +92,7 @@ export function startDetail(config, feed) {
       historyUrl: config.history_url,
       window: config.window,
       onLoad: applyHistory,
+      charts: userCharts(config.currency),
     });
     window.setInterval(function () {
       // Without a live feed the server is likely away: wait for the next reload, log no failure.

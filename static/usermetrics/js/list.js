@@ -1,7 +1,7 @@
 /* list.js — the list page: applies the feed's frames to the table and its panels, and turns its
  * links and search form into re-subscriptions of the feed instead of page loads.
  */
-import { available as chartsAvailable, mount, OVERVIEW_CHARTS, summarySample } from "./charts.js";
+import { available as chartsAvailable, mount, OVERVIEW_CHARTS, spendCharts, summarySample } from "./charts.js";
 import { startColumns } from "./columns.js";
 import { byId } from "./dom.js";
 import {
@@ -9,7 +9,7 @@ import {
 } from "./panels.js";
 import { createRates } from "./rates.js";
 import { applyRows } from "./rows.js";
-import { DEFAULT_VIEW, frameMatches, linkView, PAGE_LOAD_STATES, queryOf, viewFromMeta, viewKey } from "./view.js";
+import { DEFAULT_VIEW, frameMatches, linkView, pageLoad, queryOf, viewFromMeta, viewKey } from "./view.js";
 
 // The history is fetched again this often (the live frames add their points in between).
 const OVERVIEW_RELOAD_MS = 60000;
@@ -34,6 +34,24 @@ function startOverview(config, feed) {
   return charts;
 }
 
+// The overview's cost per hour and tokens per minute (the overview's own series: no live points).
+function startSpend(config, feed) {
+  const box = byId("um-spend-chart");
+  if (!box || !config.overview_url || !chartsAvailable()) return;
+  const charts = mount(box, {
+    historyUrl: config.overview_url,
+    window: "24h",
+    charts: spendCharts(config.currency),
+    height: 130,
+    columns: 2,
+    legend: false,
+    stats: false, // the overview's request stats are said above
+  });
+  window.setInterval(function () {
+    if (!feed.paused() && !document.hidden && feed.live()) charts.reload();
+  }, OVERVIEW_RELOAD_MS);
+}
+
 /** Start the list page of `config` (its um-config) on `feed`; returns the page for feed.start(). */
 export function startList(config, feed) {
   let view = viewFromMeta(config.view);
@@ -41,6 +59,7 @@ export function startList(config, feed) {
   const rates = createRates(config, feed, function () { return view; });
   startColumns(config);
   const overview = startOverview(config, feed);
+  startSpend(config, feed);
 
   function applyExports() {
     // The exports take the whole filtered list: the view without its paging.
@@ -61,8 +80,9 @@ export function startList(config, feed) {
     applySummary(frame.summary, true);
     if (overview) overview.appendLive(frame.summary, frame.timestamp);
     applySources(frame.sources, feed.serverNow());
-    // The ended users are not in the feed: their rows stay as the server rendered them.
-    if (PAGE_LOAD_STATES.indexOf(meta.state) >= 0) return;
+    // The ended users, and the order by the window's tokens or cost, are not the feed's: their
+    // rows stay as the server rendered them (rates.js keeps their window's figures current).
+    if (pageLoad(meta)) return;
     applyHeaders(meta);
     applyLinks(view);
     applyControls(meta, view);
@@ -74,7 +94,7 @@ export function startList(config, feed) {
   }
 
   function subscribe(next) {
-    if (PAGE_LOAD_STATES.indexOf(next.state) >= 0 || PAGE_LOAD_STATES.indexOf(view.state) >= 0) {
+    if (pageLoad(next) || pageLoad(view)) {
       window.location.assign(window.location.pathname + queryOf(next)); // served by the page, not the feed
       return;
     }

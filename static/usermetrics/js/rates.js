@@ -3,7 +3,7 @@
  */
 import { sparkline, available as chartsAvailable } from "./charts.js";
 import { byId } from "./dom.js";
-import { coverageShort, coverageWords, rateWords, sparklineTitle } from "./format.js";
+import { coverageShort, coverageWords, rateWords, sparklineTitle, spendWords } from "./format.js";
 import { rowIds, WINDOW_FIELDS } from "./rows.js";
 
 const WINDOW_REFRESH_MS = 30000;
@@ -47,10 +47,13 @@ export function createRates(config, feed, currentView) {
     Array.prototype.forEach.call(byId("um-rows").rows, function (tr) {
       const entry = doc.users[tr.dataset.userId];
       if (!entry) return;
-      const words = rateWords(entry.stats);
+      const words = Object.assign(rateWords(entry.stats), spendWords(entry.tokens, config.currency));
       WINDOW_FIELDS.forEach(function (field) {
         const td = tr.querySelector('[data-field="w_' + field + '"]');
-        if (td && td.textContent !== words[field]) td.textContent = words[field];
+        if (!td) return;
+        if (td.textContent !== words[field]) td.textContent = words[field];
+        const title = words[field + "_title"];
+        if (title !== undefined && td.title !== title) td.title = title;
       });
       const flags = tr.querySelector("[data-row-flags]");
       if (flags && currentView().state !== "ended") applyFlags(flags, entry.flags);

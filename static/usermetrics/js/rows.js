@@ -23,8 +23,8 @@ export const NUMERIC = {
 };
 // The NAT companions' columns, from the frame's `figures` (NO_VALUE for a user without a companion).
 export const FIGURES = ["queued", "p95_ms"];
-// The window's columns (fetched, not pushed: see rates.js).
-export const WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms", "p95_ms"];
+// The window's columns (fetched, not pushed: see rates.js); the tokens and cost from the history too.
+export const WINDOW_FIELDS = ["requests_per_min", "error_rate", "latency_ms", "p95_ms", "tokens", "cost"];
 
 // `withWindow`: the page shows the window's rates and activity (the history is on).
 function buildRow(user, withWindow) {

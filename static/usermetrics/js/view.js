@@ -6,6 +6,13 @@
 export const DEFAULT_VIEW = { page: 1, page_size: 100, sort: "-last_activity", q: "", state: "", window: "1h" };
 // States the feed cannot serve: ended users live in the history, so that list is a page load.
 export const PAGE_LOAD_STATES = ["ended"];
+// Sorts the feed cannot serve: the window's tokens and cost are the history's (selection.WINDOW_SORT_KEYS).
+export const PAGE_LOAD_SORTS = ["w_tokens", "w_cost"];
+
+// Whether the page, not the feed, serves a view (its rows stay as the server rendered them).
+export function pageLoad(v) {
+  return PAGE_LOAD_STATES.indexOf(v.state) >= 0 || PAGE_LOAD_SORTS.indexOf(String(v.sort).replace(/^-/, "")) >= 0;
+}
 
 export function viewFromMeta(meta) {
   return {

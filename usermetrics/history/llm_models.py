@@ -1,0 +1,72 @@
+"""A sample's tokens and cost columns (sync ORM): model names interned once, prices read once per refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from usermetrics.models import LlmModel
+from usermetrics.prices import PriceTable
+from usermetrics.pricing import price_table_get
+
+from .samples import RecordResult
+from .tokens import NOTHING, LlmCumulative, TokenSum, encode, llm_change, priced
+
+NAME_MAX = 255  # the column's length (companions send at most 200 characters)
+
+
+class ModelIds:
+    """The recorder's map of model names to ``LlmModel`` ids, read once and grown as new names come."""
+
+    def __init__(self) -> None:
+        """Nothing read yet."""
+        self._ids: dict[str, int] | None = None
+
+    def forget(self) -> None:
+        """Read the table again at the next use (a write that failed may have rolled back new names)."""
+        self._ids = None
+
+    def ids_of(self, names: Iterable[str]) -> dict[str, int]:
+        """The ids of ``names``, inserting the ones the table lacks (another process may insert one too)."""
+        names = list(names)
+        if self._ids is None:
+            self._ids = dict(LlmModel.objects.values_list("name", "id"))
+        ids = self._ids
+        missing = {name[:NAME_MAX] for name in names} - ids.keys()
+        if missing:
+            LlmModel.objects.bulk_create([LlmModel(name=n) for n in sorted(missing)], ignore_conflicts=True)
+            ids.update(LlmModel.objects.filter(name__in=missing).values_list("name", "id"))
+        return {name: ids[name[:NAME_MAX]] for name in names}
+
+
+def model_names() -> dict[int, str]:
+    """Every interned model's name by id (a handful of rows)."""
+    return dict(LlmModel.objects.values_list("id", "name"))
+
+
+class TokenColumns:
+    """Works out a sample's ``d_tokens``, ``d_cost`` and ``llm`` at the prices in force when it is written."""
+
+    def __init__(self) -> None:
+        """No prices read yet."""
+        self.ids = ModelIds()
+        self.table: PriceTable | None = None
+
+    def begin(self) -> None:
+        """Read the prices in force for this refresh's samples (one table for all of them)."""
+        self.table = price_table_get()
+
+    def columns(
+        self, new: LlmCumulative, base: LlmCumulative | None, result: RecordResult
+    ) -> tuple[int | None, int | None, bytes]:
+        """The change from ``base`` (None: not known, a baseline) as the three columns, counted into ``result``."""
+        d = llm_change(new, base) if base is not None else NOTHING
+        if not d.llm and not d.tool_calls:
+            return None, None, b""
+        tokens, cost, unpriced = priced(d, self.table or price_table_get())
+        ids = self.ids.ids_of(model for model, _ in d.llm)
+        by_id = [(ids[model], usage) for model, usage in d.llm]
+        written = TokenSum(tool_calls=d.tool_calls, unpriced=unpriced, cost_nano=cost)
+        for model_id, usage in by_id:
+            written.add(TokenSum({model_id: list(usage)}))
+        result.add_tokens(written)
+        return (tokens if d.llm else None), (cost if d.llm else None), encode(by_id, d.tool_calls, unpriced)
