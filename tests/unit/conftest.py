@@ -180,8 +180,9 @@ ACTING_WORKERS = [
 
 @pytest.fixture
 async def acting(install_service, settings) -> AsyncIterator[str]:
-    """A companion stream "nat" (users ada and bob, workers nat-1:101 and nat-1:102 running, nat-1:99 ended)
-    whose commands go to a Redis stream of the test's own, and a plain source "plain" (cy); the stream's key.
+    """A companion stream "nat" (users ada, bob and dee, workers nat-1:101 and nat-1:102 running, nat-1:99 ended)
+    whose commands go to a Redis stream of the test's own, and a plain source "plain" (cy, and dee with two
+    requests in flight: idle where commands go, busy elsewhere); the stream's key.
 
     Actions wait half a second for the answers; the test starts the workers that answer
     (``tests.support.fake_workers``). Its keys are deleted after.
@@ -190,8 +191,11 @@ async def acting(install_service, settings) -> AsyncIterator[str]:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     entry = {"NAME": "nat", "URL": url, "STREAM": f"{prefix}:nat"}
     settings.USERMETRICS = {**settings.USERMETRICS, "SOURCES": [entry], "ACTIONS_TIMEOUT": 0.5}
-    stream = CompanionSource("nat", [listed_usage("ada", requests=3), listed_usage("bob")], {}, ACTING_WORKERS)
-    await install_service([stream, StaticSource("plain", [listed_usage("cy")])], interval=3600)
+    stream = CompanionSource(
+        "nat", [listed_usage("ada", requests=3), listed_usage("bob"), listed_usage("dee")], {}, ACTING_WORKERS
+    )
+    plain = StaticSource("plain", [listed_usage("cy"), listed_usage("dee", active=2)])
+    await install_service([stream, plain], interval=3600)
     yield entry["STREAM"]
     client = Redis.from_url(url)
     async for key in client.scan_iter(match=f"{prefix}*"):

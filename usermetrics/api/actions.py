@@ -163,7 +163,10 @@ class ActionDoc(BaseModel):
     command_id: str
     outcome: Literal["done", "partly", "refused", "no answer", "failed"]
     words: str = Field(description='the outcome in words, e.g. "refused: 1 request running"')
-    results: dict[str, WorkerAnswerDoc] = Field(description="each worker's answer, by its label (host:pid)")
+    results: dict[str, WorkerAnswerDoc] = Field(
+        description="each worker's answer, by its label (host:pid); an eviction refused before anything was sent"
+        " (the dashboard showed requests in flight) has the one answer `dashboard`"
+    )
 
 
 router = Router()
@@ -192,7 +195,8 @@ BODY = {
 HOW = (
     " Needs a staff session with the `usermetrics.act_on_users` permission and the CSRF token"
     " (`X-CSRFToken`), or a bearer token listed in `ACTIONS_TOKENS`; else 403. The answer is the recorded"
-    " action: 200 done (or partly), 409 refused (an eviction with requests in flight), 502 failed, 504 no"
+    " action: 200 done (or partly), 409 refused (an eviction with requests in flight: nothing is sent while the"
+    " dashboard shows any), 502 failed, 504 no"
     " worker answered within `ACTIONS_TIMEOUT`; 404 when no NAT companion reports the user (nothing sent)."
 )
 

@@ -35,7 +35,7 @@ from .alerts import (
     alerts_overview_get,
     alerts_test_send,
 )
-from .commands import outcome_words
+from .commands import BOARD, outcome_words
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
 from .live import (
@@ -67,6 +67,7 @@ from .sources import sources_check, sources_doc, sources_page_get
 
 __all__ = [
     "ACTIONS",
+    "BOARD",
     "CHANNEL_LAYER_ERRORS",
     "MAX_USERS",
     "NOT_REPORTED",

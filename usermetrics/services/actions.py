@@ -4,6 +4,11 @@ The one door for the API and the user page. An action goes to the NAT companion 
 the user now (the published board: its sources, and each source's workers in state ok, who are the
 answers waited for), as one ``Command`` (``usermetrics_nat.commands.command_new``); every worker's
 answer, or "no answer" after ``ACTIONS_TIMEOUT``, is kept in a ``UserAction`` and an admin log entry.
+
+An eviction is all or none as far as the board can see: while it shows the user with requests in
+flight (over every source and worker) nothing is sent and the action is recorded refused, so that a
+user idle in one worker and busy in another is not evicted in one of them. A request that starts
+between that look and the command is the companions' to refuse, worker by worker ("partly").
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_key
-from usermetrics.snapshot import iso
+from usermetrics.snapshot import in_flight, iso
 
-from .commands import Target, commands_send, outcome_of, outcome_words
+from .commands import BOARD, Target, answer_doc, commands_send, outcome_of, outcome_words
 from .live import board_get
 
 ACTIONS = tuple(ActionKind.values)
@@ -33,6 +38,7 @@ PERMISSION_WORDS = "You need the 'Can evict, hold and release users' permission"
 MAX_HOLD = timedelta(days=7)
 MAX_REASON = 1000  # the command's own bound (``usermetrics_nat.commands.Command.reason``)
 NOT_REPORTED = "is not reported by any NAT companion: nothing was sent"
+NOTHING_SENT = "the dashboard shows requests of this user in flight: no worker was asked"
 TAKEN = (ActionOutcome.DONE, ActionOutcome.PARTLY)  # a hold or release that some worker carried out
 
 
@@ -92,7 +98,8 @@ async def user_action_do(
     who asked (None for an API token); ``by_label``: how the log names them.
     """
     length = _checked(action, reason, hold_seconds)
-    targets = action_targets(board_get(), user_id)
+    board = board_get()
+    targets = action_targets(board, user_id)
     if not targets:
         return None
     timeout = get_config().actions_timeout
@@ -105,7 +112,11 @@ async def user_action_do(
         )
     except ValidationError as exc:  # the command's own bounds: a user id over 1,024 characters
         raise ActionRefused(f"No command can name this user: {exc.errors()[0]['msg']}.") from None
-    results = await commands_send(targets, command, wait=timeout)
+    running = _running(board, user_id) if action == ActionKind.EVICT else 0
+    if running:  # all or none: no worker is asked while the board shows a request of the user anywhere
+        results = {BOARD: answer_doc(BOARD, "refused", NOTHING_SENT, running, at=utcnow().isoformat())}
+    else:
+        results = dict(sorted((await commands_send(targets, command, wait=timeout)).items()))
     return await sync_to_async(_record)(
         user_id=user_id,
         action=action,
@@ -113,9 +124,15 @@ async def user_action_do(
         by=by_label[:255],
         reason=reason,
         until=until,
-        command_id=command.id,
-        results=dict(sorted(results.items())),
+        command_id="" if running else command.id,
+        results=results,
     )
+
+
+def _running(board: Board, user_id: str) -> int:
+    """The user's requests in flight on ``board``, over every source and worker (NAT counts queued ones too)."""
+    usage = board.user(user_id)
+    return in_flight(usage) if usage is not None else 0
 
 
 def _record(*, by_user: Any, **fields: Any) -> UserAction:

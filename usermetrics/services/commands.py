@@ -22,6 +22,8 @@ from usermetrics.clock import utcnow
 
 POLL = 0.05  # seconds between two reads of the results hash while answers are missing
 NO_ANSWER = "no answer"
+# The results' key of an action the dashboard refused before sending anything (an eviction while in flight).
+BOARD = "dashboard"
 
 
 @dataclass(frozen=True)

@@ -90,5 +90,6 @@ def user_action(request: HttpRequest, user_id: str, action: str) -> HttpResponse
     messages.add_message(request, level, f"{verb} {humanize.user_display(user_id, {})} — {words}.")
     for worker, answer in done.results.items():
         detail = f" ({answer['message']})" if answer.get("message") else ""
-        messages.info(request, f"Worker {worker}: {answer['status']}{detail}")
+        who = "The dashboard" if worker == services.BOARD else f"Worker {worker}"
+        messages.info(request, f"{who}: {answer['status']}{detail}")
     return back

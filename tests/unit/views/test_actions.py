@@ -91,3 +91,20 @@ async def test_views_actions_a_user_no_companion_reports_gets_nothing_sent(actin
     assert all('disabled title="No NAT companion reports this user"' in a for a in buttons(html).values())
     response = await client.post("/users/cy/actions/evict", {"reason": "x"}, follow=True)
     assert messages(response.content.decode())[0] == "User cy is not reported by any NAT companion: nothing was sent."
+
+
+async def test_views_actions_evict_while_the_board_shows_requests_in_flight_says_so_and_sends_nothing(
+    acting, acting_staff
+):
+    client = AsyncClient()
+    await client.aforce_login(acting_staff)
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await client.post("/users/dee/actions/evict", {"reason": "stuck"}, follow=True)
+    page = response.content.decode()
+    assert messages(page)[:2] == [
+        "Evict: dee — refused: 2 requests running.",
+        "The dashboard: refused (the dashboard shows requests of this user in flight: no worker was asked)",
+    ]
+    rows = re.findall(r'<tr data-outcome="([^"]+)">(.*?)</tr>', panel(page), re.S)
+    assert [outcome for outcome, _ in rows] == ["refused"]
+    assert "refused: 2 requests running" in rows[0][1]
