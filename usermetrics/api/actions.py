@@ -89,7 +89,7 @@ def body_get(request: HttpRequest) -> dict[str, Any] | None:
 
 
 def seconds_get(value: Any) -> float | None:
-    """A hold's ``seconds`` as a number (None: absent); ``ValueError`` when it is not one."""
+    """A hold's ``seconds`` as a number (None: absent); ``ValueError`` (or ``OverflowError``) when it is not one."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -117,7 +117,7 @@ async def user_action(request: HttpRequest, user_id: str, action: str) -> HttpRe
         return json_error("reason must be a string.", 400)
     try:
         seconds = seconds_get(fields.get("seconds"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer past any float
         return json_error("seconds must be a number of seconds.", 400)
     try:
         done = await services.user_action_do(
