@@ -13,6 +13,7 @@ between that look and the command is the companions' to refuse, worker by worker
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -75,6 +76,9 @@ def _checked(action: str, reason: str, hold_seconds: float | None) -> timedelta 
         raise ActionRefused(f"Unknown action {action!r}: one of {', '.join(ACTIONS)}.")
     if len(reason) > MAX_REASON:
         raise ActionRefused(f"The reason is too long: at most {MAX_REASON} characters.")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in reason):
+        # A NUL cannot even be stored (PostgreSQL): refused before the command goes, never after.
+        raise ActionRefused("The reason cannot hold control characters.")
     if action != ActionKind.HOLD:
         return None
     if hold_seconds is None or not 1 <= hold_seconds <= MAX_HOLD.total_seconds():

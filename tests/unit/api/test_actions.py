@@ -222,3 +222,25 @@ async def test_api_actions_anonymous_is_401_and_get_is_405(acting):
     assert (await AsyncClient().post(EVICT)).status_code == 401
     response = await AsyncClient().get(EVICT)
     assert response.status_code == 405 and response["Content-Type"] == "application/json"
+
+
+async def test_api_actions_hold_seconds_too_large_for_a_float_is_400_and_nothing_is_sent(acting, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    response = await AsyncClient().post(
+        "/api/users/ada/actions/hold", '{"seconds": 1' + "0" * 400 + "}", content_type="application/json",
+        headers={"Authorization": f"Bearer {ACT_TOKEN}"},
+    )  # fmt: skip
+    assert response.status_code == 400 and "seconds must be a number" in detail(response)
+    assert await commands_sent(acting) == 0
+
+
+@pytest.mark.parametrize("reason", ["nul\x00byte", "bell\x07", "escape \x1b[31m"])
+async def test_api_actions_a_reason_with_control_characters_is_400_and_nothing_is_sent(acting, settings, reason):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(
+            "/api/users/ada/actions/hold", {"seconds": 60, "reason": reason}, content_type="application/json",
+            headers={"Authorization": f"Bearer {ACT_TOKEN}"},
+        )  # fmt: skip
+    assert response.status_code == 400 and "control characters" in detail(response)
+    assert await commands_sent(acting) == 0
