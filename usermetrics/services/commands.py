@@ -5,6 +5,9 @@ writes each worker's ``Outcome`` into ``<stream>:results:<id>``; here one comman
 deployment's stream and its results hash is read until every expected worker has answered or the
 deadline passes. A worker still silent then is "no answer": it is never waited on longer, and the
 command's expiry (the same deadline) keeps it from acting when it reads the command later.
+
+A worker that starts reads the stream from its start and takes up the holds in it (a hold is
+state), so a command no worker carried out is taken back out of the stream once the wait is over.
 """
 
 from __future__ import annotations
@@ -59,14 +62,15 @@ async def command_send(target: Target, command: Command, *, wait: float) -> dict
     """Add ``command`` to ``target``'s stream and collect the answers: every expected worker's, or until ``wait`` s.
 
     Answers of workers nobody expected (one that started since the board was published) are kept
-    too. Redis unreachable: each expected worker is reported ``failed`` with the error.
+    too. Redis unreachable: each expected worker is reported ``failed`` with the error. No worker
+    did it: the command is taken back (``XDEL``).
     """
     deadline = time.monotonic() + wait
-    key = f"{target.stream}:results:{command.id}"
+    key, stream = f"{target.stream}:results:{command.id}", f"{target.stream}:commands"
     redis = Redis.from_url(target.url, socket_timeout=wait, socket_connect_timeout=wait)
     answers: dict[str, dict] = {}
     try:
-        await redis.xadd(f"{target.stream}:commands", {COMMAND_FIELD: command.model_dump_json()})
+        entry = await redis.xadd(stream, {COMMAND_FIELD: command.model_dump_json()})
         while True:
             answers = _answers(target.source, await redis.hgetall(key))
             # No worker expected (none running when the board was published): any that answers within the time.
@@ -75,6 +79,8 @@ async def command_send(target: Target, command: Command, *, wait: float) -> dict
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(POLL)
+        if not any(a["status"] == "done" for a in answers.values()):
+            await redis.xdel(stream, entry)  # a worker that starts later must not take up what none carried out
     except (RedisError, OSError) as exc:
         failed = f"cannot reach the companions' Redis: {type(exc).__name__}: {exc}"
         return {w: answers.get(w) or answer_doc(target.source, "failed", failed) for w in target.workers}

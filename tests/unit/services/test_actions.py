@@ -85,3 +85,22 @@ async def test_services_actions_refuse_what_cannot_be_asked_before_sending(actin
         await services.user_action_do(user_id="ada", action="evict", by_user=None, by_label="x", reason="r" * 1001)
     with pytest.raises(services.ActionRefused, match="A hold needs seconds"):
         await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_services_actions_a_hold_no_worker_took_is_not_taken_up_by_a_worker_that_starts_later(acting):
+    # Every worker silent: the hold is "no answer", and the page says the user is not held.
+    nobody = await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=600)
+    assert nobody.outcome == "no answer" and await sync_to_async(services.user_hold_get)(user_id="ada") is None
+    # A worker (re)started by gunicorn reads the stream from its start: it must not hold the user behind the page.
+    async with workers_answering(acting, "nat-1:101", "nat-1:102") as holds:
+        await services.user_action_do(user_id="bob", action="release", by_user=None, by_label="x")  # caught up
+        assert all(h.get("ada") is None for h in holds.values())
+    # A hold a worker took is taken up by one that starts later (a hold is state).
+    async with workers_answering(acting, "nat-1:101"):
+        taken = await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=9)
+    assert taken.outcome == "partly"
+    async with workers_answering(acting, "nat-1:102") as holds:
+        await services.user_action_do(user_id="bob", action="release", by_user=None, by_label="x")
+        assert holds["nat-1:102"].get("ada") is not None
