@@ -30,13 +30,12 @@ from usermetrics.conf import get_config
 from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_key
 from usermetrics.snapshot import in_flight, iso
 
-from .commands import BOARD, Target, answer_doc, commands_send, outcome_of, outcome_words
+from .commands import BOARD, MAX_HOLD, Target, answer_doc, commands_send, outcome_of, outcome_words
 from .live import board_get
 
 ACTIONS = tuple(ActionKind.values)
 PERMISSION = "usermetrics.act_on_users"
 PERMISSION_WORDS = "You need the 'Can evict, hold and release users' permission"
-MAX_HOLD = timedelta(days=7)
 MAX_REASON = 1000  # the command's own bound (``usermetrics_nat.commands.Command.reason``)
 NOT_REPORTED = "is not reported by any NAT companion: nothing was sent"
 NOTHING_SENT = "the dashboard shows requests of this user in flight: no worker was asked"
