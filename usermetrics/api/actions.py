@@ -106,9 +106,6 @@ async def user_action(request: HttpRequest, user_id: str, action: str) -> HttpRe
     actor = await actor_get(request)
     if actor.refused is not None:
         return actor.refused
-    state = services.producer_state()
-    if not state.publishing:  # who reports the user is the board's to say: none is being published
-        return json_error(state.words, 503, producer=state.as_dict())
     fields = body_get(request)
     if fields is None:
         return json_error("The body must be a JSON object or a form: reason, and seconds for a hold.", 400)
@@ -130,6 +127,8 @@ async def user_action(request: HttpRequest, user_id: str, action: str) -> HttpRe
         )
     except services.ActionRefused as exc:
         return json_error(str(exc), 400)
+    except services.ActionsUnavailable as exc:  # who reports the user is the board's to say: none is published
+        return json_error(exc.state.words, 503, producer=exc.state.as_dict())
     if done is None:
         return json_error(f"User {user_id} {services.NOT_REPORTED}.", 404)
     return JsonResponse(

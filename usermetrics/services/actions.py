@@ -28,10 +28,11 @@ from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_key
+from usermetrics.publish.follower import ProducerState
 from usermetrics.snapshot import in_flight, iso
 
 from .commands import BOARD, MAX_HOLD, Target, answer_doc, commands_send, outcome_of, outcome_words
-from .live import board_get
+from .live import board_get, producer_state
 
 ACTIONS = tuple(ActionKind.values)
 PERMISSION = "usermetrics.act_on_users"
@@ -44,6 +45,15 @@ TAKEN = (ActionOutcome.DONE, ActionOutcome.PARTLY)  # a hold or release that som
 
 class ActionRefused(ValueError):
     """An action that cannot be asked as it is (unknown action, no or too long a hold, too long a reason)."""
+
+
+class ActionsUnavailable(RuntimeError):
+    """No producer publishes: who reports the user now, and whether requests of it run, is not known."""
+
+    def __init__(self, state: ProducerState) -> None:
+        """The producer's ``state`` (its words say since when)."""
+        super().__init__(state.words)
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -97,10 +107,14 @@ async def user_action_do(
     """Ask every NAT worker that may run ``user_id`` to ``action`` it; the recorded action with each worker's answer.
 
     None (nothing sent, nothing recorded) when no companion stream reports the user.
-    ``ActionRefused`` for an action that cannot be asked as it is. ``by_user``: the Django user
+    ``ActionRefused`` for an action that cannot be asked as it is, ``ActionsUnavailable`` while no
+    producer publishes (nothing sent, nothing recorded). ``by_user``: the Django user
     who asked (None for an API token); ``by_label``: how the log names them.
     """
     length = _checked(action, reason, hold_seconds)
+    state = producer_state()
+    if not state.publishing:  # the last board may be long gone: nothing is sent on its word
+        raise ActionsUnavailable(state)
     board = board_get()
     targets = action_targets(board, user_id)
     if not targets:

@@ -81,6 +81,9 @@ def user_action(request: HttpRequest, user_id: str, action: str) -> HttpResponse
     except services.ActionRefused as exc:
         messages.error(request, str(exc))
         return back
+    except services.ActionsUnavailable as exc:
+        messages.error(request, f"No action was sent: {exc.state.words[0].lower()}{exc.state.words[1:]}")
+        return back
     if done is None:
         messages.error(request, f"User {humanize.user_display(user_id, {})} {services.NOT_REPORTED}.")
         return back

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from tests.support.fake_workers import workers_answering
 from usermetrics import services
 from usermetrics.models import UserAction
+from usermetrics.publish.face import face_get
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -244,3 +245,12 @@ async def test_api_actions_a_reason_with_control_characters_is_400_and_nothing_i
         )  # fmt: skip
     assert response.status_code == 400 and "control characters" in detail(response)
     assert await commands_sent(acting) == 0
+
+
+async def test_api_actions_while_no_producer_publishes_is_503_and_nothing_is_sent(acting, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    face_get().follower.stale_after = 0.0  # the last board is already too old
+    response = await AsyncClient().post(EVICT, headers={"Authorization": f"Bearer {ACT_TOKEN}"})
+    assert response.status_code == 503 and detail(response).startswith("No producer is publishing")
+    assert json.loads(response.content)["producer"]["state"] == "absent" and "Retry-After" in response
+    assert await commands_sent(acting) == 0 and await UserAction.objects.acount() == 0

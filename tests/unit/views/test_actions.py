@@ -10,6 +10,7 @@ from django.test import AsyncClient
 
 from tests.support.fake_workers import workers_answering
 from usermetrics.models import UserAction
+from usermetrics.publish.face import face_get
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -108,3 +109,15 @@ async def test_views_actions_evict_while_the_board_shows_requests_in_flight_says
     rows = re.findall(r'<tr data-outcome="([^"]+)">(.*?)</tr>', panel(page), re.S)
     assert [outcome for outcome, _ in rows] == ["refused"]
     assert "refused: 2 requests running" in rows[0][1]
+
+
+async def test_views_actions_nothing_is_sent_from_an_old_board_while_no_producer_publishes(acting, acting_staff):
+    client = AsyncClient()
+    await client.aforce_login(acting_staff)
+    face_get().follower.stale_after = 0.0  # the last board is already too old: who runs ada now is not known
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await client.post("/users/ada/actions/evict", {"reason": "x"}, follow=True)
+    assert messages(response.content.decode())[0].startswith(
+        "No action was sent: no producer is publishing: the last board was published at"
+    )
+    assert await UserAction.objects.acount() == 0
