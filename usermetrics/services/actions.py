@@ -130,11 +130,8 @@ async def user_action_do(
     except ValidationError as exc:  # the command's own bounds: a user id over 1,024 characters
         raise ActionRefused(f"No command can name this user: {exc.errors()[0]['msg']}.") from None
     running = _running(board, user_id) if action == ActionKind.EVICT else 0
-    if running:  # all or none: no worker is asked while the board shows a request of the user anywhere
-        results = {BOARD: answer_doc(BOARD, "refused", NOTHING_SENT, running, at=utcnow().isoformat())}
-    else:
-        results = dict(sorted((await commands_send(targets, command, wait=timeout)).items()))
-    return await sync_to_async(_record)(
+    # Kept before anything is sent: an action that cannot be logged (the database is down) is not taken.
+    asked = await sync_to_async(_asked)(
         user_id=user_id,
         action=action,
         by_user=by_user,
@@ -142,8 +139,12 @@ async def user_action_do(
         reason=reason,
         until=until,
         command_id="" if running else command.id,
-        results=results,
     )
+    if running:  # all or none: no worker is asked while the board shows a request of the user anywhere
+        results = {BOARD: answer_doc(BOARD, "refused", NOTHING_SENT, running, at=utcnow().isoformat())}
+    else:
+        results = dict(sorted((await commands_send(targets, command, wait=timeout)).items()))
+    return await sync_to_async(_answered)(asked, results)
 
 
 def _running(board: Board, user_id: str) -> int:
@@ -152,11 +153,19 @@ def _running(board: Board, user_id: str) -> int:
     return in_flight(usage) if usage is not None else 0
 
 
-def _record(*, by_user: Any, **fields: Any) -> UserAction:
-    """Keep the action, and the admin's log entry of it when a Django user asked (LogEntry needs one)."""
-    done = UserAction(by_user=by_user if by_user is not None and by_user.pk else None, **fields)
-    done.outcome = outcome_of(done.results)
-    done.save()
+def _asked(*, by_user: Any, **fields: Any) -> UserAction:
+    """Keep the action as asked, before any worker answers (its outcome "no answer" until they do)."""
+    asked = UserAction(by_user=by_user if by_user is not None and by_user.pk else None, **fields)
+    asked.outcome = ActionOutcome.NO_ANSWER
+    asked.save()
+    return asked
+
+
+def _answered(done: UserAction, results: dict[str, dict]) -> UserAction:
+    """Keep every worker's answer and the outcome, and the admin's log entry when a Django user asked (LogEntry
+    needs one)."""
+    done.results, done.outcome = results, outcome_of(results)
+    done.save(update_fields=["results", "outcome"])
     if done.by_user is not None:
         LogEntry.objects.log_actions(
             done.by_user.pk, [done], ADDITION, change_message=change_message(done), single_object=True

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.admin.models import LogEntry
+from django.db import OperationalError
 from django.test import AsyncClient
 from redis.asyncio import Redis
 
@@ -254,3 +255,18 @@ async def test_api_actions_while_no_producer_publishes_is_503_and_nothing_is_sen
     assert response.status_code == 503 and detail(response).startswith("No producer is publishing")
     assert json.loads(response.content)["producer"]["state"] == "absent" and "Retry-After" in response
     assert await commands_sent(acting) == 0 and await UserAction.objects.acount() == 0
+
+
+async def test_api_actions_while_the_database_cannot_be_written_nothing_is_sent(acting, settings, monkeypatch):
+    # Every action is logged: one that cannot be is not taken (it was carried out, then the log failed: a 503
+    # saying nothing of the eviction done).
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+
+    def down(*args, **kwargs):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(UserAction, "save", down)
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(EVICT, headers={"Authorization": f"Bearer {ACT_TOKEN}"})
+    assert response.status_code == 503 and response["Content-Type"] == "application/json"
+    assert await commands_sent(acting) == 0
