@@ -30,6 +30,7 @@ from .schemas import ErrorDetail
 # The answer's status by the action's outcome: the body is the recorded action in every case.
 STATUS = {"done": 200, "partly": 200, "refused": 409, "failed": 502, "no answer": 504}
 MAX_BODY = 16 * 1024  # a reason and a number: anything longer is not a form of ours
+SHOWN_FROM = 16  # a token this long or longer is named by its last four characters (the log is on every user page)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ def csrf_refused(request: HttpRequest) -> bool:
     return CsrfViewMiddleware(_no_response).process_view(request, None, (), {}) is not None
 
 
+def token_label(token: str) -> str:
+    """How the log names an API token: its last four characters ("token:…9f2c"), none of a short one ("token")."""
+    return f"token:…{token[-4:]}" if len(token) >= SHOWN_FROM else "token"
+
+
 async def actor_get(request: HttpRequest) -> Actor:
     """Who may act: a token of ``ACTIONS_TOKENS``, or a staff session with the permission that passed CSRF."""
     if request.headers.get("Authorization"):
@@ -60,7 +66,7 @@ async def actor_get(request: HttpRequest) -> Actor:
         token = request.headers["Authorization"].partition(" ")[2].strip()
         if not token_valid(token, cfg.actions_tokens):
             return Actor(refused=json_error("This API token may read but not act: list it in ACTIONS_TOKENS.", 403))
-        return Actor(label=f"token:…{token[-4:]}")
+        return Actor(label=token_label(token))
     user = await request.auser()
     if isinstance(user, AnonymousUser) or not (user.is_active and user.is_staff):
         return Actor(

@@ -270,3 +270,11 @@ async def test_api_actions_while_the_database_cannot_be_written_nothing_is_sent(
         response = await AsyncClient().post(EVICT, headers={"Authorization": f"Bearer {ACT_TOKEN}"})
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert await commands_sent(acting) == 0
+
+
+async def test_api_actions_the_log_names_a_short_token_without_showing_any_of_it(acting, settings):
+    # The log is on every staff member's user page: the last four characters of a six-character token are most of it.
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": ["s3cr3t"]}
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(EVICT, headers={"Authorization": "Bearer s3cr3t"})
+    assert response.status_code == 200 and json.loads(response.content)["by"] == "token"
