@@ -171,6 +171,8 @@ async def companion(install_service):
     await install_service([stream, plain], interval=3600)
 
 
+ODD_ID = "odd/ <b>\x00 ~id"  # a slash, HTML, a NUL and a tilde: NAT allows any string
+LONG_ID = "l" * 1100  # longer than any command may name
 ACTING_WORKERS = [
     {**WORKERS[0], "label": "nat-1:101", "pid": 101},
     {**WORKERS[0], "label": "nat-1:102", "pid": 102},
@@ -180,7 +182,8 @@ ACTING_WORKERS = [
 
 @pytest.fixture
 async def acting(install_service, settings) -> AsyncIterator[str]:
-    """A companion stream "nat" (users ada, bob and dee, workers nat-1:101 and nat-1:102 running, nat-1:99 ended)
+    """A companion stream "nat" (users ada, bob, dee, ``ODD_ID`` and ``LONG_ID``, workers nat-1:101 and nat-1:102
+    running, nat-1:99 ended)
     whose commands go to a Redis stream of the test's own, and a plain source "plain" (cy, and dee with two
     requests in flight: idle where commands go, busy elsewhere); the stream's key.
 
@@ -191,9 +194,8 @@ async def acting(install_service, settings) -> AsyncIterator[str]:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     entry = {"NAME": "nat", "URL": url, "STREAM": f"{prefix}:nat"}
     settings.USERMETRICS = {**settings.USERMETRICS, "SOURCES": [entry], "ACTIONS_TIMEOUT": 0.5}
-    stream = CompanionSource(
-        "nat", [listed_usage("ada", requests=3), listed_usage("bob"), listed_usage("dee")], {}, ACTING_WORKERS
-    )
+    users = [listed_usage(u) for u in ("bob", "dee", ODD_ID, LONG_ID)]
+    stream = CompanionSource("nat", [listed_usage("ada", requests=3), *users], {}, ACTING_WORKERS)
     plain = StaticSource("plain", [listed_usage("cy"), listed_usage("dee", active=2)])
     await install_service([stream, plain], interval=3600)
     yield entry["STREAM"]

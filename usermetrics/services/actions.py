@@ -27,7 +27,7 @@ from usermetrics_nat.commands import command_new
 from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
-from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_key
+from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_id_printable, user_key
 from usermetrics.publish.follower import ProducerState
 from usermetrics.snapshot import in_flight, iso
 
@@ -181,7 +181,7 @@ def change_message(done: UserAction) -> str:
     )
     until = f" until {iso(done.until)}" if done.until else ""
     return (
-        f"{done.action}{until} of user {done.user_id}: {outcome_words(done.outcome, done.results)}."
+        f"{done.action}{until} of user {user_id_printable(done.user_id)}: {outcome_words(done.outcome, done.results)}."
         f" Reason: {done.reason or '(none)'}. Workers: {answers or '(none)'}."
     )
 

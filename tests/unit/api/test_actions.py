@@ -11,9 +11,11 @@ from asgiref.sync import sync_to_async
 from django.contrib.admin.models import LogEntry
 from django.db import OperationalError
 from django.test import AsyncClient
+from django.urls import reverse
 from redis.asyncio import Redis
 
 from tests.support.fake_workers import workers_answering
+from tests.unit.conftest import LONG_ID, ODD_ID
 from usermetrics import services
 from usermetrics.models import UserAction
 from usermetrics.publish.face import face_get
@@ -278,3 +280,33 @@ async def test_api_actions_the_log_names_a_short_token_without_showing_any_of_it
     async with workers_answering(acting, "nat-1:101", "nat-1:102"):
         response = await AsyncClient().post(EVICT, headers={"Authorization": "Bearer s3cr3t"})
     assert response.status_code == 200 and json.loads(response.content)["by"] == "token"
+
+
+async def test_api_actions_on_a_user_id_with_a_slash_unicode_html_and_a_nul_is_logged_everywhere(acting, acting_staff):
+    client, token = await csrf_client(acting_staff)
+    url = reverse("usermetrics:api-user-hold", args=[ODD_ID])
+    async with workers_answering(acting, "nat-1:101", "nat-1:102") as holds:
+        response = await client.post(
+            url, {"seconds": 60, "reason": "<script>x</script> ü"}, content_type="application/json",
+            headers={"X-CSRFToken": token},
+        )  # fmt: skip
+        assert all(h.get(ODD_ID) is not None for h in holds.values()), response.content
+    assert response.status_code == 200, response.content
+    assert json.loads(response.content)["user_id"] == ODD_ID
+    done = await UserAction.objects.aget()
+    assert (done.user_id, done.outcome) == (ODD_ID, "done")
+    entry = await LogEntry.objects.aget()
+    assert entry.object_id == str(done.pk) and "<script>x</script>" in entry.get_change_message()
+    page = (await client.get(reverse("usermetrics:user-detail", args=[ODD_ID]))).content.decode()
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
+    admin_page = (await client.get("/admin/")).content.decode()
+    assert "<b>" not in admin_page.split("Recent actions")[1]
+
+
+async def test_api_actions_on_a_user_id_no_command_can_name_is_400_and_nothing_is_sent(acting, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    response = await AsyncClient().post(
+        reverse("usermetrics:api-user-evict", args=[LONG_ID]), headers={"Authorization": f"Bearer {ACT_TOKEN}"}
+    )
+    assert response.status_code == 400 and detail(response).startswith("No command can name this user")
+    assert await commands_sent(acting) == 0 and await UserAction.objects.acount() == 0
