@@ -119,7 +119,7 @@ async def user_action(request: HttpRequest, user_id: str, action: str) -> HttpRe
     if not isinstance(reason, str):
         return json_error("reason must be a string.", 400)
     try:
-        seconds = seconds_get(fields.get("seconds"))
+        seconds = seconds_get(fields.get("seconds")) if action == "hold" else None
     except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer past any float
         return json_error("seconds must be a number of seconds.", 400)
     try:
@@ -182,21 +182,33 @@ ACTION_RESPONSES: dict[int, Any] = {
     504: ActionDoc,
     **{code: ErrorDetail for code in (400, 401, 403, 404, 503)},
 }
-BODY = {
-    "required": False,
-    "content": {
-        media: {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "reason": {"type": "string", "maxLength": 1000, "description": "why (shown with a hold, logged)"},
-                    "seconds": {"type": "number", "description": "hold: how long (1 s to 7 days)"},
-                },
-            }
-        }
-        for media in ("application/json", "application/x-www-form-urlencoded")
-    },
+REASON = {
+    "type": "string",
+    "maxLength": services.MAX_REASON,
+    "pattern": services.REASON_PATTERN,
+    "description": "why (shown with a hold, logged); no control character but tabs and line breaks",
 }
+SECONDS = {
+    "type": "number",
+    "minimum": 1,
+    "maximum": int(services.MAX_HOLD.total_seconds()),
+    "description": "how long (1 s to 7 days)",
+}
+
+
+def _body(action: str) -> dict[str, Any]:
+    """An action's request body: a reason, and the seconds of a hold (required there, not read elsewhere)."""
+    hold = action == "hold"
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"reason": REASON, **({"seconds": SECONDS} if hold else {})},
+    }
+    if hold:
+        schema["required"] = ["seconds"]
+    media = ("application/json", "application/x-www-form-urlencoded")
+    return {"required": hold, "content": {m: {"schema": schema} for m in media}}
+
+
 HOW = (
     " Needs a staff session with the `usermetrics.act_on_users` permission and the CSRF token"
     " (`X-CSRFToken`), or a bearer token listed in `ACTIONS_TOKENS`; else 403. The answer is the recorded"
@@ -217,7 +229,7 @@ def _operation(action: str, summary: str) -> None:
         operation_id=f"user_{action}",
         summary=summary,
         description=summary + "." + HOW,
-        openapi_extra={"requestBody": BODY},
+        openapi_extra={"requestBody": _body(action)},
     )
     async def operation(request: HttpRequest, user_id: str) -> HttpResponse:
         """The action (``user_action``)."""

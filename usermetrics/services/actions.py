@@ -13,7 +13,7 @@ between that look and the command is the companions' to refuse, worker by worker
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +38,8 @@ ACTIONS = tuple(ActionKind.values)
 PERMISSION = "usermetrics.act_on_users"
 PERMISSION_WORDS = "You need the 'Can evict, hold and release users' permission"
 MAX_REASON = 1000  # the command's own bound (``usermetrics_nat.commands.Command.reason``)
+# No control character but tabs and line breaks (a NUL cannot even be stored); also the API schema's pattern.
+REASON_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 NOT_REPORTED = "is not reported by any NAT companion: nothing was sent"
 NOTHING_SENT = "the dashboard shows requests of this user in flight: no worker was asked"
 TAKEN = (ActionOutcome.DONE, ActionOutcome.PARTLY)  # a hold or release that some worker carried out
@@ -85,7 +87,7 @@ def _checked(action: str, reason: str, hold_seconds: float | None) -> timedelta 
         raise ActionRefused(f"Unknown action {action!r}: one of {', '.join(ACTIONS)}.")
     if len(reason) > MAX_REASON:
         raise ActionRefused(f"The reason is too long: at most {MAX_REASON} characters.")
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in reason):
+    if not re.fullmatch(REASON_PATTERN, reason):
         # A NUL cannot even be stored (PostgreSQL): refused before the command goes, never after.
         raise ActionRefused("The reason cannot hold control characters.")
     if action != ActionKind.HOLD:
