@@ -77,7 +77,10 @@ def action_targets(board: Board, user_id: str) -> list[Target]:
         if entry is None or source is None:
             continue  # not a companion stream (a NAT server over HTTP, the demo): nothing to command
         workers = tuple(w["label"] for w in source.workers or () if w.get("state") == "ok")
-        targets.append(Target(source=name, url=entry.url, stream=entry.stream_key, workers=workers))
+        target = Target(
+            source=name, url=entry.url, stream=entry.stream_key, workers=workers, deployment=entry.deployment_name
+        )
+        targets.append(target)
     return targets
 
 

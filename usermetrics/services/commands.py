@@ -42,6 +42,7 @@ class Target:
     url: str  # Redis, with its credentials: never shown
     stream: str
     workers: tuple[str, ...]
+    deployment: str | None = None  # whose workers carry it out (a stream may be shared); None: every reader
 
 
 def answer_doc(source: str, status: str, message: str = "", in_flight: int = 0, at: str | None = None) -> dict:
@@ -76,7 +77,8 @@ async def command_send(target: Target, command: Command, *, wait: float) -> dict
     answers: dict[str, dict] = {}
     try:
         oldest = f"{int((time.time() - KEPT.total_seconds()) * 1000)}-0"
-        entry = await redis.xadd(stream, {COMMAND_FIELD: command.model_dump_json()}, minid=oldest, approximate=False)
+        sent = command.model_copy(update={"deployment": target.deployment})
+        entry = await redis.xadd(stream, {COMMAND_FIELD: sent.model_dump_json()}, minid=oldest, approximate=False)
         while True:
             answers = _answers(target.source, await redis.hgetall(key))
             # No worker expected (none running when the board was published): any that answers within the time.

@@ -130,3 +130,16 @@ async def test_services_commands_redis_unreachable_is_failed_with_the_error_even
     answers = await command_send(target, command_new("evict", "ada", expires_in=timedelta(seconds=1)), wait=1.0)
     assert set(answers) == labels and outcome_of(answers) == "failed"
     assert all("cannot reach the companions' Redis: ConnectionError" in a["message"] for a in answers.values())
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_services_actions_workers_of_another_deployment_on_the_same_stream_do_not_act(acting):
+    # The source reads only its deployment's reports from a shared stream; its commands are for those workers alone.
+    async with (
+        workers_answering(acting, "nat-1:101", "nat-1:102"),
+        workers_answering(acting, "elsewhere:7", deployment="elsewhere") as elsewhere,
+    ):
+        done = await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=60)
+        assert elsewhere["elsewhere:7"].get("ada") is None
+    assert set(done.results) == {"nat-1:101", "nat-1:102"} and done.outcome == "done"
