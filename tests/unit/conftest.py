@@ -182,8 +182,8 @@ ACTING_WORKERS = [
 
 @pytest.fixture
 async def acting(install_service, settings) -> AsyncIterator[str]:
-    """A companion stream "nat" (users ada, bob, dee, ``ODD_ID`` and ``LONG_ID``, workers nat-1:101 and nat-1:102
-    running, nat-1:99 ended)
+    """A companion stream "nat" (users ada, bob, dee, eve with three requests queued and none counted in flight,
+    ``ODD_ID`` and ``LONG_ID``; workers nat-1:101 and nat-1:102 running, nat-1:99 ended)
     whose commands go to a Redis stream of the test's own, and a plain source "plain" (cy, and dee with two
     requests in flight: idle where commands go, busy elsewhere); the stream's key.
 
@@ -194,8 +194,9 @@ async def acting(install_service, settings) -> AsyncIterator[str]:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     entry = {"NAME": "nat", "URL": url, "STREAM": f"{prefix}:nat"}
     settings.USERMETRICS = {**settings.USERMETRICS, "SOURCES": [entry], "ACTIONS_TIMEOUT": 0.5}
-    users = [listed_usage(u) for u in ("bob", "dee", ODD_ID, LONG_ID)]
-    stream = CompanionSource("nat", [listed_usage("ada", requests=3), *users], {}, ACTING_WORKERS)
+    users = [listed_usage(u) for u in ("bob", "dee", "eve", ODD_ID, LONG_ID)]
+    queued = {"eve": extras_of(queued=3, max_concurrency=8)}  # streamed answers waiting after their sessions ended
+    stream = CompanionSource("nat", [listed_usage("ada", requests=3), *users], queued, ACTING_WORKERS)
     plain = StaticSource("plain", [listed_usage("cy"), listed_usage("dee", active=2)])
     await install_service([stream, plain], interval=3600)
     yield entry["STREAM"]

@@ -153,9 +153,16 @@ async def user_action_do(
 
 
 def _running(board: Board, user_id: str) -> int:
-    """The user's requests in flight on ``board``, over every source and worker (NAT counts queued ones too)."""
-    usage = board.user(user_id)
-    return in_flight(usage) if usage is not None else 0
+    """The user's requests in flight on ``board``, over every source and worker.
+
+    NAT's count (``in_flight``) has the requests waiting on the user's semaphore too, but not a
+    streamed answer still running or waiting once its session has ended: the companions' queue does.
+    """
+    i = board.index.get(user_id)
+    if i is None:
+        return 0
+    extras = board.extras_at(i)
+    return max(in_flight(board.usage_at(i)), extras.queued if extras is not None else 0)
 
 
 def _asked(*, by_user: Any, **fields: Any) -> UserAction:

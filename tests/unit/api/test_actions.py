@@ -99,6 +99,17 @@ async def test_api_actions_evict_while_the_board_shows_requests_in_flight_is_ref
     assert response.status_code == 200 and await commands_sent(acting) == 1
 
 
+async def test_api_actions_evict_while_requests_of_the_user_are_queued_is_refused_and_nothing_is_sent(acting, settings):
+    # NAT's ref_count no longer counts a streamed answer once its session ended; the semaphore's queue still does.
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(
+            "/api/users/eve/actions/evict", headers={"Authorization": f"Bearer {ACT_TOKEN}"}
+        )
+    assert response.status_code == 409 and json.loads(response.content)["words"] == "refused: 3 requests running"
+    assert await commands_sent(acting) == 0
+
+
 async def test_api_actions_evict_refused_by_every_worker_a_request_started_since_says_how_many(acting, acting_staff):
     client, token = await csrf_client(acting_staff)
     async with workers_answering(acting, "nat-1:101", "nat-1:102", status="refused", in_flight=2):
