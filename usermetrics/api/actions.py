@@ -214,7 +214,8 @@ HOW = (
     " (`X-CSRFToken`), or a bearer token listed in `ACTIONS_TOKENS`; else 403. The answer is the recorded"
     " action: 200 done (or partly), 409 refused (an eviction with requests in flight: nothing is sent while the"
     " dashboard shows any), 502 failed, 504 no"
-    " worker answered within `ACTIONS_TIMEOUT`; 404 when no NAT companion reports the user (nothing sent)."
+    " worker answered within `ACTIONS_TIMEOUT`; 404 when no NAT companion reports the user, 503 while no producer"
+    " publishes or the database cannot log the action (nothing sent)."
 )
 
 
