@@ -103,7 +103,9 @@ async def test_services_actions_a_hold_no_worker_took_is_not_taken_up_by_a_worke
         assert all(h.get("ada") is None for h in holds.values())
     # A hold a worker took is taken up by one that starts later (a hold is state).
     async with workers_answering(acting, "nat-1:101"):
-        taken = await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=9)
+        taken = await services.user_action_do(
+            user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=600
+        )
     assert taken.outcome == "partly"
     async with workers_answering(acting, "nat-1:102") as holds:
         await services.user_action_do(user_id="bob", action="release", by_user=None, by_label="x")
