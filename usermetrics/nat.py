@@ -177,6 +177,11 @@ class SourceEntry:
         return self.url.startswith(STREAM_SCHEMES)
 
     @property
+    def deployment_name(self) -> str:
+        """A companion stream's deployment (``DEPLOYMENT``, else the name): the only one read, and commanded."""
+        return self.deployment or self.name
+
+    @property
     def stream_key(self) -> str:
         """A companion stream's Redis key (its commands go to ``<key>:commands``)."""
         return stream_key(self.name, stream=self.stream, deployment=self.deployment)

@@ -47,6 +47,9 @@ class Command(BaseModel):
     expires_at: AwareDatetime = Field(description="A worker that reads it later does not carry it out")
     by: str = Field(default="", max_length=255, description="Who asked (shown with a hold)")
     reason: str = Field(default="", max_length=1000)
+    deployment: str | None = Field(
+        default=None, max_length=255, description="Whose workers carry it out (a stream may be shared); None: all"
+    )
 
 
 class Outcome(BaseModel):
@@ -103,9 +106,21 @@ Evict = Callable[[str], Awaitable[tuple[str, str, int]]]
 class CommandReader:
     """Reads a deployment's commands in one worker and answers each."""
 
-    def __init__(self, redis: Redis, *, stream: str, worker: str, holds: Holds, evict: Evict, block: float) -> None:
-        """Read ``<stream>:commands`` as worker ``worker``; ``block``: seconds one read waits for a command."""
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        stream: str,
+        worker: str,
+        holds: Holds,
+        evict: Evict,
+        block: float,
+        deployment: str | None = None,
+    ) -> None:
+        """Read ``<stream>:commands`` as worker ``worker`` of ``deployment`` (it leaves another deployment's commands
+        alone: a stream may be shared, as reports are); ``block``: seconds one read waits for a command."""
         self.redis = redis
+        self.deployment = deployment
         self.commands = f"{stream}:commands"
         self.results = f"{stream}:results:"
         self.worker = worker
@@ -148,11 +163,15 @@ class CommandReader:
         return done
 
     def _parse(self, fields: dict[bytes, bytes]) -> Command | None:
+        """The entry's command, when it validates and is for this worker's deployment (else None: left alone)."""
         try:
-            return Command.model_validate_json(fields.get(COMMAND_FIELD, b""))
+            command = Command.model_validate_json(fields.get(COMMAND_FIELD, b""))
         except ValidationError as exc:
             logger.warning("usermetrics companion: a command that does not validate was skipped (%s)", exc.errors()[:1])
             return None
+        if None not in (command.deployment, self.deployment) and command.deployment != self.deployment:
+            return None  # another deployment's, on a shared stream: neither carried out nor answered here
+        return command
 
     async def _apply(self, command: Command, now: datetime, *, answer: bool, replay: bool = False) -> None:
         outcome = self._seen.get(command.id)
@@ -236,6 +255,15 @@ def command_new(
     until: datetime | None = None,
     by: str = "",
     reason: str = "",
+    deployment: str | None = None,
 ) -> Command:
-    """A new command (its own id), valid for ``expires_in`` from now."""
-    return Command(action=action, user_id=user_id, until=until, expires_at=utc_now() + expires_in, by=by, reason=reason)
+    """A new command (its own id), valid for ``expires_in`` from now, for ``deployment``'s workers (None: all)."""
+    return Command(
+        action=action,
+        user_id=user_id,
+        until=until,
+        expires_at=utc_now() + expires_in,
+        by=by,
+        reason=reason,
+        deployment=deployment,
+    )

@@ -89,6 +89,7 @@ class CompanionWorker(FastApiFrontEndPluginWorker):
             self._commands = CommandReader(
                 redis,
                 stream=settings.stream,
+                deployment=settings.deployment,
                 worker=identity.label,
                 holds=holds,
                 evict=self._evict,

@@ -17,11 +17,14 @@ ODD_ID = "a/b ~.c"
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
-    """Daphne with the demo workload (and an odd id), a token, and a history a few refreshes long."""
+    """Daphne with the demo workload (and an odd id), a token that reads and acts, and a history a few refreshes
+    long."""
     var = tmp_path_factory.mktemp("schema-var")
     env = server_env(
         var,
         USERMETRICS_API_TOKENS=TOKEN,
+        # The token may act too, so that the actions' bodies are tried (no companion stream: nothing is sent).
+        USERMETRICS_ACTIONS_TOKENS=TOKEN,
         USERMETRICS_DEMO="1",
         USERMETRICS_DEMO_USERS="8",
         USERMETRICS_DEMO_EXTRA_USERS=ODD_ID,

@@ -315,3 +315,29 @@ def test_browser_pages_a_logout_elsewhere_says_session_ended_and_stays_closed(de
         assert page.locator("#um-conn").get_attribute("data-state") == "ended"
     finally:
         context.close()
+
+
+def test_browser_pages_an_actions_confirmation_is_an_accessible_dialog_that_escape_cancels(
+    open_page, demo_and_nat_server
+):
+    # The demo's users are not a companion's (the buttons are disabled): the form is submitted as a click would.
+    page = open_page("", bypass_csp=True)
+    visit(page, demo_and_nat_server, "detail")
+    posts: list[str] = []
+    page.on("request", lambda request: request.method == "POST" and posts.append(request.url))
+    page.fill("form.um-action-form:has([data-action=hold]) input[name=reason]", "runaway <b>costs</b>")
+    page.evaluate("() => document.querySelector('form.um-action-form:has([data-action=hold])').requestSubmit()")
+    page.wait_for_selector("#um-action-dialog[open]")
+    question = page.text_content("#um-action-question")
+    assert question.startswith("Hold this user?") and question.endswith("For 1 hour. Reason: runaway <b>costs</b>")
+    # The safe choice has the focus; the dialog is named by its question, and axe finds nothing with it open.
+    assert page.evaluate("() => document.activeElement.value") == "cancel"
+    assert page.evaluate("() => document.getElementById('um-action-dialog').getAttribute('aria-labelledby')") == (
+        "um-action-question"
+    )
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate("() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)")
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.getElementById('um-action-dialog').open")
+    assert posts == [] and PAGES["detail"] in page.url

@@ -108,7 +108,9 @@ def deployment(tmp_path: Path) -> Iterator[tuple[NatServer, str, redis.Redis]]:
         yield nat, name, store
     finally:
         nat.stop()
-        store.delete(f"usermetrics:nat:{name}")
+        # The reports' stream, and the commands' stream and results of the tests that act.
+        for key in store.scan_iter(match=f"usermetrics:nat:{name}*"):
+            store.delete(key)
         store.close()
 
 
@@ -457,8 +459,9 @@ def act(base: str, session: str, user_id: str, action: str, **body: object) -> t
 
 def test_companion_dashboard_evicts_and_holds_a_user_with_permission_and_logs_it(deployment, tmp_path):
     """Through the dashboard's API: evict refused without the permission, done with it (and logged, and NAT's
-    every worker no longer lists the user); refused while a request runs; a hold makes NAT answer 429, a release 200."""
-    nat, name, _ = deployment
+    every worker no longer lists the user); refused up front while a request runs (nothing sent); a hold makes NAT
+    answer 429, a release 200."""
+    nat, name, store = deployment
     for _ in range(4):  # connections of their own: most often both workers build a workflow for each
         call(nat, "evict-me")
         call(nat, "held-user")
@@ -472,6 +475,10 @@ def test_companion_dashboard_evicts_and_holds_a_user_with_permission_and_logs_it
 
         def reported(user_id: str) -> bool:
             return http_get(f"{face.base}/api/users/{user_id}", TOKEN)[0] == 200
+
+        def in_flight(user_id: str) -> int | None:
+            code, body = http_get(f"{face.base}/api/users/{user_id}", TOKEN)[:2]
+            return json.loads(body)["session"]["ref_count"] if code == 200 else None
 
         def workers_ok() -> int:
             sources = json.loads(http_get(face.base + "/api/sources", TOKEN)[1])["sources"]
@@ -494,17 +501,18 @@ def test_companion_dashboard_evicts_and_holds_a_user_with_permission_and_logs_it
         log_html, _ = page(face.base, "/admin/usermetrics/useraction/?q=" + evictee, operator)
         assert "leaking memory" in log_html and "operator" in log_html
 
-        # A user whose one request is in flight: the worker that runs it refuses, saying how many run; the
-        # other has nothing of it (absent): refused. (A user idle on the other worker would be evicted
-        # there: "partly".)
+        # A user whose one request is in flight: refused at once, saying how many run, and no worker is asked
+        # (all or none: a user idle on one worker and busy on another is never half-evicted).
         release_file, busy_user = tmp_path / "release", nat_user_id("busy-user")
         busy = threading.Thread(target=call, args=(nat, "busy-user", f"hold:{release_file}"))
         busy.start()
         try:
-            wait_until(lambda: reported(busy_user), what="the dashboard reporting the busy user", deadline=WAIT)
+            wait_until(lambda: in_flight(busy_user) == 1, what="the dashboard showing the busy request", deadline=WAIT)
+            sent = store.xinfo_stream(f"usermetrics:nat:{name}:commands")["entries-added"]  # taken back ones too
             code, doc = act(face.base, operator, busy_user, "evict")
             assert code == 409 and doc["outcome"] == "refused" and doc["words"] == "refused: 1 request running", doc
-            assert sorted(a["status"] for a in doc["results"].values()) == ["absent", "refused"]
+            assert list(doc["results"]) == ["dashboard"] and doc["command_id"] == "", doc
+            assert store.xinfo_stream(f"usermetrics:nat:{name}:commands")["entries-added"] == sent
         finally:
             release_file.touch()
             busy.join(timeout=WAIT)

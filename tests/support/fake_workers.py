@@ -29,12 +29,20 @@ def evict_answering(status: str = "done", in_flight: int = 0):
 
 
 @asynccontextmanager
-async def workers_answering(stream: str, *labels: str, status: str = "done", in_flight: int = 0) -> AsyncIterator[dict]:
-    """Workers ``labels`` reading the deployment's commands while the block runs; their holds, by label."""
+async def workers_answering(
+    stream: str, *labels: str, status: str = "done", in_flight: int = 0, deployment: str = "nat"
+) -> AsyncIterator[dict]:
+    """Workers ``labels`` of ``deployment`` reading the stream's commands while the block runs; their holds."""
     client = Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     readers = {
         label: CommandReader(
-            client, stream=stream, worker=label, holds=Holds(), evict=evict_answering(status, in_flight), block=BLOCK
+            client,
+            stream=stream,
+            worker=label,
+            holds=Holds(),
+            evict=evict_answering(status, in_flight),
+            block=BLOCK,
+            deployment=deployment,
         )
         for label in labels
     }

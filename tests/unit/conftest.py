@@ -172,6 +172,8 @@ async def companion(install_service):
     await install_service([stream, plain], interval=3600)
 
 
+ODD_ID = "odd/ <b>\x00 ~id"  # a slash, HTML, a NUL and a tilde: NAT allows any string
+LONG_ID = "l" * 1100  # longer than any command may name
 ACTING_WORKERS = [
     {**WORKERS[0], "label": "nat-1:101", "pid": 101},
     {**WORKERS[0], "label": "nat-1:102", "pid": 102},
@@ -181,8 +183,10 @@ ACTING_WORKERS = [
 
 @pytest.fixture
 async def acting(install_service, settings) -> AsyncIterator[str]:
-    """A companion stream "nat" (users ada and bob, workers nat-1:101 and nat-1:102 running, nat-1:99 ended)
-    whose commands go to a Redis stream of the test's own, and a plain source "plain" (cy); the stream's key.
+    """A companion stream "nat" (users ada, bob, dee, eve with three requests queued and none counted in flight,
+    ``ODD_ID`` and ``LONG_ID``; workers nat-1:101 and nat-1:102 running, nat-1:99 ended)
+    whose commands go to a Redis stream of the test's own, and a plain source "plain" (cy, and dee with two
+    requests in flight: idle where commands go, busy elsewhere); the stream's key.
 
     Actions wait half a second for the answers; the test starts the workers that answer
     (``tests.support.fake_workers``). Its keys are deleted after.
@@ -191,8 +195,11 @@ async def acting(install_service, settings) -> AsyncIterator[str]:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     entry = {"NAME": "nat", "URL": url, "STREAM": f"{prefix}:nat"}
     settings.USERMETRICS = {**settings.USERMETRICS, "SOURCES": [entry], "ACTIONS_TIMEOUT": 0.5}
-    stream = CompanionSource("nat", [listed_usage("ada", requests=3), listed_usage("bob")], {}, ACTING_WORKERS)
-    await install_service([stream, StaticSource("plain", [listed_usage("cy")])], interval=3600)
+    users = [listed_usage(u) for u in ("bob", "dee", "eve", ODD_ID, LONG_ID)]
+    queued = {"eve": extras_of(queued=3, max_concurrency=8)}  # streamed answers waiting after their sessions ended
+    stream = CompanionSource("nat", [listed_usage("ada", requests=3), *users], queued, ACTING_WORKERS)
+    plain = StaticSource("plain", [listed_usage("cy"), listed_usage("dee", active=2)])
+    await install_service([stream, plain], interval=3600)
     yield entry["STREAM"]
     client = Redis.from_url(url)
     async for key in client.scan_iter(match=f"{prefix}*"):

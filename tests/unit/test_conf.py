@@ -32,6 +32,11 @@ def test_conf_merges_nested_defaults_and_casts(settings):
         ({"ALERTS": {"URL": ["json://h"]}}, "URL"),
         ({"ALERTS": {"RULES": [{"NAME": "x"}]}}, "RULES"),
         ({"ALERTS": {"RULES": [{"NAME": "x", "KIND": "user_stuck", "FOR_SECONDS": 3}]}}, "RULES"),
+        # An action waits this long for the workers: never not at all (every action failed), never for hours.
+        ({"ACTIONS_TIMEOUT": 0}, "ACTIONS_TIMEOUT"),
+        ({"ACTIONS_TIMEOUT": -5}, "ACTIONS_TIMEOUT"),
+        ({"ACTIONS_TIMEOUT": "nan"}, "ACTIONS_TIMEOUT"),
+        ({"ACTIONS_TIMEOUT": 86400}, "ACTIONS_TIMEOUT"),
     ],
 )
 def test_conf_rejects_what_it_cannot_use(settings, override, message):

@@ -30,6 +30,7 @@ from .schemas import ErrorDetail
 # The answer's status by the action's outcome: the body is the recorded action in every case.
 STATUS = {"done": 200, "partly": 200, "refused": 409, "failed": 502, "no answer": 504}
 MAX_BODY = 16 * 1024  # a reason and a number: anything longer is not a form of ours
+SHOWN_FROM = 16  # a token this long or longer is named by its last four characters (the log is on every user page)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ def csrf_refused(request: HttpRequest) -> bool:
     return CsrfViewMiddleware(_no_response).process_view(request, None, (), {}) is not None
 
 
+def token_label(token: str) -> str:
+    """How the log names an API token: its last four characters ("token:…9f2c"), none of a short one ("token")."""
+    return f"token:…{token[-4:]}" if len(token) >= SHOWN_FROM else "token"
+
+
 async def actor_get(request: HttpRequest) -> Actor:
     """Who may act: a token of ``ACTIONS_TOKENS``, or a staff session with the permission that passed CSRF."""
     if request.headers.get("Authorization"):
@@ -60,7 +66,7 @@ async def actor_get(request: HttpRequest) -> Actor:
         token = request.headers["Authorization"].partition(" ")[2].strip()
         if not token_valid(token, cfg.actions_tokens):
             return Actor(refused=json_error("This API token may read but not act: list it in ACTIONS_TOKENS.", 403))
-        return Actor(label=f"token:…{token[-4:]}")
+        return Actor(label=token_label(token))
     user = await request.auser()
     if isinstance(user, AnonymousUser) or not (user.is_active and user.is_staff):
         return Actor(
@@ -89,7 +95,7 @@ def body_get(request: HttpRequest) -> dict[str, Any] | None:
 
 
 def seconds_get(value: Any) -> float | None:
-    """A hold's ``seconds`` as a number (None: absent); ``ValueError`` when it is not one."""
+    """A hold's ``seconds`` as a number (None: absent); ``ValueError`` (or ``OverflowError``) when it is not one."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -106,9 +112,6 @@ async def user_action(request: HttpRequest, user_id: str, action: str) -> HttpRe
     actor = await actor_get(request)
     if actor.refused is not None:
         return actor.refused
-    state = services.producer_state()
-    if not state.publishing:  # who reports the user is the board's to say: none is being published
-        return json_error(state.words, 503, producer=state.as_dict())
     fields = body_get(request)
     if fields is None:
         return json_error("The body must be a JSON object or a form: reason, and seconds for a hold.", 400)
@@ -116,8 +119,8 @@ async def user_action(request: HttpRequest, user_id: str, action: str) -> HttpRe
     if not isinstance(reason, str):
         return json_error("reason must be a string.", 400)
     try:
-        seconds = seconds_get(fields.get("seconds"))
-    except (TypeError, ValueError):
+        seconds = seconds_get(fields.get("seconds")) if action == "hold" else None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer past any float
         return json_error("seconds must be a number of seconds.", 400)
     try:
         done = await services.user_action_do(
@@ -130,6 +133,8 @@ async def user_action(request: HttpRequest, user_id: str, action: str) -> HttpRe
         )
     except services.ActionRefused as exc:
         return json_error(str(exc), 400)
+    except services.ActionsUnavailable as exc:  # who reports the user is the board's to say: none is published
+        return json_error(exc.state.words, 503, producer=exc.state.as_dict())
     if done is None:
         return json_error(f"User {user_id} {services.NOT_REPORTED}.", 404)
     return JsonResponse(
@@ -163,7 +168,10 @@ class ActionDoc(BaseModel):
     command_id: str
     outcome: Literal["done", "partly", "refused", "no answer", "failed"]
     words: str = Field(description='the outcome in words, e.g. "refused: 1 request running"')
-    results: dict[str, WorkerAnswerDoc] = Field(description="each worker's answer, by its label (host:pid)")
+    results: dict[str, WorkerAnswerDoc] = Field(
+        description="each worker's answer, by its label (host:pid); an eviction refused before anything was sent"
+        " (the dashboard showed requests in flight) has the one answer `dashboard`"
+    )
 
 
 router = Router()
@@ -174,26 +182,40 @@ ACTION_RESPONSES: dict[int, Any] = {
     504: ActionDoc,
     **{code: ErrorDetail for code in (400, 401, 403, 404, 503)},
 }
-BODY = {
-    "required": False,
-    "content": {
-        media: {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "reason": {"type": "string", "maxLength": 1000, "description": "why (shown with a hold, logged)"},
-                    "seconds": {"type": "number", "description": "hold: how long (1 s to 7 days)"},
-                },
-            }
-        }
-        for media in ("application/json", "application/x-www-form-urlencoded")
-    },
+REASON = {
+    "type": "string",
+    "maxLength": services.MAX_REASON,
+    "pattern": services.REASON_PATTERN,
+    "description": "why (shown with a hold, logged); no control character but tabs and line breaks",
 }
+SECONDS = {
+    "type": "number",
+    "minimum": 1,
+    "maximum": int(services.MAX_HOLD.total_seconds()),
+    "description": "how long (1 s to 7 days)",
+}
+
+
+def _body(action: str) -> dict[str, Any]:
+    """An action's request body: a reason, and the seconds of a hold (required there, not read elsewhere)."""
+    hold = action == "hold"
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"reason": REASON, **({"seconds": SECONDS} if hold else {})},
+    }
+    if hold:
+        schema["required"] = ["seconds"]
+    media = ("application/json", "application/x-www-form-urlencoded")
+    return {"required": hold, "content": {m: {"schema": schema} for m in media}}
+
+
 HOW = (
     " Needs a staff session with the `usermetrics.act_on_users` permission and the CSRF token"
     " (`X-CSRFToken`), or a bearer token listed in `ACTIONS_TOKENS`; else 403. The answer is the recorded"
-    " action: 200 done (or partly), 409 refused (an eviction with requests in flight), 502 failed, 504 no"
-    " worker answered within `ACTIONS_TIMEOUT`; 404 when no NAT companion reports the user (nothing sent)."
+    " action: 200 done (or partly), 409 refused (an eviction with requests in flight: nothing is sent while the"
+    " dashboard shows any), 502 failed, 504 no"
+    " worker answered within `ACTIONS_TIMEOUT`; 404 when no NAT companion reports the user, 503 while no producer"
+    " publishes or the database cannot log the action (nothing sent)."
 )
 
 
@@ -208,7 +230,7 @@ def _operation(action: str, summary: str) -> None:
         operation_id=f"user_{action}",
         summary=summary,
         description=summary + "." + HOW,
-        openapi_extra={"requestBody": BODY},
+        openapi_extra={"requestBody": _body(action)},
     )
     async def operation(request: HttpRequest, user_id: str) -> HttpResponse:
         """The action (``user_action``)."""

@@ -19,6 +19,8 @@ from .casts import where_words
 from .defaults import ALERT_RULE, SETTINGS, Setting
 from .records import AlertRuleDefault, AlertsConfig, Config, DemoConfig, FlagsConfig, HistoryConfig
 
+MAX_ACTIONS_TIMEOUT = 120.0  # seconds: an action's HTTP request waits this long at most
+
 Record = TypeVar("Record")
 
 # Where a key came from: the environment variable that sets it, by key path (settings' USERMETRICS_ENV, inverted).
@@ -108,6 +110,12 @@ def config_build(user: Any, env: EnvNames) -> Config:
     rules = alerts["RULES"]
     if isinstance(rules, (str, Mapping)) or not hasattr(rules, "__iter__"):
         raise ImproperlyConfigured(f"USERMETRICS['ALERTS']['RULES'] must be a list of rules, got {rules!r}")
+    # An action's request waits this long for the NAT workers' answers: some time, and never for long.
+    if not 0 < raw["ACTIONS_TIMEOUT"] <= MAX_ACTIONS_TIMEOUT:
+        raise ImproperlyConfigured(
+            f"USERMETRICS['ACTIONS_TIMEOUT'] must be above 0 and at most {MAX_ACTIONS_TIMEOUT:g} seconds,"
+            f" got {raw['ACTIONS_TIMEOUT']!r}"
+        )
     timeout = raw["PRODUCER_TIMEOUT"]
     return Config(
         refresh_interval=raw["REFRESH_INTERVAL"],

@@ -126,8 +126,8 @@ SETTINGS: dict[str, Setting | dict[str, Setting]] = {
     "ACTIONS_TIMEOUT": Setting(
         5.0,
         casts.number,
-        "Seconds an action waits for the NAT workers' answers; a worker that has not answered by then is reported "
-        "`no answer`, and the command expires (a worker reading it later does not carry it out).",
+        "Seconds an action waits for the NAT workers' answers (above 0, at most 120); a worker that has not answered "
+        "by then is reported `no answer`, and the command expires (a worker reading it later does not carry it out).",
     ),
     "PRICES": Setting(
         {},

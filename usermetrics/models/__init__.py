@@ -19,6 +19,7 @@ from usermetrics.models.alerts import Silence as Silence
 from usermetrics.models.fields import UserIdField as UserIdField
 from usermetrics.models.fields import db_text as db_text
 from usermetrics.models.fields import db_text_loaded as db_text_loaded
+from usermetrics.models.fields import user_id_printable as user_id_printable
 from usermetrics.models.fields import user_key as user_key
 from usermetrics.models.history import LlmModel as LlmModel
 from usermetrics.models.history import SourceSample as SourceSample

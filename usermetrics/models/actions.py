@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from usermetrics.models.fields import UserIdField, user_key
+from usermetrics.models.fields import UserIdField, user_id_printable, user_key
 
 
 class ActionKind(models.TextChoices):
@@ -61,7 +61,7 @@ class UserAction(models.Model):
         ordering = ["-at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.user_id} by {self.by} ({self.outcome})"
+        return f"{self.action} {user_id_printable(self.user_id)} by {self.by} ({self.outcome})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Keep ``user_key`` the key of ``user_id``."""

@@ -28,6 +28,11 @@ def db_text_loaded(value: str) -> str:
     return _FROM_DB.sub(lambda m: _LOADED[m.group()], value)
 
 
+def user_id_printable(user_id: str) -> str:
+    """The id with its unprintable characters escaped (``\\x00``): for the texts that name it (a log entry's)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in user_id)
+
+
 def user_key(user_id: str) -> str:
     """The indexed key of a user id, its SHA-256: ids have any length, a B-tree entry at most about 2.7 kB."""
     return hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()

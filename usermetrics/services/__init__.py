@@ -15,11 +15,15 @@ or a producer is ``usermetrics.publish``'s; test hooks are ``usermetrics.testing
 from .access import feed_access_check
 from .actions import (
     ACTIONS,
+    MAX_HOLD,
+    MAX_REASON,
     NOT_REPORTED,
     PERMISSION,
     PERMISSION_WORDS,
+    REASON_PATTERN,
     ActionRefused,
     ActionsPanel,
+    ActionsUnavailable,
     action_doc,
     user_action_do,
     user_actions_list,
@@ -35,7 +39,7 @@ from .alerts import (
     alerts_overview_get,
     alerts_test_send,
 )
-from .commands import outcome_words
+from .commands import BOARD, outcome_words
 from .costs import fleet_llm_get, user_cost_get
 from .exports import Export, user_history_export, users_export
 from .history_docs import MAX_USERS, overview_history_doc, rows_window_doc, sparklines_doc, user_history_doc
@@ -69,15 +73,20 @@ from .spend import SpendOverview, currency_get, spend_overview_get
 
 __all__ = [
     "ACTIONS",
+    "BOARD",
     "CHANNEL_LAYER_ERRORS",
+    "MAX_HOLD",
+    "MAX_REASON",
     "MAX_USERS",
     "NOT_REPORTED",
     "PERMISSION",
     "PERMISSION_WORDS",
+    "REASON_PATTERN",
     "UNREACHABLE",
     "VERSION",
     "ActionRefused",
     "ActionsPanel",
+    "ActionsUnavailable",
     "AlertsOverview",
     "Export",
     "Firing",

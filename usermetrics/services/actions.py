@@ -4,10 +4,16 @@ The one door for the API and the user page. An action goes to the NAT companion 
 the user now (the published board: its sources, and each source's workers in state ok, who are the
 answers waited for), as one ``Command`` (``usermetrics_nat.commands.command_new``); every worker's
 answer, or "no answer" after ``ACTIONS_TIMEOUT``, is kept in a ``UserAction`` and an admin log entry.
+
+An eviction is all or none as far as the board can see: while it shows the user with requests in
+flight (over every source and worker) nothing is sent and the action is recorded refused, so that a
+user idle in one worker and busy in another is not evicted in one of them. A request that starts
+between that look and the command is the companions' to refuse, worker by worker ("partly").
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,23 +27,35 @@ from usermetrics_nat.commands import command_new
 from usermetrics.board import Board
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
-from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_key
-from usermetrics.snapshot import iso
+from usermetrics.models import ActionKind, ActionOutcome, UserAction, user_id_printable, user_key
+from usermetrics.publish.follower import ProducerState
+from usermetrics.snapshot import in_flight, iso
 
-from .commands import Target, commands_send, outcome_of, outcome_words
-from .live import board_get
+from .commands import BOARD, MAX_HOLD, Target, answer_doc, commands_send, outcome_of, outcome_words
+from .live import board_get, producer_state
 
 ACTIONS = tuple(ActionKind.values)
 PERMISSION = "usermetrics.act_on_users"
 PERMISSION_WORDS = "You need the 'Can evict, hold and release users' permission"
-MAX_HOLD = timedelta(days=7)
 MAX_REASON = 1000  # the command's own bound (``usermetrics_nat.commands.Command.reason``)
+# No control character but tabs and line breaks (a NUL cannot even be stored); also the API schema's pattern.
+REASON_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 NOT_REPORTED = "is not reported by any NAT companion: nothing was sent"
+NOTHING_SENT = "the dashboard shows requests of this user in flight: no worker was asked"
 TAKEN = (ActionOutcome.DONE, ActionOutcome.PARTLY)  # a hold or release that some worker carried out
 
 
 class ActionRefused(ValueError):
     """An action that cannot be asked as it is (unknown action, no or too long a hold, too long a reason)."""
+
+
+class ActionsUnavailable(RuntimeError):
+    """No producer publishes: who reports the user now, and whether requests of it run, is not known."""
+
+    def __init__(self, state: ProducerState) -> None:
+        """The producer's ``state`` (its words say since when)."""
+        super().__init__(state.words)
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,10 @@ def action_targets(board: Board, user_id: str) -> list[Target]:
         if entry is None or source is None:
             continue  # not a companion stream (a NAT server over HTTP, the demo): nothing to command
         workers = tuple(w["label"] for w in source.workers or () if w.get("state") == "ok")
-        targets.append(Target(source=name, url=entry.url, stream=entry.stream_key, workers=workers))
+        target = Target(
+            source=name, url=entry.url, stream=entry.stream_key, workers=workers, deployment=entry.deployment_name
+        )
+        targets.append(target)
     return targets
 
 
@@ -69,6 +90,9 @@ def _checked(action: str, reason: str, hold_seconds: float | None) -> timedelta 
         raise ActionRefused(f"Unknown action {action!r}: one of {', '.join(ACTIONS)}.")
     if len(reason) > MAX_REASON:
         raise ActionRefused(f"The reason is too long: at most {MAX_REASON} characters.")
+    if not re.fullmatch(REASON_PATTERN, reason):
+        # A NUL cannot even be stored (PostgreSQL): refused before the command goes, never after.
+        raise ActionRefused("The reason cannot hold control characters.")
     if action != ActionKind.HOLD:
         return None
     if hold_seconds is None or not 1 <= hold_seconds <= MAX_HOLD.total_seconds():
@@ -88,11 +112,16 @@ async def user_action_do(
     """Ask every NAT worker that may run ``user_id`` to ``action`` it; the recorded action with each worker's answer.
 
     None (nothing sent, nothing recorded) when no companion stream reports the user.
-    ``ActionRefused`` for an action that cannot be asked as it is. ``by_user``: the Django user
+    ``ActionRefused`` for an action that cannot be asked as it is, ``ActionsUnavailable`` while no
+    producer publishes (nothing sent, nothing recorded). ``by_user``: the Django user
     who asked (None for an API token); ``by_label``: how the log names them.
     """
     length = _checked(action, reason, hold_seconds)
-    targets = action_targets(board_get(), user_id)
+    state = producer_state()
+    if not state.publishing:  # the last board may be long gone: nothing is sent on its word
+        raise ActionsUnavailable(state)
+    board = board_get()
+    targets = action_targets(board, user_id)
     if not targets:
         return None
     timeout = get_config().actions_timeout
@@ -105,24 +134,50 @@ async def user_action_do(
         )
     except ValidationError as exc:  # the command's own bounds: a user id over 1,024 characters
         raise ActionRefused(f"No command can name this user: {exc.errors()[0]['msg']}.") from None
-    results = await commands_send(targets, command, wait=timeout)
-    return await sync_to_async(_record)(
+    running = _running(board, user_id) if action == ActionKind.EVICT else 0
+    # Kept before anything is sent: an action that cannot be logged (the database is down) is not taken.
+    asked = await sync_to_async(_asked)(
         user_id=user_id,
         action=action,
         by_user=by_user,
         by=by_label[:255],
         reason=reason,
         until=until,
-        command_id=command.id,
-        results=dict(sorted(results.items())),
+        command_id="" if running else command.id,
     )
+    if running:  # all or none: no worker is asked while the board shows a request of the user anywhere
+        results = {BOARD: answer_doc(BOARD, "refused", NOTHING_SENT, running, at=utcnow().isoformat())}
+    else:
+        results = dict(sorted((await commands_send(targets, command, wait=timeout)).items()))
+    return await sync_to_async(_answered)(asked, results)
 
 
-def _record(*, by_user: Any, **fields: Any) -> UserAction:
-    """Keep the action, and the admin's log entry of it when a Django user asked (LogEntry needs one)."""
-    done = UserAction(by_user=by_user if by_user is not None and by_user.pk else None, **fields)
-    done.outcome = outcome_of(done.results)
-    done.save()
+def _running(board: Board, user_id: str) -> int:
+    """The user's requests in flight on ``board``, over every source and worker.
+
+    NAT's count (``in_flight``) has the requests waiting on the user's semaphore too, but not a
+    streamed answer still running or waiting once its session has ended: the companions' queue does.
+    """
+    i = board.index.get(user_id)
+    if i is None:
+        return 0
+    extras = board.extras_at(i)
+    return max(in_flight(board.usage_at(i)), extras.queued if extras is not None else 0)
+
+
+def _asked(*, by_user: Any, **fields: Any) -> UserAction:
+    """Keep the action as asked, before any worker answers (its outcome "no answer" until they do)."""
+    asked = UserAction(by_user=by_user if by_user is not None and by_user.pk else None, **fields)
+    asked.outcome = ActionOutcome.NO_ANSWER
+    asked.save()
+    return asked
+
+
+def _answered(done: UserAction, results: dict[str, dict]) -> UserAction:
+    """Keep every worker's answer and the outcome, and the admin's log entry when a Django user asked (LogEntry
+    needs one)."""
+    done.results, done.outcome = results, outcome_of(results)
+    done.save(update_fields=["results", "outcome"])
     if done.by_user is not None:
         LogEntry.objects.log_actions(
             done.by_user.pk, [done], ADDITION, change_message=change_message(done), single_object=True
@@ -138,7 +193,7 @@ def change_message(done: UserAction) -> str:
     )
     until = f" until {iso(done.until)}" if done.until else ""
     return (
-        f"{done.action}{until} of user {done.user_id}: {outcome_words(done.outcome, done.results)}."
+        f"{done.action}{until} of user {user_id_printable(done.user_id)}: {outcome_words(done.outcome, done.results)}."
         f" Reason: {done.reason or '(none)'}. Workers: {answers or '(none)'}."
     )
 

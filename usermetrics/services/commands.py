@@ -5,6 +5,11 @@ writes each worker's ``Outcome`` into ``<stream>:results:<id>``; here one comman
 deployment's stream and its results hash is read until every expected worker has answered or the
 deadline passes. A worker still silent then is "no answer": it is never waited on longer, and the
 command's expiry (the same deadline) keeps it from acting when it reads the command later.
+
+A worker that starts reads the stream from its start and takes up the holds in it (a hold is
+state), so a command no worker carried out is taken back out of the stream once the wait is
+over; and the stream keeps no command older than the longest hold (``MAX_HOLD``): an older one
+has nothing left to say, and every starting worker would read it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -21,7 +27,11 @@ from usermetrics_nat.commands import COMMAND_FIELD, Command, Outcome
 from usermetrics.clock import utcnow
 
 POLL = 0.05  # seconds between two reads of the results hash while answers are missing
+MAX_HOLD = timedelta(days=7)  # the longest hold
+KEPT = MAX_HOLD + timedelta(days=1)  # how long a command stays in the stream (a day more: clocks differ)
 NO_ANSWER = "no answer"
+# The results' key of an action the dashboard refused before sending anything (an eviction while in flight).
+BOARD = "dashboard"
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class Target:
     url: str  # Redis, with its credentials: never shown
     stream: str
     workers: tuple[str, ...]
+    deployment: str | None = None  # whose workers carry it out (a stream may be shared); None: every reader
 
 
 def answer_doc(source: str, status: str, message: str = "", in_flight: int = 0, at: str | None = None) -> dict:
@@ -57,14 +68,17 @@ async def command_send(target: Target, command: Command, *, wait: float) -> dict
     """Add ``command`` to ``target``'s stream and collect the answers: every expected worker's, or until ``wait`` s.
 
     Answers of workers nobody expected (one that started since the board was published) are kept
-    too. Redis unreachable: each expected worker is reported ``failed`` with the error.
+    too. Redis unreachable: each expected worker is reported ``failed`` with the error (the source
+    itself when no worker was expected). No worker did it: the command is taken back (``XDEL``).
     """
     deadline = time.monotonic() + wait
-    key = f"{target.stream}:results:{command.id}"
+    key, stream = f"{target.stream}:results:{command.id}", f"{target.stream}:commands"
     redis = Redis.from_url(target.url, socket_timeout=wait, socket_connect_timeout=wait)
     answers: dict[str, dict] = {}
     try:
-        await redis.xadd(f"{target.stream}:commands", {COMMAND_FIELD: command.model_dump_json()})
+        oldest = f"{int((time.time() - KEPT.total_seconds()) * 1000)}-0"
+        sent = command.model_copy(update={"deployment": target.deployment})
+        entry = await redis.xadd(stream, {COMMAND_FIELD: sent.model_dump_json()}, minid=oldest, approximate=False)
         while True:
             answers = _answers(target.source, await redis.hgetall(key))
             # No worker expected (none running when the board was published): any that answers within the time.
@@ -73,9 +87,12 @@ async def command_send(target: Target, command: Command, *, wait: float) -> dict
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(POLL)
+        if not any(a["status"] == "done" for a in answers.values()):
+            await redis.xdel(stream, entry)  # a worker that starts later must not take up what none carried out
     except (RedisError, OSError) as exc:
         failed = f"cannot reach the companions' Redis: {type(exc).__name__}: {exc}"
-        return {w: answers.get(w) or answer_doc(target.source, "failed", failed) for w in target.workers}
+        expected = target.workers or (target.source,)
+        return {w: answers.get(w) or answer_doc(target.source, "failed", failed) for w in expected}
     finally:
         await redis.aclose()
     at = utcnow().isoformat()

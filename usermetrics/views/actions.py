@@ -81,6 +81,9 @@ def user_action(request: HttpRequest, user_id: str, action: str) -> HttpResponse
     except services.ActionRefused as exc:
         messages.error(request, str(exc))
         return back
+    except services.ActionsUnavailable as exc:
+        messages.error(request, f"No action was sent: {exc.state.words[0].lower()}{exc.state.words[1:]}")
+        return back
     if done is None:
         messages.error(request, f"User {humanize.user_display(user_id, {})} {services.NOT_REPORTED}.")
         return back
@@ -90,5 +93,6 @@ def user_action(request: HttpRequest, user_id: str, action: str) -> HttpResponse
     messages.add_message(request, level, f"{verb} {humanize.user_display(user_id, {})} — {words}.")
     for worker, answer in done.results.items():
         detail = f" ({answer['message']})" if answer.get("message") else ""
-        messages.info(request, f"Worker {worker}: {answer['status']}{detail}")
+        who = "The dashboard" if worker == services.BOARD else f"Worker {worker}"
+        messages.info(request, f"{who}: {answer['status']}{detail}")
     return back

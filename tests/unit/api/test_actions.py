@@ -3,45 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 from urllib.parse import urlencode
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.admin.models import LogEntry
+from django.db import OperationalError
 from django.test import AsyncClient
-from redis.asyncio import Redis
 
+from tests.support.acting import ACT_TOKEN, commands_sent, csrf_client, detail
 from tests.support.fake_workers import workers_answering
 from usermetrics import services
 from usermetrics.models import UserAction
+from usermetrics.publish.face import face_get
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
 EVICT = "/api/users/ada/actions/evict"
-ACT_TOKEN = "act-token-" + "z" * 24
-
-
-async def commands_sent(stream: str) -> int:
-    """How many commands the deployment's command stream holds."""
-    client = Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    try:
-        return await client.xlen(f"{stream}:commands")
-    finally:
-        await client.aclose()
-
-
-async def csrf_client(user) -> tuple[AsyncClient, str]:
-    """A client that Django's CSRF check applies to, logged in as ``user``, and its CSRF token (from the user page)."""
-    client = AsyncClient(enforce_csrf_checks=True)
-    await client.aforce_login(user)
-    assert (await client.get("/users/ada/")).status_code == 200
-    return client, client.cookies["csrftoken"].value
-
-
-def detail(response) -> str:
-    assert response["Content-Type"] == "application/json", response.content
-    return json.loads(response.content)["detail"]
 
 
 async def test_api_actions_staff_without_the_permission_gets_403_and_nothing_is_sent(acting, staff_user):
@@ -91,7 +69,48 @@ async def test_api_actions_evict_with_the_permission_every_answer_and_a_silent_w
     assert "nat-1:101: done (evicted)" in message and "nat-1:102: no answer" in message
 
 
-async def test_api_actions_evict_refused_while_requests_run_says_how_many(acting, acting_staff):
+async def test_api_actions_evict_while_the_board_shows_requests_in_flight_is_refused_and_nothing_is_sent(
+    acting, acting_staff
+):
+    # dee is idle in the companion stream but runs two requests elsewhere: evicting it in some workers
+    # and not in others is what an eviction must never do.
+    client, token = await csrf_client(acting_staff)
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await client.post(
+            "/api/users/dee/actions/evict", {"reason": "stuck"}, content_type="application/json",
+            headers={"X-CSRFToken": token},
+        )  # fmt: skip
+    assert response.status_code == 409, response.content
+    doc = json.loads(response.content)
+    assert doc["outcome"] == "refused" and doc["words"] == "refused: 2 requests running"
+    assert doc["command_id"] == "" and list(doc["results"]) == ["dashboard"]
+    assert doc["results"]["dashboard"]["status"] == "refused" and doc["results"]["dashboard"]["in_flight"] == 2
+    assert await commands_sent(acting) == 0
+    done = await UserAction.objects.aget()
+    assert (done.action, done.outcome, done.reason, done.by_user_id) == ("evict", "refused", "stuck", acting_staff.pk)
+    message = (await LogEntry.objects.aget()).get_change_message()
+    assert message.startswith("evict of user dee: refused: 2 requests running.")
+    # Holding is not evicting: it goes out whatever runs.
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await client.post(
+            "/api/users/dee/actions/hold", {"seconds": 60}, content_type="application/json",
+            headers={"X-CSRFToken": token},
+        )  # fmt: skip
+    assert response.status_code == 200 and await commands_sent(acting) == 1
+
+
+async def test_api_actions_evict_while_requests_of_the_user_are_queued_is_refused_and_nothing_is_sent(acting, settings):
+    # NAT's ref_count no longer counts a streamed answer once its session ended; the semaphore's queue still does.
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(
+            "/api/users/eve/actions/evict", headers={"Authorization": f"Bearer {ACT_TOKEN}"}
+        )
+    assert response.status_code == 409 and json.loads(response.content)["words"] == "refused: 3 requests running"
+    assert await commands_sent(acting) == 0
+
+
+async def test_api_actions_evict_refused_by_every_worker_a_request_started_since_says_how_many(acting, acting_staff):
     client, token = await csrf_client(acting_staff)
     async with workers_answering(acting, "nat-1:101", "nat-1:102", status="refused", in_flight=2):
         response = await client.post(EVICT, content_type="application/json", headers={"X-CSRFToken": token})
@@ -99,6 +118,21 @@ async def test_api_actions_evict_refused_while_requests_run_says_how_many(acting
     doc = json.loads(response.content)
     assert doc["outcome"] == "refused" and doc["words"] == "refused: 4 requests running"
     assert {r["in_flight"] for r in doc["results"].values()} == {2}
+
+
+async def test_api_actions_evict_a_request_started_in_one_worker_since_the_board_is_partly(acting, acting_staff):
+    # The race the board cannot close: ada idle on the board, a request of it starts in nat-1:102 before
+    # the command arrives; that worker refuses, the other evicts.
+    client, token = await csrf_client(acting_staff)
+    async with (
+        workers_answering(acting, "nat-1:101"),
+        workers_answering(acting, "nat-1:102", status="refused", in_flight=1),
+    ):
+        response = await client.post(EVICT, content_type="application/json", headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.content
+    doc = json.loads(response.content)
+    assert doc["outcome"] == "partly" and doc["words"] == "partly: 1 request running"
+    assert {w: r["status"] for w, r in doc["results"].items()} == {"nat-1:101": "done", "nat-1:102": "refused"}
 
 
 async def test_api_actions_bearer_token_acts_only_when_listed_in_actions_tokens(acting, api_tokens, settings):
@@ -143,25 +177,6 @@ async def test_api_actions_hold_then_release_ends_it(acting, settings):
     assert await sync_to_async(services.user_hold_get)(user_id="ada") is None
 
 
-@pytest.mark.parametrize(
-    ("body", "words"),
-    [
-        ({}, "A hold needs seconds"),
-        ({"seconds": "soon"}, "seconds must be a number"),
-        ({"seconds": 30 * 86400}, "A hold needs seconds"),
-        ({"seconds": 60, "reason": 5}, "reason must be a string"),
-    ],
-)
-async def test_api_actions_hold_with_bad_fields_is_400_and_nothing_is_sent(acting, settings, body, words):
-    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
-    response = await AsyncClient().post(
-        "/api/users/ada/actions/hold", body, content_type="application/json",
-        headers={"Authorization": f"Bearer {ACT_TOKEN}"},
-    )  # fmt: skip
-    assert response.status_code == 400 and words in detail(response)
-    assert await commands_sent(acting) == 0
-
-
 @pytest.mark.parametrize("user_id", ["cy", "nobody"])  # reported by a plain NAT source only; reported by none
 async def test_api_actions_user_no_companion_reports_is_404_and_nothing_is_sent(acting, settings, user_id):
     settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
@@ -177,3 +192,35 @@ async def test_api_actions_anonymous_is_401_and_get_is_405(acting):
     assert (await AsyncClient().post(EVICT)).status_code == 401
     response = await AsyncClient().get(EVICT)
     assert response.status_code == 405 and response["Content-Type"] == "application/json"
+
+
+async def test_api_actions_while_no_producer_publishes_is_503_and_nothing_is_sent(acting, settings):
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    face_get().follower.stale_after = 0.0  # the last board is already too old
+    response = await AsyncClient().post(EVICT, headers={"Authorization": f"Bearer {ACT_TOKEN}"})
+    assert response.status_code == 503 and detail(response).startswith("No producer is publishing")
+    assert json.loads(response.content)["producer"]["state"] == "absent" and "Retry-After" in response
+    assert await commands_sent(acting) == 0 and await UserAction.objects.acount() == 0
+
+
+async def test_api_actions_while_the_database_cannot_be_written_nothing_is_sent(acting, settings, monkeypatch):
+    # Every action is logged: one that cannot be is not taken (it was carried out, then the log failed: a 503
+    # saying nothing of the eviction done).
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+
+    def down(*args, **kwargs):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(UserAction, "save", down)
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(EVICT, headers={"Authorization": f"Bearer {ACT_TOKEN}"})
+    assert response.status_code == 503 and response["Content-Type"] == "application/json"
+    assert await commands_sent(acting) == 0
+
+
+async def test_api_actions_the_log_names_a_short_token_without_showing_any_of_it(acting, settings):
+    # The log is on every staff member's user page: the last four characters of a six-character token are most of it.
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": ["s3cr3t"]}
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await AsyncClient().post(EVICT, headers={"Authorization": "Bearer s3cr3t"})
+    assert response.status_code == 200 and json.loads(response.content)["by"] == "token"

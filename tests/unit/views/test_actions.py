@@ -10,6 +10,7 @@ from django.test import AsyncClient
 
 from tests.support.fake_workers import workers_answering
 from usermetrics.models import UserAction
+from usermetrics.publish.face import face_get
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -91,3 +92,32 @@ async def test_views_actions_a_user_no_companion_reports_gets_nothing_sent(actin
     assert all('disabled title="No NAT companion reports this user"' in a for a in buttons(html).values())
     response = await client.post("/users/cy/actions/evict", {"reason": "x"}, follow=True)
     assert messages(response.content.decode())[0] == "User cy is not reported by any NAT companion: nothing was sent."
+
+
+async def test_views_actions_evict_while_the_board_shows_requests_in_flight_says_so_and_sends_nothing(
+    acting, acting_staff
+):
+    client = AsyncClient()
+    await client.aforce_login(acting_staff)
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await client.post("/users/dee/actions/evict", {"reason": "stuck"}, follow=True)
+    page = response.content.decode()
+    assert messages(page)[:2] == [
+        "Evict: dee — refused: 2 requests running.",
+        "The dashboard: refused (the dashboard shows requests of this user in flight: no worker was asked)",
+    ]
+    rows = re.findall(r'<tr data-outcome="([^"]+)">(.*?)</tr>', panel(page), re.S)
+    assert [outcome for outcome, _ in rows] == ["refused"]
+    assert "refused: 2 requests running" in rows[0][1]
+
+
+async def test_views_actions_nothing_is_sent_from_an_old_board_while_no_producer_publishes(acting, acting_staff):
+    client = AsyncClient()
+    await client.aforce_login(acting_staff)
+    face_get().follower.stale_after = 0.0  # the last board is already too old: who runs ada now is not known
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
+        response = await client.post("/users/ada/actions/evict", {"reason": "x"}, follow=True)
+    assert messages(response.content.decode())[0].startswith(
+        "No action was sent: no producer is publishing: the last board was published at"
+    )
+    assert await UserAction.objects.acount() == 0
