@@ -62,20 +62,29 @@ class ActionsUnavailable(RuntimeError):
 class ActionsPanel:
     """What the user page shows of actions: whether one can be sent, the running hold, the latest actions."""
 
-    sendable: bool  # a NAT companion reports the user now
+    sendable: bool  # a NAT companion reports the user now: it can be evicted
+    holdable: bool  # a hold or release can go to a companion stream (every one, when none reports the user)
     hold: UserAction | None
     log: list[UserAction]
 
 
-def action_targets(board: Board, user_id: str) -> list[Target]:
-    """The companion streams that report ``user_id`` on ``board``, each with its workers in state ok."""
+def action_targets(board: Board, user_id: str, action: str = ActionKind.EVICT) -> list[Target]:
+    """The companion streams to send ``action`` on ``user_id`` to, each with its workers in state ok.
+
+    An eviction goes to the streams that report the user on ``board``. A hold or a release goes
+    there too, or, when no stream reports the user (it was evicted, by NAT's idle clean-up or by
+    us, or has not come yet), to every companion stream: a user can be held before it comes back.
+    """
     entries = {e.name: e for e in get_config().sources if e.is_stream}
     health = board.health_by_name
+    names = [name for name in (board.origins(user_id) if board.user(user_id) is not None else ()) if name in entries]
+    if not names and action != ActionKind.EVICT:
+        names = sorted(entries)
     targets = []
-    for name in board.origins(user_id) if board.user(user_id) is not None else ():
-        entry, source = entries.get(name), health.get(name)
-        if entry is None or source is None:
-            continue  # not a companion stream (a NAT server over HTTP, the demo): nothing to command
+    for name in names:
+        entry, source = entries[name], health.get(name)
+        if source is None:
+            continue  # configured but not in this board yet (a producer that just started): no workers known
         workers = tuple(w["label"] for w in source.workers or () if w.get("state") == "ok")
         target = Target(
             source=name, url=entry.url, stream=entry.stream_key, workers=workers, deployment=entry.deployment_name
@@ -111,7 +120,7 @@ async def user_action_do(
 ) -> UserAction | None:
     """Ask every NAT worker that may run ``user_id`` to ``action`` it; the recorded action with each worker's answer.
 
-    None (nothing sent, nothing recorded) when no companion stream reports the user.
+    None (nothing sent, nothing recorded) when no companion stream can take it (``action_targets``).
     ``ActionRefused`` for an action that cannot be asked as it is, ``ActionsUnavailable`` while no
     producer publishes (nothing sent, nothing recorded). ``by_user``: the Django user
     who asked (None for an API token); ``by_label``: how the log names them.
@@ -121,7 +130,7 @@ async def user_action_do(
     if not state.publishing:  # the last board may be long gone: nothing is sent on its word
         raise ActionsUnavailable(state)
     board = board_get()
-    targets = action_targets(board, user_id)
+    targets = action_targets(board, user_id, action)
     if not targets:
         return None
     timeout = get_config().actions_timeout
@@ -233,8 +242,10 @@ def user_hold_get(*, user_id: str) -> UserAction | None:
 
 def user_actions_panel_get(*, user_id: str, limit: int = 20) -> ActionsPanel:
     """The user page's Actions panel: can an action be sent now, the running hold, the latest actions."""
+    board = board_get()
     return ActionsPanel(
-        sendable=bool(action_targets(board_get(), user_id)),
+        sendable=bool(action_targets(board, user_id)),
+        holdable=bool(action_targets(board, user_id, ActionKind.HOLD)),
         hold=user_hold_get(user_id=user_id),
         log=user_actions_list(user_id=user_id, limit=limit),
     )

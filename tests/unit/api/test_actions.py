@@ -188,6 +188,25 @@ async def test_api_actions_user_no_companion_reports_is_404_and_nothing_is_sent(
     assert await commands_sent(acting) == 0
 
 
+@pytest.mark.parametrize("user_id", ["cy", "nobody"])  # reported by a plain NAT source only; reported by none
+async def test_api_actions_hold_of_a_user_no_companion_reports_goes_to_every_companion_stream(
+    acting, settings, user_id
+):
+    """A user gone (evicted) or not come yet can be held: its requests are refused when it comes back."""
+    settings.USERMETRICS = {**settings.USERMETRICS, "ACTIONS_TOKENS": [ACT_TOKEN]}
+    bearer = {"Authorization": f"Bearer {ACT_TOKEN}"}
+    async with workers_answering(acting, "nat-1:101", "nat-1:102") as holds:
+        response = await AsyncClient().post(
+            f"/api/users/{user_id}/actions/hold", {"seconds": 600, "reason": "keep out"},
+            content_type="application/json", headers=bearer,
+        )  # fmt: skip
+        assert response.status_code == 200, response.content
+        doc = json.loads(response.content)
+        assert doc["outcome"] == "done" and set(doc["results"]) == {"nat-1:101", "nat-1:102"}
+        assert all(h.get(user_id) is not None for h in holds.values())
+    assert (await sync_to_async(services.user_hold_get)(user_id=user_id)).reason == "keep out"
+
+
 async def test_api_actions_anonymous_is_401_and_get_is_405(acting):
     assert (await AsyncClient().post(EVICT)).status_code == 401
     response = await AsyncClient().get(EVICT)
