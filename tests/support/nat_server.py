@@ -133,6 +133,9 @@ class NatServer:
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "USERMETRICS_"))}
         env.update(self.companion_env)
+        # NAT writes its whole config to a temporary file it deletes only on a clean exit: keep what a
+        # stopped server leaves in the test's own directory, not in /tmp.
+        env["TMPDIR"] = str(self.workdir)
         self.proc = subprocess.Popen(
             [
                 str(self.nat),
