@@ -30,6 +30,7 @@ from usermetrics.windows import window_choose, window_length
 
 from .live import board_get
 from .names import labels_aget
+from .spend import board_window_order, ended_window_order, is_window_sort
 
 # Columns of the list export, in order (the HTML list shows the same facts).
 USER_COLUMNS = (
@@ -86,11 +87,15 @@ async def users_export(*, spec: ViewSpec) -> Export:
     enabled = get_config().history.enabled
     if spec.state == ENDED:
         pks = await sync_to_async(ended_select)(q=spec.q, sort=spec.sort, labels=labels) if enabled else []
+        if enabled and is_window_sort(spec.sort):
+            pks = await sync_to_async(ended_window_order)(pks, sort=spec.sort, window=spec.window)
         return Export(USER_COLUMNS, _ended_rows(pks), "users-ended")
     board = board_get()
     prices = await aprice_table_get()
     length = window_length(spec.window)
     positions = view_filter(board, spec, labels=labels)
+    if enabled and is_window_sort(spec.sort):  # in the page's order: the history's tokens or cost over the window
+        positions = await sync_to_async(board_window_order)(board, positions, sort=spec.sort, window=spec.window)
 
     async def rows() -> AsyncIterator[tuple[Any, ...]]:
         for start in range(0, len(positions), CHUNK):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from html import unescape
@@ -73,6 +74,14 @@ async def test_views_list_sorts_by_the_windows_tokens_and_cost(spending, staff_c
     html = (await staff_client.get(f"/?sort={sort}")).content.decode()
     assert row_ids(html) == order
     assert 'aria-sort="' in re.search(rf'<th[^>]*data-field="{sort.lstrip("-")}"[^>]*>', html).group(0)
+
+
+@pytest.mark.parametrize("sort", ["-w_cost", "w_cost", "-w_tokens"])
+async def test_views_list_export_comes_in_the_pages_order_of_the_windows_tokens_and_cost(spending, staff_client, sort):
+    page = row_ids((await staff_client.get(f"/?sort={sort}")).content.decode())
+    response = await staff_client.get("/api/export/users.json", {"sort": sort})
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert [row["user_id"] for row in json.loads(body)] == page
 
 
 async def test_views_list_window_api_carries_tokens_and_cost(spending, staff_client):
