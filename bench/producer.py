@@ -46,7 +46,7 @@ from tests.support.daphne import Daphne, Process, Runmonitor, manage, server_env
 from tests.support.fake_companions import FakeCompanions  # noqa: E402
 from tests.support.fake_nat import FakeNat  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
-from usermetrics.board import Board  # noqa: E402
+from usermetrics.board_wire import board_decode  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -63,7 +63,7 @@ def last_tick_ms(client: redis.Redis, prefix: str) -> tuple[float, float]:
     raw = client.get(f"{prefix}:board")
     if not raw:
         return 0.0, 0.0
-    board = Board.decode(raw)
+    board = board_decode(raw)
     return float(board.meta.get("refresh_ms", 0.0)), float(board.sources[0].last_duration_ms or 0.0)
 
 

@@ -4,10 +4,8 @@ A ``Board`` is one refresh as the faces need it at any number of users: the NAT 
 every user serialized once (``body``, what ``/monitor/users`` serves, also gzip-compressed once),
 where each user's JSON sits in it (``offsets``), and one packed column per sort key and filter
 (``columns``), so sorting, filtering, search and paging never build a model per user. A page
-decodes only its own users. ``encode``/``decode`` carry it through Redis (msgpack, the arrays
-as raw bytes, the body as its gzip form only, the whole deflated: a fraction of the bytes to
-write, and a face inflates it in a few ms); in one process it is handed over as it is.
-Compression is ISA-L's (``isal``), several times faster than zlib at the same ratio.
+decodes only its own users. ``board_wire`` carries it through Redis; in one process it is
+handed over as it is. Compression is ISA-L's (``isal``), several times faster than zlib at the same ratio.
 """
 
 from __future__ import annotations
@@ -21,15 +19,13 @@ from functools import cached_property
 from itertools import count
 from typing import Any
 
-import msgpack
-from isal import igzip, isal_zlib
+from isal import igzip
 from usermetrics_nat.histogram import dense
 
 from usermetrics.extras import NO_USAGE, Extras
 from usermetrics.metrics import PerUserMonitorResponse, PerUserResourceUsage
 from usermetrics.snapshot import SourceHealth, SourcesHealth, Totals, is_active
 
-FORMAT = 4  # bumped when the encoding changes; a face refuses a board it cannot read
 GZIP_LEVEL = 1  # ISA-L's levels run 0-3; the body is mostly repeated keys, 1 takes it to about a tenth
 
 # The columns a board packs, each with its array type and how it reads a user's record. Sorting
@@ -226,74 +222,6 @@ class Board(SourcesHealth):
                 out += b","
             out += self.fragment(i)
         return out
-
-    # -- the wire -----------------------------------------------------------------------------
-
-    def encode(self) -> bytes:
-        """The board as bytes for Redis: msgpack (arrays as their raw machine bytes), deflated.
-
-        Deflating the whole costs about a millisecond at 10,000 users and cuts the bytes written
-        to Redis (and read by every face) several times over: the columns are mostly zero bytes.
-        """
-        packed = msgpack.packb(
-            {
-                "format": FORMAT,
-                "seq": self.seq,
-                "timestamp": self.timestamp.isoformat(),
-                "published_at": self.published_at.isoformat(),
-                "producer": self.producer,
-                "sources": [s.as_dict() for s in self.sources],
-                "totals": self.totals.as_dict(),
-                "ids": self.ids,
-                "offsets": _raw(self.offsets),
-                "columns": {name: _raw(values) for name, values in self.columns.items()},
-                "parts": {uid: [[name, doc] for name, doc in entries] for uid, entries in self.parts.items()},
-                "flag_names": list(self.flag_names),
-                "body_gzip": self.body_gzip,
-                "meta": dict(self.meta),
-                "detail": self.detail,
-                "detail_offsets": _raw(self.detail_offsets),
-                "worker_sets": [list(labels) for labels in self.worker_sets],
-                "models": list(self.models),
-            },
-            use_bin_type=True,
-        )
-        return isal_zlib.compress(packed, 1)
-
-    @classmethod
-    def decode(cls, data: bytes) -> Board:
-        """A board from ``encode``'s bytes; ValueError for one this version cannot read."""
-        try:
-            doc = msgpack.unpackb(isal_zlib.decompress(data), raw=False)
-        except (isal_zlib.error, ValueError) as exc:
-            raise ValueError(f"not a board this version reads ({exc})") from None
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"board format {doc.get('format')!r}, this version reads {FORMAT}")
-        typecodes = {name: code for name, (code, _) in COLUMNS.items()} | EXTRA_COLUMNS
-        return cls(
-            seq=doc["seq"],
-            timestamp=datetime.fromisoformat(doc["timestamp"]),
-            published_at=datetime.fromisoformat(doc["published_at"]),
-            producer=doc["producer"],
-            sources=[SourceHealth.from_dict(s) for s in doc["sources"]],
-            totals=Totals(**doc["totals"]),
-            ids=doc["ids"],
-            body=igzip.decompress(doc["body_gzip"]),  # the body travels compressed (an eighth of it)
-            offsets=memoryview(doc["offsets"]).cast("Q"),
-            columns={name: memoryview(raw).cast(typecodes[name]) for name, raw in doc["columns"].items()},
-            parts={uid: [(name, raw) for name, raw in entries] for uid, entries in doc["parts"].items()},
-            flag_names=tuple(doc["flag_names"]),
-            body_gzip=doc["body_gzip"],
-            meta=doc["meta"],
-            detail=doc["detail"],
-            detail_offsets=memoryview(doc["detail_offsets"]).cast("Q"),
-            worker_sets=[tuple(labels) for labels in doc["worker_sets"]],
-            models=doc["models"],
-        )
-
-
-def _raw(values: Sequence[float]) -> bytes:
-    return values.tobytes() if isinstance(values, array) else bytes(memoryview(values))  # type: ignore[arg-type]
 
 
 def board_empty(now: datetime) -> Board:

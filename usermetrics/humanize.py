@@ -239,7 +239,7 @@ NO_PRICE = "no price"
 def cost_words(cost: Mapping[str, Any]) -> str:
     """A cost document's total (``figures.cost_doc``): '1.23 USD', '1.23 USD + 2 unpriced models', or 'no price'.
 
-    'no price' when no model with calls has one (format.js ``costWords`` says the same).
+    'no price' when no model with calls has one (money.js ``costWords`` says the same).
     """
     unpriced = len(cost["unpriced"])
     if unpriced and unpriced == len(cost["by_model"]):
@@ -255,7 +255,7 @@ _SYMBOLS = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3", "JPY": "\u00a5"}
 
 
 def money_words(amount: float, currency: str) -> str:
-    """A cost: '$12.35', '$0.0031' (two significant digits below a cent), '1,234 CHF' (format.js ``moneyWords``)."""
+    """A cost: '$12.35', '$0.0031' (two significant digits below a cent), '1,234 CHF' (money.js ``moneyWords``)."""
     a = abs(amount)
     if a >= 100:
         text = f"{a:,.0f}"
@@ -269,7 +269,7 @@ def money_words(amount: float, currency: str) -> str:
 
 
 def spend_words(doc: Mapping[str, Any] | None, currency: str) -> dict[str, str]:
-    """A window's tokens and cost as the list writes them (format.js ``spendWords``); ``NO_VALUE`` without a companion.
+    """A window's tokens and cost as the list writes them (money.js ``spendWords``); ``NO_VALUE`` without a companion.
 
     ``doc`` is ``history.tokens.TokenSum.as_dict()``. A cost says "no price" when none of the
     tokens had one, and "≥" when some had none (the hover says how many).
@@ -289,7 +289,7 @@ def spend_words(doc: Mapping[str, Any] | None, currency: str) -> dict[str, str]:
 
 
 def tokens_words(count: int) -> str:
-    """A token count that fits a narrow cell: '950', '4.5k', '218k', '1.5M' (format.js ``tokensWords``)."""
+    """A token count that fits a narrow cell: '950', '4.5k', '218k', '1.5M' (money.js ``tokensWords``)."""
     if count < 1000:
         return str(count)
     if count < 1_000_000:

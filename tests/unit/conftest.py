@@ -28,7 +28,8 @@ from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.monitor import MonitorService
 from usermetrics.publish.assembly import redis_client
-from usermetrics.publish.producer import FlagTracker, Producer
+from usermetrics.publish.flag_tracker import FlagTracker
+from usermetrics.publish.producer import Producer
 
 
 @pytest.fixture

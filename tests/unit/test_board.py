@@ -8,7 +8,8 @@ import math
 import pytest
 
 from tests.support.factories import BASE_TIME, board_of, record, sample_users, usage
-from usermetrics.board import COLUMNS, Board, board_empty, document_end
+from usermetrics.board import COLUMNS, board_empty, document_end
+from usermetrics.board_wire import board_decode, board_encode
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.packing import BoardCache, board_build, column_values
@@ -38,7 +39,7 @@ def test_board_columns_are_built_with_the_rules():
 
 def test_board_round_trips_through_its_bytes():
     board = board_of(sample_users(), seq=9, timeout=600, flags={"u04": ["erroring", "stuck"]})
-    back = Board.decode(board.encode())
+    back = board_decode(board_encode(board))
     assert (back.seq, back.producer, back.ids, back.body) == (board.seq, board.producer, board.ids, board.body)
     assert back.flags_at(4) == ["stuck", "erroring"] and back.origins("u04") == ("s",)
     assert back.evicted_at("u01") == board.evicted_at("u01") is not None

@@ -20,7 +20,7 @@ from tests.support.producers import current_producer
 from usermetrics.consumers import UserListConsumer
 from usermetrics.identities import identity_register, user_id_derive
 from usermetrics.metrics import PerUserMonitorResponse
-from usermetrics.publish import producer
+from usermetrics.publish import flag_tracker
 from usermetrics.publish.face import face_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -329,8 +329,8 @@ async def test_consumers_a_socket_drops_frames_of_a_view_it_left_and_refreshes_i
 async def test_consumers_serve_flag_views_from_flags_read_once(recorded_flags, staff_user, monkeypatch):
     await get_channel_layer().flush()
     reads = []
-    real = producer.flag_stats
-    monkeypatch.setattr(producer, "flag_stats", lambda *a, **kw: reads.append(1) or real(*a, **kw))
+    real = flag_tracker.flag_stats
+    monkeypatch.setattr(flag_tracker, "flag_stats", lambda *a, **kw: reads.append(1) or real(*a, **kw))
     client = AsyncClient()
     await client.aforce_login(staff_user)
     comm = communicator("/ws/monitor/?state=stuck", f"sessionid={client.cookies['sessionid'].value}".encode())

@@ -9,7 +9,8 @@ from usermetrics_nat.histogram import BUCKETS
 
 from tests.support.factories import BASE_TIME, record, sample_users, usage
 from usermetrics import packing
-from usermetrics.board import EXTRAS_COLUMNS, EXTRAS_DETAIL_COLUMNS, NO_PERCENTILE, Board
+from usermetrics.board import EXTRAS_COLUMNS, EXTRAS_DETAIL_COLUMNS, NO_PERCENTILE
+from usermetrics.board_wire import board_decode, board_encode
 from usermetrics.extras import Extras
 from usermetrics.merging import merge
 from usermetrics.packing import BoardCache, board_build
@@ -106,7 +107,7 @@ def test_packing_extras_pack_like_a_fresh_board_and_read_back_exactly(monkeypatc
         for name in (*EXTRAS_COLUMNS, *EXTRAS_DETAIL_COLUMNS):
             if name != "worker_set":  # numbered in the order sets were first seen: compare the sets instead
                 assert list(board.columns[name]) == list(fresh.columns[name]), name
-        wire = Board.decode(board.encode())
+        wire = board_decode(board_encode(board))
         for user in users:
             x = extras.get(user.user_id)
             expected = x.as_dict() if x is not None else None
@@ -120,7 +121,7 @@ def test_packing_extras_pack_like_a_fresh_board_and_read_back_exactly(monkeypatc
 def test_packing_extras_of_a_board_without_any():
     users = sample_users()
     snapshot = merge([("s", users)], seq=1, timestamp=BASE_TIME, sources=[SourceHealth(name="s", kind="t")])
-    board = Board.decode(board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache()).encode())
+    board = board_decode(board_encode(board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache())))
     assert board.extras_of(users[0].user_id) is None
     assert list(board.columns["queued"]) == [0] * len(users)
     assert set(board.columns["p50_ms"]) == {NO_PERCENTILE}

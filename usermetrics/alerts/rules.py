@@ -1,7 +1,7 @@
 """Alert rule kinds (sync): how each kind reads one refresh, and when its condition holds.
 
 One rule, one home: user rules read the lifecycle flags the producer already worked out for the
-refresh (``history.flags`` through ``FlagTracker``), or what NAT companions say of the user
+refresh (``history.flags`` through ``publish.flag_tracker.FlagTracker``), or what NAT companions say of the user
 (``Snapshot.extras``; its p95 over the flag window from the same window stats the flags read),
 source rules read ``SourceHealth``, count rules read ``Snapshot.totals``, budgets read the
 history's tokens and cost (``history.spend``, which the engine reads for them). Nothing here re-derives

@@ -3,7 +3,7 @@
 Access, status codes, headers and bodies stay the views' own (``live``, ``history``,
 ``export``): an ``HttpResponse`` passes through ninja untouched. What ninja takes from here is
 the schema: each operation's parameters and the pydantic classes it returns (NAT's own for
-NAT's endpoint, ``schemas`` for ours). ``openapi`` mounts the router.
+NAT's endpoint, ``schemas`` and ``history_schemas`` for ours). ``openapi`` mounts the router.
 """
 
 from __future__ import annotations
@@ -16,18 +16,8 @@ from ninja import Field, Query, Router, Schema
 from usermetrics.metrics import PerUserMonitorResponse
 
 from . import export, history, live
-from .schemas import (
-    ErrorDetail,
-    ListWindowDoc,
-    OverviewHistoryDoc,
-    SampleExportRow,
-    SourcesDoc,
-    SparklinesDoc,
-    StatusDoc,
-    UserDoc,
-    UserExportRow,
-    UserHistoryDoc,
-)
+from .history_schemas import ListWindowDoc, OverviewHistoryDoc, SparklinesDoc, UserHistoryDoc
+from .schemas import ErrorDetail, SampleExportRow, SourcesDoc, StatusDoc, UserDoc, UserExportRow
 
 router = Router()
 

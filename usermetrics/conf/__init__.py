@@ -3,8 +3,8 @@
 Every value is checked and cast here, so code reads ``get_config().history.sample_interval`` as a
 float and never casts again. Settings pass only what the environment sets, as raw strings
 (``monitor_site/settings.py``, ``USERMETRICS_ENV``); each key's default, cast and meaning live in
-``defaults.py``. This package builds nothing (no sources, no services): it only says what the
-settings mean.
+``defaults.py`` (those of an alert rule's and a source's keys in ``entries.py``). This package
+builds nothing (no sources, no services): it only says what the settings mean.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .build import config_build
-from .defaults import ALERT_RULE, ALERT_RULE_DEFAULTS, DEFAULTS, SETTINGS, SOURCE_ENTRY, Setting, leaves
+from .defaults import DEFAULTS, SETTINGS, Setting, leaves
+from .entries import ALERT_RULE, ALERT_RULE_DEFAULTS, SOURCE_ENTRY
 from .records import AlertRuleDefault, AlertsConfig, Config, DemoConfig, FlagsConfig, HistoryConfig
 
 __all__ = [

@@ -16,7 +16,8 @@ from usermetrics.nat import SourceEntry, parse_nat_sources, source_entry_parse
 from usermetrics.prices import PriceTable, price_table_parse
 
 from .casts import where_words
-from .defaults import ALERT_RULE, SETTINGS, Setting
+from .defaults import SETTINGS, Setting
+from .entries import ALERT_RULE
 from .records import AlertRuleDefault, AlertsConfig, Config, DemoConfig, FlagsConfig, HistoryConfig
 
 MAX_ACTIONS_TIMEOUT = 120.0  # seconds: an action's HTTP request waits this long at most

@@ -23,8 +23,9 @@ from usermetrics.sources import LocalSource, Source
 
 from .bus import LocalBus, RedisBus
 from .child import ParentLink, stop_with_stdin
+from .flag_tracker import FlagTracker
 from .lease import LocalLease, RedisLease
-from .producer import FlagTracker, Producer, Sender
+from .producer import Producer, Sender
 
 ONE_FACE = "local"  # the name of the one face of a process that has its producer in itself or its child
 

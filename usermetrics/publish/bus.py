@@ -16,6 +16,7 @@ from datetime import datetime
 from redis.asyncio import Redis
 
 from usermetrics.board import Board
+from usermetrics.board_wire import board_encode
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class RedisBus:
             {"producer": board.producer, "seq": board.seq, "published_at": board.published_at.isoformat()}
         )
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.key, board.encode())
+            pipe.set(self.key, board_encode(board))
             pipe.set(self.meta_key, meta)
             pipe.publish(self.channel, meta)
             await pipe.execute()

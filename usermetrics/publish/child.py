@@ -5,7 +5,7 @@ the GIL against the serving loop (measured: list pages at p99 1.7 s with the pro
 thread). So the Daphne process starts ``manage.py runmonitor --parent SOCKET`` and talks to it
 over a Unix socket it listens on:
 
-- the child sends each board (its ``encode()`` bytes; the parent decodes them in a worker
+- the child sends each board (its ``board_encode`` bytes; the parent decodes them in a worker
   thread and puts the board on its ``LocalBus``) and each refresh's frames (one message; the
   parent's follower hands each frame to the sockets of its subscription);
 - the child asks, at each refresh, what the parent's sockets subscribe to, and the parent answers
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from usermetrics.board import Board
+from usermetrics.board_wire import board_decode, board_encode
 from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
 
 from .bus import LocalBus, Published
@@ -147,7 +148,7 @@ class ChildProducer:
                 kind, payload = await message_read(reader)
                 if kind == BOARD:
                     assert self.bus is not None
-                    board = await asyncio.to_thread(Board.decode, payload)  # tens of MB at 100k: off the loop
+                    board = await asyncio.to_thread(board_decode, payload)  # tens of MB at 100k: off the loop
                     await self.bus.publish(board)
                 elif kind == FRAME:
                     self.deliver(json.loads(payload))
@@ -221,7 +222,7 @@ class ParentLink:
 
     async def publish(self, board: Board) -> None:
         """Hand ``board`` to the parent (its bytes; the parent decodes off its loop)."""
-        await message_write(self._writer, BOARD, board.encode())
+        await message_write(self._writer, BOARD, board_encode(board))
 
     async def last_published(self) -> Published | None:
         """Nothing to continue from: each child is a new producer (its own name), numbering from 1."""

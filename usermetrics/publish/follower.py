@@ -26,6 +26,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from usermetrics.board import Board
+from usermetrics.board_wire import board_decode
 from usermetrics.clock import Clock, utcnow
 from usermetrics.feed.builder import face_frames
 from usermetrics.feed.subscriptions import SubscriptionDirectory, SubscriptionRegistry
@@ -142,7 +143,7 @@ class Follower:
         data = await self.bus.fetch()
         if data is None:
             return
-        board = await asyncio.to_thread(lambda: _warm(Board.decode(data)))
+        board = await asyncio.to_thread(lambda: _warm(board_decode(data)))
         if self._board is None or (board.published_at, board.seq) >= (self._board.published_at, self._board.seq):
             self._board = board
 

@@ -3,7 +3,7 @@
 One leading producer per deployment does all the work of a refresh, once: ``runmonitor`` in a
 scaled deployment (several may run; one holds the lease), or the child process of the one Daphne
 of the embedded default. Faces never read a source. Each refresh, in order: renew the lease (a standby
-stops here), refresh the sources, read the lifecycle flags, pack the board, renew the lease
+stops here), refresh the sources, read the lifecycle flags (``flag_tracker``), pack the board, renew the lease
 again (a leader that lost it while refreshing publishes and records nothing), publish, hand the
 snapshot to the history recorder, build one frame per watched view and send each face one
 message with the frames of its subscriptions.
@@ -16,21 +16,14 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Protocol
-
-from django.db import close_old_connections, connections
 
 from usermetrics.alerts.engine import AlertEngine
 from usermetrics.board import Board
 from usermetrics.clock import Clock, utcnow
-from usermetrics.conf import get_config
 from usermetrics.feed.builder import FrameBuilder, face_messages
 from usermetrics.feed.subscriptions import Subscription
-from usermetrics.handoff import Handoff
-from usermetrics.history.flags import flag_stats, flagged
 from usermetrics.history.latency import histogram_meta
-from usermetrics.history.query import WindowStats
 from usermetrics.history.recorder import Recorder
 from usermetrics.monitor import MonitorService
 from usermetrics.packing import BoardCache, board_build
@@ -39,11 +32,10 @@ from usermetrics.selection import FLAG_STATES
 from usermetrics.snapshot import Snapshot
 
 from .bus import Published
+from .flag_tracker import FlagTracker
 
 logger = logging.getLogger(__name__)
 
-# Seconds between two reads of every user's window stats (the rising and erroring flags).
-FLAGS_REFRESH = 30.0
 # The producer collects garbage itself. Its records live for many refreshes and hold no cycles,
 # so scanning them after every refresh is wasted work (a few ms per thousand changed users): after
 # each refresh what the process holds is frozen out of the collector's scans (O(1)), and every
@@ -85,67 +77,6 @@ class Lease(Protocol):
     async def release(self) -> None:
         """Give it up."""
         ...
-
-
-class FlagTracker:
-    """The flags the list filters by, every refresh; window stats re-read at most every ``FLAGS_REFRESH`` s.
-
-    The stats are one aggregate query over every user, run in a thread of its own so the
-    producer's loop never waits on the database (the refresh does: its flags need the stats);
-    while they cannot be read, the last stats serve.
-    """
-
-    def __init__(self, *, every: float = FLAGS_REFRESH) -> None:
-        """Re-read the stats ``every`` seconds."""
-        self.every = every
-        self._stats: dict[str, WindowStats] | None = None
-        self._p95: dict[str, float] | None = None
-        self._read_at: float | None = None
-        # Whether to sum every user's histograms too (an enabled user_latency_p95 rule reads them), and
-        # whether the last read did: a rule enabled since is read for at the next refresh, not 30 s on.
-        self.percentiles = False
-        self._summed = False
-        # One read at a time, awaited: nothing ever waits behind it, so "only the newest waits" is moot here.
-        self._reader: Handoff[datetime] = Handoff(
-            self._read,
-            name="usermetrics-flags",
-            failure="Window stats for the flags unavailable; the last ones serve",
-            logger=logger,
-            level=logging.WARNING,
-            on_close=connections.close_all,  # the thread's connections
-        )
-
-    def _read(self, now: datetime) -> None:
-        close_old_connections()
-        try:
-            summed = self.percentiles
-            stats = flag_stats(None, now=now, percentiles=summed)  # kept only when the read succeeds
-            # The windowed p95 the latency alerts read, worked out once per read (not per refresh); None
-            # (not "nobody") when this read did not sum the histograms.
-            self._p95 = (
-                {uid: p for uid, s in (stats or {}).items() if (p := s.percentiles[1]) is not None} if summed else None
-            )
-            self._stats, self._summed = stats, summed
-        finally:
-            close_old_connections()
-
-    async def flags(self, snapshot: Snapshot, board: Board) -> dict[str, list[str]]:
-        """Every user's raised flags (but idle) as of ``snapshot`` (``board`` is its board)."""
-        due = self._read_at is None or time.monotonic() - self._read_at >= self.every
-        if get_config().history.enabled and (due or (self.percentiles and not self._summed)):
-            self._read_at = time.monotonic()
-            self._reader.submit(snapshot.timestamp)
-            await self._reader.flush()
-        stats = self._stats if get_config().history.enabled else None
-        return flagged(snapshot, board, stats, now=snapshot.timestamp)
-
-    def latency_p95(self) -> dict[str, float] | None:
-        """Each user's p95 over the flag window as of the last read (users with requests in it); None: no history."""
-        return self._p95 if get_config().history.enabled else None
-
-    async def aclose(self) -> None:
-        """Close the stats thread's database connection and stop the thread."""
-        await self._reader.aclose()
 
 
 class Producer:

@@ -1,7 +1,7 @@
 """The detail page's Tokens and cost panel (sync): a user's LLM calls, tokens and cost per model, in words.
 
 ``static/usermetrics/js/cost.js`` writes the same cells from each user frame's ``extras`` (its
-``llm`` and ``cost``); the words are ``humanize``'s, as format.js says them.
+``llm`` and ``cost``); the words are ``humanize``'s, as money.js says them.
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ subscribes to that view and keeps it current. What the pages show comes from ``s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,11 +19,10 @@ from django.views.decorators.cache import never_cache
 from usermetrics import humanize, services
 from usermetrics.conf import get_config
 from usermetrics.selection import DEFAULT_PAGE_SIZE, ENDED, FLAG_STATES, PAGE_SIZES, STATES, ViewSpec
-from usermetrics.snapshot import is_active
-from usermetrics.templatetags.usermetrics import iso, utc
-from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose, window_length
+from usermetrics.windows import CHART_WINDOWS, RATE_WINDOWS, window_choose
 
 from .actions import actions_context
+from .cells import coverage, extras_panels, flag_thresholds, rate_words, table_row
 from .columns import (
     COLUMNS,
     WINDOW_COLUMNS,
@@ -38,9 +35,9 @@ from .columns import (
     window_headers,
     window_span,
 )
-from .context import board_context, page_config, time_cell
+from .context import board_context, page_config
 from .costs import cost_panel_get
-from .spend import spend_cells, spend_panel
+from .spend import spend_panel
 
 STATE_LABELS = {
     "": "All",
@@ -53,92 +50,6 @@ STATE_LABELS = {
     "erroring": "Erroring",
     "ended": "Ended",
 }
-
-
-def _table_row(row: services.Row, labels: Mapping[str, str], now: datetime, currency: str) -> dict[str, Any]:
-    """One row of the user table with every text already made.
-
-    A hundred rows of fifteen cells are most of a page's work; text made here skips the template
-    engine's lookups and number localization for each cell.
-    """
-    u, s, r, m = row.usage, row.usage.session, row.usage.requests, row.usage.memory
-    active = is_active(u)
-    state = "ended" if row.ended else "active" if active else "idle"
-    return {
-        "user_id": u.user_id,
-        "href": reverse("usermetrics:user-detail", args=[u.user_id]),
-        "display": humanize.user_display(u.user_id, labels),
-        "class": "um-ended" if row.ended else "um-active" if active else "",
-        "state": state,
-        "ended": {"exact": utc(row.ended.ended_at), "ago": row.ended.ended_ago(now)} if row.ended else None,
-        "flags": row.window.flags if row.window else [],
-        "rates": {**_rates(row.window.stats), **spend_cells(row.window.tokens, currency)} if row.window else None,
-        "sparkline": row.window.sparkline if row.window else None,
-        "created_at": time_cell(s.created_at, now),
-        "last_activity": time_cell(s.last_activity, now),
-        "ref_count": str(s.ref_count),
-        "total_requests": str(r.total_requests),
-        "active_requests": str(r.active_requests),
-        "avg_latency_ms": humanize.latency_words(r.avg_latency_ms),
-        "error_count": str(r.error_count),
-        "has_errors": r.error_count > 0,
-        "per_user_functions_count": str(m.per_user_functions_count),
-        "per_user_function_groups_count": str(m.per_user_function_groups_count),
-        "exit_stack_size": str(m.exit_stack_size),
-        **_figure_cells(row.figures),
-    }
-
-
-def _figure_cells(figures: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The NAT companions' cells of a row: p95 (with p50/p95/p99 on hover) and queued; ``NO_VALUE`` without them."""
-    f = figures or {}
-    return {
-        "p95_ms": humanize.percentile_words(f.get("p95_ms")),
-        "p95_ms_title": humanize.percentiles_title(f) if figures else "",
-        "queued": humanize.figure_count(f.get("queued")),
-        "has_queue": bool(f.get("queued")),
-    }
-
-
-def _extras_panels(extras: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The detail page's Latency and Queue panels and its workers, in words (figures.js writes the same live)."""
-    if extras is None:
-        return None
-    latency, queue, workers = extras["latency"], extras["queue"], extras["workers"]
-    top = max((b["count"] for b in latency["buckets"]), default=0)
-    share = queue["wait_share"]
-    return {
-        "p50_ms": humanize.percentile_words(latency["p50_ms"]),
-        "p95_ms": humanize.percentile_words(latency["p95_ms"]),
-        "p99_ms": humanize.percentile_words(latency["p99_ms"]),
-        "requests": str(latency["requests"]),
-        "buckets": [
-            {"words": humanize.bucket_words(b["gt_ms"], b["le_ms"]), "count": b["count"], "top": top}
-            for b in latency["buckets"]
-        ],
-        "queued": str(queue["queued"]),
-        "saturated": queue["queued"] > 0,
-        "max_concurrency": humanize.concurrency_words(queue["max_concurrency"]),
-        "wait_ms": humanize.latency_fit(queue["wait_ms"]),
-        "run_ms": humanize.latency_fit(queue["run_ms"]),
-        "wait_share": humanize.NO_VALUE if share is None else humanize.share_words(share),
-        "workers": workers,
-        "workers_words": humanize.workers_words(len(workers)) if workers else "",
-    }
-
-
-def _rates(stats: Any) -> dict[str, str]:
-    return humanize.rates_words(stats.requests_per_min, stats.error_rate, stats.latency_ms, stats.percentiles[1])
-
-
-def _coverage(window: str, span: Any) -> dict[str, Any]:
-    """What the rates cover, in words and as data for the script (which keeps it current)."""
-    whole = window_length(window).total_seconds()
-    return {
-        "words": humanize.coverage_words(window, span.seconds, span.since, whole),
-        "short": window if span.seconds >= whole - 1 else humanize.duration_words(span.seconds),
-        "since": iso(span.since) if span.since else "",
-    }
 
 
 @never_cache
@@ -156,7 +67,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     )
     spec, result, enabled = page.spec, page.result, page.history_enabled
     currency = services.currency_get()
-    rows = [_table_row(row, page.labels, board.timestamp, currency) for row in page.rows]
+    rows = [table_row(row, page.labels, board.timestamp, currency) for row in page.rows]
     # Exports take the whole filtered list: every parameter but the paging.
     export_query = "?" + urlencode(spec.as_params(page=1, page_size=DEFAULT_PAGE_SIZE))
     context = {
@@ -168,7 +79,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "result": result,
         "rows": rows,
         "history_enabled": enabled,
-        "coverage": _coverage(spec.window, page.span) if page.span else None,
+        "coverage": coverage(spec.window, page.span) if page.span else None,
         "columns": COLUMNS,
         "window_columns": WINDOW_COLUMNS if enabled else (),
         "headers": sort_headers(spec),
@@ -218,18 +129,6 @@ def user_list(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "usermetrics/user_list.html", context)
 
 
-def _thresholds() -> str:
-    """The lifecycle flags' thresholds in words (the detail page explains what each flag means)."""
-    cfg = get_config().flags
-    return (
-        f"idle after {humanize.duration_words(cfg.idle_after)} without activity;"
-        f" stuck after {humanize.duration_words(cfg.stuck_after)} with requests in flight"
-        f" but no activity; rising when the exit stack or functions grow by {cfg.rising_min} or more"
-        f" over {cfg.window}; erroring when {cfg.error_rate:.0%} or more of at least"
-        f" {cfg.error_min_requests} requests over {cfg.window} failed."
-    )
-
-
 def ws_user_path(user_id: str) -> str:
     """The websocket path of one user's feed (the detail page's URL under ``/ws/monitor``)."""
     return "/ws/monitor" + reverse("usermetrics:user-detail", args=[user_id])
@@ -268,7 +167,7 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
         origins=found.origins,
         parts=board.user_parts(user_id),
         stale=board.user_is_stale(user_id),
-        figures=_extras_panels(found.extras),
+        figures=extras_panels(found.extras),
         cost=cost_panel_get(found),
         lifecycle=ended.ended_ago(board.timestamp)
         if ended
@@ -286,11 +185,11 @@ def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
                 {"name": name, "url": "?" + urlencode({"window": name}), "current": name == window}
                 for name in CHART_WINDOWS
             ],
-            rates=_rates(own.stats),
-            coverage=_coverage(window, own.stats),
+            rates=rate_words(own.stats),
+            coverage=coverage(window, own.stats),
             window_requests=own.stats.requests,
             flags=own.flags,
-            thresholds=_thresholds(),
+            thresholds=flag_thresholds(),
             export_csv=reverse("usermetrics:api-user-history-csv", args=[user_id]) + window_query,
             export_json=reverse("usermetrics:api-user-history-json", args=[user_id]) + window_query,
         )

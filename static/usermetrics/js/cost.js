@@ -1,9 +1,10 @@
 /* cost.js — the detail page's Tokens and cost panel (includes/user_cost.html) from a user frame's
  * `extras`: its `llm` (calls and tokens per model) and `cost` (usermetrics.figures.cost_doc). The
- * words are format.js's, the same as the server's (usermetrics/views/costs.py, humanize.py).
+ * words are money.js's and format.js's, the same as the server's (usermetrics/views/costs.py, humanize.py).
  */
 import { byId, setValue } from "./dom.js";
-import { NO_PRICE, bigNumber, costWords, moneyWords } from "./format.js";
+import { bigNumber } from "./format.js";
+import { NO_PRICE, costWords, moneyWords } from "./money.js";
 
 // A model's counts in the order of the table's columns (usermetrics.extras.USAGE_KEYS).
 const USAGE_KEYS = ["calls", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "total_tokens"];

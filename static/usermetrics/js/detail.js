@@ -1,7 +1,8 @@
 /* detail.js — the detail page: one user's fields, state, lifecycle line, sources and per-source
  * records from the feed; its history charts, rates and flags from the history API.
  */
-import { available as chartsAvailable, mount, userCharts } from "./charts.js";
+import { available as chartsAvailable, mount } from "./charts.js";
+import { userCharts } from "./chartseries.js";
 import { applyCost } from "./cost.js";
 import { byId, setValue } from "./dom.js";
 import { applyExtras } from "./figures.js";

@@ -1,7 +1,8 @@
 /* list.js — the list page: applies the feed's frames to the table and its panels, and turns its
  * links and search form into re-subscriptions of the feed instead of page loads.
  */
-import { available as chartsAvailable, mount, OVERVIEW_CHARTS, spendCharts, summarySample } from "./charts.js";
+import { available as chartsAvailable, mount } from "./charts.js";
+import { OVERVIEW_CHARTS, spendCharts, summarySample } from "./chartseries.js";
 import { startColumns } from "./columns.js";
 import { byId } from "./dom.js";
 import {

@@ -3,7 +3,8 @@
  */
 import { sparkline, available as chartsAvailable } from "./charts.js";
 import { byId } from "./dom.js";
-import { coverageShort, coverageWords, rateWords, sparklineTitle, spendWords } from "./format.js";
+import { coverageShort, coverageWords, rateWords, sparklineTitle } from "./format.js";
+import { spendWords } from "./money.js";
 import { rowIds, WINDOW_FIELDS } from "./rows.js";
 
 const WINDOW_REFRESH_MS = 30000;

@@ -21,7 +21,7 @@ from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.extras import Extras
 from usermetrics.models import AlertKind, AlertRule
-from usermetrics.publish.producer import FlagTracker
+from usermetrics.publish.flag_tracker import FlagTracker
 from usermetrics.snapshot import Totals
 
 NO_TOTALS = Totals(users=0, active=0, in_flight=0, requests=0, errors=0, avg_latency_ms=0.0, exit_stack=0)

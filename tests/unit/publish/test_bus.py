@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.factories import board_of, sample_users
-from usermetrics.board import Board
+from usermetrics.board_wire import board_decode
 from usermetrics.publish.bus import RedisBus
 
 pytestmark = pytest.mark.redis
@@ -18,6 +18,6 @@ async def test_publish_bus_round_trips_a_board(redis):
     await bus.publish(board)
     published = await bus.last_published()
     assert (published.producer, published.seq) == ("p", 4)
-    back = Board.decode(await bus.fetch())
+    back = board_decode(await bus.fetch())
     assert back.body == board.body and back.etag == board.etag and back.flags_at(2) == ["stuck"]
     assert back.user("u05") == board.user("u05") and back.totals == board.totals

@@ -1,82 +1,20 @@
-"""The producer: one message per face per refresh, a standby that waits, flag stats read in a thread of its own."""
+"""The producer: one message per face per refresh, a standby that waits."""
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
 from typing import Any
 
 import pytest
-from usermetrics_nat.histogram import BUCKETS
 
 from tests.support.faces import FIRST, ONE, SORTED
-from tests.support.factories import ScriptedSource, board_of, record
-from tests.support.history_helpers import T0, snapshot, usage
+from tests.support.factories import ScriptedSource, record
 from usermetrics.feed.builder import FRAMES_TYPE
 from usermetrics.feed.subscriptions import Subscription
-from usermetrics.history.latency import ExtrasSum
-from usermetrics.history.query import WindowStats
 from usermetrics.monitor import MonitorService
-from usermetrics.publish import producer
 from usermetrics.publish.bus import LocalBus, RedisBus
 from usermetrics.publish.lease import LocalLease, RedisLease
-from usermetrics.publish.producer import FlagTracker, Producer
-
-
-async def test_publish_producer_flag_tracker_keeps_the_last_stats_while_reads_fail(monkeypatch, caplog):
-    stats = {"a": WindowStats()}
-    down = RuntimeError("database down")
-    answers: list[object] = [stats, down, down]
-    threads: list[str] = []
-
-    def read(user_ids, *, now, percentiles):
-        threads.append(threading.current_thread().name)
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    used: list[object] = []
-    monkeypatch.setattr(producer, "flag_stats", read)
-    monkeypatch.setattr(producer, "flagged", lambda snap, board, stats, *, now: used.append(stats) or {})
-    tracker = FlagTracker(every=0.0)  # every refresh reads the stats
-    users = [usage("a")]
-    with caplog.at_level(logging.WARNING, logger=producer.__name__):
-        for _ in range(3):
-            await tracker.flags(snapshot(T0, users), board_of(users))
-    await tracker.aclose()
-    assert answers == []  # three reads: the refresh waited for each
-    assert len(used) == 3 and all(u is stats for u in used)  # the last stats served through the failures
-    assert threads and all(name.startswith("usermetrics-flags") for name in threads)
-    assert [r.levelno for r in caplog.records if r.name == producer.__name__] == [logging.WARNING]  # logged once
-
-
-async def test_publish_producer_flag_tracker_reads_the_windowed_p95_as_soon_as_a_rule_needs_it(monkeypatch):
-    """Before a p95 rule is known the tracker sums no histogram and says it does not know (None, not "nobody");
-    the refresh after a rule asks for them reads them, not the next read 30 s on."""
-    summed: list[bool] = []
-
-    def read(user_ids, *, now, percentiles):
-        summed.append(percentiles)
-        return (
-            {"a": WindowStats(extras=ExtrasSum([0, 0, 5] + [0] * (BUCKETS - 3)))}
-            if percentiles
-            else {"a": WindowStats()}
-        )
-
-    monkeypatch.setattr(producer, "flag_stats", read)
-    monkeypatch.setattr(producer, "flagged", lambda snap, board, stats, *, now: {})
-    tracker = FlagTracker(every=3600.0)  # one read an hour, unless a rule needs the percentiles
-    users = [usage("a")]
-    await tracker.flags(snapshot(T0, users), board_of(users))
-    assert tracker.latency_p95() is None and summed == [False]
-    tracker.percentiles = True  # the alert engine found an enabled user_latency_p95 rule
-    await tracker.flags(snapshot(T0, users), board_of(users))
-    assert summed == [False, True] and set(tracker.latency_p95()) == {"a"}
-    await tracker.flags(snapshot(T0, users), board_of(users))
-    assert summed == [False, True]  # then once an hour again
-    await tracker.aclose()
+from usermetrics.publish.producer import Producer
 
 
 def _producer(faces: dict[str, dict[str, Subscription]], sent: list[tuple[str, dict[str, Any]]]) -> Producer:
