@@ -230,14 +230,16 @@ def user_actions_list(*, user_id: str, limit: int = 20) -> list[UserAction]:
 
 
 def user_hold_get(*, user_id: str) -> UserAction | None:
-    """The user's running hold: the latest hold that a worker took, not over and not released since; None."""
+    """The user's running hold: the latest hold that a worker took, not over and not released since by every
+    worker; None."""
     mine = UserAction.objects.filter(user_key=user_key(user_id))
     taken = mine.filter(action=ActionKind.HOLD, until__gt=utcnow(), outcome__in=TAKEN)
     hold = taken.order_by("-at", "-pk").first()
     if hold is None:
         return None
     released = mine.filter(Q(at__gt=hold.at) | Q(at=hold.at, pk__gt=hold.pk), action=ActionKind.RELEASE)
-    return None if released.filter(outcome__in=TAKEN).exists() else hold
+    # A release only some workers carried out ("partly") leaves the others refusing the user: still held.
+    return None if released.filter(outcome=ActionOutcome.DONE).exists() else hold
 
 
 def user_actions_panel_get(*, user_id: str, limit: int = 20) -> ActionsPanel:

@@ -71,10 +71,14 @@ async def test_services_actions_the_running_hold_is_the_latest_taken_and_not_rel
         )
         assert (await hold_get(user_id="ada")).pk == second.pk != first.pk
         assert await hold_get(user_id="bob") is None
+    async with workers_answering(acting, "nat-1:101"):  # nat-1:102 silent: it still refuses ada
+        partly = await services.user_action_do(user_id="ada", action="release", by_user=None, by_label="x")
+    assert partly.outcome == "partly" and (await hold_get(user_id="ada")).pk == second.pk
+    async with workers_answering(acting, "nat-1:101", "nat-1:102"):
         await services.user_action_do(user_id="ada", action="release", by_user=None, by_label="token:…abcd")
     assert await hold_get(user_id="ada") is None
-    log = await sync_to_async(services.user_actions_list)(user_id="ada", limit=2)
-    assert [a.action for a in log] == ["release", "hold"]
+    log = await sync_to_async(services.user_actions_list)(user_id="ada", limit=3)
+    assert [a.action for a in log] == ["release", "release", "hold"]
     # A hold no worker took (none answered) is not running.
     await services.user_action_do(user_id="ada", action="hold", by_user=None, by_label="x", hold_seconds=60)
     assert await hold_get(user_id="ada") is None
