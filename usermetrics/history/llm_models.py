@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from usermetrics.models import LlmModel
+from usermetrics.models.fields import db_text, db_text_loaded
 from usermetrics.prices import PriceTable
 from usermetrics.pricing import price_table_get
 
@@ -12,6 +13,15 @@ from .samples import RecordResult
 from .tokens import NOTHING, LlmCumulative, TokenSum, encode, llm_change, priced
 
 NAME_MAX = 255  # the column's length (companions send at most 200 characters)
+ESCAPE = db_text("\uffff")[0]  # the first character of every two-character escape ``db_text`` writes
+
+
+def stored_name(name: str) -> str:
+    """``name`` as the column holds it: NUL escaped as user ids are (PostgreSQL's text cannot hold it), cut to
+    ``NAME_MAX`` characters without cutting an escape in two (``model_names`` reads it back)."""
+    text = db_text(name[:NAME_MAX])[:NAME_MAX]
+    run = len(text) - len(text.rstrip(ESCAPE))
+    return text[:-1] if run % 2 else text  # an odd run of escape characters ends in half an escape
 
 
 class ModelIds:
@@ -31,16 +41,17 @@ class ModelIds:
         if self._ids is None:
             self._ids = dict(LlmModel.objects.values_list("name", "id"))
         ids = self._ids
-        missing = {name[:NAME_MAX] for name in names} - ids.keys()
+        stored = {name: stored_name(name) for name in names}
+        missing = set(stored.values()) - ids.keys()
         if missing:
             LlmModel.objects.bulk_create([LlmModel(name=n) for n in sorted(missing)], ignore_conflicts=True)
             ids.update(LlmModel.objects.filter(name__in=missing).values_list("name", "id"))
-        return {name: ids[name[:NAME_MAX]] for name in names}
+        return {name: ids[stored[name]] for name in names}
 
 
 def model_names() -> dict[int, str]:
     """Every interned model's name by id (a handful of rows)."""
-    return dict(LlmModel.objects.values_list("id", "name"))
+    return {pk: db_text_loaded(name) for pk, name in LlmModel.objects.values_list("id", "name")}
 
 
 class TokenColumns:
