@@ -29,24 +29,30 @@ class ModelIds:
 
     def __init__(self) -> None:
         """Nothing read yet."""
-        self._ids: dict[str, int] | None = None
+        self._ids: dict[str, int] | None = None  # by the name as stored
+        self._by_name: dict[str, int] = {}  # by the name as sent: ``stored_name`` once per name, not per sample
 
     def forget(self) -> None:
         """Read the table again at the next use (a write that failed may have rolled back new names)."""
         self._ids = None
+        self._by_name = {}
 
     def ids_of(self, names: Iterable[str]) -> dict[str, int]:
         """The ids of ``names``, inserting the ones the table lacks (another process may insert one too)."""
         names = list(names)
         if self._ids is None:
             self._ids = dict(LlmModel.objects.values_list("name", "id"))
-        ids = self._ids
-        stored = {name: stored_name(name) for name in names}
-        missing = set(stored.values()) - ids.keys()
-        if missing:
-            LlmModel.objects.bulk_create([LlmModel(name=n) for n in sorted(missing)], ignore_conflicts=True)
-            ids.update(LlmModel.objects.filter(name__in=missing).values_list("name", "id"))
-        return {name: ids[stored[name]] for name in names}
+        by_name = self._by_name
+        new = [name for name in names if name not in by_name]
+        if new:
+            ids = self._ids
+            stored = {name: stored_name(name) for name in new}
+            missing = set(stored.values()) - ids.keys()
+            if missing:
+                LlmModel.objects.bulk_create([LlmModel(name=n) for n in sorted(missing)], ignore_conflicts=True)
+                ids.update(LlmModel.objects.filter(name__in=missing).values_list("name", "id"))
+            by_name.update((name, ids[stored[name]]) for name in new)
+        return {name: by_name[name] for name in names}
 
 
 def model_names() -> dict[int, str]:
@@ -76,8 +82,9 @@ class TokenColumns:
         tokens, cost, unpriced = priced(d, self.table or price_table_get())
         ids = self.ids.ids_of(model for model, _ in d.llm)
         by_id = [(ids[model], usage) for model, usage in d.llm]
-        written = TokenSum(tool_calls=d.tool_calls, unpriced=unpriced, cost_nano=cost)
-        for model_id, usage in by_id:
-            written.add(TokenSum({model_id: list(usage)}))
-        result.add_tokens(written)
+        per_model: dict[int | str, list[int]] = {}
+        for model_id, usage in by_id:  # two names may share an id (cut to the column alike)
+            mine = per_model.get(model_id)
+            per_model[model_id] = list(usage) if mine is None else [a + b for a, b in zip(mine, usage, strict=True)]
+        result.add_tokens(TokenSum(per_model, d.tool_calls, unpriced, cost))
         return (tokens if d.llm else None), (cost if d.llm else None), encode(by_id, d.tool_calls, unpriced)
