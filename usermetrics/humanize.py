@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from usermetrics.metrics import PerUserResourceUsage
@@ -258,14 +259,22 @@ def money_words(amount: float, currency: str) -> str:
     """A cost: '$12.35', '$0.0031' (two significant digits below a cent), '1,234 CHF' (money.js ``moneyWords``)."""
     a = abs(amount)
     if a >= 100:
-        text = f"{a:,.0f}"
+        text = _fixed(a, 0)
     elif a >= 0.01 or a == 0:
-        text = f"{a:.2f}"
+        text = _fixed(a, 2)
     else:
-        text = f"{a:.{min(9, 1 - math.floor(math.log10(a)))}f}"
+        text = _fixed(a, min(9, 1 - math.floor(math.log10(a))))
     sign = "-" if amount < 0 else ""
     symbol = _SYMBOLS.get(currency)
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
+def _fixed(a: float, places: int) -> str:
+    """``a`` (at or above 0) with ``places`` decimals and digit groups, halves up as the script's ``toFixed`` and
+    ``Math.round`` round them (Python's format rounds a half to even: 0.125 read '0.12' here, '0.13' live)."""
+    with localcontext() as ctx:
+        ctx.prec = 400  # the exact value of any float: a quantize never runs out of digits
+        return f"{Decimal(a).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):,.{places}f}"
 
 
 def spend_words(doc: Mapping[str, Any] | None, currency: str) -> dict[str, str]:
@@ -294,5 +303,5 @@ def tokens_words(count: int) -> str:
         return str(count)
     if count < 1_000_000:
         k = count / 1000
-        return f"{number(round(k, 1))}k" if k < 10 else f"{round(k):,}k"
+        return f"{number(_half_up(k))}k" if k < 10 else f"{int(k + 0.5):,}k"  # halves up, as money.js
     return big_number(count)

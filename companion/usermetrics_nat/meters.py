@@ -99,7 +99,8 @@ def record_llm(stats: UserStats, model: str | None, tokens: dict[str, int]) -> N
     """Count one LLM call of the user's workflow that ended, with the tokens its client reported.
 
     ``tokens`` holds NAT's ``TokenUsageBaseModel`` fields (``prompt_tokens``...); a call without
-    them counts as a call with none. Past ``MODELS_MAX`` models, further ones count together.
+    them counts as a call with none, one without ``total_tokens`` as prompt + completion. Past
+    ``MODELS_MAX`` models, further ones count together.
     """
     name = (model or "(unnamed)")[:MODEL_NAME_MAX]
     counts = stats.llm.get(name)
@@ -108,8 +109,13 @@ def record_llm(stats: UserStats, model: str | None, tokens: dict[str, int]) -> N
             name = OTHER_MODELS
         counts = stats.llm.setdefault(name, [0] * len(USAGE_FIELDS))
     counts[0] += 1
-    for n, field in enumerate(USAGE_FIELDS[1:], start=1):
-        counts[n] += max(0, int(tokens.get(f"{field}_tokens", 0) or 0))
+    values = [max(0, int(tokens.get(f"{field}_tokens", 0) or 0)) for field in USAGE_FIELDS[1:]]
+    if not values[-1]:
+        # A client that left the total out (NAT's default is 0): prompt + completion, as NAT's own relay
+        # telemetry bridge counts it. Else its tokens read as none: 0 in the list, and "$0.00", not "no price".
+        values[-1] = values[0] + values[1]
+    for n, value in enumerate(values, start=1):
+        counts[n] += value
     stats.llm_calls += 1
 
 

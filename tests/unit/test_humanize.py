@@ -88,3 +88,12 @@ def test_humanize_money_words_fit_fractions_of_a_cent_and_cost_words_say_what_is
     one = {**cost, "unpriced": ["b"], "by_model": {"a": 1.5, "b": None}}
     assert humanize.cost_words(one).endswith("+ 1 unpriced model")
     assert humanize.cost_words({**cost, "by_model": {"b": None, "c": None}}) == humanize.NO_PRICE
+
+
+def test_humanize_money_and_token_words_round_halves_up_as_money_js():
+    # Python's format and round() take a half to even, the script's toFixed and Math.round up: the page said
+    # "$0.12" and "12k" for what the live cells then wrote "$0.13" and "13k" (node printed the script's words).
+    money = [humanize.money_words(x, "USD") for x in (0.125, 0.375, 100.5, 102.5, 2.675, 0.00125)]
+    assert money == ["$0.13", "$0.38", "$101", "$103", "$2.67", "$0.0013"]
+    assert [humanize.tokens_words(n) for n in (2250, 12500, 2350, 999_499)] == ["2.3k", "13k", "2.4k", "999k"]
+    assert humanize.money_words(1e30, "USD").startswith("$1,000,000,000,000,000,0")  # any float: no Decimal error

@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from usermetrics.humanize import duration_words, number, user_display
+from usermetrics.conf import get_config
+from usermetrics.humanize import duration_words, money_words, number, user_display
 
 from .incidents import Notice
-from .rules import KINDS, RuleSpec
+from .rules import KINDS, MONEY_KINDS, USER_BUDGET_KINDS, RuleSpec
 
 NOTIFY_TYPES = {"critical": "failure", "warning": "warning", "info": "info"}
 
@@ -39,15 +40,29 @@ def subject_words(rule: RuleSpec, subject: str, labels: Mapping[str, str]) -> st
     return user_display(subject, labels) if kind.subject == "user" else subject
 
 
+def amount_words(rule: RuleSpec, value: float) -> str:
+    """A value or threshold of ``rule``: money in the deployment's currency for cost budgets, else a count."""
+    if rule.kind in MONEY_KINDS:
+        return money_words(value, get_config().prices.currency)  # the one currency every price is in
+    return f"{value:,.0f}"
+
+
 def headline(rule: RuleSpec, subjects: Sequence[tuple[str, float]], labels: Mapping[str, str]) -> str:
-    """'nat-b is down', '1,000 users stuck', 'users: 12,345 (threshold 10,000)'."""
+    """'nat-b is down', '1,000 users stuck', 'users: 12,345 (threshold 10,000)', 'cost in the last hour: $62.50
+    (threshold $50.00)', 'ada is over the cost budget: $6.00 in 24h (budget $5.00)'."""
     kind = KINDS[rule.kind]
     if kind.subject == "total":
         value = subjects[0][1] if subjects else 0.0
-        return f"{kind.phrase}: {value:,.0f} (threshold {number(rule.threshold or 0)})"
+        limit = amount_words(rule, rule.threshold or 0) if rule.kind in MONEY_KINDS else number(rule.threshold or 0)
+        return f"{kind.phrase}: {amount_words(rule, value)} (threshold {limit})"
+    budget = f"budget {amount_words(rule, rule.threshold or 0)}"
     if len(subjects) == 1:
-        return f"{subject_words(rule, subjects[0][0], labels)} is {kind.phrase}"
-    return f"{len(subjects):,} {kind.noun}s {kind.phrase}"
+        words = f"{subject_words(rule, subjects[0][0], labels)} is {kind.phrase}"
+        if rule.kind in USER_BUDGET_KINDS:
+            words += f": {amount_words(rule, subjects[0][1])} in {rule.window} ({budget})"
+        return words
+    scope = f" ({budget} in {rule.window})" if rule.kind in USER_BUDGET_KINDS else ""
+    return f"{len(subjects):,} {kind.noun}s {kind.phrase}{scope}"
 
 
 def names_line(rule: RuleSpec, subjects: Sequence[tuple[str, float]], labels: Mapping[str, str], *, first: int) -> str:

@@ -296,3 +296,5 @@ THRESHOLD_KINDS = frozenset(
 # Kinds that read the history's spending (``Reading.spend``, ``Reading.fleet_hour_cost``).
 USER_BUDGET_KINDS = frozenset({"user_cost", "user_tokens"})
 FLEET_BUDGET_KINDS = frozenset({"fleet_cost_per_hour"})
+# Kinds whose values and thresholds are money (in the price table's currency; notifications say it).
+MONEY_KINDS = frozenset({"user_cost", "fleet_cost_per_hour"})

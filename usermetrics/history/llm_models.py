@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from usermetrics.models import LlmModel
+from usermetrics.models.fields import db_text, db_text_loaded
 from usermetrics.prices import PriceTable
 from usermetrics.pricing import price_table_get
 
@@ -12,6 +13,15 @@ from .samples import RecordResult
 from .tokens import NOTHING, LlmCumulative, TokenSum, encode, llm_change, priced
 
 NAME_MAX = 255  # the column's length (companions send at most 200 characters)
+ESCAPE = db_text("\uffff")[0]  # the first character of every two-character escape ``db_text`` writes
+
+
+def stored_name(name: str) -> str:
+    """``name`` as the column holds it: NUL escaped as user ids are (PostgreSQL's text cannot hold it), cut to
+    ``NAME_MAX`` characters without cutting an escape in two (``model_names`` reads it back)."""
+    text = db_text(name[:NAME_MAX])[:NAME_MAX]
+    run = len(text) - len(text.rstrip(ESCAPE))
+    return text[:-1] if run % 2 else text  # an odd run of escape characters ends in half an escape
 
 
 class ModelIds:
@@ -19,28 +29,35 @@ class ModelIds:
 
     def __init__(self) -> None:
         """Nothing read yet."""
-        self._ids: dict[str, int] | None = None
+        self._ids: dict[str, int] | None = None  # by the name as stored
+        self._by_name: dict[str, int] = {}  # by the name as sent: ``stored_name`` once per name, not per sample
 
     def forget(self) -> None:
         """Read the table again at the next use (a write that failed may have rolled back new names)."""
         self._ids = None
+        self._by_name = {}
 
     def ids_of(self, names: Iterable[str]) -> dict[str, int]:
         """The ids of ``names``, inserting the ones the table lacks (another process may insert one too)."""
         names = list(names)
         if self._ids is None:
             self._ids = dict(LlmModel.objects.values_list("name", "id"))
-        ids = self._ids
-        missing = {name[:NAME_MAX] for name in names} - ids.keys()
-        if missing:
-            LlmModel.objects.bulk_create([LlmModel(name=n) for n in sorted(missing)], ignore_conflicts=True)
-            ids.update(LlmModel.objects.filter(name__in=missing).values_list("name", "id"))
-        return {name: ids[name[:NAME_MAX]] for name in names}
+        by_name = self._by_name
+        new = [name for name in names if name not in by_name]
+        if new:
+            ids = self._ids
+            stored = {name: stored_name(name) for name in new}
+            missing = set(stored.values()) - ids.keys()
+            if missing:
+                LlmModel.objects.bulk_create([LlmModel(name=n) for n in sorted(missing)], ignore_conflicts=True)
+                ids.update(LlmModel.objects.filter(name__in=missing).values_list("name", "id"))
+            by_name.update((name, ids[stored[name]]) for name in new)
+        return {name: by_name[name] for name in names}
 
 
 def model_names() -> dict[int, str]:
     """Every interned model's name by id (a handful of rows)."""
-    return dict(LlmModel.objects.values_list("id", "name"))
+    return {pk: db_text_loaded(name) for pk, name in LlmModel.objects.values_list("id", "name")}
 
 
 class TokenColumns:
@@ -65,8 +82,9 @@ class TokenColumns:
         tokens, cost, unpriced = priced(d, self.table or price_table_get())
         ids = self.ids.ids_of(model for model, _ in d.llm)
         by_id = [(ids[model], usage) for model, usage in d.llm]
-        written = TokenSum(tool_calls=d.tool_calls, unpriced=unpriced, cost_nano=cost)
-        for model_id, usage in by_id:
-            written.add(TokenSum({model_id: list(usage)}))
-        result.add_tokens(written)
+        per_model: dict[int | str, list[int]] = {}
+        for model_id, usage in by_id:  # two names may share an id (cut to the column alike)
+            mine = per_model.get(model_id)
+            per_model[model_id] = list(usage) if mine is None else [a + b for a, b in zip(mine, usage, strict=True)]
+        result.add_tokens(TokenSum(per_model, d.tool_calls, unpriced, cost))
         return (tokens if d.llm else None), (cost if d.llm else None), encode(by_id, d.tool_calls, unpriced)

@@ -56,7 +56,8 @@ def test_budgets_user_cost_reads_its_window_fires_after_for_and_does_not_flap():
     steps = [book.step([COST], reading(at, spend=spend), []) for at, spend in timeline]
     assert [kinds(s) for s in steps] == [[], [], [("firing", ["ada"])], []]
     assert (
-        notice_message(steps[2].notices[0], labels={}, first=5).title == "[WARNING] budget: ada is over the cost budget"
+        notice_message(steps[2].notices[0], labels={}, first=5).title
+        == "[WARNING] budget: ada is over the cost budget: $6.00 in 24h (budget $5.00)"
     )
     assert book.tracked[1]["ada"].value == 4.8  # still firing at 4.8: above the clear level
     later = [book.step([COST], reading(at, spend={}), []) for at in (150, 180)]  # clear for 30 s: resolved
@@ -129,3 +130,24 @@ def test_budgets_two_rules_resolving_together_each_name_their_own_subjects():
         ("budget", ["ada"]),
         ("fleet", [""]),
     ]
+
+
+def test_budgets_notifications_say_amounts_in_the_currency_not_rounded_to_whole_units():
+    # The fleet's cost was written as a count ("cost in the last hour: 0 (threshold 0.3)" for 0.4 USD), and a
+    # user's budget notice said neither the amount, the window nor the budget.
+    fleet = RuleSpec(id=3, name="fleet", kind="fleet_cost_per_hour", severity="critical", threshold=0.3)
+    step = Book().step([fleet, TOKENS], reading(0, spend={"1h": {"ada": (1500, 0), "bob": (2000, 0)}}, fleet=0.4), [])
+    titles = sorted(notice_message(n, labels={"ada": "Ada"}, first=5).title for n in step.notices)
+    assert titles == [
+        "[CRITICAL] fleet: cost in the last hour: $0.40 (threshold $0.30)",
+        "[WARNING] tokens: 2 users over the token budget (budget 1,000 in 1h)",
+    ]
+    one = Book().step([TOKENS], reading(0, spend={"1h": {"ada": (1500, 0)}}), [])
+    assert notice_message(one.notices[0], labels={"ada": "Ada"}, first=5).title == (
+        "[WARNING] tokens: Ada (ada) is over the token budget: 1,500 in 1h (budget 1,000)"
+    )
+    with override_settings(USERMETRICS={"CURRENCY": "CHF"}):
+        step = Book().step([fleet], reading(0, fleet=62.5), [])
+        assert notice_message(step.notices[0], labels={}, first=5).title == (
+            "[CRITICAL] fleet: cost in the last hour: 62.50 CHF (threshold 0.30 CHF)"
+        )

@@ -217,3 +217,19 @@ def test_tokens_ended_users_order_by_their_windows_cost():
     names = dict(UserSample.objects.values_list("life_id", "life__user_id"))
     assert [names[pk] for pk in by_cost] == ["b", "a", "c"]  # c: no tokens, last
     assert [names[pk] for pk in ended_window_order(pks, sort="w_cost", window="1h")] == ["a", "b", "c"]
+
+
+@pytest.mark.django_db
+def test_tokens_model_names_with_nul_or_past_the_column_are_stored_and_read_back():
+    # NAT allows any step name; PostgreSQL's text cannot hold NUL: the write failed, and with it every refresh
+    # in which that model's user called it (everyone's samples lost), while SQLite stored it.
+    rec = recorder()
+    _warm(rec)
+    odd, long, escapes = "a\x00b", "m" * 254 + "\x00", "\uffff" * 300
+    extras = {"a": x(**{odd: u(1, 10, 1)}), "b": x(**{long: u(1, 20, 2)}), "c": x(**{escapes: u(1, 30, 3)})}
+    rec.record(snapshot(T0, [usage(n, total=1) for n in "abc"], extras=extras))
+    sums = window_tokens(window=timedelta(minutes=5), user_ids=["a", "b", "c"], now=T0)
+    assert list(sums["a"].by_model) == [odd]
+    assert list(sums["b"].by_model) == ["m" * 254]  # cut to the column without half an escape
+    assert list(sums["c"].by_model) == ["\uffff" * 127]
+    assert all(len(name) <= 255 for name in LlmModel.objects.values_list("name", flat=True))

@@ -27,6 +27,15 @@ def test_meters_count_llm_calls_and_tokens_per_model_and_tool_calls():
     assert line.x.tool_calls == 1
 
 
+def test_meters_a_call_without_a_total_counts_prompt_and_completion():
+    # NAT's TokenUsageBaseModel defaults total_tokens to 0: a client that leaves it out read as no tokens at all,
+    # so the window's Tokens said 0 and an unpriced model's Cost "$0.00" (its unpriced tokens are its totals).
+    stats = UserStats(8)
+    record_llm(stats, "m", {"prompt_tokens": 100, "completion_tokens": 20, "cached_tokens": 40})
+    record_llm(stats, "m", {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 7})  # as reported
+    assert stats.llm == {"m": [2, 105, 21, 40, 0, 127]}
+
+
 def test_meters_bound_the_models_counted_apart():
     stats = UserStats(8)
     for n in range(MODELS_MAX + 5):

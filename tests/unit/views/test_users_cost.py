@@ -36,6 +36,8 @@ async def test_views_detail_cost_panel_per_model_with_no_price_and_the_total(llm
         "5", "3,500", "700", "1,000", "200", "4,200", "\u20ac0.0093 + 1 unpriced model"
     ]  # fmt: skip
     assert re.search(r'id="um-tool-calls">5<', panel)
+    # The page shows both costs: this one at today's prices, the chart's at the prices when used; it says which.
+    assert "at the prices in force now (the Cost / hour chart and the list's Cost: at the prices when the" in panel
 
 
 async def test_views_detail_cost_panel_empty_states(llm_companion, staff_client):
