@@ -110,6 +110,15 @@ class Kind(Protocol):
         ...
 
 
+class AboveThreshold:
+    """A kind that fires above ``threshold`` and stays firing above the clear level (no flapping on the edge)."""
+
+    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
+        """Above the threshold to fire; above the clear level to stay firing."""
+        limit = rule.clear_at if firing else rule.threshold
+        return limit is not None and value > limit
+
+
 class SourceDown:
     """A source is ``down`` (``SourceHealth.state``: never answered, failing past SOURCE_DOWN_AFTER, or refused)."""
 
@@ -167,7 +176,7 @@ class UserFlag:
         return value >= 1
 
 
-class UserLatencyP95:
+class UserLatencyP95(AboveThreshold):
     """A user's p95 latency (ms) above ``threshold``; clears at or below ``clear_at``.
 
     Over the flag window (``FLAGS["WINDOW"]``, the history's windowed histogram: what the user's
@@ -186,11 +195,6 @@ class UserLatencyP95:
         # Only the quantile asked for, and only of users with requests: this runs over every user.
         return {uid: p95 for uid, x in reading.extras.items() if any(x.latency) and (p95 := quantile(x.latency, 0.95))}
 
-    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
-        """Above the threshold to fire; above the clear level to stay firing (no flapping on the edge)."""
-        limit = rule.clear_at if firing else rule.threshold
-        return limit is not None and value > limit
-
 
 class UserSaturated:
     """A user has requests queued on its semaphore (``Extras.saturated``); the rule's **for** makes it "for a while"."""
@@ -208,7 +212,7 @@ class UserSaturated:
         return value >= 1
 
 
-class UserBudget:
+class UserBudget(AboveThreshold):
     """A user's cost (in the currency) or tokens over the rule's ``window`` above ``threshold``; clears at ``clear_at``.
 
     From what the history recorded (costs at the prices in force when the tokens were used);
@@ -230,13 +234,8 @@ class UserBudget:
             return {uid: float(pair[0]) for uid, pair in totals.items() if pair[0]}
         return {uid: pair[1] / NANO for uid, pair in totals.items() if pair[1]}
 
-    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
-        """Over the budget to fire; over the clear level to stay firing."""
-        limit = rule.clear_at if firing else rule.threshold
-        return limit is not None and value > limit
 
-
-class FleetCostPerHour:
+class FleetCostPerHour(AboveThreshold):
     """Everyone's cost over the last hour (the history's totals) above ``threshold``; clears at ``clear_at``."""
 
     subject: SubjectKind = "total"
@@ -247,13 +246,8 @@ class FleetCostPerHour:
         """The one cost (none without the history)."""
         return {"": reading.fleet_hour_cost} if reading.fleet_hour_cost else {}
 
-    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
-        """Over the budget to fire; over the clear level to stay firing."""
-        limit = rule.clear_at if firing else rule.threshold
-        return limit is not None and value > limit
 
-
-class TotalAbove:
+class TotalAbove(AboveThreshold):
     """A total over all users (``Snapshot.totals``) above ``threshold``; clears at or below ``clear_at``."""
 
     subject: SubjectKind = "total"
@@ -267,11 +261,6 @@ class TotalAbove:
     def values(self, rule: RuleSpec, reading: Reading) -> dict[str, float]:
         """The one total."""
         return {"": float(getattr(reading.totals, self.field))}
-
-    def holds(self, rule: RuleSpec, value: float, *, firing: bool) -> bool:
-        """Above the threshold to fire; above the clear level to stay firing."""
-        limit = rule.clear_at if firing else rule.threshold
-        return limit is not None and value > limit
 
 
 KINDS: dict[str, Kind] = {

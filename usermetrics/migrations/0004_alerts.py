@@ -23,6 +23,7 @@ def rules_seed(apps: Apps, schema_editor: BaseDatabaseSchemaEditor, *, only: fro
     rule = apps.get_model("usermetrics", "AlertRule")
     kinds = {value for value, _ in rule._meta.get_field("kind").choices}
     severities = {value for value, _ in rule._meta.get_field("severity").choices}
+    windowed = any(f.name == "window" for f in rule._meta.get_fields())
     for r in get_config().alerts.rules:
         if (r.kind not in only) if only is not None else (r.kind in LATER_KINDS | BUDGET_KINDS):
             continue
@@ -31,19 +32,19 @@ def rules_seed(apps: Apps, schema_editor: BaseDatabaseSchemaEditor, *, only: fro
                 f"USERMETRICS['ALERTS']['RULES'] {r.name!r}: KIND is one of {sorted(kinds)},"
                 f" SEVERITY one of {sorted(severities)}"
             )
-        rule.objects.get_or_create(
-            name=r.name,
-            defaults={
-                "kind": r.kind,
-                "enabled": r.enabled,
-                "severity": r.severity,
-                "threshold": r.threshold,
-                "clear_threshold": r.clear_threshold,
-                "for_seconds": r.for_seconds,
-                "clear_seconds": r.clear_seconds,
-                "remind_seconds": r.remind_seconds,
-            },
-        )
+        defaults = {
+            "kind": r.kind,
+            "enabled": r.enabled,
+            "severity": r.severity,
+            "threshold": r.threshold,
+            "clear_threshold": r.clear_threshold,
+            "for_seconds": r.for_seconds,
+            "clear_seconds": r.clear_seconds,
+            "remind_seconds": r.remind_seconds,
+        }
+        if windowed:  # 0009_history_tokens gave rules a window (the budgets'); a table without it takes none
+            defaults["window"] = r.window
+        rule.objects.get_or_create(name=r.name, defaults=defaults)
 
 
 class Migration(migrations.Migration):

@@ -6,30 +6,11 @@ from django.apps.registry import Apps
 from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
-from usermetrics.conf import get_config
-
 
 def rules_seed(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """The default rules of the budget kinds this migration adds, with their window (by name, once)."""
     first = importlib.import_module("usermetrics.migrations.0004_alerts")  # a module name that starts with a digit
-    rule = apps.get_model("usermetrics", "AlertRule")
-    for r in get_config().alerts.rules:
-        if r.kind not in first.BUDGET_KINDS:
-            continue
-        rule.objects.get_or_create(
-            name=r.name,
-            defaults={
-                "kind": r.kind,
-                "enabled": r.enabled,
-                "severity": r.severity,
-                "threshold": r.threshold,
-                "clear_threshold": r.clear_threshold,
-                "window": r.window,
-                "for_seconds": r.for_seconds,
-                "clear_seconds": r.clear_seconds,
-                "remind_seconds": r.remind_seconds,
-            },
-        )
+    first.rules_seed(apps, schema_editor, only=first.BUDGET_KINDS)
 
 
 class Migration(migrations.Migration):
