@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from tests.support.factories import BASE_TIME, ManualClock, StaticSource, usage
+from usermetrics.alerts.rules import Reading
 from usermetrics.models import AlertRule, Delivery
 from usermetrics.publish.producer import Producer
+from usermetrics.snapshot import Totals
+
+NO_TOTALS = Totals(users=0, active=0, in_flight=0, requests=0, errors=0, avg_latency_ms=0.0, exit_stack=0)
+
+
+def reading_at(at: float, **fields: Any) -> Reading:
+    """One refresh ``at`` seconds after ``BASE_TIME`` for the rules: no source, user or flag but ``fields``."""
+    return Reading(
+        **{"sources": [], "totals": NO_TOTALS, "flags": {}, "origins": {}, **fields},
+        now=BASE_TIME + timedelta(seconds=at),
+    )
+
+
+def notice_kinds(step: Any) -> list[tuple[str, list[str]]]:
+    """Each notice of a ``Book.step`` as (kind, its subjects)."""
+    return [(n.kind, [s for s, _ in n.subjects]) for n in step.notices]
 
 
 def rule_set(name: str, **fields: Any) -> None:

@@ -9,7 +9,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.test import override_settings
 
-from tests.support.alert_helpers import rule_set
+from tests.support.alert_helpers import notice_kinds, reading_at, rule_set
 from tests.support.factories import BASE_TIME
 from tests.support.history_helpers import recorder, snapshot, usage
 from usermetrics.alerts.engine import SPEND_EVERY, AlertEngine
@@ -21,9 +21,7 @@ from usermetrics.extras import Extras
 from usermetrics.history.tokens import NANO
 from usermetrics.models import AlertKind, AlertRule, Incident
 from usermetrics.pricing import price_table_forget
-from usermetrics.snapshot import Totals
 
-NO_TOTALS = Totals(users=0, active=0, in_flight=0, requests=0, errors=0, avg_latency_ms=0.0, exit_stack=0)
 COST = RuleSpec(
     id=1, name="budget", kind="user_cost", severity="warning", threshold=5.0, window="24h", for_seconds=60,
     clear_seconds=30,
@@ -33,19 +31,7 @@ FLEET = RuleSpec(id=3, name="fleet", kind="fleet_cost_per_hour", severity="criti
 
 
 def reading(at: float, *, spend=None, fleet=None) -> Reading:
-    return Reading(
-        now=BASE_TIME + timedelta(seconds=at),
-        sources=[],
-        totals=NO_TOTALS,
-        flags={},
-        origins={},
-        spend=spend or {},
-        fleet_hour_cost=fleet,
-    )
-
-
-def kinds(step) -> list[tuple[str, list[str]]]:
-    return [(n.kind, [s for s, _ in n.subjects]) for n in step.notices]
+    return reading_at(at, spend=spend or {}, fleet_hour_cost=fleet)
 
 
 def test_budgets_user_cost_reads_its_window_fires_after_for_and_does_not_flap():
@@ -54,22 +40,22 @@ def test_budgets_user_cost_reads_its_window_fires_after_for_and_does_not_flap():
     edge = {"24h": {"ada": (10, int(4.8 * NANO))}}  # below 5, above the clear level (4.5)
     timeline = ((0, over), (30, over), (60, over), (90, edge))
     steps = [book.step([COST], reading(at, spend=spend), []) for at, spend in timeline]
-    assert [kinds(s) for s in steps] == [[], [], [("firing", ["ada"])], []]
+    assert [notice_kinds(s) for s in steps] == [[], [], [("firing", ["ada"])], []]
     assert (
         notice_message(steps[2].notices[0], labels={}, first=5).title
         == "[WARNING] budget: ada is over the cost budget: $6.00 in 24h (budget $5.00)"
     )
     assert book.tracked[1]["ada"].value == 4.8  # still firing at 4.8: above the clear level
     later = [book.step([COST], reading(at, spend={}), []) for at in (150, 180)]  # clear for 30 s: resolved
-    assert [kinds(s) for s in later] == [[], [("resolved", ["ada"])]]
+    assert [notice_kinds(s) for s in later] == [[], [("resolved", ["ada"])]]
 
 
 def test_budgets_user_tokens_and_fleet_cost_per_hour():
     book = Book()
     step = book.step([TOKENS, FLEET], reading(0, spend={"1h": {"ada": (1500, 0), "bob": (900, 0)}}, fleet=70.0), [])
-    assert sorted(kinds(step)) == [("firing", [""]), ("firing", ["ada"])]
+    assert sorted(notice_kinds(step)) == [("firing", [""]), ("firing", ["ada"])]
     step = book.step([TOKENS, FLEET], reading(10, spend={"1h": {}}, fleet=40.0), [])  # 40 < 45: clear
-    assert sorted(kinds(step)) == [("resolved", [""]), ("resolved", ["ada"])]
+    assert sorted(notice_kinds(step)) == [("resolved", [""]), ("resolved", ["ada"])]
     assert KINDS["fleet_cost_per_hour"].values(FLEET, reading(0)) == {}  # no history: nothing to read
 
 
@@ -110,11 +96,11 @@ def test_budgets_engine_reads_the_history_fires_and_resolves_when_the_spend_leav
         engine = AlertEngine(get_config().alerts)
         try:
             step = engine.evaluate(reading(60))
-            assert sorted(kinds(step)) == [("firing", [""]), ("firing", ["ada"])]
+            assert sorted(notice_kinds(step)) == [("firing", [""]), ("firing", ["ada"])]
             # The history is read at most every SPEND_EVERY; an hour later the spending left both windows.
             later = 3600 + SPEND_EVERY.total_seconds() + 60
             step = engine.evaluate(reading(later))
-            assert sorted(kinds(step)) == [("resolved", [""]), ("resolved", ["ada"])]
+            assert sorted(notice_kinds(step)) == [("resolved", [""]), ("resolved", ["ada"])]
             assert Incident.objects.filter(closed_at__isnull=False).count() == 2
         finally:
             engine.courier.stop()

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.apps import apps as django_apps
 from usermetrics_nat.histogram import percentiles
 
-from tests.support.alert_helpers import rule_set, settle
+from tests.support.alert_helpers import notice_kinds, reading_at, rule_set, settle
 from tests.support.factories import BASE_TIME, ManualClock, StaticSource, usage
 from tests.support.history_helpers import histogram, recorder, snapshot
 from tests.support.history_helpers import usage as hist_usage
@@ -22,9 +22,7 @@ from usermetrics.conf import get_config
 from usermetrics.extras import Extras
 from usermetrics.models import AlertKind, AlertRule
 from usermetrics.publish.flag_tracker import FlagTracker
-from usermetrics.snapshot import Totals
 
-NO_TOTALS = Totals(users=0, active=0, in_flight=0, requests=0, errors=0, avg_latency_ms=0.0, exit_stack=0)
 P95 = RuleSpec(
     id=1, name="slow", kind="user_latency_p95", severity="warning", threshold=1000, for_seconds=60, clear_seconds=30
 )
@@ -32,19 +30,7 @@ SATURATED = RuleSpec(id=2, name="saturated", kind="user_saturated", severity="wa
 
 
 def reading(at: float, *, extras=None, window_p95=None) -> Reading:
-    return Reading(
-        now=BASE_TIME + timedelta(seconds=at),
-        sources=[],
-        totals=NO_TOTALS,
-        flags={},
-        origins={},
-        extras=extras or {},
-        window_p95=window_p95,
-    )
-
-
-def kinds(step) -> list[tuple[str, list[str]]]:
-    return [(n.kind, [s for s, _ in n.subjects]) for n in step.notices]
+    return reading_at(at, extras=extras or {}, window_p95=window_p95)
 
 
 def test_rules_latency_p95_reads_the_window_fires_after_for_and_does_not_flap():
@@ -53,12 +39,12 @@ def test_rules_latency_p95_reads_the_window_fires_after_for_and_does_not_flap():
         book.step([P95], reading(at, window_p95={"ada": p95, "bob": 10.0}), [])
         for at, p95 in ((0, 1500.0), (30, 1200.0), (60, 1100.0), (90, 950.0))
     ]
-    assert [kinds(s) for s in steps] == [[], [], [("firing", ["ada"])], []]  # 950: above the clear level (900)
+    assert [notice_kinds(s) for s in steps] == [[], [], [("firing", ["ada"])], []]  # 950: above the clear level (900)
     assert notice_message(steps[2].notices[0], labels={"ada": "Ada"}, first=5).title == (
         "[WARNING] slow: Ada (ada) is slow (p95 latency above the threshold)"
     )
     book.step([P95], reading(100, window_p95={"bob": 10.0}), [])  # no request in the window: clear
-    assert kinds(book.step([P95], reading(130, window_p95={}), [])) == [("resolved", ["ada"])]
+    assert notice_kinds(book.step([P95], reading(130, window_p95={}), [])) == [("resolved", ["ada"])]
 
 
 def test_rules_latency_p95_without_history_reads_the_live_figure_of_the_life():
@@ -78,7 +64,7 @@ def test_rules_saturated_must_hold_continuously_for_its_duration():
     timeline = ((0, busy), (40, calm), (50, busy), (100, busy), (110, busy))
     steps = [book.step([SATURATED], reading(at, extras=x), []) for at, x in timeline]
     # The queue emptied at 40: the clock started again at 50, so it fires at 110, not at 60.
-    assert [kinds(s) for s in steps] == [[], [], [], [], [("firing", ["ada"])]]
+    assert [notice_kinds(s) for s in steps] == [[], [], [], [], [("firing", ["ada"])]]
     assert book.tracked[2]["ada"].value == 3
     assert notice_message(steps[-1].notices[0], labels={}, first=5).title == (
         "[WARNING] saturated: ada is saturated (requests queued)"
