@@ -13,8 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -28,9 +26,8 @@ import redis
 from usermetrics_nat.commands import COMMAND_FIELD, Command, Outcome, command_new
 from usermetrics_nat.report import FIELD, Line, decode
 
-from tests.support.daphne import Runmonitor, http_get, manage, server_env, serving, wait_until
+from tests.support.daphne import Runmonitor, http_get, manage, server_env, serving, staff_session, wait_until
 from tests.support.leftovers import children
-from tests.support.machine import ROOT
 from tests.support.nat_server import NatServer, ensure_nat_venv
 from usermetrics.extras import Extras
 from usermetrics.nat_stream import GROUP, NatStreamSource
@@ -399,31 +396,10 @@ def nat_users(nat: NatServer) -> list[dict[str, object]]:
         return json.loads(response.read())["users"]
 
 
-ACTOR_SESSION = """
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-from usermetrics.outage import SessionStore
-user, _ = get_user_model().objects.get_or_create(username=USERNAME, defaults={"is_staff": True})
-if PERMITTED:  # an operator: acts on users and reads the admin's list of actions
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["act_on_users", "view_useraction"]))
-store = SessionStore()
-store["_auth_user_id"] = str(user.pk)
-store["_auth_user_backend"] = "usermetrics.outage.OutageTolerantBackend"
-store["_auth_user_hash"] = user.get_session_auth_hash()
-store.create()
-print(store.session_key)
-"""
-
-
 def actor_session(env: dict[str, str], username: str, *, permitted: bool) -> str:
-    """A logged-in staff session (``sessionid``) of ``username``, with the permission to act on users or without."""
-    code = ACTOR_SESSION.replace("USERNAME", repr(username)).replace("PERMITTED", repr(permitted))
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    """A logged-in staff session (``sessionid``) of ``username``: an operator (acts on users and reads the admin's
+    list of actions) when ``permitted``, else staff without those permissions."""
+    return staff_session(env, username, permissions=("act_on_users", "view_useraction") if permitted else ())
 
 
 def page(base: str, path: str, session: str) -> tuple[str, str]:

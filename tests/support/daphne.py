@@ -138,8 +138,10 @@ class Runmonitor(Process):
 
 STAFF_SESSION = """
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from usermetrics.outage import SessionStore
-user, _ = get_user_model().objects.get_or_create(username="ws-staff", defaults={"is_staff": True})
+user, _ = get_user_model().objects.get_or_create(username=USERNAME, defaults={"is_staff": True})
+user.user_permissions.add(*Permission.objects.filter(codename__in=PERMISSIONS))
 store = SessionStore()
 store["_auth_user_id"] = str(user.pk)
 store["_auth_user_backend"] = "usermetrics.outage.OutageTolerantBackend"
@@ -149,10 +151,12 @@ print(store.session_key)
 """
 
 
-def staff_session(env: dict[str, str]) -> str:
-    """A logged-in staff session key for the server's database (a ``sessionid`` cookie value)."""
+def staff_session(env: dict[str, str], username: str = "ws-staff", *, permissions: tuple[str, ...] = ()) -> str:
+    """A logged-in staff session key of ``username`` (granted ``permissions``, by codename) for the server's database
+    (a ``sessionid`` cookie value)."""
+    code = STAFF_SESSION.replace("USERNAME", repr(username)).replace("PERMISSIONS", repr(list(permissions)))
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", STAFF_SESSION],
+        [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
         env=env,
         capture_output=True,

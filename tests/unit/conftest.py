@@ -27,6 +27,7 @@ from usermetrics.alerts.engine import AlertEngine
 from usermetrics.clock import utcnow
 from usermetrics.conf import get_config
 from usermetrics.monitor import MonitorService
+from usermetrics.pricing import price_table_forget
 from usermetrics.publish.assembly import redis_client
 from usermetrics.publish.flag_tracker import FlagTracker
 from usermetrics.publish.producer import Producer
@@ -50,6 +51,14 @@ def fresh_label_cache() -> Iterator[None]:
     identities.identity_labels_forget()
     yield
     identities.identity_labels_forget()
+
+
+@pytest.fixture(autouse=True)
+def fresh_price_table() -> Iterator[None]:
+    """The price table read again in every test (its cache outlives a flushed database and its price rows)."""
+    price_table_forget()
+    yield
+    price_table_forget()
 
 
 @pytest.fixture

@@ -9,18 +9,11 @@ from django.test import override_settings
 from django.urls import reverse
 
 from usermetrics.models import ModelPrice
-from usermetrics.pricing import price_table_forget, price_table_get
+from usermetrics.pricing import price_table_get
 
 SETTINGS = {"CURRENCY": "EUR", "PRICES": {"gpt-4o": {"prompt": 2.5, "completion": 10, "cached": 1.25}}}
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_table():
-    price_table_forget()
-    yield
-    price_table_forget()
 
 
 def _form(**values: str) -> dict[str, str]:

@@ -11,16 +11,9 @@ from django.test import override_settings
 from usermetrics.conf.build import config_build
 from usermetrics.models import ModelPrice
 from usermetrics.prices import Price
-from usermetrics.pricing import price_table_forget, price_table_get
+from usermetrics.pricing import price_table_get
 
 SETTINGS_PRICES = {"PRICES": {"a": {"prompt": 1, "completion": 2}, "b": {"prompt": 3, "completion": 4}}}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_table():
-    price_table_forget()
-    yield
-    price_table_forget()
 
 
 @pytest.mark.django_db

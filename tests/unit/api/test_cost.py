@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.conftest import LLM_ADA, LLM_BOB
 from usermetrics.api.schemas import UserDoc, UserExportRow
 from usermetrics.models import ModelPrice
-from usermetrics.pricing import price_table_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ADA_PRICED = ((3000 - 1000) * 2 + 1000 * 0.5 + 600 * 8) / 1e6
 BOB_PRICED = (1_000_000 * 2 + 2_000_000 * 8) / 1e6
 TOKEN = "scrape-" + "c" * 30
-
-
-@pytest.fixture(autouse=True)
-def _fresh_table():
-    price_table_forget()
-    yield
-    price_table_forget()
 
 
 async def _body(response) -> bytes:

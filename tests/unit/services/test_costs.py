@@ -7,16 +7,8 @@ import json
 import pytest
 
 from usermetrics import services
-from usermetrics.pricing import price_table_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_table():
-    price_table_forget()
-    yield
-    price_table_forget()
 
 
 async def test_services_user_cost_get_of_a_companion_user_and_none_for_others(llm_companion):

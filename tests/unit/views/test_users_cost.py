@@ -7,16 +7,7 @@ from html import unescape
 
 import pytest
 
-from usermetrics.pricing import price_table_forget
-
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_table():
-    price_table_forget()
-    yield
-    price_table_forget()
 
 
 def _panel(html: str) -> str:
