@@ -133,6 +133,8 @@ class _FeedConsumer(_OffSyncThread):
 
     async def _subscribe(self, **view: Any) -> None:
         self.group = group = services.feed_subscribe(self.channel_name, receiver=self, **view)
+        # Told before the first frame goes out: every refresh after that frame carries this view.
+        await services.feed_announce()
         first = await services.feed_first_frame(group)
         if first is None:
             await self.send(text_data=services.feed_status())  # no board yet: say why nothing comes

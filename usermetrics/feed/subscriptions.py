@@ -5,8 +5,10 @@ A face keeps a ``SubscriptionRegistry`` of its own sockets: each channel subscri
 producer builds one frame per subscription that anyone holds and sends each face one message per
 refresh with the frames of its subscriptions (``face_channel``); the face hands each frame to its
 own sockets from the registry, so a refresh costs the channel layer one message per face, not one
-per socket. In one process the producer reads the registry itself; with Redis each face
-advertises its subscriptions in a ``SubscriptionDirectory`` entry that expires unless renewed.
+per socket. In one process the producer reads the registry itself at each refresh; with Redis each
+face advertises its subscriptions in a ``SubscriptionDirectory`` entry that expires unless renewed,
+and adds a subscription it has not told yet at once (``add``, before the socket's first frame), so
+that the producer's next refresh carries it.
 (A "view" is a Django request handler; a websocket subscription is not one.)
 """
 
@@ -168,6 +170,16 @@ class SubscriptionDirectory:
             if subscriptions:
                 pipe.hset(key, mapping={group: sub.to_json() for group, sub in subscriptions.items()})
                 pipe.pexpire(key, int(ttl * 1000))
+            await pipe.execute()
+
+    async def add(self, face: str, subscriptions: dict[str, Subscription], *, ttl: float) -> None:
+        """Add ``subscriptions`` to what ``face`` advertised (a socket's new one, told at once), for ``ttl`` seconds."""
+        if not subscriptions:
+            return
+        key = f"{self.prefix}:subscriptions:{face}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={group: sub.to_json() for group, sub in subscriptions.items()})
+            pipe.pexpire(key, int(ttl * 1000))
             await pipe.execute()
 
     async def withdraw(self, face: str) -> None:

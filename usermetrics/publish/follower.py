@@ -115,6 +115,10 @@ class Follower:
         self._synced = asyncio.Event()
         self._told: str | None = None
         self._handing: set[asyncio.Task[None]] = set()
+        # The groups the directory holds for this face as of our last word, and one word at a time:
+        # a renewal (which replaces the entry) must not drop a subscription added while it was on its way.
+        self._advertised: set[str] = set()
+        self._advertising = asyncio.Lock()
         self.redis_error: str | None = None
         self.delivered = 0  # frames handed to sockets (tests and benchmarks count them)
 
@@ -161,8 +165,30 @@ class Follower:
 
     async def advertise(self) -> None:
         """Renew this face's subscriptions in the directory (through Redis; in one process the producer reads them)."""
-        if self.directory is not None:
-            await self.directory.advertise(self.face, self.registry.subscriptions(), ttl=max(2.0, 3 * self.interval))
+        if self.directory is None:
+            return
+        async with self._advertising:
+            held = self.registry.subscriptions()
+            await self.directory.advertise(self.face, held, ttl=max(2.0, 3 * self.interval))
+            self._advertised = set(held)
+
+    async def announce(self) -> None:
+        """Tell the producer at once, through Redis, of subscriptions not told yet: its next refresh carries them.
+
+        In one process (and to an embedded child) the producer reads the registry at each refresh.
+        """
+        if self.directory is None:
+            return
+        async with self._advertising:
+            new = {g: sub for g, sub in self.registry.subscriptions().items() if g not in self._advertised}
+            if not new:
+                return
+            try:
+                await self.directory.add(self.face, new, ttl=max(2.0, 3 * self.interval))
+            except (RedisError, OSError) as exc:  # the renewal tells them once Redis is back
+                logger.debug("Announcing %d subscriptions failed (%s)", len(new), exc)
+                return
+            self._advertised.update(new)
 
     def deliver(self, message: dict[str, Any]) -> None:
         """Hand each frame of one frames message to every socket of its subscription (not waiting for them)."""

@@ -70,6 +70,11 @@ def feed_subscribe(
     return face_get().registry.subscribe(channel, Subscription(spec=spec, user_id=user_id), receiver)
 
 
+async def feed_announce() -> None:
+    """Tell the producer at once of a subscription it has not been told of, so that its next refresh carries it."""
+    await face_get().follower.announce()
+
+
 def feed_unsubscribe(channel: str) -> None:
     """Forget ``channel`` (it closed)."""
     face_get().registry.unsubscribe(channel)

@@ -12,7 +12,7 @@ from channels.layers import channel_layers
 from tests.support.faces import FIRST, ONE, SORTED, Socket
 from tests.support.factories import board_of, sample_users
 from usermetrics.feed.builder import FRAMES_TYPE
-from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry, face_channel
+from usermetrics.feed.subscriptions import Subscription, SubscriptionDirectory, SubscriptionRegistry, face_channel
 from usermetrics.publish.assembly import layer_sender
 from usermetrics.publish.bus import LocalBus, RedisBus
 from usermetrics.publish.follower import Follower
@@ -132,3 +132,24 @@ async def test_publish_frames_reach_a_face_through_its_channel_on_redis(redis, s
         stop.set()
         task.cancel()
         await layer.flush()
+
+
+@pytest.mark.redis
+async def test_publish_follower_announces_a_new_view_at_once_and_a_renewal_keeps_it(redis):
+    directory = SubscriptionDirectory(redis, prefix=redis.test_prefix)
+    registry = SubscriptionRegistry()
+    follower = Follower(
+        bus=LocalBus(), registry=registry, face="face-1", interval=3600, stale_after=3600, directory=directory
+    )
+    first, user = Subscription(spec=ViewSpec()), Subscription(user_id="a/b")
+    registry.subscribe("c1", first)
+    await follower.advertise()
+    registry.subscribe("c2", user)
+    await follower.announce()  # no renewal needed: the producer's next read has it
+    assert set((await directory.collect_faces())["face-1"]) == {first.group, user.group}
+    await redis.delete(f"{redis.test_prefix}:subscriptions:face-1")
+    await follower.announce()  # told already: nothing more to say until the renewal
+    assert await directory.collect_faces() == {}
+    registry.unsubscribe("c1")
+    await follower.advertise()  # the renewal says the whole of it again, without the view nobody holds
+    assert set((await directory.collect_faces())["face-1"]) == {user.group}
