@@ -132,18 +132,25 @@ class _FeedConsumer(_OffSyncThread):
                 await self._subscribe(**view)
 
     async def _subscribe(self, **view: Any) -> None:
-        self.group = group = services.feed_subscribe(self.channel_name, receiver=self, **view)
+        self.group = services.feed_subscribe(self.channel_name, receiver=self, **view)
         # Told before the first frame goes out: every refresh after that frame carries this view.
-        await services.feed_announce()
-        first = await services.feed_first_frame(group)
-        if first is None:
+        await services.feed_announce(self)
+        if not await self._board_frame(newer_only=False):
             await self.send(text_data=services.feed_status())  # no board yet: say why nothing comes
             return
-        text, seq, producer = first
-        self.last_seq, self.last_producer = seq, producer
-        await self.send(text_data=text)
         if not services.producer_state().publishing:
             await self.send(text_data=services.feed_status())
+
+    async def _board_frame(self, *, newer_only: bool) -> bool:
+        """Send the view's frame of this face's latest board (``newer_only``: unless the socket has that refresh)."""
+        first = await services.feed_first_frame(self.group or "")
+        if first is None:
+            return False
+        text, seq, producer = first
+        if not (newer_only and producer == self.last_producer and seq <= self.last_seq):
+            self.last_seq, self.last_producer = seq, producer
+            await self.send(text_data=text)
+        return True
 
     async def refuse(self, code: int, reason: str) -> None:
         """Close the socket with ``code`` and ``reason`` (once); the disconnect that follows cleans up."""
@@ -211,6 +218,14 @@ class _FeedConsumer(_OffSyncThread):
             if not await self.still_allowed(seq, producer):
                 await self.refuse(CLOSE_ACCESS_LOST, "session ended or no longer staff")
                 return
+
+    async def metrics_catch_up(self, event: dict[str, Any]) -> None:
+        """The face has a newer board than this new subscriber's first frame: its frame, unless the producer's came."""
+        async with self.send_lock:
+            seq, producer = int(event.get("seq", 0)), str(event.get("producer", ""))
+            if self.closing or self.group is None or (producer == self.last_producer and seq <= self.last_seq):
+                return
+            await self._board_frame(newer_only=True)
 
     async def metrics_status(self, event: dict[str, Any]) -> None:
         """Forward the face's word on the producer (gone, or back)."""

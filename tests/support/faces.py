@@ -21,6 +21,7 @@ class Socket:
         """Nothing received yet."""
         self.frames: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
+        self.catch_ups: list[dict[str, Any]] = []
 
     async def metrics_update(self, event: dict[str, Any]) -> None:
         """Keep a frame."""
@@ -29,3 +30,7 @@ class Socket:
     async def metrics_status(self, event: dict[str, Any]) -> None:
         """Keep a status message."""
         self.statuses.append(event)
+
+    async def metrics_catch_up(self, event: dict[str, Any]) -> None:
+        """Keep word of a newer board."""
+        self.catch_ups.append(event)

@@ -44,6 +44,9 @@ class Receiver(Protocol):
     async def metrics_status(self, event: dict[str, Any]) -> None:
         """The face's word on the producer: ``{"type", "text"}``."""
 
+    async def metrics_catch_up(self, event: dict[str, Any]) -> None:
+        """The face has a board the socket may have no frame of: ``{"type", "seq", "producer"}``."""
+
 
 @dataclass(frozen=True)
 class Subscription:

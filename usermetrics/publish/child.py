@@ -75,15 +75,18 @@ class ChildProducer:
         registry: SubscriptionRegistry,
         deliver: Callable[[dict[str, Any]], None],
         command: list[str],
+        arrived: Callable[[Board], None] | None = None,
     ) -> None:
         """Take boards onto ``bus`` (None: the child publishes through Redis), answer from ``registry``.
 
         ``deliver(message)`` hands a refresh's frames to this face's sockets (the follower's);
-        ``command`` starts the child (``--embedded``, and ``--parent SOCKET`` when there is a bus, are added).
+        ``command`` starts the child (``--embedded``, and ``--parent SOCKET`` when there is a bus, are added);
+        ``arrived(board)`` is told of each board once it is on the bus (the follower's ``board_arrived``).
         """
         self.bus = bus
         self.registry = registry
         self.deliver = deliver
+        self.arrived = arrived
         self.command = command
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -150,6 +153,8 @@ class ChildProducer:
                     assert self.bus is not None
                     board = await asyncio.to_thread(board_decode, payload)  # tens of MB at 100k: off the loop
                     await self.bus.publish(board)
+                    if self.arrived is not None:
+                        self.arrived(board)
                 elif kind == FRAME:
                     self.deliver(json.loads(payload))
                 elif kind == ASK_SUBSCRIPTIONS:

@@ -95,7 +95,11 @@ async def faces_start() -> None:
         # without Redis it hands boards and frames to this process over a socket.
         bus = face.bus if isinstance(face.bus, LocalBus) else None
         face.embedded = ChildProducer(
-            bus=bus, registry=face.registry, deliver=face.follower.deliver, command=child_command()
+            bus=bus,
+            registry=face.registry,
+            deliver=face.follower.deliver,
+            command=child_command(),
+            arrived=face.follower.board_arrived,
         )
         face.embedded_task = asyncio.get_running_loop().create_task(
             face.embedded.run(face.stop), name="usermetrics-embedded-producer"

@@ -29,16 +29,18 @@ from usermetrics.board import Board
 from usermetrics.board_wire import board_decode
 from usermetrics.clock import Clock, utcnow
 from usermetrics.feed.builder import face_frames
-from usermetrics.feed.subscriptions import SubscriptionDirectory, SubscriptionRegistry
+from usermetrics.feed.subscriptions import Receiver, SubscriptionDirectory, SubscriptionRegistry
 from usermetrics.humanize import producer_words
 from usermetrics.selection import DEFAULT_SORT, board_order
 from usermetrics.snapshot import iso
 
+from .advertiser import Advertiser
 from .bus import LocalBus, Published, RedisBus
 
 logger = logging.getLogger(__name__)
 
 STATUS_TYPE = "metrics.status"  # a producer state message, handled by consumers' ``metrics_status``
+CATCH_UP_TYPE = "metrics.catch_up"  # a newer board for a new subscriber, handled by consumers' ``metrics_catch_up``
 
 Notify = Callable[[dict[str, object]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -115,10 +117,7 @@ class Follower:
         self._synced = asyncio.Event()
         self._told: str | None = None
         self._handing: set[asyncio.Task[None]] = set()
-        # The groups the directory holds for this face as of our last word, and one word at a time:
-        # a renewal (which replaces the entry) must not drop a subscription added while it was on its way.
-        self._advertised: set[str] = set()
-        self._advertising = asyncio.Lock()
+        self.advertiser = Advertiser(registry=registry, face=face, directory=directory, ttl=max(2.0, 3 * interval))
         self.redis_error: str | None = None
         self.delivered = 0  # frames handed to sockets (tests and benchmarks count them)
 
@@ -150,6 +149,7 @@ class Follower:
         board = await asyncio.to_thread(lambda: _warm(board_decode(data)))
         if self._board is None or (board.published_at, board.seq) >= (self._board.published_at, self._board.seq):
             self._board = board
+            self.board_arrived(board)
 
     async def first_board(self, *, within: float) -> None:
         """Wait until a board is here (or ``within`` seconds pass): a starting face, or an embedded producer."""
@@ -165,37 +165,29 @@ class Follower:
 
     async def advertise(self) -> None:
         """Renew this face's subscriptions in the directory (through Redis; in one process the producer reads them)."""
-        if self.directory is None:
-            return
-        async with self._advertising:
-            held = self.registry.subscriptions()
-            await self.directory.advertise(self.face, held, ttl=max(2.0, 3 * self.interval))
-            self._advertised = set(held)
+        await self.advertiser.advertise()
 
-    async def announce(self) -> None:
-        """Tell the producer at once, through Redis, of subscriptions not told yet: its next refresh carries them.
-
-        In one process (and to an embedded child) the producer reads the registry at each refresh.
-        """
-        if self.directory is None:
-            return
-        async with self._advertising:
-            new = {g: sub for g, sub in self.registry.subscriptions().items() if g not in self._advertised}
-            if not new:
-                return
-            try:
-                await self.directory.add(self.face, new, ttl=max(2.0, 3 * self.interval))
-            except (RedisError, OSError) as exc:  # the renewal tells them once Redis is back
-                logger.debug("Announcing %d subscriptions failed (%s)", len(new), exc)
-                return
-            self._advertised.update(new)
+    async def announce(self, receiver: Receiver | None = None) -> None:
+        """Tell the producer at once of subscriptions it has not been told of (``Advertiser.announce``)."""
+        await self.advertiser.announce(receiver)
 
     def deliver(self, message: dict[str, Any]) -> None:
         """Hand each frame of one frames message to every socket of its subscription (not waiting for them)."""
         for group, event in face_frames(message):
             for receiver in self.registry.receivers(group):
+                self.advertiser.fed(receiver)
                 self._hand(receiver.metrics_update(event))
                 self.delivered += 1
+
+    def board_arrived(self, board: Board) -> None:
+        """A newer board is here: each new subscriber the producer has not fed yet takes its frame from it.
+
+        One that subscribed after the producer read the subscriptions, but before this face had the board,
+        would skip it (``metrics_catch_up`` sends it unless the producer's came; built once per view and board).
+        """
+        event = {"type": CATCH_UP_TYPE, "seq": board.seq, "producer": board.producer}
+        for receiver in self.advertiser.fresh_take():
+            self._hand(receiver.metrics_catch_up(dict(event)))
 
     async def broadcast(self, event: dict[str, object]) -> None:
         """Tell every socket of this face the producer's state (the default ``notify``)."""

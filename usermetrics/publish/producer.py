@@ -4,9 +4,9 @@ One leading producer per deployment does all the work of a refresh, once: ``runm
 scaled deployment (several may run; one holds the lease), or the child process of the one Daphne
 of the embedded default. Faces never read a source. Each refresh, in order: renew the lease (a standby
 stops here), refresh the sources, read the lifecycle flags (``flag_tracker``), pack the board, renew the lease
-again (a leader that lost it while refreshing publishes and records nothing), publish, hand the
-snapshot to the history recorder, build one frame per watched view and send each face one
-message with the frames of its subscriptions.
+again (a leader that lost it while refreshing publishes and records nothing), publish, send each
+face one message with the frames of its subscriptions (one frame per watched view, built just
+before publishing so that they leave at once), hand the snapshot to the history recorder.
 """
 
 from __future__ import annotations
@@ -162,18 +162,19 @@ class Producer:
             self.flag_tracker.percentiles = self.alerts.reads_percentiles
         names = await self.flag_tracker.flags(snapshot, board) if self.flag_tracker is not None else {}
         board.flags_set(names)
+        frames = await self._frames_build(board, self.board)  # ready before publishing: they leave right after
         if not await self.lease.hold():
             return None  # lost the lease while refreshing: the new leader publishes and records
         await self.bus.publish(board)
-        previous, self.board = self.board, board
+        self.board = board
         self.published += 1
+        await self._frames_send(board, frames)
         if rec is not None:
             await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
         if self.alerts is not None:
             # Hands the refresh to the alerts thread; never waits.
             window_p95 = self.flag_tracker.latency_p95() if self.flag_tracker is not None else None
             await self.alerts(snapshot, names, window_p95=window_p95)
-        await self._send_frames(board, previous)
         self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
         return board
 
@@ -184,22 +185,24 @@ class Producer:
         assert snapshot is not None, "the producer does not lead"
         return snapshot
 
-    async def _send_frames(self, board: Board, previous: Board | None) -> None:
+    async def _frames_build(
+        self, board: Board, previous: Board | None
+    ) -> tuple[Mapping[str, Mapping[str, Subscription]], dict[str, str]]:
+        """Each held subscription's frame of ``board``, once, and who holds which (read now, just before publishing)."""
         try:
             faces = await self.subscriptions()
         except Exception:
             logger.warning("Cannot read the subscriptions; no frames this refresh", exc_info=True)
-            return
+            return {}, {}
         held = {group: sub for by_group in faces.values() for group, sub in by_group.items()}
         if not held:
             self.frames.frames(board, {}, labels={})  # forgets the pages nobody subscribes to
-            return
+            return faces, {}
         try:
             labels = await self.labels()
         except Exception:
             logger.warning("Identity labels unavailable; sending frames without names", exc_info=True)
             labels = {}
-        # Each subscription's frame once, however many faces and sockets hold it; then one message per face.
         # A user frame's cost (the table is read from the database at most every 10 s); list frames carry none.
         prices = None
         if self.prices is not None and any(s.user_id is not None for s in held.values()):
@@ -207,7 +210,13 @@ class Producer:
                 prices = await self.prices()
             except Exception:
                 logger.warning("Prices unavailable; sending user frames without costs", exc_info=True)
-        texts = dict(self.frames.frames(board, held, labels=labels, previous_board=previous, prices=prices))
+        return faces, dict(self.frames.frames(board, held, labels=labels, previous_board=previous, prices=prices))
+
+    async def _frames_send(
+        self, board: Board, frames: tuple[Mapping[str, Mapping[str, Subscription]], dict[str, str]]
+    ) -> None:
+        """One message per face with the frames of its subscriptions (``_frames_build``'s)."""
+        faces, texts = frames
         for face, by_group in faces.items():
             for message in face_messages(texts, by_group, seq=board.seq, producer=board.producer):
                 try:

@@ -70,9 +70,12 @@ def feed_subscribe(
     return face_get().registry.subscribe(channel, Subscription(spec=spec, user_id=user_id), receiver)
 
 
-async def feed_announce() -> None:
-    """Tell the producer at once of a subscription it has not been told of, so that its next refresh carries it."""
-    await face_get().follower.announce()
+async def feed_announce(receiver: Receiver | None = None) -> None:
+    """Tell the producer at once of a subscription it has not been told of, so that its next refresh carries it.
+
+    ``receiver``: the socket that subscribed; it is told of the face's next board (``metrics_catch_up``).
+    """
+    await face_get().follower.announce(receiver)
 
 
 def feed_unsubscribe(channel: str) -> None:

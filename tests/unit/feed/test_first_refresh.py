@@ -124,3 +124,31 @@ async def redis_face(redis) -> AsyncIterator[tuple[Face, Producer]]:
 async def test_feed_first_refresh_after_subscribing_reaches_the_socket_through_redis(redis_face, staff_cookie):
     _, producer = redis_face
     await _the_refresh_after_subscribing_reaches_the_socket(producer, staff_cookie)
+
+
+async def test_feed_a_new_subscriber_the_producer_left_out_gets_the_board_from_its_face(source, staff_cookie):
+    producer = current_producer()
+    face = face_get()
+    comm = communicator("/ws/monitor/?page_size=4", staff_cookie)
+    assert (await comm.connect(timeout=5))[0]
+    try:
+        _, first = await receive_frame(comm)
+        held = producer.subscriptions
+
+        async def nothing_yet() -> dict[str, dict[str, object]]:
+            return {}  # the producer read the subscriptions just before this socket's were told
+
+        producer.subscriptions = nothing_yet
+        board = await producer.tick()
+        producer.subscriptions = held
+        assert await comm.receive_nothing(timeout=0.2)  # the producer sent it nothing of that refresh
+        face.follower.board_arrived(board)  # the face has that board: the socket takes its frame from there
+        _, doc = await receive_frame(comm)
+        assert (doc["seq"], doc["view"]["page_size"]) == (first["seq"] + 1, 4)
+        face.follower.board_arrived(board)  # fresh no more: told once
+        await producer.tick()  # and the producer's frames follow
+        _, doc = await receive_frame(comm)
+        assert doc["seq"] == first["seq"] + 2
+        assert await comm.receive_nothing(timeout=0.2)
+    finally:
+        await comm.disconnect()

@@ -153,3 +153,20 @@ async def test_publish_follower_announces_a_new_view_at_once_and_a_renewal_keeps
     registry.unsubscribe("c1")
     await follower.advertise()  # the renewal says the whole of it again, without the view nobody holds
     assert set((await directory.collect_faces())["face-1"]) == {user.group}
+
+
+async def test_publish_follower_a_new_board_goes_to_new_subscribers_the_producer_has_not_fed():
+    registry = SubscriptionRegistry()
+    follower = Follower(bus=LocalBus(), registry=registry, face="f", interval=1, stale_after=3)
+    fed, unfed, old = Socket(), Socket(), Socket()
+    registry.subscribe("c0", SORTED, old)
+    for channel, socket in (("c1", fed), ("c2", unfed)):
+        registry.subscribe(channel, FIRST if socket is fed else ONE, socket)
+        await follower.announce(socket)
+    follower.deliver({"type": FRAMES_TYPE, "seq": 5, "producer": "p", "frames": {FIRST.group: "F"}})
+    follower.board_arrived(board_of(sample_users(), seq=5))
+    follower.board_arrived(board_of(sample_users(), seq=6))  # each is told once
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert [(e["type"], e["seq"]) for e in unfed.catch_ups] == [("metrics.catch_up", 5)]
+    assert fed.catch_ups == [] and old.catch_ups == []  # fed by the producer, or never new
