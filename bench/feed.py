@@ -6,6 +6,10 @@ For 1k, 10k and 100k users, prints the best of several runs of
   - publish: the producer's FrameBuilder, the face's message (``face_messages``) and the face's
              follower handing the frame to N sockets watching that one view, until every socket
              has it (the frame is built once; sockets share its text)
+  - face:    what a face does per refresh, split in two: taking the board in (decoding it and its
+             default order: every user, for pages, the API and new subscribers' first frames) and
+             the feed's own work, handing a ready frame to N sockets (grows with the sockets and
+             watched views only, not with the users)
 and the frame's size. Usage: .venv/bin/python bench/feed.py [--sizes 1000,10000] [--clients 1,100]
 """
 
@@ -28,6 +32,7 @@ import django
 django.setup()
 
 from usermetrics.board import Board  # noqa: E402
+from usermetrics.board_wire import board_decode, board_encode  # noqa: E402
 from usermetrics.clock import utcnow  # noqa: E402
 from usermetrics.feed.builder import FrameBuilder, face_messages, subscription_frame  # noqa: E402
 from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry  # noqa: E402
@@ -36,7 +41,7 @@ from usermetrics.monitor import MonitorService  # noqa: E402
 from usermetrics.packing import BoardCache, board_build  # noqa: E402
 from usermetrics.publish.bus import LocalBus  # noqa: E402
 from usermetrics.publish.follower import Follower  # noqa: E402
-from usermetrics.selection import FLAG_STATES, ViewSpec  # noqa: E402
+from usermetrics.selection import DEFAULT_SORT, FLAG_STATES, ViewSpec, board_order  # noqa: E402
 
 
 class FixedSource:
@@ -102,6 +107,13 @@ async def bench(users: int, clients: list[int], repeat: int) -> None:
         frame_best = min(frame_best, time.perf_counter() - started)
         size = len(text.encode())
     print(f"{users:>7} users  frame {frame_best * 1000:8.1f} ms  {size / 1024:6.1f} KiB")
+    data = board_encode(board)
+    board_in = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        board_order(board_decode(data), DEFAULT_SORT)
+        board_in = min(board_in, time.perf_counter() - started)
+    print(f"{'':>7}        face: board in {board_in * 1000:8.1f} ms  ({len(data) / 2**20:.1f} MiB, every user)")
     for count in clients:
         registry = SubscriptionRegistry()
         sockets = [Socket() for _ in range(count)]
@@ -119,8 +131,17 @@ async def bench(users: int, clients: list[int], repeat: int) -> None:
                 follower.deliver(message)
             await Socket.done.wait()
             best = min(best, time.perf_counter() - started)
+        hand_out = float("inf")
+        for _ in range(repeat):  # the face's feed work alone: the frame is ready
+            Socket.waiting, Socket.done = count, asyncio.Event()
+            started = time.perf_counter()
+            for message in face_messages(texts, [view.group], seq=board.seq, producer=board.producer):
+                follower.deliver(message)
+            await Socket.done.wait()
+            hand_out = min(hand_out, time.perf_counter() - started)
         print(
-            f"{'':>7}        publish to {count:>5} clients {best * 1000:8.1f} ms  ({builder.frames_built} frames built)"
+            f"{'':>7}        publish to {count:>5} clients {best * 1000:8.1f} ms"
+            f"  ({builder.frames_built} frames built); face: handed out {hand_out * 1000:6.1f} ms"
         )
 
 
@@ -138,6 +159,9 @@ class Socket:
 
     async def metrics_status(self, event: dict[str, object]) -> None:
         """Not sent here."""
+
+    async def metrics_catch_up(self, event: dict[str, object]) -> None:
+        """Not sent here (no socket here is new)."""
 
 
 def main() -> None:
