@@ -29,7 +29,7 @@ from usermetrics.board import Board
 from usermetrics.board_wire import board_decode
 from usermetrics.clock import Clock, utcnow
 from usermetrics.feed.builder import face_frames
-from usermetrics.feed.subscriptions import Receiver, SubscriptionDirectory, SubscriptionRegistry
+from usermetrics.feed.subscriptions import SubscriptionDirectory, SubscriptionRegistry
 from usermetrics.humanize import producer_words
 from usermetrics.selection import DEFAULT_SORT, board_order
 from usermetrics.snapshot import iso
@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 STATUS_TYPE = "metrics.status"  # a producer state message, handled by consumers' ``metrics_status``
 CATCH_UP_TYPE = "metrics.catch_up"  # a newer board for a new subscriber, handled by consumers' ``metrics_catch_up``
+# Seconds a face waits, at most, for a refresh's frames before it takes that refresh's board in: decoding
+# every user's row (in a thread, holding the GIL by turns) slowed handing the frames out to the sockets.
+FRAMES_FIRST = 0.5
 
 Notify = Callable[[dict[str, object]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -120,6 +123,8 @@ class Follower:
         self.advertiser = Advertiser(registry=registry, face=face, directory=directory, ttl=max(2.0, 3 * interval))
         self.redis_error: str | None = None
         self.delivered = 0  # frames handed to sockets (tests and benchmarks count them)
+        self._frames_seq = 0  # the newest refresh whose frames this face handed out
+        self._frames_in = asyncio.Event()
 
     def latest(self) -> Board | None:
         """The latest board this face has (None: no producer has published yet)."""
@@ -143,6 +148,7 @@ class Follower:
         current = self._board
         if published is None or (current is not None and Published.of(current) == published):
             return
+        await self._frames_first(published.seq)
         data = await self.bus.fetch()
         if data is None:
             return
@@ -163,16 +169,19 @@ class Follower:
         except TimeoutError:
             pass
 
-    async def advertise(self) -> None:
-        """Renew this face's subscriptions in the directory (through Redis; in one process the producer reads them)."""
-        await self.advertiser.advertise()
-
-    async def announce(self, receiver: Receiver | None = None) -> None:
-        """Tell the producer at once of subscriptions it has not been told of (``Advertiser.announce``)."""
-        await self.advertiser.announce(receiver)
+    async def _frames_first(self, seq: int) -> None:
+        """Wait (``FRAMES_FIRST`` at most) until refresh ``seq``'s frames are handed out, when sockets wait for them."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + FRAMES_FIRST
+        while self._frames_seq < seq and self.registry.counts() and (left := end - loop.time()) > 0:
+            self._frames_in.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._frames_in.wait(), left)
 
     def deliver(self, message: dict[str, Any]) -> None:
         """Hand each frame of one frames message to every socket of its subscription (not waiting for them)."""
+        self._frames_seq = max(self._frames_seq, int(message.get("seq", 0)))
+        self._frames_in.set()
         for group, event in face_frames(message):
             for receiver in self.registry.receivers(group):
                 self.advertiser.fed(receiver)
@@ -267,7 +276,7 @@ class Follower:
                     while not stop.is_set():
                         await self.sync()
                         self._synced.set()
-                        await self.advertise()
+                        await self.advertiser.advertise()
                         await self.watch()
                         if self.redis_error is not None:
                             logger.warning("Redis is reachable again: following the producer's boards")

@@ -75,7 +75,7 @@ async def feed_announce(receiver: Receiver | None = None) -> None:
 
     ``receiver``: the socket that subscribed; it is told of the face's next board (``metrics_catch_up``).
     """
-    await face_get().follower.announce(receiver)
+    await face_get().follower.advertiser.announce(receiver)
 
 
 def feed_unsubscribe(channel: str) -> None:

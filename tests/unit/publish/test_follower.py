@@ -143,15 +143,15 @@ async def test_publish_follower_announces_a_new_view_at_once_and_a_renewal_keeps
     )
     first, user = Subscription(spec=ViewSpec()), Subscription(user_id="a/b")
     registry.subscribe("c1", first)
-    await follower.advertise()
+    await follower.advertiser.advertise()
     registry.subscribe("c2", user)
-    await follower.announce()  # no renewal needed: the producer's next read has it
+    await follower.advertiser.announce()  # no renewal needed: the producer's next read has it
     assert set((await directory.collect_faces())["face-1"]) == {first.group, user.group}
     await redis.delete(f"{redis.test_prefix}:subscriptions:face-1")
-    await follower.announce()  # told already: nothing more to say until the renewal
+    await follower.advertiser.announce()  # told already: nothing more to say until the renewal
     assert await directory.collect_faces() == {}
     registry.unsubscribe("c1")
-    await follower.advertise()  # the renewal says the whole of it again, without the view nobody holds
+    await follower.advertiser.advertise()  # the renewal says the whole of it again, without the view nobody holds
     assert set((await directory.collect_faces())["face-1"]) == {user.group}
 
 
@@ -162,7 +162,7 @@ async def test_publish_follower_a_new_board_goes_to_new_subscribers_the_producer
     registry.subscribe("c0", SORTED, old)
     for channel, socket in (("c1", fed), ("c2", unfed)):
         registry.subscribe(channel, FIRST if socket is fed else ONE, socket)
-        await follower.announce(socket)
+        await follower.advertiser.announce(socket)
     follower.deliver({"type": FRAMES_TYPE, "seq": 5, "producer": "p", "frames": {FIRST.group: "F"}})
     follower.board_arrived(board_of(sample_users(), seq=5))
     follower.board_arrived(board_of(sample_users(), seq=6))  # each is told once
@@ -170,3 +170,28 @@ async def test_publish_follower_a_new_board_goes_to_new_subscribers_the_producer
     await asyncio.sleep(0)
     assert [(e["type"], e["seq"]) for e in unfed.catch_ups] == [("metrics.catch_up", 5)]
     assert fed.catch_ups == [] and old.catch_ups == []  # fed by the producer, or never new
+
+
+@pytest.mark.redis
+async def test_publish_follower_hands_a_refreshs_frames_out_before_taking_its_board_in(redis):
+    order: list[str] = []
+
+    class Bus(RedisBus):
+        async def fetch(self) -> bytes | None:
+            order.append("board")
+            return await super().fetch()
+
+    class Watching(Socket):
+        async def metrics_update(self, event: dict[str, Any]) -> None:
+            order.append("frame")
+
+    bus = Bus(redis, prefix=redis.test_prefix)
+    registry = SubscriptionRegistry()
+    registry.subscribe("c1", FIRST, Watching())
+    follower = Follower(bus=bus, registry=registry, face="f", interval=1, stale_after=3)
+    await bus.publish(board_of(sample_users(), seq=2))
+    syncing = asyncio.create_task(follower.sync())
+    await asyncio.sleep(0.1)  # the follower saw the board on the bus; the frames are on their way
+    follower.deliver({"type": FRAMES_TYPE, "seq": 2, "producer": "p", "frames": {FIRST.group: "F"}})
+    await asyncio.wait_for(syncing, timeout=30)
+    assert order == ["frame", "board"] and follower.latest().seq == 2
