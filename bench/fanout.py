@@ -21,12 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -109,13 +111,14 @@ async def measure(args: argparse.Namespace, faces: list[Daphne], cookie: str, pr
     stop = asyncio.Event()
     bus = aioredis.Redis.from_url(url)
     pubsub = bus.pubsub()
-    await pubsub.subscribe(f"{prefix}:board:published")
     seen: list[dict[int, float]] = [{} for _ in range(args.clients)]
     sockets = [
         asyncio.create_task(client(f"ws://127.0.0.1:{face.port}/ws/monitor/", cookie, face.base, seen[i], stop))
         for i, face in ((i, faces[i % len(faces)]) for i in range(args.clients))
     ]
     await asyncio.sleep(2 * args.interval)  # every socket connected and past its first frame
+    # Subscribed only now: a message buffered meanwhile would be read late and time its refresh wrong.
+    await pubsub.subscribe(f"{prefix}:board:published")
     joiners = asyncio.create_task(join(args, faces, cookie, stop))
     first = None
     while first is None or len(published) < args.refreshes:
@@ -177,6 +180,13 @@ def report_joiners(joined: list[tuple[list[int], dict[int, float]]], published: 
     print("Goal: every new subscriber gets the first refresh after its first frame, and every one after.")
 
 
+def nat_serve(users: int, moving: float, answers: multiprocessing.Queue[str]) -> None:
+    """Serve a fake NAT of ``users`` users in this (child) process until terminated; its URL goes to ``answers``."""
+    nat = FakeNat(users, moving=moving).start()
+    answers.put(nat.url)
+    threading.Event().wait()
+
+
 def main() -> None:
     """Start the topology, measure, stop everything."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -189,14 +199,20 @@ def main() -> None:
     args = parser.parse_args()
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"umfanout-{uuid.uuid4().hex[:8]}"
-    nat = FakeNat(args.users, moving=args.moving).start()
+    # The fake NAT serves from a process of its own: a 1,000,000-user body (hundreds of MB) built and
+    # sent in this process held its clients up, and they timed the fake NAT rather than the faces.
+    answers: multiprocessing.Queue[str] = multiprocessing.get_context("fork").Queue()
+    nat = multiprocessing.get_context("fork").Process(target=nat_serve, args=(args.users, args.moving, answers))
+    nat.start()
+    nat_url = answers.get(timeout=600)
     processes: list[Process] = []
     with tempfile.TemporaryDirectory(prefix="usermetrics-fanout-") as tmp:
         env = server_env(
             Path(tmp),
             REDIS_URL=url,
             USERMETRICS_REDIS_PREFIX=prefix,
-            NAT_SOURCES=f"nat={nat.url}",
+            NAT_SOURCES=f"nat={nat_url}",
+            USERMETRICS_SOURCE_TIMEOUT=str(max(10.0, 2 * args.interval)),
             USERMETRICS_DEMO="0",
             USERMETRICS_REFRESH_INTERVAL=str(args.interval),
             USERMETRICS_LOG_LEVEL="WARNING",
@@ -220,7 +236,8 @@ def main() -> None:
         finally:
             for process in reversed(processes):
                 process.stop()
-            nat.stop()
+            nat.terminate()
+            nat.join()
 
 
 if __name__ == "__main__":
