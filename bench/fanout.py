@@ -13,7 +13,7 @@ once, such a view waited for the face's next renewal, up to the next refresh).
 
 Needs Redis (``REDIS_URL``, default redis://127.0.0.1:6379/0).
 Usage: .venv/bin/python bench/fanout.py [--clients 100] [--users 10000] [--refreshes 15] [--interval 2]
-       [--joiners 10] [--moving 0.1]
+       [--joiners 10] [--moving 0.1] [--sources 1]
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ from tests.support.fake_nat import FakeNat  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
 
 SNAPSHOT_SEQ = re.compile(r'"type":\s*"snapshot",\s*"seq":\s*(\d+)')
+TOTAL = re.compile(r'"total_active_users":\s*(\d+)')
+totals: set[int] = set()  # the users the new subscribers' first frames counted (is the board the size asked?)
 
 
 async def client(
@@ -70,6 +72,8 @@ async def client(
                 seq = int(found.group(1))
                 if first is not None and not first:
                     first.append(seq)
+                    if (total := TOTAL.search(text[:200])) is not None:
+                        totals.add(int(total.group(1)))
                     continue  # the face's own full snapshot on subscribing, not a refresh's frame
                 if seq in seen:
                     seen[-seq] = at  # a second copy of the same refresh: counted below
@@ -177,13 +181,17 @@ def report_joiners(joined: list[tuple[list[int], dict[int, float]]], published: 
     print("\n| new-view subscribers | got the next refresh | refreshes owed them | missed |")
     print("| ---: | ---: | ---: | ---: |")
     print(f"| {len(joined)} | {next_ok} of {next_owed} | {owed} | {missed} |")
+    print(f"Users in their first frames: {', '.join(f'{t:,}' for t in sorted(totals))}.")
     print("Goal: every new subscriber gets the first refresh after its first frame, and every one after.")
 
 
-def nat_serve(users: int, moving: float, answers: multiprocessing.Queue[str]) -> None:
-    """Serve a fake NAT of ``users`` users in this (child) process until terminated; its URL goes to ``answers``."""
-    nat = FakeNat(users, moving=moving).start()
-    answers.put(nat.url)
+def nat_serve(users: int, sources: int, moving: float, answers: multiprocessing.Queue[list[str]]) -> None:
+    """Serve ``sources`` fake NATs sharing ``users`` users in this child process until terminated (URLs: ``answers``).
+
+    A NAT source's answer is capped at 64 MiB (about 190,000 users): a million users are a fleet of NAT servers.
+    """
+    nats = [FakeNat(users // sources, moving=moving, prefix=f"user{k}").start() for k in range(sources)]
+    answers.put([nat.url for nat in nats])
     threading.Event().wait()
 
 
@@ -196,22 +204,25 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--joiners", type=int, default=10, help="sockets subscribing to a new view mid-run")
     parser.add_argument("--moving", type=float, default=0.1, help="share of users changing per refresh")
+    parser.add_argument("--sources", type=int, default=1, help="fake NAT servers sharing the users")
     args = parser.parse_args()
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"umfanout-{uuid.uuid4().hex[:8]}"
     # The fake NAT serves from a process of its own: a 1,000,000-user body (hundreds of MB) built and
     # sent in this process held its clients up, and they timed the fake NAT rather than the faces.
-    answers: multiprocessing.Queue[str] = multiprocessing.get_context("fork").Queue()
-    nat = multiprocessing.get_context("fork").Process(target=nat_serve, args=(args.users, args.moving, answers))
+    answers: multiprocessing.Queue[list[str]] = multiprocessing.get_context("fork").Queue()
+    nat = multiprocessing.get_context("fork").Process(
+        target=nat_serve, args=(args.users, args.sources, args.moving, answers)
+    )
     nat.start()
-    nat_url = answers.get(timeout=600)
+    nat_urls = answers.get(timeout=600)
     processes: list[Process] = []
     with tempfile.TemporaryDirectory(prefix="usermetrics-fanout-") as tmp:
         env = server_env(
             Path(tmp),
             REDIS_URL=url,
             USERMETRICS_REDIS_PREFIX=prefix,
-            NAT_SOURCES=f"nat={nat_url}",
+            NAT_SOURCES=",".join(f"nat{k}={url}" for k, url in enumerate(nat_urls)),
             USERMETRICS_SOURCE_TIMEOUT=str(max(10.0, 2 * args.interval)),
             USERMETRICS_DEMO="0",
             USERMETRICS_REFRESH_INTERVAL=str(args.interval),
@@ -233,6 +244,8 @@ def main() -> None:
                 lambda: (Path(tmp) / "producer.log").read_text().count("leads") > 0, what="a leader", deadline=30
             )
             asyncio.run(measure(args, faces, cookie, prefix, url))
+            warnings = [line for line in producer.log().splitlines() if "WARNING" in line or "ERROR" in line]
+            print(f"The producer's log: {len(warnings)} warnings or errors", *warnings[-3:], sep="\n  ")
         finally:
             for process in reversed(processes):
                 process.stop()
