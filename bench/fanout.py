@@ -247,10 +247,12 @@ def main() -> None:
             warnings = [line for line in producer.log().splitlines() if "WARNING" in line or "ERROR" in line]
             print(f"The producer's log: {len(warnings)} warnings or errors", *warnings[-3:], sep="\n  ")
         finally:
-            for process in reversed(processes):
-                process.stop()
-            nat.terminate()
-            nat.join()
+            try:
+                for process in reversed(processes):
+                    process.stop()
+            finally:  # the fake NAT goes even when a process was slow to stop
+                nat.terminate()
+                nat.join()
 
 
 if __name__ == "__main__":
