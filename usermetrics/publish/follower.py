@@ -3,8 +3,8 @@
 Faces never read a source. In one process the latest board is the local bus's; through Redis the
 follower wakes on the producer's pub/sub message (or every half interval, should one be missed),
 fetches the new board once (after that refresh's frames went out), decodes it in a thread and swaps
-it in. It renews this face's entry in the subscription directory (``advertiser``), and it tells the face's sockets when no producer has published for
-``stale_after`` seconds, and again when one does.
+it in. It renews this face's entry in the subscription directory (``advertiser``), and it tells the
+face's sockets when no producer has published for ``stale_after`` seconds, and again when one does.
 
 The producer sends this face one message per refresh with the frames of the subscriptions its sockets
 watch (through Redis on the face's own channel, ``receive``; in one process by a direct call to
