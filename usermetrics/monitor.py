@@ -98,6 +98,7 @@ class MonitorService:
             timestamp=self.clock(),
             sources=[replace(st.health) for st in self._states],  # copies frozen at this instant
             extras=extras_merged([st.last_extras for st in self._states if st.last_extras]),
+            previous=self._snapshot,  # most refreshes: the same users, a few records changed
         )
         self._snapshot = snapshot
         self.refresh_count += 1
