@@ -12,6 +12,7 @@ message with the frames of its subscriptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -44,6 +45,10 @@ logger = logging.getLogger(__name__)
 # random points of a refresh.
 FULL_COLLECTION_EVERY = 100
 
+# How long a refresh may keep its lease by renewing it, in refresh intervals: past that it is stuck,
+# and a standby may take over.
+KEEP_LEASE_INTERVALS = 6
+
 # ``send(face, message)``: one face's frames of a refresh (``feed.builder.face_messages``).
 Sender = Callable[[str, dict[str, object]], Awaitable[None]]
 # What the sockets subscribe to, by face and then by group.
@@ -72,6 +77,10 @@ class Lease(Protocol):
 
     async def hold(self) -> bool:
         """Renew or take the lease; whether we lead."""
+        ...
+
+    async def keep(self, *, longest: float) -> None:
+        """Renew the lease while a refresh runs, for at most ``longest`` seconds."""
         ...
 
     async def release(self) -> None:
@@ -136,6 +145,32 @@ class Producer:
                 self.monitor.seq_from(last.seq)
             self._continued = True
         started = time.perf_counter()
+        # A refresh longer than the lease's time to live keeps the lease (a stuck one, for so long only).
+        keeper = asyncio.create_task(self.lease.keep(longest=KEEP_LEASE_INTERVALS * self.interval))
+        try:
+            board, snapshot, names = await self._refresh_and_pack()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        if not await self.lease.hold():
+            return None  # lost the lease while refreshing: the new leader publishes and records
+        await self.bus.publish(board)
+        previous, self.board = self.board, board
+        self.published += 1
+        rec = self.recorder
+        if rec is not None:
+            await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
+        if self.alerts is not None:
+            # Hands the refresh to the alerts thread; never waits.
+            window_p95 = self.flag_tracker.latency_p95() if self.flag_tracker is not None else None
+            await self.alerts(snapshot, names, window_p95=window_p95)
+        await self._send_frames(board, previous)
+        self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
+        return board
+
+    async def _refresh_and_pack(self) -> tuple[Board, Snapshot, Mapping[str, list[str]]]:
+        """Refresh the sources, pack the board and set its flags: the board, the snapshot and the flags."""
         snapshot = await self.monitor.refresh()
         rec = self.recorder
         meta = {
@@ -162,20 +197,7 @@ class Producer:
             self.flag_tracker.percentiles = self.alerts.reads_percentiles
         names = await self.flag_tracker.flags(snapshot, board) if self.flag_tracker is not None else {}
         board.flags_set(names)
-        if not await self.lease.hold():
-            return None  # lost the lease while refreshing: the new leader publishes and records
-        await self.bus.publish(board)
-        previous, self.board = self.board, board
-        self.published += 1
-        if rec is not None:
-            await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
-        if self.alerts is not None:
-            # Hands the refresh to the alerts thread; never waits.
-            window_p95 = self.flag_tracker.latency_p95() if self.flag_tracker is not None else None
-            await self.alerts(snapshot, names, window_p95=window_p95)
-        await self._send_frames(board, previous)
-        self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
-        return board
+        return board, snapshot, names
 
     async def refresh(self) -> Snapshot:
         """One refresh now, published; the monitor's snapshot (tests and one-off runs)."""
