@@ -36,6 +36,9 @@ from usermetrics.packing import BoardCache, board_build  # noqa: E402
 from usermetrics.publish.follower import board_receive  # noqa: E402
 from usermetrics.snapshot import SourceHealth  # noqa: E402
 
+# Whether merge() takes the snapshot before, as the monitor gives it since issue 18 (the code before
+# has no such argument: run with BENCH_BEFORE=1 there).
+INCREMENTAL = not os.environ.get("BENCH_BEFORE")
 STAGES = ("read bodies", "ids", "merge", "board_build", "encode", "face decode")
 
 
@@ -53,7 +56,7 @@ def scale_run(sources: int, users: int, moving: float, refreshes: int) -> dict[s
     parsers = [NatBody(UTC) for _ in nats]
     last = [([], []) for _ in nats]  # each source's users and ids, as MonitorService keeps them
     health = [SourceHealth(name=f"nat{n}", kind="nat") for n in range(sources)]
-    cache, face_board = BoardCache(), None
+    cache, face_board, snapshot = BoardCache(), None, None
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
     wire_mb = 0.0
     gc.disable()  # as the producer runs (it collects every 100 refreshes)
@@ -68,7 +71,7 @@ def scale_run(sources: int, users: int, moving: float, refreshes: int) -> dict[s
         t_ids = clock()
         names = [h.name for h in health]
         snapshot = merge(list(zip(names, reports, strict=True)), ids=ids, seq=seq, timestamp=datetime.now(UTC),
-                         sources=health)  # fmt: skip
+                         sources=health, **({"previous": snapshot} if INCREMENTAL else {}))  # fmt: skip
         t_merge = clock()
         board = board_build(snapshot, producer="bench", published_at=datetime.now(UTC), cache=cache)
         t_build = clock()

@@ -218,8 +218,7 @@ class Snapshot(SourcesHealth):
     sources: list[SourceHealth]
     # user_id -> what NAT companions say of it beyond its record (only users of companion streams).
     extras: Mapping[str, Extras] = field(default_factory=dict)
-    # What was merged: each source's name, users and their ids, in source order (the next merge
-    # compares its reports with these to touch only the records that changed).
+    # Each source's name, users and ids as merged, in order (the next merge compares its reports with them).
     reports: tuple[tuple[str, Sequence[PerUserResourceUsage], Sequence[str]], ...] = field(default=(), repr=False)
 
     @cached_property
