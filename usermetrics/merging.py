@@ -117,17 +117,9 @@ def merge(
     grouped: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
     for k, (name, users) in enumerate(reports):
         origin = (name,)
-        report_ids = ids[k] if ids is not None else list(map(_user_id, users))
-        own = dict(zip(report_ids, users, strict=True))
-        if len(own) == len(users):
-            # No user twice within this report (the usual case): in C, but for the users that earlier
-            # reports hold too (a fleet whose users each use one server has none).
-            for user_id in by_id.keys() & own.keys() if by_id else ():
-                grouped.setdefault(user_id, [(origins[user_id][0], by_id[user_id])]).append((name, own[user_id]))
-            by_id.update(own)  # a user held already keeps its place; its record is merged below
-            origins.update(dict.fromkeys(own, origin))
-            continue
-        for user_id, usage in zip(report_ids, users, strict=True):
+        # One pass in Python (measured faster at a million users than building each report's table
+        # in C and joining the tables); most refreshes do not come here (``update``).
+        for user_id, usage in zip(ids[k] if ids is not None else map(_user_id, users), users, strict=True):
             first = by_id.get(user_id)
             if first is None:
                 by_id[user_id] = usage
