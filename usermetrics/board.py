@@ -111,8 +111,9 @@ class Board(SourcesHealth):
     # Results in ``memo`` that depend on the user ids alone: a board of the same users, in the
     # same order, as the one before it takes them over (selection's orders and search keys).
     ID_ORDER = ("order", "user_id")
+    ID_RANK = "id_rank"  # each position's rank in user-id order (``orders``)
     FOLDED_IDS = "folded"
-    IDS_ONLY = (ID_ORDER, FOLDED_IDS)
+    IDS_ONLY = (ID_ORDER, ID_RANK, FOLDED_IDS)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from usermetrics.clock import Clock, utcnow
 from usermetrics.feed.builder import face_frames
 from usermetrics.feed.subscriptions import SubscriptionDirectory, SubscriptionRegistry
 from usermetrics.humanize import producer_words
+from usermetrics.orders import order_carry
 from usermetrics.selection import DEFAULT_SORT, board_order
 from usermetrics.snapshot import iso
 
@@ -79,7 +80,8 @@ def board_receive(data: bytes, previous: Board | None) -> Board:
     default order, the index of the ids), carried from ``previous`` where its users are the same: run
     it off the event loop, as at a million users each takes a good part of a second."""
     board = board_decode(data, previous=previous)
-    board_order(board, DEFAULT_SORT)
+    if previous is None or not order_carry(board, previous, DEFAULT_SORT):
+        board_order(board, DEFAULT_SORT)
     board.index  # noqa: B018 (a cached_property: computed here, once, or carried from the last board)
     return board
 
