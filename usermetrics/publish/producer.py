@@ -151,7 +151,9 @@ class Producer:
         finally:
             keeper.cancel()
             # Waits for it without swallowing a cancellation of this refresh meanwhile (a shutdown).
-            await asyncio.gather(keeper, return_exceptions=True)
+            (kept,) = await asyncio.gather(keeper, return_exceptions=True)
+            if isinstance(kept, Exception):
+                raise kept
         if not await self.lease.hold():
             return None  # lost the lease while refreshing: the new leader publishes and records
         await self.bus.publish(board)
