@@ -128,6 +128,8 @@ class BoardCache:
         before = self._rows
         rows: list[Any]
         self._same_ids = ids == self._ids
+        if self._last is not None and self._last.ids is not self._ids:
+            self._last = None  # a build failed after packing: the last board is of other users, carry nothing
         if self._same_ids:
             # The same users in the same places (most refreshes): records are compared place by
             # place, pointers only, with no table of a million records' identities to build or keep.

@@ -14,6 +14,7 @@ from usermetrics.board_wire import board_decode, board_encode
 from usermetrics.extras import Extras
 from usermetrics.merging import merge
 from usermetrics.packing import BoardCache, board_build
+from usermetrics.selection import board_order
 from usermetrics.snapshot import SourceHealth, totals
 
 
@@ -151,3 +152,27 @@ def test_packing_several_sources_merged_on_the_snapshot_before_pack_like_a_fresh
         for name in fresh.columns:
             assert list(board.columns[name]) == pytest.approx(list(fresh.columns[name]), nan_ok=True), (step, name)
         previous = snapshot
+
+
+def test_packing_a_build_that_failed_after_packing_carries_nothing_of_other_users_to_the_next(monkeypatch):
+    # A build can fail after its users were packed (out of memory at a million users, say): the next
+    # board, of the users of that failed one, must not take the index and orders of the board before
+    # it, which had other users.
+    cache = BoardCache()
+    sources = [SourceHealth(name="s", kind="t")]
+
+    def build(users):
+        snapshot = merge([("s", users)], seq=1, timestamp=BASE_TIME, sources=sources)
+        return board_build(snapshot, producer="p", published_at=BASE_TIME, cache=cache)
+
+    first = build([usage("a"), usage("b")])
+    first.index  # noqa: B018 (worked out, as every face's first page does)
+    board_order(first, "user_id")
+    others = [usage("c"), usage("a"), usage("b")]
+    with monkeypatch.context() as patched:
+        patched.setattr(BoardCache, "pack_extras", lambda *_: (_ for _ in ()).throw(MemoryError()))
+        with pytest.raises(MemoryError):
+            build(others)
+    board = build(others)
+    assert board.index == {"c": 0, "a": 1, "b": 2}
+    assert board_order(board, "user_id") == [1, 2, 0]

@@ -104,7 +104,13 @@ class RedisLease:
         end = clock() + longest
         while self.leading and clock() + every <= end:
             await sleep(every)
-            await self.hold()
+            renewal = asyncio.ensure_future(self.hold())
+            try:
+                await asyncio.shield(renewal)
+            except asyncio.CancelledError:
+                # Stopped mid-renewal: Redis may have done it already, so its answer says whether we lead.
+                await renewal
+                raise
 
     async def leader(self) -> str | None:
         """Who holds the lease now (None: nobody)."""

@@ -12,7 +12,6 @@ message with the frames of its subscriptions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -151,8 +150,10 @@ class Producer:
             board, snapshot, names = await self._refresh_and_pack()
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            # Waits for it without swallowing a cancellation of this refresh meanwhile (a shutdown).
+            (kept,) = await asyncio.gather(keeper, return_exceptions=True)
+            if isinstance(kept, Exception):
+                raise kept
         if not await self.lease.hold():
             return None  # lost the lease while refreshing: the new leader publishes and records
         await self.bus.publish(board)

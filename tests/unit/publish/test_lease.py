@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,49 @@ async def test_publish_lease_is_kept_through_a_long_refresh_and_no_longer_than_i
     assert naps == [20.0] * 10  # every third of the time to live, until the next would pass 200 s
     assert await redis.pttl(key) > 50_000  # renewed to the whole time to live after the last nap
     assert leader.leading and await leader.leader() == "leader"
+
+
+class _AnswerLate:
+    """A Redis whose SET is done at once but answered only when ``answer`` is set (a reply on its way)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.sent = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.answer.set()
+
+    async def eval(self, *args: Any) -> Any:
+        return await self.redis.eval(*args)
+
+    async def get(self, key: str) -> Any:
+        return await self.redis.get(key)
+
+    async def set(self, *args: Any, **kwargs: Any) -> Any:
+        done = await self.redis.set(*args, **kwargs)
+        self.sent.set()
+        await self.answer.wait()
+        return done
+
+
+async def test_publish_lease_keeper_stopped_mid_renewal_knows_whether_it_leads(redis):
+    # The refresh ends while the keeper takes back a lease that ran out (the loop was busy past its
+    # time to live): Redis has given it the lease, its answer is on the way. Stopping the keeper
+    # then must not leave it believing it does not lead, unable to take its own lease back until
+    # it expires (no producer at all meanwhile).
+    key = f"{redis.test_prefix}:leader"
+    late = _AnswerLate(redis)
+    leader = RedisLease(late, holder="leader", ttl=60, key=key)  # type: ignore[arg-type]
+    assert await leader.hold()
+    await redis.delete(key)  # ran out
+    late.sent.clear()
+    late.answer.clear()
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    keeper = asyncio.create_task(leader.keep(longest=200, sleep=no_wait, clock=lambda: 0.0))
+    await late.sent.wait()
+    keeper.cancel()
+    late.answer.set()
+    await asyncio.gather(keeper, return_exceptions=True)
+    assert await leader.hold() and await leader.leader() == "leader"
