@@ -224,7 +224,8 @@ class ParentLink:
 
     async def publish(self, board: Board) -> None:
         """Hand ``board`` to the parent (its bytes; the parent decodes off its loop)."""
-        await message_write(self._writer, BOARD, await asyncio.to_thread(board_encode, board))  # off the loop, as on Redis
+        data = await asyncio.to_thread(board_encode, board)  # off the loop, as on Redis
+        await message_write(self._writer, BOARD, data)
 
     async def last_published(self) -> Published | None:
         """Nothing to continue from: each child is a new producer (its own name), numbering from 1."""
