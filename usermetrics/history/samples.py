@@ -14,6 +14,7 @@ from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
 from .latency import Cumulative, ExtrasSum, encode_sum
+from .partitions import ensure_days
 from .tokens import LlmCumulative, TokenSum
 from .tokens import encode_sum as encode_tokens
 
@@ -176,6 +177,7 @@ def insert_samples(rows: list[tuple[Any, ...]], *, ts: datetime, batch_size: int
     columns = ", ".join(quote(c) for c in SAMPLE_COLUMNS)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            ensure_days(UserSample, ts, ts)  # the day's partition, should the maintenance pass not have made it
             # COPY streams the rows in one command; executemany and long VALUES lists spend
             # their time in the driver's client-side parameter binding instead.
             # The driver's cursor, so its errors are wrapped into Django's (IntegrityError ...) here.
