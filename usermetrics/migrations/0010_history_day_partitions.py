@@ -56,6 +56,14 @@ def _identity_continues(cursor: Any, table: str, rows_from: str) -> None:
     cursor.execute(f"SELECT setval(%s, COALESCE((SELECT max(id) FROM {rows_from}), 0) + 1, false)", [sequence])
 
 
+def _keys(cursor: Any, table: str, keys: list[str], indexes: list[str]) -> None:
+    """Give ``table`` its keys and indexes under the names Django knows."""
+    for key in keys:
+        cursor.execute(f"ALTER TABLE {table} {key}")
+    for index in indexes:
+        cursor.execute(index)
+
+
 def partition(apps: Any, schema_editor: Any) -> None:
     """Partition each table by day, its rows kept in the partition of every day so far."""
     connection = schema_editor.connection
@@ -76,10 +84,7 @@ def partition(apps: Any, schema_editor: Any) -> None:
             for n, (index,) in enumerate(cursor.fetchall()):
                 cursor.execute(f"ALTER INDEX {index} RENAME TO {old}_{n}")
             cursor.execute(f"CREATE TABLE {table} (LIKE {old} {_LIKE}) PARTITION BY RANGE ({column})")
-            for key in keys:
-                cursor.execute(f"ALTER TABLE {table} {key}")
-            for index in indexes:
-                cursor.execute(index)
+            _keys(cursor, table, keys, indexes)
             if newest is None:
                 cursor.execute(f"DROP TABLE {old}")
             else:
@@ -105,10 +110,7 @@ def unpartition(apps: Any, schema_editor: Any) -> None:
                 _identity_continues(cursor, f"{table}_plain", table)
             cursor.execute(f"DROP TABLE {table}")
             cursor.execute(f"ALTER TABLE {table}_plain RENAME TO {table}")
-            for key in plain:
-                cursor.execute(f"ALTER TABLE {table} {key}")
-            for index in indexes:
-                cursor.execute(index)
+            _keys(cursor, table, plain, indexes)
 
 
 class Migration(migrations.Migration):
