@@ -88,8 +88,9 @@ def create_days(connection: BaseDatabaseWrapper, table: str, days: Iterable[date
             if day in single or (upto is not None and day <= upto):
                 continue
             name = partition_name(table, day)
+            # IF NOT EXISTS: another producer (a standby that just took over) may have made it since the listing.
             cursor.execute(
-                f"CREATE TABLE {quote(name)} PARTITION OF {quote(table)} FOR VALUES FROM (%s) TO (%s)",
+                f"CREATE TABLE IF NOT EXISTS {quote(name)} PARTITION OF {quote(table)} FOR VALUES FROM (%s) TO (%s)",
                 [day_start(day), day_start(day + DAY)],
             )
             made.append(name)

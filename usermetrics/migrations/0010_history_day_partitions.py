@@ -103,7 +103,7 @@ def unpartition(apps: Any, schema_editor: Any) -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        for table, (column, _keys, plain, indexes) in TABLES.items():
+        for table, (column, _partitioned, plain, indexes) in TABLES.items():
             cursor.execute(f"CREATE TABLE {table}_plain (LIKE {table} {_LIKE})")
             cursor.execute(f"INSERT INTO {table}_plain SELECT * FROM {table}")
             if column == "hour":
