@@ -20,7 +20,9 @@ and one not: each sample then holds its tokens' change per model and its cost (`
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor_site.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("USERMETRICS_DEMO", "0")
 SCRATCH = Path(tempfile.mkdtemp(prefix="usermetrics-bench-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)  # the scratch SQLite file's directory, and its var/
 os.environ.setdefault("USERMETRICS_VAR_DIR", str(SCRATCH))
 # --tokens: one of the two models has a price (the other is counted as unpriced tokens).
 os.environ.setdefault("USERMETRICS_PRICES", '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6, "cached": 0.075}}')
