@@ -112,6 +112,18 @@ def test_history_lives_evicted_user_stays_as_ended_with_last_values():
     assert UserLife.objects.get(user_id="a", ended_at__isnull=True).life == 2
 
 
+def test_history_lives_one_user_leaving_as_another_joins_ends_the_one_that_left():
+    rec = recorder()
+    a, b, c = usage("a", total=1), usage("b", total=2), usage("c", total=3)
+    rec.record(snapshot(T0, [a, b]))
+    result = rec.record(snapshot(T0 + MIN, [a, c]))  # as many users as before, "a" the very same record
+    assert (result.ended, result.new_lives) == (1, 1)
+    assert UserLife.objects.get(user_id="b").ended_at == T0 + MIN
+    result = rec.record(snapshot(T0 + 2 * MIN, [a, usage("c", total=4)]))  # one changed, nobody left
+    assert (result.ended, result.samples) == (0, 1)
+    assert UserLife.objects.filter(ended_at__isnull=True).count() == 2
+
+
 def test_history_lives_a_source_gap_reopens_the_same_life():
     rec = recorder()
     rec.record(snapshot(T0, [usage("a", total=4)]))
