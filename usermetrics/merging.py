@@ -171,9 +171,11 @@ def update(
         if name != name_before or len(users) != len(ids_before) or k_ids != ids_before:
             return None
     by_id = dict(previous.by_id)
+    changed: list[str] = []
     for (_, users), k_ids, (_, users_before, _) in zip(reports, ids, before, strict=True):
         for i in compress(count(), map(is_not, users, users_before)):
             by_id[k_ids[i]] = users[i]
+            changed.append(k_ids[i])
     return Snapshot(
         timestamp=timestamp,
         seq=seq,
@@ -184,4 +186,5 @@ def update(
         sources=sources,
         extras=extras or {},
         reports=tuple((name, users, k_ids) for (name, users), k_ids in zip(reports, ids, strict=True)),
+        changed=(changed, previous.by_id),
     )

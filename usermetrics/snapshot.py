@@ -220,6 +220,9 @@ class Snapshot(SourcesHealth):
     extras: Mapping[str, Extras] = field(default_factory=dict)
     # Each source's name, users and ids as merged, in order (the next merge compares its reports with them).
     reports: tuple[tuple[str, Sequence[PerUserResourceUsage], Sequence[str]], ...] = field(default=(), repr=False)
+    # When merged as an update of the snapshot before: the ids whose record changed, and that snapshot's
+    # ``by_id`` (the history recorder takes the word only after that very snapshot). None: not known.
+    changed: tuple[Sequence[str], Mapping[str, PerUserResourceUsage]] | None = field(default=None, repr=False)
 
     @cached_property
     def totals(self) -> Totals:

@@ -87,8 +87,13 @@ class LifeBook:
         samples: list[tuple[Any, ...]] = []
         ended: list[OpenLife] = []
         reopened: list[int] = []
-        # Every pass over all users runs in C; Python looks only at the users whose record changed.
-        changed = list(compress(present, map(is_not, map(self._seen.get, present), present.values())))
+        # Python looks only at the users whose record changed: as the merge says, when it updated the
+        # very snapshot written last (most refreshes), else found by one pass over all users in C.
+        hint = snapshot.changed
+        if hint is not None and hint[1] is self._seen:
+            changed = list(hint[0])
+        else:
+            changed = list(compress(present, map(is_not, map(self._seen.get, present), present.values())))
         unknown = [uid for uid in changed if uid not in open_lives]
         latest = self._latest_lives(unknown) if unknown else {}
         joined: dict[tuple[str, ...], str] = {}
