@@ -22,9 +22,12 @@ Load, for ``--seconds`` after ``--warmup`` seconds of warm-up:
   exception (a timeout, a reset).
 
 Memory: the resident set (VmRSS) of the producer, each face and redis-server just after the
-warm-up and at the end, and the peak seen in between (sampled every 5 s).
+warm-up and at the end, the peak seen in between (sampled every 5 s), and a timeline: the summary
+prints each one at every sixth of the soak (every 10 minutes of an hour's), and ``--rss-log FILE``
+writes every sample as CSV (seconds into the soak, then MB per process), line by line, so a long
+soak can be read while it runs.
 Usage: .venv/bin/python bench/soak.py [--seconds 600] [--clients 200] [--api-clients 20] [--users 10000]
-       [--interval 1] [--warmup 30]
+       [--interval 1] [--warmup 30] [--rss-log FILE] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -299,19 +302,30 @@ async def soak(
     await asyncio.sleep(args.warmup)
     start_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
     peak_mb = dict(start_mb)
+    timeline = [(0.0, start_mb)]  # (seconds into the soak, MB per process), one row per sample
+    rss_log = args.rss_log.open("w", buffering=1) if args.rss_log else None
+    if rss_log:
+        rss_log.write(",".join(["seconds", *pids]) + "\n")
+        rss_log.write(",".join(["0", *(f"{mb:.1f}" for mb in start_mb.values())]) + "\n")
     start_cpu = {name: cpu_seconds(pid) for name, pid in {**pids, **others}.items()}
     began = time.time()
     counts_at_start = (sum(a.requests for a in apis), sum(sum(a.errors.values()) for a in apis))
     print(f"  warmed up ({len(published)} boards so far); soaking for {args.seconds} s", flush=True)
     while time.time() < began + args.seconds:
         await asyncio.sleep(min(5, began + args.seconds - time.time()))
-        for name, pid in pids.items():
-            peak_mb[name] = max(peak_mb[name], rss_mb(pid)[0])
         elapsed = time.time() - began
+        sample = {name: rss_mb(pid)[0] for name, pid in pids.items()}
+        timeline.append((elapsed, sample))
+        for name, mb in sample.items():
+            peak_mb[name] = max(peak_mb[name], mb)
+        if rss_log:
+            rss_log.write(",".join([f"{elapsed:.0f}", *(f"{mb:.1f}" for mb in sample.values())]) + "\n")
         if int(elapsed) % 60 < 5:
             print(f"  {elapsed:.0f} s: {len(published)} boards, {sum(s.frames for s in sockets):,} frames", flush=True)
     ended = time.time()
     end_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
+    if rss_log:
+        rss_log.close()
     cpu = {name: (cpu_seconds(pid) - start_cpu[name]) / (ended - began) for name, pid in {**pids, **others}.items()}
     await asyncio.sleep(3)  # the frames of the last refreshes arrive
     stop.set()
@@ -364,6 +378,7 @@ async def soak(
         "start_mb": start_mb,
         "end_mb": end_mb,
         "peak_mb": peak_mb,
+        "timeline": timeline,
         "cpu": cpu,
     }
 
@@ -420,6 +435,19 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
         if notable:
             print(f"\n{name}: " + "; ".join(f"{line} x{n}" for line, n in notable.most_common(8)))
     print(f"\nAPI statuses: {dict(sorted(r['api_statuses'].items()))}; status messages on sockets: {r['statuses']}")
+    print_timeline(args.seconds, r["timeline"])
+
+
+def print_timeline(seconds: int, timeline: list[tuple[float, dict[str, float]]]) -> None:
+    """Each process's resident memory at every sixth of the soak: does it level off or keep growing?"""
+    names = list(timeline[0][1])
+    print("\nResident memory (VmRSS, MB) over the soak:\n")
+    print("| minute | " + " | ".join(names) + " |")
+    print("| ---: |" + " ---: |" * len(names))
+    for mark in (seconds * k / 6 for k in range(7)):
+        # The first sample at or after the mark (samples come every 5 s), else the last one.
+        at, mb = next((row for row in timeline if row[0] >= mark - 2.5), timeline[-1])
+        print(f"| {at / 60:.1f} | " + " | ".join(f"{mb[name]:.0f}" for name in names) + " |")
 
 
 def main() -> None:
@@ -433,6 +461,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--logs", type=Path, help="a directory to copy the servers' logs to at the end")
+    parser.add_argument("--rss-log", type=Path, help="a CSV file for every memory sample (every 5 s) of the soak")
     parser.add_argument("--serve-source", type=int, help=argparse.SUPPRESS)  # the Source process, on this port
     args = parser.parse_args()
     if args.serve_source:
