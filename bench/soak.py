@@ -23,9 +23,10 @@ Load, for ``--seconds`` after ``--warmup`` seconds of warm-up:
 
 Memory: the resident set (VmRSS) of the producer, each face and redis-server just after the
 warm-up and at the end, the peak seen in between (sampled every 5 s), and a timeline: the summary
-prints each one at every sixth of the soak (every 10 minutes of an hour's), and ``--rss-log FILE``
-writes every sample as CSV (seconds into the soak, then MB per process), line by line, so a long
-soak can be read while it runs.
+prints each one at every sixth of the soak (every 10 minutes of an hour's; the median of the
+samples within 30 s of each mark, since one sample may catch a refresh half-done), and
+``--rss-log FILE`` writes every sample as CSV (seconds into the soak, then MB per process), line
+by line, so a long soak can be read while it runs.
 Usage: .venv/bin/python bench/soak.py [--seconds 600] [--clients 200] [--api-clients 20] [--users 10000]
        [--interval 1] [--warmup 30] [--rss-log FILE] [--logs DIR]
 """
@@ -439,15 +440,23 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
 
 
 def print_timeline(seconds: int, timeline: list[tuple[float, dict[str, float]]]) -> None:
-    """Each process's resident memory at every sixth of the soak: does it level off or keep growing?"""
+    """Each process's resident memory at every sixth of the soak: does it level off or keep growing?
+
+    One sample says little: a refresh allocates and frees its board (at 10,000 users the
+    producer's RSS swings by about 14 MB within each refresh). So each mark shows the median of
+    the samples of the minute around it, and their lowest and highest.
+    """
     names = list(timeline[0][1])
-    print("\nResident memory (VmRSS, MB) over the soak:\n")
+    print("\nResident memory (VmRSS, MB): median (lowest-highest) of the samples within 30 s of each mark\n")
     print("| minute | " + " | ".join(names) + " |")
     print("| ---: |" + " ---: |" * len(names))
     for mark in (seconds * k / 6 for k in range(7)):
-        # The first sample at or after the mark (samples come every 5 s), else the last one.
-        at, mb = next((row for row in timeline if row[0] >= mark - 2.5), timeline[-1])
-        print(f"| {at / 60:.1f} | " + " | ".join(f"{mb[name]:.0f}" for name in names) + " |")
+        near = [mb for at, mb in timeline if abs(at - mark) <= 30] or [timeline[-1][1]]
+        cells = []
+        for name in names:
+            values = sorted(mb[name] for mb in near)
+            cells.append(f"{statistics.median(values):.0f} ({values[0]:.0f}-{values[-1]:.0f})")
+        print(f"| {mark / 60:.3g} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
