@@ -21,12 +21,12 @@ Load, for ``--seconds`` after ``--warmup`` seconds of warm-up:
   ``/monitor/users`` (gzip, ``If-None-Match``); anything but 2xx or 304 is an error, and so is an
   exception (a timeout, a reset).
 
-Memory: the resident set (VmRSS) of the producer, each face and redis-server just after the
-warm-up and at the end, the peak seen in between (sampled every 5 s), and a timeline: the summary
-prints each one at every sixth of the soak (every 10 minutes of an hour's; the median of the
-samples within 30 s of each mark, since one sample may catch a refresh half-done), and
-``--rss-log FILE`` writes every sample as CSV (seconds into the soak, then MB per process), line
-by line, so a long soak can be read while it runs.
+Memory: the resident set (VmRSS) of the producer, each face and redis-server, sampled every 5 s:
+the median of the soak's first and of its last minute (one sample may catch a refresh half-done),
+the peak, and a timeline at every sixth of the soak (every 10 minutes of an hour's: the median,
+lowest and highest of the samples within 30 s of each mark). ``--rss-log FILE`` writes every
+sample as CSV (seconds into the soak, then MB per process), line by line, so a long soak can be
+read while it runs.
 Usage: .venv/bin/python bench/soak.py [--seconds 600] [--clients 200] [--api-clients 20] [--users 10000]
        [--interval 1] [--warmup 30] [--rss-log FILE] [--logs DIR]
 """
@@ -77,6 +77,7 @@ REDIS_DB = 7
 WORTH_READING = re.compile(r"^(?!.*Unauthorized: /api/status).*(WARNING|ERROR|CRITICAL|Traceback|Error:)")
 NOTABLE = re.compile(r"^[\d-]+ [\d:,]+ |producer-[0-9a-f]+ ")
 LIST_VIEWS = [f"?page={page}&sort={sort}" for page in range(1, 6) for sort in ("-last_activity", "user_id")]
+Timeline = list[tuple[float, dict[str, float]]]  # (seconds into the soak, MB per process), one row per sample
 
 
 def user_id(n: int) -> str:
@@ -303,7 +304,7 @@ async def soak(
     await asyncio.sleep(args.warmup)
     start_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
     peak_mb = dict(start_mb)
-    timeline = [(0.0, start_mb)]  # (seconds into the soak, MB per process), one row per sample
+    timeline: Timeline = [(0.0, start_mb)]
     rss_log = args.rss_log.open("w", buffering=1) if args.rss_log else None
     if rss_log:
         rss_log.write(",".join(["seconds", *pids]) + "\n")
@@ -324,7 +325,6 @@ async def soak(
         if int(elapsed) % 60 < 5:
             print(f"  {elapsed:.0f} s: {len(published)} boards, {sum(s.frames for s in sockets):,} frames", flush=True)
     ended = time.time()
-    end_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
     if rss_log:
         rss_log.close()
     cpu = {name: (cpu_seconds(pid) - start_cpu[name]) / (ended - began) for name, pid in {**pids, **others}.items()}
@@ -376,8 +376,6 @@ async def soak(
         "api_errors_in_soak": sum(sum(a.errors.values()) for a in apis) - counts_at_start[1],
         "api_p50": statistics.median(latencies) if latencies else float("nan"),
         "api_p99": latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
-        "start_mb": start_mb,
-        "end_mb": end_mb,
         "peak_mb": peak_mb,
         "timeline": timeline,
         "cpu": cpu,
@@ -401,11 +399,12 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
         ("API requests done", f"{r['api_requests']:,}", ""),
         ("API latency p50 / p99", f"{r['api_p50']:.0f} / {r['api_p99']:.0f} ms", ""),
     ]
-    for name in r["start_mb"]:
-        start, end, peak = r["start_mb"][name], r["end_mb"][name], r["peak_mb"][name]
+    first, last = near(r["timeline"], 30), near(r["timeline"], args.seconds - 30)
+    for name in r["peak_mb"]:
+        start, end, peak = statistics.median(first[name]), statistics.median(last[name]), r["peak_mb"][name]
         rows.append(
             (
-                f"memory: {name}, start / end (peak)",
+                f"memory: {name}, first / last minute's median (peak)",
                 f"{start:.0f} / {end:.0f} MB ({peak:.0f}), {(end - start) / start:+.1%}",
                 "within 10%",
             )
@@ -439,23 +438,24 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
     print_timeline(args.seconds, r["timeline"])
 
 
-def print_timeline(seconds: int, timeline: list[tuple[float, dict[str, float]]]) -> None:
-    """Each process's resident memory at every sixth of the soak: does it level off or keep growing?
+def near(timeline: Timeline, mark: float) -> dict[str, list[float]]:
+    """Each process's samples within 30 s of ``mark`` (seconds into the soak), sorted; else its last sample.
 
     One sample says little: a refresh allocates and frees its board (at 10,000 users the
-    producer's RSS swings by about 14 MB within each refresh). So each mark shows the median of
-    the samples of the minute around it, and their lowest and highest.
+    producer's RSS swings by about 14 MB within each refresh), so a mark is read off a minute.
     """
+    rows = [mb for at, mb in timeline if abs(at - mark) <= 30] or [timeline[-1][1]]
+    return {name: sorted(mb[name] for mb in rows) for name in timeline[0][1]}
+
+
+def print_timeline(seconds: int, timeline: Timeline) -> None:
+    """Each process's resident memory at every sixth of the soak: does it level off or keep growing?"""
     names = list(timeline[0][1])
     print("\nResident memory (VmRSS, MB): median (lowest-highest) of the samples within 30 s of each mark\n")
     print("| minute | " + " | ".join(names) + " |")
     print("| ---: |" + " ---: |" * len(names))
     for mark in (seconds * k / 6 for k in range(7)):
-        near = [mb for at, mb in timeline if abs(at - mark) <= 30] or [timeline[-1][1]]
-        cells = []
-        for name in names:
-            values = sorted(mb[name] for mb in near)
-            cells.append(f"{statistics.median(values):.0f} ({values[0]:.0f}-{values[-1]:.0f})")
+        cells = [f"{statistics.median(v):.0f} ({v[0]:.0f}-{v[-1]:.0f})" for v in near(timeline, mark).values()]
         print(f"| {mark / 60:.3g} | " + " | ".join(cells) + " |")
 
 
