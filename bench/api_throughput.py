@@ -144,13 +144,23 @@ def main() -> None:
     parser.add_argument("--checkouts", default=".", help="comma-separated checkouts to measure (--request-path)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds over the checkouts (--request-path)")
     parser.add_argument("--profile", action="store_true", help="py-spy the last checkout (--request-path)")
+    parser.add_argument(
+        "--parts", action=argparse.BooleanOptionalAction, default=True, help="the stack less each part (--request-path)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     if args.request_path:
         roots = [Path(c).resolve() for c in args.checkouts.split(",")]
         with tempfile.TemporaryDirectory(prefix="usermetrics-bench-") as tmp:
-            request_path_main(roots, seconds=args.seconds, rounds=args.rounds, profile_it=args.profile, work=Path(tmp))
+            request_path_main(
+                roots,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                parts_too=args.parts,
+                profile_it=args.profile,
+                work=Path(tmp),
+            )
         return
     nat_bin = ensure_nat_venv()
     rows = []

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -75,17 +76,44 @@ VARIANTS: list[tuple[str, tuple[str, ...], bool]] = [
 ]
 
 
-def wrk(url: str, *, seconds: int, headers: dict[str, str] | None = None) -> float:
-    """Requests per second with 16 connections for ``seconds`` (wrk, 2 threads); any non-2xx answer fails."""
+def wrk_run(url: str, *, seconds: int, headers: dict[str, str] | None = None) -> tuple[int, float]:
+    """Requests answered and requests per second, 16 connections for ``seconds`` (wrk, 2 threads); a non-2xx fails."""
     args = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "30s"]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if match is None or errors is not None:
+    if rate is None or count is None or errors is not None:
         raise RuntimeError(f"wrk on {url} failed:\n{out}")
-    return float(match.group(1))
+    return int(count.group(1)), float(rate.group(1))
+
+
+def wrk(url: str, *, seconds: int, headers: dict[str, str] | None = None) -> float:
+    """Requests per second with 16 connections for ``seconds`` (``wrk_run``)."""
+    return wrk_run(url, seconds=seconds, headers=headers)[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` used so far, user and system (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loaded(pid: int, url: str, *, seconds: int, headers: dict[str, str] | None = None) -> Figure:
+    """``url`` under wrk for ``seconds`` after one to warm up: requests/s, and the CPU ms the server spent on each."""
+    wrk(url, seconds=1, headers=headers)
+    before = cpu_seconds(pid)
+    count, rate = wrk_run(url, seconds=seconds, headers=headers)
+    return Figure(rate, 1000 * (cpu_seconds(pid) - before) / max(count, 1))
+
+
+class Figure(NamedTuple):
+    """One measurement: requests per second and the server's CPU milliseconds per request."""
+
+    rate: float
+    cpu_ms: float
 
 
 class Checkout:
@@ -151,13 +179,12 @@ class Checkout:
 
 def measure(
     checkout: Checkout, seconds: int, *, drop: tuple[str, ...] = (), bare: bool = False, **wrk_headers: str
-) -> float:
-    """``/api/status`` requests per second on a fresh Daphne of ``checkout`` (after one second to warm it)."""
+) -> Figure:
+    """``/api/status`` on a fresh Daphne of ``checkout`` (less ``drop``; without the ASGI wrappers when ``bare``)."""
     server, base = checkout.serve(drop=drop, bare=bare)
     try:
         headers = wrk_headers or {"Authorization": f"Bearer {TOKEN}"}
-        wrk(base + "/api/status", seconds=1, headers=headers)
-        return wrk(base + "/api/status", seconds=seconds, headers=headers)
+        return loaded(server.proc.pid, base + "/api/status", seconds=seconds, headers=headers)  # type: ignore[union-attr]
     finally:
         server.stop()
 
@@ -224,47 +251,64 @@ def profile(checkout: Checkout, seconds: int, work: Path) -> None:
             print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
-def request_path_main(roots: list[Path], *, seconds: int, rounds: int, profile_it: bool, work: Path) -> None:
-    """Measure ``roots`` in ``rounds`` alternating rounds and print the tables."""
+def median(figures: list[Figure]) -> Figure:
+    """The median rate and the median CPU per request of ``figures``."""
+    return Figure(statistics.median(f.rate for f in figures), statistics.median(f.cpu_ms for f in figures))
+
+
+STAFF = "with a staff session, no token"
+
+
+def request_path_main(
+    roots: list[Path], *, seconds: int, rounds: int, parts_too: bool, profile_it: bool, work: Path
+) -> None:
+    """Measure ``roots`` in ``rounds`` rounds, each beside its floor, the checkouts' order alternating; print tables."""
     checkouts = [Checkout(root, work) for root in roots]
     for checkout in checkouts:
         checkout.publish()
-    floors: list[float] = []
-    full: dict[Path, list[float]] = collections.defaultdict(list)
-    parts: dict[tuple[Path, str], list[float]] = collections.defaultdict(list)
+    floors: list[Figure] = []
+    full: dict[Path, list[Figure]] = collections.defaultdict(list)
+    parts: dict[tuple[Path, str], list[Figure]] = collections.defaultdict(list)
+    variants = [(STAFF, (), False), *VARIANTS] if parts_too else []
     for r in range(rounds):
         print(f"round {r + 1}:", flush=True)
         floor, base = floor_of(checkouts[-1], work)
         try:
-            wrk(base + "/", seconds=1)
-            floors.append(wrk(base + "/", seconds=seconds))
+            floors.append(loaded(floor.proc.pid, base + "/", seconds=seconds))  # type: ignore[union-attr]
         finally:
             floor.stop()
-        print(f"  floor {floors[-1]:.0f}/s", flush=True)
-        for checkout in checkouts:
+        print(f"  floor {floors[-1].rate:.0f}/s, {floors[-1].cpu_ms:.2f} CPU ms a request", flush=True)
+        for checkout in checkouts if r % 2 == 0 else checkouts[::-1]:
             full[checkout.root].append(measure(checkout, seconds))
-            print(f"  {checkout.root}: {full[checkout.root][-1]:.0f}/s", flush=True)
-            cookie = {"Cookie": f"sessionid={checkout.session}"}
-            for label, drop, bare in [("with a staff session, no token", (), False), *VARIANTS]:
-                kwargs = cookie if label.startswith("with a staff") else {}
-                parts[(checkout.root, label)].append(measure(checkout, seconds, drop=drop, bare=bare, **kwargs))
-    floor_rps = statistics.median(floors)
-    print(f"\n/api/status (bearer token), requests/s, median of {rounds} rounds;")
-    print("floor: a bare Daphne app sending the same bytes, measured in each round before the checkouts")
-    print("\n| checkout | /api/status | floor | status / floor | ms per request over the floor |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+            print(
+                f"  {checkout.root}: {full[checkout.root][-1].rate:.0f}/s, {full[checkout.root][-1].cpu_ms:.2f} CPU ms"
+            )
+            for label, drop, bare in variants:
+                headers = {"Cookie": f"sessionid={checkout.session}"} if label == STAFF else {}
+                parts[(checkout.root, label)].append(measure(checkout, seconds, drop=drop, bare=bare, **headers))
+    floor_m = median(floors)
+    print(
+        f"\n/api/status with a bearer token, median of {rounds} rounds (16 connections, {seconds} s each); the floor:"
+    )
+    print("a bare Daphne app sending the same body and headers, measured in the same round. CPU: the server process's")
+    print("user + system time over the requests it answered (what the load of other processes moves least).")
+    print("\n| checkout | /api/status req/s | floor req/s | status / floor | CPU ms | floor's | floor / status |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for checkout in checkouts:
-        rps = statistics.median(full[checkout.root])
-        ratio = statistics.median(a / b for a, b in zip(full[checkout.root], floors, strict=True))
-        over = 1000 / rps - 1000 / floor_rps
-        print(f"| {checkout.root} | {rps:.0f} | {floor_rps:.0f} | {ratio:.3f} | {over:.2f} |")
-    for checkout in checkouts:
-        rps = statistics.median(full[checkout.root])
-        print(f"\nWhere it goes, {checkout.root} (the whole stack: {rps:.0f}/s, {1000 / rps:.2f} ms a request):")
-        print("\n| the same request | requests/s | ms per request | ms saved |")
+        m = median(full[checkout.root])
+        ratio = statistics.median(f.rate / fl.rate for f, fl in zip(full[checkout.root], floors, strict=True))
+        cpu = statistics.median(fl.cpu_ms / f.cpu_ms for f, fl in zip(full[checkout.root], floors, strict=True))
+        print(
+            f"| {checkout.root} | {m.rate:.0f} | {floor_m.rate:.0f} | {ratio:.3f} | {m.cpu_ms:.2f} | "
+            f"{floor_m.cpu_ms:.2f} | {cpu:.3f} |"
+        )
+    for checkout in checkouts if variants else []:
+        m = median(full[checkout.root])
+        print(f"\nWhere it goes, {checkout.root} (the whole stack: {m.rate:.0f}/s, {m.cpu_ms:.2f} CPU ms a request):")
+        print("\n| the same request | req/s | CPU ms a request | CPU ms saved |")
         print("| --- | ---: | ---: | ---: |")
-        for label, _, _ in [("with a staff session, no token", (), False), *VARIANTS]:
-            part = statistics.median(parts[(checkout.root, label)])
-            print(f"| {label} | {part:.0f} | {1000 / part:.2f} | {1000 / rps - 1000 / part:+.2f} |")
+        for label, _, _ in variants:
+            part = median(parts[(checkout.root, label)])
+            print(f"| {label} | {part.rate:.0f} | {part.cpu_ms:.2f} | {m.cpu_ms - part.cpu_ms:+.2f} |")
     if profile_it:
         profile(checkouts[-1], seconds, work)
