@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import httpx
 
-from tests.support.daphne import Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until
+from tests.support.daphne import Process, http_get, manage, server_env, staff_session, wait_until
 from tests.support.machine import free_port
 
 TOKEN = "bench-token-" + "t" * 30
@@ -157,9 +157,10 @@ class Checkout:
         return server, base
 
     def publish(self) -> None:
-        """Run this checkout's producer until a face serves every demo user, then stop it (the board stays)."""
-        producer = Runmonitor(self.env, self.var / "producer.log")
-        producer.args = [sys.executable, str(self.root / "manage.py"), "runmonitor"]
+        """Run this checkout's producer until a face serves the demo's users, then stop it (the board stays)."""
+        producer = Process(
+            [sys.executable, str(self.root / "manage.py"), "runmonitor"], self.env, self.var / "producer.log"
+        )
         producer.start()
         try:
             server, base = self.serve()
@@ -212,25 +213,12 @@ def profile(checkout: Checkout, seconds: int, work: Path) -> None:
     server, base = checkout.serve()
     out = work / "profile.txt"
     try:
-        spy = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--pid",
-                str(server.proc.pid),  # type: ignore[union-attr]
-                "--format",
-                "raw",
-                "--output",
-                str(out),
-                "--duration",
-                str(seconds),
-                "--rate",
-                "250",
-                "--nonblocking",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        spy_bin = Path(sys.executable).parent / "py-spy"
+        pid = server.proc.pid  # type: ignore[union-attr]
+        command = (
+            f"{spy_bin} record --pid {pid} --format raw --output {out} --duration {seconds} --rate 250 --nonblocking"
         )
+        spy = subprocess.Popen(command.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wrk(base + "/api/status", seconds=seconds, headers={"Authorization": f"Bearer {TOKEN}"})
         spy.wait(timeout=60)
     finally:
