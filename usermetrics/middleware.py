@@ -76,29 +76,17 @@ class ResponseMiddleware:
 class OnTheLoop:
     """For a Django ``MiddlewareMixin`` middleware: in an async stack, its hooks run on the event loop.
 
-    Django's ``MiddlewareMixin`` runs each ``process_request``, ``process_view`` and
-    ``process_response`` of an async request through ``sync_to_async``: a hop to the request's
-    own thread and back, about 0.15 ms each on this machine, a dozen per request with our
-    middleware (and the request's thread is started for them). The hooks of the classes below
-    only read and write the request and the response, never the database or a file, so they run
-    inline, exactly as written; ``in_thread`` names the calls that may touch the database (a
-    session to save), which still go to the thread. Touching the database on the loop would not
-    pass unnoticed: Django raises ``SynchronousOnlyOperation``.
+    Django's ``MiddlewareMixin`` runs each ``process_request`` and ``process_response`` of an
+    async request through ``sync_to_async``: a hop to the request's own thread and back, about
+    0.15 ms of CPU each on this machine, and more of waiting for the GIL under load. The hooks of
+    the classes below only read and write the request and the response, never the database or a
+    file, so they run inline, exactly as written; ``in_thread`` names the calls that may touch the
+    database (a session to save), which still go to the thread. Touching the database on the loop
+    would not pass unnoticed: Django raises ``SynchronousOnlyOperation``. (A ``process_view``,
+    which none of them has, would still be called in a thread.)
     """
 
     get_response: Any
-    async_mode: bool
-
-    def __init__(self, get_response: Any) -> None:
-        """Django's set-up; in async mode, ``process_view`` becomes a coroutine so that Django calls it inline."""
-        super().__init__(get_response)  # type: ignore[call-arg]
-        view_hook = getattr(self, "process_view", None)
-        if self.async_mode and view_hook is not None:
-
-            async def process_view(request: HttpRequest, *args: Any) -> HttpResponseBase | None:
-                return view_hook(request, *args)
-
-            self.process_view = process_view
 
     def in_thread(self, request: HttpRequest) -> bool:
         """Whether ``process_response`` may touch the database for ``request`` (then it runs in the thread)."""
