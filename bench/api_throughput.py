@@ -11,8 +11,17 @@ For each size (default 1,000 and 10,000 users), in one run:
 - the floor: a bare Daphne ASGI app (``bench/floor_app.py``) that sends the same bytes;
 - the ceiling: our ``/api/status``, a tiny response through our whole stack.
 
+``--request-path`` measures, instead, what our stack costs per request (no NAT: the demo's users):
+``/api/status`` with a token through the whole stack beside the floor sending the same bytes and
+headers, and their ratio; then the same request with parts of the stack taken away (the ASGI
+wrappers, groups of middleware), and with a staff session instead of a token. ``--checkouts
+/work/main,.`` measures several checkouts' stacks in the same run, alternating, each round beside
+its own floor (before and after a change). ``--profile`` adds a py-spy profile of the last
+checkout's Daphne under that load.
+
 Needs wrk (``apt-get install wrk``) and Redis (``REDIS_URL``, default redis://127.0.0.1:6379/0).
 Usage: .venv/bin/python bench/api_throughput.py [--sizes 1000,10000] [--seconds 10]
+       .venv/bin/python bench/api_throughput.py --request-path [--checkouts /work/main,.] [--rounds 2] [--profile]
 """
 
 from __future__ import annotations
@@ -21,9 +30,7 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,24 +46,12 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
+from bench.request_path import request_path_main, wrk  # noqa: E402
 from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, wait_until  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
 from tests.support.nat_server import NatServer, ensure_nat_venv  # noqa: E402
 
 TOKEN = "bench-token-" + "t" * 30
-
-
-def wrk(url: str, *, seconds: int, headers: dict[str, str] | None = None) -> float:
-    """Requests per second with 16 connections for ``seconds`` (wrk, 2 threads)."""
-    args = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "30s"]
-    for name, value in (headers or {}).items():
-        args += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if match is None or errors is not None:
-        raise RuntimeError(f"wrk on {url} failed:\n{out}")
-    return float(match.group(1))
 
 
 async def make_users(base: str, count: int) -> None:
@@ -141,13 +136,32 @@ def measure(users: int, seconds: int, work: Path, nat_bin: Path) -> dict[str, fl
 
 
 def main() -> None:
-    """Measure each size and print the table with the goals."""
+    """Measure each size and print the table with the goals (or the request path's tables)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--request-path", action="store_true", help="where a tiny request's time goes")
+    parser.add_argument("--checkouts", default=".", help="comma-separated checkouts to measure (--request-path)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over the checkouts (--request-path)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the last checkout (--request-path)")
+    parser.add_argument(
+        "--parts", action=argparse.BooleanOptionalAction, default=True, help="the stack less each part (--request-path)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
+    if args.request_path:
+        roots = [Path(c).resolve() for c in args.checkouts.split(",")]
+        with tempfile.TemporaryDirectory(prefix="usermetrics-bench-") as tmp:
+            request_path_main(
+                roots,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                parts_too=args.parts,
+                profile_it=args.profile,
+                work=Path(tmp),
+            )
+        return
     nat_bin = ensure_nat_venv()
     rows = []
     with tempfile.TemporaryDirectory(prefix="usermetrics-bench-") as tmp:

@@ -20,7 +20,9 @@ and one not: each sample then holds its tokens' change per model and its cost (`
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor_site.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("USERMETRICS_DEMO", "0")
 SCRATCH = Path(tempfile.mkdtemp(prefix="usermetrics-bench-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)  # the scratch SQLite file's directory, and its var/
 os.environ.setdefault("USERMETRICS_VAR_DIR", str(SCRATCH))
 # --tokens: one of the two models has a price (the other is counted as unpriced tokens).
 os.environ.setdefault("USERMETRICS_PRICES", '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6, "cached": 0.075}}')
@@ -219,6 +222,16 @@ def run(users: int, minutes: int, *, extras: bool = False, tokens: bool = False)
     )
 
 
+def scratch_database() -> str:
+    """Create and migrate the scratch database (a file on SQLite, ``bench_usermetrics_<pid>`` on PostgreSQL)."""
+    if connection.vendor == "sqlite":
+        connection.settings_dict["TEST"]["NAME"] = str(SCRATCH / "bench.sqlite3")
+    else:
+        # Its own name: test_<name> may be another checkout's test suite, running right now.
+        connection.settings_dict["TEST"]["NAME"] = f"bench_usermetrics_{os.getpid()}"
+    return connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+
+
 def main() -> None:
     """Parse arguments, create a scratch database, run each size, drop the database."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -227,12 +240,7 @@ def main() -> None:
     parser.add_argument("--extras", action="store_true", help="users reported by NAT companions (histograms, queue)")
     parser.add_argument("--tokens", action="store_true", help="with --extras: LLM calls on two models, one priced")
     args = parser.parse_args()
-    if connection.vendor == "sqlite":
-        connection.settings_dict["TEST"]["NAME"] = str(SCRATCH / "bench.sqlite3")
-    else:
-        # Its own name: test_<name> may be another checkout's test suite, running right now.
-        connection.settings_dict["TEST"]["NAME"] = f"bench_usermetrics_{os.getpid()}"
-    name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    name = scratch_database()
     print(f"scratch database: {name}; sample interval {get_config().history.sample_interval:g} s", flush=True)
     try:
         for users in args.users:

@@ -21,10 +21,14 @@ Load, for ``--seconds`` after ``--warmup`` seconds of warm-up:
   ``/monitor/users`` (gzip, ``If-None-Match``); anything but 2xx or 304 is an error, and so is an
   exception (a timeout, a reset).
 
-Memory: the resident set (VmRSS) of the producer, each face and redis-server just after the
-warm-up and at the end, and the peak seen in between (sampled every 5 s).
+Memory: the resident set (VmRSS) of the producer, each face and redis-server, sampled every 5 s:
+the median of the soak's first and of its last minute (one sample may catch a refresh half-done),
+the peak, and a timeline at every sixth of the soak (every 10 minutes of an hour's: the median,
+lowest and highest of the samples within 30 s of each mark). ``--rss-log FILE`` writes every
+sample as CSV (seconds into the soak, then MB per process), line by line, so a long soak can be
+read while it runs.
 Usage: .venv/bin/python bench/soak.py [--seconds 600] [--clients 200] [--api-clients 20] [--users 10000]
-       [--interval 1] [--warmup 30]
+       [--interval 1] [--warmup 30] [--rss-log FILE] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ REDIS_DB = 7
 WORTH_READING = re.compile(r"^(?!.*Unauthorized: /api/status).*(WARNING|ERROR|CRITICAL|Traceback|Error:)")
 NOTABLE = re.compile(r"^[\d-]+ [\d:,]+ |producer-[0-9a-f]+ ")
 LIST_VIEWS = [f"?page={page}&sort={sort}" for page in range(1, 6) for sort in ("-last_activity", "user_id")]
+Timeline = list[tuple[float, dict[str, float]]]  # (seconds into the soak, MB per process), one row per sample
 
 
 def user_id(n: int) -> str:
@@ -299,19 +304,29 @@ async def soak(
     await asyncio.sleep(args.warmup)
     start_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
     peak_mb = dict(start_mb)
+    timeline: Timeline = [(0.0, start_mb)]
+    rss_log = args.rss_log.open("w", buffering=1) if args.rss_log else None
+    if rss_log:
+        rss_log.write(",".join(["seconds", *pids]) + "\n")
+        rss_log.write(",".join(["0", *(f"{mb:.1f}" for mb in start_mb.values())]) + "\n")
     start_cpu = {name: cpu_seconds(pid) for name, pid in {**pids, **others}.items()}
     began = time.time()
     counts_at_start = (sum(a.requests for a in apis), sum(sum(a.errors.values()) for a in apis))
     print(f"  warmed up ({len(published)} boards so far); soaking for {args.seconds} s", flush=True)
     while time.time() < began + args.seconds:
         await asyncio.sleep(min(5, began + args.seconds - time.time()))
-        for name, pid in pids.items():
-            peak_mb[name] = max(peak_mb[name], rss_mb(pid)[0])
         elapsed = time.time() - began
+        sample = {name: rss_mb(pid)[0] for name, pid in pids.items()}
+        timeline.append((elapsed, sample))
+        for name, mb in sample.items():
+            peak_mb[name] = max(peak_mb[name], mb)
+        if rss_log:
+            rss_log.write(",".join([f"{elapsed:.0f}", *(f"{mb:.1f}" for mb in sample.values())]) + "\n")
         if int(elapsed) % 60 < 5:
             print(f"  {elapsed:.0f} s: {len(published)} boards, {sum(s.frames for s in sockets):,} frames", flush=True)
     ended = time.time()
-    end_mb = {name: rss_mb(pid)[0] for name, pid in pids.items()}
+    if rss_log:
+        rss_log.close()
     cpu = {name: (cpu_seconds(pid) - start_cpu[name]) / (ended - began) for name, pid in {**pids, **others}.items()}
     await asyncio.sleep(3)  # the frames of the last refreshes arrive
     stop.set()
@@ -361,9 +376,8 @@ async def soak(
         "api_errors_in_soak": sum(sum(a.errors.values()) for a in apis) - counts_at_start[1],
         "api_p50": statistics.median(latencies) if latencies else float("nan"),
         "api_p99": latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
-        "start_mb": start_mb,
-        "end_mb": end_mb,
         "peak_mb": peak_mb,
+        "timeline": timeline,
         "cpu": cpu,
     }
 
@@ -385,11 +399,12 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
         ("API requests done", f"{r['api_requests']:,}", ""),
         ("API latency p50 / p99", f"{r['api_p50']:.0f} / {r['api_p99']:.0f} ms", ""),
     ]
-    for name in r["start_mb"]:
-        start, end, peak = r["start_mb"][name], r["end_mb"][name], r["peak_mb"][name]
+    first, last = near(r["timeline"], 30), near(r["timeline"], args.seconds - 30)
+    for name in r["peak_mb"]:
+        start, end, peak = statistics.median(first[name]), statistics.median(last[name]), r["peak_mb"][name]
         rows.append(
             (
-                f"memory: {name}, start / end (peak)",
+                f"memory: {name}, first / last minute's median (peak)",
                 f"{start:.0f} / {end:.0f} MB ({peak:.0f}), {(end - start) / start:+.1%}",
                 "within 10%",
             )
@@ -420,6 +435,28 @@ def report(args: argparse.Namespace, r: dict, history: str) -> None:
         if notable:
             print(f"\n{name}: " + "; ".join(f"{line} x{n}" for line, n in notable.most_common(8)))
     print(f"\nAPI statuses: {dict(sorted(r['api_statuses'].items()))}; status messages on sockets: {r['statuses']}")
+    print_timeline(args.seconds, r["timeline"])
+
+
+def near(timeline: Timeline, mark: float) -> dict[str, list[float]]:
+    """Each process's samples within 30 s of ``mark`` (seconds into the soak), sorted; else its last sample.
+
+    One sample says little: a refresh allocates and frees its board (at 10,000 users the
+    producer's RSS swings by about 14 MB within each refresh), so a mark is read off a minute.
+    """
+    rows = [mb for at, mb in timeline if abs(at - mark) <= 30] or [timeline[-1][1]]
+    return {name: sorted(mb[name] for mb in rows) for name in timeline[0][1]}
+
+
+def print_timeline(seconds: int, timeline: Timeline) -> None:
+    """Each process's resident memory at every sixth of the soak: does it level off or keep growing?"""
+    names = list(timeline[0][1])
+    print("\nResident memory (VmRSS, MB): median (lowest-highest) of the samples within 30 s of each mark\n")
+    print("| minute | " + " | ".join(names) + " |")
+    print("| ---: |" + " ---: |" * len(names))
+    for mark in (seconds * k / 6 for k in range(7)):
+        cells = [f"{statistics.median(v):.0f} ({v[0]:.0f}-{v[-1]:.0f})" for v in near(timeline, mark).values()]
+        print(f"| {mark / 60:.3g} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -433,6 +470,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--logs", type=Path, help="a directory to copy the servers' logs to at the end")
+    parser.add_argument("--rss-log", type=Path, help="a CSV file for every memory sample (every 5 s) of the soak")
     parser.add_argument("--serve-source", type=int, help=argparse.SUPPRESS)  # the Source process, on this port
     args = parser.parse_args()
     if args.serve_source:

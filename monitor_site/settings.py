@@ -149,16 +149,19 @@ INSTALLED_APPS = [
     "usermetrics",
 ]
 
+# usermetrics.middleware's are Django's own classes whose hooks, in an async request, run on the event
+# loop instead of a thread hop each (the request path's cost, docs/benchmarks.md); a session or messages
+# to save still go to the request's thread.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # The database unreachable: a 503 page that says so instead of a 500 (/api/ ones answer JSON below).
     "usermetrics.middleware.DatabaseUnreachableMiddleware",
     "usermetrics.api.errors.ApiJsonErrorsMiddleware",  # /api/ 404s and 405s in JSON, whatever answered them
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "usermetrics.middleware.SessionMiddleware",
+    "usermetrics.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "usermetrics.middleware.AuthenticationMiddleware",
+    "usermetrics.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "usermetrics.middleware.WebsocketCSPMiddleware",  # django-csp's, plus the websocket host (see "Security")
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.

@@ -52,8 +52,13 @@ def board_encode(board: Board) -> bytes:
     return isal_zlib.compress(packed, 1)
 
 
-def board_decode(data: bytes) -> Board:
-    """A board from ``board_encode``'s bytes; ValueError for one this version cannot read."""
+def board_decode(data: bytes, *, previous: Board | None = None) -> Board:
+    """A board from ``board_encode``'s bytes; ValueError for one this version cannot read.
+
+    ``previous``: the board this reader holds. When the new board's users are the same, in the same
+    order (most refreshes), it shares the previous one's list of ids and takes over what was worked
+    out from them (``Board.ids_carry``), so a face keeps one copy and works none of it out again.
+    """
     try:
         doc = msgpack.unpackb(isal_zlib.decompress(data), raw=False)
     except (isal_zlib.error, ValueError) as exc:
@@ -61,14 +66,18 @@ def board_decode(data: bytes) -> Board:
     if doc.get("format") != FORMAT:
         raise ValueError(f"board format {doc.get('format')!r}, this version reads {FORMAT}")
     typecodes = {name: code for name, (code, _) in COLUMNS.items()} | EXTRA_COLUMNS
-    return Board(
+    ids = doc["ids"]
+    same_ids = previous is not None and ids == previous.ids
+    if same_ids:
+        ids = previous.ids
+    board = Board(
         seq=doc["seq"],
         timestamp=datetime.fromisoformat(doc["timestamp"]),
         published_at=datetime.fromisoformat(doc["published_at"]),
         producer=doc["producer"],
         sources=[SourceHealth.from_dict(s) for s in doc["sources"]],
         totals=Totals(**doc["totals"]),
-        ids=doc["ids"],
+        ids=ids,
         body=igzip.decompress(doc["body_gzip"]),  # the body travels compressed (an eighth of it)
         offsets=memoryview(doc["offsets"]).cast("Q"),
         columns={name: memoryview(raw).cast(typecodes[name]) for name, raw in doc["columns"].items()},
@@ -81,6 +90,9 @@ def board_decode(data: bytes) -> Board:
         worker_sets=[tuple(labels) for labels in doc["worker_sets"]],
         models=doc["models"],
     )
+    if same_ids:
+        board.ids_carry(previous)
+    return board
 
 
 def _raw(values: Sequence[float]) -> bytes:

@@ -91,13 +91,17 @@ class MonitorService:
     async def _refresh_once(self) -> Snapshot:
         await asyncio.gather(*(self._fetch(st) for st in self._states))  # each stores its own outcome
         self._seq += 1
-        snapshot = merge(
+        # In a thread: at a million users a merge is a second of work the loop (the lease's keeper,
+        # Redis) need not wait for; nothing else touches the sources' state meanwhile.
+        snapshot = await asyncio.to_thread(
+            merge,
             [(st.health.name, st.last_good) for st in self._states],
             ids=[st.last_ids for st in self._states],
             seq=self._seq,
             timestamp=self.clock(),
             sources=[replace(st.health) for st in self._states],  # copies frozen at this instant
             extras=extras_merged([st.last_extras for st in self._states if st.last_extras]),
+            previous=self._snapshot,  # most refreshes: the same users, a few records changed
         )
         self._snapshot = snapshot
         self.refresh_count += 1

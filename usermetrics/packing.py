@@ -82,6 +82,7 @@ def extras_row(extras: Extras, worker_set: int, model_index: Callable[[str], int
     return (extras, values, detail.tobytes())
 
 
+_record = itemgetter(0)
 _doc = itemgetter(1)
 _values = itemgetter(2)
 _extras_values = itemgetter(1)  # an ExtrasRow's column values
@@ -105,7 +106,7 @@ class BoardCache:
 
     def __init__(self) -> None:
         """Start empty."""
-        self._rows: dict[int, Row] = {}
+        self._rows: list[Row] = []  # the rows packed last, in their users' order
         self._ids: list[str] = []
         self._columns: dict[str, array] = {}
         self._last: Board | None = None
@@ -117,18 +118,32 @@ class BoardCache:
         self._extras_columns: dict[str, array] = {}
         self._worker_sets: dict[tuple[str, ...], int] = {(): 0}
         self._models: dict[str, int] = {}
+        # The origins packed last (several sources): the snapshot's table, the sources' names, the column.
+        self.origins_of: tuple[dict[str, tuple[str, ...]], tuple[str, ...], array] | None = None
         self.hits = 0
         self.misses = 0
 
     def pack(self, users: Sequence[PerUserResourceUsage], ids: list[str]) -> tuple[list[Row], dict[str, array]]:
         """The rows of ``users`` (whose ids are ``ids``), in order, and their record columns."""
-        keys = list(map(id, users))
-        rows: list[Any] = list(map(self._rows.get, keys))
-        changed = list(compress(count(), map(is_, rows, repeat(None))))
+        before = self._rows
+        rows: list[Any]
+        self._same_ids = ids == self._ids
+        if self._last is not None and self._last.ids is not self._ids:
+            self._last = None  # a build failed after packing: the last board is of other users, carry nothing
+        if self._same_ids:
+            # The same users in the same places (most refreshes): records are compared place by
+            # place, pointers only, with no table of a million records' identities to build or keep.
+            rows = before[:]
+            changed = list(compress(count(), map(is_not, users, map(_record, before))))
+        else:
+            # Users came, went or moved: last time's rows by their records' identities (each row
+            # holds its record, so no id() here can be a new object's).
+            by_record = dict(zip(map(id, map(_record, before)), before, strict=True))
+            rows = list(map(by_record.get, map(id, users)))
+            changed = list(compress(count(), map(is_, rows, repeat(None))))
         for i in changed:
             usage = users[i]
             rows[i] = (usage, usage.model_dump_json().encode(), column_values(usage))
-        self._same_ids = ids == self._ids
         if self._same_ids and self._columns:
             columns = {name: column[:] for name, column in self._columns.items()}
             for i in changed:
@@ -139,7 +154,7 @@ class BoardCache:
             columns = {
                 name: array(code, values) for (name, (code, _)), values in zip(COLUMNS.items(), by_column, strict=True)
             }
-        self._rows = dict(zip(keys, rows, strict=True))
+        self._rows = rows
         self._ids = ids
         self._columns = columns
         self.hits += len(rows) - len(changed)
@@ -202,12 +217,10 @@ class BoardCache:
         return self._models.setdefault(model, len(self._models))
 
     def carry(self, board: Board) -> None:
-        """Hand ``board`` what the last board worked out from the same user ids (its orders, its search keys)."""
+        """Hand ``board`` what the last board worked out from the same user ids (``Board.ids_carry``)."""
         last, self._last = self._last, board
         if last is not None and self._same_ids:
-            for key in Board.IDS_ONLY:
-                if key in last.memo:
-                    board.memo[key] = last.memo[key]
+            board.ids_carry(last)
 
 
 def board_build(
@@ -230,14 +243,18 @@ def board_build(
     # User i's JSON is body[offsets[i] : offsets[i + 1] - 1] (each followed by a comma, or by "]").
     offsets = array("Q", accumulate(map(_plus_one, map(len, docs)), initial=len(prefix)))
     sources = snapshot.sources
+    names = tuple(s.name for s in sources)
     if len(sources) == 1:
         columns["origins"] = array("Q", [1]) * len(ids)
+    elif cache.origins_of is not None and cache.origins_of[0] is snapshot.origins and cache.origins_of[1] == names:
+        columns["origins"] = cache.origins_of[2]  # the merge kept last time's origins: the same users, sources
     else:
         # The origins tuples are shared per source (snapshot.merge): one mask per distinct tuple.
         bit_of_source = {s.name: 1 << n for n, s in enumerate(sources)}
         masks = {names: sum(bit_of_source[name] for name in names) for names in set(snapshot.origins.values())}
         columns["origins"] = array("Q", map(masks.__getitem__, map(snapshot.origins.__getitem__, ids)))
-    columns["evicted_at"] = snapshot.evictions(columns["last_activity"], columns["ref_count"])
+        cache.origins_of = (snapshot.origins, names, columns["origins"])
+    columns["evicted_at"] = snapshot.evictions(columns["last_activity"], columns["ref_count"], columns["origins"])
     columns["flags"] = array("B", bytes(len(rows)))
     extras_columns, detail, detail_offsets, worker_sets, models = cache.pack_extras(ids, snapshot.extras)
     columns.update(extras_columns)

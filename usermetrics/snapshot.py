@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from itertools import compress, count
-from operator import mul
+from itertools import compress, count, repeat
+from operator import add, mul
 from typing import Any, Literal
 
 from usermetrics.extras import Extras
@@ -218,6 +218,11 @@ class Snapshot(SourcesHealth):
     sources: list[SourceHealth]
     # user_id -> what NAT companions say of it beyond its record (only users of companion streams).
     extras: Mapping[str, Extras] = field(default_factory=dict)
+    # Each source's name, users and ids as merged, in order (the next merge compares its reports with them).
+    reports: tuple[tuple[str, Sequence[PerUserResourceUsage], Sequence[str]], ...] = field(default=(), repr=False)
+    # When merged as an update of the snapshot before: the ids whose record changed, and that snapshot's
+    # ``by_id`` (the history recorder takes the word only after that very snapshot). None: not known.
+    changed: tuple[Sequence[str], Mapping[str, PerUserResourceUsage]] | None = field(default=None, repr=False)
 
     @cached_property
     def totals(self) -> Totals:
@@ -265,22 +270,27 @@ class Snapshot(SourcesHealth):
             due.append(usage.session.last_activity + timedelta(seconds=timeout))
         return max(due) if due else None
 
-    def evictions(self, last_activity: Sequence[float], ref_count: Sequence[int]) -> array:
-        """``evicted_at`` of every user, in order, as epoch seconds (NaN: not known), given two of their columns.
+    def evictions(self, last_activity: Sequence[float], ref_count: Sequence[int], origins: Sequence[int]) -> array:
+        """``evicted_at`` of every user, in order, as epoch seconds (NaN: not known), given three of their columns
+        (``origins``: a bit per source, in source order).
 
-        The same rule, worked out in C when it is simple: one source whose timeout is known and no
-        merged users means last activity plus that timeout, except for users in flight.
+        The same rule, worked out in C for the users one source reports once (nearly all): last
+        activity plus that source's timeout, except for users in flight; only merged users are
+        worked out one by one.
         """
         timeouts = [s.per_user_workflow_timeout for s in self.sources]
         if all(t is None for t in timeouts):
             return array("d", [math.nan]) * len(self.users)
-        if len(timeouts) == 1 and not self.parts:
-            due = array("d", map(float(timeouts[0]).__add__, last_activity))  # type: ignore[arg-type]
-            for i in compress(count(), ref_count):  # in flight: not due while it runs
-                due[i] = math.nan
-            return due
-        at = (self.evicted_at(u.user_id) for u in self.users)
-        return array("d", (math.nan if when is None else when.timestamp() for when in at))
+        timeout_of = {1 << n: math.nan if t is None else float(t) for n, t in enumerate(timeouts)}
+        due = array("d", map(add, last_activity, map(timeout_of.get, origins, repeat(math.nan))))
+        for i in compress(count(), ref_count):  # in flight: not due while it runs
+            due[i] = math.nan
+        if self.parts:
+            users = self.users
+            for i in compress(count(), map(self.parts.__contains__, self.by_id)):
+                when = self.evicted_at(users[i].user_id)
+                due[i] = math.nan if when is None else when.timestamp()
+        return due
 
     def response(self, users: list[PerUserResourceUsage] | None = None) -> PerUserMonitorResponse:
         """A NAT-shaped response of ``users`` (default: all), stamped with the snapshot time."""

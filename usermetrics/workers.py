@@ -247,7 +247,7 @@ class Workers:
         self._retired.clear()
         self._running.clear()
         self._rows.clear()
-        self._extras.clear()
+        self._extras = {}  # a new one: the monitor holds the last one handed out (``extras``) until a fetch succeeds
         self._dirty.clear()
         self._tombstones.clear()
 

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from django.urls import reverse
 
@@ -102,3 +103,27 @@ def test_server_api_paths_without_a_route_answer_json(demo_url):
     status, headers, body = _request(demo_url + "/api/status", method="POST")
     assert status == 405 and headers["content-type"] == "application/json"
     assert json.loads(body)["allow"] == ["GET"] and headers["allow"] == "GET"
+
+
+def test_server_logins_keep_csrf_their_session_and_the_lockout_on_daphne(tmp_path):
+    # Under Daphne every request is async, and Django's session, auth and messages middleware run on
+    # the event loop (usermetrics.middleware.OnTheLoop): a login's session is still saved, CSRF still
+    # refuses a form without its token, and failures still lock the username out.
+    env = server_env(tmp_path, DASHBOARD_ADMIN_USER="boss", DASHBOARD_ADMIN_PASSWORD="pw-boss-" + "p" * 12)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "ensureadmin")
+    with serving(env, tmp_path / "daphne.log") as server, httpx.Client(base_url=server.base) as client:
+        form = client.get("/admin/login/")
+        token = client.cookies["csrftoken"]
+        login = {"username": "boss", "password": env["DASHBOARD_ADMIN_PASSWORD"], "next": "/admin/"}
+        assert client.post("/admin/login/", data=login).status_code == 403  # no CSRF token
+        ok = client.post("/admin/login/", data={**login, "csrfmiddlewaretoken": token})
+        assert (ok.status_code, ok.headers["location"]) == (302, "/admin/")
+        assert form.status_code == 200 and client.get("/admin/").status_code == 200
+        with httpx.Client(base_url=server.base) as stranger:
+            stranger.get("/admin/login/")
+            wrong = {**login, "password": "wrong", "csrfmiddlewaretoken": stranger.cookies["csrftoken"]}
+            statuses = [stranger.post("/admin/login/", data=wrong).status_code for _ in range(5)]
+            right = stranger.post("/admin/login/", data={**wrong, "password": login["password"]})
+        assert statuses == [200, 200, 200, 200, 429] and right.status_code == 429
+        assert "sessionid" not in right.cookies

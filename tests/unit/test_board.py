@@ -8,11 +8,12 @@ import math
 import pytest
 
 from tests.support.factories import BASE_TIME, board_of, record, sample_users, usage
-from usermetrics.board import COLUMNS, board_empty, document_end
+from usermetrics.board import COLUMNS, Board, board_empty, document_end
 from usermetrics.board_wire import board_decode, board_encode
 from usermetrics.merging import merge
 from usermetrics.metrics import PerUserMonitorResponse
 from usermetrics.packing import BoardCache, board_build, column_values
+from usermetrics.selection import board_order
 from usermetrics.snapshot import SourceHealth, is_active
 
 
@@ -46,6 +47,21 @@ def test_board_round_trips_through_its_bytes():
     busy = back.index["u00"]  # in flight: not due for eviction
     assert math.isnan(back.columns["evicted_at"][busy]) and back.evicted_at("u00") is None
     assert back.sources[0].name == "s" and back.totals == board.totals
+
+
+def test_board_decoded_after_one_of_the_same_users_shares_its_ids_and_what_was_worked_out_from_them():
+    users = sample_users()
+    first = board_decode(board_encode(board_of(users, seq=1)))
+    board_order(first, "-user_id")  # works out the order of the ids, once
+    order, index = first.memo[Board.ID_ORDER], first.index
+    users[2] = usage(users[2].user_id, requests=99)  # a user's numbers change, not who the users are
+    second = board_decode(board_encode(board_of(users, seq=2)), previous=first)
+    assert second.ids is first.ids and second.index is index and second.memo[Board.ID_ORDER] is order
+    assert second.usage_at(2).requests.total_requests == 99  # the numbers are the new board's own
+    # Other users (one gone): nothing is carried, and the index is the new board's.
+    third = board_decode(board_encode(board_of(users[1:], seq=3)), previous=second)
+    assert third.ids == [u.user_id for u in users[1:]] and third.index[users[1].user_id] == 0
+    assert third.index is not index and Board.ID_ORDER not in third.memo
 
 
 def test_board_of_nobody_is_still_a_board():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
-from tests.support.factories import merged, record, usage
-from usermetrics.merging import ids_of, merge_usages
+from tests.support.factories import BASE_TIME, merged, record, usage
+from usermetrics.merging import ids_of, merge, merge_usages
 from usermetrics.metrics import PerUserResourceUsage
 
 
@@ -56,3 +57,62 @@ def test_merging_ids_of_reads_only_records_that_are_not_the_same_objects():
     # The ids given for the unchanged places are trusted, not read again: that is the point.
     assert ids_of([a, b2, c], [a, b2, c], ["kept-a", "x", "kept-c"]) == ["kept-a", "x", "kept-c"]
     assert ids_of([c, a], [a, b, c], ["a", "b", "c"]) == ["c", "a"]  # another length: read
+
+
+def test_merging_merge_of_many_sources_is_the_rule_whatever_overlaps():
+    # Random reports of several sources, users shared between sources and repeated within one, against
+    # the rule written plainly: users in order of first appearance, origins the distinct sources in
+    # order, and a user reported more than once merged from every entry, in source order.
+    rng = random.Random(7)
+    for step in range(60):
+        reports = []
+        for k in range(rng.randint(1, 4)):
+            ids = [f"u{rng.randrange(30 if step % 3 else 300)}" for _ in range(rng.randint(0, 25))]
+            reports.append((f"s{k}", [usage(uid, requests=rng.randint(0, 9)) for uid in ids]))
+        snapshot = merged(*reports)
+        entries: dict[str, list[tuple[str, PerUserResourceUsage]]] = {}
+        for name, users in reports:
+            for u in users:
+                entries.setdefault(u.user_id, []).append((name, u))
+        assert list(snapshot.by_id) == list(entries) == [u.user_id for u in snapshot.users], step
+        for uid, got in entries.items():
+            assert snapshot.origins[uid] == tuple(dict.fromkeys(name for name, _ in got)), (step, uid)
+            if len(got) == 1:
+                assert snapshot.by_id[uid] is got[0][1] and uid not in snapshot.parts
+            else:
+                assert snapshot.parts[uid] == got
+                assert snapshot.by_id[uid] == merge_usages(uid, [u for _, u in got])
+        assert set(snapshot.parts) == {uid for uid, got in entries.items() if len(got) > 1}
+
+
+def test_merging_merge_after_a_snapshot_of_the_same_users_updates_it_and_leaves_it_as_it_was():
+    # Refresh after refresh of several sources: records change in place (most refreshes), users come
+    # and go, one user turns up in two sources. Each merge given the snapshot before is the merge
+    # without it, and the snapshot before is never changed (the recorder may still be reading it).
+    rng = random.Random(11)
+    reports = [(f"s{k}", [usage(f"s{k}-u{i}", requests=i) for i in range(20)]) for k in range(3)]
+    previous = None
+    for step in range(50):
+        reports = [(name, list(users)) for name, users in reports]
+        action = step % 5
+        for _, users in reports:
+            for i in rng.sample(range(len(users)), 3):  # a few records change
+                users[i] = usage(users[i].user_id, requests=rng.randrange(1000))
+        if action == 3:  # a user leaves one source and another arrives
+            users = reports[rng.randrange(3)][1]
+            users.pop(rng.randrange(len(users)))
+            users.append(usage(f"new{step}"))
+        elif action == 4 and step % 10 == 4:  # a user is reported by two sources for a while
+            reports[1][1].append(usage(reports[0][1][0].user_id, requests=5))
+        ids = [[u.user_id for u in users] for _, users in reports]
+        before = (dict(previous.by_id), dict(previous.origins)) if previous is not None else None
+        snapshot = merge(reports, ids=ids, seq=step, timestamp=BASE_TIME, sources=[], previous=previous)
+        fresh = merged(*reports)
+        assert list(snapshot.by_id.items()) == list(fresh.by_id.items()), step
+        assert snapshot.users == fresh.users and snapshot.origins == fresh.origins, step
+        assert snapshot.parts == fresh.parts, step
+        if previous is not None:
+            assert (previous.by_id, previous.origins) == before, step
+            if action in (0, 1, 2) and not previous.parts:  # the same users: the snapshot before updated
+                assert snapshot.origins is previous.origins, step
+        previous = snapshot

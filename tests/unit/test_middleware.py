@@ -1,5 +1,5 @@
-"""Middleware: the Content-Security-Policy every answer carries (pages, the admin, the login, the JSON API, 404s),
-and the client's address behind trusted proxies."""
+"""Middleware: the Content-Security-Policy every answer carries (pages, the admin, the login, the JSON API, 404s;
+a host's kept policy never given to another), and the client's address behind trusted proxies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from django.urls import path
 
-from usermetrics.middleware import client_address
+from usermetrics.middleware import POLICY_HOSTS, client_address
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,7 +99,12 @@ def more_sources(request: HttpRequest) -> HttpResponse:
     return HttpResponse("more")
 
 
-urlpatterns = [path("own-policy/", own_policy), path("more-sources/", more_sources)]
+def plain(request: HttpRequest) -> HttpResponse:
+    """A view that leaves the policy to the middleware."""
+    return HttpResponse("plain")
+
+
+urlpatterns = [path("own-policy/", own_policy), path("more-sources/", more_sources), path("plain/", plain)]
 
 
 async def test_csp_a_view_that_sets_its_own_policy_keeps_it(db, settings):
@@ -118,6 +123,37 @@ def test_csp_a_view_that_adds_a_source_gets_it_with_the_websocket_host(db, setti
         response = Client().get("/more-sources/", HTTP_HOST=host)
         connect = {"'self'", "https://events.example", f"ws://{host}", f"wss://{host}"}
         assert parsed(response[HEADER]) == {**policy_for(host), "connect-src": connect}
+
+
+def test_csp_a_plain_answer_gets_its_own_hosts_policy_every_time(db, settings):
+    # The policy of a plain answer is built once per host and kept: one client (one middleware
+    # chain) asking from host to host, and back, never gets another host's websockets.
+    settings.ROOT_URLCONF = __name__
+    settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+    client = Client()
+    for host in ("testserver", "localhost", "testserver", "127.0.0.1:8000", "localhost"):
+        response = client.get("/plain/", HTTP_HOST=host)
+        assert parsed(response[HEADER]) == policy_for(host)
+
+
+def test_csp_views_with_their_own_policy_keep_it_once_the_hosts_policy_is_kept(db, settings):
+    settings.ROOT_URLCONF = __name__
+    client = Client()
+    assert parsed(client.get("/plain/")[HEADER]) == policy_for("testserver")
+    assert client.get("/own-policy/")[HEADER] == "default-src 'none'; frame-ancestors 'self'"
+    connect = {"'self'", "https://events.example", "ws://testserver", "wss://testserver"}
+    assert parsed(client.get("/more-sources/")[HEADER]) == {**policy_for("testserver"), "connect-src": connect}
+    assert parsed(client.get("/plain/")[HEADER]) == policy_for("testserver")
+
+
+def test_csp_more_hosts_than_are_kept_still_get_their_policy(db, settings):
+    settings.ROOT_URLCONF = __name__
+    settings.ALLOWED_HOSTS = [".example.com"]
+    client = Client()
+    for i in range(POLICY_HOSTS + 5):
+        host = f"h{i}.example.com"
+        assert parsed(client.get("/plain/", HTTP_HOST=host)[HEADER]) == policy_for(host)
+    assert parsed(client.get("/plain/", HTTP_HOST="h70.example.com")[HEADER]) == policy_for("h70.example.com")
 
 
 @pytest.mark.parametrize(

@@ -355,3 +355,26 @@ async def test_nat_stream_a_stream_deleted_under_the_reader_is_read_again_after_
         assert totals((await reader.fetch()).users) == {"bob": 1}
     finally:
         await reader.aclose()
+
+
+async def test_nat_stream_a_rebuild_that_fails_keeps_the_extras_of_the_users_it_keeps(deployment, monkeypatch):
+    # A reader that lost its place reads the stream again and fails on the way (Redis went away, or
+    # the fetch timed out): the monitor keeps its last users, stale, and their extras with them.
+    await deployment.requests(0, "alice", 2)
+    await deployment.report()
+    now = [0.0]
+    reader = source(deployment.stream, interval=1.0, clock=lambda: now[0])
+    monitor = MonitorService([reader])
+    try:
+        assert set((await monitor.refresh()).extras) == {"alice"}
+        now[0] = 10.0  # more than three intervals since it last read: the next fetch starts over
+
+        async def away(*_: object, **__: object) -> None:
+            raise ConnectionError("Redis went away")
+
+        monkeypatch.setattr(reader._client(), "xrange", away)
+        snapshot = await monitor.refresh()
+        assert snapshot.sources[0].state == "stale" and [u.user_id for u in snapshot.users] == ["alice"]
+        assert set(snapshot.extras) == {"alice"}
+    finally:
+        await reader.aclose()

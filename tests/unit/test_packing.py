@@ -14,6 +14,7 @@ from usermetrics.board_wire import board_decode, board_encode
 from usermetrics.extras import Extras
 from usermetrics.merging import merge
 from usermetrics.packing import BoardCache, board_build
+from usermetrics.selection import board_order
 from usermetrics.snapshot import SourceHealth, totals
 
 
@@ -125,3 +126,53 @@ def test_packing_extras_of_a_board_without_any():
     assert board.extras_of(users[0].user_id) is None
     assert list(board.columns["queued"]) == [0] * len(users)
     assert set(board.columns["p50_ms"]) == {NO_PERCENTILE}
+
+
+def test_packing_several_sources_merged_on_the_snapshot_before_pack_like_a_fresh_board():
+    # The refresh as the monitor runs it: each merge given the snapshot before (most refreshes the
+    # same users: origins carried), users leaving and arriving now and then.
+    rng = random.Random(5)
+    reports = [(f"s{k}", [usage(f"s{k}-u{i}", requests=i) for i in range(15)]) for k in range(3)]
+    sources = [SourceHealth(name=name, kind="t", per_user_workflow_timeout=600) for name, _ in reports]
+    cache, previous = BoardCache(), None
+    for step in range(30):
+        reports = [(name, list(users)) for name, users in reports]
+        for _, users in reports:
+            i = rng.randrange(len(users))
+            users[i] = usage(users[i].user_id, requests=rng.randrange(1000), active=rng.randrange(2))
+        if step % 7 == 6:
+            reports[rng.randrange(3)][1].pop(0)
+            reports[rng.randrange(3)][1].append(usage(f"new{step}"))
+        ids = [[u.user_id for u in users] for _, users in reports]
+        snapshot = merge(reports, ids=ids, seq=step, timestamp=BASE_TIME, sources=sources, previous=previous)
+        board = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=cache)
+        fresh = board_build(merge(reports, seq=step, timestamp=BASE_TIME, sources=sources), producer="p",
+                            published_at=BASE_TIME, cache=BoardCache())  # fmt: skip
+        assert board.body == fresh.body and board.ids == fresh.ids
+        for name in fresh.columns:
+            assert list(board.columns[name]) == pytest.approx(list(fresh.columns[name]), nan_ok=True), (step, name)
+        previous = snapshot
+
+
+def test_packing_a_build_that_failed_after_packing_carries_nothing_of_other_users_to_the_next(monkeypatch):
+    # A build can fail after its users were packed (out of memory at a million users, say): the next
+    # board, of the users of that failed one, must not take the index and orders of the board before
+    # it, which had other users.
+    cache = BoardCache()
+    sources = [SourceHealth(name="s", kind="t")]
+
+    def build(users):
+        snapshot = merge([("s", users)], seq=1, timestamp=BASE_TIME, sources=sources)
+        return board_build(snapshot, producer="p", published_at=BASE_TIME, cache=cache)
+
+    first = build([usage("a"), usage("b")])
+    first.index  # noqa: B018 (worked out, as every face's first page does)
+    board_order(first, "user_id")
+    others = [usage("c"), usage("a"), usage("b")]
+    with monkeypatch.context() as patched:
+        patched.setattr(BoardCache, "pack_extras", lambda *_: (_ for _ in ()).throw(MemoryError()))
+        with pytest.raises(MemoryError):
+            build(others)
+    board = build(others)
+    assert board.index == {"c": 0, "a": 1, "b": 2}
+    assert board_order(board, "user_id") == [1, 2, 0]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import timedelta
 
 from tests.support.factories import BASE_TIME, health, merged, record
 from usermetrics.merging import merge
+from usermetrics.packing import BoardCache, board_build
 from usermetrics.snapshot import is_active, totals
 
 
@@ -63,3 +66,33 @@ def test_snapshot_json_all_is_the_nat_document():
     assert snapshot.json_all is snapshot.json_all
     doc = snapshot.response()
     assert doc.total_active_users == 2 and [u.user_id for u in doc.users] == ["a", "b"]
+
+
+def test_snapshot_evictions_column_is_the_one_rule_for_every_user_of_several_sources():
+    # The column worked out for all users at once is evicted_at, user by user: sources with
+    # different timeouts and one unknown, users merged across sources or repeated within one, in flight.
+    rng = random.Random(3)
+    for step in range(40):
+        reports = []
+        for k in range(rng.randint(1, 4)):
+            users = []
+            for _ in range(rng.randint(0, 12)):
+                busy = rng.random() < 0.2
+                users.append(
+                    record(
+                        f"u{rng.randrange(25)}",
+                        session={
+                            "last_activity": BASE_TIME + timedelta(seconds=rng.randrange(600)),
+                            "ref_count": int(busy),
+                            "is_active": busy,
+                        },
+                    )
+                )
+            reports.append((f"s{k}", users))
+        timeouts = {f"s{k}": rng.choice([None, 600.0, 1800.0]) for k in range(len(reports))}
+        snapshot = merged(*reports, timeouts={name: t for name, t in timeouts.items() if t is not None})
+        board = board_build(snapshot, producer="p", published_at=BASE_TIME, cache=BoardCache())
+        for i, uid in enumerate(board.ids):
+            expected = snapshot.evicted_at(uid)
+            got = board.columns["evicted_at"][i]
+            assert math.isnan(got) if expected is None else got == expected.timestamp(), (step, uid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import add
 
 from usermetrics.models import LlmModel
 from usermetrics.models.fields import db_text, db_text_loaded
@@ -82,9 +83,11 @@ class TokenColumns:
         tokens, cost, unpriced = priced(d, self.table or price_table_get())
         ids = self.ids.ids_of(model for model, _ in d.llm)
         by_id = [(ids[model], usage) for model, usage in d.llm]
-        per_model: dict[int | str, list[int]] = {}
-        for model_id, usage in by_id:  # two names may share an id (cut to the column alike)
-            mine = per_model.get(model_id)
-            per_model[model_id] = list(usage) if mine is None else [a + b for a, b in zip(mine, usage, strict=True)]
+        per_model: dict[int | str, list[int]] = {model_id: list(usage) for model_id, usage in by_id}
+        if len(per_model) < len(by_id):  # two names share an id (cut to the column alike): add them up
+            per_model = {}
+            for model_id, usage in by_id:
+                have = per_model.get(model_id)
+                per_model[model_id] = list(usage) if have is None else list(map(add, have, usage))
         result.add_tokens(TokenSum(per_model, d.tool_calls, unpriced, cost))
         return (tokens if d.llm else None), (cost if d.llm else None), encode(by_id, d.tool_calls, unpriced)

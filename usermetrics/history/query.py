@@ -18,7 +18,7 @@ from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife,
 
 from .latency import ExtrasSum, summed
 from .rollup import HOUR, floor_hour
-from .samples import chunks, lives_of
+from .samples import chunks, lives_of, rows_of
 
 # The window's percentiles as documents name them (``WindowStats.percentiles``'s order).
 PERCENTILE_KEYS = ("p50_ms", "p95_ms", "p99_ms")
@@ -177,11 +177,12 @@ def _extras_of_users(ranges: list[tuple[Any, dict[str, Any]]], lives: dict[int, 
     Summed here, not in SQL: a histogram is a column of bytes. Only rows that have one are read.
     """
     by_life: dict[int, list[bytes]] = {}
+    count = None if lives is None else len(lives)
     for model, lookup in ranges:
         query = model.objects.filter(**lookup, extras__isnull=False)
         parts = [query] if lives is None else [query.filter(life_id__in=p) for p in chunks(list(lives), 500)]
         for part in parts:
-            for life_id, raw in part.values_list("life_id", "extras").iterator(chunk_size=2000):
+            for life_id, raw in rows_of(part.values_list("life_id", "extras"), lives=count):
                 by_life.setdefault(life_id, []).append(raw)
     if lives is None:
         lives = {}

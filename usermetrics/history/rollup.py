@@ -13,6 +13,7 @@ from usermetrics.conf import HistoryConfig
 from usermetrics.models import SourceSample, TotalsHourly, TotalsSample, UserHourly, UserLife, UserSample
 
 from .latency import ExtrasSum, decode, encode_sum
+from .partitions import drop_before, ensure_ahead, ensure_days
 from .tokens import TokenSum, add_into
 from .tokens import encode_sum as encode_tokens
 
@@ -78,6 +79,7 @@ def rollup(*, now: datetime, batch_size: int = 1000) -> int:
     user_llm = _hourly_tokens(UserSample.objects.filter(**window).values_list("life_id", "ts", "llm"), by_key=True)
     total_llm = _hourly_tokens(TotalsSample.objects.filter(**window).values_list("id", "ts", "llm"), by_key=False)
     with transaction.atomic():
+        ensure_days(UserHourly, start, end - HOUR)
         hours = [
             TotalsHourly(
                 hour=t["hour"],
@@ -174,17 +176,27 @@ def _empty_hour(hour: datetime) -> TotalsHourly:
 
 
 def prune(*, now: datetime, raw_retention: timedelta, rollup_retention: timedelta) -> dict[str, int]:
-    """Delete raw samples older than ``raw_retention`` and roll-ups and ended lives older than ``rollup_retention``."""
+    """Delete raw samples older than ``raw_retention`` and roll-ups and ended lives older than ``rollup_retention``.
+
+    The per-user tables partitioned by day (PostgreSQL, ``partitions``) lose whole days instead:
+    ``partitions`` counts the days dropped, and their rows stay until their whole day is past the cut.
+    """
     raw_cut, rollup_cut = now - raw_retention, now - rollup_retention
     # Raw rows go only once their hour is rolled up (a dashboard down for days rolls up first).
     rolled = TotalsHourly.objects.aggregate(m=Max("hour"))["m"]
     raw_cut = min(raw_cut, rolled + HOUR) if rolled is not None else raw_cut
-    out = {
-        "samples": UserSample.objects.filter(ts__lt=raw_cut).delete()[0],
+    out = {"partitions": 0}
+    for key, model, cut, lookup in (
+        ("samples", UserSample, raw_cut, {"ts__lt": raw_cut}),
+        ("user_hours", UserHourly, rollup_cut, {"hour__lt": rollup_cut}),
+    ):
+        dropped = drop_before(model, cut)
+        out["partitions"] += dropped or 0
+        out[key] = model.objects.filter(**lookup).delete()[0] if dropped is None else 0
+    out |= {
         "totals": TotalsSample.objects.filter(ts__lt=raw_cut).delete()[0],
         # Source health is raw history too: the same retention (sources have no roll-ups).
         "sources": SourceSample.objects.filter(ts__lt=raw_cut).delete()[0],
-        "user_hours": UserHourly.objects.filter(hour__lt=rollup_cut).delete()[0],
         "total_hours": TotalsHourly.objects.filter(hour__lt=rollup_cut).delete()[0],
     }
     out["lives"] = UserLife.objects.filter(ended_at__lt=rollup_cut).delete()[0]
@@ -192,7 +204,8 @@ def prune(*, now: datetime, raw_retention: timedelta, rollup_retention: timedelt
 
 
 def maintain(config: HistoryConfig, *, now: datetime) -> dict[str, int]:
-    """Roll up complete hours, then prune what is older than the retention periods."""
+    """Make the coming days' partitions, roll up complete hours, then prune what is older than the retention periods."""
+    ensure_ahead(now)
     rolled = rollup(now=now, batch_size=config.batch_size)
     pruned = prune(now=now, raw_retention=config.raw_retention, rollup_retention=config.rollup_retention)
     return {"rolled_hours": rolled, **pruned}

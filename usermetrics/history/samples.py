@@ -14,6 +14,7 @@ from usermetrics.models import TotalsSample, UserLife, UserSample, user_key
 from usermetrics.snapshot import Snapshot
 
 from .latency import Cumulative, ExtrasSum, encode_sum
+from .partitions import ensure_days
 from .tokens import LlmCumulative, TokenSum
 from .tokens import encode_sum as encode_tokens
 
@@ -153,6 +154,16 @@ def counters_stored(row: UserLife | UserSample) -> Counters:
     return Counters._make(getattr(row, name) for name in COUNTER_FIELDS)
 
 
+# Up to this many lives (a user's page), a query's rows come in one round trip; more (a page of the list,
+# everyone) stream through a server-side cursor, which costs three or four round trips on PostgreSQL.
+FEW_LIVES = 20
+
+
+def rows_of(query: Any, *, lives: int | None) -> Iterable[Any]:
+    """The rows of ``query`` (a ``values_list``), fetched at once for ``lives`` up to ``FEW_LIVES``, else streamed."""
+    return iter(query) if lives is not None and lives <= FEW_LIVES else query.iterator(chunk_size=2000)
+
+
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     """``items`` in lists of at most ``size`` (bounds the parameters of one query)."""
     for start in range(0, len(items), size):
@@ -176,6 +187,7 @@ def insert_samples(rows: list[tuple[Any, ...]], *, ts: datetime, batch_size: int
     columns = ", ".join(quote(c) for c in SAMPLE_COLUMNS)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            ensure_days(UserSample, ts, ts)  # the day's partition, should the maintenance pass not have made it
             # COPY streams the rows in one command; executemany and long VALUES lists spend
             # their time in the driver's client-side parameter binding instead.
             # The driver's cursor, so its errors are wrapped into Django's (IntegrityError ...) here.

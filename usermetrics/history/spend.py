@@ -19,7 +19,7 @@ from usermetrics.models import TotalsHourly, TotalsSample, UserHourly, UserLife,
 
 from .llm_models import model_names
 from .query import ranges_of
-from .samples import chunks, lives_of
+from .samples import chunks, lives_of, rows_of
 from .tokens import TokenSum, add_into
 
 # What a window's tokens and cost are sorted by (``window_totals``' pair): the list's sort keys.
@@ -37,7 +37,7 @@ def window_tokens(*, window: timedelta, user_ids: Iterable[str], now: datetime |
     for model, lookup in ranges_of(now - window, now, raw=UserSample, hourly=UserHourly):
         for part in chunks(list(lives), 500):
             rows = model.objects.filter(**lookup, life_id__in=part, llm__isnull=False)
-            for life_id, raw, cost in rows.values_list("life_id", "llm", "d_cost").iterator(chunk_size=2000):
+            for life_id, raw, cost in rows_of(rows.values_list("life_id", "llm", "d_cost"), lives=len(lives)):
                 total = by_life.setdefault(life_id, TokenSum())
                 add_into(raw, total)
                 total.cost_nano += cost or 0

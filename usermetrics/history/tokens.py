@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import sub
+from operator import add, sub
 
 from usermetrics.extras import NO_USAGE, Extras, Usage
 from usermetrics.prices import PriceTable
 
-from .varints import varint_next, varint_put
+from .varints import varint_next, varint_put, varints_put
 
 NANO = 1_000_000_000  # nano-units of the currency in one unit
 TOTAL = 5  # where the total tokens are in a ``Usage``
@@ -89,13 +89,10 @@ class TokenSum:
 
     def add(self, other: TokenSum) -> None:
         """Add ``other``'s changes."""
+        mine = self.by_model
         for model, counts in other.by_model.items():
-            mine = self.by_model.get(model)
-            if mine is None:
-                self.by_model[model] = list(counts)
-            else:
-                for i, n in enumerate(counts):
-                    mine[i] += n
+            have = mine.get(model)
+            mine[model] = list(counts) if have is None else list(map(add, have, counts))  # in C: runs per sample
         self.tool_calls += other.tool_calls
         self.unpriced += other.unpriced
         self.cost_nano += other.cost_nano
@@ -171,16 +168,13 @@ def priced(d: LlmCumulative, table: PriceTable) -> tuple[int, int, int]:
 def encode(by_model: Iterable[tuple[int, Usage]], tool_calls: int, unpriced: int) -> bytes:
     """The ``llm`` column: varints Δtool calls, Δunpriced tokens, then (model id, six counts) per model; b"": none."""
     out = bytearray()
+    varints_put((tool_calls, unpriced), out)
     for model, usage in by_model:
         varint_put(model, out)
-        for n in usage:
-            varint_put(max(0, n), out)
-    if not out and not tool_calls and not unpriced:
+        varints_put(usage, out)
+    if len(out) == 2 and not tool_calls and not unpriced:
         return b""
-    head = bytearray()
-    varint_put(max(0, tool_calls), head)
-    varint_put(max(0, unpriced), head)
-    return bytes(head + out)
+    return bytes(out)
 
 
 def _varints(data: bytes) -> list[int]:

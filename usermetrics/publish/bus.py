@@ -8,6 +8,7 @@ is, and a pub/sub message wakes the faces, which then fetch it once each.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from dataclasses import dataclass
@@ -74,8 +75,9 @@ class RedisBus:
         meta = json.dumps(
             {"producer": board.producer, "seq": board.seq, "published_at": board.published_at.isoformat()}
         )
+        data = await asyncio.to_thread(board_encode, board)  # hundreds of ms at a million users: off the loop
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.key, board_encode(board))
+            pipe.set(self.key, data)
             pipe.set(self.meta_key, meta)
             pipe.publish(self.channel, meta)
             await pipe.execute()

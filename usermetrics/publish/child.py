@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from usermetrics.board import Board
-from usermetrics.board_wire import board_decode, board_encode
+from usermetrics.board_wire import board_encode
 from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
 
 from .bus import LocalBus, Published
+from .follower import board_receive
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,8 @@ class ChildProducer:
                 kind, payload = await message_read(reader)
                 if kind == BOARD:
                     assert self.bus is not None
-                    board = await asyncio.to_thread(board_decode, payload)  # tens of MB at 100k: off the loop
+                    # Tens of MB at 100,000 users: decoded off the loop.
+                    board = await asyncio.to_thread(board_receive, payload, self.bus.latest())
                     await self.bus.publish(board)
                     if self.arrived is not None:
                         self.arrived(board)
@@ -227,7 +229,8 @@ class ParentLink:
 
     async def publish(self, board: Board) -> None:
         """Hand ``board`` to the parent (its bytes; the parent decodes off its loop)."""
-        await message_write(self._writer, BOARD, board_encode(board))
+        data = await asyncio.to_thread(board_encode, board)  # off the loop, as on Redis
+        await message_write(self._writer, BOARD, data)
 
     async def last_published(self) -> Published | None:
         """Nothing to continue from: each child is a new producer (its own name), numbering from 1."""

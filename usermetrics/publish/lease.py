@@ -9,7 +9,10 @@ there is one producer per process and ``LocalLease`` always leads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -39,6 +42,9 @@ class LocalLease:
     async def hold(self) -> bool:
         """Lead (always)."""
         return True
+
+    async def keep(self, *, longest: float) -> None:
+        """Nothing to renew."""
 
     async def release(self) -> None:
         """Nothing to give back."""
@@ -79,6 +85,32 @@ class RedisLease:
             return False
         self._error = None
         return self.leading
+
+    async def keep(
+        self,
+        *,
+        longest: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Renew the lease every third of its time to live while we lead, for at most ``longest`` seconds.
+
+        Runs beside a refresh: a refresh that takes longer than the time to live (a million users
+        on a busy machine) keeps its lease instead of losing it to a standby, which would start
+        its own refresh from nothing and lose the lease in turn. A refresh stuck for ``longest``
+        stops renewing, and its lease runs out as a dead leader's does.
+        """
+        every = self.ttl_ms / 3000
+        end = clock() + longest
+        while self.leading and clock() + every <= end:
+            await sleep(every)
+            renewal = asyncio.ensure_future(self.hold())
+            try:
+                await asyncio.shield(renewal)
+            except asyncio.CancelledError:
+                # Stopped mid-renewal: Redis may have done it already, so its answer says whether we lead.
+                await renewal
+                raise
 
     async def leader(self) -> str | None:
         """Who holds the lease now (None: nobody)."""

@@ -16,6 +16,7 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Protocol
 
 from usermetrics.alerts.engine import AlertEngine
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 # itself, the collector scans every object of a 100,000-user refresh (a million and more) at
 # random points of a refresh.
 FULL_COLLECTION_EVERY = 100
+
+# How long a refresh may keep its lease by renewing it, in refresh intervals: past that it is stuck,
+# and a standby may take over.
+KEEP_LEASE_INTERVALS = 6
 
 # ``send(face, message)``: one face's frames of a refresh (``feed.builder.face_messages``).
 Sender = Callable[[str, dict[str, object]], Awaitable[None]]
@@ -72,6 +77,10 @@ class Lease(Protocol):
 
     async def hold(self) -> bool:
         """Renew or take the lease; whether we lead."""
+        ...
+
+    async def keep(self, *, longest: float) -> None:
+        """Renew the lease while a refresh runs, for at most ``longest`` seconds."""
         ...
 
     async def release(self) -> None:
@@ -136,6 +145,35 @@ class Producer:
                 self.monitor.seq_from(last.seq)
             self._continued = True
         started = time.perf_counter()
+        # A refresh longer than the lease's time to live keeps the lease (a stuck one, for so long only).
+        keeper = asyncio.create_task(self.lease.keep(longest=KEEP_LEASE_INTERVALS * self.interval))
+        try:
+            board, snapshot, names = await self._refresh_and_pack()
+        finally:
+            keeper.cancel()
+            # Waits for it without swallowing a cancellation of this refresh meanwhile (a shutdown).
+            (kept,) = await asyncio.gather(keeper, return_exceptions=True)
+            if isinstance(kept, Exception):
+                raise kept
+        frames = await self._frames_build(board, self.board)  # ready before publishing: they leave right after
+        if not await self.lease.hold():
+            return None  # lost the lease while refreshing: the new leader publishes and records
+        await self.bus.publish(board)
+        self.board = board
+        self.published += 1
+        await self._frames_send(board, frames)
+        rec = self.recorder
+        if rec is not None:
+            await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
+        if self.alerts is not None:
+            # Hands the refresh to the alerts thread; never waits.
+            window_p95 = self.flag_tracker.latency_p95() if self.flag_tracker is not None else None
+            await self.alerts(snapshot, names, window_p95=window_p95)
+        self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
+        return board
+
+    async def _refresh_and_pack(self) -> tuple[Board, Snapshot, Mapping[str, list[str]]]:
+        """Refresh the sources, pack the board and set its flags: the board, the snapshot and the flags."""
         snapshot = await self.monitor.refresh()
         rec = self.recorder
         meta = {
@@ -149,34 +187,15 @@ class Producer:
             **(histogram_meta(rec.observed_histogram, rec.observed_histogram_ms) if rec else {}),
             **(self.alerts.meta() if self.alerts is not None else {}),  # the alerts firing (usermetrics.firing)
         }
-        board = board_build(
-            snapshot,
-            producer=self.name,
-            published_at=self.clock(),
-            cache=self.cache,
-            flag_names=FLAG_STATES,
-            meta=meta,
-        )
+        # In a thread, as the merge: seconds at a million users on a busy machine, while the lease is kept.
+        build = partial(board_build, producer=self.name, published_at=self.clock(), cache=self.cache)
+        board = await asyncio.to_thread(build, snapshot, flag_names=FLAG_STATES, meta=meta)
         # The flags are found from the board's columns, then set on it.
         if self.flag_tracker is not None and self.alerts is not None:
             self.flag_tracker.percentiles = self.alerts.reads_percentiles
         names = await self.flag_tracker.flags(snapshot, board) if self.flag_tracker is not None else {}
         board.flags_set(names)
-        frames = await self._frames_build(board, self.board)  # ready before publishing: they leave right after
-        if not await self.lease.hold():
-            return None  # lost the lease while refreshing: the new leader publishes and records
-        await self.bus.publish(board)
-        self.board = board
-        self.published += 1
-        await self._frames_send(board, frames)
-        if rec is not None:
-            await rec(snapshot)  # hands the snapshot to the writer thread; never waits for the database
-        if self.alerts is not None:
-            # Hands the refresh to the alerts thread; never waits.
-            window_p95 = self.flag_tracker.latency_p95() if self.flag_tracker is not None else None
-            await self.alerts(snapshot, names, window_p95=window_p95)
-        self.last_refresh_ms = round((time.perf_counter() - started) * 1000, 2)
-        return board
+        return board, snapshot, names
 
     async def refresh(self) -> Snapshot:
         """One refresh now, published; the monitor's snapshot (tests and one-off runs)."""

@@ -13,6 +13,7 @@ from usermetrics.history.ended import ended_select, ended_user_get
 from usermetrics.history.lives import is_new_life
 from usermetrics.history.query import window_stats
 from usermetrics.history.samples import Counters, delta
+from usermetrics.merging import merge
 from usermetrics.models import TotalsSample, UserLife, UserSample
 from usermetrics.runtime import SessionManager
 from usermetrics.sources import LocalSource
@@ -112,6 +113,18 @@ def test_history_lives_evicted_user_stays_as_ended_with_last_values():
     assert UserLife.objects.get(user_id="a", ended_at__isnull=True).life == 2
 
 
+def test_history_lives_one_user_leaving_as_another_joins_ends_the_one_that_left():
+    rec = recorder()
+    a, b, c = usage("a", total=1), usage("b", total=2), usage("c", total=3)
+    rec.record(snapshot(T0, [a, b]))
+    result = rec.record(snapshot(T0 + MIN, [a, c]))  # as many users as before, "a" the very same record
+    assert (result.ended, result.new_lives) == (1, 1)
+    assert UserLife.objects.get(user_id="b").ended_at == T0 + MIN
+    result = rec.record(snapshot(T0 + 2 * MIN, [a, usage("c", total=4)]))  # one changed, nobody left
+    assert (result.ended, result.samples) == (0, 1)
+    assert UserLife.objects.filter(ended_at__isnull=True).count() == 2
+
+
 def test_history_lives_a_source_gap_reopens_the_same_life():
     rec = recorder()
     rec.record(snapshot(T0, [usage("a", total=4)]))
@@ -173,3 +186,28 @@ async def test_history_lives_user_evicted_by_a_real_session_manager_is_ended_the
         assert await sync_to_async(ended_user_get)(user_id="ada") is None
     finally:
         await manager.aclose()
+
+
+def test_history_lives_takes_the_merges_word_for_who_changed_only_after_the_snapshot_it_saw():
+    # A merge that updates the snapshot before says which records changed; the recorder takes that
+    # instead of comparing everyone, but only when it wrote that very snapshot before (it may skip
+    # some: the newest wins), and records what comparing would have.
+    def merged(ts, users, previous):
+        return merge([("demo", users)], ids=[[u.user_id for u in users]], seq=1, timestamp=ts, sources=[],
+                     previous=previous)  # fmt: skip
+
+    users = [usage(f"u{i}", total=1, avg=10) for i in range(5)]
+    rec = recorder()
+    first = merged(T0, list(users), None)  # a source hands a new list each time
+    rec.record(first)
+    users[1] = usage("u1", total=2, avg=10)
+    second = merged(T0 + MIN, list(users), first)
+    assert second.changed is not None and list(second.changed[0]) == ["u1"] and second.changed[1] is first.by_id
+    assert rec.record(second).samples == 1
+    users[2] = usage("u2", total=2, avg=10)
+    third = merged(T0 + 2 * MIN, list(users), second)
+    users[3] = usage("u3", total=2, avg=10)
+    fourth = merged(T0 + 3 * MIN, list(users), third)  # the recorder skips the third
+    assert list(fourth.changed[0]) == ["u3"]
+    assert rec.record(fourth).samples == 2  # u2 and u3: it compared, as it did not see the third
+    assert UserSample.objects.filter(life__user_id="u2").count() == 2

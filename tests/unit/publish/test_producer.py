@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -92,3 +93,32 @@ async def test_publish_producer_standby_publishes_nothing_and_a_taker_continues_
     taken = await standby.tick()
     assert taken is not None and taken.seq == 3 and taken.producer == "standby"
     await standby.close()
+
+
+class _LeaseSlowToLetGo(LocalLease):
+    """A lease whose keeper takes a step of the loop to stop (as a Redis command cut short closes its connection)."""
+
+    def __init__(self) -> None:
+        self.letting_go = asyncio.Event()
+
+    async def keep(self, *, longest: float) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.letting_go.set()
+            await asyncio.Event().wait()  # cancelled again only by whoever cancels the producer
+            raise
+
+
+async def test_publish_producer_cancelled_while_its_keeper_stops_is_cancelled_and_publishes_nothing():
+    # Cancelling the producer (shutting down) while it waits for its lease keeper to stop must
+    # cancel it: a refresh that goes on to publish, and a run loop that never ends, are not a stop.
+    sent: list[tuple[str, dict[str, Any]]] = []
+    producer = _producer({"face-1": {FIRST.group: FIRST}}, sent)
+    lease = producer.lease = _LeaseSlowToLetGo()
+    tick = asyncio.create_task(producer.tick())
+    await lease.letting_go.wait()  # the refresh is done; the producer now waits for its keeper
+    tick.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tick
+    assert producer.published == 0 and sent == []
