@@ -18,7 +18,7 @@ core it used), the peak resident memory of each
 process (VmHWM). Needs wrk and Redis (``REDIS_URL``, default redis://127.0.0.1:6379/0); the
 history goes to PostgreSQL when ``DATABASE_URL`` names one, else SQLite.
 Usage: .venv/bin/python bench/scale.py [--sources 1] [--users 100000] [--moving 0.1] [--seconds 60]
-       [--interval 5] [--only scaled|embedded]
+       [--interval 5] [--only scaled|embedded] [--no-history]
 """
 
 from __future__ import annotations
@@ -192,6 +192,8 @@ def run(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         "USERMETRICS_LOG_LEVEL": "WARNING",
         "USERMETRICS_REDIS_PREFIX": prefix,
     }
+    if args.no_history:  # the producer's own work alone: no recorder thread beside the refresh
+        extra["USERMETRICS_HISTORY"] = "0"
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         extra["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/bench_scale_{os.getpid()}"
         subprocess.run(
@@ -304,6 +306,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--only", choices=("scaled", "embedded"))
+    parser.add_argument("--no-history", action="store_true", help="run the producer without recording history")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
