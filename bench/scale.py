@@ -18,7 +18,7 @@ core it used), the peak resident memory of each
 process (VmHWM). Needs wrk and Redis (``REDIS_URL``, default redis://127.0.0.1:6379/0); the
 history goes to PostgreSQL when ``DATABASE_URL`` names one, else SQLite.
 Usage: .venv/bin/python bench/scale.py [--sources 1] [--users 100000] [--moving 0.1] [--seconds 60]
-       [--interval 5] [--only scaled|embedded] [--no-history]
+       [--interval 5] [--only scaled|embedded] [--no-history] [--settle SECONDS]
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def run(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         began = time.perf_counter()
         wait_until(serving, what="every user served", deadline=600)
         ready_s = time.perf_counter() - began
-        time.sleep(2 * interval)  # past the first (cold) refreshes
+        time.sleep(args.settle if args.settle is not None else 2 * interval)  # past the first (cold) refreshes
         boards = Boards(client, prefix) if kind == "scaled" else None
         if boards:
             boards.start()
@@ -307,6 +307,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--only", choices=("scaled", "embedded"))
     parser.add_argument("--no-history", action="store_true", help="run the producer without recording history")
+    parser.add_argument("--settle", type=float, help="seconds from all users served to the load (default: 2 refreshes)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
