@@ -5,7 +5,7 @@ change between two refreshes, as in ``bench/scale.py``. Each refresh runs what t
 tick runs on the event loop, stage by stage, on bodies of ``tests/support/fake_nat.py`` (no
 HTTP): each source's body read (``NatBody``, as ``NatHttpSource`` does as the chunks arrive), the
 ids (``merging.ids_of``), ``merging.merge``, ``packing.board_build``, ``board_wire.board_encode``
-(what goes to Redis), and a face's ``follower.board_receive`` (decode, warm, carried from the
+(what goes to Redis), and a face's ``orders.board_receive`` (decode, warm, carried from the
 board before). Printed: the median CPU time (``time.process_time``) of each stage over
 ``--refreshes`` refreshes after two cold ones, the wire's size, the process's peak RSS, and each
 stage's growth against the first scale, measured in the same run (the machine's speed varies).
@@ -32,8 +32,8 @@ from tests.support.fake_nat import FakeNat  # noqa: E402
 from usermetrics.board_wire import board_encode  # noqa: E402
 from usermetrics.merging import ids_of, merge  # noqa: E402
 from usermetrics.nat_body import NatBody  # noqa: E402
+from usermetrics.orders import board_receive  # noqa: E402
 from usermetrics.packing import BoardCache, board_build  # noqa: E402
-from usermetrics.publish.follower import board_receive  # noqa: E402
 from usermetrics.snapshot import SourceHealth  # noqa: E402
 
 # Whether merge() takes the snapshot before, as the monitor gives it since issue 18 (the code before

@@ -5,7 +5,8 @@ at a million users a fresh sort is over half a second of CPU, every refresh, in 
 the interpreter while pages wait. Most refreshes keep the same users and change a few of them, so
 the last board's order, less the users whose value changed, is still in order; those few are
 sorted and put back in their places by bisection. The result is the fresh sort's, exactly: by the
-value (either way), ties in user-id order.
+value (either way), ties in user-id order. ``board_receive`` is a face's (and the embedded parent's)
+one way to take a board off the wire with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from itertools import compress, count
 from operator import ne
 
 from usermetrics.board import Board
-from usermetrics.selection import WINDOW_SORT_KEYS, board_order, memoized
+from usermetrics.board_wire import board_decode
+from usermetrics.selection import DEFAULT_SORT, WINDOW_SORT_KEYS, board_order, memoized
 
 # Past this share of users changed, a fresh sort is cheaper than placing each again.
 CARRY_MAX_SHARE = 1 / 8
@@ -64,3 +66,14 @@ def _ranks(id_order: list[int]) -> list[int]:
     for r, i in enumerate(id_order):
         rank[i] = r
     return rank
+
+
+def board_receive(data: bytes, previous: Board | None) -> Board:
+    """A board off the wire, with what every first page and every user's page needs worked out (the
+    default order, the index of the ids), carried from ``previous`` where its users are the same: run
+    it off the event loop, as at a million users each takes a good part of a second."""
+    board = board_decode(data, previous=previous)
+    if previous is None or not order_carry(board, previous, DEFAULT_SORT):
+        board_order(board, DEFAULT_SORT)
+    board.index  # noqa: B018 (a cached_property: computed here, once, or carried from the last board)
+    return board

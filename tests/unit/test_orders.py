@@ -9,8 +9,7 @@ import pytest
 from tests.support.factories import board_of, usage
 from usermetrics.board import Board
 from usermetrics.board_wire import board_encode
-from usermetrics.orders import order_carry
-from usermetrics.publish.follower import board_receive
+from usermetrics.orders import board_receive, order_carry
 from usermetrics.selection import DEFAULT_SORT, board_order
 
 

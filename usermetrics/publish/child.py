@@ -41,9 +41,9 @@ from typing import Any
 from usermetrics.board import Board
 from usermetrics.board_wire import board_encode
 from usermetrics.feed.subscriptions import Subscription, SubscriptionRegistry
+from usermetrics.orders import board_receive
 
 from .bus import LocalBus, Published
-from .follower import board_receive
 
 logger = logging.getLogger(__name__)
 

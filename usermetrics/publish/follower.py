@@ -26,13 +26,11 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from usermetrics.board import Board
-from usermetrics.board_wire import board_decode
 from usermetrics.clock import Clock, utcnow
 from usermetrics.feed.builder import face_frames
 from usermetrics.feed.subscriptions import SubscriptionDirectory, SubscriptionRegistry
 from usermetrics.humanize import producer_words
-from usermetrics.orders import order_carry
-from usermetrics.selection import DEFAULT_SORT, board_order
+from usermetrics.orders import board_receive
 from usermetrics.snapshot import iso
 
 from .advertiser import Advertiser
@@ -78,17 +76,6 @@ class ProducerState:
             "producer": self.producer,
             "words": self.words,
         }
-
-
-def board_receive(data: bytes, previous: Board | None) -> Board:
-    """A board off the wire, with what every first page and every user's page needs worked out (the
-    default order, the index of the ids), carried from ``previous`` where its users are the same: run
-    it off the event loop, as at a million users each takes a good part of a second."""
-    board = board_decode(data, previous=previous)
-    if previous is None or not order_carry(board, previous, DEFAULT_SORT):
-        board_order(board, DEFAULT_SORT)
-    board.index  # noqa: B018 (a cached_property: computed here, once, or carried from the last board)
-    return board
 
 
 class Follower:
