@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
@@ -19,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 # Seconds between two reads of every user's window stats (the rising and erroring flags).
 FLAGS_REFRESH = 30.0
+# Seconds a refresh waits for such a read at most: at a million users one read can outlast a refresh,
+# and a producer that waited for it stalled (one board in 40 s); it goes on with the stats it has.
+STATS_WAIT = 5.0
 
 
 class FlagTracker:
@@ -29,9 +33,10 @@ class FlagTracker:
     while they cannot be read, the last stats serve.
     """
 
-    def __init__(self, *, every: float = FLAGS_REFRESH) -> None:
-        """Re-read the stats ``every`` seconds."""
+    def __init__(self, *, every: float = FLAGS_REFRESH, wait: float = STATS_WAIT) -> None:
+        """Re-read the stats ``every`` seconds; a refresh waits for a read ``wait`` seconds at most."""
         self.every = every
+        self.wait = wait
         self._stats: dict[str, WindowStats] | None = None
         self._p95: dict[str, float] | None = None
         self._read_at: float | None = None
@@ -69,7 +74,10 @@ class FlagTracker:
         if get_config().history.enabled and (due or (self.percentiles and not self._summed)):
             self._read_at = time.monotonic()
             self._reader.submit(snapshot.timestamp)
-            await self._reader.flush()
+            try:
+                await asyncio.wait_for(self._reader.flush(), timeout=self.wait)
+            except TimeoutError:
+                pass  # a read slower than that (a million users' windows): its stats serve the refreshes after it
         stats = self._stats if get_config().history.enabled else None
         return flagged(snapshot, board, stats, now=snapshot.timestamp)
 

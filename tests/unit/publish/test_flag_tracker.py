@@ -68,3 +68,32 @@ async def test_publish_flag_tracker_reads_the_windowed_p95_as_soon_as_a_rule_nee
     await tracker.flags(snapshot(T0, users), board_of(users))
     assert summed == [False, True]  # then once an hour again
     await tracker.aclose()
+
+
+async def test_publish_flag_tracker_a_slow_read_does_not_hold_the_refresh_the_next_one_takes_it(monkeypatch):
+    # At a million users one read of every user's window stats can take longer than a refresh: the
+    # refresh waits so long only (``wait``), goes on with the stats it has, and a later refresh takes
+    # the read's stats once it is done.
+    release = threading.Event()
+    first, second = {"a": WindowStats()}, {"a": WindowStats(errors=1)}
+    answers = [first, second, second]
+
+    def read(user_ids, *, now, percentiles):
+        answer = answers.pop(0)
+        if answer is second:
+            release.wait(timeout=30)  # a slow read
+        return answer
+
+    used: list[object] = []
+    monkeypatch.setattr(flag_tracker, "flag_stats", read)
+    monkeypatch.setattr(flag_tracker, "flagged", lambda snap, board, stats, *, now: used.append(stats) or {})
+    tracker = FlagTracker(every=0.0, wait=0.05)
+    users = [usage("a")]
+    await tracker.flags(snapshot(T0, users), board_of(users))  # a quick read: waited for
+    await tracker.flags(snapshot(T0, users), board_of(users))  # the slow one: not waited for past 0.05 s
+    assert used == [first, first]
+    release.set()
+    await tracker.aclose()  # the slow read ends
+    await tracker.flags(snapshot(T0, users), board_of(users))
+    assert used[-1] is second  # the read's stats, once done
+    await tracker.aclose()
