@@ -44,6 +44,8 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
+from measure import percentile  # noqa: E402  (bench/measure.py)
+
 from tests.support.daphne import Daphne, Process, Runmonitor, manage, server_env, staff_session, wait_until  # noqa: E402
 from tests.support.fake_nat import FakeNat  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
@@ -78,12 +80,6 @@ async def client(
                 if seq in seen:
                     seen[-seq] = at  # a second copy of the same refresh: counted below
                 seen[seq] = at
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
 async def join(

@@ -42,19 +42,13 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
+from measure import cpu_seconds  # noqa: E402  (bench/measure.py)
+
 from tests.support.daphne import Daphne, Process, Runmonitor, manage, server_env, staff_session, wait_until  # noqa: E402
 from tests.support.fake_companions import FakeCompanions  # noqa: E402
 from tests.support.fake_nat import FakeNat  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
 from usermetrics.board_wire import board_decode  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of the process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime and stime, fields 14 and 15 of stat(5)
 
 
 def last_tick_ms(client: redis.Redis, prefix: str) -> tuple[float, float]:

@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "companion"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
+from measure import peak_rss_mb  # noqa: E402  (bench/measure.py)
+
 from tests.support.fake_nat import FakeNat  # noqa: E402
 from usermetrics.board_wire import board_encode  # noqa: E402
 from usermetrics.merging import ids_of, merge  # noqa: E402
@@ -40,14 +42,6 @@ from usermetrics.snapshot import SourceHealth  # noqa: E402
 # has no such argument: run with BENCH_BEFORE=1 there).
 INCREMENTAL = not os.environ.get("BENCH_BEFORE")
 STAGES = ("read bodies", "ids", "merge", "board_build", "encode", "face decode")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (VmHWM), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def scale_run(sources: int, users: int, moving: float, refreshes: int) -> dict[str, float]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
+from measure import cpu_seconds
 
 from tests.support.daphne import Process, http_get, manage, server_env, staff_session, wait_until
 from tests.support.machine import free_port
@@ -93,12 +94,6 @@ def wrk_run(url: str, *, seconds: int, headers: dict[str, str] | None = None) ->
 def wrk(url: str, *, seconds: int, headers: dict[str, str] | None = None) -> float:
     """Requests per second with 16 connections for ``seconds`` (``wrk_run``)."""
     return wrk_run(url, seconds=seconds, headers=headers)[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time process ``pid`` used so far, user and system (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def loaded(pid: int, url: str, *, seconds: int, headers: dict[str, str] | None = None) -> Figure:

@@ -50,20 +50,13 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
+from measure import cpu_seconds, peak_rss_mb, percentile  # noqa: E402  (bench/measure.py)
+
 from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until  # noqa: E402
 from tests.support.fake_nat import FakeNat  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "bench"))
-from producer import cpu_seconds  # noqa: E402  (bench/producer.py: a process's CPU time)
-
 TOKEN = "bench-token-" + "s" * 30
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident memory so far (VmHWM), in MB."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024
 
 
 def wrk_latency(url: str, *, seconds: int, cookie: str) -> tuple[float, float, float]:
@@ -147,12 +140,6 @@ class UserLoader(threading.Thread):
                     ok = False
                 self.latencies[kind].append((time.perf_counter() - began) * 1000)
                 self.failures[kind] += 0 if ok else 1
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[max(0, int(len(ordered) * q + 0.5) - 1)] if ordered else float("nan")
 
 
 class Boards(threading.Thread):

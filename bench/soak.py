@@ -65,6 +65,8 @@ import django  # noqa: E402
 
 django.setup()  # the test helpers it borrows import the app
 
+from measure import cpu_seconds  # noqa: E402  (bench/measure.py)
+
 from tests.support.daphne import Daphne, Process, Runmonitor, http_get, manage, server_env, staff_session, wait_until  # noqa: E402
 from tests.support.fake_nat import FakeNat  # noqa: E402
 from tests.support.machine import free_port  # noqa: E402
@@ -83,15 +85,6 @@ Timeline = list[tuple[float, dict[str, float]]]  # (seconds into the soak, MB pe
 def user_id(n: int) -> str:
     """The id FakeNat gives its ``n``-th user."""
     return f"user-{n:06d}@example.com"
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of the process so far (all its threads), as bench/producer.py reads it."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime and stime, fields 14 and 15 of stat(5)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
